@@ -1,0 +1,126 @@
+import * as tf from "@tensorflow/tfjs";
+import { describe, expect, it } from "vitest";
+import { aggregateLoss, clippedSurrogate, groupAdvantages, grpoLoss, k3KL, zeroVarianceGroups } from "./grpo.ts";
+
+const close = (actual: readonly number[], expected: readonly number[], digits = 5) => {
+  expect(actual.length).toBe(expected.length);
+  actual.forEach((value, i) => expect(value).toBeCloseTo(expected[i]!, digits));
+};
+const t2 = (rows: number[][]) => tf.tensor2d(rows, undefined, "float32");
+
+describe("groupAdvantages", () => {
+  it("normalises by the group's sample std and zeroes a zero-variance group", () => {
+    // group 1: mean 2, sample std sqrt((1 + 0 + 1) / 2) = 1; group 2: all equal.
+    close(groupAdvantages([1, 2, 3, 5, 5, 5], 3), [-1 / (1 + 1e-6), 0, 1 / (1 + 1e-6), 0, 0, 0]);
+  });
+
+  it("uses N−1 in the std: two answers 0 and 1 give ±1/√2", () => {
+    close(groupAdvantages([0, 1], 2, { eps: 0 }), [-Math.SQRT1_2, Math.SQRT1_2]);
+  });
+
+  it("Dr. GRPO: r − mean without std normalisation", () => {
+    close(groupAdvantages([1, 2, 3, 0, 4, 8], 3, { normalizeStd: false }), [-1, 0, 1, -4, 0, 4]);
+  });
+
+  it("a group of one carries no signal", () => {
+    expect(groupAdvantages([0.3, 0.9], 1)).toEqual([0, 0]);
+  });
+
+  it("rejects a length that is not a multiple of the group size", () => {
+    expect(() => groupAdvantages([1, 2, 3], 2)).toThrow(/not a multiple of groupSize 2/);
+  });
+
+  it("flags zero-variance groups", () => {
+    expect(zeroVarianceGroups([1, 1, 0, 1, -1, -1], 2)).toEqual([true, false, true]);
+  });
+});
+
+describe("clippedSurrogate", () => {
+  const opts = { epsLow: 0.2, epsHigh: 0.28 };
+  const logProbs = t2([
+    [Math.log(1.5), Math.log(0.5), Math.log(1.1)],
+    [Math.log(1.5), Math.log(0.5), Math.log(1.1)],
+  ]);
+  const behaviour = t2([
+    [0, 0, 0],
+    [0, 0, 0],
+  ]);
+
+  it("clips a positive advantage above 1+ε_high and a negative one below 1−ε_low", () => {
+    const { loss, clipped, ratio } = clippedSurrogate(logProbs, behaviour, tf.tensor1d([1, -1]), opts);
+    close(Array.from(ratio.dataSync()), [1.5, 0.5, 1.1, 1.5, 0.5, 1.1]);
+    // A = +1: max(−ρ, −clip(ρ)) = [−1.28, −0.5, −1.1]; A = −1: max(ρ, clip(ρ)) = [1.5, 0.8, 1.1].
+    close(Array.from(loss.dataSync()), [-1.28, -0.5, -1.1, 1.5, 0.8, 1.1]);
+    expect(Array.from(clipped.dataSync())).toEqual([1, 0, 0, 0, 1, 0]);
+  });
+
+  it("passes no gradient through clipped tokens and −A/N through the others", () => {
+    const advantages = tf.tensor1d([1, -1]);
+    const mask = t2([
+      [1, 1, 1],
+      [1, 1, 1],
+    ]);
+    const grad = tf.grad((lp: tf.Tensor) =>
+      aggregateLoss(clippedSurrogate(lp as tf.Tensor2D, behaviour, advantages, opts).loss, mask, "token-mean"),
+    )(logProbs);
+    // d(−A·ρ)/d log π = −A·ρ, divided by the 6 tokens; clipped tokens (index 0 and 4) get 0.
+    close(Array.from(grad.dataSync()), [0, -0.5 / 6, -1.1 / 6, 1.5 / 6, 0, 1.1 / 6]);
+  });
+});
+
+describe("k3KL", () => {
+  it("is exp(ref−θ) − (ref−θ) − 1 and zero where the policies agree", () => {
+    const kl = k3KL(t2([[Math.log(0.5), Math.log(0.3)]]), t2([[Math.log(0.25), Math.log(0.3)]]));
+    close(Array.from(kl.dataSync()), [0.5 + Math.log(2) - 1, 0]);
+  });
+});
+
+describe("aggregateLoss", () => {
+  const perToken = t2([
+    [1, 2, 3],
+    [4, 9, 9],
+  ]);
+  const mask = t2([
+    [1, 1, 1],
+    [1, 0, 0],
+  ]);
+  it("token-mean weighs every kept token the same", () => {
+    expect(aggregateLoss(perToken, mask, "token-mean").dataSync()[0]).toBeCloseTo(10 / 4, 6);
+  });
+  it("seq-mean-token-mean averages each answer first", () => {
+    expect(aggregateLoss(perToken, mask, "seq-mean-token-mean").dataSync()[0]).toBeCloseTo((2 + 4) / 2, 6);
+  });
+  it("seq-mean-token-sum-norm divides token sums by a constant horizon", () => {
+    expect(aggregateLoss(perToken, mask, "seq-mean-token-sum-norm").dataSync()[0]).toBeCloseTo((6 / 3 + 4 / 3) / 2, 6);
+    expect(aggregateLoss(perToken, mask, "seq-mean-token-sum-norm", 10).dataSync()[0]).toBeCloseTo((0.6 + 0.4) / 2, 6);
+  });
+});
+
+describe("grpoLoss", () => {
+  it("adds β·k3 to the surrogate before aggregating, and reports diagnostics", () => {
+    const logProbs = t2([[Math.log(0.5), Math.log(0.5)]]);
+    const behaviour = t2([[Math.log(0.5), Math.log(0.5)]]);
+    const ref = t2([[Math.log(0.25), Math.log(0.5)]]);
+    const mask = t2([[1, 1]]);
+    const out = grpoLoss(
+      { logProbs, behaviourLogProbs: behaviour, advantages: tf.tensor1d([2]), mask, refLogProbs: ref },
+      { epsLow: 0.2, epsHigh: 0.2, klBeta: 0.1, aggregation: "token-mean" },
+    );
+    const k3 = 0.5 + Math.log(2) - 1;
+    // ρ = 1 everywhere: surrogate −2 per token; KL only on the first token.
+    expect(out.loss.dataSync()[0]).toBeCloseTo((-2 + 0.1 * k3 - 2) / 2, 6);
+    expect(out.meanRatio.dataSync()[0]).toBeCloseTo(1, 6);
+    expect(out.clipFraction.dataSync()[0]).toBe(0);
+    expect(out.kl?.dataSync()[0]).toBeCloseTo(k3 / 2, 6);
+  });
+
+  it("refuses a KL term without reference log-probs", () => {
+    const x = t2([[0]]);
+    expect(() =>
+      grpoLoss(
+        { logProbs: x, behaviourLogProbs: x, advantages: tf.tensor1d([1]), mask: x },
+        { epsLow: 0.2, epsHigh: 0.2, klBeta: 0.1, aggregation: "token-mean" },
+      ),
+    ).toThrow(/reference log-probs/);
+  });
+});
