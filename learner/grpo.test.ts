@@ -4,7 +4,7 @@ import { aggregateLoss, clippedSurrogate, groupAdvantages, grpoLoss, k3KL, zeroV
 
 const close = (actual: readonly number[], expected: readonly number[], digits = 5) => {
   expect(actual.length).toBe(expected.length);
-  actual.forEach((value, i) => expect(value).toBeCloseTo(expected[i]!, digits));
+  for (const [i, value] of actual.entries()) expect(value).toBeCloseTo(expected[i]!, digits);
 };
 const t2 = (rows: number[][]) => tf.tensor2d(rows, undefined, "float32");
 
