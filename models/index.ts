@@ -1,0 +1,2 @@
+/** What other parts may use from models/. */
+export * from "./policy.ts";

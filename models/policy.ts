@@ -1,0 +1,189 @@
+/**
+ * The `Policy` interface every backbone (dense, MoT, BLT) implements, and the types around it.
+ *
+ * Conventions shared by all backbones:
+ * - Token ids are plain integers; host-side batches are `Int32Array`s, so a backbone can derive
+ *   whatever index arrays it needs (MoT groups tokens by modality) on the host, once.
+ * - A sequence is `prompt ++ generated`, where generated = `<think> reasoning </think> answer`.
+ *   Every token has a modality (prompt / reasoning / answer / image) that a backbone may use;
+ *   callers never pass it: backbones derive it with `tokenModalities` from the prompt length and
+ *   the special token ids in the config.
+ * - Log-probs are natural-log probabilities of a token under softmax(logits / temperature), with
+ *   no top-p truncation, so the learner path and the sampling path compute the same number.
+ */
+import type * as tf from "@tensorflow/tfjs";
+
+/** Special token ids a backbone must know about (from the tokenizer). */
+export interface SpecialTokens {
+  /** Padding; never attended to, never scored. */
+  readonly pad: number;
+  /** Beginning of sequence, first token of every prompt. */
+  readonly bos: number;
+  /** End of sequence; the default stop token. */
+  readonly eos: number;
+  /** `<think>`: opens the reasoning part. */
+  readonly thinkOpen: number;
+  /** `</think>`: closes the reasoning part; the answer follows. */
+  readonly thinkClose: number;
+}
+
+/** Fields every backbone's config has; each backbone's config extends this with its own. */
+export interface PolicyConfigBase {
+  /** Which backbone builds this policy: "dense" | "mot" | "blt" (see models/registry.ts). */
+  readonly backbone: string;
+  /** Number of token ids (for BLT: 256 bytes + specials). */
+  readonly vocabSize: number;
+  /** Longest sequence (prompt + generated) the model handles; positions beyond it are an error. */
+  readonly maxSeqLen: number;
+  readonly specialTokens: SpecialTokens;
+  /** Seed for weight initialisation: the same config builds the same weights. */
+  readonly initSeed: number;
+}
+
+/** Per-token modality ids, as used by MoT (`Modality.prompt` …). */
+export const Modality = { prompt: 0, reasoning: 1, answer: 2, image: 3 } as const;
+export type Modality = (typeof Modality)[keyof typeof Modality];
+
+/**
+ * Host-side batch of token rows, row-major `[batchSize, length]`, right-padded with `pad`.
+ * Positions start at 0 in every row.
+ */
+export interface TokenBatch {
+  readonly tokens: Int32Array;
+  readonly batchSize: number;
+  readonly length: number;
+  /** Tokens at the start of each row that are prompt (modality `prompt`). */
+  readonly promptLengths: Int32Array;
+}
+
+/** What the learner scores: answer tokens (everything generated) under their prompts. */
+export interface PromptAnswerBatch {
+  readonly prompts: readonly Int32Array[];
+  readonly answers: readonly Int32Array[];
+}
+
+/**
+ * Per-token log-probs of the answer tokens, `[batch, maxAnswerLength]`; `mask` is 1 on real answer
+ * tokens, 0 on padding (padded log-probs are 0). Differentiable w.r.t. `policy.trainableVariables`.
+ */
+export interface AnswerLogProbs {
+  readonly logProbs: tf.Tensor2D;
+  readonly mask: tf.Tensor2D;
+}
+
+export interface SamplingOptions {
+  /** Softmax temperature (> 0). Default 1. */
+  readonly temperature?: number;
+  /** Nucleus sampling: keep the smallest set of tokens with probability ≥ topP. Default 1 (off). */
+  readonly topP?: number;
+  /** Generation stops for a row when it emits one of these (the stop token is kept). Default [eos]. */
+  readonly stopTokens?: readonly number[];
+  /** Most tokens generated per row (the budget). */
+  readonly maxNewTokens: number;
+  /** Same seed + same prompts + same weights → same tokens. */
+  readonly seed: number;
+}
+
+export interface SampledSequence {
+  /** Generated tokens (not including the prompt), ending with the stop token if one was emitted. */
+  readonly tokens: Int32Array;
+  /** Behaviour log-prob of each generated token (see the module doc for the definition). */
+  readonly logProbs: Float32Array;
+  /** "stop": emitted a stop token; "length": hit maxNewTokens or maxSeqLen. */
+  readonly finishReason: "stop" | "length";
+}
+
+export interface SamplingTimings {
+  /** Processing the prompts (filling the KV cache). */
+  readonly prefillMs: number;
+  /** All decode steps. */
+  readonly decodeMs: number;
+  readonly totalMs: number;
+  /** Tokens generated across the batch. */
+  readonly generatedTokens: number;
+}
+
+export interface SampleResult {
+  /** One per prompt, in order. */
+  readonly sequences: readonly SampledSequence[];
+  readonly timings: SamplingTimings;
+}
+
+/**
+ * A language-model policy. Implementations own their tf.Variables; call `dispose()` when done.
+ * Methods returning tensors leave them to the caller (wrap in `tf.tidy` or dispose).
+ */
+export interface Policy {
+  readonly config: PolicyConfigBase;
+
+  /** Every trainable variable, in a fixed order (the optimiser's state follows this order). */
+  readonly trainableVariables: readonly tf.Variable[];
+
+  /** Stable logical names of `trainableVariables`, same order (used in weight files). */
+  readonly variableNames: readonly string[];
+
+  /** Number of trainable scalars. */
+  parameterCount(): number;
+
+  /**
+   * Forward FLOPs per token at a given context length (multiply-add = 2 FLOPs); a training step
+   * costs ≈ 3× this per token.
+   */
+  flopsPerToken(contextLength: number): number;
+
+  /** Logits for every position, `[batchSize, length, vocabSize]` (row t predicts token t+1). */
+  forward(batch: TokenBatch): tf.Tensor3D;
+
+  /**
+   * The learner path: log-probs of each answer token given its prompt and the answer tokens
+   * before it, under softmax(logits / temperature). Differentiable.
+   */
+  answerLogProbs(batch: PromptAnswerBatch, options?: { readonly temperature?: number }): AnswerLogProbs;
+
+  /** Batched sampling (KV-cached where the backbone has one). Seeded and reproducible. */
+  sample(prompts: readonly Int32Array[], options: SamplingOptions): Promise<SampleResult>;
+
+  /** All weights as self-describing bytes (exact; for the object store). */
+  exportWeights(): Promise<Uint8Array>;
+
+  /** Replace all weights from `exportWeights` bytes; throws naming the mismatch if shapes differ. */
+  importWeights(bytes: Uint8Array): Promise<void>;
+
+  /** Frees every tensor the policy owns. */
+  dispose(): void;
+}
+
+/**
+ * Modality of every token of a sequence `prompt ++ generated`: the first `promptLength` tokens are
+ * prompt; from `<think>` through `</think>` (both included) reasoning; everything else generated is
+ * answer. Writes into `out` (length ≥ tokens.length) so a batch can fill one array.
+ */
+export function tokenModalities(
+  tokens: ArrayLike<number>,
+  promptLength: number,
+  special: Pick<SpecialTokens, "thinkOpen" | "thinkClose">,
+  out: Int32Array = new Int32Array(tokens.length),
+): Int32Array {
+  let inThink = false;
+  for (let i = 0; i < tokens.length; i++) {
+    if (i < promptLength) {
+      out[i] = Modality.prompt;
+      continue;
+    }
+    const token = tokens[i]!;
+    if (token === special.thinkOpen) inThink = true;
+    out[i] = inThink ? Modality.reasoning : Modality.answer;
+    if (token === special.thinkClose) inThink = false;
+  }
+  return out;
+}
+
+/** `tokenModalities` for every row of a batch, `[batchSize, length]`. */
+export function batchModalities(batch: TokenBatch, special: SpecialTokens): Int32Array {
+  const out = new Int32Array(batch.batchSize * batch.length);
+  for (let b = 0; b < batch.batchSize; b++) {
+    const row = batch.tokens.subarray(b * batch.length, (b + 1) * batch.length);
+    tokenModalities(row, batch.promptLengths[b]!, special, out.subarray(b * batch.length, (b + 1) * batch.length));
+  }
+  return out;
+}
