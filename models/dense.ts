@@ -1,0 +1,522 @@
+/**
+ * The dense backbone: a decoder-only, pre-norm (RMSNorm), causal transformer with RoPE or learned
+ * positions, a SiLU MLP and an untied output projection.
+ *
+ * Laid out for the wasm backend's fast paths: every projection is one plain 2-D matMul on
+ * [B·T, d]; heads are folded into the batch dimension once per layer with a 4-D transpose, and K
+ * is transposed at that moment ([B·H, dh, S]), so the attention products are plain (no
+ * transposeA/transposeB) batched matMuls. The KV cache keeps K already transposed and V as
+ * [B·H, S, dh]; a decode step appends one position to each.
+ */
+import * as tf from "@tensorflow/tfjs";
+import type {
+  AnswerLogProbs,
+  Policy,
+  PolicyConfigBase,
+  PromptAnswerBatch,
+  SampleResult,
+  SamplingOptions,
+  TokenBatch,
+} from "./policy.ts";
+import { mulberry32, normalArray } from "./random.ts";
+import { type DecodeSession, sampleBatch } from "./sampling.ts";
+import { registerWasmSegmentSum } from "./segment-sum-kernel.ts";
+import { checkTensorsMatch, decodeNamedTensors, encodeNamedTensors } from "./weights-file.ts";
+
+export interface DenseConfig extends PolicyConfigBase {
+  readonly backbone: "dense";
+  /** Width of the residual stream. */
+  readonly dModel: number;
+  readonly nLayers: number;
+  /** Attention heads; must divide dModel (and dModel / nHeads must be even for RoPE). */
+  readonly nHeads: number;
+  /** Hidden width of the MLP. */
+  readonly dFF: number;
+  /** "rope": rotary position embedding on Q and K; "learned": an added position embedding table. */
+  readonly positions: "rope" | "learned";
+  /** RoPE base frequency. Default 10000. */
+  readonly ropeBase?: number;
+}
+
+const NORM_EPS = 1e-5;
+const MASKED = -1e9; // additive attention bias: exp underflows to exactly 0
+const WEIGHTS_KIND = "policy-weights";
+
+let nextInstance = 0;
+
+interface Layer {
+  readonly norm1: tf.Variable;
+  readonly wq: tf.Variable;
+  readonly wk: tf.Variable;
+  readonly wv: tf.Variable;
+  readonly wo: tf.Variable;
+  readonly norm2: tf.Variable;
+  readonly w1: tf.Variable;
+  readonly w2: tf.Variable;
+}
+
+/** Per layer: K transposed [B·H, dh, S] and V [B·H, S, dh] for every position seen so far. */
+interface LayerCache {
+  kT: tf.Tensor3D;
+  v: tf.Tensor3D;
+}
+
+/** Positions and masking of one call to the layer stack (host-side, turned into tensors once). */
+interface Frame {
+  readonly batchSize: number;
+  /** New positions processed in this call. */
+  readonly length: number;
+  /** Absolute position of every new token, [B·T]. */
+  readonly positions: Int32Array;
+  /** Additive bias over keys, [B, 1, T, S] or broadcastable; S = cached + new positions. */
+  readonly bias: tf.Tensor;
+}
+
+export class DensePolicy implements Policy {
+  readonly config: DenseConfig;
+  readonly trainableVariables: readonly tf.Variable[];
+  readonly variableNames: readonly string[];
+  private readonly tokenEmbedding: tf.Variable;
+  private readonly positionEmbedding: tf.Variable | undefined;
+  private readonly layers: readonly Layer[];
+  private readonly finalNorm: tf.Variable;
+  private readonly output: tf.Variable;
+  private readonly headDim: number;
+
+  constructor(config: DenseConfig) {
+    validateDenseConfig(config);
+    registerWasmSegmentSum();
+    this.config = config;
+    this.headDim = config.dModel / config.nHeads;
+    const { vocabSize: V, dModel: d, dFF, nLayers, maxSeqLen } = config;
+    const random = mulberry32(config.initSeed);
+    const prefix = `dense${nextInstance++}/`;
+    const names: string[] = [];
+    const variables: tf.Variable[] = [];
+    const make = (name: string, shape: number[], init: "normal" | "ones", std = 0.02): tf.Variable => {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const values = init === "ones" ? new Float32Array(size).fill(1) : normalArray(size, std, random);
+      const variable = tf.variable(tf.tensor(values, shape), true, prefix + name);
+      names.push(name);
+      variables.push(variable);
+      return variable;
+    };
+    const residualStd = 0.02 / Math.sqrt(2 * nLayers); // GPT-2: keep the residual stream's variance flat in depth
+    this.tokenEmbedding = make("token_embedding", [V, d], "normal");
+    this.positionEmbedding =
+      config.positions === "learned" ? make("position_embedding", [maxSeqLen, d], "normal") : undefined;
+    this.layers = Array.from({ length: nLayers }, (_, i) => ({
+      norm1: make(`layer${i}/norm1`, [d], "ones"),
+      wq: make(`layer${i}/wq`, [d, d], "normal"),
+      wk: make(`layer${i}/wk`, [d, d], "normal"),
+      wv: make(`layer${i}/wv`, [d, d], "normal"),
+      wo: make(`layer${i}/wo`, [d, d], "normal", residualStd),
+      norm2: make(`layer${i}/norm2`, [d], "ones"),
+      w1: make(`layer${i}/w1`, [d, dFF], "normal"),
+      w2: make(`layer${i}/w2`, [dFF, d], "normal", residualStd),
+    }));
+    this.finalNorm = make("final_norm", [d], "ones");
+    this.output = make("output", [d, V], "normal");
+    this.trainableVariables = variables;
+    this.variableNames = names;
+  }
+
+  parameterCount(): number {
+    return this.trainableVariables.reduce((sum, v) => sum + v.size, 0);
+  }
+
+  flopsPerToken(contextLength: number): number {
+    const { dModel: d, dFF, nLayers, vocabSize: V } = this.config;
+    const perLayer = 2 * (4 * d * d + 2 * d * dFF) + 2 * 2 * contextLength * d; // projections + QKᵀ and AV
+    return nLayers * perLayer + 2 * d * V;
+  }
+
+  forward(batch: TokenBatch): tf.Tensor3D {
+    checkBatch(batch, this.config);
+    return tf.tidy(() => {
+      const frame = trainingFrame(batch.batchSize, batch.length);
+      const hidden = this.run(batch.tokens, frame);
+      return this.logits(hidden).reshape([batch.batchSize, batch.length, this.config.vocabSize]) as tf.Tensor3D;
+    });
+  }
+
+  answerLogProbs(batch: PromptAnswerBatch, options: { readonly temperature?: number } = {}): AnswerLogProbs {
+    const temperature = options.temperature ?? 1;
+    const packed = packPromptAnswers(batch, this.config);
+    return tf.tidy(() => {
+      const frame = trainingFrame(packed.batchSize, packed.length);
+      const hidden = this.run(packed.tokens, frame);
+      // Only positions that predict an answer token go through the V-wide output layer.
+      const selected = tf.gather(hidden, tf.tensor1d(packed.predictorRows, "int32"));
+      const logProbs = tf.logSoftmax(tf.div(this.logits(selected), temperature));
+      const targets = tf.oneHot(tf.tensor1d(packed.targets, "int32"), this.config.vocabSize, 1, 0, "float32");
+      const picked = tf.sum(tf.mul(logProbs, targets), 1);
+      const mask = tf.tensor2d(packed.mask, [packed.batchSize, packed.maxAnswer]);
+      return {
+        logProbs: tf.mul(picked.reshape([packed.batchSize, packed.maxAnswer]), mask) as tf.Tensor2D,
+        mask,
+      };
+    });
+  }
+
+  sample(prompts: readonly Int32Array[], options: SamplingOptions): Promise<SampleResult> {
+    return sampleBatch(this.config, (rows) => this.beginDecode(rows), prompts, options);
+  }
+
+  /**
+   * Opens a KV-cached decoding session over `prompts` (left-padded to one length, masked, each
+   * row's positions starting at 0), with the logits for every row's next token ready.
+   */
+  async beginDecode(prompts: readonly Int32Array[]): Promise<DecodeSession> {
+    const B = prompts.length;
+    const P = Math.max(...prompts.map((p) => p.length));
+    const { dModel: d, specialTokens } = this.config;
+    const padCounts = prompts.map((p) => P - p.length);
+    const tokens = new Int32Array(B * P).fill(specialTokens.pad);
+    const positions = new Int32Array(B * P);
+    const keyValid = new Uint8Array(B * P);
+    prompts.forEach((p, b) => {
+      tokens.set(p, b * P + padCounts[b]!);
+      for (let t = 0; t < P; t++) {
+        positions[b * P + t] = Math.max(0, t - padCounts[b]!);
+        keyValid[b * P + t] = t >= padCounts[b]! ? 1 : 0;
+      }
+    });
+    let caches: LayerCache[] = [];
+    const logits = tf.tidy(() => {
+      const bias = prefillBias(keyValid, B, P);
+      const { hidden, cache } = this.runCached(tokens, { batchSize: B, length: P, positions, bias }, []);
+      caches = cache.map(keepCache);
+      const last = hidden.reshape([B, P, d]).slice([0, P - 1, 0], [B, 1, d]);
+      return this.logits(last.reshape([B, d]));
+    });
+    const session = new DenseDecodeSession(
+      this,
+      caches,
+      keyValid,
+      P,
+      Int32Array.from(prompts, (p) => p.length),
+    );
+    await session.setLogits(logits);
+    return session;
+  }
+
+  /** One decode step for `DenseDecodeSession`: runs `tokens` at `positions` over `caches`. */
+  decodeStep(
+    tokens: Int32Array,
+    positions: Int32Array,
+    bias: Float32Array,
+    caches: readonly LayerCache[],
+  ): { logits: tf.Tensor2D; caches: LayerCache[] } {
+    const B = tokens.length;
+    let grown: LayerCache[] = [];
+    const logits = tf.tidy(() => {
+      const biasTensor = tf.tensor4d(bias, [B, 1, 1, bias.length / B]);
+      const { hidden, cache } = this.runCached(
+        tokens,
+        { batchSize: B, length: 1, positions, bias: biasTensor },
+        caches,
+      );
+      grown = cache.map(keepCache);
+      return this.logits(hidden);
+    });
+    return { logits, caches: grown };
+  }
+
+  async exportWeights(): Promise<Uint8Array> {
+    return encodeNamedTensors(
+      WEIGHTS_KIND,
+      this.trainableVariables.map((tensor, i) => ({ name: this.variableNames[i]!, tensor })),
+    );
+  }
+
+  async importWeights(bytes: Uint8Array, source = "weights"): Promise<void> {
+    const decoded = decodeNamedTensors(bytes, WEIGHTS_KIND, source);
+    try {
+      checkTensorsMatch(
+        decoded,
+        this.trainableVariables.map((v, i) => ({ name: this.variableNames[i]!, shape: v.shape })),
+        source,
+      );
+      for (const [i, v] of this.trainableVariables.entries()) v.assign(decoded.get(this.variableNames[i]!)!);
+    } finally {
+      for (const t of decoded.values()) t.dispose();
+    }
+  }
+
+  dispose(): void {
+    for (const v of this.trainableVariables) v.dispose();
+  }
+
+  /** Layer stack without a cache (training / scoring): hidden states [B·T, d]. */
+  private run(tokens: Int32Array, frame: Frame): tf.Tensor2D {
+    return this.runCached(tokens, frame, undefined).hidden;
+  }
+
+  /**
+   * Embeds `tokens` (the frame's new positions), runs every layer attending over `past` (if any)
+   * plus the new positions, and returns final hidden states and the grown cache.
+   */
+  private runCached(
+    tokens: Int32Array,
+    frame: Frame,
+    past: readonly LayerCache[] | undefined,
+  ): { hidden: tf.Tensor2D; cache: LayerCache[] } {
+    const { dModel: d } = this.config;
+    const ids = tf.tensor1d(tokens, "int32");
+    let x = tf.gather(this.tokenEmbedding, ids) as tf.Tensor2D;
+    if (this.positionEmbedding) {
+      x = tf.add(x, tf.gather(this.positionEmbedding, tf.tensor1d(frame.positions, "int32")));
+    }
+    const rope =
+      this.config.positions === "rope" ? ropeTables(frame, this.headDim, this.config.ropeBase ?? 10000) : undefined;
+    const cache: LayerCache[] = [];
+    this.layers.forEach((layer, i) => {
+      const attended = this.attention(layer, rmsNorm(x, layer.norm1), frame, rope, past?.[i]);
+      if (past) cache.push(attended.cache);
+      x = tf.add(x, attended.out);
+      const h = rmsNorm(x, layer.norm2);
+      const up = tf.matMul(h, layer.w1);
+      x = tf.add(x, tf.matMul(tf.mul(up, tf.sigmoid(up)), layer.w2));
+    });
+    return { hidden: rmsNorm(x, this.finalNorm).reshape([-1, d]) as tf.Tensor2D, cache };
+  }
+
+  private attention(
+    layer: Layer,
+    h: tf.Tensor2D,
+    frame: Frame,
+    rope: RopeTables | undefined,
+    past: LayerCache | undefined,
+  ): { out: tf.Tensor2D; cache: LayerCache } {
+    const { batchSize: B, length: T } = frame;
+    const H = this.config.nHeads;
+    const dh = this.headDim;
+    const split = (w: tf.Variable) => tf.matMul(h, w).reshape([B, T, H, dh]) as tf.Tensor4D;
+    let q = split(layer.wq);
+    let k = split(layer.wk);
+    if (rope) {
+      q = applyRope(q, rope);
+      k = applyRope(k, rope);
+    }
+    const qHeads = q.transpose([0, 2, 1, 3]).reshape([B * H, T, dh]) as tf.Tensor3D;
+    const newKT = k.transpose([0, 2, 3, 1]).reshape([B * H, dh, T]) as tf.Tensor3D;
+    const newV = split(layer.wv)
+      .transpose([0, 2, 1, 3])
+      .reshape([B * H, T, dh]) as tf.Tensor3D;
+    const kT = past ? tf.concat([past.kT, newKT], 2) : newKT;
+    const v = past ? tf.concat([past.v, newV], 1) : newV;
+    const S = kT.shape[2];
+    const scores = tf.mul(tf.matMul(qHeads, kT), 1 / Math.sqrt(dh)).reshape([B, H, T, S]);
+    const weights = tf.softmax(tf.add(scores, frame.bias)).reshape([B * H, T, S]) as tf.Tensor3D;
+    const context = tf
+      .matMul(weights, v)
+      .reshape([B, H, T, dh])
+      .transpose([0, 2, 1, 3])
+      .reshape([B * T, H * dh]);
+    return { out: tf.matMul(context as tf.Tensor2D, layer.wo), cache: { kT, v } };
+  }
+
+  private logits(hidden: tf.Tensor2D): tf.Tensor2D {
+    return tf.matMul(hidden, this.output);
+  }
+}
+
+interface RopeTables {
+  /** [B, T, 1, dh]: cos and sin of each position's angle per rotated pair, halves duplicated. */
+  readonly cos: tf.Tensor4D;
+  readonly sin: tf.Tensor4D;
+}
+
+function ropeTables(frame: Frame, dh: number, base: number): RopeTables {
+  const half = dh / 2;
+  const n = frame.positions.length;
+  const cos = new Float32Array(n * dh);
+  const sin = new Float32Array(n * dh);
+  for (let i = 0; i < n; i++) {
+    const p = frame.positions[i]!;
+    for (let j = 0; j < half; j++) {
+      const angle = p * base ** (-(2 * j) / dh);
+      cos[i * dh + j] = cos[i * dh + j + half] = Math.cos(angle);
+      sin[i * dh + j] = sin[i * dh + j + half] = Math.sin(angle);
+    }
+  }
+  const shape: [number, number, number, number] = [frame.batchSize, frame.length, 1, dh];
+  return { cos: tf.tensor4d(cos, shape), sin: tf.tensor4d(sin, shape) };
+}
+
+/** x·cos + rotate_half(x)·sin, rotate_half([x1, x2]) = [−x2, x1] (the GPT-NeoX / Llama layout). */
+function applyRope(x: tf.Tensor4D, rope: RopeTables): tf.Tensor4D {
+  const [x1, x2] = tf.split(x, 2, 3) as [tf.Tensor4D, tf.Tensor4D];
+  const rotated = tf.concat([tf.neg(x2), x1], 3);
+  return tf.add(tf.mul(x, rope.cos), tf.mul(rotated, rope.sin));
+}
+
+function rmsNorm<T extends tf.Tensor>(x: T, gain: tf.Variable): T {
+  const meanSquare = tf.mean(tf.square(x), -1, true);
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, NORM_EPS))), gain);
+}
+
+/** Rows start at position 0, right padding only: a causal mask is all the masking needed. */
+function trainingFrame(batchSize: number, length: number): Frame {
+  const positions = new Int32Array(batchSize * length);
+  for (let b = 0; b < batchSize; b++) for (let t = 0; t < length; t++) positions[b * length + t] = t;
+  return { batchSize, length, positions, bias: causalBias(length) };
+}
+
+function causalBias(length: number): tf.Tensor4D {
+  const bias = new Float32Array(length * length);
+  for (let i = 0; i < length; i++) for (let j = i + 1; j < length; j++) bias[i * length + j] = MASKED;
+  return tf.tensor4d(bias, [1, 1, length, length]);
+}
+
+/** Causal and no attention to left padding: [B, 1, P, P]. */
+function prefillBias(keyValid: Uint8Array, B: number, P: number): tf.Tensor4D {
+  const bias = new Float32Array(B * P * P);
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < P; i++) {
+      for (let j = 0; j < P; j++) {
+        bias[(b * P + i) * P + j] = j <= i && keyValid[b * P + j] ? 0 : MASKED;
+      }
+    }
+  }
+  return tf.tensor4d(bias, [B, 1, P, P]);
+}
+
+/**
+ * Rows `prompt ++ answer`, right-padded to one length, plus for every answer slot the flat row of
+ * the hidden state that predicts it and its target token.
+ */
+export function packPromptAnswers(batch: PromptAnswerBatch, config: PolicyConfigBase) {
+  const B = batch.prompts.length;
+  if (batch.answers.length !== B) {
+    throw new Error(`answerLogProbs: ${B} prompts but ${batch.answers.length} answers`);
+  }
+  if (batch.prompts.some((p) => p.length === 0))
+    throw new Error("answerLogProbs: every prompt needs at least one token");
+  const length = Math.max(...batch.prompts.map((p, b) => p.length + batch.answers[b]!.length));
+  if (length > config.maxSeqLen) {
+    throw new Error(`answerLogProbs: a prompt + answer has ${length} tokens, maxSeqLen is ${config.maxSeqLen}`);
+  }
+  const maxAnswer = Math.max(1, ...batch.answers.map((a) => a.length));
+  const tokens = new Int32Array(B * length).fill(config.specialTokens.pad);
+  const predictorRows = new Int32Array(B * maxAnswer);
+  const targets = new Int32Array(B * maxAnswer).fill(config.specialTokens.pad);
+  const mask = new Float32Array(B * maxAnswer);
+  for (let b = 0; b < B; b++) {
+    const prompt = batch.prompts[b]!;
+    const answer = batch.answers[b]!;
+    tokens.set(prompt, b * length);
+    tokens.set(answer, b * length + prompt.length);
+    for (let j = 0; j < maxAnswer; j++) {
+      // Padding slots point at the row's first position; the mask zeroes them.
+      predictorRows[b * maxAnswer + j] = j < answer.length ? b * length + prompt.length + j - 1 : b * length;
+      if (j < answer.length) {
+        targets[b * maxAnswer + j] = answer[j]!;
+        mask[b * maxAnswer + j] = 1;
+      }
+    }
+  }
+  return { tokens, batchSize: B, length, maxAnswer, predictorRows, targets, mask };
+}
+
+function checkBatch(batch: TokenBatch, config: PolicyConfigBase): void {
+  if (batch.tokens.length !== batch.batchSize * batch.length) {
+    throw new Error(`forward: ${batch.tokens.length} tokens for a ${batch.batchSize}×${batch.length} batch`);
+  }
+  if (batch.length > config.maxSeqLen)
+    throw new Error(`forward: length ${batch.length} > maxSeqLen ${config.maxSeqLen}`);
+  for (const token of batch.tokens) {
+    if (token < 0 || token >= config.vocabSize)
+      throw new Error(`forward: token id ${token} outside [0, ${config.vocabSize})`);
+  }
+}
+
+/** The KV cache of a batch being decoded, one position per `advance`. */
+class DenseDecodeSession implements DecodeSession {
+  logits: Float32Array = new Float32Array(0);
+  private keys: number;
+
+  constructor(
+    private readonly policy: DensePolicy,
+    private caches: LayerCache[],
+    /** [B, keys]: 1 where a real token sits (left padding is 0). */
+    private keyValid: Uint8Array,
+    keys: number,
+    /** Next absolute position of each row. */
+    private readonly nextPosition: Int32Array,
+  ) {
+    this.keys = keys;
+  }
+
+  async setLogits(logits: tf.Tensor2D): Promise<void> {
+    try {
+      this.logits = (await logits.data()) as Float32Array;
+    } finally {
+      logits.dispose();
+    }
+  }
+
+  async advance(tokens: Int32Array): Promise<void> {
+    const B = tokens.length;
+    const keys = this.keys + 1;
+    const valid = new Uint8Array(B * keys);
+    const bias = new Float32Array(B * keys);
+    for (let b = 0; b < B; b++) {
+      valid.set(this.keyValid.subarray(b * this.keys, (b + 1) * this.keys), b * keys);
+      valid[b * keys + this.keys] = 1;
+    }
+    for (let i = 0; i < valid.length; i++) bias[i] = valid[i] ? 0 : MASKED;
+    const positions = this.nextPosition.slice();
+    const step = this.policy.decodeStep(tokens, positions, bias, this.caches);
+    this.disposeCaches();
+    this.caches = step.caches;
+    this.keyValid = valid;
+    this.keys = keys;
+    for (let b = 0; b < B; b++) this.nextPosition[b]! += 1;
+    await this.setLogits(step.logits);
+  }
+
+  dispose(): void {
+    this.disposeCaches();
+  }
+
+  private disposeCaches(): void {
+    for (const c of this.caches) {
+      c.kT.dispose();
+      c.v.dispose();
+    }
+  }
+}
+
+/** Inside a tidy: keeps a cache that must outlive it. */
+function keepCache(cache: LayerCache): LayerCache {
+  return { kT: tf.keep(cache.kT), v: tf.keep(cache.v) };
+}
+
+/** Throws one error naming every bad field. */
+export function validateDenseConfig(config: DenseConfig): void {
+  const problems: string[] = [];
+  const positiveInt = (name: keyof DenseConfig) => {
+    const value = config[name];
+    if (typeof value !== "number" || !Number.isInteger(value) || value <= 0) {
+      problems.push(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+    }
+  };
+  (["vocabSize", "maxSeqLen", "dModel", "nLayers", "nHeads", "dFF"] as const).forEach(positiveInt);
+  if (config.backbone !== "dense") problems.push(`backbone must be "dense", got ${JSON.stringify(config.backbone)}`);
+  if (config.positions !== "rope" && config.positions !== "learned") {
+    problems.push(`positions must be "rope" or "learned", got ${JSON.stringify(config.positions)}`);
+  }
+  if (config.dModel % config.nHeads !== 0)
+    problems.push(`nHeads (${config.nHeads}) must divide dModel (${config.dModel})`);
+  else if (config.positions === "rope" && (config.dModel / config.nHeads) % 2 !== 0) {
+    problems.push(`RoPE needs an even head size, dModel / nHeads = ${config.dModel / config.nHeads}`);
+  }
+  for (const [name, id] of Object.entries(config.specialTokens ?? {})) {
+    if (!Number.isInteger(id) || id < 0 || id >= config.vocabSize) {
+      problems.push(`specialTokens.${name} = ${id} is outside [0, vocabSize)`);
+    }
+  }
+  if (problems.length > 0) throw new Error(`invalid dense model config: ${problems.join("; ")}`);
+}
