@@ -1,0 +1,307 @@
+/**
+ * The experiment config: one Effect Schema per section, every field documented where it is declared
+ * and given a default, so a minimal config is a single line (`experiment: my-run`).
+ *
+ * Each section is its own exported schema so the engineers who own that part of factrl can grow it
+ * without touching the others. Unknown keys are errors (the loader decodes with
+ * `onExcessProperty: "error"`): a typo must never be silently ignored.
+ */
+import { Schema } from "effect";
+
+// ── building blocks ──────────────────────────────────────────────────────────────────────────────
+
+/** Refinement messages in Effect's own "Expected …, actual …" shape, so problems read alike. */
+const expecting = (what: string) => ({
+  message: (issue: { readonly actual: unknown }) => `Expected ${what}, actual ${JSON.stringify(issue.actual)}`,
+});
+
+const PositiveInt = Schema.Int.pipe(Schema.positive(expecting("an integer > 0")));
+const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative(expecting("an integer ≥ 0")));
+const PositiveNumber = Schema.Number.pipe(Schema.positive(expecting("a number > 0")));
+const NonNegativeNumber = Schema.Number.pipe(Schema.nonNegative(expecting("a number ≥ 0")));
+const NonEmptyString = Schema.String.pipe(Schema.minLength(1, expecting("a non-empty string")));
+
+/** A field with a default: optional in the YAML, always present in the decoded config. */
+const setting = <S extends Schema.Schema.AnyNoContext>(
+  schema: S,
+  defaultValue: Schema.Schema.Type<S>,
+  description: string,
+) => Schema.optionalWith(schema, { default: () => defaultValue }).annotations({ description });
+
+/** A nested section: omitted means "all of its defaults". */
+const section = <S extends Schema.Schema.AnyNoContext>(schema: S, description: string) =>
+  Schema.optionalWith(schema, {
+    default: () => Schema.decodeUnknownSync(schema)({}) as Schema.Schema.Type<S>,
+  }).annotations({ description });
+
+/** A field with no default: absent means "not set" (e.g. no init checkpoint). */
+const optional = <S extends Schema.Schema.AnyNoContext>(schema: S, description: string) =>
+  Schema.optional(schema).annotations({ description });
+
+/**
+ * Experiment ids become parts of NATS subjects, stream and bucket names and a directory name, so
+ * they may not contain dots, wildcards, spaces or slashes.
+ */
+export const ExperimentId = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, {
+    message: (issue) =>
+      `Expected an id of 1–64 letters, digits, '-' or '_' starting with a letter or digit (no dots, ` +
+      `wildcards, spaces or slashes), actual ${JSON.stringify(issue.actual)}`,
+  }),
+).annotations({ identifier: "ExperimentId" });
+export type ExperimentId = typeof ExperimentId.Type;
+
+// ── nats ─────────────────────────────────────────────────────────────────────────────────────────
+
+export const NatsAuth = Schema.Union(
+  Schema.Struct({ token: NonEmptyString.annotations({ description: "Shared token." }) }),
+  Schema.Struct({
+    user: NonEmptyString.annotations({ description: "User name." }),
+    pass: Schema.String.annotations({ description: "Password." }),
+  }),
+  Schema.Struct({ creds: NonEmptyString.annotations({ description: "Path to a .creds file (JWT + nkey seed)." }) }),
+  Schema.Struct({ nkey: NonEmptyString.annotations({ description: "Path to a file holding an nkey seed." }) }),
+).annotations({ identifier: "NatsAuth", description: "One of: {token} | {user, pass} | {creds} | {nkey}." });
+export type NatsAuth = typeof NatsAuth.Type;
+
+export const NatsTls = Schema.Struct({
+  ca: optional(NonEmptyString, "CA certificate (PEM file) to verify the server with."),
+  cert: optional(NonEmptyString, "Client certificate (PEM file), for mutual TLS."),
+  key: optional(NonEmptyString, "Client private key (PEM file), for mutual TLS."),
+});
+
+export const EmbeddedNats = Schema.Struct({
+  port: setting(NonNegativeInt, 0, "Port of the embedded nats-server; 0 picks a free port."),
+  storeDir: optional(
+    NonEmptyString,
+    "JetStream store of the embedded server. Default: <output.dir>/<experiment>/nats, so a re-run resumes.",
+  ),
+});
+
+export const NatsSection = Schema.Struct({
+  url: optional(
+    NonEmptyString,
+    "Server(s) to connect to, comma-separated (nats://host:4222,…). Absent: `factrl run` starts an embedded server.",
+  ),
+  embedded: section(EmbeddedNats, "The local nats-server `factrl run` starts when `url` is absent."),
+  auth: optional(NatsAuth, "Credentials; absent means none. Applied to the embedded server too (token, user/pass)."),
+  tls: optional(NatsTls, "TLS settings; absent means plain TCP (or TLS if the URL says tls://)."),
+});
+export type NatsSection = typeof NatsSection.Type;
+
+// ── actors ───────────────────────────────────────────────────────────────────────────────────────
+
+const count = (defaultValue: number, description: string) => setting(NonNegativeInt, defaultValue, description);
+
+/** How many processes of each role `factrl run` starts on this machine (more can join from other hosts). */
+export const ActorCounts = Schema.Struct({
+  curator: count(1, "Curators: pick prompts and keep at most curation.maxGroupsInFlight groups queued."),
+  rollout: count(2, "Rollout actors: sample rollout.groupSize answers per prompt with the current policy."),
+  reward: count(1, "Reward actors: score answers with the reward modules."),
+  learner: count(1, "Learners: GRPO updates from scored groups; publish weights."),
+  evaluator: count(1, "Evaluators: score published policies on the evaluation suites."),
+  monitor: count(1, "Monitors: collect metrics, show progress, write metrics JSONL."),
+  echo: count(0, "Diagnostic workers that echo work-queue messages; for smoke tests of a deployment."),
+});
+export type ActorCounts = typeof ActorCounts.Type;
+export type RoleName = keyof ActorCounts;
+export const ROLE_NAMES = Object.keys(ActorCounts.fields) as readonly RoleName[];
+
+// ── env ──────────────────────────────────────────────────────────────────────────────────────────
+
+/** The built-in generated knowledge world. */
+export const FactWorldEnv = Schema.Struct({
+  kind: Schema.Literal("factworld"),
+  seed: setting(Schema.Int, 0, "Seed of the generated world (entities, facts, prompts)."),
+  entities: setting(PositiveInt, 500, "Number of fictional entities."),
+  attributesPerEntity: setting(PositiveInt, 6, "Facts (attributes and relations) per entity."),
+  zipfExponent: setting(PositiveNumber, 1.1, "Popularity law: entity k is mentioned ∝ 1/k^s."),
+});
+
+/** An external prompt set. */
+export const JsonlEnv = Schema.Struct({
+  kind: Schema.Literal("jsonl"),
+  path: NonEmptyString.annotations({ description: "JSONL file, one prompt per line (relative to the cwd)." }),
+});
+
+export const EnvSection = Schema.Union(FactWorldEnv, JsonlEnv).annotations({
+  identifier: "Env",
+  description: "Where prompts come from: `kind: factworld` or `kind: jsonl`.",
+});
+export type EnvSection = typeof EnvSection.Type;
+
+// ── model ────────────────────────────────────────────────────────────────────────────────────────
+
+export const ModelSection = Schema.Struct({
+  backbone: setting(Schema.Literal("dense", "mot", "blt"), "dense", "Policy architecture: dense | mot | blt."),
+  vocab: setting(PositiveInt, 1024, "Vocabulary size (blt: 256 bytes plus specials)."),
+  dModel: setting(PositiveInt, 128, "Width of the residual stream."),
+  layers: setting(PositiveInt, 2, "Transformer layers."),
+  heads: setting(PositiveInt, 4, "Attention heads; must divide dModel."),
+  dFF: setting(PositiveInt, 512, "Hidden width of the feed-forward blocks."),
+  maxSeqLen: setting(PositiveInt, 256, "Longest sequence (prompt + answer), in tokens."),
+  positions: setting(Schema.Literal("rope", "learned"), "rope", "Position encoding: rope | learned."),
+  init: optional(NonEmptyString, "Checkpoint to start from (e.g. a pretrained policy); absent: random init."),
+}).pipe(
+  Schema.filter((model) =>
+    model.dModel % model.heads === 0
+      ? undefined
+      : { path: ["heads"], message: `Expected a divisor of dModel (${model.dModel}), actual ${model.heads}` },
+  ),
+);
+export type ModelSection = typeof ModelSection.Type;
+
+// ── rollout ──────────────────────────────────────────────────────────────────────────────────────
+
+export const RolloutSection = Schema.Struct({
+  groupSize: setting(
+    Schema.Int.pipe(Schema.greaterThanOrEqualTo(2, expecting("an integer ≥ 2"))),
+    8,
+    "G: answers sampled per prompt (GRPO needs at least 2 to compare).",
+  ),
+  temperature: setting(PositiveNumber, 1.0, "Sampling temperature."),
+  topP: setting(
+    Schema.Number.pipe(Schema.filter((p) => p > 0 && p <= 1, expecting("a number in (0, 1]"))),
+    1.0,
+    "Nucleus sampling mass; 1 disables it.",
+  ),
+  maxNewTokens: setting(PositiveInt, 128, "Longest answer, in tokens (reasoning included)."),
+  batch: setting(PositiveInt, 4, "Prompts a rollout actor generates for at once."),
+});
+export type RolloutSection = typeof RolloutSection.Type;
+
+// ── learner ──────────────────────────────────────────────────────────────────────────────────────
+
+export const LossAggregation = Schema.Literal("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm");
+
+export const LearnerSection = Schema.Struct({
+  lr: setting(PositiveNumber, 5e-5, "Adam learning rate."),
+  epsLow: setting(NonNegativeNumber, 0.2, "ε_low: the ratio is clipped below at 1 − ε_low."),
+  epsHigh: setting(NonNegativeNumber, 0.28, "ε_high: the ratio is clipped above at 1 + ε_high (clip-higher)."),
+  klBeta: setting(NonNegativeNumber, 0, "β of the k3 KL penalty to the frozen reference policy; 0 turns it off."),
+  lossAggregation: setting(
+    LossAggregation,
+    "token-mean",
+    "How per-token losses become one number: token-mean | seq-mean-token-mean | seq-mean-token-sum-norm.",
+  ),
+  normalizeStd: setting(Schema.Boolean, true, "Divide advantages by the group's std (false = Dr. GRPO)."),
+  maxPolicyLag: setting(NonNegativeInt, 1, "Drop rollouts made by a policy more than this many versions old."),
+  updatesPerBatch: setting(PositiveInt, 1, "Optimiser steps per scored batch."),
+  groupsPerStep: setting(PositiveInt, 8, "Scored groups per learner step."),
+  totalSteps: setting(PositiveInt, 200, "Learner steps; the experiment ends after the last one."),
+  publishEvery: setting(PositiveInt, 1, "Publish weights every this many steps."),
+  checkpointEvery: setting(PositiveInt, 50, "Write a checkpoint every this many steps."),
+});
+export type LearnerSection = typeof LearnerSection.Type;
+
+// ── rewards ──────────────────────────────────────────────────────────────────────────────────────
+
+const moduleFields = {
+  weight: setting(Schema.Number, 1, "Weight of this term in the summed reward."),
+  options: setting(
+    Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+    {},
+    "Module-specific options, passed through unchanged.",
+  ),
+};
+
+/** One reward term, found by built-in name, by module file, as a NATS service or as an HTTP judge. */
+export const RewardModuleRef = Schema.Union(
+  Schema.Struct({ name: NonEmptyString.annotations({ description: "A built-in module." }), ...moduleFields }),
+  Schema.Struct({ path: NonEmptyString.annotations({ description: "A module file to import." }), ...moduleFields }),
+  Schema.Struct({
+    service: NonEmptyString.annotations({ description: "Name of a NATS service answering score requests." }),
+    ...moduleFields,
+  }),
+  Schema.Struct({
+    http: Schema.Struct({
+      url: NonEmptyString.annotations({ description: "OpenAI-compatible endpoint (…/v1)." }),
+      model: NonEmptyString.annotations({ description: "Judge model name." }),
+      apiKeyEnv: optional(NonEmptyString, "Environment variable holding the API key."),
+    }),
+    ...moduleFields,
+  }),
+).annotations({ identifier: "RewardModule", description: "One of: {name} | {path} | {service} | {http}." });
+export type RewardModuleRef = typeof RewardModuleRef.Type;
+
+export const RewardsSection = Schema.Struct({
+  modules: setting(
+    Schema.Array(RewardModuleRef),
+    [
+      { name: "format", weight: 1, options: {} },
+      { name: "precision", weight: 1, options: {} },
+      { name: "detail", weight: 0.1, options: {} },
+      { name: "relevance", weight: 0.1, options: {} },
+    ],
+    "Reward terms and weights (the paper's P + λ·D + μ·R, plus the format penalty).",
+  ),
+  timeoutMs: setting(PositiveInt, 30_000, "Give up on one module's score after this long."),
+  retries: setting(NonNegativeInt, 2, "Retries of a failed remote score before the answer is counted as failed."),
+});
+export type RewardsSection = typeof RewardsSection.Type;
+
+// ── curation ─────────────────────────────────────────────────────────────────────────────────────
+
+export const CurationSection = Schema.Struct({
+  strategy: setting(Schema.Literal("uniform"), "uniform", "How prompts are picked: uniform."),
+  maxGroupsInFlight: setting(PositiveInt, 16, "Credit: at most this many prompt groups queued or being worked on."),
+});
+export type CurationSection = typeof CurationSection.Type;
+
+// ── evaluation ───────────────────────────────────────────────────────────────────────────────────
+
+export const EvaluationSection = Schema.Struct({
+  every: setting(NonNegativeInt, 50, "Evaluate every this many published policy versions; 0 turns it off."),
+  seed: setting(Schema.Int, 1234, "Seed of the evaluation prompt sample (fixed, so runs are comparable)."),
+  suites: setting(Schema.Array(NonEmptyString), ["factworld"], "Evaluation suites to run."),
+  promptsPerSuite: setting(PositiveInt, 64, "Prompts per suite per evaluation."),
+});
+export type EvaluationSection = typeof EvaluationSection.Type;
+
+// ── runtime ──────────────────────────────────────────────────────────────────────────────────────
+
+export const RestartPolicy = Schema.Struct({
+  maxRestarts: setting(NonNegativeInt, 5, "Give up after this many restarts within windowMs."),
+  windowMs: setting(PositiveInt, 60_000, "The window restarts are counted in."),
+  baseDelayMs: setting(PositiveInt, 200, "First restart delay; doubles with each restart, with jitter."),
+  maxDelayMs: setting(PositiveInt, 10_000, "Longest restart delay."),
+});
+export type RestartPolicy = typeof RestartPolicy.Type;
+
+export const RuntimeSection = Schema.Struct({
+  heartbeatMs: setting(
+    Schema.Int.pipe(Schema.greaterThanOrEqualTo(100, expecting("an integer ≥ 100"))),
+    2_000,
+    "Actors announce themselves this often.",
+  ),
+  drainTimeoutMs: setting(PositiveInt, 10_000, "A draining actor hands back work it has not finished after this."),
+  restart: section(RestartPolicy, "Restarts of a crashing actor (in-process) and of an exited actor process."),
+});
+export type RuntimeSection = typeof RuntimeSection.Type;
+
+// ── output ───────────────────────────────────────────────────────────────────────────────────────
+
+export const OutputSection = Schema.Struct({
+  dir: setting(NonEmptyString, "runs", "Where runs/<experiment>/ (config, metrics, checkpoints) is written."),
+});
+export type OutputSection = typeof OutputSection.Type;
+
+// ── the whole config ─────────────────────────────────────────────────────────────────────────────
+
+export const ExperimentConfig = Schema.Struct({
+  experiment: ExperimentId.annotations({ description: "Experiment id (required)." }),
+  seed: setting(Schema.Int, 0, "Master seed; each actor derives its own from it."),
+  nats: section(NatsSection, "The NATS server or cluster every actor talks through."),
+  actors: section(ActorCounts, "Actor processes per role started by `factrl run`."),
+  env: setting(EnvSection, FactWorldEnv.make({ kind: "factworld" }), "The environment prompts come from."),
+  model: section(ModelSection, "The policy."),
+  rollout: section(RolloutSection, "Sampling."),
+  learner: section(LearnerSection, "GRPO."),
+  rewards: section(RewardsSection, "The reward."),
+  curation: section(CurationSection, "Prompt selection and flow control."),
+  evaluation: section(EvaluationSection, "Periodic evaluation."),
+  runtime: section(RuntimeSection, "Actor lifecycle."),
+  output: section(OutputSection, "Outputs."),
+});
+export type ExperimentConfig = typeof ExperimentConfig.Type;
+export type ExperimentConfigEncoded = typeof ExperimentConfig.Encoded;
