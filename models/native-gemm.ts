@@ -268,16 +268,20 @@ export function installNativeGemm(
   const installation: NativeGemmInstallation = {
     threads: addon.getThreads(),
     blas: addon.blasConfig(),
-    uninstall: () => {
-      for (const config of originals) {
-        tf.unregisterKernel(config.kernelName, "wasm");
-        tf.registerKernel(config);
-      }
-      current = undefined;
-    },
+    uninstall: uninstallNativeGemm,
   };
   current = { originals, installation };
   return installation;
+}
+
+/** Puts the wasm backend's own matMul kernels back; does nothing when they are in place. */
+export function uninstallNativeGemm(): void {
+  if (current === undefined) return;
+  for (const config of current.originals) {
+    tf.unregisterKernel(config.kernelName, "wasm");
+    tf.registerKernel(config);
+  }
+  current = undefined;
 }
 
 /** True while the native kernels are registered. */
