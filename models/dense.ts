@@ -149,7 +149,8 @@ export class DensePolicy implements Policy {
       // Only positions that predict an answer token go through the V-wide output layer.
       const selected = tf.gather(hidden, tf.tensor1d(packed.predictorRows, "int32"));
       const logProbs = tf.logSoftmax(tf.div(this.logits(selected), temperature));
-      const targets = tf.oneHot(tf.tensor1d(packed.targets, "int32"), this.config.vocabSize, 1, 0, "float32");
+      // Cast, not oneHot(…, "float32"): the wasm OneHot kernel writes int32 bits whatever the dtype.
+      const targets = tf.cast(tf.oneHot(tf.tensor1d(packed.targets, "int32"), this.config.vocabSize), "float32");
       const picked = tf.sum(tf.mul(logProbs, targets), 1);
       const mask = tf.tensor2d(packed.mask, [packed.batchSize, packed.maxAnswer]);
       return {

@@ -1,2 +1,8 @@
 /** What other parts may use from models/. */
+export { type DenseConfig, DensePolicy } from "./dense.ts";
 export * from "./policy.ts";
+export { mixSeed, mulberry32, type Random } from "./random.ts";
+export { buildPolicy } from "./registry.ts";
+export { type DecodeSession, logSoftmax, sampleBatch, sampleToken } from "./sampling.ts";
+export { registerWasmSegmentSum } from "./segment-sum-kernel.ts";
+export { decodeNamedTensors, encodeNamedTensors, type NamedTensor, WeightsFormatError } from "./weights-file.ts";
