@@ -1,0 +1,96 @@
+/**
+ * The pretraining corpus: short documents, each about one entity chosen in proportion to its
+ * popularity, stating its facts with varied templates. A small share of documents is garbled on
+ * purpose (shuffled, repeated, substituted or truncated words) as food for a text-quality filter.
+ */
+import { renderTemplate, TEMPLATES, type Template } from "./grammar.ts";
+import { createRng, type Rng, shuffled, weightedSampler } from "./random.ts";
+import { type Relation, relationInfo } from "./schema.ts";
+import type { Entity, World } from "./world.ts";
+
+export interface CorpusOptions {
+  readonly seed: number;
+  /** Number of documents; default 50 per entity. */
+  readonly documents?: number;
+  readonly minSentences: number;
+  readonly maxSentences: number;
+  /** Share of documents that are garbled. */
+  readonly noiseRate: number;
+}
+
+export const DEFAULT_CORPUS_OPTIONS: CorpusOptions = { seed: 1, minSentences: 2, maxSentences: 5, noiseRate: 0.05 };
+
+export interface CorpusDocument {
+  readonly id: number;
+  /** The entity the document is about. */
+  readonly entityId: number;
+  /** Space-separated words, sentences ending with "." */
+  readonly text: string;
+  /** True when the document was garbled on purpose. */
+  readonly noisy: boolean;
+}
+
+/** Templates whose every relation the entity has a value for. */
+function applicableTemplates(entity: Entity): Template[] {
+  const has = new Set(entity.facts.map((f) => f.relation));
+  return TEMPLATES.filter((t) => t.relations.every((r) => has.has(r)));
+}
+
+/** One sentence about the entity from a random applicable template (random value for set relations). */
+function factSentence(rng: Rng, entity: Entity, templates: readonly Template[]): string {
+  const template = rng.pick(templates);
+  const values: Partial<Record<Relation, string>> = {};
+  for (const relation of template.relations) {
+    const options = entity.facts.filter((f) => f.relation === relation);
+    values[relation] = rng.pick(options).object;
+  }
+  return renderTemplate(template, entity.name, values);
+}
+
+function garble(rng: Rng, words: string[], fillers: readonly string[]): string[] {
+  switch (rng.int(0, 3)) {
+    case 0:
+      return shuffled(rng, words);
+    case 1: {
+      const at = rng.int(0, words.length - 1);
+      const run = words.slice(at, at + rng.int(1, 3));
+      return [...words.slice(0, at), ...Array.from({ length: rng.int(3, 6) }, () => run).flat(), ...words.slice(at)];
+    }
+    case 2:
+      return words.map((w) => (rng.chance(0.4) ? rng.pick(fillers) : w));
+    default:
+      return words.slice(0, Math.max(1, rng.int(1, Math.floor(words.length / 2))));
+  }
+}
+
+export function generateCorpus(world: World, options: Partial<CorpusOptions> = {}): CorpusDocument[] {
+  const opts = { ...DEFAULT_CORPUS_OPTIONS, ...options };
+  if (opts.minSentences < 1 || opts.maxSentences < opts.minSentences)
+    throw new Error(`corpus: need 1 ≤ minSentences ≤ maxSentences, got ${opts.minSentences}..${opts.maxSentences}`);
+  if (opts.noiseRate < 0 || opts.noiseRate > 1)
+    throw new Error(`corpus: noiseRate must be in [0, 1], got ${opts.noiseRate}`);
+  const rng = createRng(opts.seed);
+  const count = opts.documents ?? 50 * world.entities.length;
+  const sample = weightedSampler(world.entities.map((e) => e.popularity));
+  const templatesOf = world.entities.map(applicableTemplates);
+  const fillers = [
+    ...world.nameWords,
+    ...new Set(TEMPLATES.flatMap((t) => t.pieces.flatMap((p) => ("literal" in p ? [p.literal] : [])))),
+    ...(relationInfo("occupation").words ?? []),
+  ];
+
+  const docs: CorpusDocument[] = [];
+  for (let id = 0; id < count; id++) {
+    const entity = world.entities[sample(rng)] as Entity;
+    const templates = templatesOf[entity.id] as Template[];
+    // Distinct sentences where the entity has enough facts; a few retries keep this cheap.
+    const sentences = new Set<string>();
+    const wanted = rng.int(opts.minSentences, opts.maxSentences);
+    for (let attempt = 0; sentences.size < wanted && attempt < 3 * wanted; attempt++)
+      sentences.add(factSentence(rng, entity, templates));
+    const noisy = rng.chance(opts.noiseRate);
+    const words = [...sentences].join(" ").split(" ");
+    docs.push({ id, entityId: entity.id, text: (noisy ? garble(rng, words, fillers) : words).join(" "), noisy });
+  }
+  return docs;
+}

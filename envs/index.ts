@@ -1,0 +1,41 @@
+/** envs/: what other parts may use — FactWorld (world, corpus, tokenizers, prompts, answers, judge) and external prompt loaders. */
+export { type CorpusDocument, type CorpusOptions, DEFAULT_CORPUS_OPTIONS, generateCorpus } from "./factworld/corpus.ts";
+export { type ParsedClaim, parseSentence } from "./factworld/grammar.ts";
+export {
+  aspectList,
+  DEFAULT_PROMPT_OPTIONS,
+  generatePrompts,
+  isAnswerableAndUnambiguous,
+  knownAspects,
+  type Prompt,
+  type PromptFocus,
+  type PromptOptions,
+  type Split,
+  SUITES,
+  type Suite,
+} from "./factworld/prompts.ts";
+export { referenceSentences, renderReference, THINK_CLOSE, THINK_OPEN } from "./factworld/reference.ts";
+export { ENTITY_TYPES, type EntityType, RELATION_NAMES, RELATIONS_OF_TYPE, type Relation } from "./factworld/schema.ts";
+export {
+  bytesToText,
+  byteTokenizer,
+  createTokenizer,
+  SPECIAL_WORDS,
+  type TextCodec,
+  textToBytes,
+  tokenizerFromWords,
+  type WordTokenizer,
+  worldVocabulary,
+} from "./factworld/tokenizer.ts";
+export {
+  type Entity,
+  type Fact,
+  generateWorld,
+  type PopularityBucket,
+  popularityBucket,
+  valuesOf,
+  WORLD_SIZES,
+  type World,
+  type WorldOptions,
+  type WorldSize,
+} from "./factworld/world.ts";
