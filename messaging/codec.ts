@@ -1,0 +1,152 @@
+/**
+ * The one wire format: a msgpack envelope {type, version, experiment, sender, sentAt, id, body}.
+ * Decoding checks size, msgpack, the envelope, the type and version against the registry, then the
+ * body against its schema, and says which of these failed. Encoding refuses a message larger than
+ * the limit before anything is sent.
+ */
+import { nuid } from "@nats-io/transport-node";
+import { Data, Either, ParseResult, Schema } from "effect";
+import { Packr } from "msgpackr";
+import { isMessageTypeName, MESSAGE_TYPES, type MessageBody, type MessageTypeName } from "./messages.ts";
+
+/** NATS' default max_payload; factrl messages must fit in it (weights go to the Object Store). */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+// No shared structures (useRecords: false): a receiver in another process must not need our state.
+const packr = new Packr({ useRecords: false, moreTypes: true });
+
+export interface Envelope<N extends MessageTypeName = MessageTypeName> {
+  readonly type: N;
+  readonly version: number;
+  readonly experiment: string;
+  /** Who sent it: an actor id (`rollout-3`) or a tool (`cli`). */
+  readonly sender: string;
+  /** Epoch milliseconds at the sender. */
+  readonly sentAt: number;
+  /** Unique per message (nuid by default); JetStream publishes use it as msgID unless told otherwise. */
+  readonly id: string;
+  readonly body: MessageBody<N>;
+}
+
+/** Any envelope, discriminated by `type`. */
+export type AnyEnvelope = { [N in MessageTypeName]: Envelope<N> }[MessageTypeName];
+
+export class MessageTooLargeError extends Data.TaggedError("MessageTooLargeError")<{
+  readonly type: string;
+  readonly bytes: number;
+  readonly maxBytes: number;
+}> {
+  override get message(): string {
+    return (
+      `${this.type} message is ${this.bytes} bytes, over the ${this.maxBytes}-byte limit; nothing was sent ` +
+      "(send large data such as weights through the Object Store)"
+    );
+  }
+}
+
+export type DecodeFailureKind =
+  | "too-large"
+  | "not-msgpack"
+  | "bad-envelope"
+  | "unknown-type"
+  | "unknown-version"
+  | "unexpected-type"
+  | "bad-body";
+
+export class DecodeError extends Data.TaggedError("DecodeError")<{
+  readonly kind: DecodeFailureKind;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `${this.kind}: ${this.reason}`;
+  }
+}
+
+export interface EnvelopeMeta {
+  readonly experiment: string;
+  readonly sender: string;
+  /** Defaults to a fresh nuid. */
+  readonly id?: string;
+  /** Defaults to Date.now(). */
+  readonly sentAt?: number;
+}
+
+/** Builds an envelope for `body`. */
+export function envelope<N extends MessageTypeName>(type: N, body: MessageBody<N>, meta: EnvelopeMeta): Envelope<N> {
+  return {
+    type,
+    version: MESSAGE_TYPES[type].version,
+    experiment: meta.experiment,
+    sender: meta.sender,
+    sentAt: meta.sentAt ?? Date.now(),
+    id: meta.id ?? nuid.next(),
+    body,
+  };
+}
+
+/** Packs an envelope; throws MessageTooLargeError when it would not fit in `maxBytes`. */
+export function encodeEnvelope(message: Envelope, maxBytes: number = MAX_MESSAGE_BYTES): Uint8Array {
+  const bytes = packr.pack(message);
+  if (bytes.byteLength > maxBytes) {
+    throw new MessageTooLargeError({ type: message.type, bytes: bytes.byteLength, maxBytes });
+  }
+  return bytes;
+}
+
+const EnvelopeShape = Schema.Struct({
+  type: Schema.String,
+  version: Schema.Int,
+  experiment: Schema.String,
+  sender: Schema.String,
+  sentAt: Schema.Number,
+  id: Schema.String,
+  body: Schema.Unknown,
+});
+
+const decodeEnvelopeShape = Schema.decodeUnknownEither(EnvelopeShape, { errors: "all" });
+const bodyDecoders = Object.fromEntries(
+  Object.entries(MESSAGE_TYPES).map(([name, def]) => [
+    name,
+    Schema.decodeUnknownEither(def.schema as Schema.Schema<unknown>, { errors: "all" }),
+  ]),
+) as Record<MessageTypeName, (input: unknown) => Either.Either<unknown, ParseResult.ParseError>>;
+
+const formatParseError = (error: ParseResult.ParseError): string =>
+  ParseResult.TreeFormatter.formatErrorSync(error).replace(/\s*\n\s*/g, " ");
+
+export interface DecodeOptions<N extends MessageTypeName> {
+  /** Accept only these types (e.g. a metrics subscriber takes only MetricsEvent). */
+  readonly accept?: readonly N[];
+  readonly maxBytes?: number;
+}
+
+/** Unpacks and validates one message; never throws. */
+export function decodeEnvelope<N extends MessageTypeName = MessageTypeName>(
+  bytes: Uint8Array,
+  options: DecodeOptions<N> = {},
+): Either.Either<{ [K in N]: Envelope<K> }[N], DecodeError> {
+  const fail = (kind: DecodeFailureKind, reason: string) => Either.left(new DecodeError({ kind, reason }));
+  const maxBytes = options.maxBytes ?? MAX_MESSAGE_BYTES;
+  if (bytes.byteLength > maxBytes)
+    return fail("too-large", `${bytes.byteLength} bytes, over the ${maxBytes}-byte limit`);
+  let raw: unknown;
+  try {
+    raw = packr.unpack(bytes);
+  } catch (error) {
+    return fail("not-msgpack", `not valid msgpack (${error instanceof Error ? error.message : String(error)})`);
+  }
+  const shape = decodeEnvelopeShape(raw);
+  if (Either.isLeft(shape)) return fail("bad-envelope", `not a factrl envelope: ${formatParseError(shape.left)}`);
+  const { type, version } = shape.right;
+  if (!isMessageTypeName(type)) return fail("unknown-type", `unknown message type ${JSON.stringify(type)}`);
+  if (options.accept !== undefined && !(options.accept as readonly string[]).includes(type)) {
+    return fail("unexpected-type", `got ${type}, expected ${options.accept.join(" or ")}`);
+  }
+  const known = MESSAGE_TYPES[type].version;
+  if (version !== known) {
+    return fail("unknown-version", `${type} version ${version} is not supported (this build reads version ${known})`);
+  }
+  const body = bodyDecoders[type](shape.right.body);
+  if (Either.isLeft(body)) return fail("bad-body", `${type} v${version}: ${formatParseError(body.left)}`);
+  return Either.right({ ...shape.right, type, body: body.right } as { [K in N]: Envelope<K> }[N]);
+}

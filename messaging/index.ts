@@ -1,0 +1,86 @@
+/**
+ * factrl's messaging layer: what other parts may use. See docs/messaging.md.
+ */
+
+export {
+  type AnyEnvelope,
+  DecodeError,
+  type DecodeFailureKind,
+  decodeEnvelope,
+  type Envelope,
+  type EnvelopeMeta,
+  encodeEnvelope,
+  envelope,
+  MAX_MESSAGE_BYTES,
+  MessageTooLargeError,
+} from "./codec.ts";
+export {
+  ConnectError,
+  type ConnectFailureKind,
+  type ConnectionOptions,
+  connectNats,
+  Nats,
+  NatsLive,
+  type NatsService,
+} from "./connection.ts";
+export { Experiment, ExperimentLive, type ExperimentService } from "./experiment.ts";
+export {
+  type LocalServer,
+  LocalServerError,
+  type LocalServerOptions,
+  localServer,
+  startLocalServer,
+} from "./local-server.ts";
+export {
+  type FactrlLogger,
+  makeLogger,
+  minimumLogLevelLayer,
+  pinoEffectLogger,
+  pinoLoggerLayer,
+  rootLogger,
+} from "./log.ts";
+export {
+  ActorState,
+  Answer,
+  AnswerScore,
+  ControlReply,
+  ControlRequest,
+  Heartbeat,
+  isMessageTypeName,
+  MESSAGE_TYPES,
+  type MessageBody,
+  type MessageTypeName,
+  MetricsEvent,
+  PromptGroup,
+  RewardFailure,
+  RolloutGroup,
+  ScoredGroup,
+} from "./messages.ts";
+export {
+  type ExperimentSubjects,
+  experimentSubjects,
+  InvalidNameError,
+  validateExperimentId,
+  validateToken,
+  WORK_QUEUES,
+  type WorkQueueName,
+} from "./subjects.ts";
+export {
+  type ConsumeWorkOptions,
+  consumeWork,
+  deadLetterCount,
+  ensureWorkQueues,
+  JetStreamError,
+  newWorkCounters,
+  openWorkFetcher,
+  type PublishWorkOptions,
+  pendingWork,
+  publishWork,
+  QUEUE_MESSAGE_TYPE,
+  type QueueBody,
+  type WorkCounters,
+  type WorkFetcher,
+  type WorkItem,
+  WorkOutcome,
+  type WorkQueueSettings,
+} from "./work-queue.ts";

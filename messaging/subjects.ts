@@ -1,0 +1,98 @@
+/**
+ * Every NATS name an experiment uses, in one place: subjects (`factrl.<experiment>.…`) and the
+ * JetStream stream, consumer, KV and Object Store names derived from them. Those names allow no dots,
+ * so every token that goes into one is validated to [A-Za-z0-9_-] first; a bad id fails here with a
+ * message saying what is wrong, never later as a confusing server error.
+ */
+import { Data } from "effect";
+
+export class InvalidNameError extends Data.TaggedError("InvalidNameError")<{
+  readonly what: string;
+  readonly value: string;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `invalid ${this.what} ${JSON.stringify(this.value)}: ${this.reason}`;
+  }
+}
+
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+const MAX_TOKEN_LENGTH = 64;
+
+/** Checks one name token (experiment id, role, actor id, metrics source…); throws InvalidNameError. */
+export function validateToken(what: string, value: string): string {
+  const fail = (reason: string): never => {
+    throw new InvalidNameError({ what, value, reason });
+  };
+  if (typeof value !== "string" || value.length === 0) fail("must be a non-empty string");
+  if (value.length > MAX_TOKEN_LENGTH) fail(`must be at most ${MAX_TOKEN_LENGTH} characters`);
+  if (value.includes(".")) fail("must not contain dots (they separate NATS subject tokens)");
+  if (value.includes("*") || value.includes(">")) fail("must not contain NATS wildcards (* or >)");
+  if (/\s/.test(value)) fail("must not contain whitespace");
+  if (value.includes("/") || value.includes("\\")) fail("must not contain slashes");
+  if (!TOKEN.test(value)) fail("may contain only letters, digits, '_' and '-'");
+  return value;
+}
+
+/** Validates an experiment id (used in every subject and JetStream name of the experiment). */
+export const validateExperimentId = (experiment: string): string => validateToken("experiment id", experiment);
+
+/** The durable work queues: each is one JetStream work-queue stream with one subject. */
+export const WORK_QUEUES = ["prompts", "rollouts", "scored"] as const;
+export type WorkQueueName = (typeof WORK_QUEUES)[number];
+
+export interface ExperimentSubjects {
+  readonly experiment: string;
+  /** `factrl.<exp>` — the prefix of everything below. */
+  readonly root: string;
+  /** The subject a work queue's stream captures. */
+  readonly work: (queue: WorkQueueName) => string;
+  /** Where a work queue's exhausted or rejected messages go, with the reason in headers. */
+  readonly deadLetter: (queue: WorkQueueName) => string;
+  /** `factrl.<exp>.deadletter.>` — every dead-letter subject (captured by the dead-letter stream). */
+  readonly allDeadLetters: string;
+  readonly metrics: (source: string) => string;
+  readonly allMetrics: string;
+  readonly heartbeat: (role: string, id: string) => string;
+  readonly allHeartbeats: string;
+  /** Control requests for every actor of a role (`control.<role>`) or one actor (`control.<role>.<id>`). */
+  readonly control: (role: string, id?: string) => string;
+  readonly allControl: string;
+  /** JetStream stream of a work queue: `factrl_<exp>_<queue>`. */
+  readonly stream: (queue: WorkQueueName) => string;
+  /** The stream keeping dead letters for inspection: `factrl_<exp>_deadletter`. */
+  readonly deadLetterStream: string;
+  /** Durable pull consumer of a work queue shared by all its workers: `<queue>_workers`. */
+  readonly consumer: (queue: WorkQueueName) => string;
+  /** Object Store bucket for policy weights: `factrl_<exp>_weights`. */
+  readonly weightsBucket: string;
+  /** KV bucket for small shared state (current policy version): `factrl_<exp>_state`. */
+  readonly stateBucket: string;
+}
+
+/** All names of one experiment; throws InvalidNameError for a bad experiment id. */
+export function experimentSubjects(experiment: string): ExperimentSubjects {
+  validateExperimentId(experiment);
+  const root = `factrl.${experiment}`;
+  return {
+    experiment,
+    root,
+    work: (queue) => `${root}.${queue}`,
+    deadLetter: (queue) => `${root}.deadletter.${queue}`,
+    allDeadLetters: `${root}.deadletter.>`,
+    metrics: (source) => `${root}.metrics.${validateToken("metrics source", source)}`,
+    allMetrics: `${root}.metrics.>`,
+    heartbeat: (role, id) => `${root}.heartbeat.${validateToken("role", role)}.${validateToken("actor id", id)}`,
+    allHeartbeats: `${root}.heartbeat.>`,
+    control: (role, id) =>
+      id === undefined
+        ? `${root}.control.${validateToken("role", role)}`
+        : `${root}.control.${validateToken("role", role)}.${validateToken("actor id", id)}`,
+    allControl: `${root}.control.>`,
+    stream: (queue) => `factrl_${experiment}_${queue}`,
+    deadLetterStream: `factrl_${experiment}_deadletter`,
+    consumer: (queue) => `${queue}_workers`,
+    weightsBucket: `factrl_${experiment}_weights`,
+    stateBucket: `factrl_${experiment}_state`,
+  };
+}

@@ -1,0 +1,449 @@
+/**
+ * Durable work: prompts, rollouts and scored groups on JetStream work-queue streams, each read by one
+ * durable pull consumer shared by every worker of that queue.
+ *
+ * - Publishing awaits the stream's ack and retries through outages with the same msgID, so a message
+ *   is stored exactly once even when a publish is repeated.
+ * - Fetching is demand-driven (a worker pulls only when it has room), so slow workers apply
+ *   backpressure instead of buffering.
+ * - Redelivery is bounded: the consumer allows `maxDeliver` attempts. A message that is rejected,
+ *   still failing on its last attempt, undecodable, or delivered more often than allowed (its
+ *   consumers died without acking) is published to `factrl.<exp>.deadletter.<queue>` with the reason
+ *   in headers, acked (which removes it from the work stream) and counted. The server's max_deliver is
+ *   maxDeliver + 1, so the extra delivery is the one on which the client dead-letters.
+ */
+import { AckPolicy, type Consumer, DeliverPolicy, type JsMsg, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import { nanos, headers as natsHeaders } from "@nats-io/transport-node";
+import { Cause, Data, Duration, Effect, Either, Fiber, Schedule } from "effect";
+import { decodeEnvelope, type Envelope, encodeEnvelope, envelope, type MessageTooLargeError } from "./codec.ts";
+import { Nats, type NatsService } from "./connection.ts";
+import { Experiment, type ExperimentService } from "./experiment.ts";
+import type { MessageBody } from "./messages.ts";
+import { WORK_QUEUES, type WorkQueueName } from "./subjects.ts";
+
+/** Which message type each queue carries. */
+export const QUEUE_MESSAGE_TYPE = {
+  prompts: "PromptGroup",
+  rollouts: "RolloutGroup",
+  scored: "ScoredGroup",
+} as const satisfies Record<WorkQueueName, string>;
+export type QueueType<Q extends WorkQueueName> = (typeof QUEUE_MESSAGE_TYPE)[Q];
+export type QueueBody<Q extends WorkQueueName> = MessageBody<QueueType<Q>>;
+
+export class JetStreamError extends Data.TaggedError("JetStreamError")<{
+  readonly operation: string;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `JetStream ${this.operation} failed: ${this.reason}`;
+  }
+}
+
+const jsError = (operation: string) => (error: unknown) =>
+  new JetStreamError({ operation, reason: error instanceof Error ? error.message : String(error) });
+
+export interface WorkQueueSettings {
+  /** How long a delivered message may go unacked before it is redelivered (default 30 s). */
+  readonly ackWaitMs?: number;
+  /** Attempts before a message is dead-lettered (default 5). */
+  readonly maxDeliver?: number;
+  /** msgID de-duplication window (default 2 min). */
+  readonly duplicateWindowMs?: number;
+  /** How long dead letters are kept (default 7 days). */
+  readonly deadLetterMaxAgeMs?: number;
+}
+
+const DEFAULTS = { ackWaitMs: 30_000, maxDeliver: 5, duplicateWindowMs: 120_000, deadLetterMaxAgeMs: 7 * 86_400_000 };
+
+/**
+ * Creates (or updates) the three work-queue streams, their durable consumers and the dead-letter
+ * stream of the experiment. Idempotent: every actor may call it at start.
+ */
+export const ensureWorkQueues = (
+  settings: WorkQueueSettings = {},
+): Effect.Effect<void, JetStreamError, Nats | Experiment> =>
+  Effect.gen(function* () {
+    const { manager } = yield* Nats;
+    const { subjects } = yield* Experiment;
+    const s = { ...DEFAULTS, ...settings };
+    const upsertStream = (config: Parameters<typeof manager.streams.add>[0] & { name: string }) =>
+      Effect.tryPromise({
+        try: async () => {
+          try {
+            await manager.streams.info(config.name);
+          } catch {
+            await manager.streams.add(config);
+            return;
+          }
+          await manager.streams.update(config.name, config);
+        },
+        catch: jsError(`creating stream ${config.name}`),
+      });
+    for (const queue of WORK_QUEUES) {
+      yield* upsertStream({
+        name: subjects.stream(queue),
+        subjects: [subjects.work(queue)],
+        retention: RetentionPolicy.Workqueue,
+        storage: StorageType.File,
+        duplicate_window: nanos(s.duplicateWindowMs),
+      });
+      const consumer = {
+        durable_name: subjects.consumer(queue),
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait: nanos(s.ackWaitMs),
+        max_deliver: s.maxDeliver + 1,
+      };
+      yield* Effect.tryPromise({
+        try: async () => {
+          const stream = subjects.stream(queue);
+          try {
+            await manager.consumers.info(stream, consumer.durable_name);
+          } catch {
+            await manager.consumers.add(stream, consumer);
+            return;
+          }
+          await manager.consumers.update(stream, consumer.durable_name, {
+            ack_wait: consumer.ack_wait,
+            max_deliver: consumer.max_deliver,
+          });
+        },
+        catch: jsError(`creating consumer ${subjects.consumer(queue)}`),
+      });
+    }
+    yield* upsertStream({
+      name: subjects.deadLetterStream,
+      subjects: [subjects.allDeadLetters],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      max_age: nanos(s.deadLetterMaxAgeMs),
+      duplicate_window: nanos(s.duplicateWindowMs),
+    });
+  });
+
+export interface PublishWorkOptions {
+  /** De-duplication id; defaults to the envelope id. Pass a stable id (the group id) for idempotent re-sends. */
+  readonly msgId?: string;
+  /** How long to keep retrying through a server outage before failing (default 60 s). */
+  readonly retryForMs?: number;
+}
+
+/** Publishes one work item and waits for the stream to store it; `duplicate` means it was already there. */
+export const publishWork = <Q extends WorkQueueName>(
+  queue: Q,
+  body: QueueBody<Q>,
+  options: PublishWorkOptions = {},
+): Effect.Effect<
+  { readonly seq: number; readonly duplicate: boolean },
+  MessageTooLargeError | JetStreamError,
+  Nats | Experiment
+> =>
+  Effect.gen(function* () {
+    const nats = yield* Nats;
+    const { subjects, sender } = yield* Experiment;
+    const message = envelope(QUEUE_MESSAGE_TYPE[queue], body as never, {
+      experiment: subjects.experiment,
+      sender,
+      ...(options.msgId !== undefined ? { id: options.msgId } : {}),
+    });
+    const bytes = yield* Effect.try({
+      try: () => encodeEnvelope(message as Envelope, nats.maxPayload),
+      catch: (error) => error as MessageTooLargeError,
+    });
+    const subject = subjects.work(queue);
+    const retryFor = Duration.millis(options.retryForMs ?? 60_000);
+    const ack = yield* Effect.tryPromise({
+      try: () => nats.jetstream.publish(subject, bytes, { msgID: message.id, timeout: 5_000 }),
+      catch: jsError(`publish to ${subject}`),
+    }).pipe(
+      Effect.retry(
+        Schedule.exponential(Duration.millis(100)).pipe(
+          Schedule.either(Schedule.spaced(Duration.seconds(2))),
+          Schedule.upTo(retryFor),
+        ),
+      ),
+    );
+    return { seq: ack.seq, duplicate: ack.duplicate };
+  });
+
+/** What a handler decided about one work item. */
+export type WorkOutcome =
+  | { readonly _tag: "Done" }
+  | { readonly _tag: "Retry"; readonly reason: string; readonly delayMs: number }
+  | { readonly _tag: "Reject"; readonly reason: string };
+
+export const WorkOutcome = {
+  done: { _tag: "Done" } as WorkOutcome,
+  /** Try again later (redelivered after `delayMs`); on the last allowed attempt it is dead-lettered instead. */
+  retry: (reason: string, delayMs = 1_000): WorkOutcome => ({ _tag: "Retry", reason, delayMs }),
+  /** Never retry: dead-letter now with `reason`. */
+  reject: (reason: string): WorkOutcome => ({ _tag: "Reject", reason }),
+};
+
+/** Counts of what happened to this process's deliveries (read them for heartbeats and metrics). */
+export interface WorkCounters {
+  done: number;
+  retried: number;
+  deadLettered: number;
+}
+
+export const newWorkCounters = (): WorkCounters => ({ done: 0, retried: 0, deadLettered: 0 });
+
+/** One delivered work item. Settle it exactly once (fetch API) — `consumeWork` does that for you. */
+export interface WorkItem<Q extends WorkQueueName> {
+  readonly envelope: Envelope<QueueType<Q>>;
+  readonly body: QueueBody<Q>;
+  /** 1 on first delivery. */
+  readonly deliveryCount: number;
+  readonly streamSequence: number;
+  /** Tells the server this item is still being worked on (resets its ack timer). */
+  readonly working: Effect.Effect<void>;
+  /** Applies an outcome: ack, nak with delay, or dead-letter (see WorkOutcome). */
+  readonly settle: (outcome: WorkOutcome) => Effect.Effect<void, JetStreamError>;
+}
+
+interface QueueRuntime {
+  readonly nats: NatsService;
+  readonly experiment: ExperimentService;
+  readonly queue: WorkQueueName;
+  readonly consumer: Consumer;
+  /** Attempts allowed before dead-lettering (the server's max_deliver minus the dead-letter delivery). */
+  readonly maxDeliver: number;
+  readonly ackWaitMs: number;
+  readonly counters: WorkCounters;
+}
+
+const openQueue = (queue: WorkQueueName, counters: WorkCounters) =>
+  Effect.gen(function* () {
+    const nats = yield* Nats;
+    const experiment = yield* Experiment;
+    const stream = experiment.subjects.stream(queue);
+    const name = experiment.subjects.consumer(queue);
+    const consumer = yield* Effect.tryPromise({
+      try: () => nats.jetstream.consumers.get(stream, name),
+      catch: jsError(`opening consumer ${name} on ${stream} (did ensureWorkQueues run?)`),
+    });
+    const info = yield* Effect.tryPromise({ try: () => consumer.info(true), catch: jsError(`reading ${name}`) });
+    const runtime: QueueRuntime = {
+      nats,
+      experiment,
+      queue,
+      consumer,
+      // A consumer made elsewhere without max_deliver (-1) never dead-letters for exhaustion.
+      maxDeliver: (info.config.max_deliver ?? -1) > 1 ? (info.config.max_deliver ?? 0) - 1 : Number.POSITIVE_INFINITY,
+      ackWaitMs: (info.config.ack_wait ?? nanos(DEFAULTS.ackWaitMs)) / 1_000_000,
+      counters,
+    };
+    return runtime;
+  });
+
+/** Dead-letters a delivery: publish the original bytes with the reason, then ack to remove it from the work stream. */
+const deadLetter = (runtime: QueueRuntime, msg: JsMsg, reason: string) =>
+  Effect.gen(function* () {
+    const { subjects } = runtime.experiment;
+    const subject = subjects.deadLetter(runtime.queue);
+    const h = natsHeaders();
+    h.set("Factrl-Reason", reason.slice(0, 1_000).replace(/[\r\n]+/g, " "));
+    h.set("Factrl-Queue", runtime.queue);
+    h.set("Factrl-Stream-Seq", String(msg.seq));
+    h.set("Factrl-Deliveries", String(msg.info.deliveryCount));
+    // msgID makes a repeated dead-lettering of the same stream message (e.g. after a crash) a no-op.
+    yield* Effect.tryPromise({
+      try: () =>
+        runtime.nats.jetstream.publish(subject, msg.data, {
+          msgID: `dl-${subjects.stream(runtime.queue)}-${msg.seq}`,
+          headers: h,
+        }),
+      catch: jsError(`dead-lettering to ${subject}`),
+    });
+    msg.ack();
+    runtime.counters.deadLettered += 1;
+    runtime.nats.logger.warn(
+      { queue: runtime.queue, seq: msg.seq, deliveries: msg.info.deliveryCount, reason },
+      "work item dead-lettered",
+    );
+  });
+
+const settleWith = (runtime: QueueRuntime, msg: JsMsg) => (outcome: WorkOutcome) =>
+  Effect.gen(function* () {
+    switch (outcome._tag) {
+      case "Done":
+        msg.ack();
+        runtime.counters.done += 1;
+        return;
+      case "Retry":
+        if (msg.info.deliveryCount >= runtime.maxDeliver) {
+          yield* deadLetter(
+            runtime,
+            msg,
+            `still failing after ${msg.info.deliveryCount} deliveries: ${outcome.reason}`,
+          );
+          return;
+        }
+        msg.nak(outcome.delayMs);
+        runtime.counters.retried += 1;
+        return;
+      case "Reject":
+        yield* deadLetter(runtime, msg, `rejected: ${outcome.reason}`);
+    }
+  });
+
+/**
+ * Turns a delivery into a WorkItem, or dead-letters it when it cannot be worked on (undecodable,
+ * or delivered more often than allowed because earlier consumers died without acking).
+ */
+const toWorkItem = <Q extends WorkQueueName>(runtime: QueueRuntime, msg: JsMsg) =>
+  Effect.gen(function* () {
+    if (msg.info.deliveryCount > runtime.maxDeliver) {
+      yield* deadLetter(
+        runtime,
+        msg,
+        `exhausted ${runtime.maxDeliver} deliveries without an ack (its consumers died or timed out)`,
+      );
+      return undefined;
+    }
+    const decoded = decodeEnvelope(msg.data, { accept: [QUEUE_MESSAGE_TYPE[runtime.queue]] });
+    if (Either.isLeft(decoded)) {
+      yield* deadLetter(runtime, msg, `undecodable: ${decoded.left.message}`);
+      return undefined;
+    }
+    const message = decoded.right as unknown as Envelope<QueueType<Q>>;
+    const item: WorkItem<Q> = {
+      envelope: message,
+      body: message.body as QueueBody<Q>,
+      deliveryCount: msg.info.deliveryCount,
+      streamSequence: msg.seq,
+      working: Effect.sync(() => msg.working()),
+      settle: settleWith(runtime, msg),
+    };
+    return item;
+  });
+
+export interface ConsumeWorkOptions {
+  /** Items worked on at once (each worker pulls one when it is free). Default 1. */
+  readonly concurrency?: number;
+  /** Counters to update (default: a fresh set nobody reads). */
+  readonly counters?: WorkCounters;
+  /** How long one pull waits for a message before asking again (default 5 s). */
+  readonly pullExpiresMs?: number;
+}
+
+/**
+ * Works a queue until interrupted: each of `concurrency` workers pulls one item, runs `handler`
+ * (extending the ack deadline while it runs), and applies the outcome. A handler that fails or dies
+ * counts as `retry` with the error as reason.
+ */
+export const consumeWork = <Q extends WorkQueueName, E, R>(
+  queue: Q,
+  handler: (item: WorkItem<Q>) => Effect.Effect<WorkOutcome, E, R>,
+  options: ConsumeWorkOptions = {},
+): Effect.Effect<never, JetStreamError, Nats | Experiment | R> =>
+  Effect.gen(function* () {
+    const runtime = yield* openQueue(queue, options.counters ?? newWorkCounters());
+    const expires = Math.max(1_000, options.pullExpiresMs ?? 5_000);
+    const keepAlive = Duration.millis(Math.max(100, runtime.ackWaitMs / 3));
+    const handle = (msg: JsMsg) =>
+      Effect.gen(function* () {
+        const item = yield* toWorkItem<Q>(runtime, msg);
+        if (item === undefined) return;
+        const ticker = yield* Effect.fork(
+          Effect.repeat(item.working, Schedule.spaced(keepAlive)).pipe(Effect.delay(keepAlive)),
+        );
+        const outcome = yield* handler(item).pipe(
+          Effect.sandbox,
+          Effect.catchAll((cause) => {
+            const error = Cause.squash(cause);
+            return Effect.succeed(
+              WorkOutcome.retry(`handler failed: ${error instanceof Error ? error.message : String(error)}`),
+            );
+          }),
+          Effect.ensuring(Fiber.interrupt(ticker)),
+        );
+        yield* item.settle(outcome);
+      });
+    const worker = Effect.gen(function* () {
+      const msg = yield* Effect.tryPromise({
+        try: () => runtime.consumer.next({ expires }),
+        catch: jsError(`pulling from ${queue}`),
+      }).pipe(
+        // A pull fails while the server is away; the client reconnects by itself, so wait and pull again.
+        Effect.retry(Schedule.spaced(Duration.millis(500))),
+      );
+      if (msg !== null) yield* handle(msg);
+    }).pipe(Effect.forever);
+    const concurrency = Math.max(1, options.concurrency ?? 1);
+    return yield* Effect.all(
+      Array.from({ length: concurrency }, () => worker),
+      {
+        concurrency: "unbounded",
+      },
+    ).pipe(Effect.andThen(Effect.never));
+  });
+
+export interface WorkFetcher<Q extends WorkQueueName> {
+  /**
+   * Fetches up to `max` items (default 1), waiting at most `expiresMs` (default 1 s, the server's
+   * minimum). Undecodable or over-delivered messages are dead-lettered and left out.
+   */
+  readonly fetch: (options?: {
+    readonly max?: number;
+    readonly expiresMs?: number;
+  }) => Effect.Effect<ReadonlyArray<WorkItem<Q>>, JetStreamError>;
+  readonly counters: WorkCounters;
+}
+
+/** The raw pull API (for the learner): fetch batches and settle each item yourself. */
+export const openWorkFetcher = <Q extends WorkQueueName>(
+  queue: Q,
+  counters: WorkCounters = newWorkCounters(),
+): Effect.Effect<WorkFetcher<Q>, JetStreamError, Nats | Experiment> =>
+  Effect.gen(function* () {
+    const runtime = yield* openQueue(queue, counters);
+    const fetch: WorkFetcher<Q>["fetch"] = (options = {}) =>
+      Effect.gen(function* () {
+        const messages = yield* Effect.tryPromise({
+          try: async () => {
+            const batch = await runtime.consumer.fetch({
+              max_messages: Math.max(1, options.max ?? 1),
+              expires: Math.max(1_000, options.expiresMs ?? 1_000),
+            });
+            const out: JsMsg[] = [];
+            for await (const msg of batch) out.push(msg);
+            return out;
+          },
+          catch: jsError(`fetching from ${queue}`),
+        });
+        const items: WorkItem<Q>[] = [];
+        for (const msg of messages) {
+          const item = yield* toWorkItem<Q>(runtime, msg);
+          if (item !== undefined) items.push(item);
+        }
+        return items;
+      });
+    return { fetch, counters };
+  });
+
+/** How many messages the dead-letter stream holds for `queue`. */
+export const deadLetterCount = (queue: WorkQueueName): Effect.Effect<number, JetStreamError, Nats | Experiment> =>
+  Effect.gen(function* () {
+    const { manager } = yield* Nats;
+    const { subjects } = yield* Experiment;
+    const subject = subjects.deadLetter(queue);
+    const info = yield* Effect.tryPromise({
+      try: () => manager.streams.info(subjects.deadLetterStream, { subjects_filter: subject }),
+      catch: jsError(`reading ${subjects.deadLetterStream}`),
+    });
+    return info.state.subjects?.[subject] ?? 0;
+  });
+
+/** How many messages wait in a work queue (not yet acked). */
+export const pendingWork = (queue: WorkQueueName): Effect.Effect<number, JetStreamError, Nats | Experiment> =>
+  Effect.gen(function* () {
+    const { manager } = yield* Nats;
+    const { subjects } = yield* Experiment;
+    const info = yield* Effect.tryPromise({
+      try: () => manager.streams.info(subjects.stream(queue)),
+      catch: jsError(`reading ${subjects.stream(queue)}`),
+    });
+    return info.state.messages;
+  });

@@ -1,0 +1,273 @@
+import { Deferred, Effect, Fiber, Ref } from "effect";
+import { describe, expect, inject, it } from "vitest";
+import {
+  consumeWork,
+  deadLetterCount,
+  ensureWorkQueues,
+  MessageTooLargeError,
+  newWorkCounters,
+  openWorkFetcher,
+  pendingWork,
+  publishWork,
+  WorkOutcome,
+} from "../../messaging/index.ts";
+import {
+  Experiment,
+  eventually,
+  freshExperiment,
+  Nats,
+  runWith,
+  samplePromptGroup,
+  sampleRolloutGroup,
+} from "./fixtures.ts";
+
+const url = () => inject("natsUrl");
+
+/** Collects dead letters published on a queue's dead-letter subject (core subscription). */
+const watchDeadLetters = (queue: "prompts" | "rollouts" | "scored") =>
+  Effect.gen(function* () {
+    const { connection } = yield* Nats;
+    const { subjects } = yield* Experiment;
+    const seen: { reason: string; seq: string }[] = [];
+    const sub = connection.subscribe(subjects.deadLetter(queue), {
+      callback: (_err, msg) => {
+        seen.push({
+          reason: msg.headers?.get("Factrl-Reason") ?? "",
+          seq: msg.headers?.get("Factrl-Stream-Seq") ?? "",
+        });
+      },
+    });
+    yield* Effect.promise(() => connection.flush());
+    yield* Effect.addFinalizer(() => Effect.sync(() => sub.unsubscribe()));
+    return seen;
+  });
+
+describe("work queues", () => {
+  it("round-trips a rollout group with typed arrays through publish and consume", async () => {
+    const received = await runWith(
+      url(),
+      freshExperiment(),
+      Effect.gen(function* () {
+        yield* ensureWorkQueues();
+        yield* publishWork("rollouts", sampleRolloutGroup("g-rt"));
+        const got = yield* Deferred.make<ReturnType<typeof sampleRolloutGroup>>();
+        const fiber = yield* Effect.fork(
+          consumeWork("rollouts", (item) => Deferred.succeed(got, item.body).pipe(Effect.as(WorkOutcome.done))),
+        );
+        const body = yield* Deferred.await(got);
+        yield* Fiber.interrupt(fiber);
+        return { body, pending: yield* pendingWork("rollouts") };
+      }),
+    );
+    expect(received.body.group.groupId).toBe("g-rt");
+    expect(received.body.answers[0]?.tokens).toBeInstanceOf(Int32Array);
+    expect(received.body.answers[0]?.logProbs).toBeInstanceOf(Float32Array);
+    expect(received.body.answers[0]?.logProbs).toEqual(sampleRolloutGroup().answers[0]?.logProbs);
+    expect(received.pending).toBe(0);
+  });
+
+  it("stores a message published twice with one id once", async () => {
+    const result = await runWith(
+      url(),
+      freshExperiment(),
+      Effect.gen(function* () {
+        yield* ensureWorkQueues();
+        const first = yield* publishWork("prompts", samplePromptGroup("g-dup"), { msgId: "g-dup" });
+        const second = yield* publishWork("prompts", samplePromptGroup("g-dup"), { msgId: "g-dup" });
+        const other = yield* publishWork("prompts", samplePromptGroup("g-other"), { msgId: "g-other" });
+        return { first, second, other, pending: yield* pendingWork("prompts") };
+      }),
+    );
+    expect(result.first.duplicate).toBe(false);
+    expect(result.second.duplicate).toBe(true);
+    expect(result.second.seq).toBe(result.first.seq);
+    expect(result.other.duplicate).toBe(false);
+    expect(result.pending).toBe(2);
+  });
+
+  it("redelivers to another consumer the message of a consumer that died without acking", async () => {
+    const experiment = freshExperiment();
+    await runWith(
+      url(),
+      experiment,
+      Effect.gen(function* () {
+        yield* ensureWorkQueues({ ackWaitMs: 1_000 });
+        yield* publishWork("prompts", samplePromptGroup("g-crash"));
+      }),
+    );
+    // The first consumer takes the message, then its process "dies": the connection closes, no ack.
+    const taken = await runWith(
+      url(),
+      experiment,
+      Effect.gen(function* () {
+        const fetcher = yield* openWorkFetcher("prompts");
+        return (yield* fetcher.fetch({ max: 1 })).map((item) => item.body.groupId);
+      }),
+    );
+    expect(taken).toEqual(["g-crash"]);
+    const redelivered = await runWith(
+      url(),
+      experiment,
+      Effect.gen(function* () {
+        const fetcher = yield* openWorkFetcher("prompts");
+        const items = yield* fetcher.fetch({ max: 1, expiresMs: 3_000 });
+        for (const item of items) yield* item.settle(WorkOutcome.done);
+        return {
+          items: items.map((item) => ({ id: item.body.groupId, deliveries: item.deliveryCount })),
+          pending: yield* eventually(pendingWork("prompts"), (n) => n === 0),
+        };
+      }),
+    );
+    expect(redelivered.items).toEqual([{ id: "g-crash", deliveries: 2 }]);
+    expect(redelivered.pending).toBe(0);
+  });
+
+  it("dead-letters a message that keeps failing, once, and removes it from the work stream", async () => {
+    const result = await runWith(
+      url(),
+      freshExperiment(),
+      Effect.gen(function* () {
+        yield* ensureWorkQueues({ maxDeliver: 3 });
+        const deadLetters = yield* watchDeadLetters("rollouts");
+        const attempts = yield* Ref.make(0);
+        const counters = newWorkCounters();
+        yield* publishWork("rollouts", sampleRolloutGroup("g-poison"));
+        const fiber = yield* Effect.fork(
+          consumeWork(
+            "rollouts",
+            () => Ref.update(attempts, (n) => n + 1).pipe(Effect.as(WorkOutcome.retry("model not loaded", 0))),
+            { counters, concurrency: 2 },
+          ),
+        );
+        while (counters.deadLettered === 0) yield* Effect.sleep("50 millis");
+        yield* Effect.sleep("1500 millis"); // room for any wrong extra delivery or dead letter
+        yield* Fiber.interrupt(fiber);
+        return {
+          attempts: yield* Ref.get(attempts),
+          counters,
+          deadLetters,
+          stored: yield* deadLetterCount("rollouts"),
+          pending: yield* pendingWork("rollouts"),
+        };
+      }),
+    );
+    expect(result.attempts).toBe(3);
+    expect(result.counters).toEqual({ done: 0, retried: 2, deadLettered: 1 });
+    expect(result.deadLetters).toHaveLength(1);
+    expect(result.deadLetters[0]?.reason).toContain("still failing after 3 deliveries: model not loaded");
+    expect(result.stored).toBe(1);
+    expect(result.pending).toBe(0);
+  });
+
+  it("dead-letters a message whose consumers all died without acking, on its next receipt", async () => {
+    const result = await runWith(
+      url(),
+      freshExperiment(),
+      Effect.gen(function* () {
+        yield* ensureWorkQueues({ maxDeliver: 1, ackWaitMs: 1_000 });
+        const deadLetters = yield* watchDeadLetters("prompts");
+        yield* publishWork("prompts", samplePromptGroup("g-abandoned"));
+        const fetcher = yield* openWorkFetcher("prompts");
+        const first = yield* fetcher.fetch({ max: 1 }); // taken and never settled: a dead consumer
+        const second = yield* fetcher.fetch({ max: 1, expiresMs: 3_000 });
+        yield* Effect.sleep("200 millis");
+        return {
+          first: first.length,
+          second: second.length,
+          deadLetters,
+          counters: fetcher.counters,
+          pending: yield* pendingWork("prompts"),
+        };
+      }),
+    );
+    expect(result.first).toBe(1);
+    expect(result.second).toBe(0);
+    expect(result.deadLetters).toHaveLength(1);
+    expect(result.deadLetters[0]?.reason).toContain("exhausted 1 deliveries without an ack");
+    expect(result.counters.deadLettered).toBe(1);
+    expect(result.pending).toBe(0);
+  });
+
+  it("dead-letters rejected and undecodable items at once", async () => {
+    const result = await runWith(
+      url(),
+      freshExperiment(),
+      Effect.gen(function* () {
+        yield* ensureWorkQueues();
+        const { jetstream } = yield* Nats;
+        const { subjects } = yield* Experiment;
+        const deadLetters = yield* watchDeadLetters("scored");
+        yield* Effect.promise(() => jetstream.publish(subjects.work("scored"), new Uint8Array([0xc1, 7, 7])));
+        const fetcher = yield* openWorkFetcher("scored");
+        const undecodable = yield* fetcher.fetch({ max: 5 });
+        yield* publishWork("scored", {
+          rollout: sampleRolloutGroup("g-rej", 1, 4),
+          scores: [{ reward: 1, components: {}, failures: [] }],
+          scorer: "r",
+          scoredAt: 1,
+        });
+        const [item] = yield* fetcher.fetch({ max: 5 });
+        if (item) yield* item.settle(WorkOutcome.reject("answer has no claims"));
+        yield* Effect.sleep("200 millis");
+        return { undecodable: undecodable.length, deadLetters, pending: yield* pendingWork("scored") };
+      }),
+    );
+    expect(result.undecodable).toBe(0);
+    expect(result.deadLetters.map((d) => d.reason)).toEqual([
+      expect.stringMatching(/^undecodable: not-msgpack/),
+      "rejected: answer has no claims",
+    ]);
+    expect(result.pending).toBe(0);
+  });
+
+  it("pulls on demand: never more unacked deliveries than workers", async () => {
+    const result = await runWith(
+      url(),
+      freshExperiment(),
+      Effect.gen(function* () {
+        yield* ensureWorkQueues();
+        for (let i = 0; i < 12; i++) yield* publishWork("prompts", samplePromptGroup(`g-${i}`));
+        const { manager } = yield* Nats;
+        const { subjects } = yield* Experiment;
+        const counters = newWorkCounters();
+        const fiber = yield* Effect.fork(
+          consumeWork("prompts", () => Effect.sleep("150 millis").pipe(Effect.as(WorkOutcome.done)), {
+            concurrency: 3,
+            counters,
+          }),
+        );
+        let maxInFlight = 0;
+        while (counters.done < 12) {
+          const info = yield* Effect.promise(() =>
+            manager.consumers.info(subjects.stream("prompts"), subjects.consumer("prompts")),
+          );
+          maxInFlight = Math.max(maxInFlight, info.num_ack_pending);
+          yield* Effect.sleep("40 millis");
+        }
+        yield* Fiber.interrupt(fiber);
+        return { maxInFlight, done: counters.done };
+      }),
+    );
+    expect(result.done).toBe(12);
+    expect(result.maxInFlight).toBeGreaterThan(0);
+    expect(result.maxInFlight).toBeLessThanOrEqual(3);
+  });
+
+  it("refuses an oversize work item before sending it", async () => {
+    const result = await runWith(
+      url(),
+      freshExperiment(),
+      Effect.gen(function* () {
+        yield* ensureWorkQueues();
+        const huge = sampleRolloutGroup("g-huge", 8, 40_000); // 8 × 40k tokens × (4+4+16 bytes) ≫ 1 MiB
+        const error = yield* Effect.flip(publishWork("rollouts", huge));
+        return { error, pending: yield* pendingWork("rollouts") };
+      }),
+    );
+    expect(result.error).toBeInstanceOf(MessageTooLargeError);
+    expect(result.error.message).toMatch(
+      /RolloutGroup message is \d+ bytes, over the 1048576-byte limit; nothing was sent/,
+    );
+    expect(result.pending).toBe(0);
+  });
+});
