@@ -1,6 +1,6 @@
 // tfjs backend selection: the fastest path that works here, and a log line saying which and why.
 //
-// Order: tensorflow (tfjs-node-gpu, else tfjs-node: libtensorflow) > wasm + native GEMM (OpenBLAS
+// Order: tensorflow-gpu (tfjs-node-gpu), tensorflow (tfjs-node: libtensorflow on the CPU) > wasm + native GEMM (OpenBLAS
 // under the wasm backend, see native-gemm.ts) > wasm > cpu. Each path that is skipped records the
 // reason, and the chosen one is measured (matMul GFLOP/s) so the start log shows what to expect.
 import * as tf from "@tensorflow/tfjs";
@@ -9,13 +9,13 @@ import { type AddonLoad, installNativeGemm, loadNativeGemmAddon, uninstallNative
 import { registerWasmSegmentSum } from "./segment-sum-kernel.ts";
 
 export type BackendRequest = "auto" | "tensorflow" | "wasm" | "cpu";
-export type BackendPath = "tensorflow" | "wasm+native-gemm" | "wasm" | "cpu";
+export type BackendPath = "tensorflow-gpu" | "tensorflow" | "wasm+native-gemm" | "wasm" | "cpu";
 
-/** The packages that provide the "tensorflow" backend, best first, and the device each drives. */
-export const TENSORFLOW_PACKAGES = [
-  { specifier: "@tensorflow/tfjs-node-gpu", device: "gpu (libtensorflow, CUDA)" },
-  { specifier: "@tensorflow/tfjs-node", device: "cpu (libtensorflow)" },
-] as const;
+/** The packages that provide the "tensorflow" backend, and the device each drives. */
+export const TENSORFLOW_PACKAGES = {
+  "tensorflow-gpu": { specifier: "@tensorflow/tfjs-node-gpu", device: "gpu (libtensorflow, CUDA)" },
+  tensorflow: { specifier: "@tensorflow/tfjs-node", device: "cpu (libtensorflow)" },
+} as const;
 
 export interface BackendOptions {
   /** "auto" (default) takes the first path that works; a named backend fails if it cannot start. */
@@ -48,9 +48,9 @@ export interface BackendInfo {
 export function backendCandidates(request: BackendRequest): readonly BackendPath[] {
   switch (request) {
     case "auto":
-      return ["tensorflow", "wasm+native-gemm", "wasm", "cpu"];
+      return ["tensorflow-gpu", "tensorflow", "wasm+native-gemm", "wasm", "cpu"];
     case "tensorflow":
-      return ["tensorflow"];
+      return ["tensorflow-gpu", "tensorflow"];
     case "wasm":
       return ["wasm+native-gemm", "wasm"];
     case "cpu":
@@ -67,23 +67,20 @@ async function activate(name: string): Promise<void> {
   await tf.ready();
 }
 
-async function startTensorflow(importModule: (s: string) => Promise<unknown>): Promise<Started> {
-  const failures: string[] = [];
-  for (const { specifier, device } of TENSORFLOW_PACKAGES) {
-    try {
-      await importModule(specifier); // registers the "tensorflow" backend as a side effect
-    } catch (error) {
-      failures.push(`${specifier}: ${message(error).split("\n")[0]}`);
-      continue;
-    }
-    if (tf.findBackendFactory("tensorflow") == null) {
-      failures.push(`${specifier} loaded but registered no "tensorflow" backend`);
-      continue;
-    }
-    await activate("tensorflow");
-    return { device, threads: 0 };
+async function startTensorflow(
+  packageInfo: { readonly specifier: string; readonly device: string },
+  importModule: (s: string) => Promise<unknown>,
+): Promise<Started> {
+  try {
+    await importModule(packageInfo.specifier); // registers the "tensorflow" backend as a side effect
+  } catch (error) {
+    throw new Error(`${packageInfo.specifier} not importable: ${message(error).split("\n")[0]}`);
   }
-  throw new Error(failures.join("; "));
+  if (tf.findBackendFactory("tensorflow") == null) {
+    throw new Error(`${packageInfo.specifier} loaded but registered no "tensorflow" backend`);
+  }
+  await activate("tensorflow");
+  return { device: packageInfo.device, threads: 0 };
 }
 
 async function startWasm(
@@ -150,14 +147,24 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   }
   const importModule = options.importModule ?? ((specifier: string) => import(specifier));
   const loadNative = options.loadNativeGemm ?? (() => loadNativeGemmAddon());
+  const startPath = (path: BackendPath): Promise<Started> => {
+    switch (path) {
+      case "tensorflow-gpu":
+      case "tensorflow":
+        return startTensorflow(TENSORFLOW_PACKAGES[path], importModule);
+      case "wasm+native-gemm":
+        return startWasm(importModule, { threads, load: loadNative });
+      case "wasm":
+        return startWasm(importModule, undefined);
+      case "cpu":
+        return startCpu();
+    }
+  };
   const skipped: { path: BackendPath; reason: string }[] = [];
   for (const path of backendCandidates(request)) {
     let started: Started;
     try {
-      if (path === "tensorflow") started = await startTensorflow(importModule);
-      else if (path === "wasm+native-gemm") started = await startWasm(importModule, { threads, load: loadNative });
-      else if (path === "wasm") started = await startWasm(importModule, undefined);
-      else started = await startCpu();
+      started = await startPath(path);
     } catch (error) {
       skipped.push({ path, reason: message(error) });
       continue;
