@@ -1,4 +1,5 @@
 /** What other parts may use from models/. */
+export { type BackendInfo, type BackendOptions, type BackendRequest, initBackend } from "./backend.ts";
 export { type DenseConfig, DensePolicy } from "./dense.ts";
 export * from "./policy.ts";
 export { mixSeed, mulberry32, type Random } from "./random.ts";
