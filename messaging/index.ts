@@ -3,6 +3,15 @@
  */
 
 export {
+  BlobError,
+  type BlobInfo,
+  deleteBlob,
+  getBlob,
+  listBlobs,
+  putBlob,
+  weightsBlobName,
+} from "./blobs.ts";
+export {
   type AnyEnvelope,
   DecodeError,
   type DecodeFailureKind,
@@ -56,6 +65,27 @@ export {
   RolloutGroup,
   ScoredGroup,
 } from "./messages.ts";
+export {
+  ControlRequestError,
+  publishMessage,
+  type ReceiveCounters,
+  requestControl,
+  type SubscribeOptions,
+  serveControl,
+  subscribe,
+  type TypedSubscription,
+} from "./pubsub.ts";
+export {
+  getState,
+  POLICY_KEY,
+  PolicyPointer,
+  publishPolicy,
+  putState,
+  type StateEntry,
+  StateError,
+  type StateKey,
+  watchState,
+} from "./state.ts";
 export {
   type ExperimentSubjects,
   experimentSubjects,

@@ -1,0 +1,217 @@
+/**
+ * Core NATS messaging for what may be lost (metrics, heartbeats) and for control request/reply.
+ * Core publishes made while disconnected are dropped silently by the client: never send work here.
+ *
+ * A subscription is a callback feeding an Effect Queue (not an async iterator, which cannot be
+ * interrupted on shutdown); it is made and flushed before `subscribe` returns, so nothing sent after
+ * that is missed. Every delivery is decoded and validated; a bad one is logged with its subject and
+ * reason, counted by kind, and dropped, and the subscription keeps serving.
+ */
+import type { Msg } from "@nats-io/transport-node";
+import { Data, Effect, Either, Queue, Runtime, type Scope } from "effect";
+import {
+  type DecodeError,
+  type DecodeFailureKind,
+  decodeEnvelope,
+  type Envelope,
+  encodeEnvelope,
+  envelope,
+  type MessageTooLargeError,
+} from "./codec.ts";
+import { Nats, type NatsService } from "./connection.ts";
+import { Experiment } from "./experiment.ts";
+import type { ControlReply, ControlRequest, MessageBody, MessageTypeName } from "./messages.ts";
+
+/** Builds and encodes a message from this process; fails before sending when it is too large. */
+const encodeFromHere = <N extends MessageTypeName>(type: N, body: MessageBody<N>) =>
+  Effect.gen(function* () {
+    const nats = yield* Nats;
+    const { subjects, sender } = yield* Experiment;
+    const message = envelope(type, body, { experiment: subjects.experiment, sender });
+    return yield* Effect.try({
+      try: () => encodeEnvelope(message as Envelope, nats.maxPayload),
+      catch: (error) => error as MessageTooLargeError,
+    });
+  });
+
+/** Fire-and-forget publish on core NATS (metrics, heartbeats): may be lost while disconnected. */
+export const publishMessage = <N extends MessageTypeName>(
+  subject: string,
+  type: N,
+  body: MessageBody<N>,
+): Effect.Effect<void, MessageTooLargeError, Nats | Experiment> =>
+  Effect.gen(function* () {
+    const { connection } = yield* Nats;
+    const bytes = yield* encodeFromHere(type, body);
+    connection.publish(subject, bytes);
+  });
+
+/** What a subscription saw; read it for metrics and tests. */
+export interface ReceiveCounters {
+  accepted: number;
+  rejected: number;
+  /** Accepted but dropped because the consumer fell `buffer` messages behind. */
+  dropped: number;
+  readonly rejectedByKind: Partial<Record<DecodeFailureKind, number>>;
+}
+
+const newReceiveCounters = (): ReceiveCounters => ({ accepted: 0, rejected: 0, dropped: 0, rejectedByKind: {} });
+
+/** Logs a rejection, at most ~10 lines per kind then every power of ten, so a flood cannot drown the log. */
+function recordRejection(nats: NatsService, counters: ReceiveCounters, subject: string, error: DecodeError) {
+  counters.rejected += 1;
+  const count = (counters.rejectedByKind[error.kind] ?? 0) + 1;
+  counters.rejectedByKind[error.kind] = count;
+  if (count <= 10 || Number.isInteger(Math.log10(count))) {
+    nats.logger.warn({ subject, kind: error.kind, reason: error.reason, count }, "rejected message");
+  }
+}
+
+export interface TypedSubscription<N extends MessageTypeName> {
+  readonly subject: string;
+  /** Valid messages, in arrival order. Take with Queue.take or Stream.fromQueue. */
+  readonly messages: Queue.Dequeue<{ [K in N]: Envelope<K> }[N]>;
+  readonly counters: ReceiveCounters;
+}
+
+export interface SubscribeOptions {
+  /** Share the subject's messages among subscribers with the same queue group name. */
+  readonly queueGroup?: string;
+  /** Messages kept for a slow reader before newer ones are dropped (counted); default 10 000. */
+  readonly buffer?: number;
+}
+
+/**
+ * Subscribes to `subject` (wildcards allowed) for messages of the `accept`ed types. Scoped:
+ * unsubscribes when the scope closes. Returns once the server has the subscription.
+ */
+export const subscribe = <N extends MessageTypeName>(
+  subject: string,
+  accept: readonly N[],
+  options: SubscribeOptions = {},
+): Effect.Effect<TypedSubscription<N>, never, Nats | Scope.Scope> =>
+  Effect.gen(function* () {
+    const nats = yield* Nats;
+    const messages = yield* Effect.acquireRelease(
+      Queue.dropping<{ [K in N]: Envelope<K> }[N]>(options.buffer ?? 10_000),
+      (queue) => Queue.shutdown(queue),
+    );
+    const counters = newReceiveCounters();
+    const onMessage = (error: Error | null, msg: Msg) => {
+      if (error !== null) {
+        nats.logger.warn({ subject, err: error }, "subscription error");
+        return;
+      }
+      const decoded = decodeEnvelope(msg.data, { accept, maxBytes: nats.maxPayload });
+      if (Either.isLeft(decoded)) {
+        recordRejection(nats, counters, msg.subject, decoded.left);
+        return;
+      }
+      counters.accepted += 1;
+      if (!Queue.unsafeOffer(messages, decoded.right)) counters.dropped += 1;
+    };
+    yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        nats.connection.subscribe(subject, {
+          callback: onMessage,
+          ...(options.queueGroup !== undefined ? { queue: options.queueGroup } : {}),
+        }),
+      ),
+      (sub) => Effect.sync(() => sub.unsubscribe()),
+    );
+    yield* Effect.promise(() => nats.connection.flush());
+    return { subject, messages, counters };
+  });
+
+export class ControlRequestError extends Data.TaggedError("ControlRequestError")<{
+  readonly subject: string;
+  readonly kind: "no-responders" | "timeout" | "bad-reply" | "too-large" | "other";
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `control request to ${this.subject} failed (${this.kind}): ${this.reason}`;
+  }
+}
+
+/** Sends a control request and waits for one reply. */
+export const requestControl = (
+  subject: string,
+  request: ControlRequest,
+  timeoutMs = 5_000,
+): Effect.Effect<Envelope<"ControlReply">, ControlRequestError, Nats | Experiment> =>
+  Effect.gen(function* () {
+    const nats = yield* Nats;
+    const bytes = yield* encodeFromHere("ControlRequest", request).pipe(
+      Effect.mapError((error) => new ControlRequestError({ subject, kind: "too-large", reason: error.message })),
+    );
+    const reply = yield* Effect.tryPromise({
+      try: () => nats.connection.request(subject, bytes, { timeout: timeoutMs }),
+      catch: (error) => {
+        const text =
+          error instanceof Error
+            ? `${error.message} ${error.cause instanceof Error ? error.cause.message : ""}`
+            : String(error);
+        const kind = /no responders/i.test(text) ? "no-responders" : /timeout/i.test(text) ? "timeout" : "other";
+        return new ControlRequestError({ subject, kind, reason: text.trim() });
+      },
+    });
+    const decoded = decodeEnvelope(reply.data, { accept: ["ControlReply"], maxBytes: nats.maxPayload });
+    if (Either.isLeft(decoded)) {
+      return yield* new ControlRequestError({ subject, kind: "bad-reply", reason: decoded.left.message });
+    }
+    return decoded.right;
+  });
+
+/**
+ * Answers control requests on `subject` with `handler` until the scope closes. A request that does
+ * not decode gets `{ ok: false, message: reason }` and is counted; a handler failure too.
+ */
+export const serveControl = <E, R>(
+  subject: string,
+  handler: (request: Envelope<"ControlRequest">) => Effect.Effect<ControlReply, E, R>,
+  options: { readonly queueGroup?: string } = {},
+): Effect.Effect<ReceiveCounters, never, Nats | Experiment | Scope.Scope | R> =>
+  Effect.gen(function* () {
+    const nats = yield* Nats;
+    const { subjects, sender } = yield* Experiment;
+    const runtime = yield* Effect.runtime<R>();
+    const counters = newReceiveCounters();
+    const respond = (msg: Msg, reply: ControlReply) => {
+      const message = envelope("ControlReply", reply, { experiment: subjects.experiment, sender });
+      try {
+        msg.respond(encodeEnvelope(message, nats.maxPayload));
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        msg.respond(encodeEnvelope(envelope("ControlReply", { ok: false, message: reason }, message), nats.maxPayload));
+      }
+    };
+    const onMessage = (error: Error | null, msg: Msg) => {
+      if (error !== null) return;
+      const decoded = decodeEnvelope(msg.data, { accept: ["ControlRequest"], maxBytes: nats.maxPayload });
+      if (Either.isLeft(decoded)) {
+        recordRejection(nats, counters, msg.subject, decoded.left);
+        if (msg.reply) respond(msg, { ok: false, message: `bad request: ${decoded.left.message}` });
+        return;
+      }
+      counters.accepted += 1;
+      Runtime.runFork(runtime)(
+        handler(decoded.right).pipe(
+          Effect.catchAllCause((cause) =>
+            Effect.succeed<ControlReply>({ ok: false, message: `command failed: ${cause.toString()}` }),
+          ),
+          Effect.tap((reply) => Effect.sync(() => msg.reply && respond(msg, reply))),
+        ),
+      );
+    };
+    yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        nats.connection.subscribe(subject, {
+          callback: onMessage,
+          ...(options.queueGroup !== undefined ? { queue: options.queueGroup } : {}),
+        }),
+      ),
+      (sub) => Effect.sync(() => sub.unsubscribe()),
+    );
+    yield* Effect.promise(() => nats.connection.flush());
+    return counters;
+  });

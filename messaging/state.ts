@@ -1,0 +1,147 @@
+/**
+ * Small shared state in the experiment's KV bucket: JSON values checked by a schema on read. The
+ * one the design needs is the current policy (version + weights blob), which the learner sets after
+ * storing the weights and rollout actors watch.
+ *
+ * A KV watch replays the latest entry when it starts and again after it re-creates itself (server
+ * restart), with isUpdate=true; `watchState` compares revisions so each revision is reported once.
+ */
+import { type KV, Kvm } from "@nats-io/kv";
+import { Data, Effect, Either, ParseResult, Queue, Schema, type Scope } from "effect";
+import { type BlobError, type BlobInfo, putBlob, weightsBlobName } from "./blobs.ts";
+import { Nats } from "./connection.ts";
+import { Experiment } from "./experiment.ts";
+
+export class StateError extends Data.TaggedError("StateError")<{
+  readonly key: string;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `state ${this.key}: ${this.reason}`;
+  }
+}
+
+export interface StateEntry<A> {
+  readonly value: A;
+  readonly revision: number;
+}
+
+/** A named KV key whose value has a schema. */
+export interface StateKey<A, I> {
+  readonly key: string;
+  readonly schema: Schema.Schema<A, I>;
+}
+
+/** The current policy: which version rollout actors should use, and where its weights are. */
+export const PolicyPointer = Schema.Struct({
+  version: Schema.Int.pipe(Schema.nonNegative()),
+  /** Object Store blob holding the weights (`policy-v<version>`). */
+  weights: Schema.String,
+  publishedAt: Schema.Number,
+});
+export type PolicyPointer = typeof PolicyPointer.Type;
+
+export const POLICY_KEY: StateKey<PolicyPointer, typeof PolicyPointer.Encoded> = {
+  key: "policy",
+  schema: PolicyPointer,
+};
+
+const openBucket = (key: string) =>
+  Effect.gen(function* () {
+    const { jetstream } = yield* Nats;
+    const { subjects } = yield* Experiment;
+    return yield* Effect.tryPromise({
+      try: () => new Kvm(jetstream).create(subjects.stateBucket, { history: 5 }),
+      catch: (error) => new StateError({ key, reason: `opening ${subjects.stateBucket}: ${String(error)}` }),
+    });
+  });
+
+const decodeValue = <A, I>(state: StateKey<A, I>, bytes: Uint8Array): Either.Either<A, StateError> => {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    return Either.left(new StateError({ key: state.key, reason: `not JSON: ${String(error)}` }));
+  }
+  return Schema.decodeUnknownEither(state.schema, { errors: "all" })(json).pipe(
+    Either.mapLeft(
+      (error) => new StateError({ key: state.key, reason: ParseResult.TreeFormatter.formatErrorSync(error) }),
+    ),
+  );
+};
+
+/** Writes a value; returns its revision. */
+export const putState = <A, I>(state: StateKey<A, I>, value: A): Effect.Effect<number, StateError, Nats | Experiment> =>
+  Effect.gen(function* () {
+    const kv = yield* openBucket(state.key);
+    const json = JSON.stringify(Schema.encodeSync(state.schema)(value));
+    return yield* Effect.tryPromise({
+      try: () => kv.put(state.key, json),
+      catch: (error) => new StateError({ key: state.key, reason: String(error) }),
+    });
+  });
+
+/** Reads the current value, or undefined when the key was never written (or was deleted). */
+export const getState = <A, I>(
+  state: StateKey<A, I>,
+): Effect.Effect<StateEntry<A> | undefined, StateError, Nats | Experiment> =>
+  Effect.gen(function* () {
+    const kv = yield* openBucket(state.key);
+    const entry = yield* Effect.tryPromise({
+      try: () => kv.get(state.key),
+      catch: (error) => new StateError({ key: state.key, reason: String(error) }),
+    });
+    if (entry === null || entry.operation !== "PUT") return undefined;
+    const value = yield* decodeValue(state, entry.value);
+    return { value, revision: entry.revision };
+  });
+
+/**
+ * Watches a key: the current value first (when there is one), then every new revision, each once
+ * and in order. Bad values are logged and skipped. Stops when the scope closes.
+ */
+export const watchState = <A, I>(
+  state: StateKey<A, I>,
+): Effect.Effect<Queue.Dequeue<StateEntry<A>>, StateError, Nats | Experiment | Scope.Scope> =>
+  Effect.gen(function* () {
+    const nats = yield* Nats;
+    const kv: KV = yield* openBucket(state.key);
+    const updates = yield* Effect.acquireRelease(Queue.unbounded<StateEntry<A>>(), Queue.shutdown);
+    const watcher = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => kv.watch({ key: state.key }),
+        catch: (error) => new StateError({ key: state.key, reason: String(error) }),
+      }),
+      (iterator) => Effect.sync(() => iterator.stop()),
+    );
+    let lastRevision = 0;
+    // A plain loop, not Stream.fromAsyncIterable: stop() in the finalizer ends it without waiting.
+    void (async () => {
+      for await (const entry of watcher) {
+        if (entry.revision <= lastRevision || entry.operation !== "PUT") continue;
+        lastRevision = entry.revision;
+        const value = decodeValue(state, entry.value);
+        if (Either.isLeft(value)) {
+          nats.logger.warn({ key: state.key, revision: entry.revision, reason: value.left.reason }, "bad state value");
+          continue;
+        }
+        Queue.unsafeOffer(updates, { value: value.right, revision: entry.revision });
+      }
+    })();
+    return updates;
+  });
+
+/**
+ * Publishes a new policy: stores its weights first, then points the policy key at them, so a
+ * watcher never sees a version whose weights are not there yet.
+ */
+export const publishPolicy = (
+  version: number,
+  weights: Uint8Array,
+): Effect.Effect<{ readonly blob: BlobInfo; readonly revision: number }, BlobError | StateError, Nats | Experiment> =>
+  Effect.gen(function* () {
+    const name = weightsBlobName(version);
+    const blob = yield* putBlob(name, weights, { version: String(version) });
+    const revision = yield* putState(POLICY_KEY, { version, weights: name, publishedAt: Date.now() });
+    return { blob, revision };
+  });
