@@ -21,7 +21,7 @@ import type {
 import { mulberry32, normalArray } from "./random.ts";
 import { type DecodeSession, sampleBatch } from "./sampling.ts";
 import { registerWasmSegmentSum } from "./segment-sum-kernel.ts";
-import { checkTensorsMatch, decodeNamedTensors, encodeNamedTensors } from "./weights-file.ts";
+import { checkTensorsMatch, decodeNamedTensors, encodeNamedTensors, POLICY_WEIGHTS_KIND } from "./weights-file.ts";
 
 export interface DenseConfig extends PolicyConfigBase {
   readonly backbone: "dense";
@@ -40,7 +40,6 @@ export interface DenseConfig extends PolicyConfigBase {
 
 const NORM_EPS = 1e-5;
 const MASKED = -1e9; // additive attention bias: exp underflows to exactly 0
-const WEIGHTS_KIND = "policy-weights";
 
 let nextInstance = 0;
 
@@ -226,13 +225,13 @@ export class DensePolicy implements Policy {
 
   async exportWeights(): Promise<Uint8Array> {
     return encodeNamedTensors(
-      WEIGHTS_KIND,
+      POLICY_WEIGHTS_KIND,
       this.trainableVariables.map((tensor, i) => ({ name: this.variableNames[i]!, tensor })),
     );
   }
 
   async importWeights(bytes: Uint8Array, source = "weights"): Promise<void> {
-    const decoded = decodeNamedTensors(bytes, WEIGHTS_KIND, source);
+    const decoded = decodeNamedTensors(bytes, POLICY_WEIGHTS_KIND, source);
     try {
       checkTensorsMatch(
         decoded,

@@ -1,5 +1,14 @@
 /** What other parts may use from models/. */
 export { type BackendInfo, type BackendOptions, type BackendRequest, initBackend } from "./backend.ts";
+export {
+  CheckpointError,
+  type CheckpointManifest,
+  configDifferences,
+  type LoadedCheckpoint,
+  loadCheckpoint,
+  readCheckpointManifest,
+  saveCheckpoint,
+} from "./checkpoint.ts";
 export { type DenseConfig, DensePolicy } from "./dense.ts";
 export * from "./policy.ts";
 export { mixSeed, mulberry32, type Random } from "./random.ts";

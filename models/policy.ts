@@ -146,8 +146,11 @@ export interface Policy {
   /** All weights as self-describing bytes (exact; for the object store). */
   exportWeights(): Promise<Uint8Array>;
 
-  /** Replace all weights from `exportWeights` bytes; throws naming the mismatch if shapes differ. */
-  importWeights(bytes: Uint8Array): Promise<void>;
+  /**
+   * Replace all weights from `exportWeights` bytes (float16-stored weights are accepted too);
+   * throws naming `source` (e.g. the file) and every missing / extra / wrongly shaped tensor.
+   */
+  importWeights(bytes: Uint8Array, source?: string): Promise<void>;
 
   /** Frees every tensor the policy owns. */
   dispose(): void;

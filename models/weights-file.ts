@@ -6,6 +6,8 @@
 import * as tf from "@tensorflow/tfjs";
 
 const MAGIC = "FRLW";
+/** `kind` of a policy's weights (`Policy.exportWeights`). */
+export const POLICY_WEIGHTS_KIND = "policy-weights";
 const FORMAT = 1;
 
 export class WeightsFormatError extends Error {
@@ -17,8 +19,17 @@ export interface NamedTensor {
   readonly tensor: tf.Tensor;
 }
 
-export async function encodeNamedTensors(kind: string, tensors: readonly NamedTensor[]): Promise<Uint8Array> {
-  const { data, specs } = await tf.io.encodeWeights(tensors.map((t) => ({ name: t.name, tensor: t.tensor })));
+/**
+ * `dtype: "float16"` stores float32 tensors as IEEE half floats (half the bytes, ~3 significant
+ * digits; for shipping small checkpoints); the default is exact.
+ */
+export async function encodeNamedTensors(
+  kind: string,
+  tensors: readonly NamedTensor[],
+  dtype: "float32" | "float16" = "float32",
+): Promise<Uint8Array> {
+  const encoded = await tf.io.encodeWeights(tensors.map((t) => ({ name: t.name, tensor: t.tensor })));
+  const { data, specs } = dtype === "float16" ? toFloat16(encoded) : encoded;
   const header = new TextEncoder().encode(JSON.stringify({ format: FORMAT, kind, specs }));
   const out = new Uint8Array(8 + header.length + data.byteLength);
   out.set(new TextEncoder().encode(MAGIC), 0);
@@ -50,8 +61,10 @@ export function decodeNamedTensors(bytes: Uint8Array, expectedKind: string, sour
   if (header.format !== FORMAT) fail(`format ${String(header.format)}, expected ${FORMAT}`);
   if (header.kind !== expectedKind) fail(`holds "${String(header.kind)}", expected "${expectedKind}"`);
   const specs = header.specs ?? [];
-  const expectedBytes = specs.reduce((sum, s) => sum + 4 * s.shape.reduce((a, b) => a * b, 1), 0);
-  const data = bytes.slice(8 + headerLength);
+  const bytesPer = (s: tf.io.WeightsManifestEntry) => (s.quantization?.dtype === "float16" ? 2 : 4);
+  const expectedBytes = specs.reduce((sum, s) => sum + bytesPer(s) * s.shape.reduce((a, b) => a * b, 1), 0);
+  // A copy, never a view: Node Buffers share one pooled ArrayBuffer, and decodeWeights reads `.buffer`.
+  const data = new Uint8Array(bytes.subarray(8 + headerLength));
   if (data.byteLength !== expectedBytes) {
     fail(`data is ${data.byteLength} bytes, the header's tensors need ${expectedBytes} (truncated or corrupted)`);
   }
@@ -79,4 +92,44 @@ export function checkTensorsMatch(
   const known = new Set(expected.map((e) => e.name));
   for (const name of decoded.keys()) if (!known.has(name)) problems.push(`unexpected "${name}"`);
   if (problems.length > 0) throw new WeightsFormatError(`${source}: ${problems.join("; ")}`);
+}
+
+/** float32 tensors → half floats, marked as tfjs float16 quantization so decodeWeights expands them. */
+function toFloat16(encoded: { data: ArrayBuffer; specs: tf.io.WeightsManifestEntry[] }) {
+  const floats = new Float32Array(encoded.data);
+  const halves = new Uint16Array(floats.length);
+  for (let i = 0; i < floats.length; i++) halves[i] = float32ToFloat16(floats[i]!);
+  for (const spec of encoded.specs) {
+    if (spec.dtype !== "float32")
+      throw new WeightsFormatError(`float16 storage needs float32 tensors, ${spec.name} is ${spec.dtype}`);
+  }
+  const specs = encoded.specs.map((s) => ({ ...s, quantization: { dtype: "float16" as const } }));
+  return { data: halves.buffer, specs };
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** IEEE 754 binary32 → binary16, round to nearest even; overflow → ±Inf. */
+export function float32ToFloat16(value: number): number {
+  f32[0] = value;
+  const bits = u32[0]!;
+  const sign = (bits >>> 16) & 0x8000;
+  const exponent = (bits >>> 23) & 0xff;
+  let mantissa = bits & 0x7fffff;
+  if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0); // Inf / NaN
+  const e = exponent - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign; // underflows to ±0
+    mantissa |= 0x800000; // subnormal half: shift the implicit bit in
+    const shift = 14 - e;
+    const half = mantissa >>> shift;
+    const rest = mantissa & ((1 << shift) - 1);
+    const midpoint = 1 << (shift - 1);
+    return sign | (half + (rest > midpoint || (rest === midpoint && half & 1) ? 1 : 0));
+  }
+  const half = (e << 10) | (mantissa >>> 13);
+  const rest = mantissa & 0x1fff;
+  return sign | (half + (rest > 0x1000 || (rest === 0x1000 && half & 1) ? 1 : 0));
 }
