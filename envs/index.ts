@@ -1,6 +1,35 @@
 /** envs/: what other parts may use — FactWorld (world, corpus, tokenizers, prompts, answers, judge) and external prompt loaders. */
+
+export {
+  type ExternalFormat,
+  type ExternalPrompt,
+  loadPromptFile,
+  PROMPT_FIELDS,
+  PromptFileError,
+  parsePromptJsonl,
+} from "./external.ts";
+export {
+  type AnswerAnalysis,
+  type AnswerFormat,
+  analyzeAnswer,
+  type Claim,
+  ClaimVerifier,
+  extractClaims,
+  parseAnswer,
+  type Verdict,
+  type VerifiedClaim,
+} from "./factworld/answers.ts";
 export { type CorpusDocument, type CorpusOptions, DEFAULT_CORPUS_OPTIONS, generateCorpus } from "./factworld/corpus.ts";
 export { type ParsedClaim, parseSentence } from "./factworld/grammar.ts";
+export {
+  DEFAULT_JUDGE_MARGIN,
+  type JudgeFocus,
+  type JudgeOutcome,
+  judgeRelevance,
+  type RelevanceProfile,
+  type RelevanceVerdict,
+  relevanceProfile,
+} from "./factworld/judge.ts";
 export {
   aspectList,
   DEFAULT_PROMPT_OPTIONS,
