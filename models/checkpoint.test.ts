@@ -34,7 +34,7 @@ function trainStep(policy: DensePolicy, optimizer: tf.Optimizer) {
         prompts: [tokens.subarray(0, 2), tokens.subarray(5, 7)],
         answers: [tokens.subarray(2, 5), tokens.subarray(7, 10)],
       });
-      return tf.neg(tf.div(tf.sum(logProbs), tf.sum(mask)));
+      return tf.neg(tf.div(tf.sum(logProbs), tf.sum(mask))) as tf.Scalar;
     },
     false,
     policy.trainableVariables as tf.Variable[],
@@ -65,7 +65,9 @@ describe("checkpoints", () => {
     const saved = await optimizer.getWeights();
     const restored = await restoredOptimizer.getWeights();
     expect(restored.length).toBe(saved.length);
-    restored.forEach((w, i) => expect(w.tensor.dataSync()).toEqual(saved[i]!.tensor.dataSync()));
+    restored.forEach((w, i) => {
+      expect(w.tensor.dataSync()).toEqual(saved[i]!.tensor.dataSync());
+    });
 
     // The same next step from both: the restored optimiser continues, not restarts (a restarted
     // Adam would move every weight by ~lr = 1e-2). Not bit-exact: tfjs recomputes Adam's β^t on restore.
@@ -73,7 +75,7 @@ describe("checkpoints", () => {
     trainStep(loaded.policy as DensePolicy, restoredOptimizer);
     loaded.policy.trainableVariables.forEach((v, i) => {
       const expected = policy.trainableVariables[i]!.dataSync();
-      v.dataSync().forEach((x, j) => expect(Math.abs(x - expected[j]!)).toBeLessThan(1e-6));
+      for (const [j, x] of v.dataSync().entries()) expect(Math.abs(x - expected[j]!)).toBeLessThan(1e-6);
     });
     loaded.policy.dispose();
   });
@@ -97,9 +99,9 @@ describe("checkpoints", () => {
     const loaded = await loadCheckpoint(half);
     loaded.policy.trainableVariables.forEach((v, i) => {
       const original = policy.trainableVariables[i]!.dataSync();
-      v.dataSync().forEach((x, j) =>
-        expect(Math.abs(x - original[j]!)).toBeLessThanOrEqual(Math.abs(original[j]!) / 1024 + 1e-7),
-      );
+      for (const [j, x] of v.dataSync().entries()) {
+        expect(Math.abs(x - original[j]!)).toBeLessThanOrEqual(Math.abs(original[j]!) / 1024 + 1e-7);
+      }
     });
     loaded.policy.dispose();
   });
@@ -109,7 +111,7 @@ describe("checkpoints", () => {
     await saveCheckpoint(dir, { policy, step: 3 });
     const path = join(dir, "weights.bin");
     const bytes = readFileSync(path);
-    bytes[bytes.length - 5] ^= 0xff;
+    bytes[bytes.length - 5]! ^= 0xff;
     writeFileSync(path, bytes);
     await expect(loadCheckpoint(dir)).rejects.toThrow(`${path}: sha256`);
     writeFileSync(path, bytes.subarray(0, 100));
