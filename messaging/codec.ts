@@ -13,7 +13,8 @@ import { isMessageTypeName, MESSAGE_TYPES, type MessageBody, type MessageTypeNam
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 // No shared structures (useRecords: false): a receiver in another process must not need our state.
-const packr = new Packr({ useRecords: false, moreTypes: true });
+// variableMapSize: maps over 65 535 keys (a big metrics record) would otherwise fail to encode.
+const packr = new Packr({ useRecords: false, moreTypes: true, variableMapSize: true });
 
 export interface Envelope<N extends MessageTypeName = MessageTypeName> {
   readonly type: N;

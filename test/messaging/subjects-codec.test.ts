@@ -1,0 +1,131 @@
+import { Either } from "effect";
+import { Packr } from "msgpackr";
+import { describe, expect, it } from "vitest";
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  envelope,
+  experimentSubjects,
+  InvalidNameError,
+  MESSAGE_TYPES,
+  MessageTooLargeError,
+  validateExperimentId,
+} from "../../messaging/index.ts";
+import { sampleRolloutGroup, sampleScoredGroup } from "./fixtures.ts";
+
+const meta = { experiment: "exp1", sender: "tester" };
+const rawPackr = new Packr({ useRecords: false, moreTypes: true });
+
+describe("subjects", () => {
+  it("names every subject and JetStream name of an experiment", () => {
+    const s = experimentSubjects("grpo-7_b");
+    expect(s.work("prompts")).toBe("factrl.grpo-7_b.prompts");
+    expect(s.deadLetter("rollouts")).toBe("factrl.grpo-7_b.deadletter.rollouts");
+    expect(s.metrics("learner")).toBe("factrl.grpo-7_b.metrics.learner");
+    expect(s.heartbeat("rollout", "3")).toBe("factrl.grpo-7_b.heartbeat.rollout.3");
+    expect(s.control("rollout")).toBe("factrl.grpo-7_b.control.rollout");
+    expect(s.control("rollout", "3")).toBe("factrl.grpo-7_b.control.rollout.3");
+    expect(s.allMetrics).toBe("factrl.grpo-7_b.metrics.>");
+    expect(s.stream("scored")).toBe("factrl_grpo-7_b_scored");
+    expect(s.deadLetterStream).toBe("factrl_grpo-7_b_deadletter");
+    expect(s.weightsBucket).toBe("factrl_grpo-7_b_weights");
+    expect(s.stateBucket).toBe("factrl_grpo-7_b_state");
+    for (const name of [s.stream("prompts"), s.weightsBucket, s.stateBucket, s.consumer("rollouts")]) {
+      expect(name).toMatch(/^[A-Za-z0-9_-]+$/);
+    }
+  });
+
+  it.each([
+    ["a.b", /dots/],
+    ["a*", /wildcards/],
+    ["a>", /wildcards/],
+    ["a b", /whitespace/],
+    ["a/b", /slashes/],
+    ["", /non-empty/],
+    ["é", /only letters/],
+    ["x".repeat(65), /at most 64/],
+  ])("rejects the experiment id %j with a reason", (id, reason) => {
+    expect(() => validateExperimentId(id)).toThrow(InvalidNameError);
+    expect(() => validateExperimentId(id)).toThrow(reason);
+  });
+
+  it("validates roles and ids inside subjects too", () => {
+    expect(() => experimentSubjects("ok").heartbeat("roll.out", "1")).toThrow(/invalid role "roll.out"/);
+  });
+});
+
+describe("codec", () => {
+  it("round-trips a scored group with typed arrays intact", () => {
+    const body = sampleScoredGroup("g-9");
+    const bytes = encodeEnvelope(envelope("ScoredGroup", body, { ...meta, id: "m1", sentAt: 5 }));
+    const decoded = decodeEnvelope(bytes, { accept: ["ScoredGroup"] });
+    expect(Either.isRight(decoded)).toBe(true);
+    if (Either.isLeft(decoded)) return;
+    expect(decoded.right).toMatchObject({ type: "ScoredGroup", version: 1, id: "m1", sentAt: 5, sender: "tester" });
+    const answer = decoded.right.body.rollout.answers[3];
+    expect(answer?.tokens).toBeInstanceOf(Int32Array);
+    expect(answer?.logProbs).toBeInstanceOf(Float32Array);
+    expect(Array.from(answer?.logProbs ?? [])).toEqual(Array.from(body.rollout.answers[3]?.logProbs ?? []));
+    expect(decoded.right.body.scores[0]?.failures[0]?.kind).toBe("timeout");
+  });
+
+  it("gives every message a unique id by default", () => {
+    const a = envelope("MetricsEvent", { source: "x", values: {}, tags: {} }, meta);
+    const b = envelope("MetricsEvent", { source: "x", values: {}, tags: {} }, meta);
+    expect(a.id).not.toBe(b.id);
+    expect(a.version).toBe(MESSAGE_TYPES.MetricsEvent.version);
+  });
+
+  const reject = (bytes: Uint8Array, options = {}) => {
+    const result = decodeEnvelope(bytes, options);
+    if (Either.isRight(result)) throw new Error("expected a rejection");
+    return result.left;
+  };
+
+  it("says why it rejects each kind of bad input", () => {
+    expect(reject(new Uint8Array([0xc1, 0xff, 0x00])).kind).toBe("not-msgpack");
+    expect(reject(rawPackr.pack({ hello: "world" }))).toMatchObject({ kind: "bad-envelope" });
+    const good = envelope("Heartbeat", heartbeat(), meta);
+    expect(reject(rawPackr.pack({ ...good, type: "Nope" }))).toMatchObject({ kind: "unknown-type" });
+    expect(reject(rawPackr.pack({ ...good, version: 2 })).reason).toBe(
+      "Heartbeat version 2 is not supported (this build reads version 1)",
+    );
+    expect(reject(rawPackr.pack(good), { accept: ["MetricsEvent"] })).toMatchObject({ kind: "unexpected-type" });
+    const wrongShape = reject(rawPackr.pack({ ...good, body: { ...good.body, pid: "12", state: "dancing" } }));
+    expect(wrongShape.kind).toBe("bad-body");
+    expect(wrongShape.reason).toMatch(/\["pid"\]/);
+    expect(wrongShape.reason).toMatch(/\["state"\]/);
+    expect(reject(new Uint8Array(2_000_000)).kind).toBe("too-large");
+  });
+
+  it("rejects number arrays where typed arrays belong, and mismatched lengths", () => {
+    const rollout = sampleRolloutGroup("g", 2, 4);
+    const asNumbers = { ...rollout, answers: rollout.answers.map((a) => ({ ...a, tokens: Array.from(a.tokens) })) };
+    expect(reject(rawPackr.pack(envelope("RolloutGroup", asNumbers as never, meta))).reason).toMatch(/Int32Array/);
+    const short = { ...rollout, answers: [rollout.answers[0]!] };
+    expect(reject(rawPackr.pack(envelope("RolloutGroup", short, meta))).reason).toMatch(
+      /expected groupSize=2 answers, got 1/,
+    );
+    const ragged = { ...rollout, answers: rollout.answers.map((a) => ({ ...a, logProbs: new Float32Array(3) })) };
+    expect(reject(rawPackr.pack(envelope("RolloutGroup", ragged, meta))).reason).toMatch(/same length/);
+  });
+
+  it("refuses to encode an oversize message, saying how big it is", () => {
+    const big = sampleRolloutGroup("g", 8, 50_000);
+    expect(() => encodeEnvelope(envelope("RolloutGroup", big, meta))).toThrow(MessageTooLargeError);
+    expect(() => encodeEnvelope(envelope("RolloutGroup", big, meta))).toThrow(/over the 1048576-byte limit/);
+  });
+});
+
+function heartbeat() {
+  return {
+    role: "rollout",
+    id: "3",
+    host: "h",
+    pid: 12,
+    uptimeMs: 10,
+    processed: 4,
+    failed: 0,
+    state: "running" as const,
+  };
+}
