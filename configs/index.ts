@@ -10,6 +10,7 @@ export {
   runDirectory,
   writeResolvedConfig,
 } from "./loader.ts";
+export { embeddedServerAuthArgs, natsConnectionOptions } from "./nats.ts";
 export {
   ActorCounts,
   CurationSection,

@@ -361,16 +361,29 @@ export const consumeWork = <Q extends WorkQueueName, E, R>(
         );
         yield* item.settle(outcome);
       });
-    const worker = Effect.gen(function* () {
-      const msg = yield* Effect.tryPromise({
-        try: () => runtime.consumer.next({ expires }),
-        catch: jsError(`pulling from ${queue}`),
-      }).pipe(
-        // A pull fails while the server is away; the client reconnects by itself, so wait and pull again.
-        Effect.retry(Schedule.spaced(Duration.millis(500))),
-      );
-      if (msg !== null) yield* handle(msg);
-    }).pipe(Effect.forever);
+    // Interrupting a worker (an actor draining) hands its message back at once — one still arriving
+    // for a pull cut short, or one whose handler was cut short — instead of after ack_wait.
+    const worker = Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function* () {
+        const msg = yield* restore(
+          Effect.tryPromise({
+            try: (signal) =>
+              runtime.consumer.next({ expires }).then((pulled) => {
+                if (signal.aborted && pulled !== null) {
+                  pulled.nak();
+                  return null;
+                }
+                return pulled;
+              }),
+            catch: jsError(`pulling from ${queue}`),
+          }).pipe(
+            // A pull fails while the server is away; the client reconnects by itself, so wait and pull again.
+            Effect.retry(Schedule.spaced(Duration.millis(500))),
+          ),
+        );
+        if (msg !== null) yield* restore(handle(msg)).pipe(Effect.onInterrupt(() => Effect.sync(() => msg.nak())));
+      }),
+    ).pipe(Effect.forever);
     const concurrency = Math.max(1, options.concurrency ?? 1);
     return yield* Effect.all(
       Array.from({ length: concurrency }, () => worker),

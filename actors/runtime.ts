@@ -1,0 +1,410 @@
+/**
+ * The actor runtime: what every role (curator, rollout, reward, learner, evaluator, monitor, echo)
+ * runs inside. An actor is a long-running Effect program with a role, an id and an experiment.
+ *
+ * - Start: connect, open the role's subscriptions/consumers eagerly, flush, then announce (first
+ *   heartbeat, NATS services registration answering $SRV.PING/INFO/STATS).
+ * - Run: heartbeat every `runtime.heartbeatMs`; the services STATS reply carries the same snapshot,
+ *   so `factrl status` (or `nats micro stats`) sees every actor without waiting for a heartbeat.
+ * - Drain (SIGTERM/SIGINT, a `drain` control request, or the launcher going away): stop taking work,
+ *   let work in hand finish for up to `runtime.drainTimeoutMs`, hand back (nak) what is left, flush,
+ *   succeed — the process exits 0 and nothing accepted is lost.
+ * - Crash: a failure or defect of the role restarts it (jittered exponential backoff); more than
+ *   `runtime.restart.maxRestarts` restarts within `windowMs` gives up loudly (ActorGaveUp, exit 1).
+ */
+import { hostname } from "node:os";
+import { Svcm } from "@nats-io/services";
+import { Cause, Data, Deferred, Duration, Effect, Either, Fiber, Schedule, type Scope } from "effect";
+import { ConfigError, type ExperimentConfig, natsConnectionOptions } from "../configs/index.ts";
+import {
+  type ConsumeWorkOptions,
+  type ControlRequest,
+  connectNats,
+  consumeWork,
+  decodeEnvelope,
+  Experiment,
+  type ExperimentService,
+  encodeEnvelope,
+  envelope,
+  experimentSubjects,
+  type FactrlLogger,
+  type Heartbeat,
+  type JetStreamError,
+  makeLogger,
+  Nats,
+  type NatsService,
+  pinoLoggerLayer,
+  validateToken,
+  type WorkItem,
+  WorkOutcome,
+  type WorkQueueName,
+} from "../messaging/index.ts";
+
+/** The role gave up: too many restarts in the window. The process exits 1. */
+export class ActorGaveUp extends Data.TaggedError("ActorGaveUp")<{
+  readonly role: string;
+  readonly id: string;
+  readonly restarts: number;
+  readonly windowMs: number;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `${this.id} gave up after ${this.restarts} restarts within ${this.windowMs} ms: ${this.reason}`;
+  }
+}
+
+/** What a role's code sees of its actor. */
+export interface ActorContext {
+  readonly role: string;
+  readonly id: string;
+  readonly config: ExperimentConfig;
+  /** pino logger annotated with experiment, role and id (Effect.log* goes to it too). */
+  readonly logger: FactrlLogger;
+  /** Counts shown in heartbeats and `factrl status`. */
+  readonly recordProcessed: (count?: number) => void;
+  readonly recordFailed: (count?: number) => void;
+  /** The policy version the actor works with, when it has one (shown in heartbeats). */
+  readonly setPolicyVersion: (version: number) => void;
+  /** True once draining started: take no new work. */
+  readonly isDraining: () => boolean;
+  /** Completes when draining starts (race a long wait against it). */
+  readonly draining: Effect.Effect<void>;
+  /**
+   * Runs `work` as work in hand: a drain waits for it (up to runtime.drainTimeoutMs) before
+   * stopping the role. Refuses to start once draining (fails with Draining).
+   */
+  readonly inHand: <A, E, R>(work: Effect.Effect<A, E, R>) => Effect.Effect<A, E | Draining, R>;
+  /**
+   * Works a queue (messaging's consumeWork) the drain-aware way: an item that arrives once draining
+   * started is handed back at once (so is one cut off by the drain timeout: consumeWork naks on
+   * interruption). Counts
+   * Done as processed and anything else as failed.
+   */
+  readonly consume: <Q extends WorkQueueName, E, R>(
+    queue: Q,
+    handler: (item: WorkItem<Q>) => Effect.Effect<WorkOutcome, E, R>,
+    options?: Omit<ConsumeWorkOptions, "counters">,
+  ) => Effect.Effect<never, JetStreamError, Nats | Experiment | R>;
+}
+
+export class Draining extends Data.TaggedError("Draining")<{ readonly id: string }> {}
+
+/** The services a role's effects may require: the connection and the experiment's names. */
+export type ActorServices = Nats | Experiment;
+
+/**
+ * A role: `start` opens its subscriptions and consumers (in the given scope — they close when the
+ * role stops or restarts) and returns its work loop. The loop runs until interrupted, or returns when
+ * the role's job is done (e.g. the learner after its last step): the actor then stops with success.
+ */
+export interface RoleDefinition {
+  readonly name: string;
+  /** One line for `factrl actor --help`. */
+  readonly description: string;
+  /** When an actor of this role completes, the experiment is over (the launcher stops everything). */
+  readonly endsExperiment?: boolean;
+  readonly start: (
+    context: ActorContext,
+  ) => Effect.Effect<Effect.Effect<unknown, unknown, ActorServices>, unknown, ActorServices | Scope.Scope>;
+}
+
+export interface RunActorOptions {
+  readonly role: RoleDefinition;
+  readonly config: ExperimentConfig;
+  /** Unique in the experiment; default `<role>-<random>`. */
+  readonly id?: string;
+  /** Overrides config.nats.url. */
+  readonly natsUrl?: string;
+  /** Drain on SIGTERM/SIGINT (default true; tests running several actors in one process turn it off). */
+  readonly handleSignals?: boolean;
+  /** Drain when this process's parent changes (the launcher died): no orphaned actors. */
+  readonly parentPid?: number;
+  /** Completing it from outside starts a drain (tests). */
+  readonly drain?: Deferred.Deferred<string>;
+}
+
+export const defaultActorId = (role: string): string => `${role}-${Math.random().toString(36).slice(2, 8)}`;
+
+/** The jittered, capped exponential backoff between restarts, giving up after too many in the window. */
+function restartSchedule(config: ExperimentConfig, onGiveUp: (restarts: number) => void) {
+  const policy = config.runtime.restart;
+  const recent: number[] = [];
+  return Schedule.exponential(Duration.millis(policy.baseDelayMs)).pipe(
+    Schedule.jittered,
+    Schedule.modifyDelay((delay) => Duration.min(delay, Duration.millis(policy.maxDelayMs))),
+    Schedule.whileInput((cause: Cause.Cause<unknown>) => {
+      if (Cause.isInterruptedOnly(cause)) return false;
+      const now = Date.now();
+      while (recent.length > 0 && recent[0]! < now - policy.windowMs) recent.shift();
+      if (recent.length >= policy.maxRestarts) {
+        onGiveUp(recent.length);
+        return false;
+      }
+      recent.push(now);
+      return true;
+    }),
+  );
+}
+
+const causeText = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.squash(cause);
+  return error instanceof Error ? error.message : String(error);
+};
+
+/** Runs one actor until it is drained (success), its role completes (success) or it gives up (ActorGaveUp). */
+export const runActor = (options: RunActorOptions) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const { role, config } = options;
+      const id = validateToken("actor id", options.id ?? defaultActorId(role.name));
+      const experiment = config.experiment;
+      const logger = makeLogger({ experiment, role: role.name, id });
+      const startedAt = Date.now();
+      const url = options.natsUrl ?? config.nats.url;
+      if (url === undefined) {
+        return yield* new ConfigError({
+          source: "nats.url",
+          problems: ["nats.url: no NATS server to connect to; pass --nats URL or set nats.url"],
+        });
+      }
+
+      // ── state shown in heartbeats ──
+      let state: Heartbeat["state"] = "starting";
+      let processed = 0;
+      let failed = 0;
+      let policyVersion: number | undefined;
+      let inFlight = 0;
+      let lastHeartbeatAt = 0;
+      const drainRequested = options.drain ?? (yield* Deferred.make<string>());
+      const drainStarted = yield* Deferred.make<void>();
+      let draining = false;
+
+      const nats: NatsService = yield* connectNats({
+        ...natsConnectionOptions(config.nats, url, `factrl-${id}`),
+        logger,
+      });
+      const experimentService: ExperimentService = { subjects: experimentSubjects(experiment), sender: id };
+      const { subjects } = experimentService;
+      const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        effect.pipe(
+          Effect.provideService(Nats, nats),
+          Effect.provideService(Experiment, experimentService),
+          Effect.provide(pinoLoggerLayer(logger)),
+        );
+
+      const heartbeat = (): Heartbeat => ({
+        role: role.name,
+        id,
+        host: hostname(),
+        pid: process.pid,
+        uptimeMs: Date.now() - startedAt,
+        processed,
+        failed,
+        ...(policyVersion !== undefined ? { policyVersion } : {}),
+        state,
+      });
+      const publishHeartbeat = Effect.sync(() => {
+        lastHeartbeatAt = Date.now();
+        const message = envelope("Heartbeat", heartbeat(), { experiment, sender: id, sentAt: lastHeartbeatAt });
+        nats.connection.publish(subjects.heartbeat(role.name, id), encodeEnvelope(message));
+      });
+
+      // ── work in hand, drain-aware ──
+      const inHand: ActorContext["inHand"] = <A, E, R>(work: Effect.Effect<A, E, R>) =>
+        Effect.suspend((): Effect.Effect<A, E | Draining, R> => {
+          if (draining) return Effect.fail(new Draining({ id }));
+          inFlight += 1;
+          return Effect.ensuring(
+            work,
+            Effect.sync(() => {
+              inFlight -= 1;
+            }),
+          );
+        });
+      const consume: ActorContext["consume"] = (queue, handler, consumeOptions = {}) =>
+        consumeWork(
+          queue,
+          (item) =>
+            Effect.suspend(() => {
+              if (draining) return Effect.succeed(WorkOutcome.retry(`${id} is draining`, 0));
+              return inHand(
+                handler(item).pipe(
+                  Effect.tap((outcome) =>
+                    Effect.sync(() => (outcome._tag === "Done" ? (processed += 1) : (failed += 1))),
+                  ),
+                ),
+              ).pipe(Effect.catchTag("Draining", () => Effect.succeed(WorkOutcome.retry(`${id} is draining`, 0))));
+            }),
+          consumeOptions,
+        );
+
+      const context: ActorContext = {
+        role: role.name,
+        id,
+        config,
+        logger,
+        recordProcessed: (count = 1) => {
+          processed += count;
+        },
+        recordFailed: (count = 1) => {
+          failed += count;
+        },
+        setPolicyVersion: (version) => {
+          policyVersion = version;
+        },
+        isDraining: () => draining,
+        draining: Deferred.await(drainStarted),
+        inHand,
+        consume,
+      };
+
+      // ── control endpoint + NATS services protocol ($SRV.PING/INFO/STATS) ──
+      const service = yield* Effect.acquireRelease(
+        Effect.promise(() =>
+          // @nats-io/services bundles its own nats-core types; the connection is the same at run time.
+          new Svcm(nats.connection as unknown as ConstructorParameters<typeof Svcm>[0]).add({
+            name: `factrl-${experiment}-${role.name}`,
+            version: "0.1.0",
+            description: `factrl ${role.name} actor of experiment ${experiment}`,
+            metadata: { experiment, role: role.name, actor: id, host: hostname(), pid: String(process.pid) },
+            // STATS carries the heartbeat snapshot, so status needs no wait for the next heartbeat.
+            statsHandler: async () => ({ ...heartbeat(), lastHeartbeatAt }),
+          }),
+        ),
+        (svc) => Effect.promise(() => svc.stop().catch(() => null)),
+      );
+      service.addEndpoint("control", {
+        subject: subjects.control(role.name, id),
+        metadata: { commands: "drain,status" },
+        handler: (error, msg) => {
+          if (error) return;
+          const decoded = decodeEnvelope(msg.data, { accept: ["ControlRequest"] });
+          const reply = (ok: boolean, message: string, data?: unknown) =>
+            msg.respond(encodeEnvelope(envelope("ControlReply", { ok, message, data }, { experiment, sender: id })));
+          if (Either.isLeft(decoded)) return reply(false, `bad control request: ${decoded.left.message}`);
+          const { command } = decoded.right.body as ControlRequest;
+          if (command === "drain") {
+            Effect.runSync(Deferred.succeed(drainRequested, "drain control request"));
+            return reply(true, `${id} draining`);
+          }
+          if (command === "status") return reply(true, `${id} ${state}`, heartbeat());
+          return reply(false, `unknown command ${JSON.stringify(command)} (known: drain, status)`);
+        },
+      });
+
+      // ── what starts a drain besides a control request ──
+      if (options.handleSignals ?? true) {
+        const onSignal = (signal: NodeJS.Signals) => Effect.runSync(Deferred.succeed(drainRequested, signal));
+        yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            process.on("SIGTERM", onSignal);
+            process.on("SIGINT", onSignal);
+          }),
+          () =>
+            Effect.sync(() => {
+              process.off("SIGTERM", onSignal);
+              process.off("SIGINT", onSignal);
+            }),
+        );
+      }
+      if (options.parentPid !== undefined) {
+        const parent = options.parentPid;
+        yield* Effect.forkScoped(
+          Effect.repeat(
+            Effect.suspend(() =>
+              process.ppid !== parent ? Deferred.succeed(drainRequested, "launcher went away") : Effect.void,
+            ),
+            Schedule.spaced(Duration.millis(500)),
+          ),
+        );
+      }
+
+      // ── the role, supervised ──
+      const ready = yield* Deferred.make<void>();
+      let gaveUpAfter = 0;
+      const supervised = Effect.scoped(
+        Effect.gen(function* () {
+          const loop = yield* role.start(context);
+          // Subscriptions exist on the client; flush so the server has them before we announce.
+          yield* Effect.promise(() => nats.connection.flush());
+          yield* Deferred.succeed(ready, undefined);
+          return yield* loop;
+        }),
+      ).pipe(
+        Effect.sandbox,
+        Effect.tapError((cause) =>
+          Cause.isInterruptedOnly(cause)
+            ? Effect.void
+            : Effect.sync(() => logger.error({ cause: Cause.pretty(cause) }, `${role.name} crashed; restarting`)),
+        ),
+        Effect.retry(
+          restartSchedule(config, (restarts) => {
+            gaveUpAfter = restarts;
+          }),
+        ),
+        Effect.unsandbox,
+      );
+      const work = yield* Effect.fork(provide(supervised));
+
+      const started = yield* Effect.raceFirst(
+        Deferred.await(ready).pipe(Effect.as(true)),
+        Fiber.await(work).pipe(Effect.as(false)),
+      );
+      if (started) {
+        state = "running";
+        yield* publishHeartbeat;
+        logger.info({ nats: nats.connection.getServer() }, `${role.name} actor started`);
+      }
+      yield* Effect.forkScoped(
+        Effect.repeat(publishHeartbeat, Schedule.spaced(Duration.millis(config.runtime.heartbeatMs))),
+      );
+
+      const ended = yield* Effect.raceFirst(
+        Fiber.await(work).pipe(Effect.map((exit) => ({ _tag: "finished" as const, exit }))),
+        Deferred.await(drainRequested).pipe(Effect.map((reason) => ({ _tag: "drain" as const, reason }))),
+      );
+
+      if (ended._tag === "drain") {
+        draining = true;
+        state = "draining";
+        yield* Deferred.succeed(drainStarted, undefined);
+        yield* publishHeartbeat;
+        logger.info({ reason: ended.reason, inFlight }, "draining: taking no new work");
+        const idle = Effect.repeat(Effect.sleep(Duration.millis(20)), { until: () => inFlight === 0 });
+        const finished = yield* Effect.raceFirst(
+          Fiber.await(work).pipe(Effect.as(true)),
+          idle.pipe(Effect.as(false)),
+        ).pipe(
+          Effect.timeoutTo({ duration: config.runtime.drainTimeoutMs, onTimeout: () => false, onSuccess: (x) => x }),
+        );
+        if (!finished && inFlight > 0) logger.warn({ inFlight }, "drain timeout: handing back unfinished work");
+        yield* Fiber.interrupt(work);
+        state = "stopped";
+        yield* publishHeartbeat;
+        yield* Effect.promise(() => nats.connection.flush());
+        logger.info({ processed, failed }, `${role.name} actor drained`);
+        return;
+      }
+
+      const exit = ended.exit;
+      if (exit._tag === "Success") {
+        state = "stopped";
+        yield* publishHeartbeat;
+        logger.info({ processed, failed }, `${role.name} actor completed`);
+        return;
+      }
+      state = "failed";
+      yield* publishHeartbeat;
+      yield* Effect.promise(() => nats.connection.flush());
+      const reason = causeText(exit.cause);
+      const error = new ActorGaveUp({
+        role: role.name,
+        id,
+        restarts: gaveUpAfter,
+        windowMs: config.runtime.restart.windowMs,
+        reason,
+      });
+      logger.fatal({ cause: Cause.pretty(exit.cause) }, error.message);
+      return yield* Effect.fail(error);
+    }),
+  );
