@@ -230,7 +230,10 @@ export const runActor = (options: RunActorOptions) =>
               return inHand(
                 handler(item).pipe(
                   Effect.tap((outcome) =>
-                    Effect.sync(() => (outcome._tag === "Done" ? (processed += 1) : (failed += 1))),
+                    Effect.sync(() => {
+                      if (outcome._tag === "Done") processed += 1;
+                      else failed += 1;
+                    }),
                   ),
                 ),
               ).pipe(Effect.catchTag("Draining", () => Effect.succeed(WorkOutcome.retry(`${id} is draining`, 0))));
