@@ -1,0 +1,81 @@
+import { Effect, Fiber, Queue } from "effect";
+import { describe, expect, it } from "vitest";
+import {
+  consumeWork,
+  ensureWorkQueues,
+  experimentSubjects,
+  publishMessage,
+  publishWork,
+  startLocalServer,
+  subscribe,
+  WorkOutcome,
+} from "../../messaging/index.ts";
+import { freshExperiment, runWith, samplePromptGroup } from "./fixtures.ts";
+
+const TOTAL = 300;
+
+describe("nats-server restarted mid-stream", () => {
+  it("clients reconnect by themselves and no JetStream-published message is lost", async () => {
+    const first = await startLocalServer();
+    let second: Awaited<ReturnType<typeof startLocalServer>> | undefined;
+    const experiment = freshExperiment("restart");
+    const subjects = experimentSubjects(experiment);
+    try {
+      const result = await runWith(
+        first.url,
+        experiment,
+        Effect.gen(function* () {
+          yield* ensureWorkQueues({ ackWaitMs: 2_000 });
+          const received = new Set<string>();
+          let deliveries = 0;
+          const consumer = yield* Effect.fork(
+            consumeWork(
+              "prompts",
+              (item) =>
+                Effect.sync(() => {
+                  deliveries += 1;
+                  received.add(item.body.groupId);
+                  return WorkOutcome.done;
+                }),
+              { concurrency: 2, pullExpiresMs: 1_000 },
+            ),
+          );
+          const metrics = yield* subscribe(subjects.allMetrics, ["MetricsEvent"]);
+          const publisher = yield* Effect.fork(
+            Effect.forEach(
+              Array.from({ length: TOTAL }, (_, i) => i),
+              (i) =>
+                publishWork("prompts", samplePromptGroup(`g-${i}`), { msgId: `g-${i}` }).pipe(
+                  Effect.zipRight(Effect.sleep("5 millis")),
+                ),
+              { discard: true },
+            ),
+          );
+          while (received.size < TOTAL / 3) yield* Effect.sleep("20 millis");
+          // Kill hard mid-stream, keep the store, come back on the same port.
+          yield* Effect.promise(() => first.kill());
+          yield* Effect.sleep("1 second");
+          second = yield* Effect.promise(() => startLocalServer({ port: first.port, storeDir: first.storeDir }));
+          yield* Fiber.join(publisher);
+          const deadline = Date.now() + 30_000;
+          while (received.size < TOTAL && Date.now() < deadline) yield* Effect.sleep("50 millis");
+          yield* Fiber.interrupt(consumer);
+          // The core subscription was re-made by the client after the reconnect.
+          yield* publishMessage(subjects.metrics("learner"), "MetricsEvent", {
+            source: "learner",
+            values: { after: 1 },
+            tags: {},
+          });
+          const metric = yield* Queue.take(metrics.messages).pipe(Effect.timeout("5 seconds"));
+          return { received: received.size, deliveries, metric: metric.body.values };
+        }),
+      );
+      expect(result.received).toBe(TOTAL);
+      expect(result.deliveries).toBeGreaterThanOrEqual(TOTAL);
+      expect(result.metric).toEqual({ after: 1 });
+    } finally {
+      await second?.stop();
+      await first.stop();
+    }
+  });
+});
