@@ -20,7 +20,7 @@ export {
   type VerifiedClaim,
 } from "./factworld/answers.ts";
 export { type CorpusDocument, type CorpusOptions, DEFAULT_CORPUS_OPTIONS, generateCorpus } from "./factworld/corpus.ts";
-export { type ParsedClaim, parseSentence } from "./factworld/grammar.ts";
+export { claimSentence, type ParsedClaim, parseSentence } from "./factworld/grammar.ts";
 export {
   DEFAULT_JUDGE_MARGIN,
   type JudgeFocus,
@@ -44,7 +44,14 @@ export {
   type Suite,
 } from "./factworld/prompts.ts";
 export { referenceSentences, renderReference, THINK_CLOSE, THINK_OPEN } from "./factworld/reference.ts";
-export { ENTITY_TYPES, type EntityType, RELATION_NAMES, RELATIONS_OF_TYPE, type Relation } from "./factworld/schema.ts";
+export {
+  ENTITY_TYPES,
+  type EntityType,
+  isRelation,
+  RELATION_NAMES,
+  RELATIONS_OF_TYPE,
+  type Relation,
+} from "./factworld/schema.ts";
 export {
   bytesToText,
   byteTokenizer,

@@ -188,3 +188,10 @@ export function parseSentence(words: readonly string[]): ParsedClaim[] {
   }
   return [];
 }
+
+/** A claim written as one self-contained sentence (VeriScore-style claim text). */
+export function claimSentence(claim: ParsedClaim): string {
+  const template = CANONICAL_TEMPLATE.get(claim.relation);
+  if (!template) throw new Error(`no template for ${claim.relation}`);
+  return renderTemplate(template, claim.subject, { [claim.relation]: claim.object });
+}

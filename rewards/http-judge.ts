@@ -1,0 +1,202 @@
+/**
+ * An OpenAI-compatible HTTP judge (POST {url}/chat/completions) doing VeriScore-style claim
+ * extraction (per sentence, in context, "No verifiable claim." when there is none) and claim
+ * verification ("Supported" / "Unsupported"), for real models where FactWorld's exact verifier
+ * does not apply. Its term value is the precision S / (S + U) over the judge's claims.
+ */
+import { parseAnswer } from "../envs/index.ts";
+import type { ModuleOutcome, RewardItem, RewardModule } from "./module.ts";
+
+export interface HttpJudgeTarget {
+  /** Base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1. */
+  readonly url: string;
+  readonly model: string;
+  /** Environment variable holding the API key (sent as a Bearer token). */
+  readonly apiKeyEnv?: string;
+}
+
+export interface HttpJudgeOptions {
+  /** Module name (default "judge"). */
+  readonly name?: string;
+  /** Chat completions in flight at once (default 8). */
+  readonly concurrency?: number;
+  readonly maxTokens?: number;
+}
+
+export const NO_VERIFIABLE_CLAIM = "No verifiable claim.";
+
+/** VeriScore-style extraction prompt: the sentence to break down is marked <SOS> … <EOS> in its context. */
+export function extractionPrompt(question: string, response: string, sentence: string): string {
+  const marked = response.replace(sentence, `<SOS>${sentence}<EOS>`);
+  return [
+    "You are trying to verify how factual a response to a question is. To do so, break down the sentence",
+    "between <SOS> and <EOS> into as many fine-grained facts as possible. Each fact must be verifiable against",
+    "reliable external world knowledge (e.g. Wikipedia), self-contained (no pronouns: name the subject), and",
+    "stated in the response. Do not extract opinions, advice, hedges or stories. Write one fact per line.",
+    `If the sentence states no verifiable fact, write exactly: ${NO_VERIFIABLE_CLAIM}`,
+    "",
+    `Question: ${question}`,
+    `Response: ${marked}`,
+    "",
+    "Facts:",
+  ].join("\n");
+}
+
+/** VeriScore-style verification prompt (no search results: the judge uses its own knowledge). */
+export function verificationPrompt(claim: string): string {
+  return [
+    `Claim: ${claim}`,
+    "",
+    "Task: decide whether the claim is supported or unsupported by reliable world knowledge. A claim that is",
+    "partly wrong, or that cannot be confirmed, is unsupported. Answer with exactly one word: Supported or Unsupported.",
+  ].join("\n");
+}
+
+/** Claims from an extraction reply: one per line, list markers stripped; the no-claim sentinel gives none. */
+export function parseExtraction(content: string): string[] {
+  return content
+    .split("\n")
+    .map((line) => line.replace(/^\s*(?:[-*•]|\d+[.)])\s*/, "").trim())
+    .filter((line) => line !== "" && line.toLowerCase() !== NO_VERIFIABLE_CLAIM.toLowerCase());
+}
+
+export type JudgeLabel = "supported" | "unsupported";
+
+/** The label of a verification reply; null when it says neither. */
+export function parseVerification(content: string): JudgeLabel | null {
+  const text = content.toLowerCase();
+  if (/\bunsupported\b/.test(text)) return "unsupported";
+  if (/\bsupported\b/.test(text)) return "supported";
+  return null;
+}
+
+/** Sentences of free text (for real models' answers). */
+export const splitSentences = (text: string): string[] =>
+  text
+    .split(/(?<=[.!?])\s+/)
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+
+/** One answer's judgement, in VeriScore's terms: claims per sentence and a label per claim. */
+export interface Judgement {
+  readonly question: string;
+  readonly response: string;
+  readonly claimList: readonly (readonly string[])[];
+  readonly verifications: readonly { readonly claim: string; readonly label: JudgeLabel }[];
+}
+
+/** Keeps at most `limit` calls in flight. */
+function limiter(limit: number) {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    active++;
+    try {
+      return await task();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
+
+export class HttpJudge {
+  private readonly limit: ReturnType<typeof limiter>;
+
+  constructor(
+    readonly target: HttpJudgeTarget,
+    private readonly options: HttpJudgeOptions = {},
+  ) {
+    if (!/^https?:\/\//.test(target.url))
+      throw new Error(`http judge: url must start with http:// or https://, got "${target.url}"`);
+    if (target.apiKeyEnv && !process.env[target.apiKeyEnv])
+      throw new Error(`http judge: environment variable ${target.apiKeyEnv} (the API key) is not set`);
+    this.limit = limiter(options.concurrency ?? 8);
+  }
+
+  /** One chat completion; throws with the status and the start of the body on an HTTP error. */
+  async complete(content: string, signal?: AbortSignal): Promise<string> {
+    return this.limit(async () => {
+      const headers: Record<string, string> = { "content-type": "application/json" };
+      const key = this.target.apiKeyEnv ? process.env[this.target.apiKeyEnv] : undefined;
+      if (key) headers.authorization = `Bearer ${key}`;
+      const response = await fetch(`${this.target.url.replace(/\/$/, "")}/chat/completions`, {
+        method: "POST",
+        headers,
+        signal,
+        body: JSON.stringify({
+          model: this.target.model,
+          messages: [{ role: "user", content }],
+          temperature: 0,
+          max_tokens: this.options.maxTokens ?? 512,
+        }),
+      });
+      const text = await response.text();
+      if (!response.ok) throw new Error(`http judge: HTTP ${response.status}: ${text.slice(0, 200)}`);
+      let body: { choices?: { message?: { content?: unknown } }[] };
+      try {
+        body = JSON.parse(text);
+      } catch {
+        throw new Error(`http judge: reply is not JSON: ${text.slice(0, 200)}`);
+      }
+      const message = body.choices?.[0]?.message?.content;
+      if (typeof message !== "string")
+        throw new Error(`http judge: reply has no choices[0].message.content: ${text.slice(0, 200)}`);
+      return message;
+    });
+  }
+
+  async judge(question: string, response: string, signal?: AbortSignal): Promise<Judgement> {
+    const sentences = splitSentences(response);
+    const claimList = await Promise.all(
+      sentences.map(async (s) => parseExtraction(await this.complete(extractionPrompt(question, response, s), signal))),
+    );
+    const claims = [...new Set(claimList.flat())];
+    const verifications = await Promise.all(
+      claims.map(async (claim) => {
+        const reply = await this.complete(verificationPrompt(claim), signal);
+        const label = parseVerification(reply);
+        if (!label)
+          throw new Error(
+            `http judge: verification reply says neither Supported nor Unsupported: "${reply.slice(0, 100)}"`,
+          );
+        return { claim, label };
+      }),
+    );
+    return { question, response, claimList, verifications };
+  }
+}
+
+/** The judge's components for one judgement. */
+export function judgementComponents(name: string, j: Judgement): Record<string, number> {
+  const supported = j.verifications.filter((v) => v.label === "supported").length;
+  const claims = j.verifications.length;
+  return { [name]: claims === 0 ? 0 : supported / claims, supported, unsupported: claims - supported, claims };
+}
+
+export function httpJudgeModule(
+  target: HttpJudgeTarget,
+  options: Readonly<Record<string, unknown>> & HttpJudgeOptions = {},
+): RewardModule {
+  const judge = new HttpJudge(target, options);
+  const name = options.name ?? "judge";
+  const scoreOne = async (item: RewardItem, signal: AbortSignal): Promise<ModuleOutcome> => {
+    const format = parseAnswer(item.answer);
+    // Only the answer part is judged; a malformed answer has none (the format term penalises it).
+    if (!format.ok) return { ok: true, components: { [name]: 0, supported: 0, unsupported: 0, claims: 0 } };
+    try {
+      return {
+        ok: true,
+        components: judgementComponents(name, await judge.judge(item.prompt.text, format.answer.trim(), signal)),
+      };
+    } catch (error) {
+      return { ok: false, error: { kind: "judge", message: (error as Error).message } };
+    }
+  };
+  return {
+    name,
+    version: `http:${target.model}`,
+    score: (batch, signal) => Promise.all(batch.map((item) => scoreOne(item, signal))),
+  };
+}

@@ -1,0 +1,73 @@
+/** rewards/: what other parts may use — modules, composition, the pipeline, plug-ins, records, metrics. */
+export {
+  BUILTIN_VERSION,
+  type DetailMode,
+  detailModule,
+  explainRelevance,
+  FactWorldAnalyzer,
+  type FactWorldContext,
+  formatModule,
+  precisionModule,
+  relevanceModule,
+} from "./builtins.ts";
+export { type ComposedScore, composeReward, type WeightedTerm } from "./compose.ts";
+export {
+  extractionPrompt,
+  HttpJudge,
+  type HttpJudgeOptions,
+  type HttpJudgeTarget,
+  httpJudgeModule,
+  type JudgeLabel,
+  type Judgement,
+  NO_VERIFIABLE_CLAIM,
+  parseExtraction,
+  parseVerification,
+  verificationPrompt,
+} from "./http-judge.ts";
+export {
+  type AnswerResult,
+  abstentionRate,
+  answerResultOf,
+  type FactualityMetrics,
+  hallucinationRate,
+  malformedRate,
+  meanLength,
+  meanSupported,
+  relevanceWinRate,
+  summarize,
+} from "./metrics.ts";
+export {
+  checkModule,
+  type FailureKind,
+  type ItemResult,
+  type ModuleOutcome,
+  type RewardFailure,
+  type RewardItem,
+  type RewardModule,
+  type RewardPrompt,
+} from "./module.ts";
+export {
+  type InfoReply,
+  type NatsModuleOptions,
+  natsRewardModule,
+  REWARD_PROTOCOL_VERSION,
+  rewardSubjects,
+  type ScoreReply,
+  type ScoreRequest,
+  type ServeOptions,
+  serveRewardModule,
+} from "./nats.ts";
+export { appendRecords, factWorldRecord, judgementRecord, type RecordSource, type VeriScoreRecord } from "./records.ts";
+export {
+  createRewardPipeline,
+  defaultRegistry,
+  type FactoryContext,
+  loadModuleFile,
+  type ModuleContext,
+  type ModuleFactory,
+  type ModuleRef,
+  type RewardPipeline,
+  RewardRegistry,
+  type RewardsConfig,
+} from "./registry.ts";
+export { type CallPolicy, DEFAULT_CALL_POLICY, runModule } from "./runner.ts";

@@ -1,0 +1,78 @@
+/**
+ * The metrics reported everywhere (DESIGN.md, "The reward"), as pure functions over per-answer
+ * results: hallucination rate = 1 − mean precision over answers that make claims; detail = mean
+ * supported claims; relevance win rate = mean R (ties count half); abstention rate; answer length.
+ */
+import type { ComposedScore } from "./compose.ts";
+
+export interface AnswerResult {
+  readonly malformed: boolean;
+  /** Distinct claims (S + U) and distinct supported claims (S). */
+  readonly claims: number;
+  readonly supported: number;
+  /** R ∈ {0, 0.5, 1}, when a relevance judge scored the answer. */
+  readonly relevance?: number;
+  /** Answer length, in tokens (or words). */
+  readonly length: number;
+}
+
+const mean = (xs: readonly number[]): number | null =>
+  xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** 1 − mean precision over well-formed answers with at least one claim; null when there are none. */
+export function hallucinationRate(results: readonly AnswerResult[]): number | null {
+  const precisions = results.filter((r) => !r.malformed && r.claims > 0).map((r) => r.supported / r.claims);
+  const p = mean(precisions);
+  return p === null ? null : 1 - p;
+}
+
+/** Mean S over well-formed answers (abstentions count as 0). */
+export const meanSupported = (results: readonly AnswerResult[]): number | null =>
+  mean(results.filter((r) => !r.malformed).map((r) => r.supported));
+
+/** Mean R over answers the judge scored: wins count 1, ties ½. */
+export const relevanceWinRate = (results: readonly AnswerResult[]): number | null =>
+  mean(results.flatMap((r) => (r.relevance === undefined ? [] : [r.relevance])));
+
+/** Share of well-formed answers that make no claim. */
+export const abstentionRate = (results: readonly AnswerResult[]): number | null =>
+  mean(results.filter((r) => !r.malformed).map((r) => (r.claims === 0 ? 1 : 0)));
+
+export const malformedRate = (results: readonly AnswerResult[]): number | null =>
+  mean(results.map((r) => (r.malformed ? 1 : 0)));
+
+export const meanLength = (results: readonly AnswerResult[]): number | null => mean(results.map((r) => r.length));
+
+export interface FactualityMetrics {
+  readonly answers: number;
+  readonly hallucinationRate: number | null;
+  readonly detail: number | null;
+  readonly relevanceWinRate: number | null;
+  readonly abstentionRate: number | null;
+  readonly malformedRate: number | null;
+  readonly meanLength: number | null;
+}
+
+export function summarize(results: readonly AnswerResult[]): FactualityMetrics {
+  return {
+    answers: results.length,
+    hallucinationRate: hallucinationRate(results),
+    detail: meanSupported(results),
+    relevanceWinRate: relevanceWinRate(results),
+    abstentionRate: abstentionRate(results),
+    malformedRate: malformedRate(results),
+    meanLength: meanLength(results),
+  };
+}
+
+/** Reads an AnswerResult from the built-ins' composed components (`precision.claims`, …). */
+export function answerResultOf(score: ComposedScore, length: number): AnswerResult {
+  const c = score.components;
+  return {
+    malformed: score.malformed,
+    claims: c["precision.claims"] ?? 0,
+    supported: c["precision.supported"] ?? 0,
+    ...(c.relevance === undefined ? {} : { relevance: c.relevance }),
+    length,
+  };
+}

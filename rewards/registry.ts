@@ -1,0 +1,153 @@
+/**
+ * Reward modules by name, and the three plug-in ways: a module file by path, a NATS service, an
+ * OpenAI-compatible HTTP judge. `createRewardPipeline` turns the config's `rewards` section into a
+ * pipeline that scores batches: every term concurrently, each with timeout, retry and isolation.
+ */
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Prompt, World } from "../envs/index.ts";
+import { detailModule, FactWorldAnalyzer, formatModule, precisionModule, relevanceModule } from "./builtins.ts";
+import { type ComposedScore, composeReward, type WeightedTerm } from "./compose.ts";
+import { type HttpJudgeTarget, httpJudgeModule } from "./http-judge.ts";
+import { checkModule, type RewardItem, type RewardModule } from "./module.ts";
+import { natsRewardModule } from "./nats.ts";
+import { type CallPolicy, runModule } from "./runner.ts";
+
+type Options = Readonly<Record<string, unknown>>;
+
+/** One term of the config (the same shape as configs' RewardModuleRef). */
+export type ModuleRef = (
+  | { readonly name: string }
+  | { readonly path: string }
+  | { readonly service: string }
+  | { readonly http: HttpJudgeTarget }
+) & { readonly weight: number; readonly options?: Options };
+
+export interface RewardsConfig extends CallPolicy {
+  readonly modules: readonly ModuleRef[];
+}
+
+export interface ModuleContext {
+  /** FactWorld, for the built-in modules. */
+  readonly world?: World;
+  readonly prompts?: readonly Prompt[];
+  /** A NATS connection, for `service` modules. */
+  readonly nats?: NatsConnection;
+  /** Relative module paths resolve from here (default: the working directory). */
+  readonly baseDir?: string;
+}
+
+export interface FactoryContext extends ModuleContext {
+  /** The built-ins' shared analyzer (exists when a world was given). */
+  readonly analyzer?: FactWorldAnalyzer;
+}
+
+export type ModuleFactory = (options: Options, context: FactoryContext) => RewardModule | Promise<RewardModule>;
+
+const needAnalyzer = (name: string, context: FactoryContext): FactWorldAnalyzer => {
+  if (!context.analyzer) throw new Error(`reward module "${name}" needs FactWorld (give the pipeline a world)`);
+  return context.analyzer;
+};
+
+export class RewardRegistry {
+  private readonly factories = new Map<string, ModuleFactory>();
+
+  register(name: string, factory: ModuleFactory): this {
+    if (this.factories.has(name)) throw new Error(`reward module "${name}" is already registered`);
+    this.factories.set(name, factory);
+    return this;
+  }
+
+  names(): string[] {
+    return [...this.factories.keys()];
+  }
+
+  async create(ref: ModuleRef, context: FactoryContext): Promise<RewardModule> {
+    const options = ref.options ?? {};
+    if ("name" in ref) {
+      const factory = this.factories.get(ref.name);
+      if (!factory) throw new Error(`unknown reward module "${ref.name}" (known: ${this.names().join(", ")})`);
+      return checkModule(await factory(options, context), `reward module "${ref.name}"`);
+    }
+    if ("path" in ref) return loadModuleFile(ref.path, options, context);
+    if ("service" in ref) {
+      if (!context.nats) throw new Error(`reward service "${ref.service}" needs a NATS connection`);
+      return natsRewardModule(context.nats, ref.service, options);
+    }
+    return httpJudgeModule(ref.http, options);
+  }
+}
+
+/** The built-ins: format, precision, detail, relevance. */
+export function defaultRegistry(): RewardRegistry {
+  return new RewardRegistry()
+    .register("format", (_, c) => formatModule(needAnalyzer("format", c)))
+    .register("precision", (_, c) => precisionModule(needAnalyzer("precision", c)))
+    .register("detail", (o, c) => detailModule(needAnalyzer("detail", c), o))
+    .register("relevance", (o, c) => relevanceModule(needAnalyzer("relevance", c), o));
+}
+
+/**
+ * A module file's default export is a reward module, or a factory `(options, context) => module`.
+ * TypeScript files load when running under tsx (as factrl does).
+ */
+export async function loadModuleFile(path: string, options: Options, context: FactoryContext): Promise<RewardModule> {
+  const full = isAbsolute(path) ? path : resolve(context.baseDir ?? process.cwd(), path);
+  let loaded: { default?: unknown };
+  try {
+    loaded = await import(pathToFileURL(full).href);
+  } catch (error) {
+    throw new Error(`reward module file ${full}: cannot load: ${(error as Error).message}`);
+  }
+  const exported = loaded.default;
+  if (exported === undefined) throw new Error(`reward module file ${full}: no default export`);
+  const value = typeof exported === "function" ? await exported(options, context) : exported;
+  return checkModule(value, `reward module file ${full}`);
+}
+
+export interface RewardPipeline {
+  readonly terms: readonly WeightedTerm[];
+  readonly modules: readonly RewardModule[];
+  /** One composed score per item, in order; never rejects because of a module. */
+  score(batch: readonly RewardItem[]): Promise<ComposedScore[]>;
+  close(): Promise<void>;
+}
+
+export async function createRewardPipeline(
+  config: RewardsConfig,
+  context: ModuleContext = {},
+  registry: RewardRegistry = defaultRegistry(),
+): Promise<RewardPipeline> {
+  if (config.modules.length === 0) throw new Error("rewards: no modules configured");
+  const analyzer = context.world
+    ? new FactWorldAnalyzer({ world: context.world, prompts: context.prompts })
+    : undefined;
+  const modules: RewardModule[] = [];
+  try {
+    for (const ref of config.modules) modules.push(await registry.create(ref, { ...context, analyzer }));
+  } catch (error) {
+    await Promise.allSettled(modules.map((m) => m.close?.()));
+    throw error;
+  }
+  const names = modules.map((m) => m.name);
+  const duplicate = names.find((n, i) => names.indexOf(n) !== i);
+  if (duplicate) throw new Error(`rewards: two modules are named "${duplicate}"; give one another name`);
+  const terms = modules.map((m, i) => ({ name: m.name, weight: (config.modules[i] as ModuleRef).weight }));
+  return {
+    terms,
+    modules,
+    async score(batch) {
+      const perModule = await Promise.all(modules.map((m) => runModule(m, batch, config)));
+      return batch.map((_, i) =>
+        composeReward(
+          terms,
+          perModule.map((results) => results[i]!),
+        ),
+      );
+    },
+    async close() {
+      await Promise.allSettled(modules.map((m) => m.close?.()));
+    },
+  };
+}
