@@ -43,7 +43,6 @@ export {
 export {
   type FactrlLogger,
   makeLogger,
-  minimumLogLevelLayer,
   pinoEffectLogger,
   pinoLoggerLayer,
   rootLogger,

@@ -4,7 +4,7 @@
  * (`makeLogger({ experiment, role, id })`), and `pinoLoggerLayer` routes Effect.log* through the same
  * pino so both kinds of log line land in one stream with one format.
  */
-import { Cause, HashMap, type Layer, List, Logger, LogLevel } from "effect";
+import { Cause, HashMap, Layer, List, Logger, LogLevel } from "effect";
 import { type Logger as Pino, pino } from "pino";
 import pretty from "pino-pretty";
 
@@ -69,13 +69,6 @@ export function pinoEffectLogger(logger: Pino = rootLogger()): Logger.Logger<unk
   });
 }
 
-/**
- * Replaces Effect's default logger with pino. Run programs with
- * `NodeRuntime.runMain({ disablePrettyLogger: true })` or every line prints twice.
- */
-export const pinoLoggerLayer = (logger: Pino = rootLogger()): Layer.Layer<never> =>
-  Logger.replace(Logger.defaultLogger, pinoEffectLogger(logger));
-
 const EFFECT_LEVEL: Record<string, LogLevel.LogLevel> = {
   fatal: LogLevel.Fatal,
   error: LogLevel.Error,
@@ -86,6 +79,13 @@ const EFFECT_LEVEL: Record<string, LogLevel.LogLevel> = {
   silent: LogLevel.None,
 };
 
-/** Effect's log level from FACTRL_LOG_LEVEL, so Effect filters exactly what pino would. */
-export const minimumLogLevelLayer = (): Layer.Layer<never> =>
-  Logger.minimumLogLevel(EFFECT_LEVEL[levelFromEnv()] ?? LogLevel.Info);
+/**
+ * Replaces Effect's default logger with pino, and lets pino's level decide what is shown (Effect
+ * would otherwise drop debug lines itself). Run programs with
+ * `NodeRuntime.runMain({ disablePrettyLogger: true })` or every line prints twice.
+ */
+export const pinoLoggerLayer = (logger: Pino = rootLogger()): Layer.Layer<never> =>
+  Layer.merge(
+    Logger.replace(Logger.defaultLogger, pinoEffectLogger(logger)),
+    Logger.minimumLogLevel(EFFECT_LEVEL[logger.level] ?? LogLevel.Info),
+  );
