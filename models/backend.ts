@@ -5,6 +5,7 @@
 // reason, and the chosen one is measured (matMul GFLOP/s) so the start log shows what to expect.
 import * as tf from "@tensorflow/tfjs";
 import { pino } from "pino";
+import { installWasmKernels } from "./backend-wasm-kernels.ts";
 import { type AddonLoad, installNativeGemm, loadNativeGemmAddon, uninstallNativeGemm } from "./native-gemm.ts";
 import { registerWasmSegmentSum } from "./segment-sum-kernel.ts";
 
@@ -95,6 +96,7 @@ async function startWasm(
   await importModule("@tensorflow/tfjs-backend-wasm");
   await activate("wasm");
   registerWasmSegmentSum();
+  installWasmKernels();
   const simd = (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) ? "SIMD" : "no SIMD";
   if (addon?.loaded) {
     const installed = installNativeGemm(addon.addon, { threads: native?.threads ?? 1 });
