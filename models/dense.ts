@@ -55,13 +55,13 @@ interface Layer {
 }
 
 /** Per layer: K transposed [B·H, dh, S] and V [B·H, S, dh] for every position seen so far. */
-interface LayerCache {
+export interface LayerCache {
   kT: tf.Tensor3D;
   v: tf.Tensor3D;
 }
 
 /** Positions and masking of one call to the layer stack (host-side, turned into tensors once). */
-interface Frame {
+export interface Frame {
   readonly batchSize: number;
   /** New positions processed in this call. */
   readonly length: number;
@@ -167,60 +167,16 @@ export class DensePolicy implements Policy {
    * Opens a KV-cached decoding session over `prompts` (left-padded to one length, masked, each
    * row's positions starting at 0), with the logits for every row's next token ready.
    */
-  async beginDecode(prompts: readonly Int32Array[]): Promise<DecodeSession> {
-    const B = prompts.length;
-    const P = Math.max(...prompts.map((p) => p.length));
-    const { dModel: d, specialTokens } = this.config;
-    const padCounts = prompts.map((p) => P - p.length);
-    const tokens = new Int32Array(B * P).fill(specialTokens.pad);
-    const positions = new Int32Array(B * P);
-    const keyValid = new Uint8Array(B * P);
-    prompts.forEach((p, b) => {
-      tokens.set(p, b * P + padCounts[b]!);
-      for (let t = 0; t < P; t++) {
-        positions[b * P + t] = Math.max(0, t - padCounts[b]!);
-        keyValid[b * P + t] = t >= padCounts[b]! ? 1 : 0;
-      }
-    });
-    let caches: LayerCache[] = [];
-    const logits = tf.tidy(() => {
-      const bias = prefillBias(keyValid, B, P);
-      const { hidden, cache } = this.runCached(tokens, { batchSize: B, length: P, positions, bias }, []);
-      caches = cache.map(keepCache);
-      const last = hidden.reshape([B, P, d]).slice([0, P - 1, 0], [B, 1, d]);
-      return this.logits(last.reshape([B, d]));
-    });
-    const session = new DenseDecodeSession(
-      this,
-      caches,
-      keyValid,
-      P,
-      Int32Array.from(prompts, (p) => p.length),
+  beginDecode(prompts: readonly Int32Array[]): Promise<DecodeSession> {
+    return beginCachedDecode(
+      {
+        dModel: this.config.dModel,
+        pad: this.config.specialTokens.pad,
+        runCached: (tokens, frame, past) => this.runCached(tokens, frame, past),
+        logits: (hidden) => this.logits(hidden),
+      },
+      prompts,
     );
-    await session.setLogits(logits);
-    return session;
-  }
-
-  /** One decode step for `DenseDecodeSession`: runs `tokens` at `positions` over `caches`. */
-  decodeStep(
-    tokens: Int32Array,
-    positions: Int32Array,
-    bias: Float32Array,
-    caches: readonly LayerCache[],
-  ): { logits: tf.Tensor2D; caches: LayerCache[] } {
-    const B = tokens.length;
-    let grown: LayerCache[] = [];
-    const logits = tf.tidy(() => {
-      const biasTensor = tf.tensor4d(bias, [B, 1, 1, bias.length / B]);
-      const { hidden, cache } = this.runCached(
-        tokens,
-        { batchSize: B, length: 1, positions, bias: biasTensor },
-        caches,
-      );
-      grown = cache.map(keepCache);
-      return this.logits(hidden);
-    });
-    return { logits, caches: grown };
   }
 
   async exportWeights(): Promise<Uint8Array> {
@@ -289,32 +245,17 @@ export class DensePolicy implements Policy {
     rope: RopeTables | undefined,
     past: LayerCache | undefined,
   ): { out: tf.Tensor2D; cache: LayerCache } {
-    const { batchSize: B, length: T } = frame;
-    const H = this.config.nHeads;
-    const dh = this.headDim;
-    const split = (w: tf.Variable) => tf.matMul(h, w).reshape([B, T, H, dh]) as tf.Tensor4D;
-    let q = split(layer.wq);
-    let k = split(layer.wk);
-    if (rope) {
-      q = applyRope(q, rope);
-      k = applyRope(k, rope);
-    }
-    const qHeads = q.transpose([0, 2, 1, 3]).reshape([B * H, T, dh]) as tf.Tensor3D;
-    const newKT = k.transpose([0, 2, 3, 1]).reshape([B * H, dh, T]) as tf.Tensor3D;
-    const newV = split(layer.wv)
-      .transpose([0, 2, 1, 3])
-      .reshape([B * H, T, dh]) as tf.Tensor3D;
-    const kT = past ? tf.concat([past.kT, newKT], 2) : newKT;
-    const v = past ? tf.concat([past.v, newV], 1) : newV;
-    const S = kT.shape[2];
-    const scores = tf.mul(tf.matMul(qHeads, kT), 1 / Math.sqrt(dh)).reshape([B, H, T, S]);
-    const weights = tf.softmax(tf.add(scores, frame.bias)).reshape([B * H, T, S]) as tf.Tensor3D;
-    const context = tf
-      .matMul(weights, v)
-      .reshape([B, H, T, dh])
-      .transpose([0, 2, 1, 3])
-      .reshape([B * T, H * dh]);
-    return { out: tf.matMul(context as tf.Tensor2D, layer.wo), cache: { kT, v } };
+    const project = (w: tf.Variable) => tf.matMul(h, w) as tf.Tensor2D;
+    const { context, cache } = attendHeads(
+      project(layer.wq),
+      project(layer.wk),
+      project(layer.wv),
+      frame,
+      rope,
+      past,
+      this.config.nHeads,
+    );
+    return { out: tf.matMul(context, layer.wo), cache };
   }
 
   private logits(hidden: tf.Tensor2D): tf.Tensor2D {
@@ -322,13 +263,55 @@ export class DensePolicy implements Policy {
   }
 }
 
-interface RopeTables {
+/**
+ * Causal multi-head attention of the frame's new positions over `past` (if any) plus themselves,
+ * from projections q, k, v [B·T, nHeads·dh] (heads side by side): the context [B·T, nHeads·dh]
+ * before the output projection, and the grown cache.
+ */
+export function attendHeads(
+  qRows: tf.Tensor2D,
+  kRows: tf.Tensor2D,
+  vRows: tf.Tensor2D,
+  frame: Frame,
+  rope: RopeTables | undefined,
+  past: LayerCache | undefined,
+  nHeads: number,
+): { context: tf.Tensor2D; cache: LayerCache } {
+  const { batchSize: B, length: T } = frame;
+  const H = nHeads;
+  const dh = qRows.shape[1] / H;
+  const split = (rows: tf.Tensor2D) => rows.reshape([B, T, H, dh]) as tf.Tensor4D;
+  let q = split(qRows);
+  let k = split(kRows);
+  if (rope) {
+    q = applyRope(q, rope);
+    k = applyRope(k, rope);
+  }
+  const qHeads = q.transpose([0, 2, 1, 3]).reshape([B * H, T, dh]) as tf.Tensor3D;
+  const newKT = k.transpose([0, 2, 3, 1]).reshape([B * H, dh, T]) as tf.Tensor3D;
+  const newV = split(vRows)
+    .transpose([0, 2, 1, 3])
+    .reshape([B * H, T, dh]) as tf.Tensor3D;
+  const kT = past ? tf.concat([past.kT, newKT], 2) : newKT;
+  const v = past ? tf.concat([past.v, newV], 1) : newV;
+  const S = kT.shape[2];
+  const scores = tf.mul(tf.matMul(qHeads, kT), 1 / Math.sqrt(dh)).reshape([B, H, T, S]);
+  const weights = tf.softmax(tf.add(scores, frame.bias)).reshape([B * H, T, S]) as tf.Tensor3D;
+  const context = tf
+    .matMul(weights, v)
+    .reshape([B, H, T, dh])
+    .transpose([0, 2, 1, 3])
+    .reshape([B * T, H * dh]) as tf.Tensor2D;
+  return { context, cache: { kT, v } };
+}
+
+export interface RopeTables {
   /** [B, T, 1, dh]: cos and sin of each position's angle per rotated pair, halves duplicated. */
   readonly cos: tf.Tensor4D;
   readonly sin: tf.Tensor4D;
 }
 
-function ropeTables(frame: Frame, dh: number, base: number): RopeTables {
+export function ropeTables(frame: Frame, dh: number, base: number): RopeTables {
   const half = dh / 2;
   const n = frame.positions.length;
   const cos = new Float32Array(n * dh);
@@ -346,19 +329,19 @@ function ropeTables(frame: Frame, dh: number, base: number): RopeTables {
 }
 
 /** x·cos + rotate_half(x)·sin, rotate_half([x1, x2]) = [−x2, x1] (the GPT-NeoX / Llama layout). */
-function applyRope(x: tf.Tensor4D, rope: RopeTables): tf.Tensor4D {
+export function applyRope(x: tf.Tensor4D, rope: RopeTables): tf.Tensor4D {
   const [x1, x2] = tf.split(x, 2, 3) as [tf.Tensor4D, tf.Tensor4D];
   const rotated = tf.concat([tf.neg(x2), x1], 3);
   return tf.add(tf.mul(x, rope.cos), tf.mul(rotated, rope.sin));
 }
 
-function rmsNorm<T extends tf.Tensor>(x: T, gain: tf.Variable): T {
+export function rmsNorm<T extends tf.Tensor>(x: T, gain: tf.Variable): T {
   const meanSquare = tf.mean(tf.square(x), -1, true);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, NORM_EPS))), gain);
 }
 
 /** Rows start at position 0, right padding only: a causal mask is all the masking needed. */
-function trainingFrame(batchSize: number, length: number): Frame {
+export function trainingFrame(batchSize: number, length: number): Frame {
   const positions = new Int32Array(batchSize * length);
   for (let b = 0; b < batchSize; b++) for (let t = 0; t < length; t++) positions[b * length + t] = t;
   return { batchSize, length, positions, bias: causalBias(length) };
@@ -420,7 +403,7 @@ export function packPromptAnswers(batch: PromptAnswerBatch, config: PolicyConfig
   return { tokens, batchSize: B, length, maxAnswer, predictorRows, targets, mask };
 }
 
-function checkBatch(batch: TokenBatch, config: PolicyConfigBase): void {
+export function checkBatch(batch: TokenBatch, config: PolicyConfigBase): void {
   if (batch.tokens.length !== batch.batchSize * batch.length) {
     throw new Error(`forward: ${batch.tokens.length} tokens for a ${batch.batchSize}×${batch.length} batch`);
   }
@@ -432,13 +415,67 @@ function checkBatch(batch: TokenBatch, config: PolicyConfigBase): void {
   }
 }
 
+/**
+ * What KV-cached decoding needs from a backbone: its layer stack run on new tokens at a frame over
+ * the past caches (returning final hidden states [B·T, dModel] and every layer's grown cache), and
+ * its output layer.
+ */
+export interface CachedStack {
+  readonly dModel: number;
+  readonly pad: number;
+  runCached(
+    tokens: Int32Array,
+    frame: Frame,
+    past: readonly LayerCache[],
+  ): { hidden: tf.Tensor2D; cache: LayerCache[] };
+  logits(hidden: tf.Tensor2D): tf.Tensor2D;
+}
+
+/**
+ * Opens a KV-cached decoding session over `prompts` (left-padded to one length, masked, each row's
+ * positions starting at 0), with the logits for every row's next token ready.
+ */
+export async function beginCachedDecode(stack: CachedStack, prompts: readonly Int32Array[]): Promise<DecodeSession> {
+  const B = prompts.length;
+  const P = Math.max(...prompts.map((p) => p.length));
+  const d = stack.dModel;
+  const padCounts = prompts.map((p) => P - p.length);
+  const tokens = new Int32Array(B * P).fill(stack.pad);
+  const positions = new Int32Array(B * P);
+  const keyValid = new Uint8Array(B * P);
+  prompts.forEach((p, b) => {
+    tokens.set(p, b * P + padCounts[b]!);
+    for (let t = 0; t < P; t++) {
+      positions[b * P + t] = Math.max(0, t - padCounts[b]!);
+      keyValid[b * P + t] = t >= padCounts[b]! ? 1 : 0;
+    }
+  });
+  let caches: LayerCache[] = [];
+  const logits = tf.tidy(() => {
+    const bias = prefillBias(keyValid, B, P);
+    const { hidden, cache } = stack.runCached(tokens, { batchSize: B, length: P, positions, bias }, []);
+    caches = cache.map(keepCache);
+    const last = hidden.reshape([B, P, d]).slice([0, P - 1, 0], [B, 1, d]);
+    return stack.logits(last.reshape([B, d]));
+  });
+  const session = new CachedDecodeSession(
+    stack,
+    caches,
+    keyValid,
+    P,
+    Int32Array.from(prompts, (p) => p.length),
+  );
+  await session.setLogits(logits);
+  return session;
+}
+
 /** The KV cache of a batch being decoded, one position per `advance`. */
-class DenseDecodeSession implements DecodeSession {
+class CachedDecodeSession implements DecodeSession {
   logits: Float32Array = new Float32Array(0);
   private keys: number;
 
   constructor(
-    private readonly policy: DensePolicy,
+    private readonly stack: CachedStack,
     private caches: LayerCache[],
     /** [B, keys]: 1 where a real token sits (left padding is 0). */
     private keyValid: Uint8Array,
@@ -468,13 +505,23 @@ class DenseDecodeSession implements DecodeSession {
     }
     for (let i = 0; i < valid.length; i++) bias[i] = valid[i] ? 0 : MASKED;
     const positions = this.nextPosition.slice();
-    const step = this.policy.decodeStep(tokens, positions, bias, this.caches);
+    let grown: LayerCache[] = [];
+    const logits = tf.tidy(() => {
+      const biasTensor = tf.tensor4d(bias, [B, 1, 1, keys]);
+      const { hidden, cache } = this.stack.runCached(
+        tokens,
+        { batchSize: B, length: 1, positions, bias: biasTensor },
+        this.caches,
+      );
+      grown = cache.map(keepCache);
+      return this.stack.logits(hidden);
+    });
     this.disposeCaches();
-    this.caches = step.caches;
+    this.caches = grown;
     this.keyValid = valid;
     this.keys = keys;
     for (let b = 0; b < B; b++) this.nextPosition[b]! += 1;
-    await this.setLogits(step.logits);
+    await this.setLogits(logits);
   }
 
   dispose(): void {
@@ -490,7 +537,7 @@ class DenseDecodeSession implements DecodeSession {
 }
 
 /** Inside a tidy: keeps a cache that must outlive it. */
-function keepCache(cache: LayerCache): LayerCache {
+export function keepCache(cache: LayerCache): LayerCache {
   return { kT: tf.keep(cache.kT), v: tf.keep(cache.v) };
 }
 
