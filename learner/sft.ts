@@ -1,0 +1,227 @@
+/**
+ * LIMA-style supervised fine-tuning: about a thousand curated examples teach the answer format;
+ * the knowledge comes from pretraining.
+ *
+ * Curation: prompts from the six suites' train splits, answers `<think> short reasoning </think>
+ * canonical sentences` rendered from the knowledge base; each example is kept only if it is
+ * well-formed, every claim in it is supported, it makes at least one claim, it fits the model, and
+ * it has no unknown word. The selection is balanced round-robin over (suite, entity type), so it is
+ * diverse across suites and types.
+ */
+import {
+  analyzeAnswer,
+  ClaimVerifier,
+  type EntityType,
+  generatePrompts,
+  type Prompt,
+  renderReference,
+  type Suite,
+  type WordTokenizer,
+  type World,
+} from "../envs/index.ts";
+import { loadCheckpoint, mulberry32, type Policy, type PromptAnswerBatch, promptTokens } from "../models/index.ts";
+import {
+  createOptimizer,
+  type OptimizerSettings,
+  type TrainingProgress,
+  type TrainingResult,
+  trainLanguageModel,
+} from "./pretrain.ts";
+import { tokenizerFromRecord, tokenizerRecord } from "./pretrain-factworld.ts";
+
+export interface SftExample {
+  readonly prompt: Prompt;
+  readonly entityType: EntityType;
+  readonly answerText: string;
+  readonly promptTokens: Int32Array;
+  readonly answerTokens: Int32Array;
+}
+
+export interface CurationReport {
+  readonly candidates: number;
+  readonly selected: number;
+  /** Why candidates were dropped, with counts. */
+  readonly rejected: Readonly<Record<string, number>>;
+  readonly bySuite: Readonly<Record<string, number>>;
+  readonly byEntityType: Readonly<Record<string, number>>;
+  readonly byBucket: Readonly<Record<string, number>>;
+}
+
+/** Curates up to `count` SFT examples from the train split. */
+export function curateSftExamples(
+  world: World,
+  tokenizer: WordTokenizer,
+  options: { readonly count: number; readonly maxSeqLen: number; readonly seed: number },
+): { examples: SftExample[]; report: CurationReport } {
+  const verifier = new ClaimVerifier(world);
+  const rejected: Record<string, number> = {};
+  const reject = (why: string) => {
+    rejected[why] = (rejected[why] ?? 0) + 1;
+  };
+  const { unk, eos } = tokenizer.specialTokens;
+  const candidates = generatePrompts(world).filter((p) => p.split === "train");
+  const good: SftExample[] = [];
+  for (const prompt of candidates) {
+    const answerText = renderReference(world, prompt);
+    const analysis = analyzeAnswer(verifier, answerText);
+    if (!analysis.format.ok) {
+      reject(`malformed: ${analysis.format.reason}`);
+      continue;
+    }
+    if (analysis.contradicted + analysis.unverifiable > 0) {
+      reject("has an unsupported claim");
+      continue;
+    }
+    if (analysis.supported === 0) {
+      reject("makes no claim");
+      continue;
+    }
+    const promptIds = promptTokens(tokenizer, prompt.text);
+    const answerIds = Int32Array.from([...tokenizer.encode(answerText), eos]);
+    if ([...promptIds, ...answerIds].includes(unk)) {
+      reject("unknown word");
+      continue;
+    }
+    if (promptIds.length + answerIds.length > options.maxSeqLen) {
+      reject("longer than maxSeqLen");
+      continue;
+    }
+    const entityType = world.entities[prompt.focus.entityId]!.type;
+    good.push({ prompt, entityType, answerText, promptTokens: promptIds, answerTokens: answerIds });
+  }
+  const examples = balancedSelection(good, options.count, options.seed);
+  const tally = (key: (e: SftExample) => string) => {
+    const out: Record<string, number> = {};
+    for (const e of examples) out[key(e)] = (out[key(e)] ?? 0) + 1;
+    return out;
+  };
+  return {
+    examples,
+    report: {
+      candidates: candidates.length,
+      selected: examples.length,
+      rejected,
+      bySuite: tally((e) => e.prompt.suite),
+      byEntityType: tally((e) => e.entityType),
+      byBucket: tally((e) => e.prompt.bucket),
+    },
+  };
+}
+
+/** Round-robin over (suite, entity type) groups, each group in seeded random order. */
+function balancedSelection(examples: readonly SftExample[], count: number, seed: number): SftExample[] {
+  const random = mulberry32(seed);
+  const groups = new Map<string, SftExample[]>();
+  for (const e of examples) {
+    const key = `${e.prompt.suite satisfies Suite}/${e.entityType}`;
+    groups.set(key, [...(groups.get(key) ?? []), e]);
+  }
+  const queues = [...groups.values()].map((g) => shuffle(g, random));
+  const selected: SftExample[] = [];
+  while (selected.length < count && queues.some((q) => q.length > 0)) {
+    for (const queue of queues) {
+      const next = queue.pop();
+      if (next && selected.length < count) selected.push(next);
+    }
+  }
+  return shuffle(selected, random);
+}
+
+function shuffle<T>(items: readonly T[], random: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+export interface SftSettings extends OptimizerSettings {
+  /** Curated examples wanted (LIMA: about 1,000). */
+  readonly examples: number;
+  /** Share of the curated examples held out for the eval loss. */
+  readonly evalFraction: number;
+  readonly batchSize: number;
+  readonly evalEvery: number;
+  readonly checkpointEvery: number;
+  readonly seed: number;
+}
+
+export const DEFAULT_SFT: SftSettings = {
+  examples: 1000,
+  evalFraction: 0.05,
+  batchSize: 16,
+  learningRate: 5e-4,
+  warmupSteps: 20,
+  totalSteps: 300,
+  clipNorm: 1,
+  evalEvery: 50,
+  checkpointEvery: 100,
+  seed: 1,
+};
+
+/** Batches of whole examples; an epoch is a seeded shuffle, so step s's batch depends only on s. */
+export function exampleBatches(examples: readonly SftExample[], batchSize: number, seed: number) {
+  const perEpoch = Math.max(1, Math.floor(examples.length / batchSize));
+  const epochs = new Map<number, SftExample[]>();
+  return (step: number): PromptAnswerBatch => {
+    const epoch = Math.floor(step / perEpoch);
+    let order = epochs.get(epoch);
+    if (!order) {
+      order = shuffle(examples, mulberry32((seed * 7919 + epoch) >>> 0));
+      epochs.clear();
+      epochs.set(epoch, order);
+    }
+    const at = (step % perEpoch) * batchSize;
+    const batch = order.slice(at, at + batchSize);
+    return { prompts: batch.map((e) => e.promptTokens), answers: batch.map((e) => e.answerTokens) };
+  };
+}
+
+export interface SftOutcome extends TrainingResult {
+  readonly policy: Policy;
+  readonly tokenizer: WordTokenizer;
+  readonly curation: CurationReport;
+  readonly checkpointDir: string;
+}
+
+/**
+ * Fine-tunes the policy in `fromCheckpoint` (a pretrained one) on curated examples of `world`,
+ * writing `checkpointDir`. Fresh optimiser state: SFT is a new phase.
+ */
+export async function finetune(
+  world: World,
+  fromCheckpoint: string,
+  checkpointDir: string,
+  settings: SftSettings,
+  onProgress?: (progress: TrainingProgress) => void,
+): Promise<SftOutcome> {
+  const loaded = await loadCheckpoint(fromCheckpoint);
+  const tokenizer = tokenizerFromRecord(loaded.tokenizer, fromCheckpoint);
+  const { examples, report } = curateSftExamples(world, tokenizer, {
+    count: settings.examples,
+    maxSeqLen: loaded.policy.config.maxSeqLen,
+    seed: settings.seed,
+  });
+  const heldOut = Math.max(1, Math.round(examples.length * settings.evalFraction));
+  const evalSet = examples.slice(0, heldOut);
+  const trainSet = examples.slice(heldOut);
+  const evalBatches: PromptAnswerBatch[] = [];
+  for (let at = 0; at < evalSet.length; at += settings.batchSize) {
+    const batch = evalSet.slice(at, at + settings.batchSize);
+    evalBatches.push({ prompts: batch.map((e) => e.promptTokens), answers: batch.map((e) => e.answerTokens) });
+  }
+  const optimizer = createOptimizer(settings);
+  const result = await trainLanguageModel({
+    ...settings,
+    policy: loaded.policy,
+    optimizer,
+    batchAt: exampleBatches(trainSet, settings.batchSize, settings.seed),
+    evalBatches,
+    checkpointDir,
+    tokenizer: tokenizerRecord(tokenizer),
+    ...(onProgress ? { onProgress } : {}),
+  });
+  optimizer.dispose();
+  return { ...result, policy: loaded.policy, tokenizer, curation: report, checkpointDir };
+}
