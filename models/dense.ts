@@ -21,7 +21,7 @@ import type {
 import { mulberry32, normalArray } from "./random.ts";
 import { type DecodeSession, sampleBatch } from "./sampling.ts";
 import { registerWasmSegmentSum } from "./segment-sum-kernel.ts";
-import { checkTensorsMatch, decodeNamedTensors, encodeNamedTensors, POLICY_WEIGHTS_KIND } from "./weights-file.ts";
+import { assignPolicyWeights, encodePolicyWeights } from "./weights-file.ts";
 
 export interface DenseConfig extends PolicyConfigBase {
   readonly backbone: "dense";
@@ -145,17 +145,8 @@ export class DensePolicy implements Policy {
     return tf.tidy(() => {
       const frame = trainingFrame(packed.batchSize, packed.length);
       const hidden = this.run(packed.tokens, frame);
-      // Only positions that predict an answer token go through the V-wide output layer.
-      const selected = tf.gather(hidden, tf.tensor1d(packed.predictorRows, "int32"));
-      const logProbs = tf.logSoftmax(tf.div(this.logits(selected), temperature));
-      // Cast, not oneHot(…, "float32"): the wasm OneHot kernel writes int32 bits whatever the dtype.
-      const targets = tf.cast(tf.oneHot(tf.tensor1d(packed.targets, "int32"), this.config.vocabSize), "float32");
-      const picked = tf.sum(tf.mul(logProbs, targets), 1);
-      const mask = tf.tensor2d(packed.mask, [packed.batchSize, packed.maxAnswer]);
-      return {
-        logProbs: tf.mul(picked.reshape([packed.batchSize, packed.maxAnswer]), mask) as tf.Tensor2D,
-        mask,
-      };
+      const { logProbs, mask } = answerLogProbsFromHidden(hidden, packed, (rows) => this.logits(rows), temperature);
+      return { logProbs, mask };
     });
   }
 
@@ -179,25 +170,12 @@ export class DensePolicy implements Policy {
     );
   }
 
-  async exportWeights(): Promise<Uint8Array> {
-    return encodeNamedTensors(
-      POLICY_WEIGHTS_KIND,
-      this.trainableVariables.map((tensor, i) => ({ name: this.variableNames[i]!, tensor })),
-    );
+  exportWeights(): Promise<Uint8Array> {
+    return encodePolicyWeights(this.trainableVariables, this.variableNames);
   }
 
   async importWeights(bytes: Uint8Array, source = "weights"): Promise<void> {
-    const decoded = decodeNamedTensors(bytes, POLICY_WEIGHTS_KIND, source);
-    try {
-      checkTensorsMatch(
-        decoded,
-        this.trainableVariables.map((v, i) => ({ name: this.variableNames[i]!, shape: v.shape })),
-        source,
-      );
-      for (const [i, v] of this.trainableVariables.entries()) v.assign(decoded.get(this.variableNames[i]!)!);
-    } finally {
-      for (const t of decoded.values()) t.dispose();
-    }
+    assignPolicyWeights(this.trainableVariables, this.variableNames, bytes, source);
   }
 
   dispose(): void {
@@ -364,6 +342,31 @@ function prefillBias(keyValid: Uint8Array, B: number, P: number): tf.Tensor4D {
     }
   }
   return tf.tensor4d(bias, [B, 1, P, P]);
+}
+
+export type PackedPromptAnswers = ReturnType<typeof packPromptAnswers>;
+
+/**
+ * The learner path's tail: from final hidden states [B·L, d] of packed rows, the log-probs of the
+ * answer tokens under softmax(logits / temperature), masked.
+ */
+export function answerLogProbsFromHidden(
+  hidden: tf.Tensor2D,
+  packed: PackedPromptAnswers,
+  logits: (rows: tf.Tensor2D) => tf.Tensor2D,
+  temperature: number,
+): AnswerLogProbs {
+  // Only positions that predict an answer token go through the V-wide output layer.
+  const selected = tf.gather(hidden, tf.tensor1d(packed.predictorRows, "int32"));
+  const logProbs = tf.logSoftmax(tf.div(logits(selected), temperature));
+  // Cast, not oneHot(…, "float32"): the wasm OneHot kernel writes int32 bits whatever the dtype.
+  const targets = tf.cast(tf.oneHot(tf.tensor1d(packed.targets, "int32"), logProbs.shape[1]!), "float32");
+  const picked = tf.sum(tf.mul(logProbs, targets), 1);
+  const mask = tf.tensor2d(packed.mask, [packed.batchSize, packed.maxAnswer]);
+  return {
+    logProbs: tf.mul(picked.reshape([packed.batchSize, packed.maxAnswer]), mask) as tf.Tensor2D,
+    mask,
+  };
 }
 
 /**
@@ -543,15 +546,21 @@ export function keepCache(cache: LayerCache): LayerCache {
 
 /** Throws one error naming every bad field. */
 export function validateDenseConfig(config: DenseConfig): void {
+  const problems = transformerShapeProblems(config);
+  if (config.backbone !== "dense") problems.push(`backbone must be "dense", got ${JSON.stringify(config.backbone)}`);
+  if (problems.length > 0) throw new Error(`invalid dense model config: ${problems.join("; ")}`);
+}
+
+/** Every problem with the transformer shape fields of a config (shared with MoT). */
+export function transformerShapeProblems(config: Omit<DenseConfig, "backbone">): string[] {
   const problems: string[] = [];
-  const positiveInt = (name: keyof DenseConfig) => {
+  const positiveInt = (name: keyof Omit<DenseConfig, "backbone">) => {
     const value = config[name];
     if (typeof value !== "number" || !Number.isInteger(value) || value <= 0) {
       problems.push(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
     }
   };
   (["vocabSize", "maxSeqLen", "dModel", "nLayers", "nHeads", "dFF"] as const).forEach(positiveInt);
-  if (config.backbone !== "dense") problems.push(`backbone must be "dense", got ${JSON.stringify(config.backbone)}`);
   if (config.positions !== "rope" && config.positions !== "learned") {
     problems.push(`positions must be "rope" or "learned", got ${JSON.stringify(config.positions)}`);
   }
@@ -565,5 +574,5 @@ export function validateDenseConfig(config: DenseConfig): void {
       problems.push(`specialTokens.${name} = ${id} is outside [0, vocabSize)`);
     }
   }
-  if (problems.length > 0) throw new Error(`invalid dense model config: ${problems.join("; ")}`);
+  return problems;
 }

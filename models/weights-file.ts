@@ -94,6 +94,40 @@ export function checkTensorsMatch(
   if (problems.length > 0) throw new WeightsFormatError(`${source}: ${problems.join("; ")}`);
 }
 
+/** A policy's variables under their logical names, as `POLICY_WEIGHTS_KIND` bytes. */
+export function encodePolicyWeights(variables: readonly tf.Variable[], names: readonly string[]): Promise<Uint8Array> {
+  return encodeNamedTensors(
+    POLICY_WEIGHTS_KIND,
+    variables.map((tensor, i) => ({ name: names[i]!, tensor })),
+  );
+}
+
+/**
+ * Assigns `POLICY_WEIGHTS_KIND` bytes to a policy's variables once every tensor checks out (nothing
+ * is assigned otherwise). `storedName` maps a variable's name to its name in the bytes; several
+ * variables may read one stored tensor (MoT loading dense weights into every modality).
+ */
+export function assignPolicyWeights(
+  variables: readonly tf.Variable[],
+  names: readonly string[],
+  bytes: Uint8Array,
+  source: string,
+  storedName: (name: string) => string = (name) => name,
+): void {
+  const decoded = decodeNamedTensors(bytes, POLICY_WEIGHTS_KIND, source);
+  try {
+    const expected = new Map(variables.map((v, i) => [storedName(names[i]!), v.shape] as const));
+    checkTensorsMatch(
+      decoded,
+      [...expected].map(([name, shape]) => ({ name, shape })),
+      source,
+    );
+    for (const [i, v] of variables.entries()) v.assign(decoded.get(storedName(names[i]!))!);
+  } finally {
+    for (const t of decoded.values()) t.dispose();
+  }
+}
+
 /** float32 tensors → half floats, marked as tfjs float16 quantization so decodeWeights expands them. */
 function toFloat16(encoded: { data: ArrayBuffer; specs: tf.io.WeightsManifestEntry[] }) {
   const floats = new Float32Array(encoded.data);
