@@ -85,7 +85,7 @@ export async function serveRewardModule(
 }
 
 export interface NatsModuleOptions {
-  /** Module name in the pipeline (default: the service name). */
+  /** Module name in the pipeline (default: the served module's name, from its info reply). */
   readonly name?: string;
   /** Longest wait for one reply; the pipeline's own timeout usually fires first. */
   readonly requestTimeoutMs?: number;
@@ -111,7 +111,7 @@ export async function natsRewardModule(
   } catch (error) {
     throw new Error(`reward service "${service}": no answer on ${subjects.info} (${(error as Error).message})`);
   }
-  if (info?.protocol !== REWARD_PROTOCOL_VERSION || typeof info.version !== "string")
+  if (info?.protocol !== REWARD_PROTOCOL_VERSION || typeof info.version !== "string" || typeof info.name !== "string")
     throw new Error(`reward service "${service}": unsupported info reply ${JSON.stringify(info)}`);
 
   const scoreChunk = async (items: readonly RewardItem[]): Promise<readonly ModuleOutcome[]> => {
@@ -122,7 +122,7 @@ export async function natsRewardModule(
     return reply.outcomes;
   };
   return {
-    name: options.name ?? service,
+    name: options.name ?? info.name,
     version: info.version,
     async score(batch) {
       const chunks: RewardItem[][] = [];
