@@ -125,9 +125,7 @@ export class DensePolicy implements Policy {
   }
 
   flopsPerToken(contextLength: number): number {
-    const { dModel: d, dFF, nLayers, vocabSize: V } = this.config;
-    const perLayer = 2 * (4 * d * d + 2 * d * dFF) + 2 * 2 * contextLength * d; // projections + QKᵀ and AV
-    return nLayers * perLayer + 2 * d * V;
+    return transformerFlopsPerToken(this.config, contextLength);
   }
 
   forward(batch: TokenBatch): tf.Tensor3D {
@@ -239,6 +237,16 @@ export class DensePolicy implements Policy {
   private logits(hidden: tf.Tensor2D): tf.Tensor2D {
     return tf.matMul(hidden, this.output);
   }
+}
+
+/** Forward FLOPs per token of this decoder shape (multiply-add = 2; also MoT's, one modality per token). */
+export function transformerFlopsPerToken(
+  config: Pick<DenseConfig, "dModel" | "dFF" | "nLayers" | "vocabSize">,
+  contextLength: number,
+): number {
+  const { dModel: d, dFF, nLayers, vocabSize: V } = config;
+  const perLayer = 2 * (4 * d * d + 2 * d * dFF) + 2 * 2 * contextLength * d; // projections + QKᵀ and AV
+  return nLayers * perLayer + 2 * d * V;
 }
 
 /**
