@@ -1,5 +1,14 @@
 /** The actor runtime, the role registry and the launcher: what other parts may use. */
 export { echoRole } from "./echo.ts";
+export {
+  ExperimentFailed,
+  LAUNCHER_CONTROL_ROLE,
+  type LaunchOptions,
+  launch,
+  MAX_PROCESSES_PER_ROLE,
+  natsUrlFile,
+  recordedNatsUrl,
+} from "./launcher.ts";
 export { findRole, roleRegistry } from "./roles.ts";
 export {
   type ActorContext,
@@ -11,3 +20,4 @@ export {
   type RunActorOptions,
   runActor,
 } from "./runtime.ts";
+export { type ActorStatus, listActors } from "./runtime-status.ts";

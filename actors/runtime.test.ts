@@ -86,7 +86,7 @@ describe("actor runtime", () => {
       });
       yield* Effect.promise(() => nats.connection.flush());
       const drain = yield* Deferred.make<string>();
-      const actor = yield* Effect.fork(runActor({ role: echoRole, config, id: "echo-a", handleSignals: false, drain }));
+      const actor = yield* Effect.fork(runActor({ role: echoRole, config, id: "echo-a", drain }));
       for (let i = 0; i < 5; i++) yield* publishWork("prompts", promptGroup(i, 0));
       yield* Effect.promise(() => waitFor(() => heartbeats.some((h) => h.processed === 5)));
       expect(heartbeats[0]).toMatchObject({ id: "echo-a", state: "running" });
@@ -117,7 +117,7 @@ describe("actor runtime", () => {
       yield* ensureWorkQueues({ ackWaitMs: 30_000 });
       const drainA = yield* Deferred.make<string>();
       const drainB = yield* Deferred.make<string>();
-      const options = { config, handleSignals: false } as const;
+      const options = { config } as const;
       const a = yield* Effect.fork(runActor({ ...options, role: echoRole, id: "echo-a", drain: drainA }));
       const b = yield* Effect.fork(runActor({ ...options, role: echoRole, id: "echo-b", drain: drainB }));
       for (let i = 0; i < groups; i++) yield* publishWork("prompts", promptGroup(i, 60));
@@ -155,7 +155,7 @@ describe("actor runtime", () => {
         }),
     };
     const config = testConfig({ runtime: { restart: { baseDelayMs: 10, maxRestarts: 3, windowMs: 60_000 } } });
-    await Effect.runPromise(runActor({ role: flaky, config, id: "flaky-1", handleSignals: false }));
+    await Effect.runPromise(runActor({ role: flaky, config, id: "flaky-1" }));
     expect(starts).toBe(3);
 
     let attempts = 0;
@@ -170,7 +170,7 @@ describe("actor runtime", () => {
           }),
         ),
     };
-    const exit = await Effect.runPromiseExit(runActor({ role: broken, config, id: "broken-1", handleSignals: false }));
+    const exit = await Effect.runPromiseExit(runActor({ role: broken, config, id: "broken-1" }));
     expect(attempts).toBe(4); // the first run and 3 restarts
     expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error).toMatchObject({
       _tag: "ActorGaveUp",
@@ -183,7 +183,7 @@ describe("actor runtime", () => {
     const config = testConfig();
     const program = Effect.gen(function* () {
       yield* ensureWorkQueues();
-      const actor = yield* Effect.fork(runActor({ role: echoRole, config, id: "echo-c", handleSignals: false }));
+      const actor = yield* Effect.fork(runActor({ role: echoRole, config, id: "echo-c" }));
       const nats = yield* Nats;
       const { subjects } = yield* Experiment;
       const request = encodeEnvelope(

@@ -115,11 +115,9 @@ export interface RunActorOptions {
   readonly id?: string;
   /** Overrides config.nats.url. */
   readonly natsUrl?: string;
-  /** Drain on SIGTERM/SIGINT (default true; tests running several actors in one process turn it off). */
-  readonly handleSignals?: boolean;
   /** Drain when this process's parent changes (the launcher died): no orphaned actors. */
   readonly parentPid?: number;
-  /** Completing it from outside starts a drain (tests). */
+  /** Completing it starts a drain, with the value as the reason (the CLI completes it on SIGTERM/SIGINT). */
   readonly drain?: Deferred.Deferred<string>;
 }
 
@@ -296,20 +294,6 @@ export const runActor = (options: RunActorOptions) =>
       });
 
       // ── what starts a drain besides a control request ──
-      if (options.handleSignals ?? true) {
-        const onSignal = (signal: NodeJS.Signals) => Effect.runSync(Deferred.succeed(drainRequested, signal));
-        yield* Effect.acquireRelease(
-          Effect.sync(() => {
-            process.on("SIGTERM", onSignal);
-            process.on("SIGINT", onSignal);
-          }),
-          () =>
-            Effect.sync(() => {
-              process.off("SIGTERM", onSignal);
-              process.off("SIGINT", onSignal);
-            }),
-        );
-      }
       if (options.parentPid !== undefined) {
         const parent = options.parentPid;
         yield* Effect.forkScoped(

@@ -36,3 +36,4 @@ export {
   RolloutSection,
   RuntimeSection,
 } from "./schema.ts";
+export { CONFIG_KEY } from "./state.ts";

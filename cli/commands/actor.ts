@@ -1,0 +1,77 @@
+/** `factrl actor ROLE`: one actor process — what the launcher spawns, and how capacity joins from other hosts. */
+import { type Command, Option as CommandOption } from "commander";
+import { Deferred, Effect, Option } from "effect";
+import { findRole, roleRegistry, runActor } from "../../actors/index.ts";
+import { CONFIG_KEY, ConfigError } from "../../configs/index.ts";
+import { getState } from "../../messaging/index.ts";
+import { commandLayer, resolveTarget } from "../nats-target.ts";
+import { runMain, UsageError } from "../run-main.ts";
+
+interface ActorOptions {
+  experiment: string;
+  nats?: string;
+  config?: string;
+  id?: string;
+  parentPid?: string;
+}
+
+export function registerActor(program: Command): void {
+  program
+    .command("actor")
+    .description("run one actor of an experiment (add capacity from any host that reaches its NATS server)")
+    .argument("<role>", `the role: ${[...roleRegistry.keys()].join(", ")}`)
+    .requiredOption("--experiment <id>", "experiment id")
+    .option("--nats <url>", "NATS server (default: FACTRL_NATS_URL, then the URL recorded by a local launcher)")
+    .option("--config <file>", "config to use (default: the one the launcher published to NATS)")
+    .option("--id <id>", "actor id, unique in the experiment (default: <role>-<random>)")
+    // The launcher passes its pid: an actor whose launcher disappears drains and exits.
+    .addOption(new CommandOption("--parent-pid <pid>").hideHelp())
+    .action((roleName: string, options: ActorOptions) => {
+      const drain = Effect.runSync(Deferred.make<string>());
+      const run = Effect.gen(function* () {
+        const role = findRole(roleName);
+        if (role === undefined) {
+          return yield* new UsageError({
+            reason: `unknown role ${JSON.stringify(roleName)} (available: ${[...roleRegistry.keys()].join(", ")})`,
+          });
+        }
+        const target = yield* resolveTarget(options);
+        const config =
+          target.config ??
+          (yield* getState(CONFIG_KEY).pipe(
+            Effect.scoped,
+            Effect.provide(commandLayer(target, `factrl-${roleName}-config`)),
+            Effect.mapError(
+              (error) =>
+                new ConfigError({ source: "NATS", problems: [`cannot read the published config: ${error.message}`] }),
+            ),
+            Effect.map((entry) => Option.fromNullable(entry?.value)),
+            Effect.flatten,
+            Effect.catchTag(
+              "NoSuchElementException",
+              () =>
+                new ConfigError({
+                  source: "NATS",
+                  problems: [
+                    `no config published for experiment ${target.experiment} (is its launcher running? or pass --config)`,
+                  ],
+                }),
+            ),
+          ));
+        if (config.experiment !== target.experiment) {
+          return yield* new UsageError({
+            reason: `--experiment ${target.experiment} does not match the config's experiment ${config.experiment}`,
+          });
+        }
+        yield* runActor({
+          role,
+          config,
+          natsUrl: target.url,
+          drain,
+          ...(options.id !== undefined ? { id: options.id } : {}),
+          ...(options.parentPid !== undefined ? { parentPid: Number(options.parentPid) } : {}),
+        });
+      });
+      runMain(run, { onSignal: (signal) => Effect.runSync(Deferred.succeed(drain, signal)) });
+    });
+}

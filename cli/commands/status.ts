@@ -1,0 +1,63 @@
+/** `factrl status`: a table of the experiment's live actors, found through the NATS services protocol. */
+import type { Command } from "commander";
+import { Console, Effect } from "effect";
+import { type ActorStatus, listActors } from "../../actors/index.ts";
+import { commandLayer, resolveTarget } from "../nats-target.ts";
+import { runMain } from "../run-main.ts";
+
+const duration = (ms: number): string => {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, "0")}m`;
+};
+
+/** A plain, aligned text table. */
+export function formatStatusTable(actors: readonly ActorStatus[]): string {
+  const header = ["ROLE", "ID", "HOST", "PID", "STATE", "UPTIME", "PROCESSED", "FAILED", "POLICY", "HEARTBEAT"];
+  const rows = actors.map((a) => [
+    a.role,
+    a.id,
+    a.host,
+    String(a.pid),
+    a.state,
+    duration(a.uptimeMs),
+    String(a.processed),
+    String(a.failed),
+    a.policyVersion !== undefined ? `v${a.policyVersion}` : "-",
+    `${(a.heartbeatAgeMs / 1000).toFixed(1)}s ago`,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  return [header, ...rows]
+    .map((row) =>
+      row
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+export function registerStatus(program: Command): void {
+  program
+    .command("status")
+    .description("list the live actors of an experiment (role, id, host, pid, uptime, processed, failed, heartbeat)")
+    .requiredOption("--experiment <id>", "experiment id")
+    .option("--nats <url>", "NATS server (default: FACTRL_NATS_URL, then the URL recorded by a local launcher)")
+    .option("--config <file>", "config with the server's credentials/TLS")
+    .option("--output-dir <dir>", "where local launchers record their NATS URL", "runs")
+    .option("--json", "print JSON (one array of actors) instead of a table")
+    .action((options: { experiment: string; nats?: string; config?: string; outputDir: string; json?: boolean }) => {
+      const run = Effect.gen(function* () {
+        const target = yield* resolveTarget(options);
+        const actors = yield* listActors(target.experiment).pipe(
+          Effect.scoped,
+          Effect.provide(commandLayer(target, "factrl-status")),
+        );
+        if (options.json) return yield* Console.log(JSON.stringify(actors));
+        if (actors.length === 0) return yield* Console.log(`no live actors in experiment ${target.experiment}`);
+        yield* Console.log(formatStatusTable(actors));
+      });
+      runMain(run);
+    });
+}
