@@ -25,10 +25,13 @@ export {
   DEFAULT_JUDGE_MARGIN,
   type JudgeFocus,
   type JudgeOutcome,
+  judgeOutcome,
   judgeRelevance,
+  outcomeValue,
   type RelevanceProfile,
   type RelevanceVerdict,
   relevanceProfile,
+  relevanceScore,
 } from "./factworld/judge.ts";
 export {
   aspectList,

@@ -9,10 +9,13 @@ import {
   ClaimVerifier,
   extractClaims,
   isRelation,
+  judgeOutcome,
   judgeRelevance,
+  outcomeValue,
   type ParsedClaim,
   type Prompt,
   referenceSentences,
+  relevanceScore,
   type World,
 } from "../envs/index.ts";
 import type { ModuleOutcome, RewardItem, RewardModule, RewardPrompt } from "./module.ts";
@@ -34,6 +37,11 @@ class BoundedCache<V> {
   }
 }
 
+export interface ReferenceJudgement {
+  readonly claims: readonly ParsedClaim[];
+  readonly score: number;
+}
+
 export interface FactWorldContext {
   readonly world: World;
   /** Known prompts, so items whose prompt carries no focus can be looked up by id. */
@@ -44,7 +52,7 @@ export interface FactWorldContext {
 export class FactWorldAnalyzer {
   private readonly verifier: ClaimVerifier;
   private readonly analyses = new BoundedCache<AnswerAnalysis>();
-  private readonly references = new BoundedCache<readonly ParsedClaim[] | string>();
+  private readonly references = new BoundedCache<ReferenceJudgement | string>();
   private readonly focusById: ReadonlyMap<string, NonNullable<RewardPrompt["focus"]>>;
 
   constructor(readonly context: FactWorldContext) {
@@ -60,24 +68,35 @@ export class FactWorldAnalyzer {
     return prompt.focus ?? this.focusById.get(prompt.id);
   }
 
-  /** Claims of the item's reference answer (or of the knowledge-base reference), cached per prompt; a string is an error. */
-  referenceClaims(item: RewardItem): readonly ParsedClaim[] | string {
+  /**
+   * The reference answer's claims and relevance score (the item's reference, or else the knowledge
+   * base's), cached per prompt and reference text; a string says why there is none.
+   */
+  reference(item: RewardItem): ReferenceJudgement | string {
     const key = `${item.prompt.id}\u0000${item.reference ?? ""}`;
     return this.references.get(key, () => {
-      if (item.reference !== undefined) {
-        const analysis = analyzeAnswer(this.verifier, item.reference);
-        return analysis.format.ok ? analysis.claims : extractClaims(item.reference);
-      }
       const focus = this.focusOf(item.prompt);
-      if (!focus) return `prompt ${item.prompt.id} has no focus and no reference was given`;
-      const entity = this.context.world.byName.get(focus.entity);
-      if (!entity) return `focus entity "${focus.entity}" is not in the world`;
-      const aspects = focus.aspects.filter(isRelation);
-      if (aspects.length !== focus.aspects.length) return `unknown aspect in [${focus.aspects.join(", ")}]`;
-      return extractClaims(
-        referenceSentences(this.context.world, { entityId: entity.id, entity: entity.name, aspects }).join(" "),
-      );
+      if (!focus) return `prompt ${item.prompt.id} has no focus: FactWorld's judge scores FactWorld prompts only`;
+      const claims = this.referenceClaims(item, focus);
+      return typeof claims === "string" ? claims : { claims, score: relevanceScore(focus, claims) };
     });
+  }
+
+  private referenceClaims(
+    item: RewardItem,
+    focus: NonNullable<RewardPrompt["focus"]>,
+  ): readonly ParsedClaim[] | string {
+    if (item.reference !== undefined) {
+      const analysis = analyzeAnswer(this.verifier, item.reference);
+      return analysis.format.ok ? analysis.claims : extractClaims(item.reference);
+    }
+    const entity = this.context.world.byName.get(focus.entity);
+    if (!entity) return `focus entity "${focus.entity}" is not in the world`;
+    const aspects = focus.aspects.filter(isRelation);
+    if (aspects.length !== focus.aspects.length) return `unknown aspect in [${focus.aspects.join(", ")}]`;
+    return extractClaims(
+      referenceSentences(this.context.world, { entityId: entity.id, entity: entity.name, aspects }).join(" "),
+    );
   }
 }
 
@@ -123,29 +142,24 @@ export function detailModule(analyzer: FactWorldAnalyzer, options: { mode?: Deta
   });
 }
 
-/** R = 1 / 0.5 / 0 for a win / tie / loss of the answer against the reference, for what the prompt asked. */
+/** R = 1 / 0.5 / 0 for a win / tie / loss of the answer against the reference, for what the prompt asked; `score` is the answer's relevance score. */
 export function relevanceModule(analyzer: FactWorldAnalyzer, options: { margin?: number } = {}): RewardModule {
   const { margin } = options;
   if (margin !== undefined && !(margin >= 0 && margin < 1))
     throw new Error(`relevance: margin must be in [0, 1), got ${margin}`);
   return module("relevance", (item) => {
-    const focus = analyzer.focusOf(item.prompt);
-    if (!focus)
-      return rejected(`prompt ${item.prompt.id} has no focus: FactWorld's judge scores FactWorld prompts only`);
-    const reference = analyzer.referenceClaims(item);
+    const reference = analyzer.reference(item);
     if (typeof reference === "string") return rejected(reference);
-    const verdict = judgeRelevance(focus, analyzer.analyze(item.answer).claims, reference, margin);
-    return scored({
-      relevance: verdict.value,
-      coverage: verdict.answer.covered.length / Math.max(1, focus.aspects.length),
-    });
+    const focus = analyzer.focusOf(item.prompt) as NonNullable<RewardPrompt["focus"]>;
+    const score = relevanceScore(focus, analyzer.analyze(item.answer).claims);
+    return scored({ relevance: outcomeValue(judgeOutcome(score, reference.score, margin)), score });
   });
 }
 
 /** The judge's full verdict with reasons, for reports (the module itself returns only numbers). */
 export function explainRelevance(analyzer: FactWorldAnalyzer, item: RewardItem, margin?: number) {
   const focus = analyzer.focusOf(item.prompt);
-  const reference = analyzer.referenceClaims(item);
+  const reference = analyzer.reference(item);
   if (!focus || typeof reference === "string") return null;
-  return judgeRelevance(focus, analyzer.analyze(item.answer).claims, reference, margin);
+  return judgeRelevance(focus, analyzer.analyze(item.answer).claims, reference.claims, margin);
 }

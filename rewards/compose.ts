@@ -20,6 +20,19 @@ export interface ComposedScore {
   readonly malformed: boolean;
 }
 
+const prefixedKeys = new Map<string, string>();
+/** `name.key` for a module's extra components (memoised: the same few keys recur for every answer). */
+function prefixed(name: string, key: string): string {
+  if (key === name) return key;
+  const id = `${name}\u0000${key}`;
+  let out = prefixedKeys.get(id);
+  if (out === undefined) {
+    out = `${name}.${key}`;
+    if (prefixedKeys.size < 10_000) prefixedKeys.set(id, out);
+  }
+  return out;
+}
+
 /** Pure: combines one answer's per-term results (in the order of `terms`) into its reward. */
 export function composeReward(terms: readonly WeightedTerm[], results: readonly ItemResult[]): ComposedScore {
   if (terms.length !== results.length)
@@ -36,8 +49,7 @@ export function composeReward(terms: readonly WeightedTerm[], results: readonly 
       return;
     }
     const value = result.components[term.name] as number;
-    for (const [key, v] of Object.entries(result.components))
-      components[key === term.name ? key : `${term.name}.${key}`] = v;
+    for (const key in result.components) components[prefixed(term.name, key)] = result.components[key] as number;
     sum += term.weight * value;
     if (result.components.malformed === 1) {
       malformed = true;

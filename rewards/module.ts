@@ -72,8 +72,10 @@ export function checkOutcome(moduleName: string, value: unknown): ItemResult {
   const components = record.components;
   if (typeof components !== "object" || components === null || Array.isArray(components))
     return invalid("expected components to be a map of numbers");
-  for (const [key, v] of Object.entries(components))
+  for (const key in components) {
+    const v = (components as Record<string, unknown>)[key];
     if (typeof v !== "number" || !Number.isFinite(v)) return invalid(`component "${key}" is not a finite number`);
+  }
   if (!(moduleName in components)) return invalid(`components lack "${moduleName}" (the term's value)`);
   return { ok: true, components: components as Record<string, number> };
 }

@@ -103,7 +103,13 @@ export class ClaimVerifier {
   }
 
   verify(claims: readonly Claim[]): VerifiedClaim[] {
-    return claims.map((c) => ({ ...c, verdict: this.verdict(c) }));
+    return claims.map((c) => ({
+      subject: c.subject,
+      relation: c.relation,
+      object: c.object,
+      span: c.span,
+      verdict: this.verdict(c),
+    }));
   }
 }
 
@@ -117,20 +123,19 @@ export interface AnswerAnalysis {
   readonly unverifiable: number;
 }
 
-const claimKey = (c: ParsedClaim) => `${c.subject}\u0000${c.relation}\u0000${c.object}`;
+const sameClaim = (a: ParsedClaim, b: ParsedClaim) =>
+  a.subject === b.subject && a.relation === b.relation && a.object === b.object;
 
 /** Parses, extracts and verifies; repeated claims count once, so repetition earns nothing. */
 export function analyzeAnswer(verifier: ClaimVerifier, text: string): AnswerAnalysis {
   const format = parseAnswer(text);
   if (!format.ok) return { format, claims: [], supported: 0, contradicted: 0, unverifiable: 0 };
   const claims = verifier.verify(extractClaims(format.answer, format.answerStart));
-  const seen = new Set<string>();
   const counts = { supported: 0, contradicted: 0, unverifiable: 0 };
-  for (const claim of claims) {
-    const key = claimKey(claim);
-    if (seen.has(key)) continue;
-    seen.add(key);
+  claims.forEach((claim, i) => {
+    // Answers hold a handful of claims: a linear scan for repeats beats building string keys.
+    for (let j = 0; j < i; j++) if (sameClaim(claims[j] as VerifiedClaim, claim)) return;
     counts[claim.verdict]++;
-  }
+  });
   return { format, claims, ...counts };
 }

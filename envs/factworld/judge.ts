@@ -48,33 +48,55 @@ function relationAboutFocus(claim: ParsedClaim, entity: string): Relation | null
   return null;
 }
 
-export function relevanceProfile(focus: JudgeFocus, claims: readonly ParsedClaim[]): RelevanceProfile {
-  const asked = new Set(focus.aspects);
-  const covered = new Set<string>();
-  const seen = new Set<string>();
+const sameClaim = (a: ParsedClaim, b: ParsedClaim) =>
+  a.subject === b.subject && a.relation === b.relation && a.object === b.object;
+
+/** Counts distinct claims by what they say about the focus; `coveredMask` has bit i set when aspect i is covered. */
+function tally(focus: JudgeFocus, claims: readonly ParsedClaim[]) {
+  const distinct: ParsedClaim[] = [];
+  let coveredMask = 0;
   let offEntity = 0;
   let offAspect = 0;
   for (const claim of claims) {
-    const key = `${claim.subject}\u0000${claim.relation}\u0000${claim.object}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
+    // Answers hold a handful of claims: a linear scan beats building string keys.
+    if (distinct.some((d) => sameClaim(d, claim))) continue;
+    distinct.push(claim);
     const relation = relationAboutFocus(claim, focus.entity);
-    if (relation === null) offEntity++;
-    else if (asked.has(relation)) covered.add(relation);
-    else offAspect++;
+    const aspect = relation === null ? -2 : focus.aspects.indexOf(relation);
+    if (aspect === -2) offEntity++;
+    else if (aspect === -1) offAspect++;
+    else coveredMask |= 1 << aspect;
   }
-  const aspects = focus.aspects;
-  const coverage = aspects.length === 0 ? 0 : covered.size / aspects.length;
-  const offShare = seen.size === 0 ? 0 : (offEntity + offAspect) / seen.size;
+  let covered = 0;
+  for (let m = coveredMask; m !== 0; m &= m - 1) covered++;
+  const coverage = focus.aspects.length === 0 ? 0 : covered / focus.aspects.length;
+  const offShare = distinct.length === 0 ? 0 : (offEntity + offAspect) / distinct.length;
+  return { coveredMask, claims: distinct.length, offEntity, offAspect, score: coverage * (1 - offShare) };
+}
+
+/** coverage × (1 − off-topic share): the number the judge compares. */
+export const relevanceScore = (focus: JudgeFocus, claims: readonly ParsedClaim[]): number => tally(focus, claims).score;
+
+export function relevanceProfile(focus: JudgeFocus, claims: readonly ParsedClaim[]): RelevanceProfile {
+  const t = tally(focus, claims);
+  const isCovered = (i: number) => (t.coveredMask & (1 << i)) !== 0;
   return {
-    covered: aspects.filter((a) => covered.has(a)),
-    missing: aspects.filter((a) => !covered.has(a)),
-    claims: seen.size,
-    offEntity,
-    offAspect,
-    score: coverage * (1 - offShare),
+    covered: focus.aspects.filter((_, i) => isCovered(i)),
+    missing: focus.aspects.filter((_, i) => !isCovered(i)),
+    claims: t.claims,
+    offEntity: t.offEntity,
+    offAspect: t.offAspect,
+    score: t.score,
   };
 }
+
+/** win / tie / loss from the two scores. */
+export function judgeOutcome(answerScore: number, referenceScore: number, margin = DEFAULT_JUDGE_MARGIN): JudgeOutcome {
+  const delta = answerScore - referenceScore;
+  return delta > margin ? "win" : delta < -margin ? "loss" : "tie";
+}
+
+export const outcomeValue = (outcome: JudgeOutcome): number => OUTCOME_VALUE[outcome];
 
 const describe = (who: string, p: RelevanceProfile, asked: number): string[] => {
   const lines = [
@@ -94,8 +116,7 @@ export function judgeRelevance(
 ): RelevanceVerdict {
   const answer = relevanceProfile(focus, answerClaims);
   const reference = relevanceProfile(focus, referenceClaims);
-  const delta = answer.score - reference.score;
-  const outcome: JudgeOutcome = delta > margin ? "win" : delta < -margin ? "loss" : "tie";
+  const outcome = judgeOutcome(answer.score, reference.score, margin);
   const asked = focus.aspects.length;
   const reasons = [
     ...describe("answer", answer, asked),
