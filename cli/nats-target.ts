@@ -34,7 +34,7 @@ export const resolveTarget = (options: NatsTargetOptions) =>
       options.config !== undefined ? yield* loadConfig(options.config) : undefined;
     const url =
       options.nats ??
-      process.env.FACTRL_NATS_URL ??
+      (process.env.FACTRL_NATS_URL || undefined) ??
       config?.nats.url ??
       recordedNatsUrl(options.outputDir ?? config?.output.dir ?? "runs", experiment);
     if (url === undefined) {

@@ -4,6 +4,7 @@
  */
 import type { Command } from "commander";
 import { registerActor } from "./actor.ts";
+import { registerPretrain } from "./pretrain.ts";
 import { registerRun } from "./run.ts";
 import { registerScale } from "./scale.ts";
 import { registerStatus } from "./status.ts";
@@ -13,4 +14,5 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   registerActor,
   registerScale,
   registerStatus,
+  registerPretrain,
 ];

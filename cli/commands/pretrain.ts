@@ -1,0 +1,54 @@
+/** `factrl pretrain CONFIG`: make the base policy (pretrain on FactWorld → SFT → factuality report). */
+import type { Command } from "commander";
+import { Console, Effect } from "effect";
+import { loadPretrainConfig, makeBasePolicy, type PipelineEvent } from "../../learner/index.ts";
+import { initBackend } from "../../models/index.ts";
+import { runMain, UsageError } from "../run-main.ts";
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+function describe(event: PipelineEvent): string | undefined {
+  if (event.stage === "evaluate") return `evaluate: answering ${event.prompts} eval-split prompts`;
+  if (event.stage === "done") {
+    const f = event.report.factuality;
+    const rate = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? "-" : `${(100 * x).toFixed(1)}%`);
+    return [
+      `done in ${event.report.seconds.toFixed(0)} s; policy: ${event.report.exported ?? event.report.checkpoint}`,
+      ...(f
+        ? [
+            `hallucination rate ${rate(f.hallucinationRate)} (head ${rate(f.byBucket.head.hallucinationRate)}, torso ${rate(f.byBucket.torso.hallucinationRate)}, tail ${rate(f.byBucket.tail.hallucinationRate)}); well-formed ${rate(f.wellFormedRate)}; supported claims/answer ${f.meanSupported.toFixed(2)}`,
+          ]
+        : []),
+    ].join("\n");
+  }
+  const p = event.progress;
+  if (p.evalLoss === undefined && p.step % 10 !== 0) return undefined;
+  const evalPart = p.evalLoss !== undefined ? ` eval ${p.evalLoss.toFixed(3)}` : "";
+  const saved = p.checkpoint ? ` → ${p.checkpoint}` : "";
+  return `${event.stage} ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(3)}${evalPart} lr ${p.learningRate.toExponential(2)} ${Math.round(p.tokensPerSecond)} tok/s${saved}`;
+}
+
+export function registerPretrain(program: Command): void {
+  program
+    .command("pretrain")
+    .description("make the base policy: pretrain on the FactWorld corpus (resumable), SFT, factuality report")
+    .argument("<config>", "pretrain config (YAML), e.g. configs/pretrain.yaml")
+    .option("--set <key=value>", "override a config value, e.g. --set pretrain.steps=100 (repeatable)", collect, [])
+    .action((file: string, options: { set: string[] }) => {
+      const program = Effect.gen(function* () {
+        const config = yield* Effect.try({
+          try: () => loadPretrainConfig(file, options.set),
+          catch: (error) => new UsageError({ reason: (error as Error).message }),
+        });
+        yield* Effect.promise(() => initBackend({ backend: config.backend }));
+        yield* Effect.promise(() =>
+          makeBasePolicy(config, (event) => {
+            const line = describe(event);
+            if (line) process.stderr.write(`${line}\n`);
+          }),
+        );
+        yield* Console.log(`report: ${config.output}/report.json`);
+      });
+      runMain(program);
+    });
+}
