@@ -314,11 +314,40 @@ export function ropeTables(frame: Frame, dh: number, base: number): RopeTables {
   return { cos: tf.tensor4d(cos, shape), sin: tf.tensor4d(sin, shape) };
 }
 
-/** x·cos + rotate_half(x)·sin, rotate_half([x1, x2]) = [−x2, x1] (the GPT-NeoX / Llama layout). */
+/** rotate_half as signed permutations, per head size: x·R = [−x2, x1], and Rᵀ = −R. */
+const rotations = new Map<number, { readonly r: Float32Array; readonly rT: Float32Array }>();
+
+function rotation(dh: number): { readonly r: Float32Array; readonly rT: Float32Array } {
+  let cached = rotations.get(dh);
+  if (cached === undefined) {
+    const half = dh / 2;
+    const r = new Float32Array(dh * dh);
+    for (let j = 0; j < half; j++) {
+      r[(j + half) * dh + j] = -1; // out[j] = −x[j + half]
+      r[j * dh + j + half] = 1; // out[j + half] = x[j]
+    }
+    cached = { r, rT: r.map((v) => -v) };
+    rotations.set(dh, cached);
+  }
+  return cached;
+}
+
+/**
+ * x·cos + rotate_half(x)·sin, rotate_half([x1, x2]) = [−x2, x1] (the GPT-NeoX / Llama layout).
+ * rotate_half is one [·, dh]×[dh, dh] product: on wasm, split + concat (and their gradients)
+ * cost ≈ 4× more. Its backward pass multiplies by Rᵀ = −R, again a plain (untransposed) product.
+ */
 export function applyRope(x: tf.Tensor4D, rope: RopeTables): tf.Tensor4D {
-  const [x1, x2] = tf.split(x, 2, 3) as [tf.Tensor4D, tf.Tensor4D];
-  const rotated = tf.concat([tf.neg(x2), x1], 3);
-  return tf.add(tf.mul(x, rope.cos), tf.mul(rotated, rope.sin));
+  const dh = x.shape[3];
+  const { r, rT } = rotation(dh);
+  const rotateHalf = tf.customGrad((input) => {
+    const rows = (input as tf.Tensor).reshape([-1, dh]) as tf.Tensor2D;
+    return {
+      value: tf.matMul(rows, tf.tensor2d(r, [dh, dh])).reshape(x.shape) as tf.Tensor4D,
+      gradFunc: (dy: tf.Tensor4D) => tf.matMul(dy.reshape([-1, dh]), tf.tensor2d(rT, [dh, dh])).reshape(dy.shape),
+    };
+  });
+  return tf.add(tf.mul(x, rope.cos), tf.mul(rotateHalf(x), rope.sin));
 }
 
 export function rmsNorm<T extends tf.Tensor>(x: T, gain: tf.Variable): T {
