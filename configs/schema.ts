@@ -112,10 +112,19 @@ export const ROLE_NAMES = Object.keys(ActorCounts.fields) as readonly RoleName[]
 /** The built-in generated knowledge world. */
 export const FactWorldEnv = Schema.Struct({
   kind: Schema.Literal("factworld"),
-  seed: setting(Schema.Int, 0, "Seed of the generated world (entities, facts, prompts)."),
-  entities: setting(PositiveInt, 500, "Number of fictional entities."),
-  attributesPerEntity: setting(PositiveInt, 6, "Facts (attributes and relations) per entity."),
-  zipfExponent: setting(PositiveNumber, 1.1, "Popularity law: entity k is mentioned ∝ 1/k^s."),
+  size: setting(
+    Schema.Literal("tiny", "default"),
+    "default",
+    "World size preset (envs/factworld WORLD_SIZES): tiny for tests, default for experiments. The policy's " +
+      "checkpoint must come from the same world (its tokenizer is the world's vocabulary).",
+  ),
+  seed: optional(Schema.Int, "Seed of the generated world; absent: the size preset's own seed."),
+  promptSeed: setting(Schema.Int, 1, "Seed of the prompt texts and of the train/eval split."),
+  evalFraction: setting(
+    Schema.Number.pipe(Schema.filter((f) => f >= 0 && f <= 1, expecting("a number in [0, 1]"))),
+    0.2,
+    "Share of entities whose prompts are held out for evaluation (splits are disjoint by entity).",
+  ),
 });
 
 /** An external prompt set. */
