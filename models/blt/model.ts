@@ -1,0 +1,589 @@
+/**
+ * The BLT backbone (Byte Latent Transformer, Pagnoni et al. 2024): bytes in, bytes out.
+ *
+ *   bytes ─► byte + hashed n-gram embeddings ─► local encoder (causal window attention)
+ *         ─► patch queries (mean of their bytes) cross-attend to their bytes ─► global transformer
+ *            over patches (causal) ─► K key slots per patch ─► local decoder: each byte cross-attends
+ *            to the slots of the patch before the one its next byte falls in, then causal window
+ *            attention ─► next-byte logits.
+ *
+ * Patches come from a small byte LM (the entropy model, a dense backbone owned by this policy and
+ * frozen: not among `trainableVariables`, but part of the exported weights) or from spaces or a
+ * fixed size (models/blt/patcher.ts). Patching is causal — whether byte i + 1 opens a patch is
+ * known from bytes ≤ i — so generation patches as it goes; sampling here recomputes the whole
+ * sequence at each step (simple and exactly the learner's computation; no KV cache yet).
+ */
+import * as tf from "@tensorflow/tfjs";
+import { type DenseConfig, DensePolicy } from "../dense.ts";
+import type {
+  AnswerLogProbs,
+  Policy,
+  PolicyConfigBase,
+  PromptAnswerBatch,
+  SampleResult,
+  SamplingOptions,
+  SpecialTokens,
+  TokenBatch,
+} from "../policy.ts";
+import { mixSeed, mulberry32 } from "../random.ts";
+import { type DecodeSession, sampleBatch } from "../sampling.ts";
+import { registerWasmSegmentSum } from "../segment-sum-kernel.ts";
+import { checkTensorsMatch, decodeNamedTensors, encodeNamedTensors, POLICY_WEIGHTS_KIND } from "../weights-file.ts";
+import { hashNgramIdsInto } from "./hash.ts";
+import {
+  type AttentionWeights,
+  attend,
+  type Block,
+  makeAttention,
+  makeBlock,
+  ParameterSet,
+  rmsNorm,
+  ropeTables,
+  runBlock,
+  windowCausalBias,
+} from "./layers.ts";
+import { type BatchLayout, batchLayout } from "./layout.ts";
+import { entropyPatchLengths, spacePatchLengths, staticPatchLengths } from "./patcher.ts";
+import { BLT_VOCAB_SIZE, BOE, BOS, EOS, PAD } from "./tokens.ts";
+
+export type BltPatching =
+  | {
+      readonly mode: "entropy";
+      /** Global threshold on next-byte entropy (nats); the monotonic bound when `monotonic`. */
+      readonly threshold: number;
+      readonly monotonic?: boolean;
+      readonly thresholdAdd?: number;
+      readonly maxPatchLength?: number;
+    }
+  | { readonly mode: "space"; readonly maxPatchLength?: number }
+  | { readonly mode: "static"; readonly patchSize: number };
+
+export interface BltConfig extends PolicyConfigBase {
+  readonly backbone: "blt";
+  /** Byte-level local encoder and decoder. */
+  readonly local: {
+    readonly dModel: number;
+    readonly heads: number;
+    readonly dFF: number;
+    readonly encoderLayers: number;
+    readonly decoderLayers: number;
+    /** Causal attention window in bytes. */
+    readonly window: number;
+  };
+  /** The global transformer over patches. */
+  readonly global: { readonly dModel: number; readonly heads: number; readonly dFF: number; readonly layers: number };
+  /** Hashed n-gram embeddings added to the byte embedding (reference: n = 3…8). */
+  readonly hash: { readonly ngrams: readonly number[]; readonly buckets: number; readonly functions: number };
+  /** Key/value slots each patch offers the decoder's cross-attention (reference: cross_attn_k). */
+  readonly keysPerPatch: number;
+  readonly patching: BltPatching;
+  /** The byte LM that measures entropy (a dense backbone; used only by entropy patching). */
+  readonly entropyModel: {
+    readonly dModel: number;
+    readonly layers: number;
+    readonly heads: number;
+    readonly dFF: number;
+  };
+}
+
+/** BLT has no think tokens (`<think>` is text): -1 never matches a byte. */
+export const BLT_SPECIAL_TOKENS: SpecialTokens = { pad: PAD, bos: BOS, eos: EOS, thinkOpen: -1, thinkClose: -1 };
+
+/** A small BLT with every field set; override what you need. */
+export function bltConfig(overrides: Partial<BltConfig> = {}): BltConfig {
+  return {
+    backbone: "blt",
+    vocabSize: BLT_VOCAB_SIZE,
+    maxSeqLen: 512,
+    specialTokens: BLT_SPECIAL_TOKENS,
+    initSeed: 1,
+    local: { dModel: 64, heads: 4, dFF: 128, encoderLayers: 1, decoderLayers: 1, window: 64 },
+    global: { dModel: 128, heads: 4, dFF: 256, layers: 2 },
+    hash: { ngrams: [3, 4, 5, 6, 7, 8], buckets: 4096, functions: 1 },
+    keysPerPatch: 2,
+    patching: { mode: "entropy", threshold: 1.335442066192627 },
+    entropyModel: { dModel: 32, layers: 1, heads: 2, dFF: 64 },
+    ...overrides,
+  };
+}
+
+let nextInstance = 0;
+
+interface Frame {
+  readonly batchSize: number;
+  readonly length: number;
+  readonly rowLengths: Int32Array;
+}
+
+export class BltPolicy implements Policy {
+  readonly config: BltConfig;
+  readonly trainableVariables: readonly tf.Variable[];
+  readonly variableNames: readonly string[];
+  /** The frozen byte LM behind entropy patching (train it with `trainEntropyModel`). */
+  readonly entropyModel: DensePolicy;
+  private readonly byteEmbedding: tf.Variable;
+  private readonly hashEmbedding: tf.Variable;
+  private readonly encoder: readonly Block[];
+  private readonly encoderCross: AttentionWeights;
+  private readonly toGlobal: tf.Variable;
+  private readonly global: readonly Block[];
+  private readonly globalNorm: tf.Variable;
+  private readonly toSlots: tf.Variable;
+  private readonly decoderCross: AttentionWeights;
+  private readonly slotNorm: tf.Variable;
+  private readonly decoder: readonly Block[];
+  private readonly finalNorm: tf.Variable;
+  private readonly output: tf.Variable;
+  private readonly patchCounts = { patches: 0, bytes: 0 };
+
+  constructor(config: BltConfig) {
+    validateBltConfig(config);
+    registerWasmSegmentSum();
+    this.config = config;
+    const { local, global, hash, keysPerPatch: K } = config;
+    const params = new ParameterSet(`blt${nextInstance++}/`, mulberry32(config.initSeed));
+    const localStd = 0.02 / Math.sqrt(2 * (local.encoderLayers + local.decoderLayers + 2));
+    const globalStd = 0.02 / Math.sqrt(2 * global.layers);
+    this.byteEmbedding = params.make("byte_embedding", [config.vocabSize, local.dModel], "normal");
+    const tables = hash.functions * hash.ngrams.length;
+    this.hashEmbedding = params.make("hash_embedding", [tables * hash.buckets, local.dModel], "normal");
+    this.encoder = Array.from({ length: local.encoderLayers }, (_, i) =>
+      makeBlock(params, `encoder${i}`, local.dModel, local.dFF, localStd),
+    );
+    this.encoderCross = makeAttention(params, "encoder_cross", local.dModel, localStd);
+    this.toGlobal = params.make("to_global", [local.dModel, global.dModel], "normal");
+    this.global = Array.from({ length: global.layers }, (_, i) =>
+      makeBlock(params, `global${i}`, global.dModel, global.dFF, globalStd),
+    );
+    this.globalNorm = params.make("global_norm", [global.dModel], "ones");
+    this.toSlots = params.make("to_slots", [global.dModel, local.dModel * K], "normal");
+    this.slotNorm = params.make("slot_norm", [local.dModel], "ones");
+    this.decoderCross = makeAttention(params, "decoder_cross", local.dModel, localStd);
+    this.decoder = Array.from({ length: local.decoderLayers }, (_, i) =>
+      makeBlock(params, `decoder${i}`, local.dModel, local.dFF, localStd),
+    );
+    this.finalNorm = params.make("final_norm", [local.dModel], "ones");
+    this.output = params.make("output", [local.dModel, config.vocabSize], "normal");
+    this.trainableVariables = params.variables;
+    this.variableNames = params.names;
+    this.entropyModel = new DensePolicy(entropyModelConfig(config));
+  }
+
+  parameterCount(): number {
+    return this.trainableVariables.reduce((sum, v) => sum + v.size, 0);
+  }
+
+  /** Mean patch length over every sequence this policy has patched so far (NaN before any). */
+  observedMeanPatchLength(): number {
+    return this.patchCounts.bytes / this.patchCounts.patches;
+  }
+
+  /**
+   * Forward FLOPs per byte at `contextLength` bytes, with patches as long as observed so far
+   * (before any: the static patch size, else 4.5, the paper's average). Entropy model included.
+   */
+  flopsPerToken(contextLength: number): number {
+    const observed = this.observedMeanPatchLength();
+    const fallback = this.config.patching.mode === "static" ? this.config.patching.patchSize : 4.5;
+    return this.flopsPerByte(contextLength, Number.isFinite(observed) ? observed : fallback);
+  }
+
+  /** Forward FLOPs per byte (multiply-add = 2) given the mean patch length. */
+  flopsPerByte(contextLength: number, meanPatchLength: number): number {
+    const { local, global, keysPerPatch: K, vocabSize: V } = this.config;
+    const dL = local.dModel;
+    const dG = global.dModel;
+    const localLayer = 2 * (4 * dL * dL + 2 * dL * local.dFF) + 4 * Math.min(contextLength, local.window) * dL;
+    const patches = contextLength / meanPatchLength;
+    const globalLayer = 2 * (4 * dG * dG + 2 * dG * global.dFF) + 4 * patches * dG;
+    const perPatch =
+      global.layers * globalLayer +
+      2 * dL * dG + // into the global width
+      2 * dG * dL * K + // out to K slots
+      4 * dL * dL + // encoder cross: query and output projections
+      4 * dL * dL * K; // decoder cross: keys and values of the K slots
+    const perByte =
+      (local.encoderLayers + local.decoderLayers) * localLayer +
+      4 * dL * dL + // encoder cross: keys and values of every byte
+      4 * dL + // encoder cross: scores and mix (each byte is seen by one patch)
+      4 * dL * dL + // decoder cross: query and output projections
+      4 * K * dL + // decoder cross: scores and mix over K slots
+      2 * dL * V; // next-byte logits
+    const entropy = this.config.patching.mode === "entropy" ? this.entropyModel.flopsPerToken(contextLength) : 0;
+    return perByte + perPatch / meanPatchLength + entropy;
+  }
+
+  forward(batch: TokenBatch): tf.Tensor3D {
+    checkTokens(batch.tokens, batch.batchSize * batch.length, this.config, "forward");
+    if (batch.length > this.config.maxSeqLen) {
+      throw new Error(`forward: length ${batch.length} > maxSeqLen ${this.config.maxSeqLen}`);
+    }
+    const rowLengths = new Int32Array(batch.batchSize);
+    for (let b = 0; b < batch.batchSize; b++) {
+      let n = batch.length;
+      while (n > 1 && batch.tokens[b * batch.length + n - 1] === PAD) n--;
+      rowLengths[b] = n;
+    }
+    const frame = { batchSize: batch.batchSize, length: batch.length, rowLengths };
+    const layout = this.layout(batch.tokens, frame);
+    return tf.tidy(() => {
+      const hidden = this.run(batch.tokens, frame, layout);
+      return tf
+        .matMul(hidden, this.output)
+        .reshape([batch.batchSize, batch.length, this.config.vocabSize]) as tf.Tensor3D;
+    });
+  }
+
+  answerLogProbs(batch: PromptAnswerBatch, options: { readonly temperature?: number } = {}): AnswerLogProbs {
+    const temperature = options.temperature ?? 1;
+    const packed = packRows(batch, this.config);
+    const frame = { batchSize: packed.batchSize, length: packed.length, rowLengths: packed.rowLengths };
+    const layout = this.layout(packed.tokens, frame);
+    return tf.tidy(() => {
+      const hidden = this.run(packed.tokens, frame, layout);
+      // Only positions that predict an answer byte go through the output layer.
+      const selected = tf.gather(hidden, tf.tensor1d(packed.predictorRows, "int32"));
+      const logProbs = tf.logSoftmax(tf.div(tf.matMul(selected, this.output), temperature));
+      const targets = tf.cast(tf.oneHot(tf.tensor1d(packed.targets, "int32"), this.config.vocabSize), "float32");
+      const picked = tf.sum(tf.mul(logProbs, targets), 1);
+      const mask = tf.tensor2d(packed.mask, [packed.batchSize, packed.maxAnswer]);
+      return {
+        logProbs: tf.mul(picked.reshape([packed.batchSize, packed.maxAnswer]), mask) as tf.Tensor2D,
+        mask,
+      };
+    });
+  }
+
+  sample(prompts: readonly Int32Array[], options: SamplingOptions): Promise<SampleResult> {
+    return sampleBatch(this.config, async (rows) => new RecomputeSession(this, rows), prompts, options);
+  }
+
+  /** Logits of the next byte of every row, [B, V] (rows of any lengths ≥ 1). */
+  nextByteLogits(rows: readonly Int32Array[]): Float32Array {
+    const B = rows.length;
+    const N = Math.max(...rows.map((r) => r.length));
+    const tokens = new Int32Array(B * N).fill(PAD);
+    rows.forEach((r, b) => {
+      tokens.set(r, b * N);
+    });
+    const rowLengths = Int32Array.from(rows, (r) => r.length);
+    const frame = { batchSize: B, length: N, rowLengths };
+    const layout = this.layout(tokens, frame);
+    const logits = tf.tidy(() => {
+      const hidden = this.run(tokens, frame, layout);
+      const last = tf.gather(
+        hidden,
+        tf.tensor1d(
+          Int32Array.from(rows, (r, b) => b * N + r.length - 1),
+          "int32",
+        ),
+      );
+      return tf.matMul(last, this.output);
+    });
+    try {
+      return logits.dataSync() as Float32Array;
+    } finally {
+      logits.dispose();
+    }
+  }
+
+  /** Patch lengths of one sequence, as the forward pass cuts it (including the next position). */
+  patchLengths(tokens: Int32Array): number[] {
+    checkTokens(tokens, tokens.length, this.config, "patchLengths");
+    if (tokens.length === 0) throw new Error("patchLengths: empty sequence");
+    return this.patchRows(tokens, {
+      batchSize: 1,
+      length: tokens.length,
+      rowLengths: Int32Array.of(tokens.length),
+    })[0]!;
+  }
+
+  /** Natural-log entropy of the entropy model's next-byte distribution at every position, [B·N]. */
+  entropies(tokens: Int32Array, batchSize: number, length: number): Float32Array {
+    const result = tf.tidy(() => {
+      const logits = this.entropyModel.forward({
+        tokens,
+        batchSize,
+        length,
+        promptLengths: new Int32Array(batchSize),
+      });
+      const logP = tf.logSoftmax(logits);
+      return tf.neg(tf.sum(tf.mul(tf.exp(logP), logP), -1));
+    });
+    try {
+      return result.dataSync() as Float32Array;
+    } finally {
+      result.dispose();
+    }
+  }
+
+  async exportWeights(): Promise<Uint8Array> {
+    return encodeNamedTensors(
+      POLICY_WEIGHTS_KIND,
+      this.allWeights().map(({ name, variable }) => ({ name, tensor: variable })),
+    );
+  }
+
+  async importWeights(bytes: Uint8Array, source = "weights"): Promise<void> {
+    const decoded = decodeNamedTensors(bytes, POLICY_WEIGHTS_KIND, source);
+    const all = this.allWeights();
+    try {
+      checkTensorsMatch(
+        decoded,
+        all.map(({ name, variable }) => ({ name, shape: variable.shape })),
+        source,
+      );
+      for (const { name, variable } of all) variable.assign(decoded.get(name)!);
+    } finally {
+      for (const t of decoded.values()) t.dispose();
+    }
+  }
+
+  dispose(): void {
+    for (const v of this.trainableVariables) v.dispose();
+    this.entropyModel.dispose();
+  }
+
+  private allWeights(): { name: string; variable: tf.Variable }[] {
+    return [
+      ...this.trainableVariables.map((variable, i) => ({ name: this.variableNames[i]!, variable })),
+      ...this.entropyModel.trainableVariables.map((variable, i) => ({
+        name: `entropy_model/${this.entropyModel.variableNames[i]!}`,
+        variable,
+      })),
+    ];
+  }
+
+  private patchRows(tokens: Int32Array, frame: Frame): number[][] {
+    const { patching } = this.config;
+    const { batchSize: B, length: N, rowLengths } = frame;
+    const entropies = patching.mode === "entropy" ? this.entropies(tokens, B, N) : undefined;
+    const rows: number[][] = [];
+    for (let b = 0; b < B; b++) {
+      const n = rowLengths[b]!;
+      const row = tokens.subarray(b * N, b * N + n);
+      let lengths: number[];
+      if (patching.mode === "entropy") {
+        lengths = entropyPatchLengths(entropies!.subarray(b * N, b * N + n), { ...patching, includeNextToken: true });
+      } else if (patching.mode === "space") {
+        lengths = spacePatchLengths(row, { ...patching, includeNextToken: true });
+      } else {
+        // BOS alone, then fixed-size patches, so the first patch is one byte as in the dynamic modes.
+        lengths = [1, ...staticPatchLengths(n, patching.patchSize, { includeNextToken: false })];
+      }
+      this.patchCounts.patches += lengths.length;
+      this.patchCounts.bytes += n + 1;
+      rows.push(lengths);
+    }
+    return rows;
+  }
+
+  private layout(tokens: Int32Array, frame: Frame): BatchLayout {
+    return batchLayout(frame.rowLengths, frame.length, this.patchRows(tokens, frame), this.config.keysPerPatch);
+  }
+
+  /** Encoder → patches → global → decoder: final hidden states [B·N, dL] (inside a tidy). */
+  private run(tokens: Int32Array, frame: Frame, layout: BatchLayout): tf.Tensor2D {
+    const { local, global, keysPerPatch: K } = this.config;
+    const { batchSize: B, length: N } = frame;
+    const G = layout.globalLength;
+    const dL = local.dModel;
+    const dG = global.dModel;
+
+    // Embeddings: byte + Σ hashed n-grams (one gather over the stacked tables).
+    const ids = this.hashIds(tokens, B, N);
+    const tables = this.config.hash.functions * this.config.hash.ngrams.length;
+    const hashed = tf.sum(tf.gather(this.hashEmbedding, tf.tensor1d(ids, "int32")).reshape([B * N, tables, dL]), 1);
+    let x = tf.add(tf.gather(this.byteEmbedding, tf.tensor1d(tokens, "int32")), hashed) as tf.Tensor2D;
+
+    const localBias = windowCausalBias(N, local.window);
+    const localRope = ropeTables(N, dL / local.heads);
+    const localShape = { batch: B, length: N, heads: local.heads };
+    for (const block of this.encoder) x = runBlock(block, x, localShape, localBias, localRope);
+    const encoded = x;
+
+    // Patch queries: the mean of their bytes, then cross-attention to those bytes.
+    const pooled = tf
+      .matMul(tf.tensor3d(layout.pool, [B, G, N]), encoded.reshape([B, N, dL]) as tf.Tensor3D)
+      .reshape([B * G, dL]) as tf.Tensor2D;
+    const patches = tf.add(
+      pooled,
+      attend(
+        this.encoderCross,
+        rmsNorm(pooled, this.encoderCross.norm),
+        rmsNorm(encoded, this.encoderCross.norm),
+        { batch: B, queries: G, keys: N, heads: local.heads },
+        tf.tensor4d(layout.encoderBias, [B, 1, G, N]),
+      ),
+    ) as tf.Tensor2D;
+
+    let g = tf.matMul(patches, this.toGlobal) as tf.Tensor2D;
+    const globalBias = windowCausalBias(G, G);
+    const globalRope = ropeTables(G, dG / global.heads);
+    for (const block of this.global)
+      g = runBlock(block, g, { batch: B, length: G, heads: global.heads }, globalBias, globalRope);
+    const slots = rmsNorm(
+      tf.matMul(rmsNorm(g, this.globalNorm), this.toSlots).reshape([B * G * K, dL]) as tf.Tensor2D,
+      this.slotNorm,
+    );
+
+    let y = tf.add(
+      encoded,
+      attend(
+        this.decoderCross,
+        rmsNorm(encoded, this.decoderCross.norm),
+        slots,
+        { batch: B, queries: N, keys: G * K, heads: local.heads },
+        tf.tensor4d(layout.decoderBias, [B, 1, N, G * K]),
+      ),
+    ) as tf.Tensor2D;
+    for (const block of this.decoder) y = runBlock(block, y, localShape, localBias, localRope);
+    return rmsNorm(y, this.finalNorm);
+  }
+
+  /** Offset hash ids [B·N·tables]: table t = function f, n-gram size ngrams[j]. */
+  private hashIds(tokens: Int32Array, B: number, N: number): Int32Array {
+    const { ngrams, buckets, functions } = this.config.hash;
+    const tables = functions * ngrams.length;
+    const out = new Int32Array(B * N * tables);
+    const scratch = new Int32Array(N);
+    for (let b = 0; b < B; b++) {
+      const row = tokens.subarray(b * N, (b + 1) * N);
+      for (let f = 0; f < functions; f++) {
+        ngrams.forEach((n, j) => {
+          const table = f * ngrams.length + j;
+          hashNgramIdsInto(row, n, buckets, f, scratch);
+          for (let i = 0; i < N; i++) out[(b * N + i) * tables + table] = table * buckets + scratch[i]!;
+        });
+      }
+    }
+    return out;
+  }
+}
+
+/** Sampling without a cache: every step runs the whole prefix again (exactly the learner's path). */
+class RecomputeSession implements DecodeSession {
+  logits: Float32Array;
+  private readonly rows: number[][];
+
+  constructor(
+    private readonly policy: BltPolicy,
+    prompts: readonly Int32Array[],
+  ) {
+    this.rows = prompts.map((p) => Array.from(p));
+    this.logits = policy.nextByteLogits(prompts);
+  }
+
+  async advance(tokens: Int32Array): Promise<void> {
+    tokens.forEach((t, b) => {
+      this.rows[b]!.push(t);
+    });
+    this.logits = this.policy.nextByteLogits(this.rows.map((r) => Int32Array.from(r)));
+  }
+
+  dispose(): void {}
+}
+
+/** The entropy model's dense config: same bytes, the BLT's sequence length. */
+function entropyModelConfig(config: BltConfig): DenseConfig {
+  const { dModel, layers, heads, dFF } = config.entropyModel;
+  return {
+    backbone: "dense",
+    vocabSize: config.vocabSize,
+    maxSeqLen: config.maxSeqLen,
+    // Dense wants in-range ids for every special; BOE stands in for the absent think tokens.
+    specialTokens: { pad: PAD, bos: BOS, eos: EOS, thinkOpen: BOE, thinkClose: BOE },
+    initSeed: mixSeed(config.initSeed, 1),
+    dModel,
+    nLayers: layers,
+    nHeads: heads,
+    dFF,
+    positions: "rope",
+  };
+}
+
+/** Rows `prompt ++ answer` right-padded, with the predictor row and target of every answer byte. */
+function packRows(batch: PromptAnswerBatch, config: BltConfig) {
+  const B = batch.prompts.length;
+  if (B === 0) throw new Error("answerLogProbs: empty batch");
+  if (batch.answers.length !== B) throw new Error(`answerLogProbs: ${B} prompts but ${batch.answers.length} answers`);
+  if (batch.prompts.some((p) => p.length === 0))
+    throw new Error("answerLogProbs: every prompt needs at least one token");
+  const rowLengths = Int32Array.from(batch.prompts, (p, b) => p.length + batch.answers[b]!.length);
+  const length = Math.max(...rowLengths);
+  if (length > config.maxSeqLen) {
+    throw new Error(`answerLogProbs: a prompt + answer has ${length} bytes, maxSeqLen is ${config.maxSeqLen}`);
+  }
+  const maxAnswer = Math.max(1, ...batch.answers.map((a) => a.length));
+  const tokens = new Int32Array(B * length).fill(PAD);
+  const predictorRows = new Int32Array(B * maxAnswer);
+  const targets = new Int32Array(B * maxAnswer).fill(PAD);
+  const mask = new Float32Array(B * maxAnswer);
+  for (let b = 0; b < B; b++) {
+    const prompt = batch.prompts[b]!;
+    const answer = batch.answers[b]!;
+    tokens.set(prompt, b * length);
+    tokens.set(answer, b * length + prompt.length);
+    for (let j = 0; j < answer.length; j++) {
+      predictorRows[b * maxAnswer + j] = b * length + prompt.length + j - 1;
+      targets[b * maxAnswer + j] = answer[j]!;
+      mask[b * maxAnswer + j] = 1;
+    }
+    // padding slots point at the row's first position; the mask zeroes them
+    for (let j = answer.length; j < maxAnswer; j++) predictorRows[b * maxAnswer + j] = b * length;
+  }
+  checkTokens(tokens, tokens.length, config, "answerLogProbs");
+  return { tokens, batchSize: B, length, rowLengths, maxAnswer, predictorRows, targets, mask };
+}
+
+function checkTokens(tokens: Int32Array, expected: number, config: BltConfig, caller: string): void {
+  if (tokens.length !== expected) throw new Error(`${caller}: ${tokens.length} tokens, expected ${expected}`);
+  for (const t of tokens) {
+    if (!Number.isInteger(t) || t < 0 || t >= config.vocabSize) {
+      throw new Error(`${caller}: token id ${t} outside [0, ${config.vocabSize})`);
+    }
+  }
+}
+
+/** Throws one error naming every bad field. */
+export function validateBltConfig(config: BltConfig): void {
+  const problems: string[] = [];
+  const positiveInt = (name: string, value: unknown) => {
+    if (typeof value !== "number" || !Number.isInteger(value) || value <= 0) {
+      problems.push(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+    }
+  };
+  if (config.backbone !== "blt") problems.push(`backbone must be "blt", got ${JSON.stringify(config.backbone)}`);
+  if (config.vocabSize !== BLT_VOCAB_SIZE)
+    problems.push(`vocabSize must be ${BLT_VOCAB_SIZE} (256 bytes + 4 specials), got ${config.vocabSize}`);
+  positiveInt("maxSeqLen", config.maxSeqLen);
+  const { local, global, hash, entropyModel, patching } = config;
+  for (const [k, v] of Object.entries(local ?? {})) positiveInt(`local.${k}`, v);
+  for (const [k, v] of Object.entries(global ?? {})) positiveInt(`global.${k}`, v);
+  for (const [k, v] of Object.entries(entropyModel ?? {})) positiveInt(`entropyModel.${k}`, v);
+  positiveInt("keysPerPatch", config.keysPerPatch);
+  positiveInt("hash.buckets", hash?.buckets);
+  positiveInt("hash.functions", hash?.functions);
+  if (hash && hash.functions > 11)
+    problems.push(`hash.functions must be ≤ 11 (the reference's primes), got ${hash.functions}`);
+  if (!Array.isArray(hash?.ngrams) || hash.ngrams.length === 0) problems.push("hash.ngrams must list at least one n");
+  else for (const [i, n] of hash.ngrams.entries()) positiveInt(`hash.ngrams[${i}]`, n);
+  const evenHeads = (name: string, d: number, h: number) => {
+    if (d % h !== 0 || (d / h) % 2 !== 0)
+      problems.push(`${name}: heads (${h}) must divide dModel (${d}) into even head sizes`);
+  };
+  if (local) evenHeads("local", local.dModel, local.heads);
+  if (global) evenHeads("global", global.dModel, global.heads);
+  if (entropyModel) evenHeads("entropyModel", entropyModel.dModel, entropyModel.heads);
+  if (patching?.mode === "entropy") {
+    if (!Number.isFinite(patching.threshold))
+      problems.push(`patching.threshold must be a number, got ${patching.threshold}`);
+  } else if (patching?.mode === "static") {
+    positiveInt("patching.patchSize", patching.patchSize);
+  } else if (patching?.mode !== "space") {
+    problems.push(
+      `patching.mode must be "entropy" | "space" | "static", got ${JSON.stringify((patching as { mode?: unknown })?.mode)}`,
+    );
+  }
+  if (problems.length > 0) throw new Error(`invalid BLT config: ${problems.join("; ")}`);
+}
