@@ -4,9 +4,11 @@ export {
   decodeConfig,
   decodeConfigText,
   formatPath,
+  formatProblems,
   type LoadOptions,
   loadConfig,
   renderConfig,
+  resolveRawConfig,
   runDirectory,
   writeResolvedConfig,
 } from "./loader.ts";

@@ -1,0 +1,115 @@
+/**
+ * The config of `factrl pretrain`: how the base policy is made (FactWorld pretraining → LIMA SFT →
+ * factuality report → optional shipped copy). Every field has a documented default, so an empty
+ * file is a valid config; unknown keys are errors. Model field names match the experiment
+ * config's `model` section.
+ */
+import { Either, Schema } from "effect";
+import YAML from "yaml";
+import { formatProblems, resolveRawConfig } from "../configs/index.ts";
+
+const PositiveInt = Schema.Int.pipe(Schema.positive());
+const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative());
+const PositiveNumber = Schema.Number.pipe(Schema.positive());
+
+const setting = <S extends Schema.Schema.AnyNoContext>(schema: S, value: Schema.Schema.Type<S>, description: string) =>
+  Schema.optionalWith(schema, { default: () => value }).annotations({ description });
+const section = <S extends Schema.Schema.AnyNoContext>(schema: S, description: string) =>
+  Schema.optionalWith(schema, {
+    default: () => Schema.decodeUnknownSync(schema)({}) as Schema.Schema.Type<S>,
+  }).annotations({ description });
+
+export const PretrainModel = Schema.Struct({
+  backbone: setting(Schema.Literal("dense", "mot", "blt"), "dense", "Policy architecture."),
+  dModel: setting(PositiveInt, 128, "Width of the residual stream."),
+  layers: setting(PositiveInt, 2, "Transformer layers."),
+  heads: setting(PositiveInt, 4, "Attention heads; must divide dModel."),
+  dFF: setting(PositiveInt, 512, "Hidden width of the MLP."),
+  maxSeqLen: setting(PositiveInt, 256, "Longest sequence (prompt + answer) in tokens."),
+  positions: setting(Schema.Literal("rope", "learned"), "rope", "Position encoding."),
+});
+
+export const PretrainStage = Schema.Struct({
+  steps: setting(NonNegativeInt, 1200, "Optimiser steps (0 skips pretraining; an existing checkpoint is resumed)."),
+  batch: setting(PositiveInt, 32, "Windows per step."),
+  seqLen: setting(PositiveInt, 128, "Tokens per window."),
+  learningRate: setting(PositiveNumber, 2e-3, "Peak learning rate (warm-up, then cosine to 10 %)."),
+  warmupSteps: setting(NonNegativeInt, 50, "Linear warm-up steps."),
+  clipNorm: setting(Schema.Number.pipe(Schema.nonNegative()), 1, "Gradient clipping by global norm (0: off)."),
+  evalEvery: setting(NonNegativeInt, 100, "Held-out loss every this many steps (and at the end)."),
+  checkpointEvery: setting(NonNegativeInt, 100, "Checkpoint every this many steps (and at the end)."),
+});
+
+export const SftStage = Schema.Struct({
+  examples: setting(PositiveInt, 1000, "Curated examples (prompts from the train splits, answers from the KB)."),
+  steps: setting(NonNegativeInt, 300, "Optimiser steps (0 skips SFT)."),
+  batch: setting(PositiveInt, 16, "Examples per step."),
+  learningRate: setting(PositiveNumber, 5e-4, "Peak learning rate."),
+  warmupSteps: setting(NonNegativeInt, 20, "Linear warm-up steps."),
+  clipNorm: setting(Schema.Number.pipe(Schema.nonNegative()), 1, "Gradient clipping by global norm (0: off)."),
+});
+
+export const EvaluationStage = Schema.Struct({
+  prompts: setting(NonNegativeInt, 256, "Eval-split prompts answered for the report (0 skips it)."),
+  temperature: setting(PositiveNumber, 0.7, "Sampling temperature."),
+  maxNewTokens: setting(PositiveInt, 192, "Token budget per answer."),
+  batch: setting(PositiveInt, 32, "Prompts sampled together."),
+});
+
+export const ExportStage = Schema.Struct({
+  dir: Schema.String.pipe(Schema.minLength(1)).annotations({ description: "Where the shipped copy goes." }),
+  dtype: setting(Schema.Literal("float32", "float16"), "float16", "Weight storage of the shipped copy."),
+});
+
+export const PretrainConfig = Schema.Struct({
+  world: setting(Schema.Literal("tiny", "default"), "default", "FactWorld size preset."),
+  seed: setting(Schema.Int, 1, "Seed of weight init, data order and sampling."),
+  backend: setting(Schema.Literal("auto", "tensorflow", "wasm", "cpu"), "auto", "tfjs backend (see docs/models.md)."),
+  model: section(PretrainModel, "The policy's architecture."),
+  pretrain: section(PretrainStage, "Next-token training on the FactWorld corpus."),
+  sft: section(SftStage, "LIMA-style fine-tuning on curated examples."),
+  evaluation: section(EvaluationStage, "The factuality report of the final policy."),
+  output: setting(Schema.String.pipe(Schema.minLength(1)), "runs/base-policy", "Checkpoints and report go here."),
+  export: Schema.optional(ExportStage).annotations({ description: "Also save the final policy here (no optimiser)." }),
+}).pipe(
+  Schema.filter((c) =>
+    c.model.dModel % c.model.heads === 0
+      ? undefined
+      : {
+          path: ["model", "heads"],
+          message: `Expected a divisor of model.dModel (${c.model.dModel}), actual ${c.model.heads}`,
+        },
+  ),
+);
+export type PretrainConfig = typeof PretrainConfig.Type;
+
+export class PretrainConfigError extends Error {
+  override readonly name = "PretrainConfigError";
+}
+
+const decode = Schema.decodeUnknownEither(PretrainConfig, { errors: "all", onExcessProperty: "error" });
+
+/** Decodes a raw config; throws one error listing every bad field with its path. */
+export function decodePretrainConfig(raw: unknown, source: string): PretrainConfig {
+  const result = decode(raw ?? {});
+  if (Either.isRight(result)) return result.right;
+  const problems = formatProblems(result.left);
+  throw new PretrainConfigError(`invalid pretrain config (${source}):\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+}
+
+/** Reads a YAML file (with `extends:`) and `--set a.b=c` overrides (YAML values), then decodes it. */
+export function loadPretrainConfig(file: string, set: readonly string[] = []): PretrainConfig {
+  const raw = resolveRawConfig(file) as Record<string, unknown>;
+  for (const assignment of set) {
+    const eq = assignment.indexOf("=");
+    if (eq <= 0) throw new PretrainConfigError(`--set ${assignment}: expected key=value, e.g. pretrain.steps=100`);
+    const path = assignment.slice(0, eq).split(".");
+    let node = raw;
+    for (const key of path.slice(0, -1)) {
+      const next = node[key];
+      node = typeof next === "object" && next !== null ? (next as Record<string, unknown>) : (node[key] = {});
+    }
+    node[path.at(-1)!] = YAML.parse(assignment.slice(eq + 1));
+  }
+  return decodePretrainConfig(raw, set.length > 0 ? `${file} with --set` : file);
+}
