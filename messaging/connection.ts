@@ -125,6 +125,8 @@ function clientOptions(options: ConnectionOptions, servers: string) {
       // Actors must outlive any server outage: never stop reconnecting.
       maxReconnectAttempts: -1,
       reconnectTimeWait: 1_000,
+      // Async stack traces cost an Error per request (every JetStream publish/pull); our errors say where.
+      noAsyncTraces: true,
       ...(options.token !== undefined ? { token: options.token } : {}),
       ...(options.user !== undefined ? { user: options.user } : {}),
       ...(options.pass !== undefined ? { pass: options.pass } : {}),

@@ -66,6 +66,7 @@ export {
 } from "./messages.ts";
 export {
   ControlRequestError,
+  makePublisher,
   publishMessage,
   type ReceiveCounters,
   requestControl,

@@ -16,35 +16,43 @@ import {
   type Envelope,
   encodeEnvelope,
   envelope,
-  type MessageTooLargeError,
+  MessageTooLargeError,
 } from "./codec.ts";
 import { Nats, type NatsService } from "./connection.ts";
 import { Experiment } from "./experiment.ts";
 import type { ControlReply, ControlRequest, MessageBody, MessageTypeName } from "./messages.ts";
 
-/** Builds and encodes a message from this process; fails before sending when it is too large. */
-const encodeFromHere = <N extends MessageTypeName>(type: N, body: MessageBody<N>) =>
+/**
+ * A publisher for one subject and message type, with its services resolved once: the call per
+ * message is cheap (≈ encode + client publish). Fire-and-forget on core NATS (metrics, heartbeats):
+ * may be lost while disconnected. Fails before sending a message over the size limit.
+ */
+export const makePublisher = <N extends MessageTypeName>(
+  subject: string,
+  type: N,
+): Effect.Effect<(body: MessageBody<N>) => Effect.Effect<void, MessageTooLargeError>, never, Nats | Experiment> =>
   Effect.gen(function* () {
     const nats = yield* Nats;
     const { subjects, sender } = yield* Experiment;
-    const message = envelope(type, body, { experiment: subjects.experiment, sender });
-    return yield* Effect.try({
-      try: () => encodeEnvelope(message as Envelope, nats.maxPayload),
-      catch: (error) => error as MessageTooLargeError,
-    });
+    const meta = { experiment: subjects.experiment, sender };
+    return (body) =>
+      Effect.suspend(() => {
+        try {
+          nats.connection.publish(subject, encodeEnvelope(envelope(type, body, meta) as Envelope, nats.maxPayload));
+          return Effect.void;
+        } catch (error) {
+          return error instanceof MessageTooLargeError ? Effect.fail(error) : Effect.die(error);
+        }
+      });
   });
 
-/** Fire-and-forget publish on core NATS (metrics, heartbeats): may be lost while disconnected. */
+/** Publishes one message (see makePublisher; use that for a stream of messages). */
 export const publishMessage = <N extends MessageTypeName>(
   subject: string,
   type: N,
   body: MessageBody<N>,
 ): Effect.Effect<void, MessageTooLargeError, Nats | Experiment> =>
-  Effect.gen(function* () {
-    const { connection } = yield* Nats;
-    const bytes = yield* encodeFromHere(type, body);
-    connection.publish(subject, bytes);
-  });
+  makePublisher(subject, type).pipe(Effect.flatMap((publish) => publish(body)));
 
 /** What a subscription saw; read it for metrics and tests. */
 export interface ReceiveCounters {
@@ -141,9 +149,12 @@ export const requestControl = (
 ): Effect.Effect<Envelope<"ControlReply">, ControlRequestError, Nats | Experiment> =>
   Effect.gen(function* () {
     const nats = yield* Nats;
-    const bytes = yield* encodeFromHere("ControlRequest", request).pipe(
-      Effect.mapError((error) => new ControlRequestError({ subject, kind: "too-large", reason: error.message })),
-    );
+    const { subjects, sender } = yield* Experiment;
+    const message = envelope("ControlRequest", request, { experiment: subjects.experiment, sender });
+    const bytes = yield* Effect.try({
+      try: () => encodeEnvelope(message, nats.maxPayload),
+      catch: (error) => new ControlRequestError({ subject, kind: "too-large", reason: (error as Error).message }),
+    });
     const reply = yield* Effect.tryPromise({
       try: () => nats.connection.request(subject, bytes, { timeout: timeoutMs }),
       catch: (error) => {

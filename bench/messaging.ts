@@ -1,0 +1,296 @@
+/**
+ * Messaging benchmarks (issue 2), each a ratio measured within this one run:
+ *   1. msgpack (factrl codec, validation included) vs JSON, encode+decode of a rollout group
+ *   2. core pub/sub throughput through factrl (schema validation included) vs the raw client
+ *   3. JetStream publish → pull-consume → ack throughput of rollout groups
+ *   4. 4 MB and 20 MB weight blobs through factrl vs raw Object Store put/get
+ * Run: node bin/run-ts.mjs bench/messaging.ts [--quick]
+ */
+import { Objm } from "@nats-io/obj";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { Effect, Either, Fiber, Layer, Queue, type Scope } from "effect";
+import { Packr } from "msgpackr";
+import {
+  consumeWork,
+  decodeEnvelope,
+  type Experiment,
+  ExperimentLive,
+  encodeEnvelope,
+  ensureWorkQueues,
+  envelope,
+  experimentSubjects,
+  getBlob,
+  type MetricsEvent,
+  makePublisher,
+  Nats,
+  NatsLive,
+  newWorkCounters,
+  openWorkFetcher,
+  publishWork,
+  putBlob,
+  type RolloutGroup,
+  startLocalServer,
+  subscribe,
+  WorkOutcome,
+} from "../messaging/index.ts";
+import { sampleRolloutGroup } from "../test/messaging/fixtures.ts";
+
+const quick = process.argv.includes("--quick");
+const scale = quick ? 0.2 : 1;
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+// ── 1. codec ────────────────────────────────────────────────────────────────────────────────────
+function benchCodec() {
+  const body = sampleRolloutGroup("g-bench", 8, 96);
+  const meta = { experiment: "bench", sender: "bench" };
+  // The JSON a user would otherwise write: typed arrays as number arrays, rebuilt after parsing.
+  const toJson = (rollout: RolloutGroup) =>
+    JSON.stringify(envelope("RolloutGroup", rollout, meta), (_key, value) =>
+      value instanceof Int32Array || value instanceof Float32Array ? Array.from(value) : value,
+    );
+  const fromJson = (text: string) => {
+    const parsed = JSON.parse(text);
+    parsed.body.group.promptTokens = Int32Array.from(parsed.body.group.promptTokens);
+    for (const answer of parsed.body.answers) {
+      answer.tokens = Int32Array.from(answer.tokens);
+      answer.logProbs = Float32Array.from(answer.logProbs);
+    }
+    return parsed;
+  };
+  const raw = new Packr({ useRecords: false, moreTypes: true });
+  const iterations = Math.round(20_000 * scale);
+  const time = (run: () => void) => {
+    const samples: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const start = performance.now();
+      for (let i = 0; i < iterations; i++) run();
+      samples.push((performance.now() - start) / iterations);
+    }
+    return median(samples) * 1000; // µs per encode+decode
+  };
+  const factrl = time(() => {
+    const decoded = decodeEnvelope(encodeEnvelope(envelope("RolloutGroup", body, meta)));
+    if (Either.isLeft(decoded)) throw decoded.left;
+  });
+  const msgpackOnly = time(() => raw.unpack(raw.pack(envelope("RolloutGroup", body, meta))));
+  const json = time(() => fromJson(toJson(body)));
+  const msgpackBytes = encodeEnvelope(envelope("RolloutGroup", body, meta)).byteLength;
+  const jsonBytes = Buffer.byteLength(toJson(body));
+  console.log("\n## 1. Codec: rollout group, 8 answers × 96 tokens (encode + decode)");
+  console.log(`factrl codec (msgpack + schema validation): ${fmt(factrl, 1)} µs, ${fmt(msgpackBytes)} bytes`);
+  console.log(`msgpackr alone (no validation):             ${fmt(msgpackOnly, 1)} µs`);
+  console.log(`JSON (typed arrays as number arrays):       ${fmt(json, 1)} µs, ${fmt(jsonBytes)} bytes`);
+  console.log(
+    `→ JSON / factrl time: ${fmt(json / factrl, 2)}×; JSON / msgpack size: ${fmt(jsonBytes / msgpackBytes, 2)}×`,
+  );
+}
+
+// ── 2. pub/sub throughput ───────────────────────────────────────────────────────────────────────
+const metricsBody: MetricsEvent = {
+  source: "rollout-1",
+  step: 120,
+  values: { reward: 0.71, precision: 0.83, detail: 2.1, relevance: 0.5, tokens_per_s: 812.5, answer_len: 96 },
+  tags: { suite: "factworld-train" },
+};
+
+async function rawPubSub(url: string, count: number): Promise<number> {
+  const pub = await connect({ servers: url });
+  const sub = await connect({ servers: url });
+  const packr = new Packr({ useRecords: false, moreTypes: true });
+  const meta = { experiment: "bench", sender: "bench" };
+  let received = 0;
+  const done = new Promise<void>((resolve) => {
+    sub.subscribe("raw.metrics", {
+      callback: (_err, msg) => {
+        packr.unpack(msg.data);
+        if (++received === count) resolve();
+      },
+    });
+  });
+  await sub.flush();
+  const start = performance.now();
+  for (let i = 0; i < count; i++) {
+    pub.publish("raw.metrics", packr.pack(envelope("MetricsEvent", metricsBody, meta)));
+    if (i % 1000 === 999) await pub.flush();
+  }
+  await done;
+  const rate = count / ((performance.now() - start) / 1000);
+  await pub.close();
+  await sub.close();
+  return rate;
+}
+
+const withMessaging = <A, E>(url: string, program: Effect.Effect<A, E, Nats | Experiment | Scope.Scope>) =>
+  Effect.runPromise(
+    program.pipe(
+      Effect.scoped,
+      Effect.provide(Layer.merge(NatsLive({ servers: url }), ExperimentLive("bench", "bench"))),
+    ),
+  );
+
+async function factrlPubSub(url: string, count: number): Promise<number> {
+  const subjects = experimentSubjects("bench");
+  // Two connections, publisher and subscriber, as two actors would have.
+  const subLayer = Layer.merge(NatsLive({ servers: url }), ExperimentLive("bench", "monitor"));
+  const pubLayer = Layer.merge(NatsLive({ servers: url }), ExperimentLive("bench", "rollout-1"));
+  return Effect.runPromise(
+    Effect.gen(function* () {
+      const sub = yield* subscribe(subjects.allMetrics, ["MetricsEvent"], { buffer: count + 1 });
+      const taken = yield* Effect.fork(
+        Effect.gen(function* () {
+          // A reader drains what has arrived in one go, as the monitor does.
+          let taken = 0;
+          while (taken < count) taken += (yield* Queue.takeBetween(sub.messages, 1, 4096)).length;
+        }),
+      );
+      const rate = yield* Effect.gen(function* () {
+        const { connection } = yield* Nats;
+        const publish = yield* makePublisher(subjects.metrics("rollout-1"), "MetricsEvent");
+        const start = performance.now();
+        for (let i = 0; i < count; i++) {
+          yield* publish(metricsBody);
+          if (i % 1000 === 999) yield* Effect.promise(() => connection.flush());
+        }
+        yield* Fiber.join(taken);
+        return count / ((performance.now() - start) / 1000);
+      }).pipe(Effect.scoped, Effect.provide(pubLayer));
+      if (sub.counters.rejected > 0) throw new Error("unexpected rejections");
+      return rate;
+    }).pipe(Effect.scoped, Effect.provide(subLayer)),
+  );
+}
+
+async function benchPubSub(url: string) {
+  const count = Math.round(100_000 * scale);
+  const raw: number[] = [];
+  const factrl: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    raw.push(await rawPubSub(url, count));
+    factrl.push(await factrlPubSub(url, count));
+  }
+  const rawRate = median(raw);
+  const factrlRate = median(factrl);
+  const size = encodeEnvelope(envelope("MetricsEvent", metricsBody, { experiment: "bench", sender: "rollout-1" }));
+  console.log(`\n## 2. Core pub/sub: ${fmt(count)} MetricsEvents (${size.byteLength} bytes), median of 3`);
+  console.log(`raw @nats-io client (msgpackr pack/unpack): ${fmt(rawRate)} msg/s`);
+  console.log(`factrl (envelope + schema validation + Effect Queue): ${fmt(factrlRate)} msg/s`);
+  console.log(`→ factrl / raw: ${fmt(factrlRate / rawRate, 2)}`);
+}
+
+// ── 3. JetStream work queue ─────────────────────────────────────────────────────────────────────
+async function benchWorkQueue(url: string) {
+  const count = Math.round(2_000 * scale);
+  const bytes = encodeEnvelope(envelope("RolloutGroup", sampleRolloutGroup(), { experiment: "bench", sender: "b" }));
+  const result = await withMessaging(
+    url,
+    Effect.gen(function* () {
+      yield* ensureWorkQueues();
+      const publishAll = (concurrency: number) =>
+        Effect.gen(function* () {
+          const start = performance.now();
+          yield* Effect.forEach(
+            Array.from({ length: count }, (_, i) => i),
+            (i) => publishWork("rollouts", sampleRolloutGroup(`g-${concurrency}-${i}`)),
+            { concurrency, discard: true },
+          );
+          return count / ((performance.now() - start) / 1000);
+        });
+      const consumeAll = (concurrency: number) =>
+        Effect.gen(function* () {
+          const counters = newWorkCounters();
+          const start = performance.now();
+          const fiber = yield* Effect.fork(
+            consumeWork("rollouts", () => Effect.succeed(WorkOutcome.done), { concurrency, counters }),
+          );
+          while (counters.done < count) yield* Effect.sleep("2 millis");
+          const rate = count / ((performance.now() - start) / 1000);
+          yield* Fiber.interrupt(fiber);
+          return rate;
+        });
+      const fetchAll = (batch: number) =>
+        Effect.gen(function* () {
+          const fetcher = yield* openWorkFetcher("rollouts");
+          const start = performance.now();
+          let done = 0;
+          while (done < count) {
+            // Ask for no more than remain: a pull for more waits out its expiry.
+            const items = yield* fetcher.fetch({ max: Math.min(batch, count - done) });
+            for (const item of items) yield* item.settle(WorkOutcome.done);
+            done += items.length;
+          }
+          return count / ((performance.now() - start) / 1000);
+        });
+      const publishSequential = yield* publishAll(1);
+      const consume1 = yield* consumeAll(1);
+      const publishPipelined = yield* publishAll(32);
+      const consume8 = yield* consumeAll(8);
+      yield* publishAll(32);
+      const fetch64 = yield* fetchAll(64);
+      return { publishSequential, publishPipelined, consume1, consume8, fetch64 };
+    }),
+  );
+  console.log(`\n## 3. JetStream work queue: ${fmt(count)} rollout groups (${fmt(bytes.byteLength)} bytes each)`);
+  console.log(`publish, one at a time (await each ack):  ${fmt(result.publishSequential)} msg/s`);
+  console.log(`publish, 32 in flight:                    ${fmt(result.publishPipelined)} msg/s`);
+  console.log(`consumeWork, 1 worker (pull → ack):       ${fmt(result.consume1)} msg/s`);
+  console.log(`consumeWork, 8 workers:                   ${fmt(result.consume8)} msg/s`);
+  console.log(`fetch batches of 64 + ack (learner API):  ${fmt(result.fetch64)} msg/s`);
+}
+
+// ── 4. blobs ────────────────────────────────────────────────────────────────────────────────────
+async function benchBlobs(url: string) {
+  const raw: NatsConnection = await connect({ servers: url });
+  const rawStore = await new Objm(raw).create("bench_raw_weights");
+  const rows: string[] = [];
+  for (const megabytes of [4, 20]) {
+    const weights = new Float32Array((megabytes * 1024 * 1024) / 4).map((_, i) => Math.sin(i));
+    const bytes = new Uint8Array(weights.buffer);
+    const rounds = quick ? 1 : 3;
+    const rawPut: number[] = [];
+    const rawGet: number[] = [];
+    const ourPut: number[] = [];
+    const ourGet: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      let start = performance.now();
+      await rawStore.putBlob({ name: `w${megabytes}` }, bytes);
+      rawPut.push(performance.now() - start);
+      start = performance.now();
+      await rawStore.getBlob(`w${megabytes}`);
+      rawGet.push(performance.now() - start);
+      const [put, get] = await withMessaging(
+        url,
+        Effect.gen(function* () {
+          let t = performance.now();
+          yield* putBlob(`w${megabytes}`, bytes);
+          const putMs = performance.now() - t;
+          t = performance.now();
+          const back = yield* getBlob(`w${megabytes}`);
+          if (back.byteLength !== bytes.byteLength) throw new Error("size mismatch");
+          return [putMs, performance.now() - t] as const;
+        }),
+      );
+      ourPut.push(put);
+      ourGet.push(get);
+    }
+    rows.push(
+      `${megabytes} MB: put ${fmt(median(ourPut))} ms vs raw ${fmt(median(rawPut))} ms (${fmt(median(ourPut) / median(rawPut), 2)}×); ` +
+        `get ${fmt(median(ourGet))} ms vs raw ${fmt(median(rawGet))} ms (${fmt(median(ourGet) / median(rawGet), 2)}×)`,
+    );
+  }
+  await raw.close();
+  console.log("\n## 4. Weight blobs through the Object Store (factrl includes its own SHA-256 check on get)");
+  for (const row of rows) console.log(row);
+}
+
+const server = await startLocalServer();
+try {
+  console.log(`factrl messaging benchmarks${quick ? " (quick)" : ""} — node ${process.version}, nats-server 2.9`);
+  benchCodec();
+  await benchPubSub(server.url);
+  await benchWorkQueue(server.url);
+  await benchBlobs(server.url);
+} finally {
+  await server.stop();
+}
