@@ -106,8 +106,8 @@ export function loadPretrainConfig(file: string, set: readonly string[] = []): P
     const path = assignment.slice(0, eq).split(".");
     let node = raw;
     for (const key of path.slice(0, -1)) {
-      const next = node[key];
-      node = typeof next === "object" && next !== null ? (next as Record<string, unknown>) : (node[key] = {});
+      if (typeof node[key] !== "object" || node[key] === null) node[key] = {};
+      node = node[key] as Record<string, unknown>;
     }
     node[path.at(-1)!] = YAML.parse(assignment.slice(eq + 1));
   }
