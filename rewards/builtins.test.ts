@@ -102,6 +102,23 @@ describe("built-in reward modules through the pipeline", async () => {
     ).rejects.toThrow(/mode must be/);
   });
 
+  it("the module's fast relevance path agrees with the explained verdict", async () => {
+    const analyzer = new FactWorldAnalyzer({ world });
+    const sentences = referenceSentences(world, prompt.focus);
+    const answers = [
+      reference,
+      `<think> </think> ${sentences.slice(1).join(" ")}`,
+      `<think> </think> ${sentences.join(" ")} ${otherFacts[0]}`,
+      `<think> </think> ${otherFacts.join(" ")}`,
+      "<think> </think>",
+    ];
+    const scores = await pipeline.score(answers.map(item));
+    expect(scores.map((s) => s.components.relevance)).toEqual(
+      answers.map((a) => explainRelevance(analyzer, item(a))!.value),
+    );
+    expect(new Set(scores.map((s) => s.components.relevance)).size).toBe(2);
+  });
+
   it("writes VeriScore-layout records", () => {
     const analyzer = new FactWorldAnalyzer({ world });
     const changed = reference.replace(`was born in ${year} .`, `was born in ${Number(year) + 1} .`);

@@ -20,15 +20,19 @@ export interface ComposedScore {
   readonly malformed: boolean;
 }
 
-const prefixedKeys = new Map<string, string>();
+const prefixedKeys = new Map<string, Map<string, string>>();
 /** `name.key` for a module's extra components (memoised: the same few keys recur for every answer). */
 function prefixed(name: string, key: string): string {
   if (key === name) return key;
-  const id = `${name}\u0000${key}`;
-  let out = prefixedKeys.get(id);
+  let byKey = prefixedKeys.get(name);
+  if (byKey === undefined) {
+    byKey = new Map();
+    if (prefixedKeys.size < 1_000) prefixedKeys.set(name, byKey);
+  }
+  let out = byKey.get(key);
   if (out === undefined) {
     out = `${name}.${key}`;
-    if (prefixedKeys.size < 10_000) prefixedKeys.set(id, out);
+    if (byKey.size < 1_000) byKey.set(key, out);
   }
   return out;
 }

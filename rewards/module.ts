@@ -77,7 +77,8 @@ export function checkOutcome(moduleName: string, value: unknown): ItemResult {
     if (typeof v !== "number" || !Number.isFinite(v)) return invalid(`component "${key}" is not a finite number`);
   }
   if (!(moduleName in components)) return invalid(`components lack "${moduleName}" (the term's value)`);
-  return { ok: true, components: components as Record<string, number> };
+  // Already the right shape: hand it on without copying (this runs for every answer of every term).
+  return value as ItemResult;
 }
 
 /** Checks that a value is a usable module (for plug-ins loaded from files). */
