@@ -26,6 +26,20 @@ describe("shared-data Identity on wasm", () => {
     expect(tf.memory().numDataBuffers).toBe(before);
   });
 
+  it("shares data in a cast to the same dtype, and still converts other casts", () => {
+    installWasmKernels();
+    const before = tf.memory().numDataBuffers;
+    const x = tf.tensor1d([1.5, -2.5, 3]);
+    const same = tf.cast(x, "float32");
+    expect(tf.memory().numDataBuffers - before).toBe(1);
+    x.dispose();
+    expect(Array.from(same.dataSync())).toEqual([1.5, -2.5, 3]);
+    const ints = tf.cast(same, "int32");
+    expect(ints.dtype).toBe("int32");
+    expect(Array.from(ints.dataSync())).toEqual([1, -2, 3]);
+    tf.dispose([same, ints]);
+  });
+
   it("keeps string tensors on the original kernel", () => {
     installWasmKernels();
     const s = tf.tensor1d(["a", "bc"], "string");

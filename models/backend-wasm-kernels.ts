@@ -3,6 +3,7 @@
 // Identity: the wasm kernel copies its input, and the engine runs Identity on every tensor a
 // kernel saves for the backward pass — ≈ 100 full copies per training step of the default model.
 // The cpu and webgl backends share the data and count a reference instead; so does this one.
+// Likewise Cast to the dtype a tensor already has (the gradient of Multiply casts both operands).
 //
 // GatherV2: the wasm kernel copies element by element (≈ 24 ms for an embedding lookup of 6144
 // rows of 128); copying whole rows with TypedArray.set takes ≈ 1 ms.
@@ -18,6 +19,15 @@ function sharedIdentity(original: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
     const x = args.inputs.x as tf.TensorInfo;
     if (x.dtype === "string") return original(args); // string tensors keep their own storage
+    (args.backend as unknown as WasmBackendRefs).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+}
+
+function sharedSameTypeCast(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (x.dtype === "string" || (args.attrs as { dtype: tf.DataType }).dtype !== x.dtype) return original(args);
     (args.backend as unknown as WasmBackendRefs).incRef(x.dataId);
     return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
   };
@@ -63,6 +73,7 @@ function rowGather(original: tf.KernelFunc): tf.KernelFunc {
 
 const REPLACED = [
   { kernelName: tf.Identity, make: sharedIdentity },
+  { kernelName: tf.Cast, make: sharedSameTypeCast },
   { kernelName: tf.GatherV2, make: rowGather },
 ] as const;
 
