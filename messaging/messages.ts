@@ -62,6 +62,11 @@ export const RolloutGroup = Schema.Struct({
   }),
   /** The rollout actor's id. */
   actor: Schema.String,
+  /**
+   * The reference answer the relevance judge compares against: the initial policy's answer to the
+   * same prompt (DESIGN.md, "The reward"); absent when the reward uses the knowledge base's.
+   */
+  reference: Schema.optional(Schema.String),
 }).pipe(
   Schema.filter((rollout) =>
     rollout.answers.length === rollout.group.groupSize
@@ -156,8 +161,8 @@ export type ControlReply = typeof ControlReply.Type;
  */
 export const MESSAGE_TYPES = {
   PromptGroup: { version: 1, schema: PromptGroup },
-  RolloutGroup: { version: 1, schema: RolloutGroup },
-  ScoredGroup: { version: 1, schema: ScoredGroup },
+  RolloutGroup: { version: 2, schema: RolloutGroup },
+  ScoredGroup: { version: 2, schema: ScoredGroup },
   MetricsEvent: { version: 1, schema: MetricsEvent },
   Heartbeat: { version: 1, schema: Heartbeat },
   ControlRequest: { version: 1, schema: ControlRequest },

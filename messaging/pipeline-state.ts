@@ -1,0 +1,52 @@
+/**
+ * The pipeline's shared state in the experiment's KV bucket, beside the policy pointer (state.ts):
+ * the policy's architecture (so any process can build the policy the weights belong to), the
+ * learner's progress (the curator's credits and the evaluator's end signal), and the curator's
+ * cursor (so a restarted curator continues where it stopped).
+ */
+import { Schema } from "effect";
+import type { StateKey } from "./state.ts";
+
+/** The policy config (models' PolicyConfigBase and its backbone's fields), as JSON. */
+export const PolicyArchitecture = Schema.Record({ key: Schema.String, value: Schema.Unknown });
+export type PolicyArchitecture = typeof PolicyArchitecture.Type;
+
+export const POLICY_ARCHITECTURE_KEY: StateKey<PolicyArchitecture, typeof PolicyArchitecture.Encoded> = {
+  key: "policy-architecture",
+  schema: PolicyArchitecture,
+};
+
+const Count = Schema.Int.pipe(Schema.nonNegative());
+
+/** What the learner has done with the scored groups it received. Every group ends in exactly one count. */
+export const LearnerProgress = Schema.Struct({
+  /** Optimiser steps taken (the learner's step counter). */
+  step: Count,
+  /** The newest published policy version. */
+  policyVersion: Count,
+  /** Groups whose answers entered a GRPO update. */
+  consumed: Count,
+  /** Groups dropped because their policy was more than max_policy_lag versions old. */
+  stale: Count,
+  /** Groups whose rewards were all equal (no signal), dropped. */
+  zeroVariance: Count,
+  /** Deliveries of a group already used (redelivered after a crash), dropped. */
+  duplicates: Count,
+  /** True once the last step is taken and the final policy published. */
+  done: Schema.Boolean,
+});
+export type LearnerProgress = typeof LearnerProgress.Type;
+
+export const LEARNER_PROGRESS_KEY: StateKey<LearnerProgress, typeof LearnerProgress.Encoded> = {
+  key: "learner-progress",
+  schema: LearnerProgress,
+};
+
+/** The curator's cursor: prompt groups published so far (group ids are `g<sequence>`). */
+export const CuratorCursor = Schema.Struct({ published: Count });
+export type CuratorCursor = typeof CuratorCursor.Type;
+
+export const CURATOR_CURSOR_KEY: StateKey<CuratorCursor, typeof CuratorCursor.Encoded> = {
+  key: "curator-cursor",
+  schema: CuratorCursor,
+};
