@@ -116,6 +116,15 @@ describe("verification", () => {
     expect(relationInfo("created").many).toBe(true);
   });
 
+  it("counts a fact stated from both sides once", () => {
+    const work = world.entities.find((e) => e.type === "work" && valuesOf(e, "creator").length > 0)!;
+    const [creator] = valuesOf(work, "creator");
+    const both = `<think> </think> ${creator} created ${work.name} . ${work.name} was created by ${creator} .`;
+    const analysis = analyzeAnswer(verifier, both);
+    expect(analysis.claims.map((c) => c.verdict)).toEqual(["supported", "supported"]);
+    expect(analysis.supported).toBe(1);
+  });
+
   it("counts a repeated claim once", () => {
     const sentence = `${person.name} was born in ${year} .`;
     const analysis = analyzeAnswer(verifier, `<think> </think> ${sentence} ${sentence} ${sentence}`);

@@ -2,7 +2,7 @@
  * Reading answers: the `<think> … </think> answer` format, claim extraction from the answer part,
  * and verification of each claim against the knowledge base (supported | contradicted | unverifiable).
  */
-import { type ParsedClaim, parseSentence } from "./grammar.ts";
+import { type ParsedClaim, parseSentence, sameClaim } from "./grammar.ts";
 import { THINK_CLOSE, THINK_OPEN } from "./reference.ts";
 import { inverseOf, type Relation, relationInfo } from "./schema.ts";
 import type { Entity, World } from "./world.ts";
@@ -122,9 +122,6 @@ export interface AnswerAnalysis {
   readonly contradicted: number;
   readonly unverifiable: number;
 }
-
-const sameClaim = (a: ParsedClaim, b: ParsedClaim) =>
-  a.subject === b.subject && a.relation === b.relation && a.object === b.object;
 
 /** Parses, extracts and verifies; repeated claims count once, so repetition earns nothing. */
 export function analyzeAnswer(verifier: ClaimVerifier, text: string): AnswerAnalysis {

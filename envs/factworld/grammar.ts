@@ -5,7 +5,7 @@
  * sentence starts with its subject's name; names are capitalised words, grammar words are lower case.
  */
 import type { Rng } from "./random.ts";
-import { type Relation, relationInfo } from "./schema.ts";
+import { inverseOf, type Relation, relationInfo } from "./schema.ts";
 
 /** A template piece: a literal word, or a slot filled by a relation's object. */
 type Piece = { readonly literal: string } | { readonly slot: Relation };
@@ -194,4 +194,13 @@ export function claimSentence(claim: ParsedClaim): string {
   const template = CANONICAL_TEMPLATE.get(claim.relation);
   if (!template) throw new Error(`no template for ${claim.relation}`);
   return renderTemplate(template, claim.subject, { [claim.relation]: claim.object });
+}
+
+/**
+ * Whether two claims state the same fact, read from either side: "W was created by P" is the same
+ * fact as "P created W", so an answer cannot earn detail by stating it both ways.
+ */
+export function sameClaim(a: ParsedClaim, b: ParsedClaim): boolean {
+  if (a.relation === b.relation) return a.subject === b.subject && a.object === b.object;
+  return inverseOf(a.relation) === b.relation && a.subject === b.object && a.object === b.subject;
 }

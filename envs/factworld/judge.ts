@@ -8,7 +8,7 @@
  * The answer wins when its score beats the reference's by more than the margin, loses when it is
  * worse by more than the margin, and ties otherwise. Truth is not judged here — precision does that.
  */
-import type { ParsedClaim } from "./grammar.ts";
+import { type ParsedClaim, sameClaim } from "./grammar.ts";
 import { inverseOf, type Relation, relationInfo } from "./schema.ts";
 
 export interface JudgeFocus {
@@ -47,9 +47,6 @@ function relationAboutFocus(claim: ParsedClaim, entity: string): Relation | null
     return inverseOf(claim.relation) ?? null;
   return null;
 }
-
-const sameClaim = (a: ParsedClaim, b: ParsedClaim) =>
-  a.subject === b.subject && a.relation === b.relation && a.object === b.object;
 
 /** Counts distinct claims by what they say about the focus; `coveredMask` has bit i set when aspect i is covered. */
 function tally(focus: JudgeFocus, claims: readonly ParsedClaim[]) {
