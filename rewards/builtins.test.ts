@@ -136,3 +136,42 @@ describe("built-in reward modules through the pipeline", async () => {
     expect(JSON.parse(JSON.stringify(record))).toEqual(record);
   });
 });
+
+describe("the composed reward resists each hack alone (λ = 0.1, μ = 0.5)", async () => {
+  const big = generateWorld({ size: "default" });
+  const bigPrompts = generatePrompts(big);
+  const bio = bigPrompts.find(
+    (p) => p.suite === "bio" && p.focus.aspects.length === 4 && p.focus.aspects.includes("birth_year"),
+  )!;
+  const full = renderReference(big, bio);
+  const sentences = referenceSentences(big, bio.focus);
+  const places = big.entities.filter((e) => e.type === "place" && e.id !== bio.focus.entityId).slice(0, 20);
+  const padding = places.flatMap((o) =>
+    referenceSentences(big, { entityId: o.id, entity: o.name, aspects: ["place_kind"] }),
+  );
+  const [bornIn] = valuesOf(big.entities[bio.focus.entityId]!, "birth_year");
+  const pipeline = await createRewardPipeline(
+    config([
+      { name: "format", weight: 1 },
+      { name: "precision", weight: 1 },
+      { name: "detail", weight: 0.1 },
+      { name: "relevance", weight: 0.5 },
+    ]),
+    { world: big, prompts: bigPrompts },
+  );
+  const reward = async (answer: string) => (await pipeline.score([{ prompt: bio, answer }]))[0]!.reward;
+
+  it("the full, true, on-topic answer beats short, padded, partly wrong, empty and malformed ones", async () => {
+    const best = await reward(full);
+    const hacks = {
+      short: `<think> </think> ${sentences[0]}`,
+      padded1: `${full} ${padding[0]}`,
+      padded20: `${full} ${padding.join(" ")}`,
+      wrongYear: full.replace(`born in ${bornIn} .`, `born in ${Number(bornIn) + 3} .`),
+      empty: "<think> </think>",
+      malformed: full.replace("</think>", ""),
+    };
+    for (const [name, answer] of Object.entries(hacks)) expect(await reward(answer), name).toBeLessThan(best);
+    expect(await reward(hacks.malformed)).toBe(-1);
+  });
+});
