@@ -124,6 +124,8 @@ const bodyDecoders = Object.fromEntries(
 const formatParseError = (error: ParseResult.ParseError): string =>
   ParseResult.TreeFormatter.formatErrorSync(error).replace(/\s*\n\s*/g, " ");
 
+const fail = (kind: DecodeFailureKind, reason: string) => Either.left(new DecodeError({ kind, reason }));
+
 export interface DecodeOptions<N extends MessageTypeName> {
   /** Accept only these types (e.g. a metrics subscriber takes only MetricsEvent). */
   readonly accept?: readonly N[];
@@ -135,7 +137,6 @@ export function decodeEnvelope<N extends MessageTypeName = MessageTypeName>(
   bytes: Uint8Array,
   options: DecodeOptions<N> = {},
 ): Either.Either<{ [K in N]: Envelope<K> }[N], DecodeError> {
-  const fail = (kind: DecodeFailureKind, reason: string) => Either.left(new DecodeError({ kind, reason }));
   const maxBytes = options.maxBytes ?? MAX_MESSAGE_BYTES;
   if (bytes.byteLength > maxBytes)
     return fail("too-large", `${bytes.byteLength} bytes, over the ${maxBytes}-byte limit`);

@@ -154,7 +154,13 @@ export const publishWork = <Q extends WorkQueueName>(
     const retryFor = Duration.millis(options.retryForMs ?? 60_000);
     const ack = yield* Effect.tryPromise({
       try: () => nats.jetstream.publish(subject, bytes, { msgID: message.id, timeout: 5_000 }),
-      catch: jsError(`publish to ${subject}`),
+      catch: (error) => {
+        const failure = jsError(`publish to ${subject}`)(error);
+        const hint = /no responders/i.test(`${failure.reason} ${(error as Error)?.cause ?? ""}`)
+          ? " (no stream stores this subject, or JetStream is restarting: did ensureWorkQueues run?)"
+          : "";
+        return new JetStreamError({ operation: failure.operation, reason: failure.reason + hint });
+      },
     }).pipe(
       Effect.retry(
         Schedule.exponential(Duration.millis(100)).pipe(
@@ -319,6 +325,25 @@ const toWorkItem = <Q extends WorkQueueName>(runtime: QueueRuntime, msg: JsMsg) 
     return item;
   });
 
+/**
+ * A step that could not reach the server (dead-lettering, say) leaves the message to come back: nak
+ * it and log, rather than failing the worker over one message.
+ */
+const orHandBack = (runtime: QueueRuntime, msg: JsMsg) => (error: JetStreamError) =>
+  Effect.sync(() => {
+    runtime.nats.logger.warn(
+      { queue: runtime.queue, seq: msg.seq, reason: error.message },
+      "could not settle work item; it will be redelivered",
+    );
+    msg.nak(1_000);
+  });
+
+/** toWorkItem, handing the message back when dead-lettering it failed. */
+const receive = <Q extends WorkQueueName>(runtime: QueueRuntime, msg: JsMsg) =>
+  toWorkItem<Q>(runtime, msg).pipe(
+    Effect.catchAll((error) => orHandBack(runtime, msg)(error).pipe(Effect.as(undefined))),
+  );
+
 export interface ConsumeWorkOptions {
   /** Items worked on at once (each worker pulls one when it is free). Default 1. */
   readonly concurrency?: number;
@@ -344,7 +369,7 @@ export const consumeWork = <Q extends WorkQueueName, E, R>(
     const keepAlive = Duration.millis(Math.max(100, runtime.ackWaitMs / 3));
     const handle = (msg: JsMsg) =>
       Effect.gen(function* () {
-        const item = yield* toWorkItem<Q>(runtime, msg);
+        const item = yield* receive<Q>(runtime, msg);
         if (item === undefined) return;
         const ticker = yield* Effect.fork(
           Effect.repeat(item.working, Schedule.spaced(keepAlive)).pipe(Effect.delay(keepAlive)),
@@ -359,7 +384,7 @@ export const consumeWork = <Q extends WorkQueueName, E, R>(
           }),
           Effect.ensuring(Fiber.interrupt(ticker)),
         );
-        yield* item.settle(outcome);
+        yield* item.settle(outcome).pipe(Effect.catchAll(orHandBack(runtime, msg)));
       });
     // Interrupting a worker (an actor draining) hands its message back at once — one still arriving
     // for a pull cut short, or one whose handler was cut short — instead of after ack_wait.
@@ -378,6 +403,9 @@ export const consumeWork = <Q extends WorkQueueName, E, R>(
             catch: jsError(`pulling from ${queue}`),
           }).pipe(
             // A pull fails while the server is away; the client reconnects by itself, so wait and pull again.
+            Effect.tapError((error) =>
+              Effect.sync(() => runtime.nats.logger.warn({ queue, reason: error.message }, "pull failed; retrying")),
+            ),
             Effect.retry(Schedule.spaced(Duration.millis(500))),
           ),
         );
@@ -428,7 +456,7 @@ export const openWorkFetcher = <Q extends WorkQueueName>(
         });
         const items: WorkItem<Q>[] = [];
         for (const msg of messages) {
-          const item = yield* toWorkItem<Q>(runtime, msg);
+          const item = yield* receive<Q>(runtime, msg);
           if (item !== undefined) items.push(item);
         }
         return items;

@@ -270,4 +270,30 @@ describe("work queues", () => {
     );
     expect(result.pending).toBe(0);
   });
+  it("re-running ensureWorkQueues with new settings updates the consumers", async () => {
+    const result = await runWith(
+      url(),
+      freshExperiment(),
+      Effect.gen(function* () {
+        yield* ensureWorkQueues({ maxDeliver: 5, ackWaitMs: 30_000 });
+        yield* ensureWorkQueues({ maxDeliver: 2, ackWaitMs: 4_000 });
+        const { manager } = yield* Nats;
+        const { subjects } = yield* Experiment;
+        return yield* Effect.promise(() =>
+          manager.consumers.info(subjects.stream("scored"), subjects.consumer("scored")),
+        );
+      }),
+    );
+    expect(result.config.max_deliver).toBe(3); // maxDeliver + the dead-lettering delivery
+    expect(result.config.ack_wait).toBe(4_000_000_000);
+  });
+
+  it("says what is missing when no stream stores the subject", async () => {
+    const error = await runWith(
+      url(),
+      freshExperiment(),
+      Effect.flip(publishWork("prompts", samplePromptGroup("g-x"), { retryForMs: 300 })),
+    );
+    expect(error.message).toMatch(/did ensureWorkQueues run\?/);
+  });
 });
