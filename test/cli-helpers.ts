@@ -77,7 +77,8 @@ export const isAlive = (pid: number): boolean => {
 export async function waitFor<T>(
   what: string,
   check: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 30_000,
+  // Generous: starting a node process takes seconds on a loaded 2-core machine.
+  timeoutMs = 60_000,
   everyMs = 100,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;

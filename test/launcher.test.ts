@@ -37,10 +37,10 @@ describe("factrl run (launcher)", () => {
     const dir = workDir({ "exp.yaml": config(experiment, 5) });
 
     // --dry-run prints exactly the config the run records.
-    const dry = await runCli(["run", "exp.yaml", "--dry-run", "--set", "seed=11"], dir);
-    expect(dry.code).toBe(0);
-
+    const dryRun = runCli(["run", "exp.yaml", "--dry-run", "--set", "seed=11"], dir);
     const launcher = startCli(["run", "exp.yaml", "--set", "seed=11"], dir);
+    const dry = await dryRun;
+    expect(dry.code).toBe(0);
     const urlFile = join(dir, "runs", experiment, "nats-url");
     const url = await waitFor("the launcher's NATS URL", () => {
       try {
@@ -95,11 +95,11 @@ describe("factrl run (launcher)", () => {
     expect(isAlive(reborn.pid)).toBe(true);
 
     // SIGTERM: everything stops, exit 0, no orphans (actors and the embedded server)
+    await client.close();
     launcher.child.kill("SIGTERM");
     expect(await launcher.exited).toEqual({ code: 0, signal: null });
     for (const pid of [reborn.pid, serverPid]) expect(isAlive(pid)).toBe(false);
-    await client.close();
-  });
+  }, 150_000);
 
   it("fails the experiment (exit 1, everything stopped) when an actor keeps dying", async () => {
     const experiment = `fail-${process.pid}`;
@@ -124,10 +124,10 @@ describe("factrl run (launcher)", () => {
       process.kill(actor.pid, "SIGKILL");
       killed += 1;
     }
+    await client.close();
     const exit = await launcher.exited;
     expect(exit.code).toBe(1);
     expect(launcher.output()).toMatch(/experiment failed: echo-1 killed by SIGKILL after 1 restarts/);
     expect(isAlive(lastPid)).toBe(false);
-    await client.close();
-  });
+  }, 90_000);
 });

@@ -1,0 +1,76 @@
+/** The `factrl` command's contract with scripts: help, exit codes, error messages, and joining an experiment. */
+import { Effect, Layer, ManagedRuntime } from "effect";
+import { describe, expect, inject, it } from "vitest";
+import { listActors } from "../actors/index.ts";
+import { CONFIG_KEY, decodeConfig } from "../configs/index.ts";
+import { connectNats, Experiment, experimentSubjects, makeLogger, Nats, putState } from "../messaging/index.ts";
+import { runCli, startCli, waitFor, workDir } from "./cli-helpers.ts";
+
+const natsUrl = inject("natsUrl");
+
+describe("factrl command line", () => {
+  it("answers help, usage errors, bad configs, missing launchers and unreachable servers with documented exit codes", async () => {
+    const dir = workDir({
+      "bad.yaml": "experiment: bad.id\nrollout:\n  groupSize: 1\n  tempreature: 0.5\n",
+      "ok.yaml":
+        "experiment: cli-ok\nactors: { curator: 0, rollout: 0, reward: 0, learner: 0, evaluator: 0, monitor: 0, echo: 1 }\n",
+    });
+    const [help, badConfig, noLauncher, noActors, unreachable, unknownRole] = await Promise.all([
+      runCli(["run", "--help"], dir),
+      runCli(["run", "bad.yaml"], dir),
+      runCli(["scale", "echo", "2", "--experiment", "nobody-home", "--nats", natsUrl], dir),
+      runCli(["status", "--experiment", "nobody-home", "--nats", natsUrl], dir),
+      runCli(["run", "ok.yaml", "--nats", "nats://127.0.0.1:1"], dir),
+      runCli(["actor", "juggler", "--experiment", "x", "--nats", natsUrl], dir),
+    ]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Usage: factrl run \[options\] <config>/);
+    expect(help.stdout).toMatch(/--dry-run/);
+    expect(help.stdout).toMatch(/Exit codes:\n\s+0 {2}success/);
+
+    // Every problem at once, each with its path; nothing started.
+    expect(badConfig.code).toBe(2);
+    expect(badConfig.stderr).toMatch(/invalid config \(bad\.yaml\), 3 problems:/);
+    expect(badConfig.stderr).toMatch(/- experiment: expected an id .*found "bad\.id"/);
+    expect(badConfig.stderr).toMatch(/- rollout\.groupSize: expected an integer ≥ 2, found 1/);
+    expect(badConfig.stderr).toMatch(/- rollout\.tempreature: unknown key \(allowed here: groupSize, temperature/);
+
+    expect(noLauncher.code).toBe(4);
+    expect(noLauncher.stderr).toMatch(/no launcher of experiment nobody-home answered/);
+
+    expect(noActors).toMatchObject({ code: 0, stdout: "no live actors in experiment nobody-home\n" });
+
+    expect(unreachable.code).toBe(3);
+    expect(unreachable.stderr).toMatch(/NATS server unreachable/);
+
+    expect(unknownRole.code).toBe(2);
+    expect(unknownRole.stderr).toMatch(/unknown role "juggler" \(available: echo/);
+  }, 90_000);
+
+  it("`factrl actor` joins a running experiment with only the URL and id, and drains on SIGTERM", async () => {
+    const experiment = `join-${process.pid}`;
+    const config = Effect.runSync(decodeConfig({ experiment, nats: { url: natsUrl }, runtime: { heartbeatMs: 300 } }));
+    const logger = makeLogger({ component: "test" }).child({}, { level: "warn" });
+    const runtime = ManagedRuntime.make(
+      Layer.merge(
+        Layer.scoped(Nats, connectNats({ servers: natsUrl, name: "test", logger })),
+        Layer.succeed(Experiment, { subjects: experimentSubjects(experiment), sender: "test" }),
+      ),
+    );
+    // What a launcher publishes at start; the joining actor reads it from NATS.
+    await runtime.runPromise(putState(CONFIG_KEY, config));
+    const actor = startCli(
+      ["actor", "echo", "--experiment", experiment, "--nats", natsUrl, "--id", "echo-far"],
+      workDir(),
+    );
+    const found = await waitFor("the joining actor", async () => {
+      const actors = await runtime.runPromise(listActors(experiment, 1_000));
+      return actors.find((a) => a.id === "echo-far" && a.state === "running");
+    });
+    expect(found).toMatchObject({ role: "echo", pid: actor.child.pid });
+    actor.child.kill("SIGTERM");
+    expect(await actor.exited).toEqual({ code: 0, signal: null });
+    expect(actor.output()).toMatch(/echo actor drained/);
+    await runtime.dispose();
+  }, 90_000);
+});
