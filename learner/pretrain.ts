@@ -51,9 +51,23 @@ export function trainStep(
   learningRate: number,
   clipNorm: number,
 ): { loss: number; gradNorm: number } {
+  return optimizerStep(policy, optimizer, () => answerNll(policy, batch), learningRate, clipNorm);
+}
+
+/**
+ * One Adam step minimising `loss()` over the policy's variables, with gradients clipped to a global
+ * L2 norm (`clipNorm` 0: off). Shared by pretraining, SFT and GRPO. Returns the loss before the update.
+ */
+export function optimizerStep(
+  policy: Policy,
+  optimizer: tf.AdamOptimizer,
+  loss: () => tf.Scalar,
+  learningRate: number,
+  clipNorm: number,
+): { loss: number; gradNorm: number } {
   (optimizer as unknown as { learningRate: number }).learningRate = learningRate;
   const variables = policy.trainableVariables as tf.Variable[];
-  const { value, grads } = tf.variableGrads(() => answerNll(policy, batch), variables);
+  const { value, grads } = tf.variableGrads(loss, variables);
   const names = Object.keys(grads);
   const normTensor = tf.tidy(() => tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]!))))));
   const gradNorm = normTensor.dataSync()[0]!;
@@ -64,9 +78,9 @@ export function trainStep(
     tensor: scale === 1 ? grads[v.name]! : tf.mul(grads[v.name]!, scale),
   }));
   optimizer.applyGradients(ordered);
-  const loss = value.dataSync()[0]!;
+  const lossValue = value.dataSync()[0]!;
   tf.dispose([value, normTensor, ...Object.values(grads), ...ordered.map((g) => g.tensor)]);
-  return { loss, gradNorm };
+  return { loss: lossValue, gradNorm };
 }
 
 // ── the loop ─────────────────────────────────────────────────────────────────────────────────────
