@@ -1,8 +1,11 @@
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { generatePrompts, generateWorld, referenceSentences, renderReference, valuesOf } from "../envs/index.ts";
 import { explainRelevance, FactWorldAnalyzer } from "./builtins.ts";
 import type { RewardItem } from "./module.ts";
-import { factWorldRecord } from "./records.ts";
+import { appendRecords, factWorldRecord } from "./records.ts";
 import { createRewardPipeline, type ModuleRef } from "./registry.ts";
 
 const world = generateWorld({ size: "tiny" });
@@ -134,6 +137,20 @@ describe("built-in reward modules through the pipeline", async () => {
     ]);
     expect(record.response.startsWith(prompt.focus.entity)).toBe(true);
     expect(JSON.parse(JSON.stringify(record))).toEqual(record);
+  });
+
+  it("appends records as JSONL, one object per line", async () => {
+    const analyzer = new FactWorldAnalyzer({ world });
+    const path = join(await mkdtemp(join(tmpdir(), "factrl-records-")), "sub", "records.jsonl");
+    const record = factWorldRecord(
+      { question: prompt.text, promptSource: "bio", model: "m" },
+      reference,
+      analyzer.analyze(reference),
+    );
+    await appendRecords(path, [record]);
+    await appendRecords(path, [record, record]);
+    const lines = (await readFile(path, "utf8")).trimEnd().split("\n");
+    expect(lines.map((l) => JSON.parse(l))).toEqual([record, record, record]);
   });
 });
 

@@ -35,6 +35,7 @@ export {
   meanSupported,
   relevanceWinRate,
   summarize,
+  summarizeBy,
 } from "./metrics.ts";
 export {
   checkModule,

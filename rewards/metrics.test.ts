@@ -6,6 +6,7 @@ import {
   meanSupported,
   relevanceWinRate,
   summarize,
+  summarizeBy,
 } from "./metrics.ts";
 
 const results = [
@@ -23,6 +24,16 @@ describe("metrics", () => {
     expect(relevanceWinRate(results)).toBeCloseTo(0.5, 12);
     expect(abstentionRate(results)).toBeCloseTo(1 / 3, 12);
     expect(summarize(results)).toMatchObject({ answers: 4, malformedRate: 0.25, meanLength: 10 });
+  });
+
+  it("summarizes per group", () => {
+    const byBucket = summarizeBy(
+      results.map((r, i) => ({ ...r, bucket: i < 2 ? "head" : "tail" })),
+      (r) => r.bucket,
+    );
+    expect([...byBucket.keys()]).toEqual(["head", "tail"]);
+    expect(byBucket.get("head")!.hallucinationRate).toBeCloseTo(0.375, 12);
+    expect(byBucket.get("tail")).toMatchObject({ answers: 2, hallucinationRate: null, abstentionRate: 1 });
   });
 
   it("says null when there is nothing to average", () => {

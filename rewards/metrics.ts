@@ -65,6 +65,21 @@ export function summarize(results: readonly AnswerResult[]): FactualityMetrics {
   };
 }
 
+/** `summarize` per group (popularity bucket, suite, …), groups in first-seen order. */
+export function summarizeBy<T extends AnswerResult>(
+  results: readonly T[],
+  groupOf: (r: T) => string,
+): Map<string, FactualityMetrics> {
+  const groups = new Map<string, T[]>();
+  for (const r of results) {
+    const key = groupOf(r);
+    const list = groups.get(key);
+    if (list) list.push(r);
+    else groups.set(key, [r]);
+  }
+  return new Map([...groups].map(([key, list]) => [key, summarize(list)]));
+}
+
 /** Reads an AnswerResult from the built-ins' composed components (`precision.claims`, …). */
 export function answerResultOf(score: ComposedScore, length: number): AnswerResult {
   const c = score.components;
