@@ -1,0 +1,285 @@
+// MoT vs dense (issue 7). Two parts, each measured within one run:
+//
+// 1. Routing: a per-modality FFN block (3 modalities, forward + backward) computed the way MoT does
+//    it (rows gathered into modality groups, one matMul per group, gathered back; the gather's
+//    gradient is the UnsortedSegmentSum kernel) against the alternative (every modality's FFN on
+//    all rows, then a one-hot modality mask selects), and against one shared FFN (dense).
+// 2. Pretraining at equal FLOPs per token: dense and MoT (same shape; MoT owns Q, K, V, O, FFN and
+//    norms per modality) trained step by step interleaved on the same FactWorld batches — corpus
+//    windows (modality: answer text) mixed with prompt → `<think> reasoning </think> answer`
+//    sequences built from the KB — through the learner's path (answerLogProbs → trainStep, Adam,
+//    warm-up + cosine). Reports the steps and the training wall-clock MoT needs to reach dense's
+//    final held-out loss (the paper: 55.8 % of the steps at 7B; goal ≤ 70 %).
+//
+//   node bin/run-ts.mjs bench/mot.ts [--steps 240] [--eval-every 20] [--batch 32] [--rounds 7] [--untie all]
+//                                    [--no-routing] [--no-pretrain]
+import * as tf from "@tensorflow/tfjs";
+import {
+  createTokenizer,
+  generateCorpus,
+  generatePrompts,
+  generateWorld,
+  renderReference,
+  WORLD_SIZES,
+} from "../envs/index.ts";
+import {
+  createOptimizer,
+  evalLoss,
+  evalWindows,
+  learningRateAt,
+  type OptimizerSettings,
+  tokenStream,
+  trainStep,
+  windowBatches,
+} from "../learner/pretrain.ts";
+import { initBackend } from "../models/backend.ts";
+import {
+  buildPolicy,
+  mulberry32,
+  type Policy,
+  type PolicyConfigBase,
+  type PromptAnswerBatch,
+  registerWasmSegmentSum,
+  tokenModalities,
+} from "../models/index.ts";
+import type { MotUntie } from "../models/mot/index.ts";
+import { groupBySlot } from "../models/mot/routing.ts";
+
+const args = process.argv.slice(2);
+const option = (name: string, fallback: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1]! : fallback;
+};
+const STEPS = Number(option("--steps", "240"));
+const EVAL_EVERY = Number(option("--eval-every", "20"));
+const BATCH = Number(option("--batch", "32"));
+const ROUNDS = Number(option("--rounds", "7"));
+const UNTIE = option("--untie", "all") as MotUntie;
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+const silent = { info: () => {} };
+
+const backend = await initBackend({ backend: "wasm", logger: silent, measure: false });
+registerWasmSegmentSum();
+console.log(`backend: ${backend.path}, ${backend.threads} thread(s)`);
+
+// ── 1. routing ──────────────────────────────────────────────────────────────────────────────────
+
+function routingBenchmark() {
+  const N = 4096; // 32 rows × 128 tokens
+  const d = 128;
+  const dFF = 512;
+  const M = 3;
+  // Modalities as a batch has them: per row a prompt run, a reasoning run, an answer run.
+  const slots = Int32Array.from({ length: N }, (_, i) => {
+    const t = i % 128;
+    return t < 20 ? 0 : t < 50 ? 1 : 2;
+  });
+  const x = tf.variable(tf.randomNormal([N, d], 0, 1, "float32", 1)) as tf.Variable<tf.Rank.R2>;
+  const w1 = Array.from({ length: M }, (_, m) => tf.variable(tf.randomNormal([d, dFF], 0, 0.05, "float32", 10 + m)));
+  const w2 = Array.from({ length: M }, (_, m) => tf.variable(tf.randomNormal([dFF, d], 0, 0.05, "float32", 20 + m)));
+  const ffn = (rows: tf.Tensor2D, m: number) => {
+    const up = tf.matMul(rows, w1[m]!);
+    return tf.matMul(tf.mul(up, tf.sigmoid(up)), w2[m]!) as tf.Tensor2D;
+  };
+  const grouping = groupBySlot(slots, M);
+  const masks = Array.from({ length: M }, (_, m) =>
+    tf.tensor2d(
+      Float32Array.from(slots, (s) => (s === m ? 1 : 0)),
+      [N, 1],
+    ),
+  );
+  const order = tf.tensor1d(grouping.order, "int32");
+  const inverse = tf.tensor1d(grouping.inverse, "int32");
+  const grouped = () => {
+    const parts = tf.split(
+      tf.gather(x, order),
+      grouping.groups.map((g) => g.rows),
+      0,
+    ) as tf.Tensor2D[];
+    const out = tf.concat(
+      parts.map((p, i) => ffn(p, grouping.groups[i]!.slot)),
+      0,
+    );
+    return tf.sum(tf.gather(out, inverse)) as tf.Scalar;
+  };
+  const variants: Record<string, () => tf.Scalar> = {
+    "one shared FFN (dense)": () => tf.sum(ffn(x, 0)),
+    "gather into groups, matMul per group, gather back (MoT's)": grouped,
+    "every modality on all rows, one-hot mask selects": () =>
+      tf.sum(tf.addN(masks.map((mask, m) => tf.mul(ffn(x, m), mask)))),
+  };
+  const variables = [x, ...w1, ...w2];
+  const step = (f: () => tf.Scalar) => {
+    const start = performance.now();
+    const { value, grads } = tf.variableGrads(f, variables);
+    value.dataSync();
+    tf.dispose([value, ...Object.values(grads)]);
+    return performance.now() - start;
+  };
+  // Same numbers both ways (a routing bug would show here first).
+  const check = tf.tidy(() =>
+    tf.abs(
+      tf.sub(
+        variants["gather into groups, matMul per group, gather back (MoT's)"]!(),
+        variants["every modality on all rows, one-hot mask selects"]!(),
+      ),
+    ),
+  );
+  const agreement = check.dataSync()[0]!;
+  check.dispose();
+  const times = new Map<string, number[]>();
+  for (const f of Object.values(variants)) step(f); // warm-up
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [name, f] of Object.entries(variants)) times.set(name, [...(times.get(name) ?? []), step(f)]);
+  }
+  const base = median(times.get("one shared FFN (dense)")!);
+  console.log(
+    `\nRouting: FFN block d=${d}, dFF=${dFF}, ${N} rows, ${M} modalities (20/30/78 tokens per 128), forward + backward, median of ${ROUNDS}`,
+  );
+  console.log(`(sum of outputs, gather vs mask: |diff| = ${agreement.toExponential(1)})`);
+  console.log("| variant | ms | × shared FFN |");
+  console.log("|---|---|---|");
+  for (const [name, ms] of times)
+    console.log(`| ${name} | ${median(ms).toFixed(1)} | ${(median(ms) / base).toFixed(2)} |`);
+  tf.dispose([...variables, ...masks, order, inverse]);
+}
+
+// ── 2. pretraining at equal FLOPs per token ─────────────────────────────────────────────────────
+
+async function pretrainingBenchmark() {
+  const world = generateWorld(WORLD_SIZES.default);
+  const tokenizer = createTokenizer(world);
+  const { pad, bos, eos, thinkOpen, thinkClose } = tokenizer.specialTokens;
+  const documents = generateCorpus(world).map((doc) => tokenizer.encode(doc.text));
+  const heldOut = Math.round(documents.length * 0.02);
+  const trainStream = tokenStream(documents.slice(heldOut), bos, eos);
+  const evalStream = tokenStream(documents.slice(0, heldOut), bos, eos);
+  const WINDOW = 64;
+  const MAX_SEQ = 96;
+  const qa = (split: "train" | "eval") =>
+    generatePrompts(world)
+      .filter((p) => p.split === split)
+      .map((p) => ({
+        prompt: Int32Array.from([bos, ...tokenizer.encode(p.text)]),
+        answer: Int32Array.from([...tokenizer.encode(renderReference(world, p)), eos]),
+      }))
+      .map(({ prompt, answer }) => ({ prompt, answer: answer.subarray(0, MAX_SEQ - prompt.length) }));
+  const qaTrain = qa("train");
+  const qaEval = qa("eval");
+  const half = BATCH / 2;
+  const corpusBatchAt = windowBatches(trainStream, half, WINDOW, 1);
+  const batchAt = (step: number): PromptAnswerBatch => {
+    const random = mulberry32(1_000_003 * 7 + step);
+    const corpus = corpusBatchAt(step);
+    const picked = Array.from({ length: half }, () => qaTrain[Math.floor(random() * qaTrain.length)]!);
+    return {
+      prompts: [...corpus.prompts, ...picked.map((e) => e.prompt)],
+      answers: [...corpus.answers, ...picked.map((e) => e.answer)],
+    };
+  };
+  const evalCorpus = evalWindows(evalStream, half, WINDOW, 4);
+  const evalQa = Array.from({ length: 4 }, (_, i) => {
+    const rows = qaEval.slice(i * half, (i + 1) * half);
+    return { prompts: rows.map((e) => e.prompt), answers: rows.map((e) => e.answer) };
+  });
+  const settings: OptimizerSettings = { learningRate: 2e-3, warmupSteps: 20, totalSteps: STEPS, clipNorm: 1 };
+  const shape = {
+    vocabSize: tokenizer.vocabSize,
+    maxSeqLen: MAX_SEQ,
+    specialTokens: { pad, bos, eos, thinkOpen, thinkClose },
+    initSeed: 1,
+    dModel: 128,
+    nLayers: 2,
+    nHeads: 4,
+    dFF: 512,
+    positions: "rope" as const,
+  };
+  const runs = [
+    { name: "dense", config: { backbone: "dense", ...shape } as PolicyConfigBase },
+    { name: `MoT (untie ${UNTIE})`, config: { backbone: "mot", untie: UNTIE, ...shape } as PolicyConfigBase },
+  ].map(({ name, config }) => {
+    const policy: Policy = buildPolicy(config);
+    return {
+      name,
+      policy,
+      optimizer: createOptimizer(settings),
+      trainMs: 0,
+      curve: [] as { step: number; trainMs: number; corpus: number; qa: number; loss: number }[],
+    };
+  });
+  const modalityCounts = [0, 0, 0];
+  const first = batchAt(0);
+  first.prompts.forEach((prompt, i) => {
+    const row = [...prompt, ...first.answers[i]!];
+    for (const m of tokenModalities(row, prompt.length, shape.specialTokens)) modalityCounts[m]! += 1;
+  });
+  console.log(
+    `\nPretraining: FactWorld default world (vocab ${tokenizer.vocabSize}); batch ${half} corpus windows of ${WINDOW} + ${half} prompt→answer sequences (≤ ${MAX_SEQ} tokens); ` +
+      `tokens per modality in batch 0: prompt ${modalityCounts[0]}, reasoning ${modalityCounts[1]}, answer ${modalityCounts[2]}`,
+  );
+  for (const run of runs) {
+    console.log(
+      `${run.name}: ${run.policy.parameterCount()} parameters, ${(run.policy.flopsPerToken(MAX_SEQ) / 1e6).toFixed(2)} MFLOP/token forward`,
+    );
+  }
+  const evaluate = (run: (typeof runs)[number], step: number) => {
+    const corpus = evalLoss(run.policy, evalCorpus);
+    const qaLoss = evalLoss(run.policy, evalQa);
+    run.curve.push({ step, trainMs: run.trainMs, corpus, qa: qaLoss, loss: (corpus + qaLoss) / 2 });
+  };
+  for (const run of runs) evaluate(run, 0);
+  for (let step = 0; step < STEPS; step++) {
+    const batch = batchAt(step);
+    const learningRate = learningRateAt(step, settings);
+    for (const run of runs) {
+      const start = performance.now();
+      trainStep(run.policy, run.optimizer, batch, learningRate, settings.clipNorm);
+      run.trainMs += performance.now() - start;
+      if ((step + 1) % EVAL_EVERY === 0 || step + 1 === STEPS) evaluate(run, step + 1);
+    }
+    if ((step + 1) % EVAL_EVERY === 0) {
+      console.log(
+        `step ${step + 1}: ${runs.map((r) => `${r.name} ${r.curve.at(-1)!.loss.toFixed(4)} (${(r.trainMs / (step + 1)).toFixed(0)} ms/step)`).join(", ")}`,
+      );
+    }
+  }
+  const [dense, mot] = runs as [(typeof runs)[number], (typeof runs)[number]];
+  console.log("\n| step | dense held-out loss (corpus / QA) | MoT held-out loss (corpus / QA) |");
+  console.log("|---|---|---|");
+  dense.curve.forEach((point, i) => {
+    const other = mot.curve[i]!;
+    console.log(
+      `| ${point.step} | ${point.loss.toFixed(4)} (${point.corpus.toFixed(3)} / ${point.qa.toFixed(3)}) | ${other.loss.toFixed(4)} (${other.corpus.toFixed(3)} / ${other.qa.toFixed(3)}) |`,
+    );
+  });
+  const target = dense.curve.at(-1)!;
+  // Linear interpolation between eval points: the step at which MoT's curve crosses dense's final loss.
+  const crossing = mot.curve.findIndex((p) => p.loss <= target.loss);
+  const msPerStep = { dense: dense.trainMs / STEPS, mot: mot.trainMs / STEPS };
+  console.log(
+    `\nMoT / dense training time per step: ${(msPerStep.mot / msPerStep.dense).toFixed(2)} (${msPerStep.mot.toFixed(0)} vs ${msPerStep.dense.toFixed(0)} ms)`,
+  );
+  if (crossing <= 0) {
+    console.log(
+      `MoT did not reach dense's final held-out loss ${target.loss.toFixed(4)} within ${STEPS} steps (MoT final ${mot.curve.at(-1)!.loss.toFixed(4)})`,
+    );
+    return;
+  }
+  const before = mot.curve[crossing - 1]!;
+  const after = mot.curve[crossing]!;
+  const fraction = (before.loss - target.loss) / (before.loss - after.loss);
+  const steps = before.step + fraction * (after.step - before.step);
+  const wallMs = before.trainMs + fraction * (after.trainMs - before.trainMs);
+  console.log(
+    `dense final held-out loss ${target.loss.toFixed(4)} at step ${STEPS}; MoT reaches it at step ≈ ${steps.toFixed(0)} ` +
+      `(${((100 * steps) / STEPS).toFixed(1)} % of the steps, ${((100 * wallMs) / dense.trainMs).toFixed(1)} % of dense's training wall-clock); ` +
+      `MoT final ${mot.curve.at(-1)!.loss.toFixed(4)}`,
+  );
+  for (const run of runs) {
+    run.optimizer.dispose();
+    run.policy.dispose();
+  }
+}
+
+if (!args.includes("--no-routing")) routingBenchmark();
+if (!args.includes("--no-pretrain")) await pretrainingBenchmark();
