@@ -75,7 +75,13 @@ async function startTensorflow(
   try {
     await importModule(packageInfo.specifier); // registers the "tensorflow" backend as a side effect
   } catch (error) {
-    throw new Error(`${packageInfo.specifier} not importable: ${message(error).split("\n")[0]}`);
+    const missing =
+      (error as { code?: string }).code === "ERR_MODULE_NOT_FOUND" && message(error).includes(packageInfo.specifier);
+    throw new Error(
+      missing
+        ? `${packageInfo.specifier} not installed`
+        : `${packageInfo.specifier} not importable: ${message(error).split("\n")[0]}`,
+    );
   }
   if (tf.findBackendFactory("tensorflow") == null) {
     throw new Error(`${packageInfo.specifier} loaded but registered no "tensorflow" backend`);
