@@ -5,7 +5,7 @@
  * does not apply. Its term value is the precision S / (S + U) over the judge's claims.
  */
 import { parseAnswer } from "../envs/index.ts";
-import type { ModuleOutcome, RewardItem, RewardModule } from "./module.ts";
+import { type ModuleOutcome, nameOption, positiveIntOption, type RewardItem, type RewardModule } from "./module.ts";
 
 export interface HttpJudgeTarget {
   /** Base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1. */
@@ -103,16 +103,18 @@ function limiter(limit: number) {
 
 export class HttpJudge {
   private readonly limit: ReturnType<typeof limiter>;
+  private readonly maxTokens: number;
 
   constructor(
     readonly target: HttpJudgeTarget,
-    private readonly options: HttpJudgeOptions = {},
+    options: Readonly<Record<string, unknown>> & HttpJudgeOptions = {},
   ) {
     if (!/^https?:\/\//.test(target.url))
       throw new Error(`http judge: url must start with http:// or https://, got "${target.url}"`);
     if (target.apiKeyEnv && !process.env[target.apiKeyEnv])
       throw new Error(`http judge: environment variable ${target.apiKeyEnv} (the API key) is not set`);
-    this.limit = limiter(options.concurrency ?? 8);
+    this.limit = limiter(positiveIntOption(options, "concurrency", 8, "http judge"));
+    this.maxTokens = positiveIntOption(options, "maxTokens", 512, "http judge");
   }
 
   /** One chat completion; throws with the status and the start of the body on an HTTP error. */
@@ -129,7 +131,7 @@ export class HttpJudge {
           model: this.target.model,
           messages: [{ role: "user", content }],
           temperature: 0,
-          max_tokens: this.options.maxTokens ?? 512,
+          max_tokens: this.maxTokens,
         }),
       });
       const text = await response.text();
@@ -180,7 +182,7 @@ export function httpJudgeModule(
   options: Readonly<Record<string, unknown>> & HttpJudgeOptions = {},
 ): RewardModule {
   const judge = new HttpJudge(target, options);
-  const name = options.name ?? "judge";
+  const name = nameOption(options, "judge", "http judge");
   const scoreOne = async (item: RewardItem, signal: AbortSignal): Promise<ModuleOutcome> => {
     const format = parseAnswer(item.answer);
     // Only the answer part is judged; a malformed answer has none (the format term penalises it).

@@ -94,3 +94,26 @@ export function checkModule(value: unknown, where: string): RewardModule {
   if (problems.length > 0) throw new Error(`${where}: not a reward module: ${problems.join("; ")}`);
   return m as RewardModule;
 }
+
+/** A positive-integer module option (options come from YAML): the default when absent, a clear error when wrong. */
+export function positiveIntOption(
+  options: Readonly<Record<string, unknown>>,
+  key: string,
+  fallback: number,
+  where: string,
+): number {
+  const value = options[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value <= 0)
+    throw new Error(`${where}: options.${key} must be a positive integer, got ${describeValue(value)}`);
+  return value;
+}
+
+/** A name option: the default when absent, else a word ([A-Za-z0-9_-]). */
+export function nameOption(options: Readonly<Record<string, unknown>>, fallback: string, where: string): string {
+  const value = options.name;
+  if (value === undefined) return fallback;
+  if (typeof value !== "string" || !/^[\w-]+$/.test(value))
+    throw new Error(`${where}: options.name must be a word ([A-Za-z0-9_-]), got ${describeValue(value)}`);
+  return value;
+}

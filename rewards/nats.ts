@@ -6,7 +6,7 @@
 import { type Service, Svcm } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Packr } from "msgpackr";
-import type { ModuleOutcome, RewardItem, RewardModule } from "./module.ts";
+import { type ModuleOutcome, nameOption, positiveIntOption, type RewardItem, type RewardModule } from "./module.ts";
 
 export const REWARD_PROTOCOL_VERSION = 1;
 // Plain msgpack maps, no shared structures: any language's msgpack library can read and write them.
@@ -100,8 +100,10 @@ export async function natsRewardModule(
   options: Readonly<Record<string, unknown>> & NatsModuleOptions = {},
 ): Promise<RewardModule> {
   const subjects = rewardSubjects(service);
-  const requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
-  const maxBatch = options.maxBatch ?? 64;
+  const where = `reward service "${service}"`;
+  const requestTimeoutMs = positiveIntOption(options, "requestTimeoutMs", 60_000, where);
+  const maxBatch = positiveIntOption(options, "maxBatch", 64, where);
+  const name = options.name === undefined ? undefined : nameOption(options, service, where);
   let info: InfoReply;
   try {
     const reply = await nc.request(subjects.info, packr.pack({ protocol: REWARD_PROTOCOL_VERSION }), {
@@ -122,7 +124,7 @@ export async function natsRewardModule(
     return reply.outcomes;
   };
   return {
-    name: options.name ?? info.name,
+    name: name ?? info.name,
     version: info.version,
     async score(batch) {
       const chunks: RewardItem[][] = [];
