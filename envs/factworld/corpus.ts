@@ -3,7 +3,7 @@
  * popularity, stating its facts with varied templates. A small share of documents is garbled on
  * purpose (shuffled, repeated, substituted or truncated words) as food for a text-quality filter.
  */
-import { renderTemplate, TEMPLATES, type Template } from "./grammar.ts";
+import { GRAMMAR_WORDS, renderTemplate, TEMPLATES, type Template } from "./grammar.ts";
 import { createRng, type Rng, shuffled, weightedSampler } from "./random.ts";
 import { type Relation, relationInfo } from "./schema.ts";
 import type { Entity, World } from "./world.ts";
@@ -73,11 +73,7 @@ export function generateCorpus(world: World, options: Partial<CorpusOptions> = {
   const count = opts.documents ?? 50 * world.entities.length;
   const sample = weightedSampler(world.entities.map((e) => e.popularity));
   const templatesOf = world.entities.map(applicableTemplates);
-  const fillers = [
-    ...world.nameWords,
-    ...new Set(TEMPLATES.flatMap((t) => t.pieces.flatMap((p) => ("literal" in p ? [p.literal] : [])))),
-    ...(relationInfo("occupation").words ?? []),
-  ];
+  const fillers = [...world.nameWords, ...GRAMMAR_WORDS, ...(relationInfo("occupation").words ?? [])];
 
   const docs: CorpusDocument[] = [];
   for (let id = 0; id < count; id++) {
