@@ -108,6 +108,7 @@ export {
   publishWork,
   QUEUE_MESSAGE_TYPE,
   type QueueBody,
+  sweepExhaustedDeliveries,
   type WorkCounters,
   type WorkFetcher,
   type WorkItem,

@@ -14,7 +14,7 @@
  */
 import { AckPolicy, type Consumer, DeliverPolicy, type JsMsg, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { nanos, headers as natsHeaders } from "@nats-io/transport-node";
-import { Cause, Data, Duration, Effect, Either, Fiber, Schedule } from "effect";
+import { Cause, Data, Duration, Effect, Either, Fiber, Runtime, Schedule, type Scope } from "effect";
 import { decodeEnvelope, type Envelope, encodeEnvelope, envelope, type MessageTooLargeError } from "./codec.ts";
 import { Nats, type NatsService } from "./connection.ts";
 import { Experiment, type ExperimentService } from "./experiment.ts";
@@ -243,31 +243,102 @@ const openQueue = (queue: WorkQueueName, counters: WorkCounters) =>
     return runtime;
   });
 
-/** Dead-letters a delivery: publish the original bytes with the reason, then ack to remove it from the work stream. */
-const deadLetter = (runtime: QueueRuntime, msg: JsMsg, reason: string) =>
+interface DeadLetter {
+  readonly data: Uint8Array;
+  readonly seq: number;
+  readonly deliveries: number;
+}
+
+/**
+ * Publishes a work item to the dead-letter subject with the reason, then `remove`s it from the work
+ * stream, logs and counts it. The msgID makes dead-lettering the same stream message twice (after a
+ * crash, or by two advisory listeners) a no-op.
+ */
+const deadLetter = (runtime: QueueRuntime, letter: DeadLetter, reason: string, remove: Effect.Effect<void>) =>
   Effect.gen(function* () {
     const { subjects } = runtime.experiment;
     const subject = subjects.deadLetter(runtime.queue);
     const h = natsHeaders();
     h.set("Factrl-Reason", reason.slice(0, 1_000).replace(/[\r\n]+/g, " "));
     h.set("Factrl-Queue", runtime.queue);
-    h.set("Factrl-Stream-Seq", String(msg.seq));
-    h.set("Factrl-Deliveries", String(msg.info.deliveryCount));
-    // msgID makes a repeated dead-lettering of the same stream message (e.g. after a crash) a no-op.
-    yield* Effect.tryPromise({
+    h.set("Factrl-Stream-Seq", String(letter.seq));
+    h.set("Factrl-Deliveries", String(letter.deliveries));
+    const ack = yield* Effect.tryPromise({
       try: () =>
-        runtime.nats.jetstream.publish(subject, msg.data, {
-          msgID: `dl-${subjects.stream(runtime.queue)}-${msg.seq}`,
+        runtime.nats.jetstream.publish(subject, letter.data, {
+          msgID: `dl-${subjects.stream(runtime.queue)}-${letter.seq}`,
           headers: h,
         }),
       catch: jsError(`dead-lettering to ${subject}`),
     });
-    msg.ack();
+    yield* remove;
+    if (ack.duplicate) return;
     runtime.counters.deadLettered += 1;
     runtime.nats.logger.warn(
-      { queue: runtime.queue, seq: msg.seq, deliveries: msg.info.deliveryCount, reason },
+      { queue: runtime.queue, seq: letter.seq, deliveries: letter.deliveries, reason },
       "work item dead-lettered",
     );
+  });
+
+/** Dead-letters a delivery; acking it removes it from the work-queue stream. */
+const deadLetterDelivery = (runtime: QueueRuntime, msg: JsMsg, reason: string) =>
+  deadLetter(
+    runtime,
+    { data: msg.data, seq: msg.seq, deliveries: msg.info.deliveryCount },
+    reason,
+    Effect.sync(() => msg.ack()),
+  );
+
+/**
+ * The safety net behind dead-lettering on receipt: if the delivery on which a client would
+ * dead-letter is itself lost (its consumer died), the server stops delivering and announces it with
+ * a MAX_DELIVERIES advisory. On that advisory we dead-letter the message from the stream by sequence
+ * and delete it. Every worker listens; the msgID and the idempotent delete make that safe.
+ */
+const sweepExhausted = (runtime: QueueRuntime) =>
+  Effect.gen(function* () {
+    const { subjects } = runtime.experiment;
+    const stream = subjects.stream(runtime.queue);
+    const subject = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${subjects.consumer(runtime.queue)}`;
+    const sweep = (seq: number, deliveries: number) =>
+      Effect.gen(function* () {
+        const stored = yield* Effect.tryPromise({
+          try: () => runtime.nats.manager.streams.getMessage(stream, { seq }),
+          catch: jsError(`reading ${stream} #${seq}`),
+        }).pipe(Effect.orElseSucceed(() => null));
+        if (stored === null) return; // already dead-lettered or acked
+        yield* deadLetter(
+          runtime,
+          { data: stored.data, seq, deliveries },
+          `exhausted ${deliveries} deliveries without an ack (its consumers died or timed out)`,
+          Effect.promise(() => runtime.nats.manager.streams.deleteMessage(stream, seq).catch(() => false)),
+        );
+      }).pipe(
+        Effect.catchAll((error) =>
+          Effect.sync(() =>
+            runtime.nats.logger.error({ queue: runtime.queue, seq, reason: error.message }, "sweep failed"),
+          ),
+        ),
+      );
+    const run = yield* Effect.runtime<never>();
+    yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        runtime.nats.connection.subscribe(subject, {
+          callback: (_error, msg) => {
+            try {
+              const advisory = msg.json<{ stream_seq?: number; deliveries?: number }>();
+              if (typeof advisory.stream_seq === "number") {
+                Runtime.runFork(run)(sweep(advisory.stream_seq, advisory.deliveries ?? runtime.maxDeliver + 1));
+              }
+            } catch {
+              runtime.nats.logger.warn({ subject }, "unreadable MAX_DELIVERIES advisory");
+            }
+          },
+        }),
+      ),
+      (subscription) => Effect.sync(() => subscription.unsubscribe()),
+    );
+    yield* Effect.promise(() => runtime.nats.connection.flush());
   });
 
 const settleWith = (runtime: QueueRuntime, msg: JsMsg) => (outcome: WorkOutcome) =>
@@ -279,7 +350,7 @@ const settleWith = (runtime: QueueRuntime, msg: JsMsg) => (outcome: WorkOutcome)
         return;
       case "Retry":
         if (msg.info.deliveryCount >= runtime.maxDeliver) {
-          yield* deadLetter(
+          yield* deadLetterDelivery(
             runtime,
             msg,
             `still failing after ${msg.info.deliveryCount} deliveries: ${outcome.reason}`,
@@ -290,7 +361,7 @@ const settleWith = (runtime: QueueRuntime, msg: JsMsg) => (outcome: WorkOutcome)
         runtime.counters.retried += 1;
         return;
       case "Reject":
-        yield* deadLetter(runtime, msg, `rejected: ${outcome.reason}`);
+        yield* deadLetterDelivery(runtime, msg, `rejected: ${outcome.reason}`);
     }
   });
 
@@ -301,7 +372,7 @@ const settleWith = (runtime: QueueRuntime, msg: JsMsg) => (outcome: WorkOutcome)
 const toWorkItem = <Q extends WorkQueueName>(runtime: QueueRuntime, msg: JsMsg) =>
   Effect.gen(function* () {
     if (msg.info.deliveryCount > runtime.maxDeliver) {
-      yield* deadLetter(
+      yield* deadLetterDelivery(
         runtime,
         msg,
         `exhausted ${runtime.maxDeliver} deliveries without an ack (its consumers died or timed out)`,
@@ -310,7 +381,7 @@ const toWorkItem = <Q extends WorkQueueName>(runtime: QueueRuntime, msg: JsMsg) 
     }
     const decoded = decodeEnvelope(msg.data, { accept: [QUEUE_MESSAGE_TYPE[runtime.queue]] });
     if (Either.isLeft(decoded)) {
-      yield* deadLetter(runtime, msg, `undecodable: ${decoded.left.message}`);
+      yield* deadLetterDelivery(runtime, msg, `undecodable: ${decoded.left.message}`);
       return undefined;
     }
     const message = decoded.right as unknown as Envelope<QueueType<Q>>;
@@ -365,6 +436,7 @@ export const consumeWork = <Q extends WorkQueueName, E, R>(
 ): Effect.Effect<never, JetStreamError, Nats | Experiment | R> =>
   Effect.gen(function* () {
     const runtime = yield* openQueue(queue, options.counters ?? newWorkCounters());
+    yield* sweepExhausted(runtime);
     const expires = Math.max(1_000, options.pullExpiresMs ?? 5_000);
     const keepAlive = Duration.millis(Math.max(100, runtime.ackWaitMs / 3));
     const handle = (msg: JsMsg) =>
@@ -419,7 +491,7 @@ export const consumeWork = <Q extends WorkQueueName, E, R>(
         concurrency: "unbounded",
       },
     ).pipe(Effect.andThen(Effect.never));
-  });
+  }).pipe(Effect.scoped);
 
 export interface WorkFetcher<Q extends WorkQueueName> {
   /**
@@ -463,6 +535,17 @@ export const openWorkFetcher = <Q extends WorkQueueName>(
       });
     return { fetch, counters };
   });
+
+/**
+ * Dead-letters messages of `queue` whose last allowed delivery was lost (see sweepExhausted) until
+ * the scope closes. consumeWork does this itself; a fetch-only reader (the learner) runs it beside
+ * its loop.
+ */
+export const sweepExhaustedDeliveries = (
+  queue: WorkQueueName,
+  counters: WorkCounters = newWorkCounters(),
+): Effect.Effect<void, JetStreamError, Nats | Experiment | Scope.Scope> =>
+  openQueue(queue, counters).pipe(Effect.flatMap(sweepExhausted));
 
 /** How many messages the dead-letter stream holds for `queue`. */
 export const deadLetterCount = (queue: WorkQueueName): Effect.Effect<number, JetStreamError, Nats | Experiment> =>

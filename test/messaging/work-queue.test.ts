@@ -9,6 +9,7 @@ import {
   openWorkFetcher,
   pendingWork,
   publishWork,
+  sweepExhaustedDeliveries,
   WorkOutcome,
 } from "../../messaging/index.ts";
 import {
@@ -295,5 +296,35 @@ describe("work queues", () => {
       Effect.flip(publishWork("prompts", samplePromptGroup("g-x"), { retryForMs: 300 })),
     );
     expect(error.message).toMatch(/did ensureWorkQueues run\?/);
+  });
+  it("dead-letters a message whose dead-lettering delivery was lost too, from the MAX_DELIVERIES advisory", async () => {
+    const result = await runWith(
+      url(),
+      freshExperiment(),
+      Effect.gen(function* () {
+        yield* ensureWorkQueues({ maxDeliver: 1, ackWaitMs: 1_000 });
+        yield* sweepExhaustedDeliveries("prompts");
+        const deadLetters = yield* watchDeadLetters("prompts");
+        yield* publishWork("prompts", samplePromptGroup("g-lost"));
+        // A plain JetStream reader takes every delivery and dies each time: nobody dead-letters on receipt.
+        const { jetstream } = yield* Nats;
+        const { subjects } = yield* Experiment;
+        const raw = yield* Effect.promise(() =>
+          jetstream.consumers.get(subjects.stream("prompts"), subjects.consumer("prompts")),
+        );
+        const taken: number[] = [];
+        for (let pull = 0; pull < 3; pull++) {
+          const msg = yield* Effect.promise(() => raw.next({ expires: 2_500 }));
+          if (msg) taken.push(msg.info.deliveryCount);
+        }
+        const pending = yield* eventually(pendingWork("prompts"), (n) => n === 0);
+        return { taken, deadLetters, pending, stored: yield* deadLetterCount("prompts") };
+      }),
+    );
+    expect(result.taken).toEqual([1, 2]); // the server allows maxDeliver + 1 deliveries, then stops
+    expect(result.deadLetters).toHaveLength(1);
+    expect(result.deadLetters[0]?.reason).toContain("exhausted 2 deliveries without an ack");
+    expect(result.pending).toBe(0);
+    expect(result.stored).toBe(1);
   });
 });
