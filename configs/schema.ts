@@ -206,11 +206,11 @@ export type LearnerSection = typeof LearnerSection.Type;
 // ── rewards ──────────────────────────────────────────────────────────────────────────────────────
 
 const moduleFields = {
-  weight: setting(Schema.Number, 1, "Weight of this term in the summed reward."),
+  weight: setting(Schema.Number, 1, "Weight of this term in the summed reward (default 1)."),
   options: setting(
     Schema.Record({ key: Schema.String, value: Schema.Unknown }),
     {},
-    "Module-specific options, passed through unchanged.",
+    "Module-specific options, passed through unchanged (default none).",
   ),
 };
 
@@ -227,7 +227,7 @@ export const RewardModuleRef = Schema.Union(
       url: NonEmptyString.annotations({ description: "OpenAI-compatible endpoint (…/v1)." }),
       model: NonEmptyString.annotations({ description: "Judge model name." }),
       apiKeyEnv: optional(NonEmptyString, "Environment variable holding the API key."),
-    }),
+    }).annotations({ description: "An OpenAI-compatible judge." }),
     ...moduleFields,
   }),
 ).annotations({ identifier: "RewardModule", description: "One of: {name} | {path} | {service} | {http}." });
