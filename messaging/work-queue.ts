@@ -10,7 +10,8 @@
  *   still failing on its last attempt, undecodable, or delivered more often than allowed (its
  *   consumers died without acking) is published to `factrl.<exp>.deadletter.<queue>` with the reason
  *   in headers, acked (which removes it from the work stream) and counted. The server's max_deliver is
- *   maxDeliver + 1, so the extra delivery is the one on which the client dead-letters.
+ *   maxDeliver + 1, so the extra delivery is the one on which the client dead-letters; if that one is
+ *   lost too, the server's MAX_DELIVERIES advisory triggers the same by stream sequence.
  */
 import { AckPolicy, type Consumer, DeliverPolicy, type JsMsg, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { nanos, headers as natsHeaders } from "@nats-io/transport-node";
