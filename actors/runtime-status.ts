@@ -12,7 +12,7 @@ export interface ActorStatus extends Heartbeat {
   readonly heartbeatAgeMs: number;
 }
 
-const StatsData = Schema.Struct({ ...Heartbeat.fields, lastHeartbeatAt: Schema.Number });
+const StatsData = Schema.Struct({ ...Heartbeat.fields, heartbeatAgeMs: Schema.Number });
 const decodeStats = Schema.decodeUnknownOption(StatsData);
 
 /**
@@ -37,15 +37,13 @@ export const listActors = (experiment: string, maxWaitMs = 1_500): Effect.Effect
       }
       return found;
     });
-    const now = Date.now();
     const actors: ActorStatus[] = [];
     for (const reply of replies) {
       if (reply.metadata?.experiment !== experiment) continue;
       for (const endpoint of reply.endpoints ?? []) {
         const data = decodeStats(endpoint.data);
         if (data._tag === "None") continue;
-        const { lastHeartbeatAt, ...heartbeat } = data.value;
-        actors.push({ ...heartbeat, heartbeatAgeMs: Math.max(0, now - lastHeartbeatAt) });
+        actors.push(data.value);
       }
     }
     return actors.sort((a, b) => a.role.localeCompare(b.role) || a.id.localeCompare(b.id, "en", { numeric: true }));

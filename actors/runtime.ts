@@ -269,7 +269,8 @@ export const runActor = (options: RunActorOptions) =>
             description: `factrl ${role.name} actor of experiment ${experiment}`,
             metadata: { experiment, role: role.name, actor: id, host: hostname(), pid: String(process.pid) },
             // STATS carries the heartbeat snapshot, so status needs no wait for the next heartbeat.
-            statsHandler: async () => ({ ...heartbeat(), lastHeartbeatAt }),
+            // The age is measured here, on the actor's own clock: no skew between hosts.
+            statsHandler: async () => ({ ...heartbeat(), heartbeatAgeMs: Date.now() - lastHeartbeatAt }),
           }),
         ),
         (svc) => Effect.promise(() => svc.stop().catch(() => null)),

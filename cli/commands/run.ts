@@ -8,18 +8,18 @@ import { runMain } from "../run-main.ts";
 
 const ENTRY_POINT = fileURLToPath(new URL("../../bin/factrl.mjs", import.meta.url));
 
-const collect = (value: string, previous: string[]) => [...previous, value];
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
 export function registerRun(program: Command): void {
   program
     .command("run")
     .description("run an experiment: start NATS if needed, create its streams, spawn and supervise every actor")
     .argument("<config>", "experiment config (YAML)")
-    .option("--set <key=value>", "override a config value, e.g. --set rollout.groupSize=16 (repeatable)", collect, [])
+    .option("--set <key=value>", "override a config value, e.g. --set rollout.groupSize=16 (repeatable)", collect)
     .option("--dry-run", "print the fully resolved config and exit")
     .option("--nats <url>", "connect to this NATS server (same as --set nats.url=URL)")
-    .action((file: string, options: { set: string[]; dryRun?: boolean; nats?: string }) => {
-      const set = [...options.set, ...(options.nats !== undefined ? [`nats.url=${options.nats}`] : [])];
+    .action((file: string, options: { set?: string[]; dryRun?: boolean; nats?: string }) => {
+      const set = [...(options.set ?? []), ...(options.nats !== undefined ? [`nats.url=${options.nats}`] : [])];
       const stop = Effect.runSync(Deferred.make<string>());
       const program = Effect.gen(function* () {
         const config = yield* loadConfig(file, { set });
