@@ -6,9 +6,10 @@
  * attention products are plain batched matMuls.
  */
 import * as tf from "@tensorflow/tfjs";
+import { applyRope, type RopeTables, rmsNorm, ropeTables, trainingFrame } from "../dense.ts";
 import { normalArray, type Random } from "../random.ts";
 
-const NORM_EPS = 1e-5;
+export { rmsNorm };
 /** Additive attention bias for a hidden key: exp underflows to exactly 0. */
 export const MASKED = -1e9;
 
@@ -65,35 +66,9 @@ export function makeBlock(params: ParameterSet, name: string, d: number, dFF: nu
   };
 }
 
-export function rmsNorm<T extends tf.Tensor>(x: T, gain: tf.Variable): T {
-  const meanSquare = tf.mean(tf.square(x), -1, true);
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, NORM_EPS))), gain);
-}
-
-/** cos / sin tables [1, T, 1, dh] for positions 0 … T−1 (every row starts at 0). */
-export interface Rope {
-  readonly cos: tf.Tensor4D;
-  readonly sin: tf.Tensor4D;
-}
-
-export function ropeTables(length: number, dh: number, base = 10000): Rope {
-  const half = dh / 2;
-  const cos = new Float32Array(length * dh);
-  const sin = new Float32Array(length * dh);
-  for (let p = 0; p < length; p++) {
-    for (let j = 0; j < half; j++) {
-      const angle = p * base ** (-(2 * j) / dh);
-      cos[p * dh + j] = cos[p * dh + j + half] = Math.cos(angle);
-      sin[p * dh + j] = sin[p * dh + j + half] = Math.sin(angle);
-    }
-  }
-  return { cos: tf.tensor4d(cos, [1, length, 1, dh]), sin: tf.tensor4d(sin, [1, length, 1, dh]) };
-}
-
-/** x·cos + rotate_half(x)·sin (the GPT-NeoX / Llama layout). */
-function applyRope(x: tf.Tensor4D, rope: Rope): tf.Tensor4D {
-  const [x1, x2] = tf.split(x, 2, 3) as [tf.Tensor4D, tf.Tensor4D];
-  return tf.add(tf.mul(x, rope.cos), tf.mul(tf.concat([tf.neg(x2), x1], 3), rope.sin));
+/** RoPE tables [1, T, 1, dh] for positions 0 … T−1 (every row starts at 0), as the dense backbone's. */
+export function positionTables(length: number, dh: number): RopeTables {
+  return ropeTables(trainingFrame(1, length), dh, 10000);
 }
 
 /**
@@ -106,7 +81,7 @@ export function attend(
   kv: tf.Tensor2D,
   shape: { readonly batch: number; readonly queries: number; readonly keys: number; readonly heads: number },
   bias: tf.Tensor,
-  rope?: Rope,
+  rope?: RopeTables,
 ): tf.Tensor2D {
   const { batch: B, queries: Tq, keys: Tk, heads: H } = shape;
   const d = q.shape[1];
@@ -140,7 +115,7 @@ export function runBlock(
   x: tf.Tensor2D,
   shape: { readonly batch: number; readonly length: number; readonly heads: number },
   bias: tf.Tensor,
-  rope: Rope,
+  rope: RopeTables,
 ): tf.Tensor2D {
   const h = rmsNorm(x, block.attention.norm);
   const dims = { batch: shape.batch, queries: shape.length, keys: shape.length, heads: shape.heads };

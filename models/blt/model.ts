@@ -14,7 +14,7 @@
  * sequence at each step (simple and exactly the learner's computation; no KV cache yet).
  */
 import * as tf from "@tensorflow/tfjs";
-import { type DenseConfig, DensePolicy } from "../dense.ts";
+import { answerLogProbsFromHidden, type DenseConfig, DensePolicy, packPromptAnswers } from "../dense.ts";
 import type {
   AnswerLogProbs,
   Policy,
@@ -37,8 +37,8 @@ import {
   makeAttention,
   makeBlock,
   ParameterSet,
+  positionTables,
   rmsNorm,
-  ropeTables,
   runBlock,
   windowCausalBias,
 } from "./layers.ts";
@@ -235,22 +235,22 @@ export class BltPolicy implements Policy {
   }
 
   answerLogProbs(batch: PromptAnswerBatch, options: { readonly temperature?: number } = {}): AnswerLogProbs {
-    const temperature = options.temperature ?? 1;
-    const packed = packRows(batch, this.config);
-    const frame = { batchSize: packed.batchSize, length: packed.length, rowLengths: packed.rowLengths };
+    if (batch.prompts.length === 0) throw new Error("answerLogProbs: empty batch");
+    const packed = packPromptAnswers(batch, this.config);
+    checkTokens(packed.tokens, packed.tokens.length, this.config, "answerLogProbs");
+    const rowLengths = Int32Array.from(batch.prompts, (p, b) => p.length + batch.answers[b]!.length);
+    const frame = { batchSize: packed.batchSize, length: packed.length, rowLengths };
     const layout = this.layout(packed.tokens, frame);
     return tf.tidy(() => {
       const hidden = this.run(packed.tokens, frame, layout);
-      // Only positions that predict an answer byte go through the output layer.
-      const selected = tf.gather(hidden, tf.tensor1d(packed.predictorRows, "int32"));
-      const logProbs = tf.logSoftmax(tf.div(tf.matMul(selected, this.output), temperature));
-      const targets = tf.cast(tf.oneHot(tf.tensor1d(packed.targets, "int32"), this.config.vocabSize), "float32");
-      const picked = tf.sum(tf.mul(logProbs, targets), 1);
-      const mask = tf.tensor2d(packed.mask, [packed.batchSize, packed.maxAnswer]);
-      return {
-        logProbs: tf.mul(picked.reshape([packed.batchSize, packed.maxAnswer]), mask) as tf.Tensor2D,
-        mask,
-      };
+      const temperature = options.temperature ?? 1;
+      const { logProbs, mask } = answerLogProbsFromHidden(
+        hidden,
+        packed,
+        (rows) => tf.matMul(rows, this.output),
+        temperature,
+      );
+      return { logProbs, mask };
     });
   }
 
@@ -315,6 +315,22 @@ export class BltPolicy implements Policy {
     } finally {
       result.dispose();
     }
+  }
+
+  /**
+   * The global entropy threshold at which this policy's entropy model cuts `windows` into patches
+   * of `meanPatchLength` bytes on average: a patch starts where H > threshold, so the threshold is
+   * the entropy quantile at 1 − 1/meanPatchLength. Put it in the config (the config travels with
+   * the weights, so every actor patches alike).
+   */
+  entropyThresholdFor(windows: readonly Int32Array[], meanPatchLength: number): number {
+    if (!(meanPatchLength >= 1))
+      throw new Error(`entropyThresholdFor: meanPatchLength must be ≥ 1, got ${meanPatchLength}`);
+    const all: number[] = [];
+    for (const w of windows) all.push(...this.entropies(w, 1, w.length));
+    if (all.length === 0) throw new Error("entropyThresholdFor: no bytes");
+    all.sort((a, b) => a - b);
+    return all[Math.min(all.length - 1, Math.floor(all.length * (1 - 1 / meanPatchLength)))]!;
   }
 
   async exportWeights(): Promise<Uint8Array> {
@@ -397,7 +413,7 @@ export class BltPolicy implements Policy {
     let x = tf.add(tf.gather(this.byteEmbedding, tf.tensor1d(tokens, "int32")), hashed) as tf.Tensor2D;
 
     const localBias = windowCausalBias(N, local.window);
-    const localRope = ropeTables(N, dL / local.heads);
+    const localRope = positionTables(N, dL / local.heads);
     const localShape = { batch: B, length: N, heads: local.heads };
     for (const block of this.encoder) x = runBlock(block, x, localShape, localBias, localRope);
     const encoded = x;
@@ -419,7 +435,7 @@ export class BltPolicy implements Policy {
 
     let g = tf.matMul(patches, this.toGlobal) as tf.Tensor2D;
     const globalBias = windowCausalBias(G, G);
-    const globalRope = ropeTables(G, dG / global.heads);
+    const globalRope = positionTables(G, dG / global.heads);
     for (const block of this.global)
       g = runBlock(block, g, { batch: B, length: G, heads: global.heads }, globalBias, globalRope);
     const slots = rmsNorm(
@@ -500,40 +516,6 @@ function entropyModelConfig(config: BltConfig): DenseConfig {
     dFF,
     positions: "rope",
   };
-}
-
-/** Rows `prompt ++ answer` right-padded, with the predictor row and target of every answer byte. */
-function packRows(batch: PromptAnswerBatch, config: BltConfig) {
-  const B = batch.prompts.length;
-  if (B === 0) throw new Error("answerLogProbs: empty batch");
-  if (batch.answers.length !== B) throw new Error(`answerLogProbs: ${B} prompts but ${batch.answers.length} answers`);
-  if (batch.prompts.some((p) => p.length === 0))
-    throw new Error("answerLogProbs: every prompt needs at least one token");
-  const rowLengths = Int32Array.from(batch.prompts, (p, b) => p.length + batch.answers[b]!.length);
-  const length = Math.max(...rowLengths);
-  if (length > config.maxSeqLen) {
-    throw new Error(`answerLogProbs: a prompt + answer has ${length} bytes, maxSeqLen is ${config.maxSeqLen}`);
-  }
-  const maxAnswer = Math.max(1, ...batch.answers.map((a) => a.length));
-  const tokens = new Int32Array(B * length).fill(PAD);
-  const predictorRows = new Int32Array(B * maxAnswer);
-  const targets = new Int32Array(B * maxAnswer).fill(PAD);
-  const mask = new Float32Array(B * maxAnswer);
-  for (let b = 0; b < B; b++) {
-    const prompt = batch.prompts[b]!;
-    const answer = batch.answers[b]!;
-    tokens.set(prompt, b * length);
-    tokens.set(answer, b * length + prompt.length);
-    for (let j = 0; j < answer.length; j++) {
-      predictorRows[b * maxAnswer + j] = b * length + prompt.length + j - 1;
-      targets[b * maxAnswer + j] = answer[j]!;
-      mask[b * maxAnswer + j] = 1;
-    }
-    // padding slots point at the row's first position; the mask zeroes them
-    for (let j = answer.length; j < maxAnswer; j++) predictorRows[b * maxAnswer + j] = b * length;
-  }
-  checkTokens(tokens, tokens.length, config, "answerLogProbs");
-  return { tokens, batchSize: B, length, rowLengths, maxAnswer, predictorRows, targets, mask };
 }
 
 function checkTokens(tokens: Int32Array, expected: number, config: BltConfig, caller: string): void {
