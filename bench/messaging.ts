@@ -4,7 +4,7 @@
  *   2. core pub/sub throughput through factrl (schema validation included) vs the raw client
  *   3. JetStream publish → pull-consume → ack throughput of rollout groups
  *   4. 4 MB and 20 MB weight blobs through factrl vs raw Object Store put/get
- * Run: node bin/run-ts.mjs bench/messaging.ts [--quick]
+ * Run: node bin/run-ts.mjs bench/messaging.ts [--quick] [codec|pubsub|workqueue|blobs …]
  */
 import { Objm } from "@nats-io/obj";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -36,6 +36,9 @@ import {
 import { sampleRolloutGroup } from "../test/messaging/fixtures.ts";
 
 const quick = process.argv.includes("--quick");
+// Sections to run (codec, pubsub, workqueue, blobs); all when none is named.
+const sections = process.argv.slice(2).filter((arg) => !arg.startsWith("--"));
+const wanted = (section: string) => sections.length === 0 || sections.includes(section);
 const scale = quick ? 0.2 : 1;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
 const fmt = (n: number, digits = 0) =>
@@ -290,10 +293,10 @@ async function benchBlobs(url: string) {
 const server = await startLocalServer();
 try {
   console.log(`factrl messaging benchmarks${quick ? " (quick)" : ""} — node ${process.version}, nats-server 2.9`);
-  benchCodec();
-  await benchPubSub(server.url);
-  await benchWorkQueue(server.url);
-  await benchBlobs(server.url);
+  if (wanted("codec")) benchCodec();
+  if (wanted("pubsub")) await benchPubSub(server.url);
+  if (wanted("workqueue")) await benchWorkQueue(server.url);
+  if (wanted("blobs")) await benchBlobs(server.url);
 } finally {
   await server.stop();
 }
