@@ -3,10 +3,11 @@
  * positions, a SiLU MLP and an untied output projection.
  *
  * Laid out for the wasm backend's fast paths: every projection is one plain 2-D matMul on
- * [B·T, d]; heads are folded into the batch dimension once per layer with a 4-D transpose, and K
- * is transposed at that moment ([B·H, dh, S]), so the attention products are plain (no
- * transposeA/transposeB) batched matMuls. The KV cache keeps K already transposed and V as
- * [B·H, S, dh]; a decode step appends one position to each.
+ * [B·T, d]; heads are folded into the batch dimension once per layer with a 4-D transpose. The
+ * attention products are batched matMuls (Q·Kᵀ with transposeB), which the native GEMM
+ * (models/native-gemm.ts) runs at full speed; plain wasm runs every batched product on its slow
+ * path, transposed or not. The KV cache keeps K and V as [B·H, S, dh]; a decode step appends one
+ * position to each, a contiguous block per head.
  */
 import * as tf from "@tensorflow/tfjs";
 import type {
@@ -54,9 +55,13 @@ interface Layer {
   readonly w2: tf.Variable;
 }
 
-/** Per layer: K transposed [B·H, dh, S] and V [B·H, S, dh] for every position seen so far. */
+/**
+ * Per layer: K and V [B·H, S, dh] for every position seen so far. Both grow along S, which is
+ * contiguous per head, so appending a position copies whole blocks (K stored transposed,
+ * [B·H, dh, S], made every decode step copy B·H·dh runs of S floats: 60 % of sampling time).
+ */
 export interface LayerCache {
-  kT: tf.Tensor3D;
+  k: tf.Tensor3D;
   v: tf.Tensor3D;
 }
 
@@ -273,22 +278,22 @@ export function attendHeads(
     q = applyRope(q, rope);
     k = applyRope(k, rope);
   }
-  const qHeads = q.transpose([0, 2, 1, 3]).reshape([B * H, T, dh]) as tf.Tensor3D;
-  const newKT = k.transpose([0, 2, 3, 1]).reshape([B * H, dh, T]) as tf.Tensor3D;
-  const newV = split(vRows)
-    .transpose([0, 2, 1, 3])
-    .reshape([B * H, T, dh]) as tf.Tensor3D;
-  const kT = past ? tf.concat([past.kT, newKT], 2) : newKT;
+  const heads = (x: tf.Tensor4D) => x.transpose([0, 2, 1, 3]).reshape([B * H, T, dh]) as tf.Tensor3D;
+  // The 1/√dh scale on Q, not on the scores: T·dh elements instead of T·S.
+  const qHeads = heads(tf.mul(q, 1 / Math.sqrt(dh)));
+  const newK = heads(k);
+  const newV = heads(split(vRows));
+  const kAll = past ? tf.concat([past.k, newK], 1) : newK;
   const v = past ? tf.concat([past.v, newV], 1) : newV;
-  const S = kT.shape[2];
-  const scores = tf.mul(tf.matMul(qHeads, kT), 1 / Math.sqrt(dh)).reshape([B, H, T, S]);
+  const S = kAll.shape[1];
+  const scores = tf.matMul(qHeads, kAll, false, true).reshape([B, H, T, S]);
   const weights = tf.softmax(tf.add(scores, frame.bias)).reshape([B * H, T, S]) as tf.Tensor3D;
   const context = tf
     .matMul(weights, v)
     .reshape([B, H, T, dh])
     .transpose([0, 2, 1, 3])
     .reshape([B * T, H * dh]) as tf.Tensor2D;
-  return { context, cache: { kT, v } };
+  return { context, cache: { k: kAll, v } };
 }
 
 export interface RopeTables {
@@ -570,7 +575,7 @@ class CachedDecodeSession implements DecodeSession {
 
   private disposeCaches(): void {
     for (const c of this.caches) {
-      c.kT.dispose();
+      c.k.dispose();
       c.v.dispose();
     }
   }
@@ -578,7 +583,7 @@ class CachedDecodeSession implements DecodeSession {
 
 /** Inside a tidy: keeps a cache that must outlive it. */
 export function keepCache(cache: LayerCache): LayerCache {
-  return { kT: tf.keep(cache.kT), v: tf.keep(cache.v) };
+  return { k: tf.keep(cache.k), v: tf.keep(cache.v) };
 }
 
 /** Throws one error naming every bad field. */
