@@ -18,6 +18,8 @@ export interface FactualityStats {
   readonly meanSupported: number;
   /** Mean generated tokens per answer. */
   readonly meanTokens: number;
+  /** Share of claims whose subject is the entity the prompt asks about (the rest are off-topic). */
+  readonly onTopicClaimRate: number;
 }
 
 export interface FactualityReport extends FactualityStats {
@@ -49,6 +51,8 @@ interface Scored {
   readonly precision: number;
   readonly supported: number;
   readonly tokens: number;
+  readonly onTopicClaims: number;
+  readonly allClaims: number;
 }
 
 export async function evaluateFactuality(
@@ -79,6 +83,8 @@ export async function evaluateFactuality(
         precision: claims > 0 ? analysis.supported / claims : 0,
         supported: analysis.supported,
         tokens: sequence.tokens.length,
+        onTopicClaims: analysis.claims.filter((c) => c.subject === prompt.focus.entity).length,
+        allClaims: analysis.claims.length,
       });
       if (samples.length < 6 && at + i < prompts.length)
         samples.push({ prompt: prompt.text, bucket: prompt.bucket, answer: text });
@@ -87,6 +93,7 @@ export async function evaluateFactuality(
   const stats = (rows: readonly Scored[]): FactualityStats => {
     const formed = rows.filter((r) => r.wellFormed);
     const claiming = formed.filter((r) => r.claims > 0);
+    const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
     const mean = (xs: readonly number[]) => (xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
     return {
       answers: rows.length,
@@ -95,6 +102,7 @@ export async function evaluateFactuality(
       hallucinationRate: 1 - mean(claiming.map((r) => r.precision)),
       meanSupported: mean(rows.map((r) => r.supported)),
       meanTokens: mean(rows.map((r) => r.tokens)),
+      onTopicClaimRate: sum(rows.map((r) => r.onTopicClaims)) / sum(rows.map((r) => r.allClaims)),
     };
   };
   return {
