@@ -1,5 +1,7 @@
 /** The actor runtime, the role registry and the launcher: what other parts may use. */
+export { curatorRole } from "./curator.ts";
 export { echoRole } from "./echo.ts";
+export { evaluationSample, type FactWorldEnvironment, factWorldEnvironment, hash32 } from "./environment.ts";
 export {
   ExperimentFailed,
   LAUNCHER_CONTROL_ROLE,
@@ -9,7 +11,10 @@ export {
   natsUrlFile,
   recordedNatsUrl,
 } from "./launcher.ts";
+export { followPolicy, type PolicyFollower, type PolicyInUse } from "./policy-sync.ts";
+export { rewardRole } from "./reward.ts";
 export { findRole, roleRegistry } from "./roles.ts";
+export { rolloutRole } from "./rollout.ts";
 export {
   type ActorContext,
   ActorGaveUp,
@@ -21,3 +26,4 @@ export {
   runActor,
 } from "./runtime.ts";
 export { type ActorStatus, listActors } from "./runtime-status.ts";
+export { useBackend } from "./tf-backend.ts";

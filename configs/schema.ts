@@ -151,6 +151,12 @@ export const ModelSection = Schema.Struct({
   maxSeqLen: setting(PositiveInt, 256, "Longest sequence (prompt + answer), in tokens."),
   positions: setting(Schema.Literal("rope", "learned"), "rope", "Position encoding: rope | learned."),
   init: optional(NonEmptyString, "Checkpoint to start from (e.g. a pretrained policy); absent: random init."),
+  backend: setting(
+    Schema.Literal("auto", "tensorflow", "wasm", "cpu"),
+    "auto",
+    "tfjs backend: auto picks tensorflow (tfjs-node-gpu, tfjs-node) > wasm + native GEMM > wasm > cpu.",
+  ),
+  threads: setting(PositiveInt, 1, "BLAS threads per process for the native GEMM (actors share the machine)."),
 }).pipe(
   Schema.filter((model) =>
     model.dModel % model.heads === 0
@@ -240,9 +246,16 @@ export const RewardsSection = Schema.Struct({
       { name: "format", weight: 1, options: {} },
       { name: "precision", weight: 1, options: {} },
       { name: "detail", weight: 0.1, options: {} },
-      { name: "relevance", weight: 0.1, options: {} },
+      { name: "relevance", weight: 0.5, options: {} },
     ],
-    "Reward terms and weights (the paper's P + λ·D + μ·R, plus the format penalty).",
+    "Reward terms and weights (the paper's P + λ·D + μ·R, plus the format penalty). μ = 0.5 because with " +
+      "μ = 0.1 padding an answer with five true off-topic facts already beats the on-topic answer (docs/rewards.md).",
+  ),
+  reference: setting(
+    Schema.Literal("initial-policy", "knowledge-base"),
+    "initial-policy",
+    "What the relevance judge compares an answer with: the initial policy's answer to the same prompt (the " +
+      "paper's choice) or a reference answer rendered from the knowledge base.",
   ),
   timeoutMs: setting(PositiveInt, 30_000, "Give up on one module's score after this long."),
   retries: setting(NonNegativeInt, 2, "Retries of a failed remote score before the answer is counted as failed."),

@@ -50,3 +50,17 @@ export const CURATOR_CURSOR_KEY: StateKey<CuratorCursor, typeof CuratorCursor.En
   key: "curator-cursor",
   schema: CuratorCursor,
 };
+
+/** Written by the evaluator once the final policy is evaluated and the report is on disk. */
+export const EvaluationDone = Schema.Struct({
+  /** The policy version of the final evaluation. */
+  finalVersion: Count,
+  /** Where the report was written (on the evaluator's host). */
+  report: Schema.String,
+});
+export type EvaluationDone = typeof EvaluationDone.Type;
+
+export const EVALUATION_DONE_KEY: StateKey<EvaluationDone, typeof EvaluationDone.Encoded> = {
+  key: "evaluation-done",
+  schema: EvaluationDone,
+};

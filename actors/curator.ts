@@ -1,0 +1,87 @@
+/**
+ * curator: picks training prompts and keeps at most `curation.maxGroupsInFlight` prompt groups in
+ * the pipeline (credit-based flow control, so queues stay short and rollouts stay fresh).
+ *
+ * Credits come back as groups are settled: used, dropped as stale or zero-variance by the learner
+ * (its progress in KV), or dead-lettered anywhere on the way. Group ids are `g<sequence>` and the
+ * prompt of a sequence number is a pure function of the seed, so a restarted curator republishes
+ * the same group under the same msgID (a no-op) and continues from its cursor in KV.
+ *
+ * Subjects: publishes PromptGroup to the `prompts` work queue; reads KV `learner-progress`,
+ * writes KV `curator-cursor`.
+ */
+import { Duration, Effect, Option, Queue } from "effect";
+import type { Prompt } from "../envs/index.ts";
+import { deadLetterCount, getState, publishWork, putState, watchState } from "../messaging/index.ts";
+import { CURATOR_CURSOR_KEY, LEARNER_PROGRESS_KEY, type LearnerProgress } from "../messaging/pipeline-state.ts";
+import { promptTokens } from "../models/prompt-format.ts";
+import { factWorldEnvironment, hash32 } from "./environment.ts";
+import type { RoleDefinition } from "./runtime.ts";
+
+/** How often credits are recounted when no learner progress arrives (dead letters do not announce themselves). */
+const RECOUNT_EVERY = Duration.seconds(2);
+
+/** Uniform sampling: the prompt of group `sequence` depends only on the seed (deterministic across restarts). */
+export const uniformPrompt = (prompts: readonly Prompt[], seed: number, sequence: number): Prompt =>
+  prompts[hash32(`${seed}:${sequence}`) % prompts.length]!;
+
+/** Groups that left the pipeline: every group ends used, stale, zero-variance or dead-lettered. */
+export const settledGroups = (progress: LearnerProgress | undefined, deadLettered: number): number =>
+  (progress ? progress.consumed + progress.stale + progress.zeroVariance : 0) + deadLettered;
+
+export const curatorRole: RoleDefinition = {
+  name: "curator",
+  description: "picks training prompts; keeps at most curation.maxGroupsInFlight prompt groups in flight",
+  start: (actor) =>
+    Effect.gen(function* () {
+      const { config } = actor;
+      const { train, tokenizer } = factWorldEnvironment(config.env);
+      if (train.length === 0) return yield* Effect.dieMessage("the environment has no training prompts");
+      const progressUpdates = yield* watchState(LEARNER_PROGRESS_KEY);
+      let published = (yield* getState(CURATOR_CURSOR_KEY))?.value.published ?? 0;
+      let progress = (yield* getState(LEARNER_PROGRESS_KEY))?.value;
+
+      const deadLettered = Effect.all(
+        [deadLetterCount("prompts"), deadLetterCount("rollouts"), deadLetterCount("scored")],
+        { concurrency: "unbounded" },
+      ).pipe(Effect.map((counts) => counts.reduce((a, b) => a + b, 0)));
+
+      const publishGroup = (sequence: number) => {
+        const prompt = uniformPrompt(train, config.seed, sequence);
+        const groupId = `g${sequence}`;
+        return publishWork(
+          "prompts",
+          {
+            groupId,
+            promptId: prompt.id,
+            suite: prompt.suite,
+            prompt: prompt.text,
+            promptTokens: promptTokens(tokenizer, prompt.text) as Int32Array<ArrayBuffer>,
+            focus: prompt.focus.entity,
+            meta: { bucket: prompt.bucket, split: prompt.split },
+            groupSize: config.rollout.groupSize,
+            createdAt: Date.now(),
+          },
+          { msgId: groupId },
+        );
+      };
+
+      return Effect.gen(function* () {
+        while (!progress?.done && !actor.isDraining()) {
+          const inFlight = published - settledGroups(progress, yield* deadLettered);
+          const credits = config.curation.maxGroupsInFlight - inFlight;
+          for (let i = 0; i < credits && !actor.isDraining(); i++) {
+            yield* actor.inHand(publishGroup(published));
+            published += 1;
+            yield* putState(CURATOR_CURSOR_KEY, { published });
+            actor.recordProcessed();
+          }
+          const next = yield* Queue.take(progressUpdates).pipe(Effect.timeout(RECOUNT_EVERY), Effect.option);
+          if (Option.isSome(next)) progress = next.value.value;
+          const newer = yield* Queue.takeAll(progressUpdates);
+          for (const entry of newer) progress = entry.value;
+        }
+        yield* Effect.logInfo(`curator stops: ${published} groups published`);
+      });
+    }),
+};

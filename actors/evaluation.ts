@@ -1,0 +1,97 @@
+/**
+ * Evaluating a policy on FactWorld's evaluation prompts: sample one answer per prompt with a fixed
+ * seed, score it with the experiment's reward pipeline (against reference answers, for relevance),
+ * and summarise per suite — hallucination rate, detail, relevance win rate, abstention, length.
+ * Used by the evaluator actor, `factrl eval` and the report.
+ */
+import type { Prompt, WordTokenizer } from "../envs/index.ts";
+import { answerText, type Policy } from "../models/index.ts";
+import { promptTokens } from "../models/prompt-format.ts";
+import {
+  type AnswerResult,
+  answerResultOf,
+  type FactualityMetrics,
+  type RewardPipeline,
+  summarize,
+  summarizeBy,
+} from "../rewards/index.ts";
+
+export interface EvaluationSampling {
+  readonly temperature: number;
+  readonly topP: number;
+  readonly maxNewTokens: number;
+  readonly seed: number;
+  readonly batch: number;
+}
+
+export interface EvaluatedAnswer extends AnswerResult {
+  readonly promptId: string;
+  readonly suite: string;
+  readonly bucket: string;
+  readonly answer: string;
+  readonly reward: number;
+}
+
+export interface EvaluationResult {
+  readonly version: number;
+  readonly overall: FactualityMetrics & { readonly reward: number };
+  /** Per suite, in the order the prompts came. */
+  readonly bySuite: Readonly<Record<string, FactualityMetrics>>;
+  readonly byBucket: Readonly<Record<string, FactualityMetrics>>;
+  readonly answers: readonly EvaluatedAnswer[];
+}
+
+/** Answers every prompt once (batched, seeded): the same seed and weights give the same answers. */
+export async function answerPrompts(
+  policy: Policy,
+  tokenizer: WordTokenizer,
+  prompts: readonly Prompt[],
+  sampling: EvaluationSampling,
+): Promise<string[]> {
+  const answers: string[] = [];
+  for (let at = 0; at < prompts.length; at += sampling.batch) {
+    const batch = prompts.slice(at, at + sampling.batch);
+    const result = await policy.sample(
+      batch.map((p) => promptTokens(tokenizer, p.text)),
+      { ...sampling, seed: sampling.seed + at, stopTokens: [tokenizer.specialTokens.eos] },
+    );
+    for (const sequence of result.sequences) answers.push(answerText(tokenizer, sequence.tokens));
+  }
+  return answers;
+}
+
+/** Scores answers (one per prompt) against `references` (one per prompt, or none: the knowledge base's). */
+export async function evaluateAnswers(
+  version: number,
+  prompts: readonly Prompt[],
+  answers: readonly string[],
+  pipeline: RewardPipeline,
+  references?: ReadonlyMap<string, string>,
+): Promise<EvaluationResult> {
+  const scores = await pipeline.score(
+    prompts.map((p, i) => {
+      const reference = references?.get(p.id);
+      return {
+        prompt: { id: p.id, text: p.text, focus: { entity: p.focus.entity, aspects: p.focus.aspects } },
+        answer: answers[i]!,
+        ...(reference === undefined ? {} : { reference }),
+      };
+    }),
+  );
+  const evaluated: EvaluatedAnswer[] = prompts.map((p, i) => ({
+    ...answerResultOf(scores[i]!, answers[i]!.split(" ").filter(Boolean).length),
+    promptId: p.id,
+    suite: p.suite,
+    bucket: p.bucket,
+    answer: answers[i]!,
+    reward: scores[i]!.reward,
+  }));
+  const reward = evaluated.reduce((a, r) => a + r.reward, 0) / Math.max(1, evaluated.length);
+  return {
+    version,
+    overall: { ...summarize(evaluated), reward },
+    bySuite: Object.fromEntries(summarizeBy(evaluated, (r) => r.suite)),
+    byBucket: Object.fromEntries(summarizeBy(evaluated, (r) => r.bucket)),
+    answers: evaluated,
+  };
+}

@@ -1,0 +1,137 @@
+/**
+ * evaluator: answers a fixed, seeded sample of FactWorld's evaluation prompts (every suite) with the
+ * initial policy, then with every `evaluation.every`-th published version and with the final one;
+ * scores them with the experiment's reward (relevance judged against the initial policy's answers)
+ * and publishes the metrics. After the final version it writes `runs/<experiment>/report.md`
+ * (initial vs RL policy per suite and on average) and marks the evaluation done in KV.
+ *
+ * Subjects: reads KV `policy` and `learner-progress`, weights from the object store; publishes
+ * MetricsEvent on `metrics.evaluator`; writes KV `evaluation-done`.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Duration, Effect } from "effect";
+import { Experiment, getState, Nats, POLICY_KEY, publishMessage, putState } from "../messaging/index.ts";
+import { EVALUATION_DONE_KEY, LEARNER_PROGRESS_KEY } from "../messaging/pipeline-state.ts";
+import type { Policy } from "../models/index.ts";
+import { createRewardPipeline } from "../rewards/index.ts";
+import { evaluationSample, factWorldEnvironment } from "./environment.ts";
+import { answerPrompts, type EvaluationResult, evaluateAnswers } from "./evaluation.ts";
+import { followPolicy } from "./policy-sync.ts";
+import { renderReport } from "./report.ts";
+import type { RoleDefinition } from "./runtime.ts";
+import { useBackend } from "./tf-backend.ts";
+
+const POLL = Duration.seconds(1);
+
+export const evaluatorRole: RoleDefinition = {
+  name: "evaluator",
+  description: "evaluates the initial, periodic and final policies on every suite; writes the report",
+  start: (actor) =>
+    Effect.gen(function* () {
+      const { config } = actor;
+      yield* useBackend(config, actor);
+      const { subjects } = yield* Experiment;
+      const { connection } = yield* Nats;
+      const env = factWorldEnvironment(config.env);
+      const prompts = evaluationSample(env.eval, config.evaluation.promptsPerSuite, config.evaluation.seed);
+      const pipeline = yield* Effect.acquireRelease(
+        Effect.promise(() =>
+          createRewardPipeline(
+            { modules: config.rewards.modules, timeoutMs: config.rewards.timeoutMs, retries: config.rewards.retries },
+            { world: env.world, prompts: [...env.train, ...env.eval], nats: connection },
+          ),
+        ),
+        (p) => Effect.promise(() => p.close()),
+      );
+      const follower = yield* followPolicy;
+      const outDir = join(config.output.dir, config.experiment, "eval");
+      const sampling = {
+        temperature: config.rollout.temperature,
+        topP: config.rollout.topP,
+        maxNewTokens: config.rollout.maxNewTokens,
+        seed: config.evaluation.seed,
+        batch: Math.max(1, config.rollout.batch * config.rollout.groupSize),
+      };
+      const startedAt = Date.now();
+
+      const evaluate = (policy: Policy, version: number, references: ReadonlyMap<string, string>) =>
+        Effect.gen(function* () {
+          const began = Date.now();
+          const answers = yield* Effect.promise(() => answerPrompts(policy, env.tokenizer, prompts, sampling));
+          const result = yield* Effect.promise(() => evaluateAnswers(version, prompts, answers, pipeline, references));
+          yield* Effect.promise(async () => {
+            await mkdir(outDir, { recursive: true });
+            await writeFile(join(outDir, `v${version}.json`), `${JSON.stringify(result, null, 1)}\n`);
+          });
+          const o = result.overall;
+          const values: Record<string, number> = {
+            "eval.reward": o.reward,
+            "eval.seconds": (Date.now() - began) / 1000,
+          };
+          for (const [key, value] of Object.entries({
+            hallucinationRate: o.hallucinationRate,
+            detail: o.detail,
+            relevanceWinRate: o.relevanceWinRate,
+            abstentionRate: o.abstentionRate,
+            meanLength: o.meanLength,
+          }))
+            if (value !== null) values[`eval.${key}`] = value;
+          yield* publishMessage(subjects.metrics("evaluator"), "MetricsEvent", {
+            source: actor.id,
+            values,
+            tags: { role: "evaluator", policyVersion: String(version) },
+          });
+          actor.recordProcessed(prompts.length);
+          yield* Effect.logInfo(
+            `evaluated policy v${version}: hallucination ${o.hallucinationRate?.toFixed(3)}, detail ${o.detail?.toFixed(2)}, ` +
+              `relevance ${o.relevanceWinRate?.toFixed(3)}, reward ${o.reward.toFixed(3)}`,
+          );
+          return result;
+        });
+
+      return Effect.gen(function* () {
+        // The initial policy: its answers are the relevance references for every later version.
+        const initial = yield* follower.loadVersion(0);
+        const initialAnswers = yield* Effect.promise(() => answerPrompts(initial, env.tokenizer, prompts, sampling));
+        initial.dispose();
+        const references = new Map(prompts.map((p, i) => [p.id, initialAnswers[i]!]));
+        const before: EvaluationResult = yield* Effect.promise(() =>
+          evaluateAnswers(0, prompts, initialAnswers, pipeline, references),
+        );
+        yield* Effect.promise(async () => {
+          await mkdir(outDir, { recursive: true });
+          await writeFile(join(outDir, "v0.json"), `${JSON.stringify(before, null, 1)}\n`);
+        });
+        let lastEvaluated = 0;
+        for (;;) {
+          const progress = (yield* getState(LEARNER_PROGRESS_KEY))?.value;
+          const pointer = (yield* getState(POLICY_KEY))?.value;
+          const final = progress?.done === true && pointer !== undefined && pointer.version === progress.policyVersion;
+          const due =
+            config.evaluation.every > 0 &&
+            pointer !== undefined &&
+            pointer.version >= lastEvaluated + config.evaluation.every;
+          if (final || due) {
+            const { policy, version } = yield* follower.current;
+            actor.setPolicyVersion(version);
+            const after = yield* evaluate(policy, version, references);
+            lastEvaluated = version;
+            if (final && version === progress!.policyVersion) {
+              const report = join(config.output.dir, config.experiment, "report.md");
+              const text = renderReport(config.experiment, before, after, {
+                steps: progress!.step,
+                wallSeconds: (Date.now() - startedAt) / 1000,
+              });
+              yield* Effect.promise(() => writeFile(report, text));
+              yield* putState(EVALUATION_DONE_KEY, { finalVersion: version, report });
+              yield* Effect.logInfo(`report written to ${report}`);
+              return;
+            }
+          }
+          if (actor.isDraining()) return;
+          yield* Effect.sleep(POLL);
+        }
+      });
+    }),
+};

@@ -1,0 +1,82 @@
+/**
+ * monitor: collects every metrics event and heartbeat of the experiment into
+ * `runs/<experiment>/metrics.jsonl` (one JSON object a line: time, subject, type, sender, body), and
+ * publishes a one-line summary (`metrics.monitor`) that the launcher's progress display shows:
+ * learner step and reward, rollout throughput, the latest evaluation.
+ *
+ * Subjects: subscribes `metrics.>` and `heartbeat.>`; publishes MetricsEvent on `metrics.monitor`.
+ */
+import { createWriteStream } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { Chunk, Duration, Effect, Queue, Schedule } from "effect";
+import { Experiment, publishMessage, subscribe } from "../messaging/index.ts";
+import type { RoleDefinition } from "./runtime.ts";
+
+/** The summary the launcher shows: the newest value of each of these metrics. */
+const SUMMARY_KEYS = [
+  "learner.step",
+  "learner.rewardMean",
+  "learner.policyVersion",
+  "learner.stale",
+  "rollout.tokensPerSecond",
+  "eval.hallucinationRate",
+  "eval.detail",
+] as const;
+const SUMMARY_EVERY = Duration.seconds(1);
+
+export const monitorRole: RoleDefinition = {
+  name: "monitor",
+  description: "writes metrics and heartbeats to runs/<experiment>/metrics.jsonl; summarises progress",
+  start: (actor) =>
+    Effect.gen(function* () {
+      const { config } = actor;
+      const { subjects } = yield* Experiment;
+      const dir = join(config.output.dir, config.experiment);
+      yield* Effect.promise(() => mkdir(dir, { recursive: true }));
+      const file = yield* Effect.acquireRelease(
+        Effect.sync(() => createWriteStream(join(dir, "metrics.jsonl"), { flags: "a" })),
+        (stream) =>
+          Effect.async<void>((resume) => {
+            stream.end(() => resume(Effect.void));
+          }),
+      );
+      const metrics = yield* subscribe(subjects.allMetrics, ["MetricsEvent"]);
+      const heartbeats = yield* subscribe(subjects.allHeartbeats, ["Heartbeat"]);
+      const latest = new Map<string, number>();
+
+      const record = (subject: string, type: string, sender: string, sentAt: number, body: unknown) => {
+        file.write(`${JSON.stringify({ time: sentAt, subject, type, sender, body })}\n`);
+        actor.recordProcessed();
+      };
+
+      const collectMetrics = Effect.gen(function* () {
+        const batch = yield* Queue.takeBetween(metrics.messages, 1, 1_000);
+        for (const message of Chunk.toReadonlyArray(batch)) {
+          if (message.sender === actor.id) continue;
+          record(metrics.subject, message.type, message.sender, message.sentAt, message.body);
+          const { values, step } = message.body;
+          if (step !== undefined && message.body.tags.role === "learner") latest.set("learner.step", step);
+          for (const [key, value] of Object.entries(values)) latest.set(key, value);
+        }
+      }).pipe(Effect.forever);
+
+      const collectHeartbeats = Effect.gen(function* () {
+        const batch = yield* Queue.takeBetween(heartbeats.messages, 1, 1_000);
+        for (const message of Chunk.toReadonlyArray(batch))
+          record(heartbeats.subject, message.type, message.sender, message.sentAt, message.body);
+      }).pipe(Effect.forever);
+
+      const summarise = Effect.gen(function* () {
+        const values = Object.fromEntries(SUMMARY_KEYS.flatMap((k) => (latest.has(k) ? [[k, latest.get(k)!]] : [])));
+        if (Object.keys(values).length === 0) return;
+        yield* publishMessage(subjects.metrics("monitor"), "MetricsEvent", {
+          source: actor.id,
+          values,
+          tags: { role: "monitor", kind: "summary" },
+        });
+      }).pipe(Effect.repeat(Schedule.spaced(SUMMARY_EVERY)));
+
+      return Effect.all([collectMetrics, collectHeartbeats, summarise], { concurrency: "unbounded", discard: true });
+    }),
+};

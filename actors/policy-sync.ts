@@ -1,0 +1,93 @@
+/**
+ * Following the learner's policy: the learner stores each version's weights in the object store and
+ * then points the `policy` KV key at them; rollout actors and the evaluator watch that key and load
+ * a newer version between batches (never in the middle of one, so every rollout has one version).
+ */
+import { Effect, Queue, type Scope } from "effect";
+import {
+  type BlobError,
+  type Experiment,
+  getBlob,
+  getState,
+  type Nats,
+  POLICY_KEY,
+  type PolicyPointer,
+  type StateError,
+  watchState,
+  weightsBlobName,
+} from "../messaging/index.ts";
+import { POLICY_ARCHITECTURE_KEY } from "../messaging/pipeline-state.ts";
+import { buildPolicy, type Policy, type PolicyConfigBase } from "../models/index.ts";
+
+export interface PolicyInUse {
+  readonly policy: Policy;
+  readonly version: number;
+}
+
+export interface PolicyFollower {
+  /** The newest version announced so far (maybe not loaded yet). */
+  readonly announced: () => PolicyPointer | undefined;
+  /** The policy at the newest announced version: loads it if it is newer than the one in use; waits for the first. */
+  readonly current: Effect.Effect<PolicyInUse, BlobError | StateError, Nats | Experiment>;
+  /** A separate policy instance at one fixed version (e.g. the initial policy, for references). */
+  readonly loadVersion: (version: number) => Effect.Effect<Policy, BlobError | StateError, Nats | Experiment>;
+}
+
+/** Builds an empty policy of the published architecture (waiting for the learner to publish it). */
+const buildPublishedArchitecture = Effect.gen(function* () {
+  for (;;) {
+    const entry = yield* getState(POLICY_ARCHITECTURE_KEY);
+    if (entry) return buildPolicy(entry.value as unknown as PolicyConfigBase);
+    yield* Effect.sleep("200 millis");
+  }
+});
+
+export const followPolicy: Effect.Effect<PolicyFollower, StateError, Nats | Experiment | Scope.Scope> = Effect.gen(
+  function* () {
+    const updates = yield* watchState(POLICY_KEY);
+    let announced: PolicyPointer | undefined;
+    let inUse: { policy: Policy; version: number } | undefined;
+
+    const drainUpdates = Effect.gen(function* () {
+      const pending = yield* Queue.takeAll(updates);
+      for (const entry of pending) if (!announced || entry.value.version > announced.version) announced = entry.value;
+    });
+
+    const load = (policy: Policy, pointer: PolicyPointer) =>
+      Effect.gen(function* () {
+        const bytes = yield* getBlob(pointer.weights);
+        yield* Effect.promise(() => policy.importWeights(bytes, pointer.weights));
+      });
+
+    const current: PolicyFollower["current"] = Effect.gen(function* () {
+      yield* drainUpdates;
+      if (!announced) {
+        const first = yield* Queue.take(updates);
+        announced = first.value;
+        yield* drainUpdates;
+      }
+      const target = announced;
+      if (!inUse) inUse = { policy: yield* buildPublishedArchitecture, version: -1 };
+      if (target.version > inUse.version) {
+        yield* load(inUse.policy, target);
+        inUse.version = target.version;
+        yield* Effect.logInfo(`loaded policy version ${target.version}`);
+      }
+      return { policy: inUse.policy, version: inUse.version };
+    });
+
+    const loadVersion: PolicyFollower["loadVersion"] = (version) =>
+      Effect.gen(function* () {
+        const policy = yield* buildPublishedArchitecture;
+        yield* load(policy, { version, weights: weightsBlobName(version), publishedAt: 0 });
+        return policy;
+      });
+
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        inUse?.policy.dispose();
+      }),
+    );
+    return { announced: () => announced, current, loadVersion };
+  },
+);

@@ -1,0 +1,109 @@
+/**
+ * The experiment's report: the initial (SFT) policy against the RL policy on every evaluation suite
+ * and on average (the mean over suites, as the paper averages over benchmarks). Pure: numbers in,
+ * Markdown out.
+ */
+import type { FactualityMetrics } from "../rewards/index.ts";
+import type { EvaluationResult } from "./evaluation.ts";
+
+export interface ComparisonRow {
+  readonly suite: string;
+  readonly before: FactualityMetrics;
+  readonly after: FactualityMetrics;
+}
+
+type Metric = "hallucinationRate" | "detail" | "relevanceWinRate" | "abstentionRate" | "meanLength";
+const METRICS: readonly Metric[] = ["hallucinationRate", "detail", "relevanceWinRate", "abstentionRate", "meanLength"];
+
+const mean = (values: readonly (number | null)[]): number | null => {
+  const present = values.filter((v): v is number => v !== null);
+  return present.length === 0 ? null : present.reduce((a, b) => a + b, 0) / present.length;
+};
+
+/** Per-suite rows plus the macro average over suites. */
+export function comparisonRows(before: EvaluationResult, after: EvaluationResult): ComparisonRow[] {
+  const suites = Object.keys(after.bySuite).filter((s) => before.bySuite[s]);
+  const rows = suites.map((suite) => ({ suite, before: before.bySuite[suite]!, after: after.bySuite[suite]! }));
+  const average = (side: "before" | "after"): FactualityMetrics => {
+    const metrics = Object.fromEntries(METRICS.map((m) => [m, mean(rows.map((r) => r[side][m]))]));
+    return {
+      answers: rows.reduce((n, r) => n + r[side].answers, 0),
+      malformedRate: mean(rows.map((r) => r[side].malformedRate)),
+      ...(metrics as Record<Metric, number | null>),
+    };
+  };
+  return [...rows, { suite: "average", before: average("before"), after: average("after") }];
+}
+
+const pct = (v: number | null) => (v === null ? "–" : `${(100 * v).toFixed(1)}%`);
+const num = (v: number | null, digits = 2) => (v === null ? "–" : v.toFixed(digits));
+
+export interface ReportVerdict {
+  readonly hallucinationDropPoints: number | null;
+  readonly detailChange: number | null;
+  readonly relevanceWinRate: number | null;
+  /** The quick start's goals: ≥ 10 pp less hallucination, ≤ 5 % less detail, win rate ≥ 50 %. */
+  readonly meetsGoals: boolean;
+}
+
+export function verdict(rows: readonly ComparisonRow[]): ReportVerdict {
+  const average = rows.find((r) => r.suite === "average");
+  const b = average?.before;
+  const a = average?.after;
+  const drop =
+    b?.hallucinationRate != null && a?.hallucinationRate != null
+      ? 100 * (b.hallucinationRate - a.hallucinationRate)
+      : null;
+  const detailChange = b?.detail != null && a?.detail != null && b.detail > 0 ? (a.detail - b.detail) / b.detail : null;
+  const win = a?.relevanceWinRate ?? null;
+  return {
+    hallucinationDropPoints: drop,
+    detailChange,
+    relevanceWinRate: win,
+    meetsGoals:
+      drop !== null && drop >= 10 && detailChange !== null && detailChange >= -0.05 && win !== null && win >= 0.5,
+  };
+}
+
+export function renderReport(
+  experiment: string,
+  before: EvaluationResult,
+  after: EvaluationResult,
+  context: { readonly steps: number; readonly wallSeconds: number },
+): string {
+  const rows = comparisonRows(before, after);
+  const v = verdict(rows);
+  const lines = [
+    `# ${experiment}: initial (SFT) policy vs RL policy`,
+    "",
+    `Policy versions ${before.version} → ${after.version} after ${context.steps} GRPO steps, ` +
+      `${Math.round(context.wallSeconds)} s of wall time. Relevance is the judge's win rate of each policy's ` +
+      "answers against the initial policy's answers to the same prompts (ties count half).",
+    "",
+    "| suite | hallucination SFT | hallucination RL | detail SFT | detail RL | relevance win RL | abstention SFT | abstention RL | length SFT | length RL |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ...rows
+      .map(({ suite, before: b, after: a }) =>
+        [
+          suite === "average" ? "**average**" : suite,
+          pct(b.hallucinationRate),
+          pct(a.hallucinationRate),
+          num(b.detail),
+          num(a.detail),
+          pct(a.relevanceWinRate),
+          pct(b.abstentionRate),
+          pct(a.abstentionRate),
+          num(b.meanLength, 1),
+          num(a.meanLength, 1),
+        ].join(" | "),
+      )
+      .map((row) => `| ${row} |`),
+    "",
+    `Hallucination rate ${v.hallucinationDropPoints === null ? "–" : `${v.hallucinationDropPoints >= 0 ? "−" : "+"}${Math.abs(v.hallucinationDropPoints).toFixed(1)} pp`}, ` +
+      `detail ${v.detailChange === null ? "–" : `${v.detailChange >= 0 ? "+" : "−"}${Math.abs(100 * v.detailChange).toFixed(1)} %`}, ` +
+      `relevance win rate ${pct(v.relevanceWinRate)}. ` +
+      `Goals (≥ 10 pp less hallucination, ≤ 5 % less detail, win rate ≥ 50 %): ${v.meetsGoals ? "met" : "not met"}.`,
+    "",
+  ];
+  return lines.join("\n");
+}

@@ -1,0 +1,77 @@
+/**
+ * reward: pulls rollout groups, scores every answer with the configured reward modules (built-ins,
+ * module files, NATS services, HTTP judges — rewards/), and publishes scored groups carrying every
+ * component and every per-answer failure. A module failing one answer never fails the group.
+ *
+ * Subjects: pulls RolloutGroup from the `rollouts` work queue, publishes ScoredGroup to `scored`
+ * (msgID = group id), metrics on `metrics.<id>`.
+ */
+import { Effect } from "effect";
+import { Experiment, Nats, publishMessage, publishWork, WorkOutcome } from "../messaging/index.ts";
+import { createRewardPipeline, type RewardItem } from "../rewards/index.ts";
+import { factWorldEnvironment } from "./environment.ts";
+import type { RoleDefinition } from "./runtime.ts";
+
+export const rewardRole: RoleDefinition = {
+  name: "reward",
+  description: "scores rollout groups with the reward modules; publishes scored groups",
+  start: (actor) =>
+    Effect.gen(function* () {
+      const { config } = actor;
+      const { subjects } = yield* Experiment;
+      const { connection } = yield* Nats;
+      const { world, train, eval: evalPrompts } = factWorldEnvironment(config.env);
+      const prompts = [...train, ...evalPrompts];
+      const focusById = new Map(prompts.map((p) => [p.id, p.focus]));
+      const pipeline = yield* Effect.acquireRelease(
+        Effect.promise(() =>
+          createRewardPipeline(
+            { modules: config.rewards.modules, timeoutMs: config.rewards.timeoutMs, retries: config.rewards.retries },
+            { world, prompts, nats: connection },
+          ),
+        ),
+        (p) => Effect.promise(() => p.close()),
+      );
+
+      return actor.consume("rollouts", (item) =>
+        Effect.gen(function* () {
+          const rollout = item.body;
+          const { group } = rollout;
+          const focus = focusById.get(group.promptId);
+          const prompt = {
+            id: group.promptId,
+            text: group.prompt,
+            ...(focus ? { focus: { entity: focus.entity, aspects: focus.aspects } } : {}),
+          };
+          const items: RewardItem[] = rollout.answers.map((answer) => ({
+            prompt,
+            answer: answer.text,
+            ...(rollout.reference === undefined ? {} : { reference: rollout.reference }),
+          }));
+          const scores = yield* Effect.promise(() => pipeline.score(items));
+          yield* publishWork(
+            "scored",
+            {
+              rollout,
+              scores: scores.map((s) => ({
+                reward: s.reward,
+                components: { ...s.components },
+                failures: [...s.failures],
+              })),
+              scorer: actor.id,
+              scoredAt: Date.now(),
+            },
+            { msgId: group.groupId },
+          );
+          const failures = scores.reduce((n, s) => n + s.failures.length, 0);
+          const mean = scores.reduce((a, s) => a + s.reward, 0) / Math.max(1, scores.length);
+          yield* publishMessage(subjects.metrics(actor.id), "MetricsEvent", {
+            source: actor.id,
+            values: { "reward.mean": mean, "reward.failures": failures, "reward.answers": scores.length },
+            tags: { role: "reward", policyVersion: String(rollout.policyVersion) },
+          });
+          return WorkOutcome.done;
+        }),
+      );
+    }),
+};

@@ -1,0 +1,163 @@
+/**
+ * rollout: pulls prompt groups, samples G answers to each with the current policy (tokens and the
+ * behaviour log-prob of every token), and publishes rollout groups. It loads a newer policy version
+ * between batches, so every group is sampled by exactly one version, which it records.
+ *
+ * With `rewards.reference: initial-policy` it also answers each prompt once with the frozen initial
+ * policy (version 0) — the relevance judge's reference — cached per prompt.
+ *
+ * Subjects: pulls PromptGroup from the `prompts` work queue (demand-driven: a busy actor takes
+ * nothing), publishes RolloutGroup to `rollouts` (msgID = group id), metrics on `metrics.<id>`.
+ */
+import { Duration, Effect, Fiber, Schedule } from "effect";
+import {
+  type Answer,
+  Experiment,
+  openWorkFetcher,
+  publishMessage,
+  publishWork,
+  type WorkItem,
+  WorkOutcome,
+} from "../messaging/index.ts";
+import { answerText, type Policy, type SampledSequence } from "../models/index.ts";
+import { factWorldEnvironment, hash32 } from "./environment.ts";
+import { followPolicy } from "./policy-sync.ts";
+import type { RoleDefinition } from "./runtime.ts";
+import { useBackend } from "./tf-backend.ts";
+
+/** How long one pull waits for prompt groups before asking again. */
+const PULL_EXPIRES_MS = 1_000;
+/** Tells the server the batch is still being worked on, well inside its ack wait. */
+const KEEP_ALIVE = Schedule.spaced(Duration.seconds(5));
+
+/** Runs `work` while telling the server every item is still in progress. */
+const keepingAlive = <A, E, R>(items: readonly WorkItem<"prompts">[], work: Effect.Effect<A, E, R>) =>
+  Effect.gen(function* () {
+    const ticker = yield* Effect.fork(
+      Effect.repeat(
+        Effect.forEach(items, (item) => item.working),
+        KEEP_ALIVE,
+      ).pipe(Effect.delay(Duration.seconds(5))),
+    );
+    return yield* work.pipe(Effect.ensuring(Fiber.interrupt(ticker)));
+  });
+
+const toAnswer = (sequence: SampledSequence, text: string): Answer => ({
+  tokens: sequence.tokens as Int32Array<ArrayBuffer>,
+  logProbs: sequence.logProbs as Float32Array<ArrayBuffer>,
+  text,
+  finishReason: sequence.finishReason,
+});
+
+export const rolloutRole: RoleDefinition = {
+  name: "rollout",
+  description: "samples G answers per prompt group with the current policy; publishes rollout groups",
+  start: (actor) =>
+    Effect.gen(function* () {
+      const { config } = actor;
+      const { tokenizer } = factWorldEnvironment(config.env);
+      yield* useBackend(config, actor);
+      const { subjects } = yield* Experiment;
+      const follower = yield* followPolicy;
+      const prompts = yield* openWorkFetcher("prompts");
+      const sampling = {
+        temperature: config.rollout.temperature,
+        topP: config.rollout.topP,
+        maxNewTokens: config.rollout.maxNewTokens,
+        stopTokens: [tokenizer.specialTokens.eos],
+      };
+      const references = new Map<string, string>();
+      let initialPolicy: Policy | undefined;
+      yield* Effect.addFinalizer(() => Effect.sync(() => initialPolicy?.dispose()));
+
+      /** The initial policy's answer to each prompt of the batch not answered yet (one batched call). */
+      const referencesFor = (items: readonly WorkItem<"prompts">[]) =>
+        Effect.gen(function* () {
+          if (config.rewards.reference !== "initial-policy") return;
+          const missing = [...new Map(items.map((i) => [i.body.promptId, i.body])).values()].filter(
+            (group) => !references.has(group.promptId),
+          );
+          if (missing.length === 0) return;
+          initialPolicy ??= yield* follower.loadVersion(0);
+          const result = yield* Effect.promise(() =>
+            initialPolicy!.sample(
+              missing.map((group) => group.promptTokens),
+              { ...sampling, seed: hash32(`reference:${config.seed}:${missing[0]!.promptId}`) },
+            ),
+          );
+          for (const [i, group] of missing.entries()) {
+            references.set(group.promptId, answerText(tokenizer, result.sequences[i]!.tokens));
+          }
+        });
+
+      const rolloutBatch = (items: readonly WorkItem<"prompts">[], settled: Set<WorkItem<"prompts">>) =>
+        Effect.gen(function* () {
+          const { policy, version } = yield* follower.current;
+          actor.setPolicyVersion(version);
+          const startedAt = Date.now();
+          const rows = items.flatMap((item) =>
+            Array.from({ length: item.body.groupSize }, () => item.body.promptTokens),
+          );
+          const seed = hash32(`${config.seed}:${version}:${items.map((i) => i.body.groupId).join(",")}`);
+          const result = yield* Effect.promise(() => policy.sample(rows, { ...sampling, seed }));
+          yield* referencesFor(items);
+          const finishedAt = Date.now();
+          let row = 0;
+          for (const item of items) {
+            const group = item.body;
+            const answers = result.sequences
+              .slice(row, row + group.groupSize)
+              .map((sequence) => toAnswer(sequence, answerText(tokenizer, sequence.tokens)));
+            row += group.groupSize;
+            const reference = references.get(group.promptId);
+            yield* publishWork(
+              "rollouts",
+              {
+                group,
+                answers,
+                policyVersion: version,
+                timings: { startedAt, finishedAt },
+                actor: actor.id,
+                ...(reference === undefined ? {} : { reference }),
+              },
+              { msgId: group.groupId },
+            );
+            yield* item.settle(WorkOutcome.done);
+            settled.add(item);
+            actor.recordProcessed();
+          }
+          yield* publishMessage(subjects.metrics(actor.id), "MetricsEvent", {
+            source: actor.id,
+            values: {
+              "rollout.groups": items.length,
+              "rollout.tokens": result.timings.generatedTokens,
+              "rollout.tokensPerSecond": (1000 * result.timings.generatedTokens) / Math.max(1, result.timings.totalMs),
+              "rollout.sampleMs": result.timings.totalMs,
+              "rollout.batchMs": finishedAt - startedAt,
+            },
+            tags: { role: "rollout", policyVersion: String(version) },
+          });
+        });
+
+      return Effect.gen(function* () {
+        while (!actor.isDraining()) {
+          const items = yield* prompts.fetch({ max: config.rollout.batch, expiresMs: PULL_EXPIRES_MS });
+          if (items.length === 0) continue;
+          const settled = new Set<WorkItem<"prompts">>();
+          yield* actor.inHand(keepingAlive(items, rolloutBatch(items, settled))).pipe(
+            Effect.catchAllCause((cause) =>
+              Effect.gen(function* () {
+                // Hand the batch back: another actor (or this one, later) redoes it.
+                yield* Effect.logWarning("rollout batch failed; handing it back", cause);
+                const unsettled = items.filter((item) => !settled.has(item));
+                actor.recordFailed(unsettled.length);
+                yield* Effect.forEach(unsettled, (item) => item.settle(WorkOutcome.retry("rollout failed", 500)), {
+                  discard: true,
+                });
+              }),
+            ),
+          );
+        }
+      });
+    }),
+};
