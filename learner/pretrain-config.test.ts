@@ -1,0 +1,51 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { decodePretrainConfig, loadPretrainConfig } from "./pretrain-config.ts";
+
+describe("pretrain config", () => {
+  it("fills every default from an empty file", () => {
+    const config = decodePretrainConfig({}, "empty");
+    expect(config.world).toBe("default");
+    expect(config.model).toEqual({
+      backbone: "dense",
+      dModel: 128,
+      layers: 2,
+      heads: 4,
+      dFF: 512,
+      maxSeqLen: 256,
+      positions: "rope",
+    });
+    expect(config.pretrain.steps).toBe(1200);
+    expect(config.sft.examples).toBe(1000);
+    expect(config.export).toBeUndefined();
+  });
+
+  it("reports every bad field with its path at once", () => {
+    let message = "";
+    try {
+      decodePretrainConfig({ world: "huge", pretrain: { steps: -1, bogus: 1 }, sft: { learningRate: 0 } }, "bad.yaml");
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/^invalid pretrain config \(bad\.yaml\)/);
+    expect(message).toMatch(/world: expected "tiny" \| "default", found "huge"/);
+    expect(message).toMatch(/pretrain\.steps: expected a non-negative number, found -1/);
+    expect(message).toMatch(/pretrain\.bogus: unknown key/);
+    expect(message).toMatch(/sft\.learningRate: expected a positive number, found 0/);
+    expect(() => decodePretrainConfig({ model: { dModel: 96, heads: 5 } }, "x")).toThrow(/model\.heads/);
+  });
+
+  it("reads YAML with --set overrides", () => {
+    const dir = mkdtempSync(join(tmpdir(), "factrl-pretrain-config-"));
+    const file = join(dir, "p.yaml");
+    writeFileSync(file, "world: tiny\npretrain:\n  steps: 10\n");
+    const config = loadPretrainConfig(file, ["pretrain.steps=20", "export.dir=out/q", "model.positions=learned"]);
+    expect(config.world).toBe("tiny");
+    expect(config.pretrain.steps).toBe(20);
+    expect(config.export).toEqual({ dir: "out/q", dtype: "float16" });
+    expect(config.model.positions).toBe("learned");
+    expect(() => loadPretrainConfig(file, ["nonsense"])).toThrow(/expected key=value/);
+  });
+});
