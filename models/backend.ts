@@ -105,6 +105,10 @@ async function startWasm(
   installWasmKernels();
   const simd = (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) ? "SIMD" : "no SIMD";
   if (addon?.loaded) {
+    const heap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.buffer;
+    if (!(heap instanceof ArrayBuffer)) {
+      throw new Error("the wasm memory is not a plain ArrayBuffer (threaded wasm build?); the native GEMM needs one");
+    }
     const installed = installNativeGemm(addon.addon, { threads: native?.threads ?? 1 });
     return {
       device: `cpu (wasm ${simd}, 1 thread; matMul: ${installed.blas}, ${installed.threads} thread(s))`,
