@@ -159,7 +159,7 @@ function trainStep(): StepTime {
 }
 
 const paths: TfPath[] = [
-  { name: "tfjs wasm (plain kernels)", native: false, threads: 1 },
+  { name: "tfjs wasm, its own matMul kernels", native: false, threads: 1 },
   { name: "tfjs wasm + native GEMM, 1 thread", native: true, threads: 1 },
   { name: "tfjs wasm + native GEMM, 2 threads", native: true, threads: 2 },
 ];
