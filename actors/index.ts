@@ -13,7 +13,7 @@ export {
 } from "./launcher.ts";
 export { followPolicy, type PolicyFollower, type PolicyInUse } from "./policy-sync.ts";
 export { rewardRole } from "./reward.ts";
-export { findRole, roleRegistry } from "./roles.ts";
+export { hasRole, loadRole, roleNames } from "./roles.ts";
 export { rolloutRole } from "./rollout.ts";
 export {
   type ActorContext,

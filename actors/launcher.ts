@@ -43,7 +43,7 @@ import {
   serveControl,
   subscribe,
 } from "../messaging/index.ts";
-import { findRole } from "./roles.ts";
+import { hasRole, loadRole } from "./roles.ts";
 
 export class ExperimentFailed extends Data.TaggedError("ExperimentFailed")<{ readonly reason: string }> {
   override get message(): string {
@@ -153,7 +153,9 @@ function makeSupervisor(
     if (code === 0) {
       slots.delete(slot.id);
       logger.info({ actor: slot.id }, `${slot.id} completed`);
-      if (findRole(slot.role)?.endsExperiment) finish({ ok: true, reason: `${slot.id} completed the experiment` });
+      void loadRole(slot.role).then((role) => {
+        if (role?.endsExperiment) finish({ ok: true, reason: `${slot.id} completed the experiment` });
+      });
       return;
     }
     const logFile = join(logDir, `${slot.id}.log`);
@@ -293,11 +295,11 @@ export const launch = (options: LaunchOptions) =>
       const { config } = options;
       const logger = makeLogger({ experiment: config.experiment, role: "launcher" });
       for (const role of ROLE_NAMES) {
-        if (config.actors[role] > 0 && findRole(role) === undefined) {
+        if (config.actors[role] > 0 && !hasRole(role)) {
           return yield* new ConfigError({
             source: "actors",
             problems: [
-              `actors.${role}: the ${role} role is not available in this build (available: ${[...ROLE_NAMES].filter((r) => findRole(r)).join(", ")}); set actors.${role}: 0`,
+              `actors.${role}: the ${role} role is not available in this build (available: ${ROLE_NAMES.filter(hasRole).join(", ")}); set actors.${role}: 0`,
             ],
           });
         }
@@ -359,8 +361,7 @@ export const launch = (options: LaunchOptions) =>
             if (typeof role !== "string" || !(ROLE_NAMES as readonly string[]).includes(role)) {
               return { ok: false, message: `unknown role ${JSON.stringify(role)} (roles: ${ROLE_NAMES.join(", ")})` };
             }
-            if (findRole(role) === undefined)
-              return { ok: false, message: `the ${role} role is not available in this build` };
+            if (!hasRole(role)) return { ok: false, message: `the ${role} role is not available in this build` };
             if (typeof count !== "number" || !Number.isInteger(count) || count < 0 || count > MAX_PROCESSES_PER_ROLE) {
               return {
                 ok: false,

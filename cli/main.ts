@@ -18,7 +18,10 @@ const program = new Command("factrl")
   .exitOverride()
   .addHelpText("after", EXIT_CODES);
 
-for (const register of COMMANDS) register(program);
+// The command being run is the only one loaded; help and mistakes load them all (to list them).
+const named = process.argv[2];
+const wanted = named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
+for (const name of wanted) (await COMMANDS[name]!())(program);
 for (const command of program.commands) command.exitOverride().addHelpText("after", EXIT_CODES);
 
 try {

@@ -5,7 +5,8 @@
  * `--config FILE` supplies credentials/TLS (and a URL) for secured servers.
  */
 import { Effect, Layer } from "effect";
-import { recordedNatsUrl } from "../actors/index.ts";
+// The module itself, not actors/index.ts: the index also exports the roles (tfjs and all).
+import { recordedNatsUrl } from "../actors/launcher.ts";
 import { type ExperimentConfig, loadConfig, natsConnectionOptions } from "../configs/index.ts";
 import {
   connectNats,

@@ -1,18 +1,16 @@
 /**
- * The factrl commands. Adding one (`pretrain`, `eval`…) is a file in this folder exporting a
- * `register…(program)` function, plus one line here.
+ * The factrl commands. Adding one (`eval`…) is a file in this folder exporting a
+ * `register…(program)` function, plus one line here. Loading is lazy: `factrl actor …` loads only
+ * the actor command's code (no tfjs for an echo actor, no learner for `status`).
  */
 import type { Command } from "commander";
-import { registerActor } from "./actor.ts";
-import { registerPretrain } from "./pretrain.ts";
-import { registerRun } from "./run.ts";
-import { registerScale } from "./scale.ts";
-import { registerStatus } from "./status.ts";
 
-export const COMMANDS: readonly ((program: Command) => void)[] = [
-  registerRun,
-  registerActor,
-  registerScale,
-  registerStatus,
-  registerPretrain,
-];
+type Register = (program: Command) => void;
+
+export const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
+  run: () => import("./run.ts").then((module) => module.registerRun),
+  actor: () => import("./actor.ts").then((module) => module.registerActor),
+  scale: () => import("./scale.ts").then((module) => module.registerScale),
+  status: () => import("./status.ts").then((module) => module.registerStatus),
+  pretrain: () => import("./pretrain.ts").then((module) => module.registerPretrain),
+};

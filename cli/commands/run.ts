@@ -2,7 +2,8 @@
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { Console, Deferred, Effect } from "effect";
-import { launch } from "../../actors/index.ts";
+// The launcher module itself, not actors/index.ts: the index also exports the roles (tfjs and all).
+import { launch } from "../../actors/launcher.ts";
 import { loadConfig, renderConfig } from "../../configs/index.ts";
 import { runMain } from "../run-main.ts";
 

@@ -1,7 +1,8 @@
 /** `factrl scale ROLE N`: ask the experiment's launcher to grow or shrink a role to N local processes. */
 import type { Command } from "commander";
 import { Console, Data, Effect } from "effect";
-import { LAUNCHER_CONTROL_ROLE } from "../../actors/index.ts";
+// The module itself, not actors/index.ts: the index also exports the roles (tfjs and all).
+import { LAUNCHER_CONTROL_ROLE } from "../../actors/launcher.ts";
 import { Experiment, requestControl } from "../../messaging/index.ts";
 import { commandLayer, resolveTarget } from "../nats-target.ts";
 import { runMain, UsageError } from "../run-main.ts";

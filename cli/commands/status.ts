@@ -1,7 +1,8 @@
 /** `factrl status`: a table of the experiment's live actors, found through the NATS services protocol. */
 import type { Command } from "commander";
 import { Console, Effect } from "effect";
-import { type ActorStatus, listActors } from "../../actors/index.ts";
+// The module itself, not actors/index.ts: the index also exports the roles (tfjs and all).
+import { type ActorStatus, listActors } from "../../actors/runtime-status.ts";
 import { commandLayer, resolveTarget } from "../nats-target.ts";
 import { runMain } from "../run-main.ts";
 
