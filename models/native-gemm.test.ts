@@ -1,5 +1,7 @@
 // The native GEMM kernels against the wasm backend's own kernels, on the same inputs.
 // The addon is loaded from its path regardless of FACTRL_NATIVE_GEMM: this file tests the kernel.
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -270,6 +272,17 @@ describe("installation and fallback", () => {
     expect(!broken.loaded && broken.reason).toMatch(/^cannot load /);
     expect(loadNativeGemmAddon({ env: { FACTRL_NATIVE_GEMM: "1" } }).loaded).toBe(true);
     expect(DEFAULT_ADDON_PATH).toMatch(/native\/build\/Release\/factrl_gemm\.node$/);
+  });
+
+  it("the install-time build never fails the install: disabled, it exits 0 and says why", () => {
+    const script = fileURLToPath(new URL("../scripts/build-native.mjs", import.meta.url));
+    const run = spawnSync(process.execPath, [script], {
+      encoding: "utf8",
+      env: { ...process.env, FACTRL_NATIVE_GEMM: "0" },
+    });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain("not built: disabled by FACTRL_NATIVE_GEMM=0");
+    expect(run.stdout).toContain("plain wasm");
   });
 
   it("rejects bad thread counts and operands outside the heap with clear errors", () => {
