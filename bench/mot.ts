@@ -209,7 +209,9 @@ async function pretrainingBenchmark() {
       policy,
       optimizer: createOptimizer(settings),
       trainMs: 0,
-      curve: [] as { step: number; trainMs: number; corpus: number; qa: number; loss: number }[],
+      /** Training losses since the last eval point. */
+      recent: [] as number[],
+      curve: [] as { step: number; trainMs: number; train: number; corpus: number; qa: number; loss: number }[],
     };
   });
   const modalityCounts = [0, 0, 0];
@@ -232,7 +234,9 @@ async function pretrainingBenchmark() {
     const qaLoss = evalLoss(run.policy, evalQa);
     // The target: the held-out loss of what was trained on (QA is reported either way).
     const loss = DATA === "mixed" ? (corpus + qaLoss) / 2 : corpus;
-    run.curve.push({ step, trainMs: run.trainMs, corpus, qa: qaLoss, loss });
+    const train = run.recent.length > 0 ? run.recent.reduce((a, b) => a + b, 0) / run.recent.length : Number.NaN;
+    run.recent = [];
+    run.curve.push({ step, trainMs: run.trainMs, train, corpus, qa: qaLoss, loss });
   };
   for (const run of runs) evaluate(run, 0);
   for (let step = 0; step < STEPS; step++) {
@@ -240,8 +244,9 @@ async function pretrainingBenchmark() {
     const learningRate = learningRateAt(step, settings);
     for (const run of runs) {
       const start = performance.now();
-      trainStep(run.policy, run.optimizer, batch, learningRate, settings.clipNorm);
+      const { loss } = trainStep(run.policy, run.optimizer, batch, learningRate, settings.clipNorm);
       run.trainMs += performance.now() - start;
+      run.recent.push(loss);
       if ((step + 1) % EVAL_EVERY === 0 || step + 1 === STEPS) evaluate(run, step + 1);
     }
     if ((step + 1) % EVAL_EVERY === 0) {
@@ -251,38 +256,43 @@ async function pretrainingBenchmark() {
     }
   }
   const [dense, mot] = runs as [(typeof runs)[number], (typeof runs)[number]];
-  console.log(`\nHeld-out loss (${DATA === "mixed" ? "mean of corpus and QA" : "corpus"}), components in brackets:`);
-  console.log("\n| step | dense held-out loss (corpus / QA) | MoT held-out loss (corpus / QA) |");
-  console.log("|---|---|---|");
+  console.log(
+    `\nHeld-out loss (${DATA === "mixed" ? "mean of corpus and QA" : "corpus"}; components in brackets) and training loss (mean over the steps since the previous row, same batches for both):`,
+  );
+  console.log("\n| step | dense held-out (corpus / QA) | MoT held-out (corpus / QA) | dense train | MoT train |");
+  console.log("|---|---|---|---|---|");
   dense.curve.forEach((point, i) => {
     const other = mot.curve[i]!;
     console.log(
-      `| ${point.step} | ${point.loss.toFixed(4)} (${point.corpus.toFixed(3)} / ${point.qa.toFixed(3)}) | ${other.loss.toFixed(4)} (${other.corpus.toFixed(3)} / ${other.qa.toFixed(3)}) |`,
+      `| ${point.step} | ${point.loss.toFixed(4)} (${point.corpus.toFixed(3)} / ${point.qa.toFixed(3)}) | ${other.loss.toFixed(4)} (${other.corpus.toFixed(3)} / ${other.qa.toFixed(3)}) | ${point.train.toFixed(4)} | ${other.train.toFixed(4)} |`,
     );
   });
-  const target = dense.curve.at(-1)!;
-  // Linear interpolation between eval points: the step at which MoT's curve crosses dense's final loss.
-  const crossing = mot.curve.findIndex((p) => p.loss <= target.loss);
   const msPerStep = { dense: dense.trainMs / STEPS, mot: mot.trainMs / STEPS };
   console.log(
     `\nMoT / dense training time per step: ${(msPerStep.mot / msPerStep.dense).toFixed(2)} (${msPerStep.mot.toFixed(0)} vs ${msPerStep.dense.toFixed(0)} ms)`,
   );
-  if (crossing <= 0) {
+  for (const key of ["loss", "train"] as const) {
+    const what = key === "loss" ? "held-out loss" : "training loss";
+    const target = dense.curve.at(-1)![key];
+    // Linear interpolation between rows: where MoT's curve crosses dense's final value.
+    const crossing = mot.curve.findIndex((p) => p[key] <= target);
+    if (crossing < 0) {
+      console.log(
+        `MoT did not reach dense's final ${what} ${target.toFixed(4)} within ${STEPS} steps (MoT final ${mot.curve.at(-1)![key].toFixed(4)})`,
+      );
+      continue;
+    }
+    const after = mot.curve[crossing]!;
+    const before = mot.curve[crossing - 1];
+    const fraction = before && Number.isFinite(before[key]) ? (before[key] - target) / (before[key] - after[key]) : 1;
+    const steps = before ? before.step + fraction * (after.step - before.step) : after.step;
+    const wallMs = before ? before.trainMs + fraction * (after.trainMs - before.trainMs) : after.trainMs;
     console.log(
-      `MoT did not reach dense's final held-out loss ${target.loss.toFixed(4)} within ${STEPS} steps (MoT final ${mot.curve.at(-1)!.loss.toFixed(4)})`,
+      `dense final ${what} ${target.toFixed(4)} at step ${STEPS}; MoT reaches it at step ≈ ${steps.toFixed(0)} ` +
+        `(${((100 * steps) / STEPS).toFixed(1)} % of the steps, ${((100 * wallMs) / dense.trainMs).toFixed(1)} % of dense's training wall-clock); ` +
+        `MoT final ${mot.curve.at(-1)![key].toFixed(4)}`,
     );
-    return;
   }
-  const before = mot.curve[crossing - 1]!;
-  const after = mot.curve[crossing]!;
-  const fraction = (before.loss - target.loss) / (before.loss - after.loss);
-  const steps = before.step + fraction * (after.step - before.step);
-  const wallMs = before.trainMs + fraction * (after.trainMs - before.trainMs);
-  console.log(
-    `dense final held-out loss ${target.loss.toFixed(4)} at step ${STEPS}; MoT reaches it at step ≈ ${steps.toFixed(0)} ` +
-      `(${((100 * steps) / STEPS).toFixed(1)} % of the steps, ${((100 * wallMs) / dense.trainMs).toFixed(1)} % of dense's training wall-clock); ` +
-      `MoT final ${mot.curve.at(-1)!.loss.toFixed(4)}`,
-  );
   for (const run of runs) {
     run.optimizer.dispose();
     run.policy.dispose();
