@@ -141,6 +141,9 @@ export async function trainLanguageModel(run: TrainingRun): Promise<TrainingResu
   let firstLoss = Number.NaN;
   let lastEval = Number.NaN;
   for (let step = start; step < run.totalSteps; step++) {
+    // Yield to the event loop between steps: the step itself is synchronous, and without this a
+    // signal (Ctrl-C) would wait for the whole run.
+    await new Promise((resolve) => setImmediate(resolve));
     const began = performance.now();
     const batch = run.batchAt(step);
     const learningRate = learningRateAt(step, run);
