@@ -67,6 +67,8 @@ describe("native BatchMatMul equals the wasm kernel", () => {
   const shapes: [string, number[], number[], number, number, number][] = [
     ["rank 2, odd sizes", [], [], 7, 13, 5],
     ["rank 2, one column", [], [], 33, 1, 17],
+    ["rank 3, one row per batch (a decode step's attention)", [8], [8], 1, 13, 6],
+    ["rank 3, one row, shared right operand", [5], [], 1, 9, 7],
     ["rank 3", [3], [3], 9, 11, 6],
     ["rank 3, a batch 1 vs b batch 4", [1], [4], 5, 7, 3],
     ["rank 3, a batch 4 vs b batch 1", [4], [1], 5, 7, 3],
