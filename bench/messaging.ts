@@ -98,14 +98,29 @@ const metricsBody: MetricsEvent = {
   tags: { suite: "factworld-train" },
 };
 
-async function rawPubSub(url: string, count: number): Promise<number> {
+interface Run {
+  /** messages per second, wall clock */
+  readonly rate: number;
+  /** CPU µs this process spent per message (publisher + subscriber; the server is another process) */
+  readonly cpuPerMessage: number;
+}
+
+const cpuMicros = () => {
+  const usage = process.cpuUsage();
+  return usage.user + usage.system;
+};
+
+// Both sides use factrl's subject names, so the client does the same subject work.
+const PUBSUB_SUBJECTS = experimentSubjects("bench");
+
+async function rawPubSub(url: string, count: number): Promise<Run> {
   const pub = await connect({ servers: url });
   const sub = await connect({ servers: url });
   const packr = new Packr({ useRecords: false, moreTypes: true });
   const meta = { experiment: "bench", sender: "bench" };
   let received = 0;
   const done = new Promise<void>((resolve) => {
-    sub.subscribe("raw.metrics", {
+    sub.subscribe(PUBSUB_SUBJECTS.allMetrics, {
       callback: (_err, msg) => {
         packr.unpack(msg.data);
         if (++received === count) resolve();
@@ -113,16 +128,18 @@ async function rawPubSub(url: string, count: number): Promise<number> {
     });
   });
   await sub.flush();
+  const subject = PUBSUB_SUBJECTS.metrics("rollout-1");
   const start = performance.now();
+  const cpu = cpuMicros();
   for (let i = 0; i < count; i++) {
-    pub.publish("raw.metrics", packr.pack(envelope("MetricsEvent", metricsBody, meta)));
+    pub.publish(subject, packr.pack(envelope("MetricsEvent", metricsBody, meta)));
     if (i % 1000 === 999) await pub.flush();
   }
   await done;
-  const rate = count / ((performance.now() - start) / 1000);
+  const run = { rate: count / ((performance.now() - start) / 1000), cpuPerMessage: (cpuMicros() - cpu) / count };
   await pub.close();
   await sub.close();
-  return rate;
+  return run;
 }
 
 const withMessaging = <A, E>(url: string, program: Effect.Effect<A, E, Nats | Experiment | Scope.Scope>) =>
@@ -133,8 +150,8 @@ const withMessaging = <A, E>(url: string, program: Effect.Effect<A, E, Nats | Ex
     ),
   );
 
-async function factrlPubSub(url: string, count: number): Promise<number> {
-  const subjects = experimentSubjects("bench");
+async function factrlPubSub(url: string, count: number): Promise<Run> {
+  const subjects = PUBSUB_SUBJECTS;
   // Two connections, publisher and subscriber, as two actors would have.
   const subLayer = Layer.merge(NatsLive({ servers: url }), ExperimentLive("bench", "monitor"));
   const pubLayer = Layer.merge(NatsLive({ servers: url }), ExperimentLive("bench", "rollout-1"));
@@ -152,12 +169,13 @@ async function factrlPubSub(url: string, count: number): Promise<number> {
         const { connection } = yield* Nats;
         const publish = yield* makePublisher(subjects.metrics("rollout-1"), "MetricsEvent");
         const start = performance.now();
+        const cpu = cpuMicros();
         for (let i = 0; i < count; i++) {
           yield* publish(metricsBody);
           if (i % 1000 === 999) yield* Effect.promise(() => connection.flush());
         }
         yield* Fiber.join(taken);
-        return count / ((performance.now() - start) / 1000);
+        return { rate: count / ((performance.now() - start) / 1000), cpuPerMessage: (cpuMicros() - cpu) / count };
       }).pipe(Effect.scoped, Effect.provide(pubLayer));
       if (sub.counters.rejected > 0) throw new Error("unexpected rejections");
       return rate;
@@ -167,22 +185,41 @@ async function factrlPubSub(url: string, count: number): Promise<number> {
 
 async function benchPubSub(url: string) {
   const count = Math.round(100_000 * scale);
-  const raw: number[] = [];
-  const factrl: number[] = [];
+  const rounds = 5;
   // One discarded round each warms up the JIT for both sides.
   await rawPubSub(url, count / 4);
   await factrlPubSub(url, count / 4);
-  for (let round = 0; round < 3; round++) {
-    raw.push(await rawPubSub(url, count));
-    factrl.push(await factrlPubSub(url, count));
+  // Adjacent runs share the machine's load of the moment: compare them pairwise.
+  const pairs: { raw: Run; factrl: Run }[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const raw = await rawPubSub(url, count);
+    const factrl = await factrlPubSub(url, count);
+    pairs.push({ raw, factrl });
   }
-  const rawRate = median(raw);
-  const factrlRate = median(factrl);
+  const ratios = pairs.map((pair) => pair.factrl.rate / pair.raw.rate);
+  const cpuRatios = pairs.map((pair) => pair.raw.cpuPerMessage / pair.factrl.cpuPerMessage);
   const size = encodeEnvelope(envelope("MetricsEvent", metricsBody, { experiment: "bench", sender: "rollout-1" }));
-  console.log(`\n## 2. Core pub/sub: ${fmt(count)} MetricsEvents (${size.byteLength} bytes), median of 3`);
-  console.log(`raw @nats-io client (msgpackr pack/unpack): ${fmt(rawRate)} msg/s`);
-  console.log(`factrl (envelope + schema validation + Effect Queue): ${fmt(factrlRate)} msg/s`);
-  console.log(`→ factrl / raw: ${fmt(factrlRate / rawRate, 2)}`);
+  const row = (name: string, runs: Run[]) =>
+    `${name}: median ${fmt(median(runs.map((r) => r.rate)))} msg/s, ${fmt(median(runs.map((r) => r.cpuPerMessage)), 2)} CPU µs/msg`;
+  const spread = (values: number[]) =>
+    `median ${fmt(median(values), 2)} (min ${fmt(Math.min(...values), 2)}, max ${fmt(Math.max(...values), 2)})`;
+  console.log(
+    `\n## 2. Core pub/sub: ${fmt(count)} MetricsEvents (${size.byteLength} bytes), ${rounds} alternating rounds`,
+  );
+  console.log(
+    row(
+      "raw @nats-io client (msgpackr pack/unpack)",
+      pairs.map((p) => p.raw),
+    ),
+  );
+  console.log(
+    row(
+      "factrl (envelope + schema validation + Effect Queue)",
+      pairs.map((p) => p.factrl),
+    ),
+  );
+  console.log(`→ factrl / raw throughput per round: ${spread(ratios)}`);
+  console.log(`→ factrl / raw by CPU per message (raw CPU ÷ factrl CPU) per round: ${spread(cpuRatios)}`);
 }
 
 // ── 3. JetStream work queue ─────────────────────────────────────────────────────────────────────

@@ -105,12 +105,13 @@ export const subscribe = <N extends MessageTypeName>(
       (queue) => Queue.shutdown(queue),
     );
     const counters = newReceiveCounters();
+    const decodeOptions = { accept, maxBytes: nats.maxPayload };
     const onMessage = (error: Error | null, msg: Msg) => {
       if (error !== null) {
         nats.logger.warn({ subject, err: error }, "subscription error");
         return;
       }
-      const decoded = decodeEnvelope(msg.data, { accept, maxBytes: nats.maxPayload });
+      const decoded = decodeEnvelope(msg.data, decodeOptions);
       if (Either.isLeft(decoded)) {
         recordRejection(nats, counters, msg.subject, decoded.left);
         return;
