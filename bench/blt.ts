@@ -139,10 +139,10 @@ const heldMeanPatch = (blt: BltPolicy) => () => {
   return lengths.reduce((a, b) => a + b, 0) / lengths.length;
 };
 for (const target of TARGETS) {
-  const threshold = entropySource.entropyThresholdFor(calibration, target);
-  const blt = new BltPolicy(bltShape({ mode: "entropy", threshold }));
+  const blt = new BltPolicy(bltShape({ mode: "entropy", threshold: 0 }));
   // The trained entropy model, and the same untrained BLT weights (same initSeed) as every variant.
   await blt.importWeights(entropyWeights, "entropy model");
+  const threshold = blt.calibrateEntropyThreshold(calibration, target);
   rows.push(
     await evaluate(
       `BLT, entropy patches (target ${target}, threshold ${threshold.toFixed(3)})`,

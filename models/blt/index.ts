@@ -6,6 +6,7 @@ export {
   type BltPatching,
   BltPolicy,
   bltConfig,
+  bltConfigForShape,
   validateBltConfig,
 } from "./model.ts";
 export { entropyPatchLengths, spacePatchLengths, splitLongPatches, staticPatchLengths } from "./patcher.ts";
@@ -14,6 +15,7 @@ export {
   BOE,
   BOS,
   BYTE_OFFSET,
+  bltCodec,
   decodeBytes,
   EOS,
   encodeBytes,
@@ -21,4 +23,4 @@ export {
   PAD,
   tokensToBytes,
 } from "./tokens.ts";
-export { type ByteTraining, bitsPerByte, sampleWindows, trainOnBytes } from "./train.ts";
+export { type ByteTraining, bitsPerByte, prepareEntropyPatching, sampleWindows, trainOnBytes } from "./train.ts";

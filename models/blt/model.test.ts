@@ -5,9 +5,9 @@ import { initBackend } from "../backend.ts";
 import { DensePolicy } from "../dense.ts";
 import { mulberry32 } from "../random.ts";
 import { buildPolicy } from "../registry.ts";
-import { type BltConfig, BltPolicy, bltConfig } from "./model.ts";
-import { decodeBytes, EOS, encodeBytes, isValidUtf8, tokensToBytes } from "./tokens.ts";
-import { bitsPerByte, sampleWindows, trainOnBytes } from "./train.ts";
+import { type BltConfig, BltPolicy, bltConfig, bltConfigForShape } from "./model.ts";
+import { bltCodec, decodeBytes, EOS, encodeBytes, isValidUtf8, tokensToBytes } from "./tokens.ts";
+import { bitsPerByte, prepareEntropyPatching, sampleWindows, trainOnBytes } from "./train.ts";
 
 const tiny = (overrides: Partial<BltConfig> = {}): BltConfig =>
   bltConfig({
@@ -121,9 +121,11 @@ describe("BLT policy", () => {
     const source = new BltPolicy(tiny({ patching: { mode: "entropy", threshold: 1 } }));
     sharpen(source.entropyModel.trainableVariables, 6);
     sharpen(source.trainableVariables, 3);
+    source.calibrateEntropyThreshold([tokens], 3); // the calibrated threshold travels with the weights
     const target = new BltPolicy(tiny({ patching: { mode: "entropy", threshold: 1 }, initSeed: 99 }));
     const bytes = await source.exportWeights();
     await target.importWeights(bytes, "source.bin");
+    expect(target.entropyThreshold).toBe(source.entropyThreshold);
     expect(target.patchLengths(tokens)).toEqual(source.patchLengths(tokens));
     const logits = (p: BltPolicy) => p.nextByteLogits([tokens]);
     expect(Array.from(logits(target))).toEqual(Array.from(logits(source)));
@@ -166,6 +168,17 @@ describe("BLT policy", () => {
     policy.dispose();
   });
 
+  it("bytes codec and a config from a dense shape (the experiment's model section)", () => {
+    const ids = bltCodec.encode("<think> ü </think>");
+    expect(ids[0]).toBe("<".charCodeAt(0) + 4);
+    expect(bltCodec.decode([1, ...ids, 2])).toBe("<think> ü </think>");
+    const config = bltConfigForShape({ dModel: 128, nLayers: 2, nHeads: 4, dFF: 512, maxSeqLen: 256 }, 5);
+    expect(config.global).toEqual({ dModel: 128, heads: 4, dFF: 512, layers: 2 });
+    const built = buildPolicy(config);
+    expect(built.config.vocabSize).toBe(260);
+    built.dispose();
+  });
+
   it("FLOPs per byte: the global part shrinks as 1/(mean patch length), the entropy model is counted", () => {
     const policy = new BltPolicy(tiny());
     const f = (l: number) => policy.flopsPerByte(64, l);
@@ -190,18 +203,10 @@ describe("a tiny BLT on the FactWorld corpus", () => {
 
   it("entropy model, calibrated threshold, then BLT: patches average ≈ 2.5 bytes and bits per byte fall clearly", async () => {
     // The paper's order: train the byte LM, pick a threshold, then train BLT on those patches.
-    const first = new BltPolicy(shape);
-    trainOnBytes(first.entropyModel, documents, {
-      steps: 80,
-      batchSize: 16,
-      windowLength: 64,
-      learningRate: 4e-3,
-      seed: 1,
-    });
-    const threshold = first.entropyThresholdFor(held, 2.5);
-    policy = new BltPolicy({ ...shape, patching: { mode: "entropy", threshold } });
-    await policy.importWeights(await first.exportWeights());
-    first.dispose();
+    policy = new BltPolicy(shape);
+    const train = { steps: 80, batchSize: 16, windowLength: 64, learningRate: 4e-3, seed: 1, meanPatchLength: 2.5 };
+    const threshold = prepareEntropyPatching(policy, documents, train);
+    expect(policy.entropyThreshold).toBe(threshold);
     const patches = held.flatMap((w) => policy.patchLengths(w));
     const meanPatch = patches.reduce((a, b) => a + b, 0) / patches.length;
     expect(meanPatch).toBeGreaterThan(2);

@@ -107,6 +107,39 @@ export function bltConfig(overrides: Partial<BltConfig> = {}): BltConfig {
   };
 }
 
+/** Name of the entropy threshold in the weights: calibrated on data, it must travel with them. */
+const THRESHOLD_WEIGHT = "patching/entropy_threshold";
+
+/**
+ * A BLT whose global transformer has a dense model's shape (the `model` section's dModel, layers,
+ * heads, dFF, maxSeqLen in bytes); local layers at half the width, one each side.
+ */
+export function bltConfigForShape(
+  shape: {
+    readonly dModel: number;
+    readonly nLayers: number;
+    readonly nHeads: number;
+    readonly dFF: number;
+    readonly maxSeqLen: number;
+  },
+  initSeed: number,
+): BltConfig {
+  const localWidth = Math.max(32, shape.dModel / 2);
+  return bltConfig({
+    maxSeqLen: shape.maxSeqLen,
+    initSeed,
+    global: { dModel: shape.dModel, heads: shape.nHeads, dFF: shape.dFF, layers: shape.nLayers },
+    local: {
+      dModel: localWidth,
+      heads: Math.max(1, localWidth / 16),
+      dFF: 2 * localWidth,
+      encoderLayers: 1,
+      decoderLayers: 1,
+      window: 64,
+    },
+  });
+}
+
 let nextInstance = 0;
 
 interface Frame {
@@ -135,6 +168,8 @@ export class BltPolicy implements Policy {
   private readonly finalNorm: tf.Variable;
   private readonly output: tf.Variable;
   private readonly patchCounts = { patches: 0, bytes: 0 };
+  /** Entropy patching's global threshold (NaN for other modes, which ignore it). */
+  private threshold: number;
 
   constructor(config: BltConfig) {
     validateBltConfig(config);
@@ -167,6 +202,7 @@ export class BltPolicy implements Policy {
     this.trainableVariables = params.variables;
     this.variableNames = params.names;
     this.entropyModel = new DensePolicy(entropyModelConfig(config));
+    this.threshold = config.patching.mode === "entropy" ? config.patching.threshold : Number.NaN;
   }
 
   parameterCount(): number {
@@ -317,27 +353,41 @@ export class BltPolicy implements Policy {
     }
   }
 
+  /** The entropy threshold in use: the config's until calibrated or imported with weights. */
+  get entropyThreshold(): number {
+    return this.threshold;
+  }
+
   /**
-   * The global entropy threshold at which this policy's entropy model cuts `windows` into patches
-   * of `meanPatchLength` bytes on average: a patch starts where H > threshold, so the threshold is
-   * the entropy quantile at 1 − 1/meanPatchLength. Put it in the config (the config travels with
-   * the weights, so every actor patches alike).
+   * Sets the global entropy threshold at which the entropy model cuts `windows` into patches of
+   * `meanPatchLength` bytes on average, and returns it: a patch starts where H > threshold, so it
+   * is the entropy quantile at 1 − 1/meanPatchLength. The threshold travels with the weights
+   * (`patching/entropy_threshold`), so every actor that imports them patches alike.
    */
-  entropyThresholdFor(windows: readonly Int32Array[], meanPatchLength: number): number {
-    if (!(meanPatchLength >= 1))
-      throw new Error(`entropyThresholdFor: meanPatchLength must be ≥ 1, got ${meanPatchLength}`);
+  calibrateEntropyThreshold(windows: readonly Int32Array[], meanPatchLength: number): number {
+    if (this.config.patching.mode !== "entropy")
+      throw new Error("calibrateEntropyThreshold: patching is not by entropy");
+    if (!(meanPatchLength >= 1)) {
+      throw new Error(`calibrateEntropyThreshold: meanPatchLength must be ≥ 1, got ${meanPatchLength}`);
+    }
     const all: number[] = [];
     for (const w of windows) all.push(...this.entropies(w, 1, w.length));
-    if (all.length === 0) throw new Error("entropyThresholdFor: no bytes");
+    if (all.length === 0) throw new Error("calibrateEntropyThreshold: no bytes");
     all.sort((a, b) => a - b);
-    return all[Math.min(all.length - 1, Math.floor(all.length * (1 - 1 / meanPatchLength)))]!;
+    this.threshold = all[Math.min(all.length - 1, Math.floor(all.length * (1 - 1 / meanPatchLength)))]!;
+    return this.threshold;
   }
 
   async exportWeights(): Promise<Uint8Array> {
-    return encodeNamedTensors(
-      POLICY_WEIGHTS_KIND,
-      this.allWeights().map(({ name, variable }) => ({ name, tensor: variable })),
-    );
+    const threshold = tf.tensor1d([this.threshold]);
+    try {
+      return await encodeNamedTensors(POLICY_WEIGHTS_KIND, [
+        ...this.allWeights().map(({ name, variable }) => ({ name, tensor: variable })),
+        { name: THRESHOLD_WEIGHT, tensor: threshold },
+      ]);
+    } finally {
+      threshold.dispose();
+    }
   }
 
   async importWeights(bytes: Uint8Array, source = "weights"): Promise<void> {
@@ -346,10 +396,11 @@ export class BltPolicy implements Policy {
     try {
       checkTensorsMatch(
         decoded,
-        all.map(({ name, variable }) => ({ name, shape: variable.shape })),
+        [...all.map(({ name, variable }) => ({ name, shape: variable.shape })), { name: THRESHOLD_WEIGHT, shape: [1] }],
         source,
       );
       for (const { name, variable } of all) variable.assign(decoded.get(name)!);
+      this.threshold = decoded.get(THRESHOLD_WEIGHT)!.dataSync()[0]!;
     } finally {
       for (const t of decoded.values()) t.dispose();
     }
@@ -380,7 +431,11 @@ export class BltPolicy implements Policy {
       const row = tokens.subarray(b * N, b * N + n);
       let lengths: number[];
       if (patching.mode === "entropy") {
-        lengths = entropyPatchLengths(entropies!.subarray(b * N, b * N + n), { ...patching, includeNextToken: true });
+        lengths = entropyPatchLengths(entropies!.subarray(b * N, b * N + n), {
+          ...patching,
+          threshold: this.threshold,
+          includeNextToken: true,
+        });
       } else if (patching.mode === "space") {
         lengths = spacePatchLengths(row, { ...patching, includeNextToken: true });
       } else {

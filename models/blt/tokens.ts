@@ -40,6 +40,17 @@ export function decodeBytes(tokens: ArrayLike<number>): string {
   return decoder.decode(tokensToBytes(tokens));
 }
 
+/**
+ * BLT's text codec (the shape of envs' `TextCodec`): encode gives bytes + 4 without BOS/EOS;
+ * decode drops special tokens. `<think>` tags are plain bytes.
+ */
+export const bltCodec = {
+  vocabSize: BLT_VOCAB_SIZE,
+  specialTokens: { pad: PAD, bos: BOS, eos: EOS },
+  encode: (text: string): Int32Array => encodeBytes(text),
+  decode: (ids: ArrayLike<number>): string => decodeBytes(ids),
+} as const;
+
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 export function isValidUtf8(bytes: Uint8Array): boolean {

@@ -6,6 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Policy } from "../policy.ts";
 import { mulberry32, type Random } from "../random.ts";
+import type { BltPolicy } from "./model.ts";
 
 export interface ByteTraining {
   readonly steps: number;
@@ -82,4 +83,21 @@ export function bitsPerByte(policy: Policy, windows: readonly Int32Array[], batc
     loss.dispose();
   }
   return nats / bytes / Math.LN2;
+}
+
+/**
+ * The BLT recipe's first stage: train the entropy model on `documents`, then set the threshold
+ * that cuts them into patches of `meanPatchLength` bytes on average. Returns the threshold.
+ */
+export function prepareEntropyPatching(
+  policy: BltPolicy,
+  documents: readonly Int32Array[],
+  options: ByteTraining & { readonly meanPatchLength: number },
+): number {
+  trainOnBytes(policy.entropyModel, documents, options);
+  const random = mulberry32(options.seed + 1);
+  return policy.calibrateEntropyThreshold(
+    sampleWindows(documents, 64, options.windowLength, random),
+    options.meanPatchLength,
+  );
 }
