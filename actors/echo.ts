@@ -8,36 +8,42 @@ import { Duration, Effect } from "effect";
 import { type Answer, publishWork, WorkOutcome } from "../messaging/index.ts";
 import type { RoleDefinition } from "./runtime.ts";
 
-export const echoRole: RoleDefinition = {
+/** An echo role working `concurrency` prompt groups at once. */
+export const makeEchoRole = (concurrency: number): RoleDefinition => ({
   name: "echo",
   description: "diagnostic worker: answers each prompt group with G copies of its prompt",
   start: (actor) =>
     Effect.succeed(
-      actor.consume("prompts", (item) =>
-        Effect.gen(function* () {
-          const group = item.body;
-          const sleepMs = group.meta.sleepMs;
-          if (typeof sleepMs === "number" && sleepMs > 0) yield* Effect.sleep(Duration.millis(sleepMs));
-          const startedAt = Date.now();
-          const answer: Answer = {
-            tokens: group.promptTokens,
-            logProbs: new Float32Array(group.promptTokens.length),
-            text: group.prompt,
-            finishReason: "stop",
-          };
-          yield* publishWork(
-            "rollouts",
-            {
-              group,
-              answers: Array.from({ length: group.groupSize }, () => answer),
-              policyVersion: 0,
-              timings: { startedAt, finishedAt: Date.now() },
-              actor: actor.id,
-            },
-            { msgId: group.groupId },
-          );
-          return WorkOutcome.done;
-        }),
+      actor.consume(
+        "prompts",
+        (item) =>
+          Effect.gen(function* () {
+            const group = item.body;
+            const sleepMs = group.meta.sleepMs;
+            if (typeof sleepMs === "number" && sleepMs > 0) yield* Effect.sleep(Duration.millis(sleepMs));
+            const startedAt = Date.now();
+            const answer: Answer = {
+              tokens: group.promptTokens,
+              logProbs: new Float32Array(group.promptTokens.length),
+              text: group.prompt,
+              finishReason: "stop",
+            };
+            yield* publishWork(
+              "rollouts",
+              {
+                group,
+                answers: Array.from({ length: group.groupSize }, () => answer),
+                policyVersion: 0,
+                timings: { startedAt, finishedAt: Date.now() },
+                actor: actor.id,
+              },
+              { msgId: group.groupId },
+            );
+            return WorkOutcome.done;
+          }),
+        { concurrency },
       ),
     ),
-};
+});
+
+export const echoRole: RoleDefinition = makeEchoRole(1);

@@ -4,6 +4,7 @@ import { describe, expect, inject, it } from "vitest";
 import { decodeConfig, type ExperimentConfig } from "../configs/index.ts";
 import {
   connectNats,
+  deadLetterCount,
   decodeEnvelope,
   Experiment,
   encodeEnvelope,
@@ -15,7 +16,7 @@ import {
   type PromptGroup,
   publishWork,
 } from "../messaging/index.ts";
-import { echoRole } from "./echo.ts";
+import { echoRole, makeEchoRole } from "./echo.ts";
 import { type RoleDefinition, runActor } from "./runtime.ts";
 
 const natsUrl = inject("natsUrl");
@@ -112,15 +113,17 @@ describe("actor runtime", () => {
 
   it("draining loses nothing: work in hand finishes or goes to another actor", async () => {
     const config = testConfig();
-    const groups = 24;
+    const groups = 21;
     const program = Effect.gen(function* () {
       yield* ensureWorkQueues({ ackWaitMs: 30_000 });
       const drainA = yield* Deferred.make<string>();
       const drainB = yield* Deferred.make<string>();
       const options = { config } as const;
-      const a = yield* Effect.fork(runActor({ ...options, role: echoRole, id: "echo-a", drain: drainA }));
+      // A works 3 items at once: while it drains, its idle workers must not bounce items back and forth.
+      const a = yield* Effect.fork(runActor({ ...options, role: makeEchoRole(3), id: "echo-a", drain: drainA }));
       const b = yield* Effect.fork(runActor({ ...options, role: echoRole, id: "echo-b", drain: drainB }));
-      for (let i = 0; i < groups; i++) yield* publishWork("prompts", promptGroup(i, 60));
+      // One long item keeps A's drain waiting while its other workers are idle.
+      for (let i = 0; i < groups; i++) yield* publishWork("prompts", promptGroup(i, i === 0 ? 1_500 : 50));
       // Let both actors get going, then drain A while it has work in hand.
       yield* Effect.sleep(300);
       yield* Deferred.succeed(drainA, "test");
@@ -138,6 +141,7 @@ describe("actor runtime", () => {
       yield* Deferred.succeed(drainB, "test");
       expect(Exit.isSuccess(yield* Fiber.await(b))).toBe(true);
       expect(done.size).toBe(groups);
+      expect(yield* deadLetterCount("prompts")).toBe(0);
     });
     await Effect.runPromise(Effect.scoped(Effect.provide(program, client(config))));
   });

@@ -207,6 +207,11 @@ export const runActor = (options: RunActorOptions) =>
         nats.connection.publish(subjects.heartbeat(role.name, id), encodeEnvelope(message));
       });
 
+      const countOutcome = (done: boolean) => {
+        if (done) processed += 1;
+        else failed += 1;
+      };
+
       // ── work in hand, drain-aware ──
       const inHand: ActorContext["inHand"] = <A, E, R>(work: Effect.Effect<A, E, R>) =>
         Effect.suspend((): Effect.Effect<A, E | Draining, R> => {
@@ -219,25 +224,28 @@ export const runActor = (options: RunActorOptions) =>
             }),
           );
         });
-      const consume: ActorContext["consume"] = (queue, handler, consumeOptions = {}) =>
-        consumeWork(
+      const consume: ActorContext["consume"] = (queue, handler, consumeOptions = {}) => {
+        // Hand the item back at once, then park this worker until the drain ends: pulling again
+        // would only bounce items (each bounce counts as a delivery towards dead-lettering).
+        const handBack = (item: WorkItem<typeof queue>) =>
+          item.settle(WorkOutcome.retry(`${id} is draining`, 0)).pipe(Effect.ignore, Effect.zipRight(Effect.never));
+        return consumeWork(
           queue,
           (item) =>
             Effect.suspend(() => {
-              if (draining) return Effect.succeed(WorkOutcome.retry(`${id} is draining`, 0));
+              if (draining) return handBack(item);
               return inHand(
                 handler(item).pipe(
-                  Effect.tap((outcome) =>
-                    Effect.sync(() => {
-                      if (outcome._tag === "Done") processed += 1;
-                      else failed += 1;
-                    }),
-                  ),
+                  Effect.tapBoth({
+                    onFailure: () => Effect.sync(() => countOutcome(false)),
+                    onSuccess: (outcome) => Effect.sync(() => countOutcome(outcome._tag === "Done")),
+                  }),
                 ),
-              ).pipe(Effect.catchTag("Draining", () => Effect.succeed(WorkOutcome.retry(`${id} is draining`, 0))));
+              ).pipe(Effect.catchTag("Draining", () => handBack(item)));
             }),
           consumeOptions,
         );
+      };
 
       const context: ActorContext = {
         role: role.name,
