@@ -322,10 +322,12 @@ export const launch = (options: LaunchOptions) =>
       }
       writeFileSync(natsUrlFile(config), `${natsUrl}\n`);
 
-      const nats = yield* connectNats({
-        ...natsConnectionOptions(config.nats, natsUrl, `factrl-launcher-${config.experiment}`),
-        logger,
-      });
+      const connectionOptions = yield* natsConnectionOptions(
+        config.nats,
+        natsUrl,
+        `factrl-launcher-${config.experiment}`,
+      );
+      const nats = yield* connectNats({ ...connectionOptions, logger });
       const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
         effect.pipe(
           Effect.provideService(Nats, nats),

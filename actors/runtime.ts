@@ -177,10 +177,8 @@ export const runActor = (options: RunActorOptions) =>
       const drainStarted = yield* Deferred.make<void>();
       let draining = false;
 
-      const nats: NatsService = yield* connectNats({
-        ...natsConnectionOptions(config.nats, url, `factrl-${id}`),
-        logger,
-      });
+      const connectionOptions = yield* natsConnectionOptions(config.nats, url, `factrl-${id}`);
+      const nats: NatsService = yield* connectNats({ ...connectionOptions, logger });
       const experimentService: ExperimentService = { subjects: experimentSubjects(experiment), sender: id };
       const { subjects } = experimentService;
       const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>

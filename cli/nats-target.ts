@@ -54,14 +54,18 @@ export const commandLayer = (
   Layer.merge(
     Layer.scoped(
       Nats,
-      connectNats({
-        ...(target.config !== undefined
+      Effect.flatMap(
+        target.config !== undefined
           ? natsConnectionOptions(target.config.nats, target.url, name)
-          : { servers: target.url.split(","), name }),
-        // A command's output is its answer: connection chatter only when asked for (FACTRL_LOG_LEVEL).
-        logger: makeLogger({ component: name }).child({}, { level: process.env.FACTRL_LOG_LEVEL ?? "warn" }),
-        connectAttempts: 2,
-      }),
+          : Effect.succeed({ servers: target.url.split(","), name }),
+        (options) =>
+          connectNats({
+            ...options,
+            // A command's output is its answer: connection chatter only when asked for (FACTRL_LOG_LEVEL).
+            logger: makeLogger({ component: name }).child({}, { level: process.env.FACTRL_LOG_LEVEL ?? "warn" }),
+            connectAttempts: 2,
+          }),
+      ),
     ),
     Layer.succeed(Experiment, { subjects: experimentSubjects(target.experiment), sender: "cli" }),
   );

@@ -3,12 +3,20 @@
  * arguments of an embedded nats-server with the same credentials.
  */
 import { readFileSync } from "node:fs";
+import { Effect } from "effect";
 import type { ConnectionOptions } from "../messaging/index.ts";
 import { ConfigError } from "./loader.ts";
 import type { NatsSection } from "./schema.ts";
 
-/** Connection options for `url` (the config's, unless overridden) with the config's auth and TLS. */
-export function natsConnectionOptions(
+/** Connection options for `url` with the config's auth and TLS; an unreadable nkey file is a ConfigError. */
+export const natsConnectionOptions = (
+  nats: NatsSection,
+  url: string,
+  name: string,
+): Effect.Effect<Omit<ConnectionOptions, "logger" | "connectAttempts">, ConfigError> =>
+  Effect.try({ try: () => connectionOptionsOrThrow(nats, url, name), catch: (error) => error as ConfigError });
+
+function connectionOptionsOrThrow(
   nats: NatsSection,
   url: string,
   name: string,
