@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +7,9 @@ import { Effect } from "effect";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { ConnectError, type ConnectionOptions, connectNats, startLocalServer } from "../../messaging/index.ts";
+
+/** Test-only certificates (see tls/README.md). */
+const tlsFile = (name: string) => join(import.meta.dirname, "tls", name);
 
 function capturingLogger() {
   const lines: Record<string, unknown>[] = [];
@@ -80,64 +82,42 @@ describe("connection", () => {
   });
 
   it("connects over TLS with the CA, and says TLS failed without it", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "factrl-tls-"));
-    const file = (name: string) => join(dir, name);
-    const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "ignore" });
-    openssl(
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=factrl-test-ca",
-      "-keyout",
-      file("ca.key"),
-      "-out",
-      file("ca.pem"),
-    );
-    openssl(
-      "req",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-subj",
-      "/CN=127.0.0.1",
-      "-keyout",
-      file("server.key"),
-      "-out",
-      file("server.csr"),
-    );
-    await writeFile(file("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-    openssl(
-      "x509",
-      "-req",
-      "-in",
-      file("server.csr"),
-      "-CA",
-      file("ca.pem"),
-      "-CAkey",
-      file("ca.key"),
-      "-CAcreateserial",
-      "-days",
-      "1",
-      "-extfile",
-      file("ext.cnf"),
-      "-out",
-      file("server.pem"),
-    );
     const server = await startLocalServer({
-      extraArgs: ["--tls", "--tlscert", file("server.pem"), "--tlskey", file("server.key")],
+      extraArgs: ["--tls", "--tlscert", tlsFile("server.pem"), "--tlskey", tlsFile("server.key")],
     });
     try {
-      expect(await tryConnect({ servers: server.url, tls: { caFile: file("ca.pem") } })).toBeTypeOf("string");
+      expect(await tryConnect({ servers: server.url, tls: { caFile: tlsFile("ca.pem") } })).toBeTypeOf("string");
       const untrusted = await tryConnect({ servers: server.url, tls: {}, connectAttempts: 1 });
       expect((untrusted as ConnectError).kind).toBe("tls");
-      const missing = await tryConnect({ servers: server.url, tls: { caFile: file("absent.pem") } });
+      const missing = await tryConnect({ servers: server.url, tls: { caFile: tlsFile("absent.pem") } });
       expect((missing as ConnectError).kind).toBe("config");
       expect((missing as ConnectError).message).toContain("cannot read TLS CA file");
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("presents a client certificate when the server verifies clients", async () => {
+    const server = await startLocalServer({
+      extraArgs: [
+        "--tlsverify",
+        "--tlscert",
+        tlsFile("server.pem"),
+        "--tlskey",
+        tlsFile("server.key"),
+        "--tlscacert",
+        tlsFile("ca.pem"),
+      ],
+    });
+    try {
+      const mutual = { caFile: tlsFile("ca.pem"), certFile: tlsFile("client.pem"), keyFile: tlsFile("client.key") };
+      expect(await tryConnect({ servers: server.url, tls: mutual })).toBeTypeOf("string");
+      const anonymous = await tryConnect({
+        servers: server.url,
+        tls: { caFile: tlsFile("ca.pem") },
+        connectAttempts: 1,
+      });
+      expect(anonymous).toBeInstanceOf(ConnectError);
     } finally {
       await server.stop();
     }
