@@ -1,10 +1,11 @@
 /** The `factrl` command's contract with scripts: help, exit codes, error messages, and joining an experiment. */
+import { spawn } from "node:child_process";
 import { Effect, Layer, ManagedRuntime } from "effect";
 import { describe, expect, inject, it } from "vitest";
 import { listActors } from "../actors/index.ts";
-import { CONFIG_KEY, decodeConfig } from "../configs/index.ts";
+import { CONFIG_KEY, decodeConfig, renderConfig } from "../configs/index.ts";
 import { connectNats, Experiment, experimentSubjects, makeLogger, Nats, putState } from "../messaging/index.ts";
-import { runCli, startCli, waitFor, workDir } from "./cli-helpers.ts";
+import { FACTRL, isAlive, runCli, startCli, waitFor, workDir } from "./cli-helpers.ts";
 
 const natsUrl = inject("natsUrl");
 
@@ -71,6 +72,30 @@ describe("factrl command line", () => {
     actor.child.kill("SIGTERM");
     expect(await actor.exited).toEqual({ code: 0, signal: null });
     expect(actor.output()).toMatch(/echo actor drained/);
+    await runtime.dispose();
+  }, 90_000);
+
+  it("an actor whose launcher dies without a word (SIGKILL) drains and exits by itself", async () => {
+    const experiment = `orphan-${process.pid}`;
+    const config = Effect.runSync(decodeConfig({ experiment, nats: { url: natsUrl } }));
+    const dir = workDir({ "config.yaml": renderConfig(config) });
+    // A stand-in launcher: a shell that starts the actor with its own pid as the parent, then waits.
+    const shell = spawn(
+      "sh",
+      [
+        "-c",
+        `"${process.execPath}" "${FACTRL}" actor echo --experiment ${experiment} --config config.yaml --id echo-o --parent-pid $$ & wait`,
+      ],
+      { cwd: dir, stdio: "ignore" },
+    );
+    const logger = makeLogger({ component: "test" }).child({}, { level: "warn" });
+    const runtime = ManagedRuntime.make(Layer.scoped(Nats, connectNats({ servers: natsUrl, name: "test", logger })));
+    const actor = await waitFor("the actor", async () =>
+      (await runtime.runPromise(listActors(experiment, 1_000))).find((a) => a.state === "running"),
+    );
+    shell.kill("SIGKILL");
+    await waitFor("the orphaned actor to exit", () => !isAlive(actor.pid));
+    expect(await runtime.runPromise(listActors(experiment, 500))).toEqual([]);
     await runtime.dispose();
   }, 90_000);
 });
