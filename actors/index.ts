@@ -13,7 +13,7 @@ export {
 } from "./launcher.ts";
 export { followPolicy, type PolicyFollower, type PolicyInUse } from "./policy-sync.ts";
 export { rewardRole } from "./reward.ts";
-export { hasRole, loadRole, roleNames } from "./roles.ts";
+export { ACTOR_ROLES, makeRoleRegistry, type RoleLoader, type RoleRegistry } from "./roles.ts";
 export { rolloutRole } from "./rollout.ts";
 export {
   type ActorContext,

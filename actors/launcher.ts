@@ -43,7 +43,7 @@ import {
   serveControl,
   subscribe,
 } from "../messaging/index.ts";
-import { hasRole, loadRole } from "./roles.ts";
+import type { RoleRegistry } from "./roles.ts";
 
 export class ExperimentFailed extends Data.TaggedError("ExperimentFailed")<{ readonly reason: string }> {
   override get message(): string {
@@ -59,6 +59,8 @@ export const MAX_PROCESSES_PER_ROLE = 64;
 
 export interface LaunchOptions {
   readonly config: ExperimentConfig;
+  /** The roles this build can run (cli/roles.ts). */
+  readonly roles: RoleRegistry;
   /** The factrl entry point children run (`bin/factrl.mjs`). */
   readonly entryPoint: string;
   /** Progress display: a redrawn status line (tty), periodic log lines (plain), or none. */
@@ -153,7 +155,7 @@ function makeSupervisor(
     if (code === 0) {
       slots.delete(slot.id);
       logger.info({ actor: slot.id }, `${slot.id} completed`);
-      void loadRole(slot.role).then((role) => {
+      void options.roles.load(slot.role).then((role) => {
         if (role?.endsExperiment) finish({ ok: true, reason: `${slot.id} completed the experiment` });
       });
       return;
@@ -295,11 +297,11 @@ export const launch = (options: LaunchOptions) =>
       const { config } = options;
       const logger = makeLogger({ experiment: config.experiment, role: "launcher" });
       for (const role of ROLE_NAMES) {
-        if (config.actors[role] > 0 && !hasRole(role)) {
+        if (config.actors[role] > 0 && !options.roles.has(role)) {
           return yield* new ConfigError({
             source: "actors",
             problems: [
-              `actors.${role}: the ${role} role is not available in this build (available: ${ROLE_NAMES.filter(hasRole).join(", ")}); set actors.${role}: 0`,
+              `actors.${role}: the ${role} role is not available in this build (available: ${ROLE_NAMES.filter(options.roles.has).join(", ")}); set actors.${role}: 0`,
             ],
           });
         }
@@ -363,7 +365,8 @@ export const launch = (options: LaunchOptions) =>
             if (typeof role !== "string" || !(ROLE_NAMES as readonly string[]).includes(role)) {
               return { ok: false, message: `unknown role ${JSON.stringify(role)} (roles: ${ROLE_NAMES.join(", ")})` };
             }
-            if (!hasRole(role)) return { ok: false, message: `the ${role} role is not available in this build` };
+            if (!options.roles.has(role))
+              return { ok: false, message: `the ${role} role is not available in this build` };
             if (typeof count !== "number" || !Number.isInteger(count) || count < 0 || count > MAX_PROCESSES_PER_ROLE) {
               return {
                 ok: false,

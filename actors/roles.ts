@@ -1,20 +1,38 @@
 /**
- * The role registry: role name → how to load its definition. Adding a role is one file exporting a
- * RoleDefinition plus one line here (and its count in configs/schema.ts `ActorCounts`). Loading is
- * lazy, so an actor process (and the launcher) loads only the code of the roles it runs — an echo
- * actor never loads tfjs.
+ * Role registries: role name → how to load its definition. Loading is lazy, so an actor process
+ * (and the launcher) loads only the code of the roles it runs — an echo actor never loads tfjs.
+ *
+ * The roles living in actors/ are listed here; the learner lives in learner/ (which actors/ may not
+ * import), so the full registry is assembled by the CLI (cli/roles.ts). Adding a role is one file
+ * exporting a RoleDefinition, one line in one of the two lists, and its count in configs/schema.ts
+ * `ActorCounts`.
  */
 import type { RoleDefinition } from "./runtime.ts";
 
-const ROLES: Readonly<Record<string, () => Promise<RoleDefinition>>> = {
+export type RoleLoader = () => Promise<RoleDefinition>;
+
+export const ACTOR_ROLES: Readonly<Record<string, RoleLoader>> = {
+  curator: () => import("./curator.ts").then((module) => module.curatorRole),
+  rollout: () => import("./rollout.ts").then((module) => module.rolloutRole),
+  reward: () => import("./reward.ts").then((module) => module.rewardRole),
+  evaluator: () => import("./evaluator.ts").then((module) => module.evaluatorRole),
+  monitor: () => import("./monitor.ts").then((module) => module.monitorRole),
   echo: () => import("./echo.ts").then((module) => module.echoRole),
 };
 
-/** The roles this build can run. */
-export const roleNames = (): string[] => Object.keys(ROLES);
+export interface RoleRegistry {
+  /** The roles this build can run. */
+  readonly names: readonly string[];
+  readonly has: (name: string) => boolean;
+  /** The role's definition, or undefined for a name the registry does not have. */
+  readonly load: (name: string) => Promise<RoleDefinition | undefined>;
+}
 
-export const hasRole = (name: string): boolean => Object.hasOwn(ROLES, name);
-
-/** The role's definition, or undefined for a name this build does not have. */
-export const loadRole = (name: string): Promise<RoleDefinition | undefined> =>
-  hasRole(name) ? ROLES[name]!() : Promise.resolve(undefined);
+export function makeRoleRegistry(loaders: Readonly<Record<string, RoleLoader>>): RoleRegistry {
+  const has = (name: string) => Object.hasOwn(loaders, name);
+  return {
+    names: Object.keys(loaders),
+    has,
+    load: (name) => (has(name) ? loaders[name]!() : Promise.resolve(undefined)),
+  };
+}

@@ -1,12 +1,12 @@
 /** `factrl actor ROLE`: one actor process — what the launcher spawns, and how capacity joins from other hosts. */
 import { type Command, Option as CommandOption } from "commander";
 import { Deferred, Effect, Option } from "effect";
-// The modules themselves, not actors/index.ts: an actor loads only its own role's code (roles.ts is lazy).
-import { loadRole, roleNames } from "../../actors/roles.ts";
+// The module itself, not actors/index.ts: an actor loads only its own role's code (the registry is lazy).
 import { runActor } from "../../actors/runtime.ts";
 import { CONFIG_KEY, ConfigError } from "../../configs/index.ts";
 import { getState } from "../../messaging/index.ts";
 import { commandLayer, resolveTarget } from "../nats-target.ts";
+import { roles } from "../roles.ts";
 import { runMain, UsageError } from "../run-main.ts";
 
 interface ActorOptions {
@@ -21,7 +21,7 @@ export function registerActor(program: Command): void {
   program
     .command("actor")
     .description("run one actor of an experiment (add capacity from any host that reaches its NATS server)")
-    .argument("<role>", `the role: ${roleNames().join(", ")}`)
+    .argument("<role>", `the role: ${roles.names.join(", ")}`)
     .requiredOption("--experiment <id>", "experiment id")
     .option("--nats <url>", "NATS server (default: FACTRL_NATS_URL, then the URL recorded by a local launcher)")
     .option("--config <file>", "config to use (default: the one the launcher published to NATS)")
@@ -31,10 +31,10 @@ export function registerActor(program: Command): void {
     .action((roleName: string, options: ActorOptions) => {
       const drain = Effect.runSync(Deferred.make<string>());
       const run = Effect.gen(function* () {
-        const role = yield* Effect.promise(() => loadRole(roleName));
+        const role = yield* Effect.promise(() => roles.load(roleName));
         if (role === undefined) {
           return yield* new UsageError({
-            reason: `unknown role ${JSON.stringify(roleName)} (available: ${roleNames().join(", ")})`,
+            reason: `unknown role ${JSON.stringify(roleName)} (available: ${roles.names.join(", ")})`,
           });
         }
         const target = yield* resolveTarget(options);

@@ -5,6 +5,7 @@ import { Console, Deferred, Effect } from "effect";
 // The launcher module itself, not actors/index.ts: the index also exports the roles (tfjs and all).
 import { launch } from "../../actors/launcher.ts";
 import { loadConfig, renderConfig } from "../../configs/index.ts";
+import { roles } from "../roles.ts";
 import { runMain } from "../run-main.ts";
 
 const ENTRY_POINT = fileURLToPath(new URL("../../bin/factrl.mjs", import.meta.url));
@@ -27,6 +28,7 @@ export function registerRun(program: Command): void {
         if (options.dryRun) return yield* Console.log(renderConfig(config).trimEnd());
         yield* launch({
           config,
+          roles,
           entryPoint: ENTRY_POINT,
           progress: process.stderr.isTTY ? "tty" : "plain",
           stop,

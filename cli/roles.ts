@@ -1,0 +1,7 @@
+/** Every role this build can run: the actors/ roles plus the learner (learner/ may not be imported by actors/). */
+import { ACTOR_ROLES, makeRoleRegistry } from "../actors/roles.ts";
+
+export const roles = makeRoleRegistry({
+  ...ACTOR_ROLES,
+  learner: () => import("../learner/learner-actor.ts").then((module) => module.learnerRole),
+});
