@@ -35,6 +35,10 @@ export const PretrainStage = Schema.Struct({
   seqLen: setting(PositiveInt, 128, "Tokens per window."),
   learningRate: setting(PositiveNumber, 2e-3, "Peak learning rate (warm-up, then cosine to 10 %)."),
   warmupSteps: setting(NonNegativeInt, 50, "Linear warm-up steps."),
+  decaySteps: Schema.optional(PositiveInt).annotations({
+    description:
+      "Step where the cosine reaches its floor (default: steps); larger than steps = stop the schedule early.",
+  }),
   clipNorm: setting(Schema.Number.pipe(Schema.nonNegative()), 1, "Gradient clipping by global norm (0: off)."),
   evalEvery: setting(NonNegativeInt, 100, "Held-out loss every this many steps (and at the end)."),
   checkpointEvery: setting(NonNegativeInt, 100, "Checkpoint every this many steps (and at the end)."),

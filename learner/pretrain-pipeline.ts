@@ -54,6 +54,7 @@ export async function makeBasePolicy(
       learningRate: p.learningRate,
       warmupSteps: p.warmupSteps,
       totalSteps: p.steps,
+      ...(p.decaySteps !== undefined ? { decaySteps: p.decaySteps } : {}),
       clipNorm: p.clipNorm,
       evalEvery: p.evalEvery,
       checkpointEvery: p.checkpointEvery,

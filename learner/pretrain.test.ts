@@ -33,6 +33,12 @@ describe("learning-rate schedule", () => {
     expect(learningRateAt(110, s)).toBeCloseTo(0.1);
     expect(learningRateAt(500, s)).toBeCloseTo(0.1);
   });
+
+  it("with decaySteps, a shorter run follows the longer schedule step for step", () => {
+    const long = { ...s, totalSteps: 210 };
+    const stoppedEarly = { ...s, totalSteps: 110, decaySteps: 210 };
+    for (const step of [0, 9, 50, 109]) expect(learningRateAt(step, stoppedEarly)).toBe(learningRateAt(step, long));
+  });
 });
 
 describe("pretraining data", () => {

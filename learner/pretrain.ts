@@ -25,16 +25,19 @@ export interface OptimizerSettings {
   readonly learningRate: number;
   /** Steps of linear warm-up from 0. */
   readonly warmupSteps: number;
-  /** Total steps (the cosine reaches its floor here). */
+  /** Total steps to run. */
   readonly totalSteps: number;
+  /** Where the cosine reaches its floor; default totalSteps. Set it to stop a schedule early. */
+  readonly decaySteps?: number;
   /** Clip gradients to this global L2 norm (0: off). */
   readonly clipNorm: number;
 }
 
-/** Linear warm-up to `learningRate`, then cosine decay to 10 % of it at `totalSteps`. */
+/** Linear warm-up to `learningRate`, then cosine decay to 10 % of it at `decaySteps` (default `totalSteps`). */
 export function learningRateAt(step: number, s: OptimizerSettings): number {
   if (step < s.warmupSteps) return (s.learningRate * (step + 1)) / s.warmupSteps;
-  const progress = Math.min(1, (step - s.warmupSteps) / Math.max(1, s.totalSteps - s.warmupSteps));
+  const decaySteps = s.decaySteps ?? s.totalSteps;
+  const progress = Math.min(1, (step - s.warmupSteps) / Math.max(1, decaySteps - s.warmupSteps));
   return s.learningRate * (0.1 + 0.9 * 0.5 * (1 + Math.cos(Math.PI * progress)));
 }
 
