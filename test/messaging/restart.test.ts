@@ -1,14 +1,17 @@
-import { Effect, Fiber, Queue } from "effect";
+import { Chunk, Effect, Fiber, Queue } from "effect";
 import { describe, expect, it } from "vitest";
 import {
   consumeWork,
   ensureWorkQueues,
   experimentSubjects,
+  POLICY_KEY,
   publishMessage,
+  publishPolicy,
   publishWork,
   startLocalServer,
   subscribe,
   WorkOutcome,
+  watchState,
 } from "../../messaging/index.ts";
 import { freshExperiment, runWith, samplePromptGroup } from "./fixtures.ts";
 
@@ -26,6 +29,9 @@ describe("nats-server restarted mid-stream", () => {
         experiment,
         Effect.gen(function* () {
           yield* ensureWorkQueues({ ackWaitMs: 2_000 });
+          yield* publishPolicy(1, new Uint8Array([1]));
+          const policies = yield* watchState(POLICY_KEY);
+          const initial = yield* Queue.take(policies);
           const received = new Set<string>();
           let deliveries = 0;
           const consumer = yield* Effect.fork(
@@ -67,12 +73,22 @@ describe("nats-server restarted mid-stream", () => {
             tags: {},
           });
           const metric = yield* Queue.take(metrics.messages).pipe(Effect.timeout("5 seconds"));
-          return { received: received.size, deliveries, metric: metric.body.values };
+          // The KV watch re-made itself after the restart (replaying the latest entry): still once per revision.
+          yield* publishPolicy(2, new Uint8Array([2]));
+          const next = yield* Queue.take(policies).pipe(Effect.timeout("10 seconds"));
+          yield* Effect.sleep("500 millis");
+          const policyVersions = [
+            initial.value.version,
+            next.value.version,
+            ...Chunk.toArray(yield* Queue.takeAll(policies)).map((entry) => entry.value.version),
+          ];
+          return { received: received.size, deliveries, metric: metric.body.values, policyVersions };
         }),
       );
       expect(result.received).toBe(TOTAL);
       expect(result.deliveries).toBeGreaterThanOrEqual(TOTAL);
       expect(result.metric).toEqual({ after: 1 });
+      expect(result.policyVersions).toEqual([1, 2]);
     } finally {
       await second?.stop();
       await first.stop();
