@@ -78,6 +78,8 @@ export const followPolicy: Effect.Effect<PolicyFollower, StateError, Nats | Expe
 
     const loadVersion: PolicyFollower["loadVersion"] = (version) =>
       Effect.gen(function* () {
+        // Wait until the learner has published that version (its weights are stored before the pointer).
+        while (((yield* getState(POLICY_KEY))?.value.version ?? -1) < version) yield* Effect.sleep("200 millis");
         const policy = yield* buildPublishedArchitecture;
         yield* load(policy, { version, weights: weightsBlobName(version), publishedAt: 0 });
         return policy;

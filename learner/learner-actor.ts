@@ -12,6 +12,7 @@
  * Subjects: pulls ScoredGroup from the `scored` work queue; publishes weights (object store) and the
  * `policy`, `policy-architecture` and `learner-progress` KV keys; metrics on `metrics.learner`.
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type * as tf from "@tensorflow/tfjs";
 import { Duration, Effect, Schedule } from "effect";
@@ -58,11 +59,9 @@ export const learnerCheckpointDir = (config: ExperimentConfig) =>
 /** The policy to start from: the learner's own checkpoint (resume), else `model.init`, else a fresh one. */
 async function startingPolicy(config: ExperimentConfig, optimizer: tf.AdamOptimizer) {
   const resumeDir = learnerCheckpointDir(config);
-  try {
+  if (existsSync(join(resumeDir, "manifest.json"))) {
     const resumed = await loadCheckpoint(resumeDir, { optimizer });
     return { policy: resumed.policy, state: resumed.trainerState as LearnerState, resumed: true };
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT" && !/no such file|ENOENT/.test(String(error))) throw error;
   }
   const fresh: LearnerState = {
     progress: { step: 0, policyVersion: 0, consumed: 0, stale: 0, zeroVariance: 0, duplicates: 0, done: false },
@@ -154,6 +153,7 @@ export const learnerRole: RoleDefinition = {
         while (batch.length < L.groupsPerStep) {
           if (actor.isDraining()) return undefined;
           const items = yield* scored.fetch({ max: L.groupsPerStep - batch.length, expiresMs: FETCH_EXPIRES_MS });
+          const before = progress;
           for (const item of items) {
             held.push(item);
             const group = item.body;
@@ -167,6 +167,8 @@ export const learnerRole: RoleDefinition = {
               inBatch.add(id);
             }
           }
+          // Dropped groups return the curator's credits now, not at the next step.
+          if (progress !== before) yield* putState(LEARNER_PROGRESS_KEY, progress);
         }
         return batch;
       });
