@@ -98,6 +98,7 @@ export {
 export {
   type ConsumeWorkOptions,
   consumeWork,
+  type DeadLetterRecord,
   deadLetterCount,
   ensureWorkQueues,
   JetStreamError,
@@ -108,6 +109,7 @@ export {
   publishWork,
   QUEUE_MESSAGE_TYPE,
   type QueueBody,
+  readDeadLetters,
   sweepExhaustedDeliveries,
   type WorkCounters,
   type WorkFetcher,

@@ -561,6 +561,51 @@ export const deadLetterCount = (queue: WorkQueueName): Effect.Effect<number, Jet
     return info.state.subjects?.[subject] ?? 0;
   });
 
+export interface DeadLetterRecord {
+  /** Sequence in the dead-letter stream. */
+  readonly seq: number;
+  readonly time: Date;
+  readonly reason: string;
+  readonly deliveries: number;
+  /** Sequence the message had in its work stream. */
+  readonly workSeq: number;
+  /** The message itself, or why it could not be decoded. */
+  readonly message: Either.Either<Envelope, string>;
+}
+
+/** The oldest `limit` dead letters of `queue`, with their reasons, for operators and tools. */
+export const readDeadLetters = (
+  queue: WorkQueueName,
+  limit = 100,
+): Effect.Effect<ReadonlyArray<DeadLetterRecord>, JetStreamError, Nats | Experiment> =>
+  Effect.gen(function* () {
+    const { manager } = yield* Nats;
+    const { subjects } = yield* Experiment;
+    const stream = subjects.deadLetterStream;
+    const subject = subjects.deadLetter(queue);
+    return yield* Effect.tryPromise({
+      try: async () => {
+        const { state } = await manager.streams.info(stream);
+        const records: DeadLetterRecord[] = [];
+        for (let seq = state.first_seq; seq <= state.last_seq && records.length < limit; seq++) {
+          const stored = await manager.streams.getMessage(stream, { seq }).catch(() => null);
+          if (stored === null || stored.subject !== subject) continue;
+          const decoded = decodeEnvelope(stored.data);
+          records.push({
+            seq,
+            time: stored.time,
+            reason: stored.header.get("Factrl-Reason"),
+            deliveries: Number(stored.header.get("Factrl-Deliveries")),
+            workSeq: Number(stored.header.get("Factrl-Stream-Seq")),
+            message: Either.mapLeft(decoded, (error) => error.message),
+          });
+        }
+        return records;
+      },
+      catch: jsError(`reading ${stream}`),
+    });
+  });
+
 /** How many messages wait in a work queue (not yet acked). */
 export const pendingWork = (queue: WorkQueueName): Effect.Effect<number, JetStreamError, Nats | Experiment> =>
   Effect.gen(function* () {

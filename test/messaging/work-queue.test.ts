@@ -1,4 +1,4 @@
-import { Deferred, Effect, Fiber, Ref } from "effect";
+import { Deferred, Effect, Either, Fiber, Ref } from "effect";
 import { describe, expect, inject, it } from "vitest";
 import {
   consumeWork,
@@ -9,6 +9,7 @@ import {
   openWorkFetcher,
   pendingWork,
   publishWork,
+  readDeadLetters,
   sweepExhaustedDeliveries,
   WorkOutcome,
 } from "../../messaging/index.ts";
@@ -210,7 +211,12 @@ describe("work queues", () => {
         const [item] = yield* fetcher.fetch({ max: 5 });
         if (item) yield* item.settle(WorkOutcome.reject("answer has no claims"));
         yield* Effect.sleep("200 millis");
-        return { undecodable: undecodable.length, deadLetters, pending: yield* pendingWork("scored") };
+        return {
+          undecodable: undecodable.length,
+          deadLetters,
+          pending: yield* pendingWork("scored"),
+          records: yield* readDeadLetters("scored"),
+        };
       }),
     );
     expect(result.undecodable).toBe(0);
@@ -218,6 +224,14 @@ describe("work queues", () => {
       expect.stringMatching(/^undecodable: not-msgpack/),
       "rejected: answer has no claims",
     ]);
+    // Operators can read them back, with the reason and the message when it decodes.
+    expect(result.records.map((record) => [record.reason.split(":")[0], record.deliveries, record.workSeq])).toEqual([
+      ["undecodable", 1, 1],
+      ["rejected", 1, 2],
+    ]);
+    expect(Either.isLeft(result.records[0]!.message)).toBe(true);
+    const rejected = result.records[1]!.message;
+    expect(Either.isRight(rejected) && rejected.right.type).toBe("ScoredGroup");
     expect(result.pending).toBe(0);
   });
 
