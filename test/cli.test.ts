@@ -45,7 +45,9 @@ describe("factrl command line", () => {
     expect(unreachable.stderr).toMatch(/NATS server unreachable/);
 
     expect(unknownRole.code).toBe(2);
-    expect(unknownRole.stderr).toMatch(/unknown role "juggler" \(available: echo/);
+    expect(unknownRole.stderr).toMatch(
+      /unknown role "juggler" \(available: curator, rollout, reward, evaluator, monitor, echo, learner\)/,
+    );
   }, 90_000);
 
   it("`factrl actor` joins a running experiment with only the URL and id, and drains on SIGTERM", async () => {
