@@ -400,10 +400,13 @@ export function answerLogProbsFromHidden(
 ): AnswerLogProbs {
   // Only positions that predict an answer token go through the V-wide output layer.
   const selected = tf.gather(hidden, tf.tensor1d(packed.predictorRows, "int32"));
-  const logProbs = tf.logSoftmax(tf.div(logits(selected), temperature));
-  // Cast, not oneHot(…, "float32"): the wasm OneHot kernel writes int32 bits whatever the dtype.
-  const targets = tf.cast(tf.oneHot(tf.tensor1d(packed.targets, "int32"), logProbs.shape[1]!), "float32");
-  const picked = tf.sum(tf.mul(logProbs, targets), 1);
+  const scaled = logits(selected);
+  const logProbs = tf.logSoftmax(temperature === 1 ? scaled : tf.div(scaled, temperature));
+  // Pick each row's target by a flat gather (its gradient scatters N values) rather than a
+  // one-hot product, which costs several passes over the whole [N, V] array forward and backward.
+  const V = logProbs.shape[1]!;
+  const flat = Int32Array.from(packed.targets, (target, row) => row * V + target);
+  const picked = tf.gather(logProbs.reshape([-1]), tf.tensor1d(flat, "int32"));
   const mask = tf.tensor2d(packed.mask, [packed.batchSize, packed.maxAnswer]);
   return {
     logProbs: tf.mul(picked.reshape([packed.batchSize, packed.maxAnswer]), mask) as tf.Tensor2D,
