@@ -1,6 +1,6 @@
 /**
  * monitor: collects every metrics event and heartbeat of the experiment into
- * `runs/<experiment>/metrics.jsonl` (one JSON object a line: time, subject, type, sender, body), and
+ * `runs/<experiment>/metrics.jsonl` (one JSON object a line: time, type, sender, body), and
  * publishes a one-line summary (`metrics.monitor`) that the launcher's progress display shows:
  * learner step and reward, rollout throughput, the latest evaluation.
  *
@@ -45,8 +45,8 @@ export const monitorRole: RoleDefinition = {
       const heartbeats = yield* subscribe(subjects.allHeartbeats, ["Heartbeat"]);
       const latest = new Map<string, number>();
 
-      const record = (subject: string, type: string, sender: string, sentAt: number, body: unknown) => {
-        file.write(`${JSON.stringify({ time: sentAt, subject, type, sender, body })}\n`);
+      const record = (type: string, sender: string, sentAt: number, body: unknown) => {
+        file.write(`${JSON.stringify({ time: sentAt, type, sender, body })}\n`);
         actor.recordProcessed();
       };
 
@@ -54,7 +54,7 @@ export const monitorRole: RoleDefinition = {
         const batch = yield* Queue.takeBetween(metrics.messages, 1, 1_000);
         for (const message of Chunk.toReadonlyArray(batch)) {
           if (message.sender === actor.id) continue;
-          record(metrics.subject, message.type, message.sender, message.sentAt, message.body);
+          record(message.type, message.sender, message.sentAt, message.body);
           const { values, step } = message.body;
           if (step !== undefined && message.body.tags.role === "learner") latest.set("learner.step", step);
           for (const [key, value] of Object.entries(values)) latest.set(key, value);
@@ -64,7 +64,7 @@ export const monitorRole: RoleDefinition = {
       const collectHeartbeats = Effect.gen(function* () {
         const batch = yield* Queue.takeBetween(heartbeats.messages, 1, 1_000);
         for (const message of Chunk.toReadonlyArray(batch))
-          record(heartbeats.subject, message.type, message.sender, message.sentAt, message.body);
+          record(message.type, message.sender, message.sentAt, message.body);
       }).pipe(Effect.forever);
 
       const summarise = Effect.gen(function* () {

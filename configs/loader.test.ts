@@ -192,7 +192,7 @@ describe("config files", () => {
       const config = load(resolve(import.meta.dirname, `${name}.yaml`));
       expect(config.experiment).toBe(name);
     }
-    expect(load(resolve(import.meta.dirname, "tiny.yaml")).model.dModel).toBe(32);
+    expect(load(resolve(import.meta.dirname, "tiny.yaml")).rollout.groupSize).toBe(4);
   });
 });
 

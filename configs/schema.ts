@@ -143,7 +143,6 @@ export type EnvSection = typeof EnvSection.Type;
 
 export const ModelSection = Schema.Struct({
   backbone: setting(Schema.Literal("dense", "mot", "blt"), "dense", "Policy architecture: dense | mot | blt."),
-  vocab: setting(PositiveInt, 1024, "Vocabulary size (blt: 256 bytes plus specials)."),
   dModel: setting(PositiveInt, 128, "Width of the residual stream."),
   layers: setting(PositiveInt, 2, "Transformer layers."),
   heads: setting(PositiveInt, 4, "Attention heads; must divide dModel."),
