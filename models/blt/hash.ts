@@ -48,17 +48,19 @@ export function hashNgramIdsInto(
     throw new Error(`hashNgramIds: buckets must be an integer in [1, ${MAX_BUCKETS}], got ${buckets}`);
   }
   const { hi, lo } = primePowers(hashIndex, n);
+  for (let j = 0; j < tokens.length; j++) {
+    const t = tokens[j]!;
+    if (!Number.isInteger(t) || t < 0 || t >= 512) {
+      throw new Error(`hashNgramIds: token ${j} is ${t}, expected an integer in [0, 512)`);
+    }
+  }
   const twoTo32ModBuckets = TWO_32 % buckets;
   for (let j = 0; j < tokens.length; j++) {
     let sumLo = 0;
     let sumHi = 0;
-    for (let i = 0; i < n; i++) {
-      const position = j - n + 1 + i;
-      if (position < 0) continue; // zero padding contributes nothing
-      const t = tokens[position]!;
-      if (!Number.isInteger(t) || t < 0 || t >= 512) {
-        throw new Error(`hashNgramIds: token ${position} is ${t}, expected an integer in [0, 512)`);
-      }
+    // window[i] = tokens[j − n + 1 + i]; positions before the start are zero padding (no term)
+    for (let i = Math.max(0, n - 1 - j); i < n; i++) {
+      const t = tokens[j - n + 1 + i]!;
       sumLo += t * lo[i]!;
       sumHi += t * hi[i]!;
     }
@@ -67,8 +69,7 @@ export function hashNgramIdsInto(
     const high = (sumHi + carry) % TWO_32; // the bits above 2⁶⁴ wrap away
     const signedHigh = high >= 2 ** 31 ? high - TWO_32 : high;
     // value = signedHigh · 2³² + low, reduced modulo buckets without leaving exact doubles.
-    const r = (mod(signedHigh, buckets) * twoTo32ModBuckets + (low % buckets)) % buckets;
-    out[j] = r;
+    out[j] = (mod(signedHigh, buckets) * twoTo32ModBuckets + (low % buckets)) % buckets;
   }
   return out;
 }

@@ -1,5 +1,5 @@
 /** What other parts may use from models/blt/. */
-export { HASH_PRIMES, hashNgramIds } from "./hash.ts";
+export { HASH_PRIMES, hashNgramIds, hashNgramIdsInto } from "./hash.ts";
 export {
   BLT_SPECIAL_TOKENS,
   type BltConfig,
