@@ -339,7 +339,9 @@ export const launch = (options: LaunchOptions) =>
           }),
         );
       const subjects = experimentSubjects(config.experiment);
-      yield* provide(ensureWorkQueues());
+      yield* provide(
+        ensureWorkQueues({ ackWaitMs: config.runtime.ackWaitMs, maxDeliver: config.runtime.maxDeliveries }),
+      );
       yield* provide(putState(CONFIG_KEY, config));
 
       const outcome = yield* Deferred.make<Outcome>();

@@ -296,6 +296,12 @@ export const RuntimeSection = Schema.Struct({
     "Actors announce themselves this often.",
   ),
   drainTimeoutMs: setting(PositiveInt, 10_000, "A draining actor hands back work it has not finished after this."),
+  ackWaitMs: setting(
+    PositiveInt,
+    30_000,
+    "Work handed to an actor that neither finishes it nor reports progress for this long (it died) is redelivered.",
+  ),
+  maxDeliveries: setting(PositiveInt, 5, "Attempts at one work item before it goes to the dead-letter subject."),
   restart: section(RestartPolicy, "Restarts of a crashing actor (in-process) and of an exited actor process."),
 });
 export type RuntimeSection = typeof RuntimeSection.Type;
