@@ -110,10 +110,12 @@ describe("BLT policy", () => {
         });
       });
       expect(maxDiff).toBeLessThan(1e-4);
+      const tensorsBefore = tf.memory().numTensors;
       const again = await policy.sample(prompts, options);
       expect(again.sequences.map((s) => Array.from(s.tokens))).toEqual(
         result.sequences.map((s) => Array.from(s.tokens)),
       );
+      expect(tf.memory().numTensors).toBe(tensorsBefore); // sampling leaves no tensor behind
     });
   });
 
