@@ -16,6 +16,7 @@ import {
   openWorkFetcher,
   publishMessage,
   publishWork,
+  sweepExhaustedDeliveries,
   type WorkItem,
   WorkOutcome,
 } from "../messaging/index.ts";
@@ -60,6 +61,8 @@ export const rolloutRole: RoleDefinition = {
       const { subjects } = yield* Experiment;
       const follower = yield* followPolicy;
       const prompts = yield* openWorkFetcher("prompts");
+      // A fetch-only reader dead-letters deliveries the server gave up on itself (see messaging).
+      yield* sweepExhaustedDeliveries("prompts");
       const sampling = {
         temperature: config.rollout.temperature,
         topP: config.rollout.topP,

@@ -28,6 +28,7 @@ import {
   publishPolicy,
   putState,
   type ScoredGroup,
+  sweepExhaustedDeliveries,
   type WorkItem,
   WorkOutcome,
   weightsBlobName,
@@ -137,6 +138,7 @@ export const learnerRole: RoleDefinition = {
       yield* Effect.addFinalizer(() => Effect.sync(() => reference?.dispose()));
 
       const scored = yield* openWorkFetcher("scored");
+      yield* sweepExhaustedDeliveries("scored");
       /** Deliveries settled by the learner only once a checkpoint covers them. */
       let held: WorkItem<"scored">[] = [];
       yield* Effect.forkScoped(

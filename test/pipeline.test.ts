@@ -1,0 +1,136 @@
+/**
+ * The GRPO pipeline end to end: `factrl run configs/tiny.yaml` with every role as its own process,
+ * against the test's real nats-server, starting from the tiny SFT fixture policy. After each run the
+ * test reads the experiment's KV state and streams to check that no prompt group was lost.
+ */
+import { readFileSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { Effect, Layer } from "effect";
+import { describe, expect, inject, it } from "vitest";
+import { listActors } from "../actors/index.ts";
+import {
+  connectNats,
+  deadLetterCount,
+  Experiment,
+  experimentSubjects,
+  getState,
+  Nats,
+  pendingWork,
+  rootLogger,
+  WORK_QUEUES,
+} from "../messaging/index.ts";
+import { CURATOR_CURSOR_KEY, LEARNER_PROGRESS_KEY } from "../messaging/pipeline-state.ts";
+import { readCheckpointManifest } from "../models/index.ts";
+import { logLines, startCli, waitFor } from "./cli-helpers.ts";
+
+const natsUrl = inject("natsUrl");
+/** The test polls the experiment's state often: only warnings from its own connections. */
+const quietLogger = rootLogger.child({ component: "pipeline-test" }, { level: "warn" });
+const REPO = resolve(import.meta.dirname, "..");
+const TINY = join(REPO, "configs", "tiny.yaml");
+
+const withExperiment = <A, E>(experiment: string, effect: Effect.Effect<A, E, Nats | Experiment>) =>
+  Effect.runPromise(
+    effect.pipe(
+      Effect.provide(
+        Layer.merge(
+          Layer.scoped(Nats, connectNats({ servers: natsUrl, name: "pipeline-test", logger: quietLogger })),
+          Layer.succeed(Experiment, { subjects: experimentSubjects(experiment), sender: "pipeline-test" }),
+        ),
+      ),
+    ) as Effect.Effect<A, E, never>,
+  );
+
+/** Where every published prompt group ended up. */
+const ledger = (experiment: string) =>
+  withExperiment(
+    experiment,
+    Effect.gen(function* () {
+      const progress = (yield* getState(LEARNER_PROGRESS_KEY))?.value;
+      const published = (yield* getState(CURATOR_CURSOR_KEY))?.value.published ?? 0;
+      let deadLettered = 0;
+      let pending = 0;
+      for (const queue of WORK_QUEUES) {
+        deadLettered += yield* deadLetterCount(queue);
+        pending += yield* pendingWork(queue);
+      }
+      return { progress, published, deadLettered, pending };
+    }),
+  );
+
+const metricsOf = (runDir: string) =>
+  readFileSync(join(runDir, "metrics.jsonl"), "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { type: string; sender: string; body: Record<string, unknown> })
+    .filter((event) => event.type === "MetricsEvent")
+    .map((event) => event.body as { step?: number; values: Record<string, number>; tags: Record<string, string> });
+
+async function runTiny(experiment: string, sets: readonly string[]) {
+  const outDir = await mkdtemp(join(tmpdir(), "factrl-pipeline-"));
+  const args = ["run", TINY, "--nats", natsUrl, "--set", `experiment=${experiment}`, "--set", `output.dir=${outDir}`];
+  const run = startCli([...args, ...sets.flatMap((s) => ["--set", s])], REPO);
+  return { run, runDir: join(outDir, experiment) };
+}
+
+describe("GRPO pipeline (real processes)", () => {
+  it("flows prompts through every role: the learner steps, rollouts follow new versions, the evaluator reports", async () => {
+    const experiment = `pipe-e2e-${process.pid}`;
+    const { run, runDir } = await runTiny(experiment, ["learner.maxPolicyLag=0", "actors.rollout=2"]);
+    const { code } = await run.exited;
+    expect(code, run.output().slice(-3000)).toBe(0);
+
+    const metrics = metricsOf(runDir);
+    const learnerSteps = metrics.filter((m) => m.tags.role === "learner").map((m) => m.step);
+    expect(learnerSteps).toEqual([1, 2, 3, 4]);
+    const rolloutVersions = metrics.filter((m) => m.tags.role === "rollout").map((m) => Number(m.tags.policyVersion));
+    expect(Math.max(...rolloutVersions)).toBeGreaterThanOrEqual(1);
+    const finalEval = metrics.find((m) => m.tags.role === "evaluator" && m.tags.policyVersion === "4");
+    expect(finalEval?.values["eval.hallucinationRate"]).toBeTypeOf("number");
+    expect(readFileSync(join(runDir, "report.md"), "utf8")).toMatch(/\| \*\*average\*\* \|/);
+
+    const { progress, published, deadLettered, pending } = await ledger(experiment);
+    expect(progress).toMatchObject({ step: 4, policyVersion: 4, consumed: 8, done: true });
+    // max_policy_lag 0: groups sampled before the newest version are dropped, and counted.
+    expect(progress!.stale).toBeGreaterThan(0);
+    // Every group published is used, dropped (counted), dead-lettered, or still queued.
+    expect(progress!.consumed + progress!.stale + progress!.zeroVariance + deadLettered + pending).toBe(published);
+  }, 240_000);
+
+  it("survives SIGKILLed rollout and learner processes: work is redelivered, the learner resumes, nothing is lost or used twice", async () => {
+    const experiment = `pipe-faults-${process.pid}`;
+    const { run, runDir } = await runTiny(experiment, [
+      "learner.totalSteps=8",
+      "learner.checkpointEvery=1",
+      "actors.rollout=2",
+      "runtime.ackWaitMs=3000",
+    ]);
+    const learnerStep = () =>
+      ledger(experiment)
+        .then((l) => l.progress?.step ?? 0)
+        .catch(() => 0);
+    await waitFor("learner step 2", async () => (await learnerStep()) >= 2, 180_000, 500);
+    const actors = await withExperiment(experiment, listActors(experiment));
+    const victims = actors.filter((a) => a.id === "rollout-1" || a.id === "learner-1");
+    expect(victims.map((a) => a.id).sort()).toEqual(["learner-1", "rollout-1"]);
+    for (const victim of victims) process.kill(victim.pid, "SIGKILL");
+
+    const { code } = await run.exited;
+    expect(code, run.output().slice(-3000)).toBe(0);
+    const restarts = logLines(run.output()).filter((l) => /restarting/.test(String(l.msg)));
+    expect(restarts.map((l) => l.actor).sort()).toEqual(["learner-1", "rollout-1"]);
+    const learnerLog = readFileSync(join(runDir, "logs", "learner-1.log"), "utf8");
+    const resumedAt = Number(/learner resumed at step (\d+)/.exec(learnerLog)?.[1]);
+    expect(resumedAt).toBeGreaterThanOrEqual(1);
+
+    const { progress, published, deadLettered, pending } = await ledger(experiment);
+    expect(progress).toMatchObject({ step: 8, consumed: 16, done: true });
+    const manifest = await readCheckpointManifest(join(runDir, "checkpoints", "learner"));
+    const used = (manifest.trainerState as { usedGroups: string[] }).usedGroups;
+    expect(used).toHaveLength(16);
+    expect(new Set(used).size).toBe(16);
+    expect(progress!.consumed + progress!.stale + progress!.zeroVariance + deadLettered + pending).toBe(published);
+  }, 300_000);
+});
