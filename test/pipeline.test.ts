@@ -27,7 +27,7 @@ import { logLines, startCli, waitFor } from "./cli-helpers.ts";
 
 const natsUrl = inject("natsUrl");
 /** The test polls the experiment's state often: only warnings from its own connections. */
-const quietLogger = rootLogger.child({ component: "pipeline-test" }, { level: "warn" });
+const quietLogger = rootLogger().child({ component: "pipeline-test" }, { level: "warn" });
 const REPO = resolve(import.meta.dirname, "..");
 const TINY = join(REPO, "configs", "tiny.yaml");
 
