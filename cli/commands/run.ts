@@ -1,4 +1,6 @@
 /** `factrl run CONFIG`: the whole experiment on this machine. */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { Console, Deferred, Effect } from "effect";
@@ -26,6 +28,7 @@ export function registerRun(program: Command): void {
       const program = Effect.gen(function* () {
         const config = yield* loadConfig(file, { set });
         if (options.dryRun) return yield* Console.log(renderConfig(config).trimEnd());
+        const startedAt = Date.now();
         yield* launch({
           config,
           roles,
@@ -33,6 +36,9 @@ export function registerRun(program: Command): void {
           progress: process.stderr.isTTY ? "tty" : "plain",
           stop,
         });
+        // The evaluator's report (initial vs RL policy per suite), when this run produced one.
+        const report = join(config.output.dir, config.experiment, "report.md");
+        if (existsSync(report) && statSync(report).mtimeMs >= startedAt) yield* Console.log(`\n${readFileSync(report, "utf8").trimEnd()}\n\n(${report})`);
       });
       runMain(program, { onSignal: (signal) => Effect.runSync(Deferred.succeed(stop, signal)) });
     });
