@@ -18,15 +18,27 @@ const PRODUCTS: Product[] = [
   { label: "weight grad xᵀ·dy", a: [6144, 128], b: [6144, 512], transposeA: true, transposeB: false },
   { label: "input grad dy·W1ᵀ", a: [6144, 512], b: [128, 512], transposeA: false, transposeB: true },
   {
-    label: "attention scores Q·Kᵀ (K stored transposed)",
+    label: "batched, plain (Q·Kᵀ if K were stored transposed)",
     a: [256, 96, 32],
     b: [256, 32, 96],
     transposeA: false,
     transposeB: false,
   },
-  { label: "attention A·V", a: [256, 96, 96], b: [256, 96, 32], transposeA: false, transposeB: false },
-  { label: "attention grad Aᵀ·dC", a: [256, 96, 96], b: [256, 96, 32], transposeA: true, transposeB: false },
-  { label: "attention grad dC·Vᵀ", a: [256, 96, 32], b: [256, 96, 32], transposeA: false, transposeB: true },
+  { label: "attention A·V; grad dQ = dS·K", a: [256, 96, 96], b: [256, 96, 32], transposeA: false, transposeB: false },
+  {
+    label: "attention grads dV = Aᵀ·dC, dK = dSᵀ·Q",
+    a: [256, 96, 96],
+    b: [256, 96, 32],
+    transposeA: true,
+    transposeB: false,
+  },
+  {
+    label: "attention Q·Kᵀ (K stored like V); grad dA = dC·Vᵀ",
+    a: [256, 96, 32],
+    b: [256, 96, 32],
+    transposeA: false,
+    transposeB: true,
+  },
 ];
 
 function gflops(p: Product): number {
