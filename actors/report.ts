@@ -107,3 +107,28 @@ export function renderReport(
   ];
   return lines.join("\n");
 }
+
+export interface StudyRun {
+  /** The reward the run trained with (e.g. "precision only"). */
+  readonly name: string;
+  readonly before: EvaluationResult;
+  readonly after: EvaluationResult;
+}
+
+/**
+ * The reward-hacking study's table in the paper's style: one row per reward, averaged over suites,
+ * with the initial policy as the first row (every run starts from it, so its numbers are shared).
+ */
+export function renderStudyTable(runs: readonly StudyRun[]): string {
+  const first = runs[0];
+  if (!first) return "";
+  const averageOf = (run: StudyRun) => comparisonRows(run.before, run.after).find((r) => r.suite === "average")!;
+  const row = (name: string, m: FactualityMetrics, reward: number | null) =>
+    `| ${name} | ${pct(m.hallucinationRate)} | ${num(m.detail)} | ${pct(m.relevanceWinRate)} | ${pct(m.abstentionRate)} | ${num(m.meanLength, 1)} | ${num(reward, 3)} |`;
+  return [
+    "| policy | hallucination | detail (supported claims) | relevance win rate vs initial | abstention | length (words) | reward |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+    row("initial (SFT)", averageOf(first).before, first.before.overall.reward),
+    ...runs.map((run) => row(`RL: ${run.name}`, averageOf(run).after, run.after.overall.reward)),
+  ].join("\n");
+}

@@ -13,4 +13,5 @@ export const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   scale: () => import("./scale.ts").then((module) => module.registerScale),
   status: () => import("./status.ts").then((module) => module.registerStatus),
   pretrain: () => import("./pretrain.ts").then((module) => module.registerPretrain),
+  study: () => import("./study.ts").then((module) => module.registerStudy),
 };

@@ -1,0 +1,82 @@
+import { describe, expect, it } from "vitest";
+import type { FactualityMetrics } from "../rewards/index.ts";
+import type { EvaluationResult } from "./evaluation.ts";
+import { comparisonRows, renderReport, renderStudyTable, verdict } from "./report.ts";
+
+const metrics = (m: Partial<FactualityMetrics>): FactualityMetrics => ({
+  answers: 10,
+  hallucinationRate: null,
+  detail: null,
+  relevanceWinRate: null,
+  abstentionRate: null,
+  malformedRate: 0,
+  meanLength: null,
+  ...m,
+});
+
+const result = (version: number, bySuite: Record<string, FactualityMetrics>, reward = 0.5): EvaluationResult => ({
+  version,
+  overall: { ...metrics({}), reward },
+  bySuite,
+  byBucket: {},
+  answers: [],
+});
+
+const before = result(0, {
+  bio: metrics({ hallucinationRate: 0.5, detail: 4, relevanceWinRate: 0.5, abstentionRate: 0, meanLength: 40 }),
+  factory: metrics({ hallucinationRate: 0.3, detail: 2, relevanceWinRate: 0.5, abstentionRate: 0.1, meanLength: 30 }),
+});
+const after = result(7, {
+  bio: metrics({ hallucinationRate: 0.3, detail: 4.2, relevanceWinRate: 0.6, abstentionRate: 0, meanLength: 38 }),
+  factory: metrics({
+    hallucinationRate: 0.2,
+    detail: 1.9,
+    relevanceWinRate: 0.5,
+    abstentionRate: null,
+    meanLength: 31,
+  }),
+});
+
+describe("report", () => {
+  it("averages every metric over suites, skipping suites where it is undefined", () => {
+    const average = comparisonRows(before, after).at(-1)!;
+    expect(average.suite).toBe("average");
+    expect(average.before.hallucinationRate).toBeCloseTo(0.4, 10);
+    expect(average.after.hallucinationRate).toBeCloseTo(0.25, 10);
+    expect(average.after.detail).toBeCloseTo(3.05, 10);
+    expect(average.after.abstentionRate).toBe(0); // factory's null is skipped
+    expect(average.after.answers).toBe(20);
+  });
+
+  it("judges the quick start's goals on the average", () => {
+    const v = verdict(comparisonRows(before, after));
+    expect(v.hallucinationDropPoints).toBeCloseTo(15, 10);
+    expect(v.detailChange).toBeCloseTo((3.05 - 3) / 3, 10);
+    expect(v.relevanceWinRate).toBeCloseTo(0.55, 10);
+    expect(v.meetsGoals).toBe(true);
+    const lessDetail = result(7, {
+      bio: metrics({ ...after.bySuite.bio, detail: 3 }),
+      factory: after.bySuite.factory!,
+    });
+    expect(verdict(comparisonRows(before, lessDetail)).meetsGoals).toBe(false); // detail −18 %
+  });
+
+  it("renders a table row per suite plus the average, and the verdict", () => {
+    const text = renderReport("exp", before, after, { steps: 12, wallSeconds: 100 });
+    expect(text).toContain("| bio | 50.0% | 30.0% | 4.00 | 4.20 | 60.0% | 0.0% | 0.0% | 40.0 | 38.0 |");
+    expect(text).toContain("| **average** | 40.0% | 25.0% |");
+    expect(text).toContain("Hallucination rate −15.0 pp, detail +1.7 %, relevance win rate 55.0%.");
+    expect(text).toContain("met.");
+  });
+
+  it("renders the study table: the shared initial policy, then one row per reward", () => {
+    const table = renderStudyTable([
+      { name: "precision", before, after },
+      { name: "full", before, after: result(9, before.bySuite, 0.7) },
+    ]).split("\n");
+    expect(table).toHaveLength(5);
+    expect(table[2]).toBe("| initial (SFT) | 40.0% | 3.00 | 50.0% | 5.0% | 35.0 | 0.500 |");
+    expect(table[3]).toMatch(/^\| RL: precision \| 25\.0% \| 3\.05 \| 55\.0% \|/);
+    expect(table[4]).toMatch(/^\| RL: full \| 40\.0% .* 0\.700 \|$/);
+  });
+});

@@ -1,0 +1,63 @@
+/**
+ * `factrl study CONFIG…`: runs several experiments one after another with the same overrides (seed,
+ * budget) and writes one table comparing their final policies — the reward-hacking study
+ * (configs/ablations/: precision only, precision + detail, the full reward).
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+import { Console, Deferred, Effect } from "effect";
+import type { EvaluationResult } from "../../actors/evaluation.ts";
+import { launch } from "../../actors/launcher.ts";
+import { renderStudyTable, type StudyRun } from "../../actors/report.ts";
+import { type ExperimentConfig, loadConfig } from "../../configs/index.ts";
+import { roles } from "../roles.ts";
+import { runMain } from "../run-main.ts";
+
+const ENTRY_POINT = fileURLToPath(new URL("../../bin/factrl.mjs", import.meta.url));
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
+/** The initial and the final evaluation a run wrote (runs/<experiment>/eval/v<version>.json). */
+function evaluations(config: ExperimentConfig): { before: EvaluationResult; after: EvaluationResult } {
+  const dir = join(config.output.dir, config.experiment, "eval");
+  const versions = readdirSync(dir)
+    .flatMap((f) => (/^v(\d+)\.json$/.exec(f) ? [Number(/^v(\d+)/.exec(f)![1])] : []))
+    .sort((a, b) => a - b);
+  const read = (v: number) => JSON.parse(readFileSync(join(dir, `v${v}.json`), "utf8")) as EvaluationResult;
+  if (versions.length < 2) throw new Error(`${dir}: the run left no final evaluation`);
+  return { before: read(versions[0]!), after: read(versions.at(-1)!) };
+}
+
+export function registerStudy(program: Command): void {
+  program
+    .command("study")
+    .description("run several experiment configs in turn with the same overrides and compare their final policies")
+    .argument("<configs...>", "experiment configs (YAML), e.g. configs/ablations/*.yaml")
+    .option(
+      "--set <key=value>",
+      "override applied to every config, e.g. --set learner.totalSteps=100 (repeatable)",
+      collect,
+    )
+    .option("--out <file>", "where the table goes (default: <output.dir>/study.md)")
+    .action((files: string[], options: { set?: string[]; out?: string }) => {
+      const stop = Effect.runSync(Deferred.make<string>());
+      const program = Effect.gen(function* () {
+        const configs: ExperimentConfig[] = [];
+        for (const file of files) configs.push(yield* loadConfig(file, { set: options.set ?? [] }));
+        const runs: StudyRun[] = [];
+        for (const [i, config] of configs.entries()) {
+          yield* Console.error(`study: ${i + 1}/${configs.length} ${config.experiment}`);
+          yield* launch({ config, roles, entryPoint: ENTRY_POINT, progress: "plain", stop });
+          runs.push({ name: config.experiment, ...evaluations(config) });
+        }
+        const out = options.out ?? join(configs[0]!.output.dir, "study.md");
+        const table = renderStudyTable(runs);
+        const header = `# Reward study: ${files.map((f) => basename(f)).join(", ")}\n\nOverrides: ${(options.set ?? []).join(" ") || "none"}\n\n`;
+        yield* Effect.promise(() => writeFile(out, `${header}${table}\n`));
+        yield* Console.log(`${table}\n\n(${out})`);
+      });
+      runMain(program, { onSignal: (signal) => Effect.runSync(Deferred.succeed(stop, signal)) });
+    });
+}
