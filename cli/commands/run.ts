@@ -1,12 +1,13 @@
 /** `factrl run CONFIG`: the whole experiment on this machine. */
 import { existsSync, readFileSync, statSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { Console, Deferred, Effect } from "effect";
 // The launcher module itself, not actors/index.ts: the index also exports the roles (tfjs and all).
 import { launch } from "../../actors/launcher.ts";
-import { loadConfig, renderConfig } from "../../configs/index.ts";
+import { ConfigError, loadConfig, renderConfig } from "../../configs/index.ts";
 import { roles } from "../roles.ts";
 import { runMain } from "../run-main.ts";
 
@@ -22,12 +23,24 @@ export function registerRun(program: Command): void {
     .option("--set <key=value>", "override a config value, e.g. --set rollout.groupSize=16 (repeatable)", collect)
     .option("--dry-run", "print the fully resolved config and exit")
     .option("--nats <url>", "connect to this NATS server (same as --set nats.url=URL)")
-    .action((file: string, options: { set?: string[]; dryRun?: boolean; nats?: string }) => {
+    .option("--fresh", "delete runs/<experiment>/ first (checkpoints, queues, metrics): start over instead of resuming")
+    .action((file: string, options: { set?: string[]; dryRun?: boolean; nats?: string; fresh?: boolean }) => {
       const set = [...(options.set ?? []), ...(options.nats !== undefined ? [`nats.url=${options.nats}`] : [])];
       const stop = Effect.runSync(Deferred.make<string>());
       const program = Effect.gen(function* () {
         const config = yield* loadConfig(file, { set });
         if (options.dryRun) return yield* Console.log(renderConfig(config).trimEnd());
+        if (options.fresh) {
+          // The embedded server's store lives in the run directory; an external server keeps the
+          // experiment's queues and state, so starting over there means a new experiment id.
+          if (config.nats.url !== undefined) {
+            return yield* new ConfigError({
+              source: "--fresh",
+              problems: ["--fresh: the experiment's state lives on the external NATS server; use a new experiment id"],
+            });
+          }
+          yield* Effect.promise(() => rm(join(config.output.dir, config.experiment), { recursive: true, force: true }));
+        }
         const startedAt = Date.now();
         yield* launch({
           config,
@@ -38,7 +51,8 @@ export function registerRun(program: Command): void {
         });
         // The evaluator's report (initial vs RL policy per suite), when this run produced one.
         const report = join(config.output.dir, config.experiment, "report.md");
-        if (existsSync(report) && statSync(report).mtimeMs >= startedAt) yield* Console.log(`\n${readFileSync(report, "utf8").trimEnd()}\n\n(${report})`);
+        if (existsSync(report) && statSync(report).mtimeMs >= startedAt)
+          yield* Console.log(`\n${readFileSync(report, "utf8").trimEnd()}\n\n(${report})`);
       });
       runMain(program, { onSignal: (signal) => Effect.runSync(Deferred.succeed(stop, signal)) });
     });
