@@ -48,7 +48,10 @@ export const rewardRole: RoleDefinition = {
             answer: answer.text,
             ...(rollout.reference === undefined ? {} : { reference: rollout.reference }),
           }));
+          // Durations for bench/pipeline.ts: scoring vs publishing (fetch, decode and ack happen in consume).
+          const scoreStarted = performance.now();
           const scores = yield* Effect.promise(() => pipeline.score(items));
+          const publishStarted = performance.now();
           yield* publishWork(
             "scored",
             {
@@ -63,11 +66,18 @@ export const rewardRole: RoleDefinition = {
             },
             { msgId: group.groupId },
           );
+          const publishMs = performance.now() - publishStarted;
           const failures = scores.reduce((n, s) => n + s.failures.length, 0);
           const mean = scores.reduce((a, s) => a + s.reward, 0) / Math.max(1, scores.length);
           yield* publishMessage(subjects.metrics(actor.id), "MetricsEvent", {
             source: actor.id,
-            values: { "reward.mean": mean, "reward.failures": failures, "reward.answers": scores.length },
+            values: {
+              "reward.mean": mean,
+              "reward.failures": failures,
+              "reward.answers": scores.length,
+              "reward.scoreMs": publishStarted - scoreStarted,
+              "reward.publishMs": publishMs,
+            },
             tags: { role: "reward", policyVersion: String(rollout.policyVersion) },
           });
           return WorkOutcome.done;

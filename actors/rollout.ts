@@ -93,9 +93,18 @@ export const rolloutRole: RoleDefinition = {
           }
         });
 
-      const rolloutBatch = (items: readonly WorkItem<"prompts">[], settled: Set<WorkItem<"prompts">>) =>
+      const rolloutBatch = (
+        items: readonly WorkItem<"prompts">[],
+        settled: Set<WorkItem<"prompts">>,
+        fetchMs: number,
+      ) =>
         Effect.gen(function* () {
+          // Durations for bench/pipeline.ts: loading weights, and messaging (publish, ack) vs sampling.
+          const syncStarted = performance.now();
           const { policy, version } = yield* follower.current;
+          const syncMs = performance.now() - syncStarted;
+          let publishMs = 0;
+          let ackMs = 0;
           actor.setPolicyVersion(version);
           const startedAt = Date.now();
           const rows = items.flatMap((item) =>
@@ -113,6 +122,7 @@ export const rolloutRole: RoleDefinition = {
               .map((sequence) => toAnswer(sequence, answerText(tokenizer, sequence.tokens)));
             row += group.groupSize;
             const reference = references.get(group.promptId);
+            const publishStarted = performance.now();
             yield* publishWork(
               "rollouts",
               {
@@ -125,7 +135,10 @@ export const rolloutRole: RoleDefinition = {
               },
               { msgId: group.groupId },
             );
+            const ackStarted = performance.now();
+            publishMs += ackStarted - publishStarted;
             yield* item.settle(WorkOutcome.done);
+            ackMs += performance.now() - ackStarted;
             settled.add(item);
             actor.recordProcessed();
           }
@@ -137,6 +150,11 @@ export const rolloutRole: RoleDefinition = {
               "rollout.tokensPerSecond": (1000 * result.timings.generatedTokens) / Math.max(1, result.timings.totalMs),
               "rollout.sampleMs": result.timings.totalMs,
               "rollout.batchMs": finishedAt - startedAt,
+              "rollout.startedAt": startedAt,
+              "rollout.syncMs": syncMs,
+              "rollout.fetchMs": fetchMs,
+              "rollout.publishMs": publishMs,
+              "rollout.ackMs": ackMs,
             },
             tags: { role: "rollout", policyVersion: String(version) },
           });
@@ -144,10 +162,12 @@ export const rolloutRole: RoleDefinition = {
 
       return Effect.gen(function* () {
         while (!actor.isDraining()) {
+          const fetchStarted = performance.now();
           const items = yield* prompts.fetch({ max: config.rollout.batch, expiresMs: PULL_EXPIRES_MS });
           if (items.length === 0) continue;
+          const fetchMs = performance.now() - fetchStarted;
           const settled = new Set<WorkItem<"prompts">>();
-          yield* actor.inHand(keepingAlive(items, rolloutBatch(items, settled))).pipe(
+          yield* actor.inHand(keepingAlive(items, rolloutBatch(items, settled, fetchMs))).pipe(
             Effect.catchAllCause((cause) =>
               Effect.gen(function* () {
                 // Hand the batch back: another actor (or this one, later) redoes it.

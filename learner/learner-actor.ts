@@ -193,8 +193,11 @@ export const learnerRole: RoleDefinition = {
 
       return Effect.gen(function* () {
         while (progress.step < L.totalSteps) {
+          // Durations for bench/pipeline.ts: waiting for groups (fetching included), updating, publishing, checkpointing.
+          const collectStarted = performance.now();
           const groups = yield* collectGroups;
           if (!groups) return yield* Effect.logInfo("learner drained; unsettled groups will be redelivered");
+          const collectMs = performance.now() - collectStarted;
           const started = Date.now();
           const stats = grpoUpdate(policy, optimizer, reference, toGrpoBatch(groups), {
             learningRate: L.lr,
@@ -208,17 +211,24 @@ export const learnerRole: RoleDefinition = {
             temperature: config.rollout.temperature,
             horizon: config.rollout.maxNewTokens,
           });
+          const updateMs = Date.now() - started;
+          let publishMs = 0;
           for (const g of groups) used.add(g.rollout.group.groupId);
           const step = progress.step + 1;
           const last = step === L.totalSteps;
           progress = { ...progress, step, consumed: progress.consumed + groups.length };
           if (step % L.publishEvery === 0 || last) {
             const version = progress.policyVersion + 1;
-            yield* publishPolicy(version, yield* Effect.promise(() => policy.exportWeights()));
+            const weights = yield* Effect.promise(() => policy.exportWeights());
+            const publishStarted = performance.now();
+            yield* publishPolicy(version, weights);
+            publishMs = performance.now() - publishStarted;
             progress = { ...progress, policyVersion: version };
             actor.setPolicyVersion(version);
           }
+          const checkpointStarted = performance.now();
           if (step % L.checkpointEvery === 0 || last) yield* checkpoint;
+          const checkpointMs = performance.now() - checkpointStarted;
           actor.recordProcessed(groups.length);
           const rewards = groups.flatMap((g) => g.scores.map((s) => s.reward));
           yield* publishMessage(subjects.metrics("learner"), "MetricsEvent", {
@@ -232,6 +242,10 @@ export const learnerRole: RoleDefinition = {
               "learner.kl": stats.kl,
               "learner.rewardMean": rewards.reduce((a, b) => a + b, 0) / rewards.length,
               "learner.stepMs": Date.now() - started,
+              "learner.collectMs": collectMs,
+              "learner.updateMs": updateMs,
+              "learner.publishMs": publishMs,
+              "learner.checkpointMs": checkpointMs,
               "learner.consumed": progress.consumed,
               "learner.stale": progress.stale,
               "learner.zeroVariance": progress.zeroVariance,
