@@ -40,7 +40,7 @@ import {
   POLICY_ARCHITECTURE_KEY,
 } from "../messaging/pipeline-state.ts";
 import { buildPolicy, loadCheckpoint, type Policy, saveCheckpoint } from "../models/index.ts";
-import { type GrpoBatch, grpoUpdate } from "./grpo-step.ts";
+import { type GrpoBatch, type GrpoSettings, grpoUpdate } from "./grpo-step.ts";
 import { createOptimizer } from "./pretrain.ts";
 import { DEFAULT_PRETRAIN, modelConfigFor, tokenizerRecord } from "./pretrain-factworld.ts";
 
@@ -86,7 +86,7 @@ async function startingPolicy(config: ExperimentConfig, optimizer: tf.AdamOptimi
 }
 
 /** Flattens scored groups into the GRPO batch (answers group after group). */
-const toGrpoBatch = (groups: readonly ScoredGroup[]): GrpoBatch => {
+export const toGrpoBatch = (groups: readonly ScoredGroup[]): GrpoBatch => {
   const answers = groups.flatMap((g) => g.rollout.answers);
   return {
     prompts: groups.flatMap((g) => g.rollout.answers.map(() => g.rollout.group.promptTokens)),
@@ -97,7 +97,21 @@ const toGrpoBatch = (groups: readonly ScoredGroup[]): GrpoBatch => {
   };
 };
 
-const hasSignal = (group: ScoredGroup) => group.scores.some((s) => s.reward !== group.scores[0]?.reward);
+export const hasSignal = (group: ScoredGroup) => group.scores.some((s) => s.reward !== group.scores[0]?.reward);
+
+/** The GRPO update's settings from the experiment config. */
+export const grpoSettingsFor = (config: ExperimentConfig): GrpoSettings => ({
+  learningRate: config.learner.lr,
+  clipNorm: 1,
+  epsLow: config.learner.epsLow,
+  epsHigh: config.learner.epsHigh,
+  klBeta: config.learner.klBeta,
+  aggregation: config.learner.lossAggregation,
+  normalizeStd: config.learner.normalizeStd,
+  updatesPerBatch: config.learner.updatesPerBatch,
+  temperature: config.rollout.temperature,
+  horizon: config.rollout.maxNewTokens,
+});
 
 export const learnerRole: RoleDefinition = {
   name: "learner",
@@ -199,18 +213,7 @@ export const learnerRole: RoleDefinition = {
           if (!groups) return yield* Effect.logInfo("learner drained; unsettled groups will be redelivered");
           const collectMs = performance.now() - collectStarted;
           const started = Date.now();
-          const stats = grpoUpdate(policy, optimizer, reference, toGrpoBatch(groups), {
-            learningRate: L.lr,
-            clipNorm: 1,
-            epsLow: L.epsLow,
-            epsHigh: L.epsHigh,
-            klBeta: L.klBeta,
-            aggregation: L.lossAggregation,
-            normalizeStd: L.normalizeStd,
-            updatesPerBatch: L.updatesPerBatch,
-            temperature: config.rollout.temperature,
-            horizon: config.rollout.maxNewTokens,
-          });
+          const stats = grpoUpdate(policy, optimizer, reference, toGrpoBatch(groups), grpoSettingsFor(config));
           const updateMs = Date.now() - started;
           let publishMs = 0;
           for (const g of groups) used.add(g.rollout.group.groupId);
