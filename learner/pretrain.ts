@@ -71,6 +71,8 @@ export function optimizerStep(
   (optimizer as unknown as { learningRate: number }).learningRate = learningRate;
   const variables = policy.trainableVariables as tf.Variable[];
   const { value, grads } = tf.variableGrads(loss, variables);
+  // A variable the loss did not reach (e.g. a modality absent from the batch) gets a zero gradient.
+  for (const v of variables) grads[v.name] ??= tf.zerosLike(v);
   const names = Object.keys(grads);
   const normTensor = tf.tidy(() => tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]!))))));
   const gradNorm = normTensor.dataSync()[0]!;
