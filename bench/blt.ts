@@ -122,7 +122,7 @@ const entropyLosses = trainOnBytes(entropySource.entropyModel, train, {
 });
 const entropyBpb = bitsPerByte(entropySource.entropyModel, held);
 log(
-  `entropy model: ${entropySource.entropyModel.parameterCount()} parameters, ${ENTROPY_STEPS} steps in ${((performance.now() - start) / 1000).toFixed(0)} s, loss ${entropyLosses.at(-1)!.toFixed(3)}, held-out ${entropyBpb.toFixed(3)} bits/byte`,
+  `entropy model: ${entropySource.entropyModel.parameterCount()} parameters, ${ENTROPY_STEPS} steps in ${((performance.now() - start) / 1000).toFixed(0)} s, loss ${(entropyLosses.at(-1) ?? Number.NaN).toFixed(3)}, held-out ${entropyBpb.toFixed(3)} bits/byte`,
 );
 const entropyWeights = await entropySource.exportWeights();
 
