@@ -1,0 +1,476 @@
+/**
+ * Pipeline benchmarks (issue 6), all measured in one run on one machine:
+ *   1. throughput, answers scored and learned per second: `factrl run` (every role its own process,
+ *      talking over NATS) vs a single-process synchronous loop doing the same work with the same code
+ *      (policy.sample, the rewards/ pipeline, the learner's grpoUpdate, checkpoints), same config;
+ *   2. the share of each role's busy time spent in messaging (fetch, decode, encode, publish, ack);
+ *   3. weight sync: the learner publishing version v → every rollout actor sampling with v (or newer).
+ * Run: node bin/run-ts.mjs bench/pipeline.ts [--config FILE] [--steps N] [--set key=value …]
+ */
+import { spawn } from "node:child_process";
+import { createWriteStream, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { Effect, Fiber, Layer, Queue } from "effect";
+import { uniformPrompt } from "../actors/curator.ts";
+import { factWorldEnvironment, hash32 } from "../actors/index.ts";
+import { type ExperimentConfig, loadConfig } from "../configs/index.ts";
+import { grpoUpdate } from "../learner/grpo-step.ts";
+import { grpoSettingsFor, hasSignal, toGrpoBatch } from "../learner/learner-actor.ts";
+import { createOptimizer } from "../learner/pretrain.ts";
+import { tokenizerRecord } from "../learner/pretrain-factworld.ts";
+import {
+  type Answer,
+  ExperimentLive,
+  ensureWorkQueues,
+  NatsLive,
+  openWorkFetcher,
+  POLICY_KEY,
+  type PromptGroup,
+  publishWork,
+  type QueueBody,
+  type RolloutGroup,
+  rootLogger,
+  type ScoredGroup,
+  startLocalServer,
+  WorkOutcome,
+  type WorkQueueName,
+  watchState,
+} from "../messaging/index.ts";
+import { answerText, initBackend, loadCheckpoint, promptTokens, saveCheckpoint } from "../models/index.ts";
+import { createRewardPipeline } from "../rewards/index.ts";
+
+const REPO = resolve(import.meta.dirname, "..");
+const { values: args } = parseArgs({
+  options: {
+    config: { type: "string", default: "configs/tiny.yaml" },
+    steps: { type: "string", default: "150" },
+    set: { type: "string", multiple: true, default: [] },
+  },
+});
+/** The benchmark's config: evaluation off (the synchronous loop has no evaluator), fewer checkpoints than tiny's. */
+const SETS = [
+  `learner.totalSteps=${args.steps}`,
+  "learner.checkpointEvery=10",
+  "actors.evaluator=0",
+  "evaluation.every=0",
+  ...(args.set ?? []),
+];
+const logger = rootLogger().child({ component: "bench-pipeline" }, { level: "warn" });
+
+const median = (values: readonly number[]) =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
+const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
+const fmt = (n: number, digits = 1) =>
+  n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const pct = (part: number, whole: number) => `${fmt((100 * part) / whole, 1)} %`;
+
+/** Answers learned and scored per second between the end of learner step 1 and the end of the last step. */
+interface Throughput {
+  readonly learnedPerSecond: number;
+  readonly scoredPerSecond: number;
+  readonly windowSeconds: number;
+  /** From start (process launch / loop start, loading included) to the end. */
+  readonly totalSeconds: number;
+}
+
+/** Payloads of the sizes this config produces, for the messaging cost measurement. */
+interface Payloads {
+  readonly prompt: PromptGroup;
+  readonly rollout: RolloutGroup;
+  readonly scored: ScoredGroup;
+}
+
+// ── 1a. the single-process synchronous loop ─────────────────────────────────────────────────────
+async function synchronousLoop(config: ExperimentConfig): Promise<{ throughput: Throughput; payloads: Payloads }> {
+  const started = performance.now();
+  const L = config.learner;
+  const G = config.rollout.groupSize;
+  if (!config.model.init) throw new Error("bench/pipeline.ts needs a config with model.init (a policy to start from)");
+  await initBackend({ backend: config.model.backend, threads: config.model.threads, logger });
+  const { world, tokenizer, train, eval: evalPrompts } = factWorldEnvironment(config.env);
+  const { policy } = await loadCheckpoint(config.model.init);
+  // The frozen initial policy: the relevance judge's reference answers and the KL reference, as in the pipeline.
+  const initial = (await loadCheckpoint(config.model.init)).policy;
+  const prompts = [...train, ...evalPrompts];
+  const focusById = new Map(prompts.map((p) => [p.id, p.focus]));
+  const rewards = await createRewardPipeline(
+    { modules: config.rewards.modules, timeoutMs: config.rewards.timeoutMs, retries: config.rewards.retries },
+    { world, prompts },
+  );
+  const optimizer = createOptimizer({ learningRate: L.lr, warmupSteps: 0, totalSteps: L.totalSteps, clipNorm: 1 });
+  const sampling = {
+    temperature: config.rollout.temperature,
+    topP: config.rollout.topP,
+    maxNewTokens: config.rollout.maxNewTokens,
+    stopTokens: [tokenizer.specialTokens.eos],
+  };
+  const checkpointDir = mkdtempSync(join(tmpdir(), "factrl-bench-sync-"));
+  const references = new Map<string, string>();
+  const pending: ScoredGroup[] = [];
+  let sequence = 0;
+  let version = 0;
+  let scored = 0;
+  let last: { prompt: PromptGroup; rollout: RolloutGroup; scored: ScoredGroup } | undefined;
+  const stepEnds: number[] = [];
+  const promptGroup = (n: number): PromptGroup => {
+    const prompt = uniformPrompt(train, config.seed, n);
+    return {
+      groupId: `g${n}`,
+      promptId: prompt.id,
+      suite: prompt.suite,
+      prompt: prompt.text,
+      promptTokens: promptTokens(tokenizer, prompt.text) as Int32Array<ArrayBuffer>,
+      focus: prompt.focus.entity,
+      meta: { bucket: prompt.bucket, split: prompt.split },
+      groupSize: G,
+      createdAt: Date.now(),
+    };
+  };
+
+  for (let step = 1; step <= L.totalSteps; step++) {
+    // Roll out and score `rollout.batch` prompt groups at a time until a step's worth of groups carry signal.
+    while (pending.length < L.groupsPerStep) {
+      const groups = Array.from({ length: config.rollout.batch }, () => promptGroup(sequence++));
+      const startedAt = Date.now();
+      const seed = hash32(`${config.seed}:${version}:${groups.map((g) => g.groupId).join(",")}`);
+      const result = await policy.sample(
+        groups.flatMap((g) => Array.from({ length: G }, () => g.promptTokens)),
+        { ...sampling, seed },
+      );
+      const missing = [...new Map(groups.map((g) => [g.promptId, g])).values()].filter(
+        (g) => !references.has(g.promptId),
+      );
+      if (config.rewards.reference === "initial-policy" && missing.length > 0) {
+        const refs = await initial.sample(
+          missing.map((g) => g.promptTokens),
+          { ...sampling, seed: hash32(`reference:${config.seed}:${missing[0]!.promptId}`) },
+        );
+        for (const [i, g] of missing.entries())
+          references.set(g.promptId, answerText(tokenizer, refs.sequences[i]!.tokens));
+      }
+      const finishedAt = Date.now();
+      for (const [i, group] of groups.entries()) {
+        const answers: Answer[] = result.sequences.slice(i * G, (i + 1) * G).map((s) => ({
+          tokens: s.tokens as Int32Array<ArrayBuffer>,
+          logProbs: s.logProbs as Float32Array<ArrayBuffer>,
+          text: answerText(tokenizer, s.tokens),
+          finishReason: s.finishReason,
+        }));
+        const reference = references.get(group.promptId);
+        const rollout: RolloutGroup = {
+          group,
+          answers,
+          policyVersion: version,
+          timings: { startedAt, finishedAt },
+          actor: "sync",
+          ...(reference === undefined ? {} : { reference }),
+        };
+        const focus = focusById.get(group.promptId);
+        const prompt = {
+          id: group.promptId,
+          text: group.prompt,
+          ...(focus ? { focus: { entity: focus.entity, aspects: focus.aspects } } : {}),
+        };
+        const scores = await rewards.score(
+          answers.map((a) => ({ prompt, answer: a.text, ...(reference === undefined ? {} : { reference }) })),
+        );
+        scored += scores.length;
+        const scoredGroup: ScoredGroup = {
+          rollout,
+          scores: scores.map((s) => ({ reward: s.reward, components: { ...s.components }, failures: [...s.failures] })),
+          scorer: "sync",
+          scoredAt: Date.now(),
+        };
+        last = { prompt: group, rollout, scored: scoredGroup };
+        if (hasSignal(scoredGroup)) pending.push(scoredGroup);
+      }
+    }
+    const groups = pending.splice(0, L.groupsPerStep);
+    grpoUpdate(policy, optimizer, L.klBeta > 0 ? initial : undefined, toGrpoBatch(groups), grpoSettingsFor(config));
+    if (step % L.publishEvery === 0) version += 1;
+    if (step % L.checkpointEvery === 0 || step === L.totalSteps) {
+      await saveCheckpoint(checkpointDir, {
+        policy,
+        optimizer,
+        step,
+        tokenizer: tokenizerRecord(tokenizer),
+        trainerState: { step, version },
+      });
+    }
+    stepEnds.push(performance.now());
+    if (step === 1) scored = 0; // count what is scored inside the window only
+  }
+  await rewards.close();
+  policy.dispose();
+  initial.dispose();
+  const windowSeconds = (stepEnds.at(-1)! - stepEnds[0]!) / 1000;
+  return {
+    throughput: {
+      learnedPerSecond: ((L.totalSteps - 1) * L.groupsPerStep * G) / windowSeconds,
+      scoredPerSecond: scored / windowSeconds,
+      windowSeconds,
+      totalSeconds: (performance.now() - started) / 1000,
+    },
+    payloads: last!,
+  };
+}
+
+// ── 1b. the actor pipeline: `factrl run`, every role its own process ──────────────────────────────
+interface MetricsLine {
+  readonly time: number;
+  readonly sender: string;
+  readonly step?: number;
+  readonly values: Record<string, number>;
+  readonly tags: Record<string, string>;
+}
+
+interface PolicyAnnouncement {
+  readonly version: number;
+  readonly publishedAt: number;
+  /** When this process's KV watch delivered it. */
+  readonly seenAt: number;
+}
+
+async function actorPipeline(natsUrl: string) {
+  const experiment = `bench-pipeline-${process.pid}`;
+  const outDir = mkdtempSync(join(tmpdir(), "factrl-bench-pipeline-"));
+  const layer = Layer.merge(
+    NatsLive({ servers: natsUrl, name: "bench-pipeline", logger }),
+    ExperimentLive(experiment, "bench"),
+  );
+  // Watch the policy pointer from outside, to record when each version was published.
+  const announcements: PolicyAnnouncement[] = [];
+  const watcher = Effect.runFork(
+    Effect.gen(function* () {
+      const updates = yield* watchState(POLICY_KEY);
+      for (;;) {
+        const entry = yield* Queue.take(updates);
+        announcements.push({ ...entry.value, seenAt: Date.now() });
+      }
+    }).pipe(Effect.scoped, Effect.provide(layer)),
+  );
+  const started = performance.now();
+  const logFile = join(outDir, "factrl-run.log");
+  const log = createWriteStream(logFile);
+  const child = spawn(
+    process.execPath,
+    [
+      join(REPO, "bin", "factrl.mjs"),
+      "run",
+      args.config!,
+      "--nats",
+      natsUrl,
+      ...[`experiment=${experiment}`, `output.dir=${outDir}`, ...SETS].flatMap((s) => ["--set", s]),
+    ],
+    { cwd: REPO, env: { ...process.env, FACTRL_NATS_URL: "" }, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  const code = await new Promise<number | null>((done) => child.once("exit", done));
+  const totalSeconds = (performance.now() - started) / 1000;
+  await Effect.runPromise(Fiber.interrupt(watcher));
+  if (code !== 0) throw new Error(`factrl run exited with ${code}; see ${logFile}`);
+  const metrics = readFileSync(join(outDir, experiment, "metrics.jsonl"), "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line))
+    .filter((event) => event.type === "MetricsEvent")
+    .map((event): MetricsLine => ({ time: event.time, sender: event.sender, ...event.body }));
+  return { metrics, announcements, totalSeconds, logFile };
+}
+
+const byRole = (metrics: readonly MetricsLine[], role: string) => metrics.filter((m) => m.tags.role === role);
+const total = (events: readonly MetricsLine[], key: string) => sum(events.map((e) => e.values[key] ?? 0));
+
+function pipelineThroughput(metrics: readonly MetricsLine[], groupSize: number, totalSeconds: number): Throughput {
+  const steps = byRole(metrics, "learner").sort((a, b) => a.step! - b.step!);
+  const first = steps[0]!;
+  const last = steps.at(-1)!;
+  const windowSeconds = (last.time - first.time) / 1000;
+  const consumed = last.values["learner.consumed"]! - first.values["learner.consumed"]!;
+  const scoredInWindow = byRole(metrics, "reward").filter((m) => m.time > first.time && m.time <= last.time);
+  return {
+    learnedPerSecond: (consumed * groupSize) / windowSeconds,
+    scoredPerSecond: total(scoredInWindow, "reward.answers") / windowSeconds,
+    windowSeconds,
+    totalSeconds,
+  };
+}
+
+// ── 2. messaging cost per received item, measured on the same server with this config's payloads ──
+/**
+ * The receive side of a work queue as the roles do it when work is waiting (fetch, decode, validate,
+ * ack): the roles cannot time it for the reward actor (it happens inside actor.consume), and the
+ * fetches the rollout actor and learner time include waiting for work to arrive.
+ */
+function receiveCostMs<Q extends WorkQueueName>(natsUrl: string, queue: Q, body: QueueBody<Q>, batch: number) {
+  const count = 20 * batch;
+  return Effect.gen(function* () {
+    yield* ensureWorkQueues();
+    for (let i = 0; i < count; i++) yield* publishWork(queue, body, { msgId: `m${i}` });
+    const fetcher = yield* openWorkFetcher(queue);
+    const started = performance.now();
+    let received = 0;
+    while (received < count) {
+      const items = yield* fetcher.fetch({ max: batch, expiresMs: 1_000 });
+      for (const item of items) yield* item.settle(WorkOutcome.done);
+      received += items.length;
+    }
+    return (performance.now() - started) / count;
+  }).pipe(
+    Effect.provide(
+      Layer.merge(
+        NatsLive({ servers: natsUrl, name: "bench-receive", logger }),
+        ExperimentLive(`bench-receive-${queue}-${process.pid}`, "bench"),
+      ),
+    ),
+    Effect.runPromise,
+  );
+}
+
+// ── the report ───────────────────────────────────────────────────────────────────────────────────
+async function main() {
+  const config = await Effect.runPromise(loadConfig(join(REPO, args.config!), { set: SETS }));
+  const G = config.rollout.groupSize;
+  const L = config.learner;
+  console.log(
+    `# Pipeline benchmark: ${args.config} with ${SETS.join(" ")} — ${L.totalSteps} steps × ${L.groupsPerStep} groups × G=${G}, ` +
+      `${config.rollout.maxNewTokens} new tokens, rollout batch ${config.rollout.batch}, actors ${JSON.stringify(config.actors)}`,
+  );
+  const server = await startLocalServer();
+  try {
+    console.log("running the synchronous loop …");
+    const sync = await synchronousLoop(config);
+    console.log("running the actor pipeline (factrl run) …");
+    const run = await actorPipeline(server.url);
+    const actors = pipelineThroughput(run.metrics, G, run.totalSeconds);
+    console.log("measuring the receive cost per work item …");
+    const cost = {
+      prompts: await receiveCostMs(server.url, "prompts", sync.payloads.prompt, config.rollout.batch),
+      rollouts: await receiveCostMs(server.url, "rollouts", sync.payloads.rollout, 1),
+      scored: await receiveCostMs(server.url, "scored", sync.payloads.scored, L.groupsPerStep),
+    };
+
+    console.log("\n## 1. Throughput (steady state: end of learner step 1 → end of the last step)\n");
+    console.log("| variant | answers learned / s | answers scored / s | window | total wall (start-up included) |");
+    console.log("|---|---|---|---|---|");
+    for (const [name, t] of [
+      ["synchronous loop, one process", sync.throughput],
+      ["actor pipeline, one process per role", actors],
+    ] as const) {
+      console.log(
+        `| ${name} | ${fmt(t.learnedPerSecond)} | ${fmt(t.scoredPerSecond)} | ${fmt(t.windowSeconds)} s | ${fmt(t.totalSeconds)} s |`,
+      );
+    }
+    console.log(
+      `| **ratio pipeline / sync** | **${fmt(actors.learnedPerSecond / sync.throughput.learnedPerSecond, 2)}×** | ` +
+        `${fmt(actors.scoredPerSecond / sync.throughput.scoredPerSecond, 2)}× | | ${fmt(sync.throughput.totalSeconds / actors.totalSeconds, 2)}× |`,
+    );
+    const learner = byRole(run.metrics, "learner").sort((a, b) => a.step! - b.step!);
+    const finalProgress = learner.at(-1)!.values;
+    console.log(
+      `\nlearner: consumed ${finalProgress["learner.consumed"]}, stale ${finalProgress["learner.stale"]}, ` +
+        `zero-variance ${finalProgress["learner.zeroVariance"]}, duplicates ${finalProgress["learner.duplicates"]}`,
+    );
+
+    // ── 2. messaging share per role ──
+    const rollout = byRole(run.metrics, "rollout");
+    const reward = byRole(run.metrics, "reward");
+    const promptsReceived = total(rollout, "rollout.groups");
+    const scoredReceived =
+      finalProgress["learner.consumed"]! +
+      finalProgress["learner.stale"]! +
+      finalProgress["learner.zeroVariance"]! +
+      finalProgress["learner.duplicates"]!;
+    const rows = [
+      {
+        role: "rollout",
+        work: total(rollout, "rollout.batchMs") + total(rollout, "rollout.syncMs"),
+        workLabel: "sampling + weight loads",
+        timed: total(rollout, "rollout.publishMs") + total(rollout, "rollout.ackMs"),
+        receive: promptsReceived * cost.prompts,
+        timedFetch: total(rollout, "rollout.fetchMs"),
+      },
+      {
+        role: "reward",
+        work: total(reward, "reward.scoreMs"),
+        workLabel: "scoring",
+        timed: total(reward, "reward.publishMs"),
+        receive: reward.length * cost.rollouts,
+        timedFetch: Number.NaN,
+      },
+      {
+        role: "learner",
+        work: total(learner, "learner.stepMs") - total(learner, "learner.publishMs"),
+        workLabel: "update + weight export + checkpoints",
+        timed: total(learner, "learner.publishMs"),
+        receive: scoredReceived * cost.scored,
+        timedFetch: total(learner, "learner.collectMs"),
+      },
+    ];
+    console.log("\n## 2. Messaging share of each role's busy time\n");
+    console.log(
+      `receive cost per item (fetch + decode + ack, work waiting; same server, this config's payloads): ` +
+        `prompt group ${fmt(cost.prompts, 2)} ms, rollout group ${fmt(cost.rollouts, 2)} ms, scored group ${fmt(cost.scored, 2)} ms\n`,
+    );
+    console.log(
+      "| role | work (ms) | publish + ack, timed (ms) | receive, items × cost (ms) | messaging share of busy | fetch as timed incl. waiting for work (ms) |",
+    );
+    console.log("|---|---|---|---|---|---|");
+    for (const r of rows) {
+      const messaging = r.timed + r.receive;
+      console.log(
+        `| ${r.role} (${r.workLabel}) | ${fmt(r.work, 0)} | ${fmt(r.timed, 0)} | ${fmt(r.receive, 0)} | **${pct(messaging, messaging + r.work)}** | ${Number.isNaN(r.timedFetch) ? "—" : fmt(r.timedFetch, 0)} |`,
+      );
+    }
+    const allMessaging = sum(rows.map((r) => r.timed + r.receive));
+    const allWork = sum(rows.map((r) => r.work));
+    console.log(`| **all three** | ${fmt(allWork, 0)} | | | **${pct(allMessaging, allMessaging + allWork)}** | |`);
+
+    // ── 3. weight sync ──
+    const rolloutActors = [...new Set(rollout.map((m) => m.sender))];
+    const firstSampling = (actor: string, version: number) =>
+      Math.min(
+        ...rollout
+          .filter((m) => m.sender === actor && Number(m.tags.policyVersion) >= version)
+          .map((m) => m.values["rollout.startedAt"]!),
+      );
+    const syncs = run.announcements
+      .filter((a) => a.version >= 1)
+      .map((a) => ({ ...a, reached: Math.max(...rolloutActors.map((actor) => firstSampling(actor, a.version))) }))
+      .filter((a) => Number.isFinite(a.reached));
+    const latencies = syncs.map((s) => s.reached - s.publishedAt);
+    const notices = run.announcements.map((a) => a.seenAt - a.publishedAt);
+    const loads = rollout.filter((m, i) => {
+      const previous = rollout.slice(0, i).findLast((p) => p.sender === m.sender);
+      return previous !== undefined && previous.tags.policyVersion !== m.tags.policyVersion;
+    });
+    const batches = rollout.map((m) => m.values["rollout.batchMs"]!);
+    console.log("\n## 3. Weight sync: version v published → every rollout actor sampling with v or newer\n");
+    console.log(
+      `versions published: ${run.announcements.length}; reached by every rollout actor (${rolloutActors.length}): ${syncs.length} ` +
+        `(the rest were superseded before any batch started, or published after the rollouts stopped)`,
+    );
+    console.log("| what | median | max |");
+    console.log("|---|---|---|");
+    console.log(
+      `| publish → every rollout actor samples with it | ${fmt(median(latencies), 0)} ms | ${fmt(Math.max(...latencies), 0)} ms |`,
+    );
+    console.log(
+      `| publish → KV watch delivers the pointer (bench's own watch) | ${fmt(median(notices), 0)} ms | ${fmt(Math.max(...notices), 0)} ms |`,
+    );
+    console.log(
+      `| weight load in a rollout actor (fetch blob + import) | ${fmt(median(loads.map((m) => m.values["rollout.syncMs"]!)), 0)} ms | ${fmt(Math.max(...loads.map((m) => m.values["rollout.syncMs"]!)), 0)} ms |`,
+    );
+    console.log(
+      `| a rollout batch (the wait for the batch in progress) | ${fmt(median(batches), 0)} ms | ${fmt(Math.max(...batches), 0)} ms |`,
+    );
+    console.log(`\nfactrl run log: ${run.logFile}`);
+  } finally {
+    await server.stop();
+  }
+}
+
+await main();
