@@ -5,7 +5,7 @@ import { initBackend } from "../backend.ts";
 import { DensePolicy } from "../dense.ts";
 import { mulberry32 } from "../random.ts";
 import { buildPolicy } from "../registry.ts";
-import { type BltConfig, BltPolicy, bltConfig, bltConfigForShape } from "./model.ts";
+import { type BltConfig, BltPolicy, bltConfig, bltConfigForShape, validateBltConfig } from "./model.ts";
 import { bltCodec, decodeBytes, EOS, encodeBytes, isValidUtf8, tokensToBytes } from "./tokens.ts";
 import { bitsPerByte, prepareEntropyPatching, sampleWindows, trainOnBytes } from "./train.ts";
 
@@ -179,6 +179,10 @@ describe("BLT policy", () => {
     const built = buildPolicy(config);
     expect(built.config.vocabSize).toBe(260);
     built.dispose();
+    // an odd width still gives a valid local stack
+    expect(() =>
+      validateBltConfig(bltConfigForShape({ dModel: 100, nLayers: 1, nHeads: 5, dFF: 64, maxSeqLen: 64 }, 1)),
+    ).not.toThrow();
   });
 
   it("FLOPs per byte: the global part shrinks as 1/(mean patch length), the entropy model is counted", () => {

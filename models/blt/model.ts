@@ -124,14 +124,15 @@ export function bltConfigForShape(
   },
   initSeed: number,
 ): BltConfig {
-  const localWidth = Math.max(32, shape.dModel / 2);
+  const localWidth = Math.max(32, 2 * Math.floor(shape.dModel / 4)); // even, so RoPE's head size is
+  const localHeads = localWidth % 16 === 0 ? localWidth / 16 : 1;
   return bltConfig({
     maxSeqLen: shape.maxSeqLen,
     initSeed,
     global: { dModel: shape.dModel, heads: shape.nHeads, dFF: shape.dFF, layers: shape.nLayers },
     local: {
       dModel: localWidth,
-      heads: Math.max(1, localWidth / 16),
+      heads: localHeads,
       dFF: 2 * localWidth,
       encoderLayers: 1,
       decoderLayers: 1,
