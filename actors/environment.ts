@@ -9,6 +9,7 @@ import {
   createTokenizer,
   generatePrompts,
   generateWorld,
+  hashString,
   type Prompt,
   SUITES,
   type Suite,
@@ -65,12 +66,5 @@ export function evaluationSample(
   return sample;
 }
 
-/** FNV-1a: a stable 32-bit hash of a string (seeds, ordering), the same on every host. */
-export function hash32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
+/** A stable 32-bit hash of a string (FNV-1a): seeds and orderings that are the same on every host. */
+export const hash32 = hashString;

@@ -46,6 +46,7 @@ export {
   SUITES,
   type Suite,
 } from "./factworld/prompts.ts";
+export { hashString } from "./factworld/random.ts";
 export { referenceSentences, renderReference, THINK_CLOSE, THINK_OPEN } from "./factworld/reference.ts";
 export {
   ENTITY_TYPES,
