@@ -44,7 +44,7 @@ describe.each(["rope", "learned"] as const)("dense policy (%s positions)", (posi
       const rows = prompts.map((p, b) => Int32Array.from([...p, ...continuation[b]!.subarray(0, step)]));
       const L = Math.max(...rows.map((r) => r.length));
       const tokens = new Int32Array(rows.length * L);
-      rows.forEach((r, b) => tokens.set(r, b * L));
+      for (const [b, r] of rows.entries()) tokens.set(r, b * L);
       const full = policy.forward({
         tokens,
         batchSize: rows.length,
