@@ -49,9 +49,18 @@ const { values: args } = parseArgs({
     set: { type: "string", multiple: true, default: [] },
   },
 });
-/** The benchmark's config: evaluation off (the synchronous loop has no evaluator), fewer checkpoints than tiny's. */
+/**
+ * The benchmark's config: tiny's world and policy with the quick start's batch shape (G = 8, 8 groups a
+ * step, 4 prompts a rollout batch, 16 groups in flight, 2 rollout actors); evaluation off (the
+ * synchronous loop has no evaluator); a checkpoint every 10 steps. `--set` overrides any of it.
+ */
 const SETS = [
   `learner.totalSteps=${args.steps}`,
+  "rollout.groupSize=8",
+  "learner.groupsPerStep=8",
+  "rollout.batch=4",
+  "curation.maxGroupsInFlight=16",
+  "actors.rollout=2",
   "learner.checkpointEvery=10",
   "actors.evaluator=0",
   "evaluation.every=0",
@@ -73,7 +82,16 @@ interface Throughput {
   readonly windowSeconds: number;
   /** From start (process launch / loop start, loading included) to the end. */
   readonly totalSeconds: number;
+  /** CPU seconds used from start to end (every process of the variant, loading included). */
+  readonly cpuSeconds: number;
 }
+
+/** CPU seconds of the waited-for child processes (and their children): /proc/self/stat's cutime + cstime. */
+const childrenCpuSeconds = () => {
+  const fields = readFileSync("/proc/self/stat", "utf8").split(") ")[1]!.split(" ");
+  // After "pid (comm) ", field 14 (cutime) and 15 (cstime) are at indices 13 and 14; clock ticks of 1/100 s.
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+};
 
 /** Payloads of the sizes this config produces, for the messaging cost measurement. */
 interface Payloads {
@@ -85,6 +103,7 @@ interface Payloads {
 // ── 1a. the single-process synchronous loop ─────────────────────────────────────────────────────
 async function synchronousLoop(config: ExperimentConfig): Promise<{ throughput: Throughput; payloads: Payloads }> {
   const started = performance.now();
+  const cpuStarted = process.cpuUsage();
   const L = config.learner;
   const G = config.rollout.groupSize;
   if (!config.model.init) throw new Error("bench/pipeline.ts needs a config with model.init (a policy to start from)");
@@ -212,6 +231,10 @@ async function synchronousLoop(config: ExperimentConfig): Promise<{ throughput: 
       scoredPerSecond: scored / windowSeconds,
       windowSeconds,
       totalSeconds: (performance.now() - started) / 1000,
+      cpuSeconds: (() => {
+        const used = process.cpuUsage(cpuStarted);
+        return (used.user + used.system) / 1e6;
+      })(),
     },
     payloads: last!,
   };
@@ -252,6 +275,7 @@ async function actorPipeline(natsUrl: string) {
     }).pipe(Effect.scoped, Effect.provide(layer)),
   );
   const started = performance.now();
+  const cpuStarted = childrenCpuSeconds();
   const logFile = join(outDir, "factrl-run.log");
   const log = createWriteStream(logFile);
   const child = spawn(
@@ -270,6 +294,7 @@ async function actorPipeline(natsUrl: string) {
   child.stderr.pipe(log);
   const code = await new Promise<number | null>((done) => child.once("exit", done));
   const totalSeconds = (performance.now() - started) / 1000;
+  const cpuSeconds = childrenCpuSeconds() - cpuStarted;
   await Effect.runPromise(Fiber.interrupt(watcher));
   if (code !== 0) throw new Error(`factrl run exited with ${code}; see ${logFile}`);
   const metrics = readFileSync(join(outDir, experiment, "metrics.jsonl"), "utf8")
@@ -278,13 +303,18 @@ async function actorPipeline(natsUrl: string) {
     .map((line) => JSON.parse(line))
     .filter((event) => event.type === "MetricsEvent")
     .map((event): MetricsLine => ({ time: event.time, sender: event.sender, ...event.body }));
-  return { metrics, announcements, totalSeconds, logFile };
+  return { metrics, announcements, totalSeconds, cpuSeconds, logFile };
 }
 
 const byRole = (metrics: readonly MetricsLine[], role: string) => metrics.filter((m) => m.tags.role === role);
 const total = (events: readonly MetricsLine[], key: string) => sum(events.map((e) => e.values[key] ?? 0));
 
-function pipelineThroughput(metrics: readonly MetricsLine[], groupSize: number, totalSeconds: number): Throughput {
+function pipelineThroughput(
+  metrics: readonly MetricsLine[],
+  groupSize: number,
+  totalSeconds: number,
+  cpuSeconds: number,
+): Throughput {
   const steps = byRole(metrics, "learner").sort((a, b) => a.step! - b.step!);
   const first = steps[0]!;
   const last = steps.at(-1)!;
@@ -296,6 +326,7 @@ function pipelineThroughput(metrics: readonly MetricsLine[], groupSize: number, 
     scoredPerSecond: total(scoredInWindow, "reward.answers") / windowSeconds,
     windowSeconds,
     totalSeconds,
+    cpuSeconds,
   };
 }
 
@@ -309,7 +340,9 @@ function receiveCostMs<Q extends WorkQueueName>(natsUrl: string, queue: Q, body:
   const count = 20 * batch;
   return Effect.gen(function* () {
     yield* ensureWorkQueues();
+    const publishStarted = performance.now();
     for (let i = 0; i < count; i++) yield* publishWork(queue, body, { msgId: `m${i}` });
+    const publishMs = (performance.now() - publishStarted) / count;
     const fetcher = yield* openWorkFetcher(queue);
     const started = performance.now();
     let received = 0;
@@ -318,7 +351,7 @@ function receiveCostMs<Q extends WorkQueueName>(natsUrl: string, queue: Q, body:
       for (const item of items) yield* item.settle(WorkOutcome.done);
       received += items.length;
     }
-    return (performance.now() - started) / count;
+    return { receiveMs: (performance.now() - started) / count, publishMs };
   }).pipe(
     Effect.provide(
       Layer.merge(
@@ -345,28 +378,35 @@ async function main() {
     const sync = await synchronousLoop(config);
     console.log("running the actor pipeline (factrl run) …");
     const run = await actorPipeline(server.url);
-    const actors = pipelineThroughput(run.metrics, G, run.totalSeconds);
+    const actors = pipelineThroughput(run.metrics, G, run.totalSeconds, run.cpuSeconds);
     console.log("measuring the receive cost per work item …");
-    const cost = {
+    const measured = {
       prompts: await receiveCostMs(server.url, "prompts", sync.payloads.prompt, config.rollout.batch),
       rollouts: await receiveCostMs(server.url, "rollouts", sync.payloads.rollout, 1),
       scored: await receiveCostMs(server.url, "scored", sync.payloads.scored, L.groupsPerStep),
     };
+    const cost = {
+      prompts: measured.prompts.receiveMs,
+      rollouts: measured.rollouts.receiveMs,
+      scored: measured.scored.receiveMs,
+    };
 
     console.log("\n## 1. Throughput (steady state: end of learner step 1 → end of the last step)\n");
-    console.log("| variant | answers learned / s | answers scored / s | window | total wall (start-up included) |");
-    console.log("|---|---|---|---|---|");
+    console.log(
+      "| variant | answers learned / s | answers scored / s | window | total wall (start-up included) | CPU s (start-up included) |",
+    );
+    console.log("|---|---|---|---|---|---|");
     for (const [name, t] of [
       ["synchronous loop, one process", sync.throughput],
       ["actor pipeline, one process per role", actors],
     ] as const) {
       console.log(
-        `| ${name} | ${fmt(t.learnedPerSecond)} | ${fmt(t.scoredPerSecond)} | ${fmt(t.windowSeconds)} s | ${fmt(t.totalSeconds)} s |`,
+        `| ${name} | ${fmt(t.learnedPerSecond)} | ${fmt(t.scoredPerSecond)} | ${fmt(t.windowSeconds)} s | ${fmt(t.totalSeconds)} s | ${fmt(t.cpuSeconds)} s |`,
       );
     }
     console.log(
       `| **ratio pipeline / sync** | **${fmt(actors.learnedPerSecond / sync.throughput.learnedPerSecond, 2)}×** | ` +
-        `${fmt(actors.scoredPerSecond / sync.throughput.scoredPerSecond, 2)}× | | ${fmt(sync.throughput.totalSeconds / actors.totalSeconds, 2)}× |`,
+        `${fmt(actors.scoredPerSecond / sync.throughput.scoredPerSecond, 2)}× | | ${fmt(sync.throughput.totalSeconds / actors.totalSeconds, 2)}× | ${fmt(actors.cpuSeconds / sync.throughput.cpuSeconds, 2)}× the CPU |`,
     );
     const learner = byRole(run.metrics, "learner").sort((a, b) => a.step! - b.step!);
     const finalProgress = learner.at(-1)!.values;
@@ -390,6 +430,7 @@ async function main() {
         work: total(rollout, "rollout.batchMs") + total(rollout, "rollout.syncMs"),
         workLabel: "sampling + weight loads",
         timed: total(rollout, "rollout.publishMs") + total(rollout, "rollout.ackMs"),
+        timedPublish: total(rollout, "rollout.publishMs"),
         receive: promptsReceived * cost.prompts,
         timedFetch: total(rollout, "rollout.fetchMs"),
       },
@@ -398,6 +439,7 @@ async function main() {
         work: total(reward, "reward.scoreMs"),
         workLabel: "scoring",
         timed: total(reward, "reward.publishMs"),
+        timedPublish: total(reward, "reward.publishMs"),
         receive: reward.length * cost.rollouts,
         timedFetch: Number.NaN,
       },
@@ -406,6 +448,7 @@ async function main() {
         work: total(learner, "learner.stepMs") - total(learner, "learner.publishMs"),
         workLabel: "update + weight export + checkpoints",
         timed: total(learner, "learner.publishMs"),
+        timedPublish: total(learner, "learner.publishMs"),
         receive: scoredReceived * cost.scored,
         timedFetch: total(learner, "learner.collectMs"),
       },
@@ -413,7 +456,13 @@ async function main() {
     console.log("\n## 2. Messaging share of each role's busy time\n");
     console.log(
       `receive cost per item (fetch + decode + ack, work waiting; same server, this config's payloads): ` +
-        `prompt group ${fmt(cost.prompts, 2)} ms, rollout group ${fmt(cost.rollouts, 2)} ms, scored group ${fmt(cost.scored, 2)} ms\n`,
+        `prompt group ${fmt(cost.prompts, 2)} ms, rollout group ${fmt(cost.rollouts, 2)} ms, scored group ${fmt(cost.scored, 2)} ms`,
+    );
+    console.log(
+      `publish cost per item, same measurement (one after another, each awaiting its stream ack): prompt group ` +
+        `${fmt(measured.prompts.publishMs, 2)} ms, rollout group ${fmt(measured.rollouts.publishMs, 2)} ms, scored group ` +
+        `${fmt(measured.scored.publishMs, 2)} ms; in the run, per publish: rollout ${fmt(rows[0]!.timedPublish / promptsReceived, 2)} ms, ` +
+        `reward ${fmt(rows[1]!.timedPublish / reward.length, 2)} ms\n`,
     );
     console.log(
       "| role | work (ms) | publish + ack, timed (ms) | receive, items × cost (ms) | messaging share of busy | fetch as timed incl. waiting for work (ms) |",
