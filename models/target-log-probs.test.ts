@@ -27,7 +27,7 @@ describe("targetLogProbs", () => {
     const fastGrad = tf.grad(fast)(x).arraySync() as number[][];
     const referenceGrad = tf.grad(reference)(x).arraySync() as number[][];
     fastGrad.forEach((row, r) => {
-      row.forEach((g, c) => expect(g).toBeCloseTo(referenceGrad[r]![c]!, 5));
+      for (const [c, g] of row.entries()) expect(g).toBeCloseTo(referenceGrad[r]![c]!, 5);
     });
     expect(() => targetLogProbs(x, Int32Array.of(1))).toThrow(/1 targets for 3 rows/);
   });
