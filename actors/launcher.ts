@@ -267,6 +267,22 @@ function makeSupervisor(
   };
 }
 
+const SUMMARY_FIELDS: readonly (readonly [string, string, (v: number) => string])[] = [
+  ["learner.step", "step", (v) => String(v)],
+  ["learner.rewardMean", "reward", (v) => v.toFixed(3)],
+  ["rollout.tokensPerSecond", "tok/s", (v) => v.toFixed(0)],
+  ["eval.hallucinationRate", "eval hallucination", (v) => `${(100 * v).toFixed(1)}%`],
+  ["eval.detail", "eval detail", (v) => v.toFixed(2)],
+];
+
+/** The monitor's summary, as the end of the progress line. */
+function summaryText(summary: Readonly<Record<string, number>>): string {
+  const parts = SUMMARY_FIELDS.flatMap(([key, label, format]) =>
+    summary[key] === undefined ? [] : [`${label} ${format(summary[key])}`],
+  );
+  return parts.length > 0 ? ` · ${parts.join(" · ")}` : "";
+}
+
 /** One progress line: processes per role, work done, restarts, newest policy version. */
 function progressLine(
   config: ExperimentConfig,
@@ -397,6 +413,17 @@ export const launch = (options: LaunchOptions) =>
         ),
       );
 
+      // The monitor's summary of the experiment's metrics (learner step, reward, evaluation…).
+      let summary: Readonly<Record<string, number>> = {};
+      const summaries = yield* provide(subscribe(subjects.metrics("monitor"), ["MetricsEvent"]));
+      yield* Effect.forkScoped(
+        Effect.forever(
+          Effect.map(summaries.messages.take, (message) => {
+            summary = message.body.values;
+          }),
+        ),
+      );
+
       for (const role of ROLE_NAMES) {
         for (let n = 0; n < config.actors[role]; n++) supervisor.grow(role);
       }
@@ -410,7 +437,7 @@ export const launch = (options: LaunchOptions) =>
         const tty = options.progress === "tty";
         const show = Effect.sync(() => {
           const { running, restarts } = supervisor.snapshot();
-          const line = progressLine(config, startedAt, running, restarts, heartbeats);
+          const line = progressLine(config, startedAt, running, restarts, heartbeats) + summaryText(summary);
           if (tty) process.stderr.write(`\r\x1b[K${line}`);
           else logger.info(line);
         });
