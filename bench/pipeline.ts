@@ -9,7 +9,7 @@
  */
 import { spawn } from "node:child_process";
 import { createWriteStream, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Effect, Fiber, Layer, Queue } from "effect";
@@ -46,6 +46,7 @@ const { values: args } = parseArgs({
   options: {
     config: { type: "string", default: "configs/tiny.yaml" },
     steps: { type: "string", default: "150" },
+    rounds: { type: "string", default: "2" },
     set: { type: "string", multiple: true, default: [] },
   },
 });
@@ -100,6 +101,9 @@ interface Payloads {
   readonly scored: ScoredGroup;
 }
 
+/** The tfjs backend, picked once per process as the config asks (as each actor process does). */
+let backend: ReturnType<typeof initBackend> | undefined;
+
 // ── 1a. the single-process synchronous loop ─────────────────────────────────────────────────────
 async function synchronousLoop(config: ExperimentConfig): Promise<{ throughput: Throughput; payloads: Payloads }> {
   const started = performance.now();
@@ -107,7 +111,8 @@ async function synchronousLoop(config: ExperimentConfig): Promise<{ throughput: 
   const L = config.learner;
   const G = config.rollout.groupSize;
   if (!config.model.init) throw new Error("bench/pipeline.ts needs a config with model.init (a policy to start from)");
-  await initBackend({ backend: config.model.backend, threads: config.model.threads, logger });
+  backend ??= initBackend({ backend: config.model.backend, threads: config.model.threads, logger });
+  await backend;
   const { world, tokenizer, train, eval: evalPrompts } = factWorldEnvironment(config.env);
   const { policy } = await loadCheckpoint(config.model.init);
   // The frozen initial policy: the relevance judge's reference answers and the KL reference, as in the pipeline.
@@ -256,8 +261,8 @@ interface PolicyAnnouncement {
   readonly seenAt: number;
 }
 
-async function actorPipeline(natsUrl: string) {
-  const experiment = `bench-pipeline-${process.pid}`;
+async function actorPipeline(natsUrl: string, round: number) {
+  const experiment = `bench-pipeline-${process.pid}-${round}`;
   const outDir = mkdtempSync(join(tmpdir(), "factrl-bench-pipeline-"));
   const layer = Layer.merge(
     NatsLive({ servers: natsUrl, name: "bench-pipeline", logger }),
@@ -374,11 +379,26 @@ async function main() {
   );
   const server = await startLocalServer();
   try {
-    console.log("running the synchronous loop …");
-    const sync = await synchronousLoop(config);
-    console.log("running the actor pipeline (factrl run) …");
-    const run = await actorPipeline(server.url);
-    const actors = pipelineThroughput(run.metrics, G, run.totalSeconds, run.cpuSeconds);
+    // Rounds alternate which variant goes first, so a change in the machine's load hits both alike.
+    const rounds: { sync: Throughput; actors: Throughput; load: string }[] = [];
+    let sync: Awaited<ReturnType<typeof synchronousLoop>> | undefined;
+    let run: Awaited<ReturnType<typeof actorPipeline>> | undefined;
+    for (let round = 0; round < Number(args.rounds); round++) {
+      const load = loadavg()[0]!.toFixed(1);
+      for (const variant of round % 2 === 0 ? ["sync", "actors"] : ["actors", "sync"]) {
+        console.log(
+          `round ${round + 1}: running the ${variant === "sync" ? "synchronous loop" : "actor pipeline (factrl run)"} …`,
+        );
+        if (variant === "sync") sync = await synchronousLoop(config);
+        else run = await actorPipeline(server.url, round);
+      }
+      rounds.push({
+        sync: sync!.throughput,
+        actors: pipelineThroughput(run!.metrics, G, run!.totalSeconds, run!.cpuSeconds),
+        load: `${load} → ${loadavg()[0]!.toFixed(1)}`,
+      });
+    }
+    if (!sync || !run) throw new Error("--rounds must be at least 1");
     console.log("measuring the receive cost per work item …");
     const measured = {
       prompts: await receiveCostMs(server.url, "prompts", sync.payloads.prompt, config.rollout.batch),
@@ -393,21 +413,24 @@ async function main() {
 
     console.log("\n## 1. Throughput (steady state: end of learner step 1 → end of the last step)\n");
     console.log(
-      "| variant | answers learned / s | answers scored / s | window | total wall (start-up included) | CPU s (start-up included) |",
+      "| round (load avg. start → end) | variant | answers learned / s | answers scored / s | window | total wall (start-up included) | CPU s (start-up included) |",
     );
-    console.log("|---|---|---|---|---|---|");
-    for (const [name, t] of [
-      ["synchronous loop, one process", sync.throughput],
-      ["actor pipeline, one process per role", actors],
-    ] as const) {
+    console.log("|---|---|---|---|---|---|---|");
+    for (const [i, r] of rounds.entries()) {
+      for (const [name, t] of [
+        ["synchronous loop, one process", r.sync],
+        ["actor pipeline, one process per role", r.actors],
+      ] as const) {
+        console.log(
+          `| ${i + 1} (${r.load}) | ${name} | ${fmt(t.learnedPerSecond)} | ${fmt(t.scoredPerSecond)} | ${fmt(t.windowSeconds)} s | ${fmt(t.totalSeconds)} s | ${fmt(t.cpuSeconds)} s |`,
+        );
+      }
       console.log(
-        `| ${name} | ${fmt(t.learnedPerSecond)} | ${fmt(t.scoredPerSecond)} | ${fmt(t.windowSeconds)} s | ${fmt(t.totalSeconds)} s | ${fmt(t.cpuSeconds)} s |`,
+        `| ${i + 1} | **ratio pipeline / sync** | **${fmt(r.actors.learnedPerSecond / r.sync.learnedPerSecond, 2)}×** | ` +
+          `${fmt(r.actors.scoredPerSecond / r.sync.scoredPerSecond, 2)}× | | ${fmt(r.sync.totalSeconds / r.actors.totalSeconds, 2)}× | ${fmt(r.actors.cpuSeconds / r.sync.cpuSeconds, 2)}× the CPU |`,
       );
     }
-    console.log(
-      `| **ratio pipeline / sync** | **${fmt(actors.learnedPerSecond / sync.throughput.learnedPerSecond, 2)}×** | ` +
-        `${fmt(actors.scoredPerSecond / sync.throughput.scoredPerSecond, 2)}× | | ${fmt(sync.throughput.totalSeconds / actors.totalSeconds, 2)}× | ${fmt(actors.cpuSeconds / sync.throughput.cpuSeconds, 2)}× the CPU |`,
-    );
+    console.log(`\nSections 2 and 3 read the last actor run (round ${rounds.length}).`);
     const learner = byRole(run.metrics, "learner").sort((a, b) => a.step! - b.step!);
     const finalProgress = learner.at(-1)!.values;
     console.log(
