@@ -105,7 +105,15 @@ interface Payloads {
 let backend: ReturnType<typeof initBackend> | undefined;
 
 // ── 1a. the single-process synchronous loop ─────────────────────────────────────────────────────
-async function synchronousLoop(config: ExperimentConfig): Promise<{ throughput: Throughput; payloads: Payloads }> {
+/** Durations (ms) of the loop's operations, to set against the same operations in the actor run. */
+interface SyncSplit {
+  readonly batchMs: number[];
+  readonly updateMs: number[];
+}
+
+async function synchronousLoop(
+  config: ExperimentConfig,
+): Promise<{ throughput: Throughput; payloads: Payloads; split: SyncSplit }> {
   const started = performance.now();
   const cpuStarted = process.cpuUsage();
   const L = config.learner;
@@ -138,6 +146,7 @@ async function synchronousLoop(config: ExperimentConfig): Promise<{ throughput: 
   let scored = 0;
   let last: { prompt: PromptGroup; rollout: RolloutGroup; scored: ScoredGroup } | undefined;
   const stepEnds: number[] = [];
+  const split: SyncSplit = { batchMs: [], updateMs: [] };
   const promptGroup = (n: number): PromptGroup => {
     const prompt = uniformPrompt(train, config.seed, n);
     return {
@@ -175,6 +184,7 @@ async function synchronousLoop(config: ExperimentConfig): Promise<{ throughput: 
           references.set(g.promptId, answerText(tokenizer, refs.sequences[i]!.tokens));
       }
       const finishedAt = Date.now();
+      split.batchMs.push(finishedAt - startedAt);
       for (const [i, group] of groups.entries()) {
         const answers: Answer[] = result.sequences.slice(i * G, (i + 1) * G).map((s) => ({
           tokens: s.tokens as Int32Array<ArrayBuffer>,
@@ -212,7 +222,9 @@ async function synchronousLoop(config: ExperimentConfig): Promise<{ throughput: 
       }
     }
     const groups = pending.splice(0, L.groupsPerStep);
+    const updateStarted = Date.now();
     grpoUpdate(policy, optimizer, L.klBeta > 0 ? initial : undefined, toGrpoBatch(groups), grpoSettingsFor(config));
+    split.updateMs.push(Date.now() - updateStarted);
     if (step % L.publishEvery === 0) version += 1;
     if (step % L.checkpointEvery === 0 || step === L.totalSteps) {
       await saveCheckpoint(checkpointDir, {
@@ -242,6 +254,7 @@ async function synchronousLoop(config: ExperimentConfig): Promise<{ throughput: 
       })(),
     },
     payloads: last!,
+    split,
   };
 }
 
@@ -431,6 +444,26 @@ async function main() {
       );
     }
     console.log(`\nSections 2 and 3 read the last actor run (round ${rounds.length}).`);
+    const pipelineOps = (role: string, key: string) => byRole(run.metrics, role).map((m) => m.values[key]!);
+    console.log(
+      "\nThe same operations in the last round (median ms; contention for the cores shows as a ratio above 1):\n",
+    );
+    console.log("| operation | synchronous loop | actor pipeline | ratio |");
+    console.log("|---|---|---|---|");
+    for (const [name, syncMs, pipelineMs] of [
+      ["sample a rollout batch (+ references)", sync.split.batchMs, pipelineOps("rollout", "rollout.batchMs")],
+      ["GRPO update", sync.split.updateMs, pipelineOps("learner", "learner.updateMs")],
+    ] as const) {
+      console.log(
+        `| ${name} | ${fmt(median(syncMs), 0)} | ${fmt(median(pipelineMs), 0)} | ${fmt(median(pipelineMs) / median(syncMs), 2)}× |`,
+      );
+    }
+    const idle = (role: string, key: string) => sum(pipelineOps(role, key)) / 1000;
+    console.log(
+      `\nwaiting for work in the last actor run: rollout actors ${fmt(idle("rollout", "rollout.fetchMs"))} s fetching prompts ` +
+        `(vs ${fmt(idle("rollout", "rollout.batchMs"))} s sampling, both actors together); learner ${fmt(idle("learner", "learner.collectMs"))} s ` +
+        `collecting scored groups (vs ${fmt(idle("learner", "learner.updateMs"))} s updating)`,
+    );
     const learner = byRole(run.metrics, "learner").sort((a, b) => a.step! - b.step!);
     const finalProgress = learner.at(-1)!.values;
     console.log(
