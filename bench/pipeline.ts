@@ -5,7 +5,8 @@
  *      (policy.sample, the rewards/ pipeline, the learner's grpoUpdate, checkpoints), same config;
  *   2. the share of each role's busy time spent in messaging (fetch, decode, encode, publish, ack);
  *   3. weight sync: the learner publishing version v → every rollout actor sampling with v (or newer).
- * Run: node bin/run-ts.mjs bench/pipeline.ts [--config FILE] [--steps N] [--set key=value …]
+ * Run: node bin/run-ts.mjs bench/pipeline.ts [--steps N] [--rounds N] [--config FILE] [--set key=value …]
+ * (figures in BENCHMARKS.md, "## Pipeline"; only ratios within one round mean much on a shared machine).
  */
 import { spawn } from "node:child_process";
 import { createWriteStream, mkdtempSync, readFileSync } from "node:fs";
