@@ -112,9 +112,17 @@ describe("GRPO pipeline (real processes)", () => {
         .then((l) => l.progress?.step ?? 0)
         .catch(() => 0);
     await waitFor("learner step 2", async () => (await learnerStep()) >= 2, 180_000, 500);
-    const actors = await withExperiment(experiment, listActors(experiment));
-    const victims = actors.filter((a) => a.id === "rollout-1" || a.id === "learner-1");
-    expect(victims.map((a) => a.id).sort()).toEqual(["learner-1", "rollout-1"]);
+    // Both victims must be up and discoverable (on a loaded machine one rollout may still be starting).
+    const victims = await waitFor(
+      "rollout-1 and learner-1 to answer discovery",
+      async () => {
+        const actors = await withExperiment(experiment, listActors(experiment));
+        const found = actors.filter((a) => a.id === "rollout-1" || a.id === "learner-1");
+        return found.length === 2 && found;
+      },
+      120_000,
+      500,
+    );
     for (const victim of victims) process.kill(victim.pid, "SIGKILL");
 
     const { code } = await run.exited;
