@@ -11,6 +11,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Duration, Effect } from "effect";
+import type { ExperimentConfig } from "../configs/index.ts";
 import { Experiment, getState, Nats, POLICY_KEY, publishMessage, putState } from "../messaging/index.ts";
 import { EVALUATION_DONE_KEY, LEARNER_PROGRESS_KEY } from "../messaging/pipeline-state.ts";
 import type { Policy } from "../models/index.ts";
@@ -23,6 +24,25 @@ import type { RoleDefinition } from "./runtime.ts";
 import { useBackend } from "./tf-backend.ts";
 
 const POLL = Duration.seconds(1);
+
+/**
+ * The built-in terms every evaluation reports, whatever the experiment trains with (not `format`:
+ * a weight-0 format term would turn a malformed answer's −1 into 0).
+ */
+const MEASURED_TERMS = ["precision", "relevance"] as const;
+
+/**
+ * The experiment's reward modules plus, with weight 0, any of the measured built-ins it lacks: a
+ * precision-only run's answers are still judged for relevance (the study compares all arms on all
+ * metrics), and the reward stays the one the policy was trained on.
+ */
+export function evaluationModules(
+  modules: ExperimentConfig["rewards"]["modules"],
+): ExperimentConfig["rewards"]["modules"] {
+  const named = new Set(modules.flatMap((m) => ("name" in m ? [m.name] : [])));
+  const missing = MEASURED_TERMS.filter((name) => !named.has(name)).map((name) => ({ name, weight: 0, options: {} }));
+  return [...modules, ...missing];
+}
 
 export const evaluatorRole: RoleDefinition = {
   name: "evaluator",
@@ -38,7 +58,11 @@ export const evaluatorRole: RoleDefinition = {
       const pipeline = yield* Effect.acquireRelease(
         Effect.promise(() =>
           createRewardPipeline(
-            { modules: config.rewards.modules, timeoutMs: config.rewards.timeoutMs, retries: config.rewards.retries },
+            {
+              modules: evaluationModules(config.rewards.modules),
+              timeoutMs: config.rewards.timeoutMs,
+              retries: config.rewards.retries,
+            },
             { world: env.world, prompts: [...env.train, ...env.eval], nats: connection },
           ),
         ),
