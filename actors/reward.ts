@@ -12,6 +12,9 @@ import { createRewardPipeline, type RewardItem } from "../rewards/index.ts";
 import { factWorldEnvironment } from "./environment.ts";
 import type { RoleDefinition } from "./runtime.ts";
 
+/** Rollout groups one reward actor works on at once. */
+const REWARD_CONCURRENCY = 4;
+
 export const rewardRole: RoleDefinition = {
   name: "reward",
   description: "scores rollout groups with the reward modules; publishes scored groups",
@@ -33,55 +36,59 @@ export const rewardRole: RoleDefinition = {
         (p) => Effect.promise(() => p.close()),
       );
 
-      return actor.consume("rollouts", (item) =>
-        Effect.gen(function* () {
-          const rollout = item.body;
-          const { group } = rollout;
-          const focus = focusById.get(group.promptId);
-          const prompt = {
-            id: group.promptId,
-            text: group.prompt,
-            ...(focus ? { focus: { entity: focus.entity, aspects: focus.aspects } } : {}),
-          };
-          const items: RewardItem[] = rollout.answers.map((answer) => ({
-            prompt,
-            answer: answer.text,
-            ...(rollout.reference === undefined ? {} : { reference: rollout.reference }),
-          }));
-          // Durations for bench/pipeline.ts: scoring vs publishing (fetch, decode and ack happen in consume).
-          const scoreStarted = performance.now();
-          const scores = yield* Effect.promise(() => pipeline.score(items));
-          const publishStarted = performance.now();
-          yield* publishWork(
-            "scored",
-            {
-              rollout,
-              scores: scores.map((s) => ({
-                reward: s.reward,
-                components: { ...s.components },
-                failures: [...s.failures],
-              })),
-              scorer: actor.id,
-              scoredAt: Date.now(),
-            },
-            { msgId: group.groupId },
-          );
-          const publishMs = performance.now() - publishStarted;
-          const failures = scores.reduce((n, s) => n + s.failures.length, 0);
-          const mean = scores.reduce((a, s) => a + s.reward, 0) / Math.max(1, scores.length);
-          yield* publishMessage(subjects.metrics(actor.id), "MetricsEvent", {
-            source: actor.id,
-            values: {
-              "reward.mean": mean,
-              "reward.failures": failures,
-              "reward.answers": scores.length,
-              "reward.scoreMs": publishStarted - scoreStarted,
-              "reward.publishMs": publishMs,
-            },
-            tags: { role: "reward", policyVersion: String(rollout.policyVersion) },
-          });
-          return WorkOutcome.done;
-        }),
+      return actor.consume(
+        "rollouts",
+        (item) =>
+          Effect.gen(function* () {
+            const rollout = item.body;
+            const { group } = rollout;
+            const focus = focusById.get(group.promptId);
+            const prompt = {
+              id: group.promptId,
+              text: group.prompt,
+              ...(focus ? { focus: { entity: focus.entity, aspects: focus.aspects } } : {}),
+            };
+            const items: RewardItem[] = rollout.answers.map((answer) => ({
+              prompt,
+              answer: answer.text,
+              ...(rollout.reference === undefined ? {} : { reference: rollout.reference }),
+            }));
+            // Durations for bench/pipeline.ts: scoring vs publishing (fetch, decode and ack happen in consume).
+            const scoreStarted = performance.now();
+            const scores = yield* Effect.promise(() => pipeline.score(items));
+            const publishStarted = performance.now();
+            yield* publishWork(
+              "scored",
+              {
+                rollout,
+                scores: scores.map((s) => ({
+                  reward: s.reward,
+                  components: { ...s.components },
+                  failures: [...s.failures],
+                })),
+                scorer: actor.id,
+                scoredAt: Date.now(),
+              },
+              { msgId: group.groupId },
+            );
+            const publishMs = performance.now() - publishStarted;
+            const failures = scores.reduce((n, s) => n + s.failures.length, 0);
+            const mean = scores.reduce((a, s) => a + s.reward, 0) / Math.max(1, scores.length);
+            yield* publishMessage(subjects.metrics(actor.id), "MetricsEvent", {
+              source: actor.id,
+              values: {
+                "reward.mean": mean,
+                "reward.failures": failures,
+                "reward.answers": scores.length,
+                "reward.scoreMs": publishStarted - scoreStarted,
+                "reward.publishMs": publishMs,
+              },
+              tags: { role: "reward", policyVersion: String(rollout.policyVersion) },
+            });
+            return WorkOutcome.done;
+          }),
+        // Scoring a group takes ~3 ms and its publish ack ~5 ms: a few groups in hand overlap the waits.
+        { concurrency: REWARD_CONCURRENCY },
       );
     }),
 };
