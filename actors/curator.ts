@@ -11,8 +11,9 @@
  * writes KV `curator-cursor`.
  */
 import { Duration, Effect, Option, Queue } from "effect";
-import type { Prompt } from "../envs/index.ts";
-import { deadLetterCount, getState, publishWork, putState, watchState } from "../messaging/index.ts";
+import type { ExperimentConfig } from "../configs/index.ts";
+import type { Prompt, WordTokenizer } from "../envs/index.ts";
+import { deadLetterCount, getState, type PromptGroup, publishWork, putState, watchState } from "../messaging/index.ts";
 import { CURATOR_CURSOR_KEY, LEARNER_PROGRESS_KEY, type LearnerProgress } from "../messaging/pipeline-state.ts";
 import { promptTokens } from "../models/prompt-format.ts";
 import { factWorldEnvironment, hash32 } from "./environment.ts";
@@ -28,6 +29,27 @@ export const uniformPrompt = (prompts: readonly Prompt[], seed: number, sequence
 /** Groups that left the pipeline: every group ends used, stale, zero-variance or dead-lettered. */
 export const settledGroups = (progress: LearnerProgress | undefined, deadLettered: number): number =>
   (progress ? progress.consumed + progress.stale + progress.zeroVariance : 0) + deadLettered;
+
+/** The prompt group of sequence number `sequence`: id `g<sequence>`, the prompt a pure function of the seed. */
+export const promptGroupAt = (
+  train: readonly Prompt[],
+  tokenizer: WordTokenizer,
+  config: ExperimentConfig,
+  sequence: number,
+): PromptGroup => {
+  const prompt = uniformPrompt(train, config.seed, sequence);
+  return {
+    groupId: `g${sequence}`,
+    promptId: prompt.id,
+    suite: prompt.suite,
+    prompt: prompt.text,
+    promptTokens: promptTokens(tokenizer, prompt.text) as Int32Array<ArrayBuffer>,
+    focus: prompt.focus.entity,
+    meta: { bucket: prompt.bucket, split: prompt.split },
+    groupSize: config.rollout.groupSize,
+    createdAt: Date.now(),
+  };
+};
 
 export const curatorRole: RoleDefinition = {
   name: "curator",
@@ -47,23 +69,8 @@ export const curatorRole: RoleDefinition = {
       ).pipe(Effect.map((counts) => counts.reduce((a, b) => a + b, 0)));
 
       const publishGroup = (sequence: number) => {
-        const prompt = uniformPrompt(train, config.seed, sequence);
-        const groupId = `g${sequence}`;
-        return publishWork(
-          "prompts",
-          {
-            groupId,
-            promptId: prompt.id,
-            suite: prompt.suite,
-            prompt: prompt.text,
-            promptTokens: promptTokens(tokenizer, prompt.text) as Int32Array<ArrayBuffer>,
-            focus: prompt.focus.entity,
-            meta: { bucket: prompt.bucket, split: prompt.split },
-            groupSize: config.rollout.groupSize,
-            createdAt: Date.now(),
-          },
-          { msgId: groupId },
-        );
+        const group = promptGroupAt(train, tokenizer, config, sequence);
+        return publishWork("prompts", group, { msgId: group.groupId });
       };
 
       return Effect.gen(function* () {

@@ -14,7 +14,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Effect, Fiber, Layer, Queue } from "effect";
-import { uniformPrompt } from "../actors/curator.ts";
+import { promptGroupAt } from "../actors/curator.ts";
 import { factWorldEnvironment, hash32 } from "../actors/index.ts";
 import { type ExperimentConfig, loadConfig } from "../configs/index.ts";
 import { grpoUpdate } from "../learner/grpo-step.ts";
@@ -39,7 +39,7 @@ import {
   type WorkQueueName,
   watchState,
 } from "../messaging/index.ts";
-import { answerText, initBackend, loadCheckpoint, promptTokens, saveCheckpoint } from "../models/index.ts";
+import { answerText, initBackend, loadCheckpoint, saveCheckpoint } from "../models/index.ts";
 import { createRewardPipeline } from "../rewards/index.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
@@ -148,20 +148,7 @@ async function synchronousLoop(
   let last: { prompt: PromptGroup; rollout: RolloutGroup; scored: ScoredGroup } | undefined;
   const stepEnds: number[] = [];
   const split: SyncSplit = { batchMs: [], updateMs: [] };
-  const promptGroup = (n: number): PromptGroup => {
-    const prompt = uniformPrompt(train, config.seed, n);
-    return {
-      groupId: `g${n}`,
-      promptId: prompt.id,
-      suite: prompt.suite,
-      prompt: prompt.text,
-      promptTokens: promptTokens(tokenizer, prompt.text) as Int32Array<ArrayBuffer>,
-      focus: prompt.focus.entity,
-      meta: { bucket: prompt.bucket, split: prompt.split },
-      groupSize: G,
-      createdAt: Date.now(),
-    };
-  };
+  const promptGroup = (n: number): PromptGroup => promptGroupAt(train, tokenizer, config, n);
 
   for (let step = 1; step <= L.totalSteps; step++) {
     // Roll out and score `rollout.batch` prompt groups at a time until a step's worth of groups carry signal.
