@@ -12,14 +12,14 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Duration, Effect } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
-import { Experiment, getState, Nats, POLICY_KEY, publishMessage, putState } from "../messaging/index.ts";
+import { Experiment, getState, POLICY_KEY, publishMessage, putState } from "../messaging/index.ts";
 import { EVALUATION_DONE_KEY, LEARNER_PROGRESS_KEY } from "../messaging/pipeline-state.ts";
 import type { Policy } from "../models/index.ts";
-import { createRewardPipeline } from "../rewards/index.ts";
 import { evaluationSample, factWorldEnvironment } from "./environment.ts";
 import { answerPrompts, type EvaluationResult, evaluateAnswers } from "./evaluation.ts";
 import { followPolicy } from "./policy-sync.ts";
 import { renderReport } from "./report.ts";
+import { openRewardPipeline } from "./reward.ts";
 import type { RoleDefinition } from "./runtime.ts";
 import { useBackend } from "./tf-backend.ts";
 
@@ -52,22 +52,9 @@ export const evaluatorRole: RoleDefinition = {
       const { config } = actor;
       yield* useBackend(config, actor);
       const { subjects } = yield* Experiment;
-      const { connection } = yield* Nats;
       const env = factWorldEnvironment(config.env);
       const prompts = evaluationSample(env.eval, config.evaluation.promptsPerSuite, config.evaluation.seed);
-      const pipeline = yield* Effect.acquireRelease(
-        Effect.promise(() =>
-          createRewardPipeline(
-            {
-              modules: evaluationModules(config.rewards.modules),
-              timeoutMs: config.rewards.timeoutMs,
-              retries: config.rewards.retries,
-            },
-            { world: env.world, prompts: [...env.train, ...env.eval], nats: connection },
-          ),
-        ),
-        (p) => Effect.promise(() => p.close()),
-      );
+      const pipeline = yield* openRewardPipeline(config, evaluationModules(config.rewards.modules));
       const follower = yield* followPolicy;
       const outDir = join(config.output.dir, config.experiment, "eval");
       const sampling = {

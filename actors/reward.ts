@@ -7,10 +7,34 @@
  * (msgID = group id), metrics on `metrics.<id>`.
  */
 import { Effect } from "effect";
+import type { ExperimentConfig } from "../configs/index.ts";
 import { Experiment, Nats, publishMessage, publishWork, WorkOutcome } from "../messaging/index.ts";
 import { createRewardPipeline, type RewardItem } from "../rewards/index.ts";
 import { factWorldEnvironment } from "./environment.ts";
 import type { RoleDefinition } from "./runtime.ts";
+
+/**
+ * The experiment's reward pipeline over its FactWorld (and its NATS connection, for `service`
+ * modules), closed with the scope. `modules` defaults to the config's.
+ */
+export const openRewardPipeline = (
+  config: ExperimentConfig,
+  modules: ExperimentConfig["rewards"]["modules"] = config.rewards.modules,
+) =>
+  Effect.gen(function* () {
+    const { connection } = yield* Nats;
+    const { world, train, eval: evalPrompts } = factWorldEnvironment(config.env);
+    const { timeoutMs, retries } = config.rewards;
+    return yield* Effect.acquireRelease(
+      Effect.promise(() =>
+        createRewardPipeline(
+          { modules, timeoutMs, retries },
+          { world, prompts: [...train, ...evalPrompts], nats: connection },
+        ),
+      ),
+      (pipeline) => Effect.promise(() => pipeline.close()),
+    );
+  });
 
 /** Rollout groups one reward actor works on at once. */
 const REWARD_CONCURRENCY = 4;
@@ -22,19 +46,9 @@ export const rewardRole: RoleDefinition = {
     Effect.gen(function* () {
       const { config } = actor;
       const { subjects } = yield* Experiment;
-      const { connection } = yield* Nats;
-      const { world, train, eval: evalPrompts } = factWorldEnvironment(config.env);
-      const prompts = [...train, ...evalPrompts];
-      const focusById = new Map(prompts.map((p) => [p.id, p.focus]));
-      const pipeline = yield* Effect.acquireRelease(
-        Effect.promise(() =>
-          createRewardPipeline(
-            { modules: config.rewards.modules, timeoutMs: config.rewards.timeoutMs, retries: config.rewards.retries },
-            { world, prompts, nats: connection },
-          ),
-        ),
-        (p) => Effect.promise(() => p.close()),
-      );
+      const { train, eval: evalPrompts } = factWorldEnvironment(config.env);
+      const focusById = new Map([...train, ...evalPrompts].map((p) => [p.id, p.focus]));
+      const pipeline = yield* openRewardPipeline(config);
 
       return actor.consume(
         "rollouts",
