@@ -90,6 +90,26 @@ export interface SubscribeOptions {
 }
 
 /**
+ * A callback subscription, unsubscribed when the scope closes, returning once the server has it
+ * (flushed): messages sent right after are not missed.
+ */
+const subscribeFlushed = (
+  nats: NatsService,
+  subject: string,
+  callback: (error: Error | null, msg: Msg) => void,
+  queueGroup: string | undefined,
+) =>
+  Effect.gen(function* () {
+    yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        nats.connection.subscribe(subject, { callback, ...(queueGroup !== undefined ? { queue: queueGroup } : {}) }),
+      ),
+      (sub) => Effect.sync(() => sub.unsubscribe()),
+    );
+    yield* Effect.promise(() => nats.connection.flush());
+  });
+
+/**
  * Subscribes to `subject` (wildcards allowed) for messages of the `accept`ed types. Scoped:
  * unsubscribes when the scope closes. Returns once the server has the subscription.
  */
@@ -119,16 +139,7 @@ export const subscribe = <N extends MessageTypeName>(
       counters.accepted += 1;
       if (!Queue.unsafeOffer(messages, decoded.right)) counters.dropped += 1;
     };
-    yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        nats.connection.subscribe(subject, {
-          callback: onMessage,
-          ...(options.queueGroup !== undefined ? { queue: options.queueGroup } : {}),
-        }),
-      ),
-      (sub) => Effect.sync(() => sub.unsubscribe()),
-    );
-    yield* Effect.promise(() => nats.connection.flush());
+    yield* subscribeFlushed(nats, subject, onMessage, options.queueGroup);
     return { subject, messages, counters };
   });
 
@@ -215,15 +226,6 @@ export const serveControl = <E, R>(
         ),
       );
     };
-    yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        nats.connection.subscribe(subject, {
-          callback: onMessage,
-          ...(options.queueGroup !== undefined ? { queue: options.queueGroup } : {}),
-        }),
-      ),
-      (sub) => Effect.sync(() => sub.unsubscribe()),
-    );
-    yield* Effect.promise(() => nats.connection.flush());
+    yield* subscribeFlushed(nats, subject, onMessage, options.queueGroup);
     return counters;
   });
