@@ -11,9 +11,10 @@ import { ConfigError, loadConfig, renderConfig } from "../../configs/index.ts";
 import { roles } from "../roles.ts";
 import { runMain } from "../run-main.ts";
 
-const ENTRY_POINT = fileURLToPath(new URL("../../bin/factrl.mjs", import.meta.url));
+export const ENTRY_POINT = fileURLToPath(new URL("../../bin/factrl.mjs", import.meta.url));
 
-const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+/** commander collector for repeatable options (`--set a=1 --set b=2`). */
+export const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
 export function registerRun(program: Command): void {
   program

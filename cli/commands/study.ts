@@ -6,7 +6,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { Console, Deferred, Effect } from "effect";
 import type { EvaluationResult } from "../../actors/evaluation.ts";
@@ -15,9 +14,7 @@ import { renderStudyTable, type StudyRun } from "../../actors/report.ts";
 import { type ExperimentConfig, loadConfig } from "../../configs/index.ts";
 import { roles } from "../roles.ts";
 import { runMain } from "../run-main.ts";
-
-const ENTRY_POINT = fileURLToPath(new URL("../../bin/factrl.mjs", import.meta.url));
-const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+import { collect, ENTRY_POINT } from "./run.ts";
 
 /** The initial and the final evaluation a run wrote (runs/<experiment>/eval/v<version>.json). */
 function evaluations(config: ExperimentConfig): { before: EvaluationResult; after: EvaluationResult } {
