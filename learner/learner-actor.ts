@@ -42,7 +42,7 @@ import {
 import { buildPolicy, loadCheckpoint, type Policy, saveCheckpoint } from "../models/index.ts";
 import { type GrpoBatch, type GrpoSettings, grpoUpdate } from "./grpo-step.ts";
 import { createOptimizer } from "./pretrain.ts";
-import { DEFAULT_PRETRAIN, modelConfigFor, tokenizerRecord } from "./pretrain-factworld.ts";
+import { modelConfigFor, tokenizerRecord } from "./pretrain-factworld.ts";
 
 /** What a learner checkpoint carries besides weights and Adam state. */
 interface LearnerState {
@@ -73,15 +73,15 @@ async function startingPolicy(config: ExperimentConfig, optimizer: tf.AdamOptimi
   const { tokenizer } = factWorldEnvironment(config.env);
   const m = config.model;
   const shape = {
-    ...DEFAULT_PRETRAIN.model,
     backbone: m.backbone,
     dModel: m.dModel,
     nLayers: m.layers,
     nHeads: m.heads,
+    dFF: m.dFF,
+    maxSeqLen: m.maxSeqLen,
+    positions: m.positions,
   };
-  const policy = buildPolicy(
-    modelConfigFor({ ...shape, dFF: m.dFF, maxSeqLen: m.maxSeqLen, positions: m.positions }, tokenizer, config.seed),
-  );
+  const policy = buildPolicy(modelConfigFor(shape, tokenizer, config.seed));
   return { policy, state: fresh, resumed: false };
 }
 
