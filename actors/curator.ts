@@ -12,10 +12,10 @@
  */
 import { Duration, Effect, Option, Queue } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
-import type { Prompt, WordTokenizer } from "../envs/index.ts";
+import type { Prompt } from "../envs/index.ts";
 import { deadLetterCount, getState, type PromptGroup, publishWork, putState, watchState } from "../messaging/index.ts";
 import { CURATOR_CURSOR_KEY, LEARNER_PROGRESS_KEY, type LearnerProgress } from "../messaging/pipeline-state.ts";
-import { promptTokens } from "../models/prompt-format.ts";
+import { type TextFormat, textFormatFor } from "../models/index.ts";
 import { factWorldEnvironment, hash32 } from "./environment.ts";
 import type { RoleDefinition } from "./runtime.ts";
 
@@ -33,7 +33,7 @@ export const settledGroups = (progress: LearnerProgress | undefined, deadLettere
 /** The prompt group of sequence number `sequence`: id `g<sequence>`, the prompt a pure function of the seed. */
 export const promptGroupAt = (
   train: readonly Prompt[],
-  tokenizer: WordTokenizer,
+  format: TextFormat,
   config: ExperimentConfig,
   sequence: number,
 ): PromptGroup => {
@@ -43,7 +43,7 @@ export const promptGroupAt = (
     promptId: prompt.id,
     suite: prompt.suite,
     prompt: prompt.text,
-    promptTokens: promptTokens(tokenizer, prompt.text) as Int32Array<ArrayBuffer>,
+    promptTokens: format.promptTokens(prompt.text) as Int32Array<ArrayBuffer>,
     focus: prompt.focus.entity,
     meta: { bucket: prompt.bucket, split: prompt.split },
     groupSize: config.rollout.groupSize,
@@ -58,6 +58,7 @@ export const curatorRole: RoleDefinition = {
     Effect.gen(function* () {
       const { config } = actor;
       const { train, tokenizer } = factWorldEnvironment(config.env);
+      const format = textFormatFor(config.model.backbone, tokenizer);
       if (train.length === 0) return yield* Effect.dieMessage("the environment has no training prompts");
       const progressUpdates = yield* watchState(LEARNER_PROGRESS_KEY);
       let published = (yield* getState(CURATOR_CURSOR_KEY))?.value.published ?? 0;
@@ -69,7 +70,7 @@ export const curatorRole: RoleDefinition = {
       ).pipe(Effect.map((counts) => counts.reduce((a, b) => a + b, 0)));
 
       const publishGroup = (sequence: number) => {
-        const group = promptGroupAt(train, tokenizer, config, sequence);
+        const group = promptGroupAt(train, format, config, sequence);
         return publishWork("prompts", group, { msgId: group.groupId });
       };
 

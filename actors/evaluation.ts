@@ -5,8 +5,7 @@
  * Used by the evaluator actor, `factrl eval` and the report.
  */
 import type { Prompt, WordTokenizer } from "../envs/index.ts";
-import { answerText, type Policy } from "../models/index.ts";
-import { promptTokens } from "../models/prompt-format.ts";
+import { type Policy, textFormatFor } from "../models/index.ts";
 import {
   type AnswerResult,
   answerResultOf,
@@ -48,14 +47,15 @@ export async function answerPrompts(
   prompts: readonly Prompt[],
   sampling: EvaluationSampling,
 ): Promise<string[]> {
+  const format = textFormatFor(policy.config.backbone, tokenizer);
   const answers: string[] = [];
   for (let at = 0; at < prompts.length; at += sampling.batch) {
     const batch = prompts.slice(at, at + sampling.batch);
     const result = await policy.sample(
-      batch.map((p) => promptTokens(tokenizer, p.text)),
-      { ...sampling, seed: sampling.seed + at, stopTokens: [tokenizer.specialTokens.eos] },
+      batch.map((p) => format.promptTokens(p.text)),
+      { ...sampling, seed: sampling.seed + at, stopTokens: format.stopTokens },
     );
-    for (const sequence of result.sequences) answers.push(answerText(tokenizer, sequence.tokens));
+    for (const sequence of result.sequences) answers.push(format.answerText(sequence.tokens));
   }
   return answers;
 }

@@ -20,7 +20,7 @@ import {
   type WorkItem,
   WorkOutcome,
 } from "../messaging/index.ts";
-import { answerText, type Policy, type SampledSequence } from "../models/index.ts";
+import { type Policy, type SampledSequence, textFormatFor } from "../models/index.ts";
 import { factWorldEnvironment, hash32 } from "./environment.ts";
 import { followPolicy } from "./policy-sync.ts";
 import type { RoleDefinition } from "./runtime.ts";
@@ -56,7 +56,8 @@ export const rolloutRole: RoleDefinition = {
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;
-      const { tokenizer } = factWorldEnvironment(config.env);
+      // Must match the curator's prompt tokens: both follow config.model.backbone.
+      const format = textFormatFor(config.model.backbone, factWorldEnvironment(config.env).tokenizer);
       yield* useBackend(config, actor);
       const { subjects } = yield* Experiment;
       const follower = yield* followPolicy;
@@ -67,7 +68,7 @@ export const rolloutRole: RoleDefinition = {
         temperature: config.rollout.temperature,
         topP: config.rollout.topP,
         maxNewTokens: config.rollout.maxNewTokens,
-        stopTokens: [tokenizer.specialTokens.eos],
+        stopTokens: format.stopTokens,
       };
       const references = new Map<string, string>();
       let initialPolicy: Policy | undefined;
@@ -89,7 +90,7 @@ export const rolloutRole: RoleDefinition = {
             ),
           );
           for (const [i, group] of missing.entries()) {
-            references.set(group.promptId, answerText(tokenizer, result.sequences[i]!.tokens));
+            references.set(group.promptId, format.answerText(result.sequences[i]!.tokens));
           }
         });
 
@@ -119,7 +120,7 @@ export const rolloutRole: RoleDefinition = {
             const group = item.body;
             const answers = result.sequences
               .slice(row, row + group.groupSize)
-              .map((sequence) => toAnswer(sequence, answerText(tokenizer, sequence.tokens)));
+              .map((sequence) => toAnswer(sequence, format.answerText(sequence.tokens)));
             row += group.groupSize;
             const reference = references.get(group.promptId);
             const publishStarted = performance.now();

@@ -39,7 +39,7 @@ import {
   type WorkQueueName,
   watchState,
 } from "../messaging/index.ts";
-import { answerText, initBackend, loadCheckpoint, saveCheckpoint } from "../models/index.ts";
+import { initBackend, loadCheckpoint, saveCheckpoint, textFormatFor } from "../models/index.ts";
 import { createRewardPipeline } from "../rewards/index.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
@@ -123,6 +123,7 @@ async function synchronousLoop(
   backend ??= initBackend({ backend: config.model.backend, threads: config.model.threads, logger });
   await backend;
   const { world, tokenizer, train, eval: evalPrompts } = factWorldEnvironment(config.env);
+  const format = textFormatFor(config.model.backbone, tokenizer);
   const { policy } = await loadCheckpoint(config.model.init);
   // The frozen initial policy: the relevance judge's reference answers and the KL reference, as in the pipeline.
   const initial = (await loadCheckpoint(config.model.init)).policy;
@@ -137,7 +138,7 @@ async function synchronousLoop(
     temperature: config.rollout.temperature,
     topP: config.rollout.topP,
     maxNewTokens: config.rollout.maxNewTokens,
-    stopTokens: [tokenizer.specialTokens.eos],
+    stopTokens: format.stopTokens,
   };
   const checkpointDir = mkdtempSync(join(tmpdir(), "factrl-bench-sync-"));
   const references = new Map<string, string>();
@@ -148,7 +149,7 @@ async function synchronousLoop(
   let last: { prompt: PromptGroup; rollout: RolloutGroup; scored: ScoredGroup } | undefined;
   const stepEnds: number[] = [];
   const split: SyncSplit = { batchMs: [], updateMs: [] };
-  const promptGroup = (n: number): PromptGroup => promptGroupAt(train, tokenizer, config, n);
+  const promptGroup = (n: number): PromptGroup => promptGroupAt(train, format, config, n);
 
   for (let step = 1; step <= L.totalSteps; step++) {
     // Roll out and score `rollout.batch` prompt groups at a time until a step's worth of groups carry signal.
@@ -169,7 +170,7 @@ async function synchronousLoop(
           { ...sampling, seed: hash32(`reference:${config.seed}:${missing[0]!.promptId}`) },
         );
         for (const [i, g] of missing.entries())
-          references.set(g.promptId, answerText(tokenizer, refs.sequences[i]!.tokens));
+          references.set(g.promptId, format.answerText(refs.sequences[i]!.tokens));
       }
       const finishedAt = Date.now();
       split.batchMs.push(finishedAt - startedAt);
@@ -177,7 +178,7 @@ async function synchronousLoop(
         const answers: Answer[] = result.sequences.slice(i * G, (i + 1) * G).map((s) => ({
           tokens: s.tokens as Int32Array<ArrayBuffer>,
           logProbs: s.logProbs as Float32Array<ArrayBuffer>,
-          text: answerText(tokenizer, s.tokens),
+          text: format.answerText(s.tokens),
           finishReason: s.finishReason,
         }));
         const reference = references.get(group.promptId);

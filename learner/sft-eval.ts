@@ -4,7 +4,7 @@
  * 1 − mean precision over answers that make claims).
  */
 import { analyzeAnswer, ClaimVerifier, type Prompt, type WordTokenizer, type World } from "../envs/index.ts";
-import { answerText, type Policy, promptTokens } from "../models/index.ts";
+import { type Policy, textFormatFor } from "../models/index.ts";
 
 export interface FactualityStats {
   readonly answers: number;
@@ -63,17 +63,18 @@ export async function evaluateFactuality(
   sampling: EvaluationSampling = DEFAULT_EVALUATION_SAMPLING,
 ): Promise<FactualityReport> {
   const verifier = new ClaimVerifier(world);
+  const format = textFormatFor(policy.config.backbone, tokenizer);
   const scored: Scored[] = [];
   const samples: { prompt: string; bucket: string; answer: string }[] = [];
   for (let at = 0; at < prompts.length; at += sampling.batchSize) {
     const batch = prompts.slice(at, at + sampling.batchSize);
     const result = await policy.sample(
-      batch.map((p) => promptTokens(tokenizer, p.text)),
-      { ...sampling, seed: sampling.seed + at },
+      batch.map((p) => format.promptTokens(p.text)),
+      { ...sampling, seed: sampling.seed + at, stopTokens: format.stopTokens },
     );
     result.sequences.forEach((sequence, i) => {
       const prompt = batch[i]!;
-      const text = answerText(tokenizer, sequence.tokens);
+      const text = format.answerText(sequence.tokens);
       const analysis = analyzeAnswer(verifier, text);
       const claims = analysis.supported + analysis.contradicted + analysis.unverifiable;
       scored.push({

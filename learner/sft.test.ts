@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { analyzeAnswer, ClaimVerifier, SUITES } from "../envs/index.ts";
 import { initBackend } from "../models/backend.ts";
-import { answerText, promptTokens } from "../models/index.ts";
+import { wordTextFormat } from "../models/index.ts";
 import { DEFAULT_PRETRAIN, factWorldSetup, pretrain } from "./pretrain-factworld.ts";
 import { curateSftExamples, DEFAULT_SFT, finetune } from "./sft.ts";
 import { evaluateFactuality } from "./sft-eval.ts";
@@ -96,12 +96,12 @@ describe("SFT training (tiny)", () => {
     expect(before.wellFormedRate).toBeLessThan(0.2);
     expect(after.wellFormedRate).toBeGreaterThanOrEqual(0.75);
     // The answers are read back by the same prompt format the rollouts use.
-    const sample = await sft.policy.sample([promptTokens(tokenizer, prompts[0]!.text)], {
+    const sample = await sft.policy.sample([wordTextFormat(tokenizer).promptTokens(prompts[0]!.text)], {
       maxNewTokens: 90,
       seed: 1,
       temperature: 0.3,
     });
-    expect(answerText(tokenizer, sample.sequences[0]!.tokens)).toMatch(/^<think> .* <\/think> /);
+    expect(wordTextFormat(tokenizer).answerText(sample.sequences[0]!.tokens)).toMatch(/^<think> .* <\/think> /);
     sft.policy.dispose();
   });
 });

@@ -19,7 +19,14 @@ import {
   type WordTokenizer,
   type World,
 } from "../envs/index.ts";
-import { loadCheckpoint, mulberry32, type Policy, type PromptAnswerBatch, promptTokens } from "../models/index.ts";
+import {
+  loadCheckpoint,
+  mulberry32,
+  type Policy,
+  type PromptAnswerBatch,
+  type TextFormat,
+  wordTextFormat,
+} from "../models/index.ts";
 import {
   createOptimizer,
   type OptimizerSettings,
@@ -52,13 +59,15 @@ export function curateSftExamples(
   world: World,
   tokenizer: WordTokenizer,
   options: { readonly count: number; readonly maxSeqLen: number; readonly seed: number },
+  /** The policy's text format (BLT: bytes); the world's words by default. */
+  format: TextFormat = wordTextFormat(tokenizer),
 ): { examples: SftExample[]; report: CurationReport } {
   const verifier = new ClaimVerifier(world);
   const rejected: Record<string, number> = {};
   const reject = (why: string) => {
     rejected[why] = (rejected[why] ?? 0) + 1;
   };
-  const { unk, eos } = tokenizer.specialTokens;
+  const { unk } = tokenizer.specialTokens;
   const candidates = generatePrompts(world).filter((p) => p.split === "train");
   const good: SftExample[] = [];
   for (const prompt of candidates) {
@@ -76,9 +85,10 @@ export function curateSftExamples(
       reject("makes no claim");
       continue;
     }
-    const promptIds = promptTokens(tokenizer, prompt.text);
-    const answerIds = Int32Array.from([...tokenizer.encode(answerText), eos]);
-    if ([...promptIds, ...answerIds].includes(unk)) {
+    const promptIds = format.promptTokens(prompt.text);
+    const answerIds = format.answerTokens(answerText);
+    // Words outside the world's language are rejected whatever the format (a byte policy could spell them).
+    if (tokenizer.encode(`${prompt.text} ${answerText}`).includes(unk)) {
       reject("unknown word");
       continue;
     }

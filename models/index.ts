@@ -11,7 +11,7 @@ export {
 } from "./checkpoint.ts";
 export { type DenseConfig, DensePolicy } from "./dense.ts";
 export * from "./policy.ts";
-export { answerText, promptTokens } from "./prompt-format.ts";
+export { byteTextFormat, type TextFormat, textFormatFor, wordTextFormat } from "./prompt-format.ts";
 export { mixSeed, mulberry32, type Random } from "./random.ts";
 export { buildPolicy } from "./registry.ts";
 export { type DecodeSession, logSoftmax, sampleBatch, sampleToken } from "./sampling.ts";

@@ -1,17 +1,54 @@
 /**
- * How a prompt becomes the tokens a policy continues: `<bos> prompt words <sep>`; the policy then
- * writes `<think> … </think> answer <eos>`. SFT, rollouts and evaluation must all use this.
+ * How a backbone reads a prompt and writes an answer, in its own tokens. SFT, rollouts, evaluation
+ * and the learner must all use the same format, so it is chosen in one place: `textFormatFor`.
+ *
+ * - words (dense, MoT): `<bos> prompt words <sep>`; the policy writes `<think> … </think> answer <eos>`.
+ * - bytes (BLT): `BOS` + the prompt's UTF-8 bytes + "\n"; the policy writes the answer's bytes
+ *   (`<think>` tags are plain text) and `EOS`. The same text, so the same rewards apply unchanged.
  */
 import type { WordTokenizer } from "../envs/index.ts";
+import { BOS, decodeBytes, EOS, encodeBytes } from "./blt/tokens.ts";
 
-export function promptTokens(tokenizer: WordTokenizer, text: string): Int32Array {
-  const { bos, sep } = tokenizer.specialTokens;
-  return Int32Array.from([bos, ...tokenizer.encode(text), sep]);
+export interface TextFormat {
+  readonly kind: "words" | "bytes";
+  /** The tokens a policy continues to answer `text`. */
+  promptTokens(text: string): Int32Array;
+  /** An answer as training target: its tokens and the stop token. */
+  answerTokens(text: string): Int32Array;
+  /** Generated tokens → answer text, without the stop token (and anything after it). */
+  answerText(tokens: ArrayLike<number>): string;
+  /** Generation ends at these tokens. */
+  readonly stopTokens: readonly number[];
 }
 
-/** Generated tokens → answer text, without the trailing `<eos>` (and anything after a stop). */
-export function answerText(tokenizer: WordTokenizer, tokens: ArrayLike<number>): string {
+/** Everything up to (not including) the first `stop`. */
+const untilStop = (tokens: ArrayLike<number>, stop: number): number[] => {
   const ids = Array.from(tokens);
-  const end = ids.indexOf(tokenizer.specialTokens.eos);
-  return tokenizer.decode(end < 0 ? ids : ids.slice(0, end));
+  const end = ids.indexOf(stop);
+  return end < 0 ? ids : ids.slice(0, end);
+};
+
+export function wordTextFormat(tokenizer: WordTokenizer): TextFormat {
+  const { bos, sep, eos } = tokenizer.specialTokens;
+  return {
+    kind: "words",
+    promptTokens: (text) => Int32Array.from([bos, ...tokenizer.encode(text), sep]),
+    answerTokens: (text) => Int32Array.from([...tokenizer.encode(text), eos]),
+    answerText: (tokens) => tokenizer.decode(untilStop(tokens, eos)),
+    stopTokens: [eos],
+  };
 }
+
+const PROMPT_END = encodeBytes("\n");
+
+export const byteTextFormat: TextFormat = {
+  kind: "bytes",
+  promptTokens: (text) => Int32Array.from([BOS, ...encodeBytes(text), ...PROMPT_END]),
+  answerTokens: (text) => encodeBytes(text, { eos: true }),
+  answerText: (tokens) => decodeBytes(untilStop(tokens, EOS)),
+  stopTokens: [EOS],
+};
+
+/** The text format of a backbone: BLT reads and writes bytes, the others FactWorld's words. */
+export const textFormatFor = (backbone: string, tokenizer: WordTokenizer): TextFormat =>
+  backbone === "blt" ? byteTextFormat : wordTextFormat(tokenizer);

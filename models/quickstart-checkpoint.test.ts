@@ -6,7 +6,7 @@ import { generatePrompts, parseAnswer } from "../envs/index.ts";
 import { factWorldSetup, tokenizerFromRecord } from "../learner/index.ts";
 import { initBackend } from "./backend.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
-import { answerText, promptTokens } from "./prompt-format.ts";
+import { wordTextFormat } from "./prompt-format.ts";
 
 const DIR = join(import.meta.dirname, "checkpoints", "quickstart");
 
@@ -36,11 +36,11 @@ describe("shipped quick-start policy", () => {
       .filter((p) => p.split === "eval")
       .slice(0, 8);
     const result = await loaded.policy.sample(
-      prompts.map((p) => promptTokens(tokenizer, p.text)),
+      prompts.map((p) => wordTextFormat(tokenizer).promptTokens(p.text)),
       { temperature: 0.7, maxNewTokens: 160, seed: 1 },
     );
     const wellFormed = result.sequences.filter(
-      (s) => s.finishReason === "stop" && parseAnswer(answerText(tokenizer, s.tokens)).ok,
+      (s) => s.finishReason === "stop" && parseAnswer(wordTextFormat(tokenizer).answerText(s.tokens)).ok,
     ).length;
     expect(wellFormed).toBeGreaterThanOrEqual(6);
     loaded.policy.dispose();
