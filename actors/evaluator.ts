@@ -58,7 +58,7 @@ export const evaluatorRole: RoleDefinition = {
       const follower = yield* followPolicy;
       const outDir = join(config.output.dir, config.experiment, "eval");
       const sampling = {
-        temperature: config.rollout.temperature,
+        temperature: config.evaluation.temperature ?? config.rollout.temperature,
         topP: config.rollout.topP,
         maxNewTokens: config.rollout.maxNewTokens,
         seed: config.evaluation.seed,

@@ -155,6 +155,50 @@ describe("config files", () => {
     expect(load(top, ["nats.auth.token=s3cret"]).nats.auth).toEqual({ token: "s3cret" });
   });
 
+  const perBackbone = file(
+    "per-backbone.yaml",
+    [
+      "experiment: pb",
+      "model: { init: dense-ckpt }",
+      "rollout: { maxNewTokens: 128, groupSize: 6 }",
+      "backbones:",
+      "  blt: { model: { init: byte-ckpt, maxSeqLen: 1024 }, rollout: { maxNewTokens: 768 } }",
+      "  mot: { model: { untie: ffn } }",
+    ].join("\n"),
+  );
+
+  it("backbones: the chosen backbone's block applies over the files and under --set", () => {
+    const dense = load(perBackbone);
+    expect([dense.model.init, dense.model.maxSeqLen, dense.rollout.maxNewTokens]).toEqual(["dense-ckpt", 256, 128]);
+    const blt = load(perBackbone, ["model.backbone=blt"]);
+    expect([blt.model.init, blt.model.maxSeqLen, blt.rollout.maxNewTokens]).toEqual(["byte-ckpt", 1024, 768]);
+    expect(blt.rollout.groupSize).toBe(6); // untouched by the block
+    expect(load(perBackbone, ["model.backbone=blt", "rollout.maxNewTokens=500"]).rollout.maxNewTokens).toBe(500);
+    expect(load(perBackbone, ["model.backbone=mot"]).model.untie).toBe("ffn");
+    // The resolved config is what runs: the blocks are applied, not carried along.
+    expect(YAML.parse(renderConfig(blt))).not.toHaveProperty("backbones");
+  });
+
+  it("backbones: unknown backbones and settings, and a block that switches backbone, are all named", () => {
+    const bad = file(
+      "bad-backbones.yaml",
+      [
+        "experiment: b",
+        "backbones:",
+        "  gpt: { model: { init: x } }",
+        "  blt: { model: { backbone: dense, inti: y } }",
+        "  mot: { rollout: 3, model: { untie: some } }",
+      ].join("\n"),
+    );
+    expect(loadError(bad).problems).toEqual([
+      "backbones.gpt: not a backbone (model.backbone is dense | mot | blt)",
+      "backbones.blt.model.backbone: cannot be set here",
+      expect.stringMatching(/^backbones\.blt\.model\.inti: no such setting \(model has: backbone, dModel/),
+      expect.stringMatching(/^backbones\.mot\.model\.untie: expected "ffn" \| "ffn\+attention" \| "all", found "some"/),
+      "backbones.mot.rollout: expected a mapping, found 3",
+    ]);
+  });
+
   it("an extends cycle is named with its whole chain", () => {
     const a = file("cycle-a.yaml", "extends: cycle-b.yaml\nexperiment: a\n");
     file("cycle-b.yaml", "extends: cycle-a.yaml\n");

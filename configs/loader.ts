@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { Data, Effect, Either, ParseResult, Schema, SchemaAST } from "effect";
 import YAML from "yaml";
-import { ExperimentConfig } from "./schema.ts";
+import { ExperimentConfig, ModelSection } from "./schema.ts";
 
 export class ConfigError extends Data.TaggedError("ConfigError")<{
   /** Where the problems were found (a file, or "--set"). */
@@ -159,8 +159,8 @@ function keysOf(ast: SchemaAST.AST): string[] {
   }
 }
 
-/** Refuses a `--set` path the schema does not have. */
-function checkSettingPath(path: Path): void {
+/** Why the schema has no setting at `path`, or undefined when it has one. */
+function missingSetting(path: Path): string | undefined {
   let nodes: SchemaAST.AST[] = [ExperimentConfig.ast];
   for (let i = 0; i < path.length; i++) {
     const key = path[i]!;
@@ -169,15 +169,17 @@ function checkSettingPath(path: Path): void {
       const here = formatPath(path.slice(0, i));
       const keys = [...new Set(nodes.flatMap(keysOf))];
       const hint = keys.length > 0 ? ` (${here || "the top level"} has: ${keys.join(", ")})` : "";
-      throw new ConfigError({ source: "--set", problems: [`${formatPath(path)}: no such setting${hint}`] });
+      return `${formatPath(path)}: no such setting${hint}`;
     }
     nodes = next;
   }
+  return undefined;
 }
 
 /** Returns `raw` with the setting applied (a copy; `null` removes the key so the default applies). */
 export function applySetting(raw: Raw, setting: Setting): Raw {
-  checkSettingPath(setting.path);
+  const missing = missingSetting(setting.path);
+  if (missing) throw new ConfigError({ source: "--set", problems: [missing] });
   const put = (container: unknown, depth: number): unknown => {
     const key = setting.path[depth]!;
     const last = depth === setting.path.length - 1;
@@ -316,9 +318,55 @@ export interface LoadOptions {
   readonly set?: readonly string[];
 }
 
-/** The raw (undecoded) config: files, `extends:` chain and `--set` overrides, in that precedence. */
+// ── `backbones:` — settings for one backbone ─────────────────────────────────────────────────────
+
+/** Paths of the values in a mapping (lists are values). */
+const leafPaths = (raw: Raw, prefix: Path = []): Path[] =>
+  Object.entries(raw).flatMap(([key, value]) =>
+    isMapping(value) && Object.keys(value).length > 0 ? leafPaths(value, [...prefix, key]) : [[...prefix, key]],
+  );
+
+const isBackbone = (name: string) => Either.isRight(Schema.decodeUnknownEither(ModelSection)({ backbone: name }));
+
+/** Every problem of a `backbones:` section: unknown backbones, unknown settings, a block that switches backbone. */
+function backboneBlockProblems(backbones: unknown): string[] {
+  if (!isMapping(backbones))
+    return [`backbones: expected a mapping (backbone → settings), found ${describe(backbones)}`];
+  return Object.entries(backbones).flatMap(([name, block]) => {
+    if (!isBackbone(name)) return [`backbones.${name}: not a backbone (model.backbone is dense | mot | blt)`];
+    if (!isMapping(block)) return [`backbones.${name}: expected a mapping of settings, found ${describe(block)}`];
+    const pathProblems = leafPaths(block).flatMap((path) => {
+      if (path[0] === "model" && path[1] === "backbone") return ["model.backbone: cannot be set here"];
+      const missing = missingSetting(path);
+      return missing ? [missing] : [];
+    });
+    // Values are checked on their own (every other field at its default), so every block is checked, chosen or not.
+    const valueProblems =
+      pathProblems.length > 0
+        ? []
+        : Either.match(decodeConfig({ ...block, experiment: "backbones" }), {
+            onLeft: (error) => [...error.problems],
+            onRight: () => [],
+          });
+    return [...pathProblems, ...valueProblems].map((problem) => `backbones.${name}.${problem}`);
+  });
+}
+
+/**
+ * The raw (undecoded) config: files (with their `extends:` chain), then the `backbones:` block of the
+ * chosen `model.backbone` (e.g. BLT's budgets in bytes and its own base policy), then `--set`.
+ * `--set model.backbone=blt` picks the blt block; the resolved config no longer has `backbones:`.
+ */
 export function resolveRawConfig(file: string, options: LoadOptions = {}): Raw {
-  return (options.set ?? []).map(parseSetting).reduce(applySetting, readConfigFile(file));
+  const settings = (options.set ?? []).map(parseSetting);
+  const { backbones, ...files } = readConfigFile(file);
+  const withSettings = settings.reduce(applySetting, files);
+  if (backbones === undefined) return withSettings;
+  const problems = backboneBlockProblems(backbones);
+  if (problems.length > 0) throw new ConfigError({ source: file, problems });
+  const backbone = (withSettings.model as Raw | undefined)?.backbone ?? "dense";
+  const block = (backbones as Raw)[String(backbone)];
+  return isMapping(block) ? settings.reduce(applySetting, mergeConfigs(files, block)) : withSettings;
 }
 
 /** Reads, composes, overrides and validates a config. */

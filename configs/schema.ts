@@ -156,6 +156,16 @@ export const ModelSection = Schema.Struct({
     "tfjs backend: auto picks tensorflow (tfjs-node-gpu, tfjs-node) > wasm + native GEMM > wasm > cpu.",
   ),
   threads: setting(PositiveInt, 1, "BLAS threads per process for the native GEMM (actors share the machine)."),
+  untie: setting(
+    Schema.Literal("ffn", "ffn+attention", "all"),
+    "all",
+    "MoT only: parameter groups owned per modality (the paper's ablation): ffn | ffn+attention | all (norms too).",
+  ),
+  modalities: setting(
+    Schema.Array(Schema.Literal("prompt", "reasoning", "answer", "image")),
+    ["prompt", "reasoning", "answer"],
+    "MoT only: modalities with weights of their own; must include prompt, reasoning and answer.",
+  ),
 }).pipe(
   Schema.filter((model) =>
     model.dModel % model.heads === 0
@@ -276,6 +286,10 @@ export const EvaluationSection = Schema.Struct({
   seed: setting(Schema.Int, 1234, "Seed of the evaluation prompt sample (fixed, so runs are comparable)."),
   suites: setting(Schema.Array(NonEmptyString), ["factworld"], "Evaluation suites to run."),
   promptsPerSuite: setting(PositiveInt, 64, "Prompts per suite per evaluation."),
+  temperature: optional(
+    PositiveNumber,
+    "Sampling temperature of evaluation answers (the policy's and the SFT policy's); absent: rollout.temperature.",
+  ),
 });
 export type EvaluationSection = typeof EvaluationSection.Type;
 

@@ -39,7 +39,7 @@ import {
   type LearnerProgress,
   POLICY_ARCHITECTURE_KEY,
 } from "../messaging/pipeline-state.ts";
-import { buildPolicy, loadCheckpoint, type Policy, saveCheckpoint } from "../models/index.ts";
+import { buildPolicy, loadCheckpoint, type Policy, policyStartingFrom, saveCheckpoint } from "../models/index.ts";
 import { type GrpoBatch, type GrpoSettings, grpoUpdate } from "./grpo-step.ts";
 import { createOptimizer } from "./pretrain.ts";
 import { modelConfigFor, tokenizerRecord } from "./pretrain-factworld.ts";
@@ -68,10 +68,15 @@ async function startingPolicy(config: ExperimentConfig, optimizer: tf.AdamOptimi
     progress: { step: 0, policyVersion: 0, consumed: 0, stale: 0, zeroVariance: 0, duplicates: 0, done: false },
     usedGroups: [],
   };
-  if (config.model.init)
-    return { policy: (await loadCheckpoint(config.model.init)).policy, state: fresh, resumed: false };
-  const { tokenizer } = factWorldEnvironment(config.env);
   const m = config.model;
+  const motSettings = m.backbone === "mot" ? { untie: m.untie, modalities: m.modalities } : {};
+  if (m.init) {
+    const base = (await loadCheckpoint(m.init)).policy;
+    const policy = await policyStartingFrom(base, m.backbone, m.init, motSettings);
+    if (policy !== base) base.dispose();
+    return { policy, state: fresh, resumed: false };
+  }
+  const { tokenizer } = factWorldEnvironment(config.env);
   const shape = {
     backbone: m.backbone,
     dModel: m.dModel,
@@ -80,6 +85,7 @@ async function startingPolicy(config: ExperimentConfig, optimizer: tf.AdamOptimi
     dFF: m.dFF,
     maxSeqLen: m.maxSeqLen,
     positions: m.positions,
+    ...motSettings,
   };
   const policy = buildPolicy(modelConfigFor(shape, tokenizer, config.seed));
   return { policy, state: fresh, resumed: false };

@@ -13,7 +13,7 @@ export { type DenseConfig, DensePolicy } from "./dense.ts";
 export * from "./policy.ts";
 export { byteTextFormat, type TextFormat, textFormatFor, wordTextFormat } from "./prompt-format.ts";
 export { mixSeed, mulberry32, type Random } from "./random.ts";
-export { buildPolicy } from "./registry.ts";
+export { buildPolicy, policyStartingFrom } from "./registry.ts";
 export { type DecodeSession, logSoftmax, sampleBatch, sampleToken } from "./sampling.ts";
 export { registerWasmSegmentSum } from "./segment-sum-kernel.ts";
 export { decodeNamedTensors, encodeNamedTensors, type NamedTensor, WeightsFormatError } from "./weights-file.ts";

@@ -18,3 +18,27 @@ export function buildPolicy(config: PolicyConfigBase): Policy {
   }
   return build(config);
 }
+
+/**
+ * A `backbone` policy that starts where `base` is. The same backbone is `base` itself; MoT starts
+ * from a dense policy of the same shape with its weights in every modality's copy, so it computes
+ * exactly what the dense policy does until training lets the modalities drift apart (`extra` holds
+ * MoT's `untie` and `modalities`). Other pairs have no such mapping and are refused, naming `source`.
+ */
+export async function policyStartingFrom(
+  base: Policy,
+  backbone: string,
+  source: string,
+  extra: Readonly<Record<string, unknown>> = {},
+): Promise<Policy> {
+  if (base.config.backbone === backbone) return base;
+  if (backbone === "mot" && base instanceof DensePolicy) {
+    const mot = new MotPolicy({ ...base.config, ...extra, backbone: "mot" });
+    await mot.importDenseWeights(await base.exportWeights(), source);
+    return mot;
+  }
+  throw new Error(
+    `${source} holds a ${base.config.backbone} policy; a ${backbone} policy cannot start from it` +
+      " (MoT can start from a dense checkpoint; BLT needs a byte-level one, e.g. models/checkpoints/quickstart-blt)",
+  );
+}

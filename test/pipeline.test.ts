@@ -142,3 +142,25 @@ describe("GRPO pipeline (real processes)", () => {
     expect(progress!.consumed + progress!.stale + progress!.zeroVariance + deadLettered + pending).toBe(published);
   }, 300_000);
 });
+
+describe("every backbone runs GRPO through the actors", () => {
+  it("MoT starts from the dense SFT checkpoint: rollouts sample with MoT, the learner steps, the evaluator reports", async () => {
+    const experiment = `pipe-mot-${process.pid}`;
+    const { run, runDir } = await runTiny(experiment, ["model.backbone=mot", "model.untie=ffn+attention"]);
+    const { code } = await run.exited;
+    expect(code, run.output().slice(-3000)).toBe(0);
+
+    const manifest = await readCheckpointManifest(join(runDir, "checkpoints", "learner"));
+    expect(manifest.config).toMatchObject({ backbone: "mot", untie: "ffn+attention" });
+    const dense = await readCheckpointManifest(join(REPO, "test", "fixtures", "tiny-policy"));
+    // Same shape as the dense policy it started from: MoT owns a copy of each weight per modality.
+    expect(manifest.config).toMatchObject({ dModel: (dense.config as { dModel: number }).dModel });
+
+    const metrics = metricsOf(runDir);
+    expect(metrics.filter((m) => m.tags.role === "learner").map((m) => m.step)).toEqual([1, 2, 3, 4]);
+    const rolloutVersions = metrics.filter((m) => m.tags.role === "rollout").map((m) => Number(m.tags.policyVersion));
+    expect(Math.max(...rolloutVersions)).toBeGreaterThanOrEqual(1);
+    expect(metrics.some((m) => m.tags.role === "evaluator" && m.tags.policyVersion === "4")).toBe(true);
+    expect(readFileSync(join(runDir, "report.md"), "utf8")).toMatch(/\| \*\*average\*\* \|/);
+  }, 240_000);
+});

@@ -7,7 +7,7 @@ import { initBackend } from "../backend.ts";
 import { loadCheckpoint, saveCheckpoint } from "../checkpoint.ts";
 import { type DenseConfig, DensePolicy } from "../dense.ts";
 import type { Policy, PromptAnswerBatch, TokenBatch } from "../policy.ts";
-import { buildPolicy } from "../registry.ts";
+import { buildPolicy, policyStartingFrom } from "../registry.ts";
 import { type MotConfig, MotPolicy, type MotUntie } from "./index.ts";
 import { groupBySlot } from "./routing.ts";
 
@@ -312,6 +312,23 @@ describe("config and weights", () => {
     ).toThrow(
       /invalid mot model config: nHeads \(5\) must divide dModel \(32\); untie must be one of ffn \| ffn\+attention \| all, got "norms"; modality "video" is not one of .*; modalities must include "reasoning"/,
     );
+  });
+
+  it("starts from a dense policy through the registry (same logits); refuses pairs with no mapping", async () => {
+    const dense = new DensePolicy(denseConfig({ initSeed: 6 }));
+    sharpen(dense);
+    const mot = await policyStartingFrom(dense, "mot", "dense.ckpt", { untie: "ffn+attention" });
+    expect(mot).toBeInstanceOf(MotPolicy);
+    expect((mot as MotPolicy).untie).toBe("ffn+attention");
+    const { batch } = rowsAt(continuations[0]!.length);
+    expect(maxAbsDiff(await logitsOf(mot, batch), await logitsOf(dense, batch))).toBeLessThanOrEqual(1e-5);
+    expect(await policyStartingFrom(dense, "dense", "dense.ckpt")).toBe(dense);
+    await expect(policyStartingFrom(dense, "blt", "dense.ckpt")).rejects.toThrow(
+      /dense\.ckpt holds a dense policy; a blt policy cannot start from it/,
+    );
+    await expect(policyStartingFrom(mot, "dense", "mot.ckpt")).rejects.toThrow(/mot\.ckpt holds a mot policy/);
+    dense.dispose();
+    mot.dispose();
   });
 
   it("checkpoints with Adam state and resumes exactly, also after batches missing a modality", async () => {
