@@ -133,6 +133,8 @@ export const evaluatorRole: RoleDefinition = {
               const text = renderReport(config.experiment, before, after, {
                 steps: progress!.step,
                 wallSeconds: (Date.now() - startedAt) / 1000,
+                backbone: policy.config.backbone,
+                temperature: sampling.temperature,
               });
               yield* Effect.promise(() => writeFile(report, text));
               yield* putState(EVALUATION_DONE_KEY, { finalVersion: version, report });

@@ -62,7 +62,10 @@ describe("report", () => {
   });
 
   it("renders a table row per suite plus the average, and the verdict", () => {
-    const text = renderReport("exp", before, after, { steps: 12, wallSeconds: 100 });
+    const text = renderReport("exp", before, after, { steps: 12, wallSeconds: 100, backbone: "mot", temperature: 0.7 });
+    expect(text).toContain(
+      "(mot backbone) after 12 GRPO steps, 100 s of wall time; answers sampled at temperature 0.7.",
+    );
     expect(text).toContain("| bio | 50.0% | 30.0% | 4.00 | 4.20 | 60.0% | 0.0% | 0.0% | 40.0 | 38.0 |");
     expect(text).toContain("| **average** | 40.0% | 25.0% |");
     expect(text).toContain("Hallucination rate −15.0 pp, detail +1.7 %, relevance win rate 55.0%.");

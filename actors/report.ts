@@ -69,16 +69,23 @@ export function renderReport(
   experiment: string,
   before: EvaluationResult,
   after: EvaluationResult,
-  context: { readonly steps: number; readonly wallSeconds: number },
+  context: {
+    readonly steps: number;
+    readonly wallSeconds: number;
+    readonly backbone: string;
+    /** Sampling temperature of every evaluation answer. */
+    readonly temperature: number;
+  },
 ): string {
   const rows = comparisonRows(before, after);
   const v = verdict(rows);
   const lines = [
     `# ${experiment}: initial (SFT) policy vs RL policy`,
     "",
-    `Policy versions ${before.version} → ${after.version} after ${context.steps} GRPO steps, ` +
-      `${Math.round(context.wallSeconds)} s of wall time. Relevance is the judge's win rate of each policy's ` +
-      "answers against the initial policy's answers to the same prompts (ties count half).",
+    `Policy versions ${before.version} → ${after.version} (${context.backbone} backbone) after ${context.steps} GRPO steps, ` +
+      `${Math.round(context.wallSeconds)} s of wall time; answers sampled at temperature ${context.temperature}. ` +
+      "Relevance is the judge's win rate of each policy's answers against the initial policy's answers to the same " +
+      "prompts (ties count half).",
     "",
     "| suite | hallucination SFT | hallucination RL | detail SFT | detail RL | relevance win RL | abstention SFT | abstention RL | length SFT | length RL |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
