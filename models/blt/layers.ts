@@ -2,14 +2,22 @@
  * Transformer pieces BLT's three stacks share (local encoder, global, local decoder): pre-norm
  * blocks with RMSNorm, RoPE self-attention under an additive bias, masked cross-attention and a
  * SiLU MLP. Laid out as the dense backbone is, for the wasm fast paths: projections are plain 2-D
- * matMuls on [B·T, d]; heads are folded into the batch dimension with K transposed once, so the
- * attention products are plain batched matMuls.
+ * matMuls on [B·T, d], heads folded into the batch dimension. Self-attention is the dense
+ * backbone's `attendHeads` (cache [B·H, S, dh]), so KV-cached decoding runs the training path's code.
  */
 import * as tf from "@tensorflow/tfjs";
-import { applyRope, type RopeTables, rmsNorm, ropeTables, trainingFrame } from "../dense.ts";
+import {
+  applyRope,
+  attendHeads,
+  type LayerCache,
+  type RopeTables,
+  rmsNorm,
+  ropeTables,
+  trainingFrame,
+} from "../dense.ts";
 import { normalArray, type Random } from "../random.ts";
 
-export { rmsNorm };
+export { type LayerCache, rmsNorm };
 /** Additive attention bias for a hidden key: exp underflows to exactly 0. */
 export const MASKED = -1e9;
 
@@ -109,19 +117,50 @@ export function attend(
   return tf.matMul(context, w.wo);
 }
 
-/** One pre-norm self-attention block over [B·T, d]. */
+/** Rows of one call to a self-attention stack: T new positions per row, under an additive bias. */
+export interface BlockFrame {
+  readonly batch: number;
+  readonly length: number;
+  readonly heads: number;
+  /** Broadcastable to [B, 1, T, S], S = cached + new positions. */
+  readonly bias: tf.Tensor;
+}
+
+/**
+ * One pre-norm self-attention block over [B·T, d]: the new positions attend over `past` (keys
+ * already rotated, [B·H, S, dh]) plus themselves. Returns the output and the grown cache, so the
+ * training path and KV-cached decoding run the same code.
+ */
 export function runBlock(
   block: Block,
   x: tf.Tensor2D,
-  shape: { readonly batch: number; readonly length: number; readonly heads: number },
-  bias: tf.Tensor,
+  frame: BlockFrame,
   rope: RopeTables,
-): tf.Tensor2D {
+  past?: LayerCache,
+): { out: tf.Tensor2D; cache: LayerCache } {
   const h = rmsNorm(x, block.attention.norm);
-  const dims = { batch: shape.batch, queries: shape.length, keys: shape.length, heads: shape.heads };
-  const attended = tf.add(x, attend(block.attention, h, h, dims, bias, rope)) as tf.Tensor2D;
+  const project = (w: tf.Variable) => tf.matMul(h, w) as tf.Tensor2D;
+  // attendHeads reads only the shape and the bias of its frame; positions come in `rope`.
+  const { context, cache } = attendHeads(
+    project(block.attention.wq),
+    project(block.attention.wk),
+    project(block.attention.wv),
+    { batchSize: frame.batch, length: frame.length, positions: NO_POSITIONS, bias: frame.bias },
+    rope,
+    past,
+    frame.heads,
+  );
+  const attended = tf.add(x, tf.matMul(context, block.attention.wo)) as tf.Tensor2D;
   const up = tf.matMul(rmsNorm(attended, block.norm2), block.w1);
-  return tf.add(attended, tf.matMul(tf.mul(up, tf.sigmoid(up)), block.w2));
+  return { out: tf.add(attended, tf.matMul(tf.mul(up, tf.sigmoid(up)), block.w2)), cache };
+}
+
+const NO_POSITIONS = new Int32Array(0);
+
+/** RoPE tables [B, 1, 1, dh] for one new position per row (rows at different positions). */
+export function positionTablesAt(positions: Int32Array, dh: number): RopeTables {
+  // ropeTables reads only the positions and the shape of its frame.
+  return ropeTables({ batchSize: positions.length, length: 1, positions, bias: tf.scalar(0) }, dh, 10000);
 }
 
 /** Causal bias [1, 1, T, T] letting position i see keys i − window < j ≤ i (window ≥ T: fully causal). */

@@ -25,24 +25,13 @@ import type {
   SpecialTokens,
   TokenBatch,
 } from "../policy.ts";
-import { mixSeed, mulberry32 } from "../random.ts";
+import { mixSeed } from "../random.ts";
 import { type DecodeSession, sampleBatch } from "../sampling.ts";
 import { registerWasmSegmentSum } from "../segment-sum-kernel.ts";
 import { checkTensorsMatch, decodeNamedTensors, encodeNamedTensors, POLICY_WEIGHTS_KIND } from "../weights-file.ts";
-import { hashNgramIdsInto } from "./hash.ts";
-import {
-  type AttentionWeights,
-  attend,
-  type Block,
-  makeAttention,
-  makeBlock,
-  ParameterSet,
-  positionTables,
-  rmsNorm,
-  runBlock,
-  windowCausalBias,
-} from "./layers.ts";
+import { beginBltDecode, RecomputeSession } from "./decode.ts";
 import { type BatchLayout, batchLayout } from "./layout.ts";
+import { BltNetwork } from "./network.ts";
 import { entropyPatchLengths, spacePatchLengths, staticPatchLengths } from "./patcher.ts";
 import { BLT_VOCAB_SIZE, BOE, BOS, EOS, PAD } from "./tokens.ts";
 
@@ -141,8 +130,6 @@ export function bltConfigForShape(
   });
 }
 
-let nextInstance = 0;
-
 interface Frame {
   readonly batchSize: number;
   readonly length: number;
@@ -155,19 +142,7 @@ export class BltPolicy implements Policy {
   readonly variableNames: readonly string[];
   /** The frozen byte LM behind entropy patching (train it with `trainEntropyModel`). */
   readonly entropyModel: DensePolicy;
-  private readonly byteEmbedding: tf.Variable;
-  private readonly hashEmbedding: tf.Variable;
-  private readonly encoder: readonly Block[];
-  private readonly encoderCross: AttentionWeights;
-  private readonly toGlobal: tf.Variable;
-  private readonly global: readonly Block[];
-  private readonly globalNorm: tf.Variable;
-  private readonly toSlots: tf.Variable;
-  private readonly decoderCross: AttentionWeights;
-  private readonly slotNorm: tf.Variable;
-  private readonly decoder: readonly Block[];
-  private readonly finalNorm: tf.Variable;
-  private readonly output: tf.Variable;
+  private readonly network: BltNetwork;
   private readonly patchCounts = { patches: 0, bytes: 0 };
   /** Entropy patching's global threshold (NaN for other modes, which ignore it). */
   private threshold: number;
@@ -176,32 +151,9 @@ export class BltPolicy implements Policy {
     validateBltConfig(config);
     registerWasmSegmentSum();
     this.config = config;
-    const { local, global, hash, keysPerPatch: K } = config;
-    const params = new ParameterSet(`blt${nextInstance++}/`, mulberry32(config.initSeed));
-    const localStd = 0.02 / Math.sqrt(2 * (local.encoderLayers + local.decoderLayers + 2));
-    const globalStd = 0.02 / Math.sqrt(2 * global.layers);
-    this.byteEmbedding = params.make("byte_embedding", [config.vocabSize, local.dModel], "normal");
-    const tables = hash.functions * hash.ngrams.length;
-    this.hashEmbedding = params.make("hash_embedding", [tables * hash.buckets, local.dModel], "normal");
-    this.encoder = Array.from({ length: local.encoderLayers }, (_, i) =>
-      makeBlock(params, `encoder${i}`, local.dModel, local.dFF, localStd),
-    );
-    this.encoderCross = makeAttention(params, "encoder_cross", local.dModel, localStd);
-    this.toGlobal = params.make("to_global", [local.dModel, global.dModel], "normal");
-    this.global = Array.from({ length: global.layers }, (_, i) =>
-      makeBlock(params, `global${i}`, global.dModel, global.dFF, globalStd),
-    );
-    this.globalNorm = params.make("global_norm", [global.dModel], "ones");
-    this.toSlots = params.make("to_slots", [global.dModel, local.dModel * K], "normal");
-    this.slotNorm = params.make("slot_norm", [local.dModel], "ones");
-    this.decoderCross = makeAttention(params, "decoder_cross", local.dModel, localStd);
-    this.decoder = Array.from({ length: local.decoderLayers }, (_, i) =>
-      makeBlock(params, `decoder${i}`, local.dModel, local.dFF, localStd),
-    );
-    this.finalNorm = params.make("final_norm", [local.dModel], "ones");
-    this.output = params.make("output", [local.dModel, config.vocabSize], "normal");
-    this.trainableVariables = params.variables;
-    this.variableNames = params.names;
+    this.network = new BltNetwork(config);
+    this.trainableVariables = this.network.variables;
+    this.variableNames = this.network.names;
     this.entropyModel = new DensePolicy(entropyModelConfig(config));
     this.threshold = config.patching.mode === "entropy" ? config.patching.threshold : Number.NaN;
   }
@@ -264,10 +216,8 @@ export class BltPolicy implements Policy {
     const frame = { batchSize: batch.batchSize, length: batch.length, rowLengths };
     const layout = this.layout(batch.tokens, frame);
     return tf.tidy(() => {
-      const hidden = this.run(batch.tokens, frame, layout);
-      return tf
-        .matMul(hidden, this.output)
-        .reshape([batch.batchSize, batch.length, this.config.vocabSize]) as tf.Tensor3D;
+      const { hidden } = this.network.run(batch.tokens, frame, layout);
+      return this.network.logits(hidden).reshape([batch.batchSize, batch.length, this.config.vocabSize]) as tf.Tensor3D;
     });
   }
 
@@ -279,20 +229,57 @@ export class BltPolicy implements Policy {
     const frame = { batchSize: packed.batchSize, length: packed.length, rowLengths };
     const layout = this.layout(packed.tokens, frame);
     return tf.tidy(() => {
-      const hidden = this.run(packed.tokens, frame, layout);
+      const { hidden } = this.network.run(packed.tokens, frame, layout);
       const temperature = options.temperature ?? 1;
       const { logProbs, mask } = answerLogProbsFromHidden(
         hidden,
         packed,
-        (rows) => tf.matMul(rows, this.output),
+        (rows) => this.network.logits(rows),
         temperature,
       );
       return { logProbs, mask };
     });
   }
 
+  /** Batched sampling, KV-cached (models/blt/decode.ts). */
   sample(prompts: readonly Int32Array[], options: SamplingOptions): Promise<SampleResult> {
-    return sampleBatch(this.config, async (rows) => new RecomputeSession(this, rows), prompts, options);
+    return sampleBatch(this.config, (rows) => this.beginDecode(rows), prompts, options);
+  }
+
+  /**
+   * `sample` without a cache: every step runs the whole sequence again, the learner's computation
+   * exactly and O(n²). The reference the cached path is tested and benchmarked against.
+   */
+  sampleWithoutCache(prompts: readonly Int32Array[], options: SamplingOptions): Promise<SampleResult> {
+    return sampleBatch(
+      this.config,
+      async (rows) => new RecomputeSession(rows, (r) => this.nextByteLogits(r)),
+      prompts,
+      options,
+    );
+  }
+
+  /**
+   * Opens a KV-cached decoding session over `prompts` (each ≥ 1 token, shorter than maxSeqLen):
+   * next-byte logits ready, one byte per row per `advance`.
+   */
+  beginDecode(prompts: readonly Int32Array[]): Promise<DecodeSession> {
+    if (prompts.length === 0) throw new Error("beginDecode: no prompts");
+    for (const p of prompts) {
+      if (p.length === 0) throw new Error("beginDecode: every prompt needs at least one token");
+      checkTokens(p, p.length, this.config, "beginDecode");
+    }
+    const entropy = this.config.patching.mode === "entropy";
+    return beginBltDecode(
+      {
+        network: this.network,
+        pad: PAD,
+        entropyModel: entropy ? this.entropyModel : undefined,
+        entropies: (tokens, batchSize, length) => this.entropies(tokens, batchSize, length),
+        patchLengths: (row, entropies) => this.rowPatchLengths(row, entropies),
+      },
+      prompts,
+    );
   }
 
   /** Logits of the next byte of every row, [B, V] (rows of any lengths ≥ 1). */
@@ -307,7 +294,7 @@ export class BltPolicy implements Policy {
     const frame = { batchSize: B, length: N, rowLengths };
     const layout = this.layout(tokens, frame);
     const logits = tf.tidy(() => {
-      const hidden = this.run(tokens, frame, layout);
+      const { hidden } = this.network.run(tokens, frame, layout);
       const last = tf.gather(
         hidden,
         tf.tensor1d(
@@ -315,7 +302,7 @@ export class BltPolicy implements Policy {
           "int32",
         ),
       );
-      return tf.matMul(last, this.output);
+      return this.network.logits(last);
     });
     try {
       return logits.dataSync() as Float32Array;
@@ -408,7 +395,7 @@ export class BltPolicy implements Policy {
   }
 
   dispose(): void {
-    for (const v of this.trainableVariables) v.dispose();
+    this.network.dispose();
     this.entropyModel.dispose();
   }
 
@@ -423,26 +410,12 @@ export class BltPolicy implements Policy {
   }
 
   private patchRows(tokens: Int32Array, frame: Frame): number[][] {
-    const { patching } = this.config;
     const { batchSize: B, length: N, rowLengths } = frame;
-    const entropies = patching.mode === "entropy" ? this.entropies(tokens, B, N) : undefined;
+    const entropies = this.config.patching.mode === "entropy" ? this.entropies(tokens, B, N) : undefined;
     const rows: number[][] = [];
     for (let b = 0; b < B; b++) {
       const n = rowLengths[b]!;
-      const row = tokens.subarray(b * N, b * N + n);
-      let lengths: number[];
-      if (patching.mode === "entropy") {
-        lengths = entropyPatchLengths(entropies!.subarray(b * N, b * N + n), {
-          ...patching,
-          threshold: this.threshold,
-          includeNextToken: true,
-        });
-      } else if (patching.mode === "space") {
-        lengths = spacePatchLengths(row, { ...patching, includeNextToken: true });
-      } else {
-        // BOS alone, then fixed-size patches, so the first patch is one byte as in the dynamic modes.
-        lengths = [1, ...staticPatchLengths(n, patching.patchSize, { includeNextToken: false })];
-      }
+      const lengths = this.rowPatchLengths(tokens.subarray(b * N, b * N + n), entropies?.subarray(b * N, b * N + n));
       this.patchCounts.patches += lengths.length;
       this.patchCounts.bytes += n + 1;
       rows.push(lengths);
@@ -450,110 +423,21 @@ export class BltPolicy implements Policy {
     return rows;
   }
 
+  /** Patch lengths of one row including the next position; `entropies` (one per byte) in entropy mode. */
+  private rowPatchLengths(row: ArrayLike<number>, entropies: ArrayLike<number> | undefined): number[] {
+    const { patching } = this.config;
+    if (patching.mode === "entropy") {
+      if (entropies === undefined) throw new Error("BLT patching: entropy mode without entropies");
+      return entropyPatchLengths(entropies, { ...patching, threshold: this.threshold, includeNextToken: true });
+    }
+    if (patching.mode === "space") return spacePatchLengths(row, { ...patching, includeNextToken: true });
+    // BOS alone, then fixed-size patches, so the first patch is one byte as in the dynamic modes.
+    return [1, ...staticPatchLengths(row.length, patching.patchSize, { includeNextToken: false })];
+  }
+
   private layout(tokens: Int32Array, frame: Frame): BatchLayout {
     return batchLayout(frame.rowLengths, frame.length, this.patchRows(tokens, frame), this.config.keysPerPatch);
   }
-
-  /** Encoder → patches → global → decoder: final hidden states [B·N, dL] (inside a tidy). */
-  private run(tokens: Int32Array, frame: Frame, layout: BatchLayout): tf.Tensor2D {
-    const { local, global, keysPerPatch: K } = this.config;
-    const { batchSize: B, length: N } = frame;
-    const G = layout.globalLength;
-    const dL = local.dModel;
-    const dG = global.dModel;
-
-    // Embeddings: byte + Σ hashed n-grams (one gather over the stacked tables).
-    const ids = this.hashIds(tokens, B, N);
-    const tables = this.config.hash.functions * this.config.hash.ngrams.length;
-    const hashed = tf.sum(tf.gather(this.hashEmbedding, tf.tensor1d(ids, "int32")).reshape([B * N, tables, dL]), 1);
-    let x = tf.add(tf.gather(this.byteEmbedding, tf.tensor1d(tokens, "int32")), hashed) as tf.Tensor2D;
-
-    const localBias = windowCausalBias(N, local.window);
-    const localRope = positionTables(N, dL / local.heads);
-    const localShape = { batch: B, length: N, heads: local.heads };
-    for (const block of this.encoder) x = runBlock(block, x, localShape, localBias, localRope);
-    const encoded = x;
-
-    // Patch queries: the mean of their bytes, then cross-attention to those bytes.
-    const pooled = tf
-      .matMul(tf.tensor3d(layout.pool, [B, G, N]), encoded.reshape([B, N, dL]) as tf.Tensor3D)
-      .reshape([B * G, dL]) as tf.Tensor2D;
-    const patches = tf.add(
-      pooled,
-      attend(
-        this.encoderCross,
-        rmsNorm(pooled, this.encoderCross.norm),
-        rmsNorm(encoded, this.encoderCross.norm),
-        { batch: B, queries: G, keys: N, heads: local.heads },
-        tf.tensor4d(layout.encoderBias, [B, 1, G, N]),
-      ),
-    ) as tf.Tensor2D;
-
-    let g = tf.matMul(patches, this.toGlobal) as tf.Tensor2D;
-    const globalBias = windowCausalBias(G, G);
-    const globalRope = positionTables(G, dG / global.heads);
-    for (const block of this.global)
-      g = runBlock(block, g, { batch: B, length: G, heads: global.heads }, globalBias, globalRope);
-    const slots = rmsNorm(
-      tf.matMul(rmsNorm(g, this.globalNorm), this.toSlots).reshape([B * G * K, dL]) as tf.Tensor2D,
-      this.slotNorm,
-    );
-
-    let y = tf.add(
-      encoded,
-      attend(
-        this.decoderCross,
-        rmsNorm(encoded, this.decoderCross.norm),
-        slots,
-        { batch: B, queries: N, keys: G * K, heads: local.heads },
-        tf.tensor4d(layout.decoderBias, [B, 1, N, G * K]),
-      ),
-    ) as tf.Tensor2D;
-    for (const block of this.decoder) y = runBlock(block, y, localShape, localBias, localRope);
-    return rmsNorm(y, this.finalNorm);
-  }
-
-  /** Offset hash ids [B·N·tables]: table t = function f, n-gram size ngrams[j]. */
-  private hashIds(tokens: Int32Array, B: number, N: number): Int32Array {
-    const { ngrams, buckets, functions } = this.config.hash;
-    const tables = functions * ngrams.length;
-    const out = new Int32Array(B * N * tables);
-    const scratch = new Int32Array(N);
-    for (let b = 0; b < B; b++) {
-      const row = tokens.subarray(b * N, (b + 1) * N);
-      for (let f = 0; f < functions; f++) {
-        ngrams.forEach((n, j) => {
-          const table = f * ngrams.length + j;
-          hashNgramIdsInto(row, n, buckets, f, scratch);
-          for (let i = 0; i < N; i++) out[(b * N + i) * tables + table] = table * buckets + scratch[i]!;
-        });
-      }
-    }
-    return out;
-  }
-}
-
-/** Sampling without a cache: every step runs the whole prefix again (exactly the learner's path). */
-class RecomputeSession implements DecodeSession {
-  logits: Float32Array;
-  private readonly rows: number[][];
-
-  constructor(
-    private readonly policy: BltPolicy,
-    prompts: readonly Int32Array[],
-  ) {
-    this.rows = prompts.map((p) => Array.from(p));
-    this.logits = policy.nextByteLogits(prompts);
-  }
-
-  async advance(tokens: Int32Array): Promise<void> {
-    tokens.forEach((t, b) => {
-      this.rows[b]!.push(t);
-    });
-    this.logits = this.policy.nextByteLogits(this.rows.map((r) => Int32Array.from(r)));
-  }
-
-  dispose(): void {}
 }
 
 /** The entropy model's dense config: same bytes, the BLT's sequence length. */
