@@ -263,7 +263,7 @@ export class BltPolicy implements Policy {
    * Opens a KV-cached decoding session over `prompts` (each ≥ 1 token, shorter than maxSeqLen):
    * next-byte logits ready, one byte per row per `advance`.
    */
-  beginDecode(prompts: readonly Int32Array[]): Promise<DecodeSession> {
+  async beginDecode(prompts: readonly Int32Array[]): Promise<DecodeSession> {
     if (prompts.length === 0) throw new Error("beginDecode: no prompts");
     for (const p of prompts) {
       if (p.length === 0) throw new Error("beginDecode: every prompt needs at least one token");
