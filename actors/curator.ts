@@ -13,7 +13,14 @@
 import { Duration, Effect, Option, Queue } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
 import type { Prompt } from "../envs/index.ts";
-import { deadLetterCount, getState, type PromptGroup, publishWork, putState, watchState } from "../messaging/index.ts";
+import {
+  deadLetterCount,
+  getState,
+  type PromptGroup,
+  publishWorkAll,
+  putState,
+  watchState,
+} from "../messaging/index.ts";
 import { CURATOR_CURSOR_KEY, LEARNER_PROGRESS_KEY, type LearnerProgress } from "../messaging/pipeline-state.ts";
 import { type TextFormat, textFormatFor } from "../models/index.ts";
 import { factWorldEnvironment, hash32 } from "./environment.ts";
@@ -64,25 +71,36 @@ export const curatorRole: RoleDefinition = {
       let published = (yield* getState(CURATOR_CURSOR_KEY))?.value.published ?? 0;
       let progress = (yield* getState(LEARNER_PROGRESS_KEY))?.value;
 
-      const deadLettered = Effect.all(
+      const countDeadLetters = Effect.all(
         [deadLetterCount("prompts"), deadLetterCount("rollouts"), deadLetterCount("scored")],
         { concurrency: "unbounded" },
       ).pipe(Effect.map((counts) => counts.reduce((a, b) => a + b, 0)));
-
-      const publishGroup = (sequence: number) => {
-        const group = promptGroupAt(train, format, config, sequence);
-        return publishWork("prompts", group, { msgId: group.groupId });
-      };
+      // Recounted at most every RECOUNT_EVERY: the count only grows, so an older one gives fewer credits, never more.
+      let deadLettered = yield* countDeadLetters;
+      let countedAt = Date.now();
 
       return Effect.gen(function* () {
         while (!progress?.done && !actor.isDraining()) {
-          const inFlight = published - settledGroups(progress, yield* deadLettered);
+          if (Date.now() - countedAt >= Duration.toMillis(RECOUNT_EVERY)) {
+            deadLettered = yield* countDeadLetters;
+            countedAt = Date.now();
+          }
+          const inFlight = published - settledGroups(progress, deadLettered);
           const credits = config.curation.maxGroupsInFlight - inFlight;
-          for (let i = 0; i < credits && !actor.isDraining(); i++) {
-            yield* actor.inHand(publishGroup(published));
-            published += 1;
+          if (credits > 0) {
+            // All the credits' groups at once, acks awaited together; a restart republishes from the cursor (no-ops).
+            const groups = Array.from({ length: credits }, (_, i) =>
+              promptGroupAt(train, format, config, published + i),
+            );
+            yield* actor.inHand(
+              publishWorkAll(
+                "prompts",
+                groups.map((group) => ({ body: group, msgId: group.groupId })),
+              ),
+            );
+            published += credits;
             yield* putState(CURATOR_CURSOR_KEY, { published });
-            actor.recordProcessed();
+            actor.recordProcessed(credits);
           }
           const next = yield* Queue.take(progressUpdates).pipe(Effect.timeout(RECOUNT_EVERY), Effect.option);
           if (Option.isSome(next)) progress = next.value.value;

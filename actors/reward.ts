@@ -39,6 +39,43 @@ export const openRewardPipeline = (
 /** Rollout groups one reward actor works on at once. */
 const REWARD_CONCURRENCY = 4;
 
+/**
+ * Wall-clock split of the time the actor holds work: with several groups in hand, one group's wait
+ * for its publish ack overlaps another's scoring, so summing per-group waits would overstate what
+ * messaging costs. `stalledMs` is the time with groups in hand and none being scored.
+ */
+const makeStallClock = () => {
+  let held = 0;
+  let scoring = 0;
+  let since = performance.now();
+  let busyMs = 0;
+  let stalledMs = 0;
+  const advance = () => {
+    const now = performance.now();
+    if (held > 0) busyMs += now - since;
+    if (held > 0 && scoring === 0) stalledMs += now - since;
+    since = now;
+  };
+  return {
+    hold: (delta: 1 | -1) => {
+      advance();
+      held += delta;
+    },
+    score: (delta: 1 | -1) => {
+      advance();
+      scoring += delta;
+    },
+    /** Busy and stalled ms since the last call. */
+    take: () => {
+      advance();
+      const taken = { busyMs, stalledMs };
+      busyMs = 0;
+      stalledMs = 0;
+      return taken;
+    },
+  };
+};
+
 export const rewardRole: RoleDefinition = {
   name: "reward",
   description: "scores rollout groups with the reward modules; publishes scored groups",
@@ -49,11 +86,13 @@ export const rewardRole: RoleDefinition = {
       const { train, eval: evalPrompts } = factWorldEnvironment(config.env);
       const focusById = new Map([...train, ...evalPrompts].map((p) => [p.id, p.focus]));
       const pipeline = yield* openRewardPipeline(config);
+      const clock = makeStallClock();
 
       return actor.consume(
         "rollouts",
         (item) =>
           Effect.gen(function* () {
+            clock.hold(1);
             const rollout = item.body;
             const { group } = rollout;
             const focus = focusById.get(group.promptId);
@@ -69,7 +108,10 @@ export const rewardRole: RoleDefinition = {
             }));
             // Durations for bench/pipeline.ts: scoring vs publishing (fetch, decode and ack happen in consume).
             const scoreStarted = performance.now();
-            const scores = yield* Effect.promise(() => pipeline.score(items));
+            clock.score(1);
+            const scores = yield* Effect.promise(() => pipeline.score(items)).pipe(
+              Effect.ensuring(Effect.sync(() => clock.score(-1))),
+            );
             const publishStarted = performance.now();
             yield* publishWork(
               "scored",
@@ -88,6 +130,7 @@ export const rewardRole: RoleDefinition = {
             const publishMs = performance.now() - publishStarted;
             const failures = scores.reduce((n, s) => n + s.failures.length, 0);
             const mean = scores.reduce((a, s) => a + s.reward, 0) / Math.max(1, scores.length);
+            const { busyMs, stalledMs } = clock.take();
             yield* publishMessage(subjects.metrics(actor.id), "MetricsEvent", {
               source: actor.id,
               values: {
@@ -96,11 +139,13 @@ export const rewardRole: RoleDefinition = {
                 "reward.answers": scores.length,
                 "reward.scoreMs": publishStarted - scoreStarted,
                 "reward.publishMs": publishMs,
+                "reward.busyMs": busyMs,
+                "reward.stalledMs": stalledMs,
               },
               tags: { role: "reward", policyVersion: String(rollout.policyVersion) },
             });
             return WorkOutcome.done;
-          }),
+          }).pipe(Effect.ensuring(Effect.sync(() => clock.hold(-1)))),
         // Scoring a group takes ~3 ms and its publish ack ~5 ms: a few groups in hand overlap the waits.
         { concurrency: REWARD_CONCURRENCY },
       );

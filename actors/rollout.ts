@@ -15,7 +15,7 @@ import {
   Experiment,
   openWorkFetcher,
   publishMessage,
-  publishWork,
+  publishWorkAll,
   sweepExhaustedDeliveries,
   type WorkItem,
   WorkOutcome,
@@ -104,8 +104,6 @@ export const rolloutRole: RoleDefinition = {
           const syncStarted = performance.now();
           const { policy, version } = yield* follower.current;
           const syncMs = performance.now() - syncStarted;
-          let publishMs = 0;
-          let ackMs = 0;
           actor.setPolicyVersion(version);
           const startedAt = Date.now();
           const rows = items.flatMap((item) =>
@@ -116,17 +114,15 @@ export const rolloutRole: RoleDefinition = {
           yield* referencesFor(items);
           const finishedAt = Date.now();
           let row = 0;
-          for (const item of items) {
+          const rollouts = items.map((item) => {
             const group = item.body;
+            const reference = references.get(group.promptId);
             const answers = result.sequences
               .slice(row, row + group.groupSize)
               .map((sequence) => toAnswer(sequence, format.answerText(sequence.tokens)));
             row += group.groupSize;
-            const reference = references.get(group.promptId);
-            const publishStarted = performance.now();
-            yield* publishWork(
-              "rollouts",
-              {
+            return {
+              body: {
                 group,
                 answers,
                 policyVersion: version,
@@ -134,15 +130,21 @@ export const rolloutRole: RoleDefinition = {
                 actor: actor.id,
                 ...(reference === undefined ? {} : { reference }),
               },
-              { msgId: group.groupId },
-            );
-            const ackStarted = performance.now();
-            publishMs += ackStarted - publishStarted;
+              msgId: group.groupId,
+            };
+          });
+          // The batch's groups go out together and their acks are awaited together (one round trip);
+          // a prompt group is settled only once its rollout group is stored.
+          const publishStarted = performance.now();
+          yield* publishWorkAll("rollouts", rollouts);
+          const ackStarted = performance.now();
+          const publishMs = ackStarted - publishStarted;
+          for (const item of items) {
             yield* item.settle(WorkOutcome.done);
-            ackMs += performance.now() - ackStarted;
             settled.add(item);
-            actor.recordProcessed();
           }
+          const ackMs = performance.now() - ackStarted;
+          actor.recordProcessed(items.length);
           yield* publishMessage(subjects.metrics(actor.id), "MetricsEvent", {
             source: actor.id,
             values: {

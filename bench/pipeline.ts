@@ -9,8 +9,8 @@
  * (figures in BENCHMARKS.md, "## Pipeline"; only ratios within one round mean much on a shared machine).
  */
 import { spawn } from "node:child_process";
-import { createWriteStream, mkdtempSync, readFileSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Effect, Fiber, Layer, Queue } from "effect";
@@ -39,6 +39,7 @@ import {
   type WorkQueueName,
   watchState,
 } from "../messaging/index.ts";
+import { LEARNER_PROGRESS_KEY } from "../messaging/pipeline-state.ts";
 import { initBackend, loadCheckpoint, saveCheckpoint, textFormatFor } from "../models/index.ts";
 import { createRewardPipeline } from "../rewards/index.ts";
 
@@ -86,7 +87,56 @@ interface Throughput {
   readonly totalSeconds: number;
   /** CPU seconds used from start to end (every process of the variant, loading included). */
   readonly cpuSeconds: number;
+  /** CPU seconds per learner step between the steady-state marks (see cpuMarks), by process role. */
+  readonly cpuPerStep: Readonly<Record<string, number>>;
 }
+
+/**
+ * The learner steps between which CPU is sampled for `cpuPerStep`: after start-up and the first
+ * steps, before the last ones (when processes start to stop).
+ */
+const cpuMarks = (totalSteps: number) => {
+  const from = Math.max(2, Math.round(0.2 * totalSteps));
+  return { from, to: Math.max(from + 1, Math.round(0.9 * totalSteps)) };
+};
+
+/** CPU seconds used so far by `root` and every process below it, by role (`actor <role>`, else the command). */
+const processTreeCpu = (root: number): Map<string, number> => {
+  const procs = readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .flatMap((pid) => {
+      try {
+        const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+        // After "pid (comm) ": ppid at index 1, utime and stime (clock ticks of 1/100 s) at 11 and 12.
+        return [{ pid: Number(pid), ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / 100 }];
+      } catch {
+        return []; // gone meanwhile
+      }
+    });
+  const inTree = new Set([root]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of procs) {
+      if (!inTree.has(p.pid) && inTree.has(p.ppid)) {
+        inTree.add(p.pid);
+        grew = true;
+      }
+    }
+  }
+  const byRole = new Map<string, number>();
+  for (const p of procs.filter((q) => inTree.has(q.pid))) {
+    let cmd = "";
+    try {
+      cmd = readFileSync(`/proc/${p.pid}/cmdline`, "utf8").replaceAll("\0", " ");
+    } catch {}
+    const role = /\bactor (\w+)/.exec(cmd)?.[1] ?? (/nats-server/.test(cmd) ? "nats-server" : "launcher");
+    byRole.set(role, (byRole.get(role) ?? 0) + p.cpu);
+  }
+  return byRole;
+};
+
+const perStep = (before: Map<string, number>, after: Map<string, number>, steps: number) =>
+  Object.fromEntries([...after].map(([role, cpu]) => [role, (cpu - (before.get(role) ?? 0)) / steps]));
 
 /** CPU seconds of the waited-for child processes (and their children): /proc/self/stat's cutime + cstime. */
 const childrenCpuSeconds = () => {
@@ -150,6 +200,8 @@ async function synchronousLoop(
   const stepEnds: number[] = [];
   const split: SyncSplit = { batchMs: [], updateMs: [] };
   const promptGroup = (n: number): PromptGroup => promptGroupAt(train, format, config, n);
+  const marks = cpuMarks(L.totalSteps);
+  const cpuAt = new Map<number, number>();
 
   for (let step = 1; step <= L.totalSteps; step++) {
     // Roll out and score `rollout.batch` prompt groups at a time until a step's worth of groups carry signal.
@@ -225,6 +277,10 @@ async function synchronousLoop(
       });
     }
     stepEnds.push(performance.now());
+    if (step === marks.from || step === marks.to) {
+      const used = process.cpuUsage();
+      cpuAt.set(step, (used.user + used.system) / 1e6);
+    }
     if (step === 1) scored = 0; // count what is scored inside the window only
   }
   await rewards.close();
@@ -241,6 +297,7 @@ async function synchronousLoop(
         const used = process.cpuUsage(cpuStarted);
         return (used.user + used.system) / 1e6;
       })(),
+      cpuPerStep: { loop: (cpuAt.get(marks.to)! - cpuAt.get(marks.from)!) / (marks.to - marks.from) },
     },
     payloads: last!,
     split,
@@ -281,6 +338,22 @@ async function actorPipeline(natsUrl: string, round: number) {
       }
     }).pipe(Effect.scoped, Effect.provide(layer)),
   );
+  // CPU of the run's process tree at the steady-state marks, taken when the learner reports those steps.
+  const marks = cpuMarks(Number(args.steps));
+  const cpuSnapshots: { step: number; cpu: Map<string, number> }[] = [];
+  let runPid: number | undefined;
+  const progressWatcher = Effect.runFork(
+    Effect.gen(function* () {
+      const updates = yield* watchState(LEARNER_PROGRESS_KEY);
+      for (;;) {
+        const { step } = (yield* Queue.take(updates)).value;
+        const next = [marks.from, marks.to][cpuSnapshots.length];
+        if (runPid !== undefined && next !== undefined && step >= next) {
+          cpuSnapshots.push({ step, cpu: processTreeCpu(runPid) });
+        }
+      }
+    }).pipe(Effect.scoped, Effect.provide(layer)),
+  );
   const started = performance.now();
   const cpuStarted = childrenCpuSeconds();
   const logFile = join(outDir, "factrl-run.log");
@@ -297,12 +370,17 @@ async function actorPipeline(natsUrl: string, round: number) {
     ],
     { cwd: REPO, env: { ...process.env, FACTRL_NATS_URL: "" }, stdio: ["ignore", "pipe", "pipe"] },
   );
+  runPid = child.pid;
   child.stdout.pipe(log);
   child.stderr.pipe(log);
   const code = await new Promise<number | null>((done) => child.once("exit", done));
   const totalSeconds = (performance.now() - started) / 1000;
   const cpuSeconds = childrenCpuSeconds() - cpuStarted;
   await Effect.runPromise(Fiber.interrupt(watcher));
+  await Effect.runPromise(Fiber.interrupt(progressWatcher));
+  const [from, to] = cpuSnapshots;
+  if (!from || !to) throw new Error(`the learner's progress never reached steps ${marks.from} and ${marks.to}`);
+  const cpuPerStep = perStep(from.cpu, to.cpu, to.step - from.step);
   if (code !== 0) throw new Error(`factrl run exited with ${code}; see ${logFile}`);
   const metrics = readFileSync(join(outDir, experiment, "metrics.jsonl"), "utf8")
     .split("\n")
@@ -310,7 +388,7 @@ async function actorPipeline(natsUrl: string, round: number) {
     .map((line) => JSON.parse(line))
     .filter((event) => event.type === "MetricsEvent")
     .map((event): MetricsLine => ({ time: event.time, sender: event.sender, ...event.body }));
-  return { metrics, announcements, totalSeconds, cpuSeconds, logFile };
+  return { metrics, announcements, totalSeconds, cpuSeconds, cpuPerStep, logFile };
 }
 
 const byRole = (metrics: readonly MetricsLine[], role: string) => metrics.filter((m) => m.tags.role === role);
@@ -321,6 +399,7 @@ function pipelineThroughput(
   groupSize: number,
   totalSeconds: number,
   cpuSeconds: number,
+  cpuPerStep: Throughput["cpuPerStep"],
 ): Throughput {
   const steps = byRole(metrics, "learner").sort((a, b) => a.step! - b.step!);
   const first = steps[0]!;
@@ -334,6 +413,7 @@ function pipelineThroughput(
     windowSeconds,
     totalSeconds,
     cpuSeconds,
+    cpuPerStep,
   };
 }
 
@@ -396,7 +476,7 @@ async function main() {
       }
       rounds.push({
         sync: sync!.throughput,
-        actors: pipelineThroughput(run!.metrics, G, run!.totalSeconds, run!.cpuSeconds),
+        actors: pipelineThroughput(run!.metrics, G, run!.totalSeconds, run!.cpuSeconds, run!.cpuPerStep),
         load: `${load} → ${loadavg()[0]!.toFixed(1)}`,
       });
     }
@@ -430,6 +510,22 @@ async function main() {
       console.log(
         `| ${i + 1} | **ratio pipeline / sync** | **${fmt(r.actors.learnedPerSecond / r.sync.learnedPerSecond, 2)}×** | ` +
           `${fmt(r.actors.scoredPerSecond / r.sync.scoredPerSecond, 2)}× | | ${fmt(r.sync.totalSeconds / r.actors.totalSeconds, 2)}× | ${fmt(r.actors.cpuSeconds / r.sync.cpuSeconds, 2)}× the CPU |`,
+      );
+    }
+    const cores = availableParallelism();
+    console.log(
+      `\nCPU seconds per learner step, steady state (steps ${cpuMarks(L.totalSteps).from} → ${cpuMarks(L.totalSteps).to}; ` +
+        `the pipeline's by process). With ${cores} cores to itself the pipeline can go at most ${cores} × loop / pipeline ` +
+        "times as fast as the loop:\n",
+    );
+    const roles = [...new Set(rounds.flatMap((r) => Object.keys(r.actors.cpuPerStep)))].sort();
+    console.log(`| round | loop | pipeline | ${roles.join(" | ")} | ceiling ${cores} × loop / pipeline |`);
+    console.log(`|---|---|---|${roles.map(() => "---|").join("")}---|`);
+    for (const [i, r] of rounds.entries()) {
+      const loopCpu = r.sync.cpuPerStep.loop!;
+      const pipelineCpu = sum(Object.values(r.actors.cpuPerStep));
+      console.log(
+        `| ${i + 1} | ${fmt(loopCpu, 3)} | ${fmt(pipelineCpu, 3)} | ${roles.map((role) => fmt(r.actors.cpuPerStep[role] ?? 0, 3)).join(" | ")} | ${fmt((cores * loopCpu) / pipelineCpu, 2)}× |`,
       );
     }
     console.log(`\nSections 2 and 3 read the last actor run (round ${rounds.length}).`);
@@ -480,10 +576,12 @@ async function main() {
         timedFetch: total(rollout, "rollout.fetchMs"),
       },
       {
+        // Several groups in hand at once: one group's publish wait overlaps another's scoring, so the
+        // role's own wall-clock split counts (stalled = groups in hand, none being scored).
         role: "reward",
-        work: total(reward, "reward.scoreMs"),
+        work: total(reward, "reward.busyMs") - total(reward, "reward.stalledMs"),
         workLabel: "scoring",
-        timed: total(reward, "reward.publishMs"),
+        timed: total(reward, "reward.stalledMs"),
         timedPublish: total(reward, "reward.publishMs"),
         receive: reward.length * cost.rollouts,
         timedFetch: Number.NaN,

@@ -107,6 +107,7 @@ export {
   type PublishWorkOptions,
   pendingWork,
   publishWork,
+  publishWorkAll,
   QUEUE_MESSAGE_TYPE,
   type QueueBody,
   readDeadLetters,
@@ -116,4 +117,5 @@ export {
   type WorkItem,
   WorkOutcome,
   type WorkQueueSettings,
+  type WorkToPublish,
 } from "./work-queue.ts";
