@@ -37,6 +37,24 @@ describe("pretrain config", () => {
     expect(() => decodePretrainConfig({ model: { dModel: 96, heads: 5 } }, "x")).toThrow(/model\.heads/);
   });
 
+  it("has BLT-only settings: hashed n-gram buckets and the entropy stage", () => {
+    const config = decodePretrainConfig({ model: { backbone: "blt", hashBuckets: 512 } }, "blt");
+    expect(config.model.hashBuckets).toBe(512);
+    expect(config.pretrain.entropy).toEqual({
+      steps: 300,
+      batch: 16,
+      seqLen: 128,
+      learningRate: 3e-3,
+      meanPatchLength: 5,
+    });
+    expect(() => decodePretrainConfig({ model: { hashBuckets: 512 } }, "dense")).toThrow(
+      /model\.hashBuckets: Only the blt backbone has hashed n-grams, actual dense/,
+    );
+    expect(() => decodePretrainConfig({ pretrain: { entropy: { meanPatchLength: 0.5 } } }, "x")).toThrow(
+      /pretrain\.entropy\.meanPatchLength/,
+    );
+  });
+
   it("reads YAML with --set overrides", () => {
     const dir = mkdtempSync(join(tmpdir(), "factrl-pretrain-config-"));
     const file = join(dir, "p.yaml");

@@ -27,6 +27,21 @@ export const PretrainModel = Schema.Struct({
   dFF: setting(PositiveInt, 512, "Hidden width of the MLP."),
   maxSeqLen: setting(PositiveInt, 256, "Longest sequence (prompt + answer) in tokens."),
   positions: setting(Schema.Literal("rope", "learned"), "rope", "Position encoding."),
+  hashBuckets: Schema.optional(PositiveInt).annotations({
+    description: "BLT only: buckets per hashed n-gram table (default 4096; the bulk of a small BLT's weights).",
+  }),
+});
+
+export const EntropyStage = Schema.Struct({
+  steps: setting(PositiveInt, 300, "Optimiser steps of the entropy model."),
+  batch: setting(PositiveInt, 16, "Windows per step."),
+  seqLen: setting(PositiveInt, 128, "Bytes per window."),
+  learningRate: setting(PositiveNumber, 3e-3, "Learning rate (Adam, constant)."),
+  meanPatchLength: setting(
+    Schema.Number.pipe(Schema.greaterThanOrEqualTo(1)),
+    5,
+    "Calibrate the threshold to patches of this many bytes on average.",
+  ),
 });
 
 export const PretrainStage = Schema.Struct({
@@ -42,6 +57,10 @@ export const PretrainStage = Schema.Struct({
   clipNorm: setting(Schema.Number.pipe(Schema.nonNegative()), 1, "Gradient clipping by global norm (0: off)."),
   evalEvery: setting(NonNegativeInt, 100, "Held-out loss every this many steps (and at the end)."),
   checkpointEvery: setting(NonNegativeInt, 100, "Checkpoint every this many steps (and at the end)."),
+  entropy: section(
+    EntropyStage,
+    "BLT only: the entropy model (trained first, then frozen) and its patching threshold.",
+  ),
 });
 
 export const SftStage = Schema.Struct({
@@ -82,6 +101,14 @@ export const PretrainConfig = Schema.Struct({
       : {
           path: ["model", "heads"],
           message: `Expected a divisor of model.dModel (${c.model.dModel}), actual ${c.model.heads}`,
+        },
+  ),
+  Schema.filter((c) =>
+    c.model.hashBuckets === undefined || c.model.backbone === "blt"
+      ? undefined
+      : {
+          path: ["model", "hashBuckets"],
+          message: `Only the blt backbone has hashed n-grams, actual ${c.model.backbone}`,
         },
   ),
 );

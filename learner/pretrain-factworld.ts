@@ -2,6 +2,11 @@
  * Pretraining on the FactWorld corpus: the world, its tokenizer and corpus from seeds, a dense (or
  * any registered backbone) policy from the model settings, next-token training with periodic eval
  * loss and checkpoints, and resume from the last checkpoint. `factrl pretrain` calls `pretrain`.
+ *
+ * BLT reads the same corpus as UTF-8 bytes (BOS … EOS per document; `seqLen` and `maxSeqLen` in
+ * bytes). Its recipe has one more stage before next-byte training: the entropy model is trained on
+ * the bytes and the patching threshold calibrated to a mean patch length; both then stay frozen
+ * and travel with the weights.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -16,7 +21,27 @@ import {
   type World,
   type WorldSize,
 } from "../envs/index.ts";
-import { buildPolicy, loadCheckpoint, type Policy, type PolicyConfigBase } from "../models/index.ts";
+import {
+  BLT_VOCAB_SIZE,
+  type BltConfig,
+  BltPolicy,
+  BOE,
+  BOS,
+  BYTE_OFFSET,
+  bitsPerByte,
+  bltConfigForShape,
+  EOS,
+  encodeBytes,
+  PAD,
+  prepareEntropyPatching,
+} from "../models/blt/index.ts";
+import {
+  buildPolicy,
+  loadCheckpoint,
+  type Policy,
+  type PolicyConfigBase,
+  type PromptAnswerBatch,
+} from "../models/index.ts";
 import {
   createOptimizer,
   evalWindows,
@@ -37,8 +62,29 @@ export interface ModelShape {
   readonly dFF: number;
   readonly maxSeqLen: number;
   readonly positions: "rope" | "learned";
+  /** BLT only: buckets of each hashed n-gram table (default: the backbone's). */
+  readonly hashBuckets?: number;
   readonly [extra: string]: unknown;
 }
+
+/** BLT only: how the entropy model is trained and the patching threshold calibrated. */
+export interface EntropyPatchingSettings {
+  readonly steps: number;
+  readonly batchSize: number;
+  /** Bytes per training window. */
+  readonly seqLen: number;
+  readonly learningRate: number;
+  /** The calibration target: mean patch length in bytes (the paper's ≈ 4.5). */
+  readonly meanPatchLength: number;
+}
+
+export const DEFAULT_ENTROPY_PATCHING: EntropyPatchingSettings = {
+  steps: 300,
+  batchSize: 16,
+  seqLen: 128,
+  learningRate: 3e-3,
+  meanPatchLength: 5,
+};
 
 export interface PretrainSettings extends OptimizerSettings {
   /** FactWorld size preset. */
@@ -57,6 +103,8 @@ export interface PretrainSettings extends OptimizerSettings {
   readonly checkpointEvery: number;
   /** Seed of weight init and window sampling. */
   readonly seed: number;
+  /** BLT only (default `DEFAULT_ENTROPY_PATCHING`). */
+  readonly entropy?: EntropyPatchingSettings;
 }
 
 export const DEFAULT_PRETRAIN: PretrainSettings = {
@@ -86,24 +134,89 @@ export function factWorldSetup(size: WorldSize): FactWorldSetup {
   return { world, tokenizer: createTokenizer(world) };
 }
 
-/** A model config for `tokenizer`'s vocabulary and special tokens. */
+/**
+ * A model config for `tokenizer`'s vocabulary and special tokens — or, for BLT, for bytes (the
+ * model section's shape is the global transformer's; `maxSeqLen` is in bytes).
+ */
 export function modelConfigFor(shape: ModelShape, tokenizer: WordTokenizer, initSeed: number): PolicyConfigBase {
+  const { hashBuckets, ...architecture } = shape;
+  if (shape.backbone === "blt") {
+    const config: BltConfig = bltConfigForShape(shape, initSeed);
+    if (hashBuckets === undefined) return config;
+    const withBuckets: BltConfig = { ...config, hash: { ...config.hash, buckets: hashBuckets } };
+    return withBuckets;
+  }
+  if (hashBuckets !== undefined) throw new Error(`model.hashBuckets is for the BLT backbone, not ${shape.backbone}`);
   const { pad, bos, eos, thinkOpen, thinkClose } = tokenizer.specialTokens;
   return {
-    ...shape,
+    ...architecture,
     vocabSize: tokenizer.vocabSize,
     specialTokens: { pad, bos, eos, thinkOpen, thinkClose },
     initSeed,
   };
 }
 
-/** What a checkpoint stores as its tokenizer, and how to get the tokenizer back. */
+/** What a checkpoint of a byte-level (BLT) policy stores as its tokenizer: UTF-8 bytes, no words. */
+export const BYTE_TOKENIZER_RECORD = {
+  kind: "bytes",
+  vocabSize: BLT_VOCAB_SIZE,
+  byteOffset: BYTE_OFFSET,
+  specialTokens: { boe: BOE, bos: BOS, eos: EOS, pad: PAD },
+} as const;
+
+/** What a checkpoint of a word-level policy stores as its tokenizer, and how to get the tokenizer back. */
 export const tokenizerRecord = (tokenizer: WordTokenizer) => ({ kind: "factworld-words", words: tokenizer.words });
 
+/** The tokenizer record of a `backbone` policy trained on `tokenizer`'s world. */
+export const tokenizerRecordFor = (backbone: string, tokenizer: WordTokenizer) =>
+  backbone === "blt" ? BYTE_TOKENIZER_RECORD : tokenizerRecord(tokenizer);
+
+export const isByteTokenizerRecord = (record: unknown): boolean =>
+  (record as { kind?: unknown } | undefined)?.kind === "bytes";
+
 export function tokenizerFromRecord(record: unknown, source: string): WordTokenizer {
+  if (isByteTokenizerRecord(record)) {
+    throw new Error(
+      `${source}: a byte-level (BLT) checkpoint has no word tokenizer; it reads and writes UTF-8 bytes (textFormatFor("blt", …))`,
+    );
+  }
   const words = (record as { words?: unknown } | undefined)?.words;
   if (!Array.isArray(words)) throw new Error(`${source}: the checkpoint has no FactWorld tokenizer (tokenizer.json)`);
   return tokenizerFromWords(words as string[]);
+}
+
+/**
+ * The world's word tokenizer for a checkpointed policy (claims are parsed in words whatever the
+ * backbone): a word policy's own (which must be `world`'s), a byte policy's world's. Fails when the
+ * record does not fit the backbone.
+ */
+export function checkpointWordTokenizer(
+  record: unknown,
+  backbone: string,
+  world: WordTokenizer,
+  source: string,
+): WordTokenizer {
+  const bytes = backbone === "blt";
+  if (bytes !== isByteTokenizerRecord(record)) {
+    throw new Error(
+      `${source}: a ${backbone} policy needs a ${bytes ? "byte" : "word"} tokenizer record, the checkpoint has ${JSON.stringify((record as { kind?: unknown } | undefined)?.kind)}`,
+    );
+  }
+  if (bytes) return world;
+  const saved = tokenizerFromRecord(record, source);
+  if (saved.words.join(" ") !== world.words.join(" ")) {
+    throw new Error(`${source}: its tokenizer is not this world's (another world size or seed?)`);
+  }
+  return saved;
+}
+
+/** BLT's patching after the entropy stage: what the threshold cuts held-out bytes into. */
+export interface PatchingSummary {
+  readonly threshold: number;
+  /** Mean patch length on held-out windows (bytes). */
+  readonly meanPatchLength: number;
+  /** The entropy model's bits per byte on held-out windows. */
+  readonly entropyModelBitsPerByte: number;
 }
 
 export interface PretrainOutcome extends TrainingResult {
@@ -113,21 +226,28 @@ export interface PretrainOutcome extends TrainingResult {
   readonly checkpointDir: string;
   /** Step the run resumed from (0 for a fresh run). */
   readonly resumedFrom: number;
+  /** BLT with entropy patching: the patching it trained with. */
+  readonly patching?: PatchingSummary;
 }
 
 /**
  * Pretrains into `outDir/pretrain` (the checkpoint, rewritten every `checkpointEvery` steps). If a
- * checkpoint is already there, training resumes from its step with its weights and Adam state.
+ * checkpoint is already there, training resumes from its step with its weights and Adam state (a
+ * BLT's entropy model and threshold included). A fresh BLT first gets its entropy patching.
  */
 export async function pretrain(
   settings: PretrainSettings,
   outDir: string,
   onProgress?: (progress: TrainingProgress) => void,
+  onPatching?: (patching: PatchingSummary) => void,
 ): Promise<PretrainOutcome> {
   const { world, tokenizer } = factWorldSetup(settings.world);
-  const documents = generateCorpus(world, settings.corpus).map((d) => tokenizer.encode(d.text));
+  const bytes = settings.model.backbone === "blt";
+  const documents = generateCorpus(world, settings.corpus).map((d) =>
+    bytes ? encodeBytes(d.text) : tokenizer.encode(d.text),
+  );
   const heldOut = Math.max(1, Math.round(documents.length * settings.evalFraction));
-  const { bos, eos } = tokenizer.specialTokens;
+  const [bos, eos] = bytes ? [BOS, EOS] : [tokenizer.specialTokens.bos, tokenizer.specialTokens.eos];
   const trainStream = tokenStream(documents.slice(heldOut), bos, eos);
   const evalStream = tokenStream(documents.slice(0, heldOut), bos, eos);
   const config = modelConfigFor(settings.model, tokenizer, settings.seed);
@@ -137,26 +257,71 @@ export async function pretrain(
   const checkpointDir = join(outDir, "pretrain");
   const policy = buildPolicy(config);
   const optimizer = createOptimizer(settings);
+  const evalBatches = evalWindows(evalStream, settings.batchSize, settings.seqLen, settings.evalBatches);
   let startStep = 0;
   if (existsSync(join(checkpointDir, "manifest.json"))) {
     const loaded = await loadCheckpoint(checkpointDir, { policy, optimizer });
-    const saved = tokenizerFromRecord(loaded.tokenizer, checkpointDir);
-    if (saved.words.join(" ") !== tokenizer.words.join(" ")) {
-      throw new Error(`${checkpointDir}: its tokenizer is not this world's (another world size or seed?)`);
-    }
+    checkpointWordTokenizer(loaded.tokenizer, config.backbone, tokenizer, checkpointDir);
     startStep = loaded.step;
+  }
+  let patching: PatchingSummary | undefined;
+  if (policy instanceof BltPolicy && policy.config.patching.mode === "entropy") {
+    if (startStep === 0) {
+      const entropy = settings.entropy ?? DEFAULT_ENTROPY_PATCHING;
+      // Pieces of the training stream, so the entropy model and the threshold see what the BLT
+      // will: windows that start mid-document and cross document boundaries.
+      prepareEntropyPatching(policy, streamPieces(trainStream, entropy.seqLen), {
+        steps: entropy.steps,
+        batchSize: entropy.batchSize,
+        windowLength: entropy.seqLen,
+        learningRate: entropy.learningRate,
+        seed: settings.seed,
+        meanPatchLength: entropy.meanPatchLength,
+      });
+    }
+    patching = patchingSummary(policy, evalBatches);
+    onPatching?.(patching);
   }
   const result = await trainLanguageModel({
     ...settings,
     policy,
     optimizer,
     batchAt: windowBatches(trainStream, settings.batchSize, settings.seqLen, settings.seed),
-    evalBatches: evalWindows(evalStream, settings.batchSize, settings.seqLen, settings.evalBatches),
+    evalBatches,
     checkpointDir,
-    tokenizer: tokenizerRecord(tokenizer),
+    tokenizer: tokenizerRecordFor(config.backbone, tokenizer),
     startStep,
     ...(onProgress ? { onProgress } : {}),
   });
   optimizer.dispose();
-  return { ...result, policy, tokenizer, world, checkpointDir, resumedFrom: startStep };
+  return {
+    ...result,
+    policy,
+    tokenizer,
+    world,
+    checkpointDir,
+    resumedFrom: startStep,
+    ...(patching ? { patching } : {}),
+  };
+}
+
+/** Consecutive pieces of `length` tokens (the last one shorter). */
+const streamPieces = (stream: Int32Array, length: number): Int32Array[] =>
+  Array.from({ length: Math.ceil(stream.length / length) }, (_, i) => stream.subarray(i * length, (i + 1) * length));
+
+/** The threshold in use, and what it does to the held-out windows (each window as one sequence). */
+function patchingSummary(policy: BltPolicy, evalBatches: readonly PromptAnswerBatch[]): PatchingSummary {
+  const windows = evalBatches.flatMap((b) => b.prompts.map((p, i) => Int32Array.from([...p, ...b.answers[i]!])));
+  let patches = 0;
+  let positions = 0;
+  for (const window of windows) {
+    const lengths = policy.patchLengths(window);
+    patches += lengths.length;
+    positions += window.length + 1;
+  }
+  return {
+    threshold: policy.entropyThreshold,
+    meanPatchLength: positions / patches,
+    entropyModelBitsPerByte: bitsPerByte(policy.entropyModel, windows),
+  };
 }

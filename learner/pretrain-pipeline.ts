@@ -9,12 +9,24 @@ import { generatePrompts } from "../envs/index.ts";
 import { mulberry32, type Policy, saveCheckpoint } from "../models/index.ts";
 import type { TrainingProgress } from "./pretrain.ts";
 import type { PretrainConfig } from "./pretrain-config.ts";
-import { DEFAULT_PRETRAIN, factWorldSetup, pretrain, tokenizerRecord } from "./pretrain-factworld.ts";
+import {
+  DEFAULT_PRETRAIN,
+  factWorldSetup,
+  type PatchingSummary,
+  pretrain,
+  tokenizerRecordFor,
+} from "./pretrain-factworld.ts";
 import { type CurationReport, DEFAULT_SFT, finetune } from "./sft.ts";
 import { evaluateFactuality, type FactualityReport } from "./sft-eval.ts";
 
 export interface BasePolicyReport {
-  readonly pretrain: { readonly steps: number; readonly resumedFrom: number; readonly finalEvalLoss: number };
+  readonly pretrain: {
+    readonly steps: number;
+    readonly resumedFrom: number;
+    readonly finalEvalLoss: number;
+    /** BLT: the entropy patching it trained with. */
+    readonly patching?: PatchingSummary;
+  };
   readonly sft?: { readonly steps: number; readonly finalEvalLoss: number; readonly curation: CurationReport };
   readonly factuality?: FactualityReport;
   /** The checkpoint holding the final policy. */
@@ -25,6 +37,7 @@ export interface BasePolicyReport {
 
 export type PipelineEvent =
   | { readonly stage: "pretrain" | "sft"; readonly progress: TrainingProgress }
+  | { readonly stage: "patching"; readonly patching: PatchingSummary }
   | { readonly stage: "evaluate"; readonly prompts: number }
   | { readonly stage: "done"; readonly report: BasePolicyReport };
 
@@ -42,6 +55,7 @@ export async function makeBasePolicy(
     dFF: config.model.dFF,
     maxSeqLen: config.model.maxSeqLen,
     positions: config.model.positions,
+    ...(config.model.hashBuckets !== undefined ? { hashBuckets: config.model.hashBuckets } : {}),
   };
   const p = config.pretrain;
   const pre = await pretrain(
@@ -59,9 +73,17 @@ export async function makeBasePolicy(
       evalEvery: p.evalEvery,
       checkpointEvery: p.checkpointEvery,
       seed: config.seed,
+      entropy: {
+        steps: p.entropy.steps,
+        batchSize: p.entropy.batch,
+        seqLen: p.entropy.seqLen,
+        learningRate: p.entropy.learningRate,
+        meanPatchLength: p.entropy.meanPatchLength,
+      },
     },
     config.output,
     (progress) => onEvent({ stage: "pretrain", progress }),
+    (patching) => onEvent({ stage: "patching", patching }),
   );
   let policy: Policy = pre.policy;
   let checkpoint = pre.checkpointDir;
@@ -109,7 +131,12 @@ export async function makeBasePolicy(
     });
   }
   const summary = {
-    pretrain: { steps: pre.steps, resumedFrom: pre.resumedFrom, finalEvalLoss: pre.finalEvalLoss },
+    pretrain: {
+      steps: pre.steps,
+      resumedFrom: pre.resumedFrom,
+      finalEvalLoss: pre.finalEvalLoss,
+      ...(pre.patching ? { patching: pre.patching } : {}),
+    },
     ...(sftSummary ? { sft: sftSummary } : {}),
     ...(factuality ? { factuality } : {}),
     checkpoint,
@@ -118,7 +145,7 @@ export async function makeBasePolicy(
     await saveCheckpoint(config.export.dir, {
       policy,
       step,
-      tokenizer: tokenizerRecord(tokenizer),
+      tokenizer: tokenizerRecordFor(policy.config.backbone, tokenizer),
       weightsDtype: config.export.dtype,
       trainerState: { madeBy: "factrl pretrain", world: config.world, report: summary },
     });

@@ -5,12 +5,13 @@
  * Curation: prompts from the six suites' train splits, answers `<think> short reasoning </think>
  * canonical sentences` rendered from the knowledge base; each example is kept only if it is
  * well-formed, every claim in it is supported, it makes at least one claim, it fits the model, and
- * it has no unknown word. The selection is balanced round-robin over (suite, entity type), so it is
+ * it has no unknown word. Examples are in the policy's text format (BLT: bytes; models/prompt-format.ts). The selection is balanced round-robin over (suite, entity type), so it is
  * diverse across suites and types.
  */
 import {
   analyzeAnswer,
   ClaimVerifier,
+  createTokenizer,
   type EntityType,
   generatePrompts,
   type Prompt,
@@ -25,6 +26,7 @@ import {
   type Policy,
   type PromptAnswerBatch,
   type TextFormat,
+  textFormatFor,
   wordTextFormat,
 } from "../models/index.ts";
 import {
@@ -34,7 +36,7 @@ import {
   type TrainingResult,
   trainLanguageModel,
 } from "./pretrain.ts";
-import { tokenizerFromRecord, tokenizerRecord } from "./pretrain-factworld.ts";
+import { checkpointWordTokenizer, tokenizerRecordFor } from "./pretrain-factworld.ts";
 
 export interface SftExample {
   readonly prompt: Prompt;
@@ -207,12 +209,20 @@ export async function finetune(
   onProgress?: (progress: TrainingProgress) => void,
 ): Promise<SftOutcome> {
   const loaded = await loadCheckpoint(fromCheckpoint);
-  const tokenizer = tokenizerFromRecord(loaded.tokenizer, fromCheckpoint);
-  const { examples, report } = curateSftExamples(world, tokenizer, {
-    count: settings.examples,
-    maxSeqLen: loaded.policy.config.maxSeqLen,
-    seed: settings.seed,
-  });
+  const { backbone } = loaded.policy.config;
+  let tokenizer: WordTokenizer;
+  try {
+    tokenizer = checkpointWordTokenizer(loaded.tokenizer, backbone, createTokenizer(world), fromCheckpoint);
+  } catch (error) {
+    loaded.policy.dispose();
+    throw error;
+  }
+  const { examples, report } = curateSftExamples(
+    world,
+    tokenizer,
+    { count: settings.examples, maxSeqLen: loaded.policy.config.maxSeqLen, seed: settings.seed },
+    textFormatFor(backbone, tokenizer),
+  );
   const heldOut = Math.max(1, Math.round(examples.length * settings.evalFraction));
   const evalSet = examples.slice(0, heldOut);
   const trainSet = examples.slice(heldOut);
@@ -229,7 +239,7 @@ export async function finetune(
     batchAt: exampleBatches(trainSet, settings.batchSize, settings.seed),
     evalBatches,
     checkpointDir,
-    tokenizer: tokenizerRecord(tokenizer),
+    tokenizer: tokenizerRecordFor(backbone, tokenizer),
     ...(onProgress ? { onProgress } : {}),
   });
   optimizer.dispose();

@@ -51,14 +51,7 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
   const { policy } = options;
   const weightsDtype = options.weightsDtype ?? "float32";
   const files = new Map<string, Uint8Array>();
-  files.set(
-    "weights.bin",
-    await encodeNamedTensors(
-      POLICY_WEIGHTS_KIND,
-      policy.trainableVariables.map((tensor, i) => ({ name: policy.variableNames[i]!, tensor })),
-      weightsDtype,
-    ),
-  );
+  files.set("weights.bin", await policyWeights(policy, weightsDtype));
   if (options.optimizer) {
     const toLogical = logicalNamer(policy);
     const state = await options.optimizer.getWeights();
@@ -95,6 +88,25 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
   if (hadOld) await rename(dir, old);
   await rename(temp, dir);
   if (hadOld) await rm(old, { recursive: true, force: true });
+}
+
+/**
+ * Every weight the policy exports — not only the trainable ones: BLT's frozen entropy model and
+ * calibrated threshold travel with it — stored as float32 (exact) or float16.
+ */
+async function policyWeights(policy: Policy, dtype: "float32" | "float16"): Promise<Uint8Array> {
+  const exact = await policy.exportWeights();
+  if (dtype === "float32") return exact;
+  const tensors = decodeNamedTensors(exact, POLICY_WEIGHTS_KIND, "exported weights");
+  try {
+    return await encodeNamedTensors(
+      POLICY_WEIGHTS_KIND,
+      [...tensors].map(([name, tensor]) => ({ name, tensor })),
+      dtype,
+    );
+  } finally {
+    for (const tensor of tensors.values()) tensor.dispose();
+  }
 }
 
 export interface LoadedCheckpoint {

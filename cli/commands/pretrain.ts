@@ -8,6 +8,10 @@ import { runMain, UsageError } from "../run-main.ts";
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 function describe(event: PipelineEvent): string | undefined {
+  if (event.stage === "patching") {
+    const { threshold, meanPatchLength, entropyModelBitsPerByte } = event.patching;
+    return `patching: entropy threshold ${threshold.toFixed(3)} nats → mean patch ${meanPatchLength.toFixed(2)} bytes on held-out windows (entropy model ${entropyModelBitsPerByte.toFixed(3)} bits/byte)`;
+  }
   if (event.stage === "evaluate") return `evaluate: answering ${event.prompts} eval-split prompts`;
   if (event.stage === "done") {
     const f = event.report.factuality;

@@ -1,0 +1,133 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { initBackend } from "../models/backend.ts";
+import { BltPolicy } from "../models/blt/index.ts";
+import { byteTextFormat, loadCheckpoint, saveCheckpoint } from "../models/index.ts";
+import {
+  checkpointWordTokenizer,
+  DEFAULT_PRETRAIN,
+  factWorldSetup,
+  type PretrainSettings,
+  pretrain,
+  tokenizerFromRecord,
+} from "./pretrain-factworld.ts";
+import { curateSftExamples, DEFAULT_SFT, finetune } from "./sft.ts";
+
+beforeAll(async () => {
+  await initBackend({ backend: "wasm", measure: false, logger: { info: () => {} } });
+});
+
+/** A tiny BLT (global d 32, local d 32) on the tiny world's bytes. */
+const tinyBlt: PretrainSettings = {
+  ...DEFAULT_PRETRAIN,
+  world: "tiny",
+  model: {
+    backbone: "blt",
+    dModel: 32,
+    nLayers: 1,
+    nHeads: 2,
+    dFF: 64,
+    maxSeqLen: 256,
+    positions: "rope",
+    hashBuckets: 256,
+  },
+  seqLen: 96,
+  batchSize: 8,
+  learningRate: 5e-3,
+  warmupSteps: 5,
+  totalSteps: 40,
+  evalEvery: 20,
+  checkpointEvery: 20,
+  entropy: { steps: 40, batchSize: 16, seqLen: 96, learningRate: 5e-3, meanPatchLength: 5 },
+};
+
+describe("BLT pretraining on FactWorld bytes (tiny)", () => {
+  const out = mkdtempSync(join(tmpdir(), "factrl-pretrain-blt-"));
+
+  it("calibrates entropy patching first, then the next-byte loss falls clearly; the checkpoint says bytes", async () => {
+    const run = await pretrain(tinyBlt, out);
+    expect(run.policy).toBeInstanceOf(BltPolicy);
+    expect(run.firstLoss).toBeGreaterThan(Math.log(260) - 1); // starts near uniform over 260 tokens
+    expect(run.finalEvalLoss).toBeLessThan(run.firstLoss * 0.6);
+    // The threshold was calibrated to 5-byte patches; held-out stream windows land near that.
+    expect(run.patching!.meanPatchLength).toBeGreaterThan(3);
+    expect(run.patching!.meanPatchLength).toBeLessThan(8);
+    expect(run.patching!.threshold).toBe((run.policy as BltPolicy).entropyThreshold);
+
+    const loaded = await loadCheckpoint(run.checkpointDir);
+    expect(loaded.tokenizer).toMatchObject({ kind: "bytes", vocabSize: 260, byteOffset: 4 });
+    // The frozen entropy model and its threshold travel with the weights.
+    const restored = loaded.policy as BltPolicy;
+    expect(restored.entropyThreshold).toBe(run.patching!.threshold);
+    const window = byteTextFormat.promptTokens("Mafe is a sculpture .");
+    expect(restored.patchLengths(window)).toEqual((run.policy as BltPolicy).patchLengths(window));
+    // Word-tokenizer readers get a clear error, not a broken tokenizer.
+    expect(() => tokenizerFromRecord(loaded.tokenizer, run.checkpointDir)).toThrow(/byte-level \(BLT\) checkpoint/);
+    const { tokenizer } = factWorldSetup("tiny");
+    expect(checkpointWordTokenizer(loaded.tokenizer, "blt", tokenizer, "x")).toBe(tokenizer);
+    expect(() => checkpointWordTokenizer(loaded.tokenizer, "dense", tokenizer, "x")).toThrow(
+      /a dense policy needs a word tokenizer record, the checkpoint has "bytes"/,
+    );
+    loaded.policy.dispose();
+    run.policy.dispose();
+  });
+
+  it("resumes without retraining the entropy model, and a float16 copy keeps the patching", async () => {
+    const resumed = await pretrain({ ...tinyBlt, totalSteps: 42 }, out);
+    expect(resumed.resumedFrom).toBe(40);
+    expect(resumed.history.map((h) => h.step)).toEqual([41, 42]);
+    const before = await loadCheckpoint(join(out, "pretrain"));
+    expect((before.policy as BltPolicy).entropyThreshold).toBe(resumed.patching!.threshold);
+    before.policy.dispose();
+
+    const half = join(out, "float16");
+    await saveCheckpoint(half, { policy: resumed.policy, step: 42, weightsDtype: "float16" });
+    const copy = (await loadCheckpoint(half)).policy as BltPolicy;
+    expect(copy.entropyThreshold).toBeCloseTo(resumed.patching!.threshold, 2);
+    expect(copy.parameterCount()).toBe(resumed.policy.parameterCount());
+    copy.dispose();
+    resumed.policy.dispose();
+  });
+
+  it("SFT in the byte format teaches `<think> … </think> answer` (curated in bytes, fitting maxSeqLen)", async () => {
+    const { world, tokenizer } = factWorldSetup("tiny");
+    const { examples, report } = curateSftExamples(
+      world,
+      tokenizer,
+      { count: 9, maxSeqLen: 256, seed: 1 },
+      byteTextFormat,
+    );
+    for (const e of examples) {
+      expect(e.promptTokens[0]).toBe(1); // BOS
+      expect(byteTextFormat.answerText(e.answerTokens)).toBe(e.answerText);
+      expect(e.promptTokens.length + e.answerTokens.length).toBeLessThanOrEqual(256);
+    }
+    expect(report.rejected["longer than maxSeqLen"]).toBeGreaterThan(0); // bytes are long: some do not fit
+
+    const sft = await finetune(world, join(out, "pretrain"), join(out, "sft"), {
+      ...DEFAULT_SFT,
+      examples: 9, // one held out for the eval loss, 8 to learn the format from
+      batchSize: 8,
+      learningRate: 1e-2,
+      warmupSteps: 5,
+      totalSteps: 80,
+      evalEvery: 0,
+      checkpointEvery: 0,
+    });
+    expect(sft.finalEvalLoss).toBeLessThan(sft.firstLoss);
+    expect((await loadCheckpoint(join(out, "sft"))).tokenizer).toMatchObject({ kind: "bytes" });
+    // The answers, read back by the byte format the rollouts use, open with the reasoning part.
+    const sampled = await sft.policy.sample(
+      examples.slice(1, 5).map((e) => byteTextFormat.promptTokens(e.prompt.text)),
+      { temperature: 0.3, topP: 1, maxNewTokens: 120, seed: 2, stopTokens: byteTextFormat.stopTokens },
+    );
+    const answers = sampled.sequences.map((s) => byteTextFormat.answerText(s.tokens));
+    for (const answer of answers) expect(answer).toMatch(/^<think> The question is about /);
+    expect(answers.filter((a) => /^<think> .+ <\/think> \S/.test(a)).length, answers.join("\n")).toBeGreaterThanOrEqual(
+      3,
+    );
+    sft.policy.dispose();
+  }, 120_000);
+});
