@@ -40,22 +40,29 @@ export interface EvaluationResult {
   readonly answers: readonly EvaluatedAnswer[];
 }
 
+export interface GeneratedAnswer {
+  readonly text: string;
+  /** The token budget ran out before the policy stopped. */
+  readonly truncated: boolean;
+}
+
 /** Answers every prompt once (batched, seeded): the same seed and weights give the same answers. */
 export async function answerPrompts(
   policy: Policy,
   tokenizer: WordTokenizer,
   prompts: readonly Prompt[],
   sampling: EvaluationSampling,
-): Promise<string[]> {
+): Promise<GeneratedAnswer[]> {
   const format = textFormatFor(policy.config.backbone, tokenizer);
-  const answers: string[] = [];
+  const answers: GeneratedAnswer[] = [];
   for (let at = 0; at < prompts.length; at += sampling.batch) {
     const batch = prompts.slice(at, at + sampling.batch);
     const result = await policy.sample(
       batch.map((p) => format.promptTokens(p.text)),
       { ...sampling, seed: sampling.seed + at, stopTokens: format.stopTokens },
     );
-    for (const sequence of result.sequences) answers.push(format.answerText(sequence.tokens));
+    for (const sequence of result.sequences)
+      answers.push({ text: format.answerText(sequence.tokens), truncated: sequence.finishReason === "length" });
   }
   return answers;
 }
@@ -64,7 +71,7 @@ export async function answerPrompts(
 export async function evaluateAnswers(
   version: number,
   prompts: readonly Prompt[],
-  answers: readonly string[],
+  answers: readonly GeneratedAnswer[],
   pipeline: RewardPipeline,
   references?: ReadonlyMap<string, string>,
 ): Promise<EvaluationResult> {
@@ -73,17 +80,18 @@ export async function evaluateAnswers(
       const reference = references?.get(p.id);
       return {
         prompt: { id: p.id, text: p.text, focus: { entity: p.focus.entity, aspects: p.focus.aspects } },
-        answer: answers[i]!,
+        answer: answers[i]!.text,
+        truncated: answers[i]!.truncated,
         ...(reference === undefined ? {} : { reference }),
       };
     }),
   );
   const evaluated: EvaluatedAnswer[] = prompts.map((p, i) => ({
-    ...answerResultOf(scores[i]!, answers[i]!.split(" ").filter(Boolean).length),
+    ...answerResultOf(scores[i]!, answers[i]!.text.split(" ").filter(Boolean).length),
     promptId: p.id,
     suite: p.suite,
     bucket: p.bucket,
-    answer: answers[i]!,
+    answer: answers[i]!.text,
     reward: scores[i]!.reward,
   }));
   const reward = evaluated.reduce((a, r) => a + r.reward, 0) / Math.max(1, evaluated.length);

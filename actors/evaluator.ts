@@ -106,7 +106,7 @@ export const evaluatorRole: RoleDefinition = {
         const initial = yield* follower.loadVersion(0);
         const initialAnswers = yield* Effect.promise(() => answerPrompts(initial, env.tokenizer, prompts, sampling));
         initial.dispose();
-        const references = new Map(prompts.map((p, i) => [p.id, initialAnswers[i]!]));
+        const references = new Map(prompts.map((p, i) => [p.id, initialAnswers[i]!.text]));
         const before: EvaluationResult = yield* Effect.promise(() =>
           evaluateAnswers(0, prompts, initialAnswers, pipeline, references),
         );

@@ -104,6 +104,7 @@ export const rewardRole: RoleDefinition = {
             const items: RewardItem[] = rollout.answers.map((answer) => ({
               prompt,
               answer: answer.text,
+              truncated: answer.finishReason === "length",
               ...(rollout.reference === undefined ? {} : { reference: rollout.reference }),
             }));
             // Durations for bench/pipeline.ts: scoring vs publishing (fetch, decode and ack happen in consume).

@@ -249,7 +249,12 @@ async function synchronousLoop(
           ...(focus ? { focus: { entity: focus.entity, aspects: focus.aspects } } : {}),
         };
         const scores = await rewards.score(
-          answers.map((a) => ({ prompt, answer: a.text, ...(reference === undefined ? {} : { reference }) })),
+          answers.map((a) => ({
+            prompt,
+            answer: a.text,
+            truncated: a.finishReason === "length",
+            ...(reference === undefined ? {} : { reference }),
+          })),
         );
         scored += scores.length;
         const scoredGroup: ScoredGroup = {

@@ -72,6 +72,15 @@ describe("built-in reward modules through the pipeline", async () => {
     expect(malformed).toMatchObject({ reward: -1, malformed: true });
   });
 
+  it("an answer cut off by the token budget is malformed (−1) even when its text parses", async () => {
+    const [finished, cut] = await pipeline.score([
+      { ...item(reference), truncated: false },
+      { ...item(reference), truncated: true },
+    ]);
+    expect(finished!.malformed).toBe(false);
+    expect(cut).toMatchObject({ reward: -1, malformed: true });
+  });
+
   it("uses the given reference answer when there is one, and the prompt's id when it has no focus", async () => {
     const partial = `<think> </think> ${referenceSentences(world, prompt.focus)[0]}`;
     const withPartialRef = { prompt: { id: prompt.id, text: prompt.text }, answer: reference, reference: partial };

@@ -107,10 +107,14 @@ function module(name: string, scoreOne: (item: RewardItem) => ModuleOutcome): Re
   return { name, version: BUILTIN_VERSION, score: async (batch) => batch.map(scoreOne) };
 }
 
-/** format = −1 and malformed = 1 for a malformed answer; 0 and 0 otherwise (the composition applies the penalty). */
+/**
+ * format = −1 and malformed = 1 for a malformed answer; 0 and 0 otherwise (the composition applies
+ * the penalty). An answer cut off by the token budget is malformed too: it never finished, and
+ * rewarding it would teach the policy to write until the budget runs out.
+ */
 export const formatModule = (analyzer: FactWorldAnalyzer) =>
   module("format", (item) => {
-    const ok = analyzer.analyze(item.answer).format.ok;
+    const ok = item.truncated !== true && analyzer.analyze(item.answer).format.ok;
     return scored({ format: ok ? 0 : -1, malformed: ok ? 0 : 1 });
   });
 

@@ -16,6 +16,8 @@ export interface RewardItem {
   readonly answer: string;
   /** The reference answer for the prompt (by default the initial policy's); modules may ignore it. */
   readonly reference?: string;
+  /** True when the policy hit its token budget before it stopped: the answer is unfinished. */
+  readonly truncated?: boolean;
 }
 
 /** Per-answer output of a module: its components (one named like the module is its reward term). */

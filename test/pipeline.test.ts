@@ -154,7 +154,7 @@ describe("every backbone runs GRPO through the actors", () => {
     expect(manifest.config).toMatchObject({ backbone: "mot", untie: "ffn+attention" });
     const dense = await readCheckpointManifest(join(REPO, "test", "fixtures", "tiny-policy"));
     // Same shape as the dense policy it started from: MoT owns a copy of each weight per modality.
-    expect(manifest.config).toMatchObject({ dModel: (dense.config as { dModel: number }).dModel });
+    expect(manifest.config).toMatchObject({ vocabSize: dense.config.vocabSize, maxSeqLen: dense.config.maxSeqLen });
 
     const metrics = metricsOf(runDir);
     expect(metrics.filter((m) => m.tags.role === "learner").map((m) => m.step)).toEqual([1, 2, 3, 4]);
