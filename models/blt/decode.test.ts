@@ -142,9 +142,17 @@ describe("BLT KV-cached sampling", () => {
     });
   });
 
-  it.each([1, 2])("a local window of %i byte(s) (no or one cached byte) matches the recompute path", async (window) => {
-    const policy = makePolicy({ mode: "entropy", threshold: median, maxPatchLength: 3 }, window);
-    const options = { seed: 4, temperature: 0.8, maxNewTokens: 24 };
+  const edges: [string, number, BltConfig["patching"]][] = [
+    [
+      "a 1-byte local window (nothing cached), every byte its own patch (the global cache outgrows its first buffers)",
+      1,
+      { mode: "static", patchSize: 1 },
+    ],
+    ["a 2-byte local window (one cached byte)", 2, { mode: "entropy", threshold: median, maxPatchLength: 3 }],
+  ];
+  it.each(edges)("%s: the recompute path's bytes and log-probs", async (_name, window, patching) => {
+    const policy = makePolicy(patching, window);
+    const options = { seed: 4, temperature: 0.8, maxNewTokens: 40 };
     const cached = await policy.sample(prompts, options);
     const recomputed = await policy.sampleWithoutCache(prompts, options);
     expect(cached.sequences.map((s) => Array.from(s.tokens))).toEqual(

@@ -318,13 +318,15 @@ class CachedBltSession implements DecodeSession {
 
 /**
  * One global layer's K and V of every complete patch, per row, on the host: rows complete patches
- * at different steps, so each keeps its own list, and a step gathers the rows it needs.
+ * at different steps, so each row keeps its own buffers, [H, capacity, dh] (a head's patches
+ * contiguous, as in the [B·H, S, dh] tensors), and a step copies out the rows it needs.
  */
 class PatchCache {
-  /** keys[b][k], values[b][k]: patch k of row b, [H, dh] (the heads side by side). */
   private constructor(
-    private readonly keys: Float32Array[][],
-    private readonly values: Float32Array[][],
+    private readonly keys: Float32Array[],
+    private readonly values: Float32Array[],
+    private readonly counts: number[],
+    private readonly capacities: number[],
     private readonly heads: number,
     private readonly headSize: number,
   ) {}
@@ -332,17 +334,20 @@ class PatchCache {
   /** From a run's cache [B·H, G, dh] over right-padded patches: row b's first `counts[b]`. */
   static fromRun(cache: LayerCache, B: number, H: number, G: number, counts: readonly number[]): PatchCache {
     const dh = cache.k.shape[2];
+    const capacities = counts.map((count) => Math.max(16, 2 * count));
     const split = (data: Float32Array) =>
-      counts.map((count, b) =>
-        Array.from({ length: count }, (_, k) => {
-          const patch = new Float32Array(H * dh);
-          for (let h = 0; h < H; h++)
-            patch.set(data.subarray(((b * H + h) * G + k) * dh, ((b * H + h) * G + k + 1) * dh), h * dh);
-          return patch;
-        }),
-      );
+      counts.map((count, b) => {
+        const buffer = new Float32Array(H * capacities[b]! * dh);
+        for (let h = 0; h < H; h++) {
+          const from = (b * H + h) * G * dh;
+          buffer.set(data.subarray(from, from + count * dh), h * capacities[b]! * dh);
+        }
+        return buffer;
+      });
     if (counts.length !== B) throw new Error(`BLT decode: ${counts.length} patch counts for ${B} rows`);
-    return new PatchCache(split(cache.k.dataSync() as Float32Array), split(cache.v.dataSync() as Float32Array), H, dh);
+    const keys = split(cache.k.dataSync() as Float32Array);
+    const values = split(cache.v.dataSync() as Float32Array);
+    return new PatchCache(keys, values, [...counts], capacities, H, dh);
   }
 
   /**
@@ -353,20 +358,18 @@ class PatchCache {
     const H = this.heads;
     const dh = this.headSize;
     const R = rows.length;
-    const S = Math.max(...rows.map((b) => this.keys[b]!.length));
+    const S = Math.max(...rows.map((b) => this.counts[b]!));
     const k = new Float32Array(R * H * S * dh);
     const v = new Float32Array(R * H * S * dh);
     const bias = new Float32Array(R * (S + 1));
     rows.forEach((b, r) => {
-      const count = this.keys[b]!.length;
+      const count = this.counts[b]!;
+      const capacity = this.capacities[b]!;
       for (let s = count; s < S; s++) bias[r * (S + 1) + s] = MASKED;
-      for (let s = 0; s < count; s++) {
-        const key = this.keys[b]![s]!;
-        const value = this.values[b]![s]!;
-        for (let h = 0; h < H; h++) {
-          k.set(key.subarray(h * dh, (h + 1) * dh), ((r * H + h) * S + s) * dh);
-          v.set(value.subarray(h * dh, (h + 1) * dh), ((r * H + h) * S + s) * dh);
-        }
+      for (let h = 0; h < H; h++) {
+        const from = h * capacity * dh;
+        k.set(this.keys[b]!.subarray(from, from + count * dh), (r * H + h) * S * dh);
+        v.set(this.values[b]!.subarray(from, from + count * dh), (r * H + h) * S * dh);
       }
     });
     return {
@@ -378,11 +381,35 @@ class PatchCache {
 
   /** Appends one patch to each of `rows` from K and V [R·H, 1, dh]. */
   append(rows: readonly number[], k: Float32Array, v: Float32Array): void {
-    const size = this.heads * this.headSize;
+    const H = this.heads;
+    const dh = this.headSize;
     rows.forEach((b, r) => {
-      this.keys[b]!.push(k.slice(r * size, (r + 1) * size));
-      this.values[b]!.push(v.slice(r * size, (r + 1) * size));
+      if (this.counts[b] === this.capacities[b]) this.grow(b);
+      const capacity = this.capacities[b]!;
+      for (let h = 0; h < H; h++) {
+        const to = (h * capacity + this.counts[b]!) * dh;
+        this.keys[b]!.set(k.subarray((r * H + h) * dh, (r * H + h + 1) * dh), to);
+        this.values[b]!.set(v.subarray((r * H + h) * dh, (r * H + h + 1) * dh), to);
+      }
+      this.counts[b]! += 1;
     });
+  }
+
+  /** Doubles row b's capacity. */
+  private grow(b: number): void {
+    const H = this.heads;
+    const dh = this.headSize;
+    const old = this.capacities[b]!;
+    const capacity = 2 * old;
+    const move = (buffer: Float32Array) => {
+      const grown = new Float32Array(H * capacity * dh);
+      for (let h = 0; h < H; h++)
+        grown.set(buffer.subarray(h * old * dh, (h * old + this.counts[b]!) * dh), h * capacity * dh);
+      return grown;
+    };
+    this.keys[b] = move(this.keys[b]!);
+    this.values[b] = move(this.values[b]!);
+    this.capacities[b] = capacity;
   }
 }
 

@@ -10,8 +10,8 @@
  * Patches come from a small byte LM (the entropy model, a dense backbone owned by this policy and
  * frozen: not among `trainableVariables`, but part of the exported weights) or from spaces or a
  * fixed size (models/blt/patcher.ts). Patching is causal — whether byte i + 1 opens a patch is
- * known from bytes ≤ i — so generation patches as it goes; sampling here recomputes the whole
- * sequence at each step (simple and exactly the learner's computation; no KV cache yet).
+ * known from bytes ≤ i — so generation patches as it goes, and sampling is KV-cached in every part
+ * (models/blt/decode.ts); the weights and the training path are in models/blt/network.ts.
  */
 import * as tf from "@tensorflow/tfjs";
 import { answerLogProbsFromHidden, type DenseConfig, DensePolicy, packPromptAnswers } from "../dense.ts";
