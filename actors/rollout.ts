@@ -9,7 +9,7 @@
  * Subjects: pulls PromptGroup from the `prompts` work queue (demand-driven: a busy actor takes
  * nothing), publishes RolloutGroup to `rollouts` (msgID = group id), metrics on `metrics.<id>`.
  */
-import { Duration, Effect, Fiber, Schedule } from "effect";
+import { Deferred, Duration, Effect, Fiber, Schedule } from "effect";
 import {
   type Answer,
   Experiment,
@@ -94,13 +94,10 @@ export const rolloutRole: RoleDefinition = {
           }
         });
 
-      const rolloutBatch = (
-        items: readonly WorkItem<"prompts">[],
-        settled: Set<WorkItem<"prompts">>,
-        fetchMs: number,
-      ) =>
+      /** Samples a batch (after loading a newer policy version, if any): its rollout groups, ready to publish. */
+      const sampleBatch = (items: readonly WorkItem<"prompts">[]) =>
         Effect.gen(function* () {
-          // Durations for bench/pipeline.ts: loading weights, and messaging (publish, ack) vs sampling.
+          // Durations for bench/pipeline.ts: loading weights, sampling, and (publishBatch) messaging.
           const syncStarted = performance.now();
           const { policy, version } = yield* follower.current;
           const syncMs = performance.now() - syncStarted;
@@ -133,57 +130,114 @@ export const rolloutRole: RoleDefinition = {
               msgId: group.groupId,
             };
           });
-          // The batch's groups go out together and their acks are awaited together (one round trip);
-          // a prompt group is settled only once its rollout group is stored.
-          const publishStarted = performance.now();
-          yield* publishWorkAll("rollouts", rollouts);
-          const ackStarted = performance.now();
-          const publishMs = ackStarted - publishStarted;
+          const metrics = {
+            "rollout.groups": items.length,
+            "rollout.tokens": result.timings.generatedTokens,
+            "rollout.tokensPerSecond": (1000 * result.timings.generatedTokens) / Math.max(1, result.timings.totalMs),
+            "rollout.sampleMs": result.timings.totalMs,
+            "rollout.batchMs": finishedAt - startedAt,
+            "rollout.startedAt": startedAt,
+            "rollout.syncMs": syncMs,
+          };
+          return { rollouts, version, metrics };
+        });
+      type SampledBatch = Effect.Effect.Success<ReturnType<typeof sampleBatch>>;
+
+      /**
+       * Publishes a sampled batch's rollout groups together (acks awaited together), then settles its
+       * prompt groups: a prompt group is settled only once its rollout group is stored.
+       */
+      const publishBatch = (
+        items: readonly WorkItem<"prompts">[],
+        sampled: SampledBatch,
+        settled: Set<WorkItem<"prompts">>,
+        timings: { readonly fetchMs: number; readonly publishMs: number },
+      ) =>
+        Effect.gen(function* () {
+          const started = performance.now();
+          yield* publishWorkAll("rollouts", sampled.rollouts);
           for (const item of items) {
             yield* item.settle(WorkOutcome.done);
             settled.add(item);
           }
-          const ackMs = performance.now() - ackStarted;
           actor.recordProcessed(items.length);
           yield* publishMessage(subjects.metrics(actor.id), "MetricsEvent", {
             source: actor.id,
             values: {
-              "rollout.groups": items.length,
-              "rollout.tokens": result.timings.generatedTokens,
-              "rollout.tokensPerSecond": (1000 * result.timings.generatedTokens) / Math.max(1, result.timings.totalMs),
-              "rollout.sampleMs": result.timings.totalMs,
-              "rollout.batchMs": finishedAt - startedAt,
-              "rollout.startedAt": startedAt,
-              "rollout.syncMs": syncMs,
-              "rollout.fetchMs": fetchMs,
-              "rollout.publishMs": publishMs,
-              "rollout.ackMs": ackMs,
+              ...sampled.metrics,
+              "rollout.fetchMs": timings.fetchMs,
+              // The loop's wait for messaging (the previous batch's acks) vs this batch's own publish-to-acks time.
+              "rollout.publishMs": timings.publishMs,
+              "rollout.ackMs": performance.now() - started,
             },
-            tags: { role: "rollout", policyVersion: String(version) },
+            tags: { role: "rollout", policyVersion: String(sampled.version) },
           });
         });
 
-      return Effect.gen(function* () {
-        while (!actor.isDraining()) {
-          const fetchStarted = performance.now();
-          const items = yield* prompts.fetch({ max: config.rollout.batch, expiresMs: PULL_EXPIRES_MS });
-          if (items.length === 0) continue;
-          const fetchMs = performance.now() - fetchStarted;
-          const settled = new Set<WorkItem<"prompts">>();
-          yield* actor.inHand(keepingAlive(items, rolloutBatch(items, settled, fetchMs))).pipe(
+      /** On failure, hands the batch's unsettled prompt groups back: another actor (or this one, later) redoes them. */
+      const handingBack =
+        (items: readonly WorkItem<"prompts">[], settled: Set<WorkItem<"prompts">>) =>
+        <A, E, R>(work: Effect.Effect<A, E, R>) =>
+          work.pipe(
+            Effect.asVoid,
             Effect.catchAllCause((cause) =>
               Effect.gen(function* () {
-                // Hand the batch back: another actor (or this one, later) redoes it.
                 yield* Effect.logWarning("rollout batch failed; handing it back", cause);
                 const unsettled = items.filter((item) => !settled.has(item));
                 actor.recordFailed(unsettled.length);
                 yield* Effect.forEach(unsettled, (item) => item.settle(WorkOutcome.retry("rollout failed", 500)), {
                   discard: true,
                 });
-              }),
+              }).pipe(Effect.ignore),
             ),
           );
+
+      /**
+       * Forks `work` as work in hand and returns once it is counted, so a drain waits for it too. If the
+       * drain began first, `handBack` hands the batch back instead.
+       */
+      const forkInHand = <E, R>(work: Effect.Effect<void, E, R>, handBack: ReturnType<typeof handingBack>) =>
+        Effect.gen(function* () {
+          const counted = yield* Deferred.make<void>();
+          const fiber = yield* Effect.fork(
+            actor
+              .inHand(Effect.zipRight(Deferred.succeed(counted, undefined), work))
+              .pipe(handBack, Effect.ensuring(Deferred.succeed(counted, undefined))),
+          );
+          yield* Deferred.await(counted);
+          return fiber;
+        });
+
+      return Effect.gen(function* () {
+        // Publish-behind: a batch's acks arrive while the next batch is fetched and sampled; the loop
+        // waits for them only before handing off the next batch's publish (at most one outstanding).
+        let publishing: Fiber.RuntimeFiber<void> | undefined;
+        while (!actor.isDraining()) {
+          const fetchStarted = performance.now();
+          const items = yield* prompts.fetch({ max: config.rollout.batch, expiresMs: PULL_EXPIRES_MS });
+          if (items.length === 0) continue;
+          const fetchMs = performance.now() - fetchStarted;
+          const settled = new Set<WorkItem<"prompts">>();
+          const handBack = handingBack(items, settled);
+          yield* actor
+            .inHand(
+              keepingAlive(
+                items,
+                Effect.gen(function* () {
+                  const sampled = yield* sampleBatch(items);
+                  const waitStarted = performance.now();
+                  if (publishing) yield* Fiber.join(publishing);
+                  const timings = { fetchMs, publishMs: performance.now() - waitStarted };
+                  publishing = yield* forkInHand(
+                    keepingAlive(items, publishBatch(items, sampled, settled, timings)),
+                    handBack,
+                  );
+                }),
+              ),
+            )
+            .pipe(handBack);
         }
+        if (publishing) yield* Fiber.join(publishing);
       });
     }),
 };
