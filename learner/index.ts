@@ -5,7 +5,15 @@ export { type GrpoBatch, type GrpoSettings, type GrpoStats, grpoUpdate } from ".
 export { learnerRole } from "./learner-actor.ts";
 export { answerNll, trainLanguageModel, trainStep } from "./pretrain.ts";
 export { loadPretrainConfig, PretrainConfig, PretrainConfigError } from "./pretrain-config.ts";
-export { factWorldSetup, tokenizerFromRecord, tokenizerRecord } from "./pretrain-factworld.ts";
+export {
+  BYTE_TOKENIZER_RECORD,
+  checkpointWordTokenizer,
+  factWorldSetup,
+  isByteTokenizerRecord,
+  tokenizerFromRecord,
+  tokenizerRecord,
+  tokenizerRecordFor,
+} from "./pretrain-factworld.ts";
 export { type BasePolicyReport, makeBasePolicy, type PipelineEvent } from "./pretrain-pipeline.ts";
 export { curateSftExamples, finetune } from "./sft.ts";
 export { evaluateFactuality, type FactualityReport } from "./sft-eval.ts";

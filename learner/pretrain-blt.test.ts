@@ -91,7 +91,7 @@ describe("BLT pretraining on FactWorld bytes (tiny)", () => {
     resumed.policy.dispose();
   });
 
-  it("SFT in the byte format teaches `<think> … </think> answer` (curated in bytes, fitting maxSeqLen)", async () => {
+  it("SFT in the byte format teaches `<think> … </think> answer` (curated in bytes, fitting maxSeqLen), and resumes", async () => {
     const { world, tokenizer } = factWorldSetup("tiny");
     const { examples, report } = curateSftExamples(
       world,
@@ -106,7 +106,7 @@ describe("BLT pretraining on FactWorld bytes (tiny)", () => {
     }
     expect(report.rejected["longer than maxSeqLen"]).toBeGreaterThan(0); // bytes are long: some do not fit
 
-    const sft = await finetune(world, join(out, "pretrain"), join(out, "sft"), {
+    const sftSettings = {
       ...DEFAULT_SFT,
       examples: 9, // one held out for the eval loss, 8 to learn the format from
       batchSize: 8,
@@ -115,9 +115,16 @@ describe("BLT pretraining on FactWorld bytes (tiny)", () => {
       totalSteps: 80,
       evalEvery: 0,
       checkpointEvery: 0,
-    });
+    };
+    const sft = await finetune(world, join(out, "pretrain"), join(out, "sft"), sftSettings);
     expect(sft.finalEvalLoss).toBeLessThan(sft.firstLoss);
     expect((await loadCheckpoint(join(out, "sft"))).tokenizer).toMatchObject({ kind: "bytes" });
+    // Run again and SFT resumes from its own checkpoint, not from the pretrained one.
+    const resumed = await finetune(world, join(out, "pretrain"), join(out, "sft"), { ...sftSettings, totalSteps: 82 });
+    expect(resumed.resumedFrom).toBe(80);
+    expect(resumed.history.map((h) => h.step)).toEqual([81, 82]);
+    expect(resumed.firstLoss).toBeLessThan(sft.firstLoss * 0.5);
+    resumed.policy.dispose();
     // The answers, read back by the byte format the rollouts use, open with the reasoning part.
     const sampled = await sft.policy.sample(
       examples.slice(1, 5).map((e) => byteTextFormat.promptTokens(e.prompt.text)),

@@ -65,6 +65,9 @@ export const PretrainStage = Schema.Struct({
 
 export const SftStage = Schema.Struct({
   examples: setting(PositiveInt, 1000, "Curated examples (prompts from the train splits, answers from the KB)."),
+  maxLength: Schema.optional(PositiveInt).annotations({
+    description: "Longest example kept, prompt + answer tokens (default model.maxSeqLen; BLT: bytes, bounds memory).",
+  }),
   steps: setting(NonNegativeInt, 300, "Optimiser steps (0 skips SFT)."),
   batch: setting(PositiveInt, 16, "Examples per step."),
   learningRate: setting(PositiveNumber, 5e-4, "Peak learning rate."),

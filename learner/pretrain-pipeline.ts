@@ -27,7 +27,12 @@ export interface BasePolicyReport {
     /** BLT: the entropy patching it trained with. */
     readonly patching?: PatchingSummary;
   };
-  readonly sft?: { readonly steps: number; readonly finalEvalLoss: number; readonly curation: CurationReport };
+  readonly sft?: {
+    readonly steps: number;
+    readonly resumedFrom: number;
+    readonly finalEvalLoss: number;
+    readonly curation: CurationReport;
+  };
   readonly factuality?: FactualityReport;
   /** The checkpoint holding the final policy. */
   readonly checkpoint: string;
@@ -99,6 +104,7 @@ export async function makeBasePolicy(
       {
         ...DEFAULT_SFT,
         examples: s.examples,
+        ...(s.maxLength !== undefined ? { maxExampleLength: s.maxLength } : {}),
         batchSize: s.batch,
         learningRate: s.learningRate,
         warmupSteps: s.warmupSteps,
@@ -110,8 +116,13 @@ export async function makeBasePolicy(
     );
     policy = sft.policy;
     checkpoint = sft.checkpointDir;
-    step = sft.steps;
-    sftSummary = { steps: sft.steps, finalEvalLoss: sft.finalEvalLoss, curation: sft.curation };
+    step = sft.resumedFrom + sft.steps;
+    sftSummary = {
+      steps: sft.steps,
+      resumedFrom: sft.resumedFrom,
+      finalEvalLoss: sft.finalEvalLoss,
+      curation: sft.curation,
+    };
   }
 
   let factuality: FactualityReport | undefined;

@@ -183,7 +183,9 @@ export async function trainLanguageModel(run: TrainingRun): Promise<TrainingResu
     history.push(progress);
     run.onProgress?.(progress);
   }
-  return { steps: run.totalSteps - start, firstLoss, finalEvalLoss: lastEval, history };
+  // A resumed run with no step left still reports where it stands.
+  if (history.length === 0) lastEval = evalLoss(run.policy, run.evalBatches);
+  return { steps: Math.max(0, run.totalSteps - start), firstLoss, finalEvalLoss: lastEval, history };
 }
 
 // ── pretraining data ─────────────────────────────────────────────────────────────────────────────

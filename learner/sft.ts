@@ -8,6 +8,8 @@
  * it has no unknown word. Examples are in the policy's text format (BLT: bytes; models/prompt-format.ts). The selection is balanced round-robin over (suite, entity type), so it is
  * diverse across suites and types.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import {
   analyzeAnswer,
   ClaimVerifier,
@@ -151,6 +153,8 @@ function shuffle<T>(items: readonly T[], random: () => number): T[] {
 export interface SftSettings extends OptimizerSettings {
   /** Curated examples wanted (LIMA: about 1,000). */
   readonly examples: number;
+  /** Longest example kept (prompt + answer tokens); default the model's maxSeqLen. Activation memory grows with it. */
+  readonly maxExampleLength?: number;
   /** Share of the curated examples held out for the eval loss. */
   readonly evalFraction: number;
   readonly batchSize: number;
@@ -195,11 +199,15 @@ export interface SftOutcome extends TrainingResult {
   readonly tokenizer: WordTokenizer;
   readonly curation: CurationReport;
   readonly checkpointDir: string;
+  /** Step the run resumed from (0 for a fresh run). */
+  readonly resumedFrom: number;
 }
 
 /**
  * Fine-tunes the policy in `fromCheckpoint` (a pretrained one) on curated examples of `world`,
- * writing `checkpointDir`. Fresh optimiser state: SFT is a new phase.
+ * writing `checkpointDir`. Fresh optimiser state: SFT is a new phase. If `checkpointDir` already
+ * holds a checkpoint, SFT resumes from it (weights, Adam state, step; the batches depend only on
+ * the step), so an interrupted `factrl pretrain` picks up where it stopped.
  */
 export async function finetune(
   world: World,
@@ -208,19 +216,27 @@ export async function finetune(
   settings: SftSettings,
   onProgress?: (progress: TrainingProgress) => void,
 ): Promise<SftOutcome> {
-  const loaded = await loadCheckpoint(fromCheckpoint);
+  const optimizer = createOptimizer(settings);
+  const resume = existsSync(join(checkpointDir, "manifest.json"));
+  const source = resume ? checkpointDir : fromCheckpoint;
+  const loaded = await loadCheckpoint(source, resume ? { optimizer } : {});
   const { backbone } = loaded.policy.config;
   let tokenizer: WordTokenizer;
   try {
-    tokenizer = checkpointWordTokenizer(loaded.tokenizer, backbone, createTokenizer(world), fromCheckpoint);
+    tokenizer = checkpointWordTokenizer(loaded.tokenizer, backbone, createTokenizer(world), source);
   } catch (error) {
     loaded.policy.dispose();
+    optimizer.dispose();
     throw error;
   }
   const { examples, report } = curateSftExamples(
     world,
     tokenizer,
-    { count: settings.examples, maxSeqLen: loaded.policy.config.maxSeqLen, seed: settings.seed },
+    {
+      count: settings.examples,
+      maxSeqLen: Math.min(loaded.policy.config.maxSeqLen, settings.maxExampleLength ?? Number.POSITIVE_INFINITY),
+      seed: settings.seed,
+    },
     textFormatFor(backbone, tokenizer),
   );
   const heldOut = Math.max(1, Math.round(examples.length * settings.evalFraction));
@@ -231,7 +247,6 @@ export async function finetune(
     const batch = evalSet.slice(at, at + settings.batchSize);
     evalBatches.push({ prompts: batch.map((e) => e.promptTokens), answers: batch.map((e) => e.answerTokens) });
   }
-  const optimizer = createOptimizer(settings);
   const result = await trainLanguageModel({
     ...settings,
     policy: loaded.policy,
@@ -240,8 +255,16 @@ export async function finetune(
     evalBatches,
     checkpointDir,
     tokenizer: tokenizerRecordFor(backbone, tokenizer),
+    startStep: resume ? loaded.step : 0,
     ...(onProgress ? { onProgress } : {}),
   });
   optimizer.dispose();
-  return { ...result, policy: loaded.policy, tokenizer, curation: report, checkpointDir };
+  return {
+    ...result,
+    policy: loaded.policy,
+    tokenizer,
+    curation: report,
+    checkpointDir,
+    resumedFrom: resume ? loaded.step : 0,
+  };
 }
