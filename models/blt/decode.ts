@@ -24,7 +24,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { DensePolicy } from "../dense.ts";
 import { type DecodeSession, logSoftmax } from "../sampling.ts";
-import { type LayerCache, MASKED, positionTablesAt, runBlock } from "./layers.ts";
+import { type Block, type BlockFrame, type LayerCache, MASKED, positionTablesAt, runBlock } from "./layers.ts";
 import { batchLayout } from "./layout.ts";
 import type { BltNetwork } from "./network.ts";
 
@@ -199,28 +199,21 @@ class CachedBltSession implements DecodeSession {
     for (let b = 0; b < B; b++)
       for (let s = 0; s < S; s++) bias[b * (S + 1) + s] = state.localValid[b * S + s] ? 0 : MASKED;
     const positions = Int32Array.from(state.rows, (r) => r.length - 1);
-    const grow = (
-      block: (typeof network.encoder)[number],
-      x: tf.Tensor2D,
-      past: LayerCache | undefined,
-      out: (LayerCache | undefined)[],
-      frame: Parameters<typeof runBlock>[2],
-      rope: ReturnType<typeof positionTablesAt>,
-    ) => {
-      const { out: y, cache } = runBlock(block, x, frame, rope, past);
-      const dh = cache.k.shape[2];
-      const trim = (t: tf.Tensor3D) => tf.keep(t.slice([0, S + 1 - kept, 0], [-1, kept, dh]));
-      out.push(kept === 0 ? undefined : { k: trim(cache.k), v: trim(cache.v) });
-      return y;
-    };
     const encoderCaches: (LayerCache | undefined)[] = [];
     const decoderCaches: (LayerCache | undefined)[] = [];
     const logits = tf.tidy(() => {
-      const frame = { batch: B, length: 1, heads: local.heads, bias: tf.tensor4d(bias, [B, 1, 1, S + 1]) };
+      const frame: BlockFrame = { batch: B, length: 1, heads: local.heads, bias: tf.tensor4d(bias, [B, 1, 1, S + 1]) };
       const rope = positionTablesAt(positions, local.dModel / local.heads);
+      /** One local block over the new bytes; its grown cache is cut back to the last `kept` columns. */
+      const step = (block: Block, x: tf.Tensor2D, past: LayerCache | undefined, caches: (LayerCache | undefined)[]) => {
+        const { out, cache } = runBlock(block, x, frame, rope, past);
+        const trim = (t: tf.Tensor3D) => tf.keep(t.slice([0, S + 1 - kept, 0], [-1, kept, -1]));
+        caches.push(kept === 0 ? undefined : { k: trim(cache.k), v: trim(cache.v) });
+        return out;
+      };
       let x = network.embed(tokens, network.lastHashIds(state.rows));
       network.encoder.forEach((block, l) => {
-        x = grow(block, x, state.encoderCaches[l], encoderCaches, frame, rope);
+        x = step(block, x, state.encoderCaches[l], encoderCaches);
       });
       const encoded = x.dataSync() as Float32Array;
       for (let b = 0; b < B; b++) {
@@ -230,7 +223,7 @@ class CachedBltSession implements DecodeSession {
       const slots = tf.tensor2d(state.lastSlots, [B * K, local.dModel]);
       let y = network.readSlots(x, slots, K, tf.zeros([1, 1, 1, K]));
       network.decoder.forEach((block, l) => {
-        y = grow(block, y, state.decoderCaches[l], decoderCaches, frame, rope);
+        y = step(block, y, state.decoderCaches[l], decoderCaches);
       });
       return network.logits(network.finish(y));
     });
