@@ -5,12 +5,14 @@
  * dG the global width, K the key slots per patch.
  */
 import * as tf from "@tensorflow/tfjs";
+import type { RopeTables } from "../dense.ts";
 import { mulberry32 } from "../random.ts";
 import { hashNgramIdsInto } from "./hash.ts";
 import {
   type AttentionWeights,
   attend,
   type Block,
+  type BlockFrame,
   type LayerCache,
   makeAttention,
   makeBlock,
@@ -121,11 +123,12 @@ export class BltNetwork {
     const stack = (
       blocks: readonly Block[],
       x: tf.Tensor2D,
+      frame: BlockFrame,
+      rope: RopeTables,
       caches: LayerCache[],
-      run: (b: Block, x: tf.Tensor2D) => { out: tf.Tensor2D; cache: LayerCache },
     ) => {
       for (const block of blocks) {
-        const { out, cache } = run(block, x);
+        const { out, cache } = runBlock(block, x, frame, rope);
         caches.push(cache);
         x = out;
       }
@@ -134,9 +137,9 @@ export class BltNetwork {
 
     const localFrame = { batch: B, length: N, heads: local.heads, bias: windowCausalBias(N, local.window) };
     const localRope = positionTables(N, dL / local.heads);
-    const localBlock = (block: Block, x: tf.Tensor2D) => runBlock(block, x, localFrame, localRope);
     const encoderCaches: LayerCache[] = [];
-    const encoded = stack(this.encoder, this.embed(tokens, this.hashIds(tokens, B, N)), encoderCaches, localBlock);
+    const x = this.embed(tokens, this.hashIds(tokens, B, N));
+    const encoded = stack(this.encoder, x, localFrame, localRope, encoderCaches);
 
     const patches = this.patchQueries(
       tf.tensor3d(layout.pool, [B, G, N]),
@@ -144,20 +147,19 @@ export class BltNetwork {
       tf.tensor4d(layout.encoderBias, [B, 1, G, N]),
     );
     const globalFrame = { batch: B, length: G, heads: global.heads, bias: windowCausalBias(G, G) };
-    const globalRope = positionTables(G, dG / global.heads);
     const globalCaches: LayerCache[] = [];
-    const g = stack(this.global, this.toGlobalWidth(patches), globalCaches, (block, x) =>
-      runBlock(block, x, globalFrame, globalRope),
+    const g = stack(
+      this.global,
+      this.toGlobalWidth(patches),
+      globalFrame,
+      positionTables(G, dG / global.heads),
+      globalCaches,
     );
     const slots = this.slots(g);
 
     const decoderCaches: LayerCache[] = [];
-    const y = stack(
-      this.decoder,
-      this.readSlots(encoded, slots, G * K, tf.tensor4d(layout.decoderBias, [B, 1, N, G * K])),
-      decoderCaches,
-      localBlock,
-    );
+    const read = this.readSlots(encoded, slots, G * K, tf.tensor4d(layout.decoderBias, [B, 1, N, G * K]));
+    const y = stack(this.decoder, read, localFrame, localRope, decoderCaches);
     const hidden = this.finish(y);
     return capture
       ? { hidden, state: { encoder: encoderCaches, global: globalCaches, decoder: decoderCaches, encoded, slots } }
