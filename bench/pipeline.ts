@@ -54,7 +54,7 @@ const { values: args } = parseArgs({
 });
 /**
  * The benchmark's config: tiny's world and policy with the quick start's batch shape (G = 8, 8 groups a
- * step, 4 prompts a rollout batch, 32 groups in flight, 2 rollout actors; tiny.yaml narrows the
+ * step, 4 prompts a rollout batch, 24 groups in flight, 2 rollout actors; tiny.yaml narrows the
  * window to 6); evaluation off (the synchronous loop has no evaluator); a checkpoint every 10 steps.
  * `--set` overrides any of it.
  */
@@ -63,7 +63,7 @@ const SETS = [
   "rollout.groupSize=8",
   "learner.groupsPerStep=8",
   "rollout.batch=4",
-  "curation.maxGroupsInFlight=32",
+  "curation.maxGroupsInFlight=24",
   "actors.rollout=2",
   "learner.checkpointEvery=10",
   "actors.evaluator=0",

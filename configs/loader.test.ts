@@ -228,7 +228,7 @@ describe("config files", () => {
     expect(written).toBe(join(dir, "runs", "top", "config.yaml"));
     expect(readFileSync(written, "utf8")).toBe(printed);
     // Every default is spelled out, so the record does not depend on the defaults of a later version.
-    expect(YAML.parse(printed).learner).toHaveProperty("maxPolicyLag", 1);
+    expect(YAML.parse(printed).learner).toHaveProperty("maxPolicyLag", 2);
   });
 
   it("the shipped configs are valid", () => {

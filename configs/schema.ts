@@ -209,7 +209,11 @@ export const LearnerSection = Schema.Struct({
     "How per-token losses become one number: token-mean | seq-mean-token-mean | seq-mean-token-sum-norm.",
   ),
   normalizeStd: setting(Schema.Boolean, true, "Divide advantages by the group's std (false = Dr. GRPO)."),
-  maxPolicyLag: setting(NonNegativeInt, 1, "Drop rollouts made by a policy more than this many versions old."),
+  maxPolicyLag: setting(
+    NonNegativeInt,
+    2,
+    "Drop rollouts made by a policy more than this many versions old (2 lets rollouts run a credit window ahead).",
+  ),
   updatesPerBatch: setting(PositiveInt, 1, "Optimiser steps per scored batch."),
   groupsPerStep: setting(PositiveInt, 8, "Scored groups per learner step."),
   totalSteps: setting(PositiveInt, 200, "Learner steps; the experiment ends after the last one."),
@@ -275,7 +279,12 @@ export type RewardsSection = typeof RewardsSection.Type;
 
 export const CurationSection = Schema.Struct({
   strategy: setting(Schema.Literal("uniform"), "uniform", "How prompts are picked: uniform."),
-  maxGroupsInFlight: setting(PositiveInt, 16, "Credit: at most this many prompt groups queued or being worked on."),
+  maxGroupsInFlight: setting(
+    PositiveInt,
+    24,
+    "Credit: at most this many prompt groups queued or being worked on (24 = 3 learner steps of 8 groups: " +
+      "rollouts sample while the learner updates, and with maxPolicyLag 2 few groups arrive stale).",
+  ),
 });
 export type CurationSection = typeof CurationSection.Type;
 
