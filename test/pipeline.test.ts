@@ -163,4 +163,31 @@ describe("every backbone runs GRPO through the actors", () => {
     expect(metrics.some((m) => m.tags.role === "evaluator" && m.tags.policyVersion === "4")).toBe(true);
     expect(readFileSync(join(runDir, "report.md"), "utf8")).toMatch(/\| \*\*average\*\* \|/);
   }, 240_000);
+
+  it("BLT reads and writes bytes: its byte-level SFT policy runs GRPO through the actors", async () => {
+    const experiment = `pipe-blt-${process.pid}`;
+    // Bytes are ~6× as many steps as words to sample: fewer steps and evaluation prompts keep it quick.
+    const { run, runDir } = await runTiny(experiment, [
+      "model.backbone=blt",
+      "learner.totalSteps=2",
+      "evaluation.promptsPerSuite=1",
+      "learner.maxPolicyLag=0", // step 2 needs groups sampled by version 1: rollouts must follow it
+    ]);
+    const { code } = await run.exited;
+    expect(code, run.output().slice(-3000)).toBe(0);
+
+    const manifest = await readCheckpointManifest(join(runDir, "checkpoints", "learner"));
+    expect(manifest.config).toMatchObject({ backbone: "blt", vocabSize: 260 });
+    const metrics = metricsOf(runDir);
+    expect(metrics.filter((m) => m.tags.role === "learner").map((m) => m.step)).toEqual([1, 2]);
+    const rolloutVersions = metrics.filter((m) => m.tags.role === "rollout").map((m) => Number(m.tags.policyVersion));
+    expect(Math.max(...rolloutVersions)).toBeGreaterThanOrEqual(1);
+    // The evaluator read the byte policy's answers back as text in the world's format.
+    const final = JSON.parse(readFileSync(join(runDir, "eval", "v2.json"), "utf8")) as {
+      answers: { answer: string }[];
+    };
+    expect(final.answers.length).toBeGreaterThan(0);
+    const formed = final.answers.filter((a) => /^<think> .* <\/think> /.test(a.answer));
+    expect(formed.length).toBeGreaterThan(final.answers.length / 2);
+  }, 600_000);
 });
