@@ -1,11 +1,13 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { generatePrompts } from "../envs/index.ts";
 import { initBackend } from "../models/backend.ts";
 import { BltPolicy } from "../models/blt/index.ts";
 import { byteTextFormat, loadCheckpoint, saveCheckpoint } from "../models/index.ts";
 import {
+  BYTE_TOKENIZER_RECORD,
   checkpointWordTokenizer,
   DEFAULT_PRETRAIN,
   factWorldSetup,
@@ -137,4 +139,35 @@ describe("BLT pretraining on FactWorld bytes (tiny)", () => {
     );
     sft.policy.dispose();
   }, 120_000);
+});
+
+describe("shipped BLT base policy (models/checkpoints/quickstart-blt)", () => {
+  const dir = join(import.meta.dirname, "..", "models", "checkpoints", "quickstart-blt");
+
+  it("is small, says bytes, carries its report, and answers in the byte format", async () => {
+    const bytes = readdirSync(dir).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
+    expect(bytes).toBeLessThanOrEqual(3 * 1024 * 1024);
+    const loaded = await loadCheckpoint(dir);
+    expect(loaded.manifest.weightsDtype).toBe("float16");
+    expect(loaded.tokenizer).toEqual(BYTE_TOKENIZER_RECORD);
+    expect(loaded.policy).toBeInstanceOf(BltPolicy);
+    const report = (loaded.trainerState as { report: { factuality: { wellFormedRate: number } } }).report;
+    expect(report.factuality.wellFormedRate).toBeGreaterThan(0);
+
+    const { world } = factWorldSetup("default");
+    const prompts = generatePrompts(world)
+      .filter((p) => p.split === "eval")
+      .slice(0, 8);
+    const result = await loaded.policy.sample(
+      prompts.map((p) => byteTextFormat.promptTokens(p.text)),
+      { temperature: 0.7, topP: 1, maxNewTokens: 96, seed: 1, stopTokens: byteTextFormat.stopTokens },
+    );
+    // Its report says about half of its answers are well-formed at this temperature (docs/models.md).
+    const answers = result.sequences.map((s) => byteTextFormat.answerText(s.tokens));
+    expect(
+      answers.filter((a) => a.startsWith("<think> The question is about ")).length,
+      answers.join("\n"),
+    ).toBeGreaterThanOrEqual(4);
+    loaded.policy.dispose();
+  });
 });
