@@ -31,7 +31,7 @@ import { registerWasmSegmentSum } from "../segment-sum-kernel.ts";
 import { checkTensorsMatch, decodeNamedTensors, encodeNamedTensors, POLICY_WEIGHTS_KIND } from "../weights-file.ts";
 import { beginBltDecode, RecomputeSession } from "./decode.ts";
 import { type BatchLayout, batchLayout } from "./layout.ts";
-import { BltNetwork } from "./network.ts";
+import { BltNetwork, type BltNetworkShape } from "./network.ts";
 import { entropyPatchLengths, spacePatchLengths, staticPatchLengths } from "./patcher.ts";
 import { BLT_VOCAB_SIZE, BOE, BOS, EOS, PAD } from "./tokens.ts";
 
@@ -47,24 +47,9 @@ export type BltPatching =
   | { readonly mode: "space"; readonly maxPatchLength?: number }
   | { readonly mode: "static"; readonly patchSize: number };
 
-export interface BltConfig extends PolicyConfigBase {
+/** The network's shape (local layers, global transformer, hashing: `BltNetworkShape`) plus patching. */
+export interface BltConfig extends PolicyConfigBase, BltNetworkShape {
   readonly backbone: "blt";
-  /** Byte-level local encoder and decoder. */
-  readonly local: {
-    readonly dModel: number;
-    readonly heads: number;
-    readonly dFF: number;
-    readonly encoderLayers: number;
-    readonly decoderLayers: number;
-    /** Causal attention window in bytes. */
-    readonly window: number;
-  };
-  /** The global transformer over patches. */
-  readonly global: { readonly dModel: number; readonly heads: number; readonly dFF: number; readonly layers: number };
-  /** Hashed n-gram embeddings added to the byte embedding (reference: n = 3…8). */
-  readonly hash: { readonly ngrams: readonly number[]; readonly buckets: number; readonly functions: number };
-  /** Key/value slots each patch offers the decoder's cross-attention (reference: cross_attn_k). */
-  readonly keysPerPatch: number;
   readonly patching: BltPatching;
   /** The byte LM that measures entropy (a dense backbone; used only by entropy patching). */
   readonly entropyModel: {

@@ -28,16 +28,21 @@ import type { BatchLayout } from "./layout.ts";
 export interface BltNetworkShape {
   readonly vocabSize: number;
   readonly initSeed: number;
+  /** Byte-level local encoder and decoder. */
   readonly local: {
     readonly dModel: number;
     readonly heads: number;
     readonly dFF: number;
     readonly encoderLayers: number;
     readonly decoderLayers: number;
+    /** Causal attention window in bytes. */
     readonly window: number;
   };
+  /** The global transformer over patches. */
   readonly global: { readonly dModel: number; readonly heads: number; readonly dFF: number; readonly layers: number };
+  /** Hashed n-gram embeddings added to the byte embedding (reference: n = 3…8). */
   readonly hash: { readonly ngrams: readonly number[]; readonly buckets: number; readonly functions: number };
+  /** Key/value slots each patch offers the decoder's cross-attention (reference: cross_attn_k). */
   readonly keysPerPatch: number;
 }
 
