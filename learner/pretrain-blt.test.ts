@@ -162,12 +162,12 @@ describe("shipped BLT base policy (models/checkpoints/quickstart-blt)", () => {
       prompts.map((p) => byteTextFormat.promptTokens(p.text)),
       { temperature: 0.7, topP: 1, maxNewTokens: 96, seed: 1, stopTokens: byteTextFormat.stopTokens },
     );
-    // Its report says about half of its answers are well-formed at this temperature (docs/models.md).
+    // Its report: 95 % of answers well-formed at this temperature (docs/models.md).
     const answers = result.sequences.map((s) => byteTextFormat.answerText(s.tokens));
     expect(
       answers.filter((a) => a.startsWith("<think> The question is about ")).length,
       answers.join("\n"),
-    ).toBeGreaterThanOrEqual(4);
+    ).toBeGreaterThanOrEqual(6);
     loaded.policy.dispose();
   });
 });
