@@ -4,13 +4,14 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generatePrompts } from "../envs/index.ts";
 import { initBackend } from "../models/backend.ts";
-import { BltPolicy } from "../models/blt/index.ts";
+import { type BltConfig, BltPolicy } from "../models/blt/index.ts";
 import { byteTextFormat, loadCheckpoint, saveCheckpoint } from "../models/index.ts";
 import {
   BYTE_TOKENIZER_RECORD,
   checkpointWordTokenizer,
   DEFAULT_PRETRAIN,
   factWorldSetup,
+  modelConfigFor,
   type PretrainSettings,
   pretrain,
   tokenizerFromRecord,
@@ -45,12 +46,26 @@ const tinyBlt: PretrainSettings = {
   entropy: { steps: 40, batchSize: 16, seqLen: 96, learningRate: 5e-3, meanPatchLength: 5 },
 };
 
+describe("a BLT config from the model section", () => {
+  it("takes the global shape, and hash buckets and local layers when given; other backbones refuse them", () => {
+    const { tokenizer } = factWorldSetup("tiny");
+    const config = modelConfigFor({ ...tinyBlt.model, localLayers: 2 }, tokenizer, 3) as BltConfig;
+    expect(config).toMatchObject({ backbone: "blt", vocabSize: 260, maxSeqLen: 256, initSeed: 3 });
+    expect(config.global).toMatchObject({ dModel: 32, layers: 1, heads: 2, dFF: 64 });
+    expect(config.hash.buckets).toBe(256);
+    expect(config.local).toMatchObject({ encoderLayers: 2, decoderLayers: 2 });
+    const dense = { ...tinyBlt.model, backbone: "dense", hashBuckets: undefined };
+    expect(() => modelConfigFor({ ...dense, localLayers: 2 }, tokenizer, 1)).toThrow(/for the BLT backbone, not dense/);
+  });
+});
+
 describe("BLT pretraining on FactWorld bytes (tiny)", () => {
   const out = mkdtempSync(join(tmpdir(), "factrl-pretrain-blt-"));
 
   it("calibrates entropy patching first, then the next-byte loss falls clearly; the checkpoint says bytes", async () => {
     const run = await pretrain(tinyBlt, out);
     expect(run.policy).toBeInstanceOf(BltPolicy);
+    expect((run.policy as BltPolicy).config.hash.buckets).toBe(256); // model.hashBuckets
     expect(run.firstLoss).toBeGreaterThan(Math.log(260) - 1); // starts near uniform over 260 tokens
     expect(run.finalEvalLoss).toBeLessThan(run.firstLoss * 0.6);
     // The threshold was calibrated to 5-byte patches; held-out stream windows land near that.

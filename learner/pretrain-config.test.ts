@@ -38,8 +38,12 @@ describe("pretrain config", () => {
   });
 
   it("has BLT-only settings: hashed n-gram buckets and the entropy stage", () => {
-    const config = decodePretrainConfig({ model: { backbone: "blt", hashBuckets: 512 } }, "blt");
+    const config = decodePretrainConfig({ model: { backbone: "blt", hashBuckets: 512, localLayers: 2 } }, "blt");
     expect(config.model.hashBuckets).toBe(512);
+    expect(config.model.localLayers).toBe(2);
+    expect(() => decodePretrainConfig({ model: { localLayers: 2 } }, "dense")).toThrow(
+      /model\.localLayers: Only the blt backbone has local layers, actual dense/,
+    );
     expect(config.pretrain.entropy).toEqual({
       steps: 300,
       batch: 16,

@@ -30,6 +30,9 @@ export const PretrainModel = Schema.Struct({
   hashBuckets: Schema.optional(PositiveInt).annotations({
     description: "BLT only: buckets per hashed n-gram table (default 4096; the bulk of a small BLT's weights).",
   }),
+  localLayers: Schema.optional(PositiveInt).annotations({
+    description: "BLT only: local encoder and decoder layers, each side (default 1).",
+  }),
 });
 
 export const EntropyStage = Schema.Struct({
@@ -112,6 +115,14 @@ export const PretrainConfig = Schema.Struct({
       : {
           path: ["model", "hashBuckets"],
           message: `Only the blt backbone has hashed n-grams, actual ${c.model.backbone}`,
+        },
+  ),
+  Schema.filter((c) =>
+    c.model.localLayers === undefined || c.model.backbone === "blt"
+      ? undefined
+      : {
+          path: ["model", "localLayers"],
+          message: `Only the blt backbone has local layers, actual ${c.model.backbone}`,
         },
   ),
 );

@@ -64,6 +64,8 @@ export interface ModelShape {
   readonly positions: "rope" | "learned";
   /** BLT only: buckets of each hashed n-gram table (default: the backbone's). */
   readonly hashBuckets?: number;
+  /** BLT only: local encoder and decoder layers, each side (default: the backbone's, 1). */
+  readonly localLayers?: number;
   readonly [extra: string]: unknown;
 }
 
@@ -139,14 +141,23 @@ export function factWorldSetup(size: WorldSize): FactWorldSetup {
  * model section's shape is the global transformer's; `maxSeqLen` is in bytes).
  */
 export function modelConfigFor(shape: ModelShape, tokenizer: WordTokenizer, initSeed: number): PolicyConfigBase {
-  const { hashBuckets, ...architecture } = shape;
+  const { hashBuckets, localLayers, ...architecture } = shape;
   if (shape.backbone === "blt") {
     const config: BltConfig = bltConfigForShape(shape, initSeed);
-    if (hashBuckets === undefined) return config;
-    const withBuckets: BltConfig = { ...config, hash: { ...config.hash, buckets: hashBuckets } };
-    return withBuckets;
+    const sized: BltConfig = {
+      ...config,
+      hash: { ...config.hash, buckets: hashBuckets ?? config.hash.buckets },
+      local: {
+        ...config.local,
+        encoderLayers: localLayers ?? config.local.encoderLayers,
+        decoderLayers: localLayers ?? config.local.decoderLayers,
+      },
+    };
+    return sized;
   }
-  if (hashBuckets !== undefined) throw new Error(`model.hashBuckets is for the BLT backbone, not ${shape.backbone}`);
+  if (hashBuckets !== undefined || localLayers !== undefined) {
+    throw new Error(`model.hashBuckets and model.localLayers are for the BLT backbone, not ${shape.backbone}`);
+  }
   const { pad, bos, eos, thinkOpen, thinkClose } = tokenizer.specialTokens;
   return {
     ...architecture,

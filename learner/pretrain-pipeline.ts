@@ -61,6 +61,7 @@ export async function makeBasePolicy(
     maxSeqLen: config.model.maxSeqLen,
     positions: config.model.positions,
     ...(config.model.hashBuckets !== undefined ? { hashBuckets: config.model.hashBuckets } : {}),
+    ...(config.model.localLayers !== undefined ? { localLayers: config.model.localLayers } : {}),
   };
   const p = config.pretrain;
   const pre = await pretrain(
