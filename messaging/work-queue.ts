@@ -373,7 +373,9 @@ const settleWith = (runtime: QueueRuntime, msg: JsMsg) => (outcome: WorkOutcome)
   Effect.gen(function* () {
     switch (outcome._tag) {
       case "Done":
-        msg.ack();
+        // Confirmed before the worker pulls again: the server handles a plain ack asynchronously, so
+        // the next pull could be served first and a worker would hold two deliveries for a moment.
+        yield* Effect.tryPromise({ try: () => msg.ackAck(), catch: jsError(`acking on ${runtime.queue}`) });
         runtime.counters.done += 1;
         return;
       case "Retry":
