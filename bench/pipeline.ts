@@ -20,7 +20,7 @@ import { type ExperimentConfig, loadConfig } from "../configs/index.ts";
 import { grpoUpdate } from "../learner/grpo-step.ts";
 import { grpoSettingsFor, hasSignal, toGrpoBatch } from "../learner/learner-actor.ts";
 import { createOptimizer } from "../learner/pretrain.ts";
-import { tokenizerRecord } from "../learner/pretrain-factworld.ts";
+import { tokenizerRecordFor } from "../learner/pretrain-factworld.ts";
 import {
   type Answer,
   ExperimentLive,
@@ -278,7 +278,7 @@ async function synchronousLoop(
         policy,
         optimizer,
         step,
-        tokenizer: tokenizerRecord(tokenizer),
+        tokenizer: tokenizerRecordFor(policy.config.backbone, tokenizer),
         trainerState: { step, version },
       });
     }

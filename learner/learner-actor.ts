@@ -42,7 +42,7 @@ import {
 import { buildPolicy, loadCheckpoint, type Policy, policyStartingFrom, saveCheckpoint } from "../models/index.ts";
 import { type GrpoBatch, type GrpoSettings, grpoUpdate } from "./grpo-step.ts";
 import { createOptimizer } from "./pretrain.ts";
-import { modelConfigFor, tokenizerRecord } from "./pretrain-factworld.ts";
+import { modelConfigFor, tokenizerRecordFor } from "./pretrain-factworld.ts";
 
 /** What a learner checkpoint carries besides weights and Adam state. */
 interface LearnerState {
@@ -202,7 +202,7 @@ export const learnerRole: RoleDefinition = {
             policy,
             optimizer,
             step: progress.step,
-            tokenizer: tokenizerRecord(factWorldEnvironment(config.env).tokenizer),
+            tokenizer: tokenizerRecordFor(policy.config.backbone, factWorldEnvironment(config.env).tokenizer),
             trainerState: state,
           }),
         );

@@ -178,6 +178,8 @@ describe("every backbone runs GRPO through the actors", () => {
 
     const manifest = await readCheckpointManifest(join(runDir, "checkpoints", "learner"));
     expect(manifest.config).toMatchObject({ backbone: "blt", vocabSize: 260 });
+    const tokenizer = JSON.parse(readFileSync(join(runDir, "checkpoints", "learner", "tokenizer.json"), "utf8"));
+    expect(tokenizer).toMatchObject({ kind: "bytes" });
     const metrics = metricsOf(runDir);
     expect(metrics.filter((m) => m.tags.role === "learner").map((m) => m.step)).toEqual([1, 2]);
     const rolloutVersions = metrics.filter((m) => m.tags.role === "rollout").map((m) => Number(m.tags.policyVersion));
