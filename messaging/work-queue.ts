@@ -526,7 +526,8 @@ export const consumeWork = <Q extends WorkQueueName, E, R>(
 export interface WorkFetcher<Q extends WorkQueueName> {
   /**
    * Fetches up to `max` items (default 1), waiting at most `expiresMs` (default 1 s, the server's
-   * minimum). Undecodable or over-delivered messages are dead-lettered and left out.
+   * minimum). Undecodable or over-delivered messages are dead-lettered and left out. A failed pull
+   * (server away, missed heartbeats) is logged and returns what arrived, maybe nothing.
    */
   readonly fetch: (options?: {
     readonly max?: number;
@@ -544,17 +545,24 @@ export const openWorkFetcher = <Q extends WorkQueueName>(
     const runtime = yield* openQueue(queue, counters);
     const fetch: WorkFetcher<Q>["fetch"] = (options = {}) =>
       Effect.gen(function* () {
-        const messages = yield* Effect.tryPromise({
-          try: async () => {
+        const messages = yield* Effect.promise(async () => {
+          const out: JsMsg[] = [];
+          try {
             const batch = await runtime.consumer.fetch({
               max_messages: Math.max(1, options.max ?? 1),
               expires: Math.max(1_000, options.expiresMs ?? 1_000),
             });
-            const out: JsMsg[] = [];
             for await (const msg of batch) out.push(msg);
-            return out;
-          },
-          catch: jsError(`fetching from ${queue}`),
+          } catch (error) {
+            // A pull fails while the server is away or this process stalled (missed heartbeats on a
+            // loaded machine): the client reconnects by itself and callers pull again, so keep what
+            // arrived; a delivery cut off on the way is redelivered after ack_wait.
+            runtime.nats.logger.warn(
+              { queue, reason: error instanceof Error ? error.message : String(error), received: out.length },
+              "fetch failed; keeping what arrived",
+            );
+          }
+          return out;
         });
         const items: WorkItem<Q>[] = [];
         for (const msg of messages) {

@@ -4,6 +4,7 @@ import {
   consumeWork,
   ensureWorkQueues,
   experimentSubjects,
+  openWorkFetcher,
   POLICY_KEY,
   publishMessage,
   publishPolicy,
@@ -89,6 +90,43 @@ describe("nats-server restarted mid-stream", () => {
       expect(result.deliveries).toBeGreaterThanOrEqual(TOTAL);
       expect(result.metric).toEqual({ after: 1 });
       expect(result.policyVersions).toEqual([1, 2]);
+    } finally {
+      await second?.stop();
+      await first.stop();
+    }
+  });
+
+  it("a fetch-only reader (the learner, rollouts) keeps going: a fetch while the server is down returns nothing instead of failing", async () => {
+    const first = await startLocalServer();
+    let second: Awaited<ReturnType<typeof startLocalServer>> | undefined;
+    try {
+      const result = await runWith(
+        first.url,
+        freshExperiment("fetch-restart"),
+        Effect.gen(function* () {
+          yield* ensureWorkQueues({ ackWaitMs: 2_000 });
+          for (let i = 0; i < 5; i++) yield* publishWork("prompts", samplePromptGroup(`f-${i}`), { msgId: `f-${i}` });
+          const fetcher = yield* openWorkFetcher("prompts");
+          const received = new Set<string>();
+          const take = (max: number) =>
+            Effect.gen(function* () {
+              const items = yield* fetcher.fetch({ max, expiresMs: 1_000 });
+              for (const item of items) {
+                received.add(item.body.groupId);
+                yield* item.settle(WorkOutcome.done);
+              }
+              return items.length;
+            });
+          const beforeKill = yield* take(2);
+          yield* Effect.promise(() => first.kill());
+          const whileDown = yield* take(3);
+          second = yield* Effect.promise(() => startLocalServer({ port: first.port, storeDir: first.storeDir }));
+          const deadline = Date.now() + 30_000;
+          while (received.size < 5 && Date.now() < deadline) yield* take(3);
+          return { beforeKill, whileDown, received: received.size };
+        }),
+      );
+      expect(result).toEqual({ beforeKill: 2, whileDown: 0, received: 5 });
     } finally {
       await second?.stop();
       await first.stop();
