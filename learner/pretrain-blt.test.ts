@@ -89,7 +89,7 @@ describe("BLT pretraining on FactWorld bytes (tiny)", () => {
     );
     loaded.policy.dispose();
     run.policy.dispose();
-  });
+  }, 300_000); // ≈ 20 s on a quiet 2-core box, minutes on a loaded one
 
   it("resumes without retraining the entropy model, and a float16 copy keeps the patching", async () => {
     const resumed = await pretrain({ ...tinyBlt, totalSteps: 42 }, out);
@@ -106,7 +106,7 @@ describe("BLT pretraining on FactWorld bytes (tiny)", () => {
     expect(copy.parameterCount()).toBe(resumed.policy.parameterCount());
     copy.dispose();
     resumed.policy.dispose();
-  });
+  }, 120_000);
 
   it("SFT in the byte format teaches `<think> … </think> answer` (curated in bytes, fitting maxSeqLen), and resumes", async () => {
     const { world, tokenizer } = factWorldSetup("tiny");
