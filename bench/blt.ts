@@ -125,7 +125,7 @@ log(
 // 1. The entropy model (shared by every entropy-patched BLT).
 const entropySource = new BltPolicy(bltShape({ mode: "space" }));
 const start = performance.now();
-const entropyLosses = trainOnBytes(entropySource.entropyModel, train, {
+const entropyLosses = await trainOnBytes(entropySource.entropyModel, train, {
   steps: ENTROPY_STEPS,
   batchSize: BATCH,
   windowLength: WINDOW,
@@ -157,7 +157,7 @@ async function evaluate(
   steps = STEPS,
 ): Promise<Row> {
   const begin = performance.now();
-  trainOnBytes(policy, train, { steps, batchSize: BATCH, windowLength: WINDOW, learningRate: LR, seed: 2 });
+  await trainOnBytes(policy, train, { steps, batchSize: BATCH, windowLength: WINDOW, learningRate: LR, seed: 2 });
   const trainMsPerStep = (performance.now() - begin) / steps;
   const bpb = bitsPerByte(policy, held);
   const l = meanPatch();

@@ -281,7 +281,7 @@ export async function pretrain(
       const entropy = settings.entropy ?? DEFAULT_ENTROPY_PATCHING;
       // Pieces of the training stream, so the entropy model and the threshold see what the BLT
       // will: windows that start mid-document and cross document boundaries.
-      prepareEntropyPatching(policy, streamPieces(trainStream, entropy.seqLen), {
+      await prepareEntropyPatching(policy, streamPieces(trainStream, entropy.seqLen), {
         steps: entropy.steps,
         batchSize: entropy.batchSize,
         windowLength: entropy.seqLen,

@@ -211,14 +211,14 @@ describe("a tiny BLT on the FactWorld corpus", () => {
     // The paper's order: train the byte LM, pick a threshold, then train BLT on those patches.
     policy = new BltPolicy(shape);
     const train = { steps: 80, batchSize: 16, windowLength: 64, learningRate: 4e-3, seed: 1, meanPatchLength: 2.5 };
-    const threshold = prepareEntropyPatching(policy, documents, train);
+    const threshold = await prepareEntropyPatching(policy, documents, train);
     expect(policy.entropyThreshold).toBe(threshold);
     const patches = held.flatMap((w) => policy.patchLengths(w));
     const meanPatch = patches.reduce((a, b) => a + b, 0) / patches.length;
     expect(meanPatch).toBeGreaterThan(2);
     expect(meanPatch).toBeLessThan(3);
     const before = bitsPerByte(policy, held);
-    trainOnBytes(policy, documents, { steps: 50, batchSize: 8, windowLength: 48, learningRate: 4e-3, seed: 2 });
+    await trainOnBytes(policy, documents, { steps: 50, batchSize: 8, windowLength: 48, learningRate: 4e-3, seed: 2 });
     const after = bitsPerByte(policy, held);
     expect(before).toBeGreaterThan(7); // ≈ log2(260) at initialisation
     expect(after, `bits per byte ${before.toFixed(2)} → ${after.toFixed(2)}`).toBeLessThan(2);

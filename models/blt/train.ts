@@ -44,16 +44,19 @@ export function windowsNll(policy: Policy, windows: readonly Int32Array[]): tf.S
   });
 }
 
+/** Lets timers and I/O run between training steps (heartbeats, RPC), so a long run never starves them. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /**
  * Adam on `variables` (default: the policy's trainable variables) over random windows; returns
  * the loss of every step (nats per byte).
  */
-export function trainOnBytes(
+export async function trainOnBytes(
   policy: Policy,
   documents: readonly Int32Array[],
   options: ByteTraining,
   variables: readonly tf.Variable[] = policy.trainableVariables,
-): number[] {
+): Promise<number[]> {
   const random = mulberry32(options.seed);
   const optimizer = tf.train.adam(options.learningRate, 0.9, 0.95, 1e-8);
   const losses: number[] = [];
@@ -63,6 +66,7 @@ export function trainOnBytes(
       const loss = optimizer.minimize(() => windowsNll(policy, windows), true, variables as tf.Variable[]);
       losses.push(loss!.dataSync()[0]!);
       loss!.dispose();
+      await yieldToEventLoop();
     }
   } finally {
     optimizer.dispose();
@@ -89,12 +93,12 @@ export function bitsPerByte(policy: Policy, windows: readonly Int32Array[], batc
  * The BLT recipe's first stage: train the entropy model on `documents`, then set the threshold
  * that cuts them into patches of `meanPatchLength` bytes on average. Returns the threshold.
  */
-export function prepareEntropyPatching(
+export async function prepareEntropyPatching(
   policy: BltPolicy,
   documents: readonly Int32Array[],
   options: ByteTraining & { readonly meanPatchLength: number },
-): number {
-  trainOnBytes(policy.entropyModel, documents, options);
+): Promise<number> {
+  await trainOnBytes(policy.entropyModel, documents, options);
   const random = mulberry32(options.seed + 1);
   return policy.calibrateEntropyThreshold(
     sampleWindows(documents, 64, options.windowLength, random),
