@@ -75,6 +75,16 @@ async function runTiny(experiment: string, sets: readonly string[]) {
   return { run, runDir: join(outDir, experiment) };
 }
 
+/** The learner took steps 1…`steps` and rollouts sampled with a policy newer than the first; the metrics. */
+function expectLearnedThroughActors(runDir: string, steps: number) {
+  const metrics = metricsOf(runDir);
+  const learnerSteps = metrics.filter((m) => m.tags.role === "learner").map((m) => m.step);
+  expect(learnerSteps).toEqual(Array.from({ length: steps }, (_, i) => i + 1));
+  const rolloutVersions = metrics.filter((m) => m.tags.role === "rollout").map((m) => Number(m.tags.policyVersion));
+  expect(Math.max(...rolloutVersions)).toBeGreaterThanOrEqual(1);
+  return metrics;
+}
+
 describe("GRPO pipeline (real processes)", () => {
   it("flows prompts through every role: the learner steps, rollouts follow new versions, the evaluator reports", async () => {
     const experiment = `pipe-e2e-${process.pid}`;
@@ -82,11 +92,7 @@ describe("GRPO pipeline (real processes)", () => {
     const { code } = await run.exited;
     expect(code, run.output().slice(-3000)).toBe(0);
 
-    const metrics = metricsOf(runDir);
-    const learnerSteps = metrics.filter((m) => m.tags.role === "learner").map((m) => m.step);
-    expect(learnerSteps).toEqual([1, 2, 3, 4]);
-    const rolloutVersions = metrics.filter((m) => m.tags.role === "rollout").map((m) => Number(m.tags.policyVersion));
-    expect(Math.max(...rolloutVersions)).toBeGreaterThanOrEqual(1);
+    const metrics = expectLearnedThroughActors(runDir, 4);
     const finalEval = metrics.find((m) => m.tags.role === "evaluator" && m.tags.policyVersion === "4");
     expect(finalEval?.values["eval.hallucinationRate"]).toBeTypeOf("number");
     expect(readFileSync(join(runDir, "report.md"), "utf8")).toMatch(/\| \*\*average\*\* \|/);
@@ -156,10 +162,7 @@ describe("every backbone runs GRPO through the actors", () => {
     // Same shape as the dense policy it started from: MoT owns a copy of each weight per modality.
     expect(manifest.config).toMatchObject({ vocabSize: dense.config.vocabSize, maxSeqLen: dense.config.maxSeqLen });
 
-    const metrics = metricsOf(runDir);
-    expect(metrics.filter((m) => m.tags.role === "learner").map((m) => m.step)).toEqual([1, 2, 3, 4]);
-    const rolloutVersions = metrics.filter((m) => m.tags.role === "rollout").map((m) => Number(m.tags.policyVersion));
-    expect(Math.max(...rolloutVersions)).toBeGreaterThanOrEqual(1);
+    const metrics = expectLearnedThroughActors(runDir, 4);
     expect(metrics.some((m) => m.tags.role === "evaluator" && m.tags.policyVersion === "4")).toBe(true);
     expect(readFileSync(join(runDir, "report.md"), "utf8")).toMatch(/\| \*\*average\*\* \|/);
   }, 240_000);
@@ -180,10 +183,7 @@ describe("every backbone runs GRPO through the actors", () => {
     expect(manifest.config).toMatchObject({ backbone: "blt", vocabSize: 260 });
     const tokenizer = JSON.parse(readFileSync(join(runDir, "checkpoints", "learner", "tokenizer.json"), "utf8"));
     expect(tokenizer).toMatchObject({ kind: "bytes" });
-    const metrics = metricsOf(runDir);
-    expect(metrics.filter((m) => m.tags.role === "learner").map((m) => m.step)).toEqual([1, 2]);
-    const rolloutVersions = metrics.filter((m) => m.tags.role === "rollout").map((m) => Number(m.tags.policyVersion));
-    expect(Math.max(...rolloutVersions)).toBeGreaterThanOrEqual(1);
+    expectLearnedThroughActors(runDir, 2);
     // The evaluator read the byte policy's answers back as text in the world's format.
     const final = JSON.parse(readFileSync(join(runDir, "eval", "v2.json"), "utf8")) as {
       answers: { answer: string }[];
