@@ -8,7 +8,8 @@
  */
 import { Effect } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
-import { Experiment, Nats, publishMessage, publishWork, WorkOutcome } from "../messaging/index.ts";
+import type { Prompt } from "../envs/index.ts";
+import { Experiment, Nats, publishMessage, publishWork, type RolloutGroup, WorkOutcome } from "../messaging/index.ts";
 import { createRewardPipeline, type RewardItem } from "../rewards/index.ts";
 import { factWorldEnvironment } from "./environment.ts";
 import type { RoleDefinition } from "./runtime.ts";
@@ -76,6 +77,22 @@ const makeStallClock = () => {
   };
 };
 
+/** What the reward modules see of a rollout group: one item per answer (an unfinished answer is `truncated`). */
+export const rewardItemsOf = (rollout: RolloutGroup, focus: Prompt["focus"] | undefined): RewardItem[] => {
+  const { group } = rollout;
+  const prompt = {
+    id: group.promptId,
+    text: group.prompt,
+    ...(focus ? { focus: { entity: focus.entity, aspects: focus.aspects } } : {}),
+  };
+  return rollout.answers.map((answer) => ({
+    prompt,
+    answer: answer.text,
+    truncated: answer.finishReason === "length",
+    ...(rollout.reference === undefined ? {} : { reference: rollout.reference }),
+  }));
+};
+
 export const rewardRole: RoleDefinition = {
   name: "reward",
   description: "scores rollout groups with the reward modules; publishes scored groups",
@@ -95,18 +112,7 @@ export const rewardRole: RoleDefinition = {
             clock.hold(1);
             const rollout = item.body;
             const { group } = rollout;
-            const focus = focusById.get(group.promptId);
-            const prompt = {
-              id: group.promptId,
-              text: group.prompt,
-              ...(focus ? { focus: { entity: focus.entity, aspects: focus.aspects } } : {}),
-            };
-            const items: RewardItem[] = rollout.answers.map((answer) => ({
-              prompt,
-              answer: answer.text,
-              truncated: answer.finishReason === "length",
-              ...(rollout.reference === undefined ? {} : { reference: rollout.reference }),
-            }));
+            const items = rewardItemsOf(rollout, focusById.get(group.promptId));
             // Durations for bench/pipeline.ts: scoring vs publishing (fetch, decode and ack happen in consume).
             const scoreStarted = performance.now();
             clock.score(1);

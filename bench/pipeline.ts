@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import { Effect, Fiber, Layer, Queue } from "effect";
 import { promptGroupAt } from "../actors/curator.ts";
 import { factWorldEnvironment, hash32 } from "../actors/index.ts";
+import { rewardItemsOf } from "../actors/reward.ts";
 import { type ExperimentConfig, loadConfig } from "../configs/index.ts";
 import { grpoUpdate } from "../learner/grpo-step.ts";
 import { grpoSettingsFor, hasSignal, toGrpoBatch } from "../learner/learner-actor.ts";
@@ -243,20 +244,7 @@ async function synchronousLoop(
           actor: "sync",
           ...(reference === undefined ? {} : { reference }),
         };
-        const focus = focusById.get(group.promptId);
-        const prompt = {
-          id: group.promptId,
-          text: group.prompt,
-          ...(focus ? { focus: { entity: focus.entity, aspects: focus.aspects } } : {}),
-        };
-        const scores = await rewards.score(
-          answers.map((a) => ({
-            prompt,
-            answer: a.text,
-            truncated: a.finishReason === "length",
-            ...(reference === undefined ? {} : { reference }),
-          })),
-        );
+        const scores = await rewards.score(rewardItemsOf(rollout, focusById.get(group.promptId)));
         scored += scores.length;
         const scoredGroup: ScoredGroup = {
           rollout,
