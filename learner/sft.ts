@@ -5,8 +5,9 @@
  * Curation: prompts from the six suites' train splits, answers `<think> short reasoning </think>
  * canonical sentences` rendered from the knowledge base; each example is kept only if it is
  * well-formed, every claim in it is supported, it makes at least one claim, it fits the model, and
- * it has no unknown word. Examples are in the policy's text format (BLT: bytes; models/prompt-format.ts). The selection is balanced round-robin over (suite, entity type), so it is
- * diverse across suites and types.
+ * it has no unknown word. Examples are in the policy's text format (BLT: bytes;
+ * models/prompt-format.ts). The selection is balanced round-robin over (suite, entity type), so it
+ * is diverse across suites and types.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
