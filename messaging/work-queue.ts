@@ -469,10 +469,11 @@ export const consumeWork = <Q extends WorkQueueName, E, R>(
     yield* sweepExhausted(runtime);
     const expires = Math.max(1_000, options.pullExpiresMs ?? 5_000);
     const keepAlive = Duration.millis(Math.max(100, runtime.ackWaitMs / 3));
-    const handle = (msg: JsMsg) =>
+    // Runs the handler; the outcome is applied afterwards, outside any interruption.
+    const work = (msg: JsMsg) =>
       Effect.gen(function* () {
         const item = yield* receive<Q>(runtime, msg);
-        if (item === undefined) return;
+        if (item === undefined) return undefined;
         const ticker = yield* Effect.fork(
           Effect.repeat(item.working, Schedule.spaced(keepAlive)).pipe(Effect.delay(keepAlive)),
         );
@@ -486,10 +487,12 @@ export const consumeWork = <Q extends WorkQueueName, E, R>(
           }),
           Effect.ensuring(Fiber.interrupt(ticker)),
         );
-        yield* item.settle(outcome).pipe(Effect.catchAll(orHandBack(runtime, msg)));
+        return { item, outcome };
       });
     // Interrupting a worker (an actor draining) hands its message back at once — one still arriving
-    // for a pull cut short, or one whose handler was cut short — instead of after ack_wait.
+    // for a pull cut short, or one whose handler was cut short — instead of after ack_wait. Once the
+    // handler has decided, the outcome is applied even if the worker is being interrupted: a Done
+    // item handed back would be worked twice.
     const worker = Effect.uninterruptibleMask((restore) =>
       Effect.gen(function* () {
         const msg = yield* restore(
@@ -511,7 +514,11 @@ export const consumeWork = <Q extends WorkQueueName, E, R>(
             Effect.retry(Schedule.spaced(Duration.millis(500))),
           ),
         );
-        if (msg !== null) yield* restore(handle(msg)).pipe(Effect.onInterrupt(() => Effect.sync(() => msg.nak())));
+        if (msg === null) return;
+        const worked = yield* restore(work(msg)).pipe(Effect.onInterrupt(() => Effect.sync(() => msg.nak())));
+        if (worked !== undefined) {
+          yield* worked.item.settle(worked.outcome).pipe(Effect.catchAll(orHandBack(runtime, msg)));
+        }
       }),
     ).pipe(Effect.forever);
     const concurrency = Math.max(1, options.concurrency ?? 1);
