@@ -216,6 +216,13 @@ export const LearnerSection = Schema.Struct({
   ),
   updatesPerBatch: setting(PositiveInt, 1, "Optimiser steps per scored batch."),
   groupsPerStep: setting(PositiveInt, 8, "Scored groups per learner step."),
+  microBatchAnswers: setting(
+    NonNegativeInt,
+    0,
+    "Answers per forward/backward pass: the learner sums the gradients of micro-batches this size and steps " +
+      "once — the same update up to float rounding, with one micro-batch's activations in memory (for long " +
+      "answers, e.g. BLT's bytes). 0 = the whole batch in one pass.",
+  ),
   totalSteps: setting(PositiveInt, 200, "Learner steps; the experiment ends after the last one."),
   publishEvery: setting(PositiveInt, 1, "Publish weights every this many steps."),
   checkpointEvery: setting(PositiveInt, 50, "Write a checkpoint every this many steps."),

@@ -3,7 +3,7 @@
  * the paper. The math lives in grpo.ts; this composes it with the policy and the optimiser.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Policy } from "../models/index.ts";
+import type { Policy, PromptAnswerBatch } from "../models/index.ts";
 import { groupAdvantages, grpoLoss, type LossAggregation } from "./grpo.ts";
 import { optimizerStep } from "./pretrain.ts";
 
@@ -30,6 +30,12 @@ export interface GrpoSettings {
   readonly temperature: number;
   /** Constant normaliser of seq-mean-token-sum-norm (the answer-token budget). */
   readonly horizon: number;
+  /**
+   * Answers per forward/backward pass: gradients of micro-batches this size are summed and the
+   * optimiser steps once (the same update up to float rounding, with one micro-batch's activations
+   * in memory); 0: the whole batch in one pass.
+   */
+  readonly microBatchAnswers: number;
 }
 
 export interface GrpoStats {
@@ -48,6 +54,24 @@ function padRows(rows: readonly Float32Array[], width: number): tf.Tensor2D {
   return tf.tensor2d(out, [rows.length, width]);
 }
 
+/** One forward/backward's share of the batch, padded only to its own longest answer. */
+interface MicroBatch {
+  readonly pairs: PromptAnswerBatch;
+  readonly behaviourLogProbs: tf.Tensor2D;
+  readonly advantages: tf.Tensor1D;
+  /** The frozen reference's log-probs, for β·KL (computed once, outside any gradient). */
+  readonly refLogProbs: tf.Tensor2D | undefined;
+}
+
+/** Consecutive [start, end) ranges of `size` answers (the last may be shorter); size 0: one range. */
+export function microBatchRanges(answers: number, size: number): [number, number][] {
+  if (!Number.isInteger(size) || size < 0) throw new Error(`microBatchAnswers must be an integer ≥ 0, got ${size}`);
+  const step = size === 0 ? Math.max(1, answers) : size;
+  const ranges: [number, number][] = [];
+  for (let start = 0; start < answers; start += step) ranges.push([start, Math.min(answers, start + step)]);
+  return ranges;
+}
+
 export function grpoUpdate(
   policy: Policy,
   optimizer: tf.AdamOptimizer,
@@ -55,53 +79,68 @@ export function grpoUpdate(
   batch: GrpoBatch,
   s: GrpoSettings,
 ): GrpoStats {
-  const pairs = { prompts: batch.prompts, answers: batch.answers };
-  const width = Math.max(1, ...batch.answers.map((a) => a.length));
   // A_i = (r_i − mean) / (std + ε) within each group, shared by every token of answer i.
   const advantageValues = groupAdvantages(batch.rewards, batch.groupSize, { normalizeStd: s.normalizeStd });
-  const advantages = tf.tensor1d(advantageValues);
-  const behaviourLogProbs = padRows(batch.behaviourLogProbs, width);
-  // The frozen reference's log-probs, for β·KL (computed once, outside any gradient).
-  const refLogProbs =
-    s.klBeta > 0 && reference
-      ? tf.tidy(() => reference.answerLogProbs(pairs, { temperature: s.temperature }).logProbs)
-      : undefined;
+  const microBatches: MicroBatch[] = microBatchRanges(batch.answers.length, s.microBatchAnswers).map(([from, to]) => {
+    const pairs = { prompts: batch.prompts.slice(from, to), answers: batch.answers.slice(from, to) };
+    const width = Math.max(1, ...pairs.answers.map((a) => a.length));
+    return {
+      pairs,
+      behaviourLogProbs: padRows(batch.behaviourLogProbs.slice(from, to), width),
+      advantages: tf.tensor1d(advantageValues.slice(from, to)),
+      refLogProbs:
+        s.klBeta > 0 && reference
+          ? tf.tidy(() => reference.answerLogProbs(pairs, { temperature: s.temperature }).logProbs)
+          : undefined,
+    };
+  });
+  // Every micro-batch is normalised by the whole batch's counts, so their losses sum to its loss.
+  const answerTokens = batch.answers.reduce((n, a) => n + a.length, 0);
   const opts = {
     epsLow: s.epsLow,
     epsHigh: s.epsHigh,
     klBeta: s.klBeta,
     aggregation: s.aggregation,
-    horizon: s.horizon,
+    denominators: {
+      tokens: Math.max(1, answerTokens),
+      answers: batch.answers.length,
+      horizon: s.horizon,
+    },
   };
 
   let last = { loss: 0, gradNorm: 0 };
-  let diagnostics: tf.Scalar[] = [];
+  let diagnostics: tf.Scalar[][] = [];
   for (let update = 0; update < s.updatesPerBatch; update++) {
-    tf.dispose(diagnostics);
+    tf.dispose(diagnostics.flat());
+    diagnostics = [];
     last = optimizerStep(
       policy,
       optimizer,
-      () => {
+      microBatches.map((m) => () => {
         // ρ = π_θ / π_behaviour per token; loss = aggregate(max(−A·ρ, −A·clip(ρ)) + β·k3).
-        const { logProbs, mask } = policy.answerLogProbs(pairs, { temperature: s.temperature });
+        const { logProbs, mask } = policy.answerLogProbs(m.pairs, { temperature: s.temperature });
+        const { behaviourLogProbs, advantages, refLogProbs } = m;
         const out = grpoLoss(
           { logProbs, behaviourLogProbs, advantages, mask, ...(refLogProbs ? { refLogProbs } : {}) },
           opts,
         );
-        diagnostics = [tf.keep(out.clipFraction), tf.keep(out.meanRatio), ...(out.kl ? [tf.keep(out.kl)] : [])];
+        diagnostics.push([tf.keep(out.clipFraction), tf.keep(out.meanRatio), ...(out.kl ? [tf.keep(out.kl)] : [])]);
         return out.loss;
-      },
+      }),
       s.learningRate,
       s.clipNorm,
     );
   }
-  const [clipFraction, meanRatio, kl] = diagnostics.map((t) => t.dataSync()[0]!);
-  tf.dispose([advantages, behaviourLogProbs, ...(refLogProbs ? [refLogProbs] : []), ...diagnostics]);
+  // Each micro-batch's diagnostics are its share of the whole batch's token means.
+  const total = (k: number) => diagnostics.reduce((sum, d) => sum + (d[k]?.dataSync()[0] ?? 0), 0);
+  const stats = { clipFraction: total(0), meanRatio: total(1), kl: total(2) };
+  tf.dispose([
+    ...diagnostics.flat(),
+    ...microBatches.flatMap((m) => [m.behaviourLogProbs, m.advantages, ...(m.refLogProbs ? [m.refLogProbs] : [])]),
+  ]);
   return {
     ...last,
-    clipFraction: clipFraction ?? 0,
-    meanRatio: meanRatio ?? 1,
-    kl: kl ?? 0,
+    ...stats,
     meanAdvantageAbs: advantageValues.reduce((a, v) => a + Math.abs(v), 0) / Math.max(1, advantageValues.length),
   };
 }

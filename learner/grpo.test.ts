@@ -1,6 +1,15 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
-import { aggregateLoss, clippedSurrogate, groupAdvantages, grpoLoss, k3KL, zeroVarianceGroups } from "./grpo.ts";
+import {
+  aggregateLoss,
+  clippedSurrogate,
+  groupAdvantages,
+  grpoLoss,
+  k3KL,
+  type LossAggregation,
+  type LossDenominators,
+  zeroVarianceGroups,
+} from "./grpo.ts";
 
 const close = (actual: readonly number[], expected: readonly number[], digits = 5) => {
   expect(actual.length).toBe(expected.length);
@@ -92,7 +101,33 @@ describe("aggregateLoss", () => {
   });
   it("seq-mean-token-sum-norm divides token sums by a constant horizon", () => {
     expect(aggregateLoss(perToken, mask, "seq-mean-token-sum-norm").dataSync()[0]).toBeCloseTo((6 / 3 + 4 / 3) / 2, 6);
-    expect(aggregateLoss(perToken, mask, "seq-mean-token-sum-norm", 10).dataSync()[0]).toBeCloseTo((0.6 + 0.4) / 2, 6);
+    expect(aggregateLoss(perToken, mask, "seq-mean-token-sum-norm", { horizon: 10 }).dataSync()[0]).toBeCloseTo(
+      (0.6 + 0.4) / 2,
+      6,
+    );
+  });
+
+  // Micro-batches: row 0 alone ([1, 2, 3], mask 1 1 1) and row 1 alone, padded only to its own
+  // longest answer ([4], mask 1), each normalised by the whole batch's counts (4 tokens, 2 answers,
+  // horizon 3 = the whole batch's width) must sum to the whole-batch loss.
+  const first = { perToken: t2([[1, 2, 3]]), mask: t2([[1, 1, 1]]) };
+  const second = { perToken: t2([[4]]), mask: t2([[1]]) };
+  const whole = { tokens: 4, answers: 2, horizon: 3 };
+  const split = (mode: LossAggregation, denominators: LossDenominators) =>
+    [first, second].map((c) => aggregateLoss(c.perToken, c.mask, mode, denominators).dataSync()[0]!);
+  it("token-mean of a micro-batch: its masked sum / the whole batch's tokens", () => {
+    // 6 / 4 + 4 / 4 = 2.5 = 10 / 4
+    close(split("token-mean", whole), [1.5, 1]);
+  });
+  it("seq-mean-token-mean of a micro-batch: its sum of answer means / the whole batch's answers", () => {
+    // (6 / 3) / 2 + (4 / 1) / 2 = 1 + 2 = 3 = (2 + 4) / 2
+    close(split("seq-mean-token-mean", whole), [1, 2]);
+  });
+  it("seq-mean-token-sum-norm of a micro-batch: its token sums / the whole batch's horizon / answers", () => {
+    // 6 / 3 / 2 + 4 / 3 / 2 = 1 + 2/3 = 5/3 = (6/3 + 4/3) / 2
+    close(split("seq-mean-token-sum-norm", whole), [1, 2 / 3]);
+    // The second micro-batch's own width (1) as the horizon would give 4 / 1 / 2 = 2, not 2/3.
+    close(split("seq-mean-token-sum-norm", { answers: 2 }), [1, 2]);
   });
 });
 
@@ -112,6 +147,58 @@ describe("grpoLoss", () => {
     expect(out.meanRatio.dataSync()[0]).toBeCloseTo(1, 6);
     expect(out.clipFraction.dataSync()[0]).toBe(0);
     expect(out.kl?.dataSync()[0]).toBeCloseTo(k3 / 2, 6);
+  });
+
+  it("a micro-batch's loss and diagnostics are its share of the whole batch's", () => {
+    // The clippedSurrogate example above with β = 0.1 to a reference of log 1 (k3 = ρ − log ρ − 1
+    // per token), split into its two answers; the whole batch has 6 tokens.
+    const opts = { epsLow: 0.2, epsHigh: 0.28, klBeta: 0.1, aggregation: "token-mean" } as const;
+    const row = [Math.log(1.5), Math.log(0.5), Math.log(1.1)];
+    const k3 = row.map((lp) => Math.exp(-lp) + lp - 1);
+    const sumK3 = k3.reduce((a, b) => a + b, 0);
+    const answer = (advantage: number) =>
+      grpoLoss(
+        {
+          logProbs: t2([row]),
+          behaviourLogProbs: t2([[0, 0, 0]]),
+          advantages: tf.tensor1d([advantage]),
+          mask: t2([[1, 1, 1]]),
+          refLogProbs: t2([[0, 0, 0]]),
+        },
+        { ...opts, denominators: { tokens: 6, answers: 2 } },
+      );
+    const [positive, negative] = [answer(1), answer(-1)];
+    const value = (t: tf.Scalar | undefined) => t!.dataSync()[0]!;
+    // Surrogates [−1.28, −0.5, −1.1] and [1.5, 0.8, 1.1] (see above), each plus 0.1·k3, over 6 tokens.
+    close([value(positive.loss), value(negative.loss)], [(-2.88 + 0.1 * sumK3) / 6, (3.4 + 0.1 * sumK3) / 6]);
+    // One clipped token each: 1/6 + 1/6 = 2/6 of the batch; ratios 3.1 per answer: 6.2 / 6.
+    close([value(positive.clipFraction), value(negative.clipFraction)], [1 / 6, 1 / 6]);
+    close([value(positive.meanRatio), value(negative.meanRatio)], [3.1 / 6, 3.1 / 6]);
+    close([value(positive.kl), value(negative.kl)], [sumK3 / 6, sumK3 / 6]);
+    // The whole batch in one call: the sums of the above.
+    const both = grpoLoss(
+      {
+        logProbs: t2([row, row]),
+        behaviourLogProbs: t2([
+          [0, 0, 0],
+          [0, 0, 0],
+        ]),
+        advantages: tf.tensor1d([1, -1]),
+        mask: t2([
+          [1, 1, 1],
+          [1, 1, 1],
+        ]),
+        refLogProbs: t2([
+          [0, 0, 0],
+          [0, 0, 0],
+        ]),
+      },
+      opts,
+    );
+    close(
+      [value(both.loss), value(both.clipFraction), value(both.meanRatio), value(both.kl)],
+      [(0.52 + 0.2 * sumK3) / 6, 2 / 6, 6.2 / 6, (2 * sumK3) / 6],
+    );
   });
 
   it("refuses a KL term without reference log-probs", () => {

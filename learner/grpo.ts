@@ -95,29 +95,48 @@ export const LOSS_AGGREGATIONS = ["token-mean", "seq-mean-token-mean", "seq-mean
 export type LossAggregation = (typeof LOSS_AGGREGATIONS)[number];
 
 /**
+ * The counts a loss is normalised by. A micro-batch passes its whole batch's, so that the
+ * micro-batches' losses (and gradients) sum to the whole batch's exactly; each count defaults to
+ * the tensor's own, which is the whole-batch case.
+ */
+export interface LossDenominators {
+  /** Real tokens, Σ mask (token-mean and the token-mean diagnostics); default this mask's, at least 1. */
+  readonly tokens?: number;
+  /** Answers, B (the seq-mean aggregations); default this tensor's rows. */
+  readonly answers?: number;
+  /** seq-mean-token-sum-norm's constant per-answer normaliser; default T, this tensor's padded width. */
+  readonly horizon?: number;
+}
+
+/**
  * Reduce a [B, T] per-token loss to a scalar over the tokens the mask keeps.
- * - token-mean: Σ loss / Σ mask (DAPO: every token weighs the same, long answers are not discounted)
- * - seq-mean-token-mean: mean over answers of each answer's token mean (the original GRPO)
- * - seq-mean-token-sum-norm: mean over answers of token sum / `horizon` (Dr. GRPO: a constant
- *   normaliser, no length bias); horizon defaults to T, the padded width.
+ * - token-mean: Σ loss / tokens (DAPO: every token weighs the same, long answers are not discounted)
+ * - seq-mean-token-mean: Σ over answers of each answer's token mean / answers (the original GRPO)
+ * - seq-mean-token-sum-norm: Σ over answers of token sum / (horizon · answers) (Dr. GRPO: a constant
+ *   normaliser, no length bias)
+ * with `tokens`, `answers`, `horizon` from `denominators` (default: this tensor's own).
  */
 export function aggregateLoss(
   perToken: tf.Tensor2D,
   mask: tf.Tensor2D,
   mode: LossAggregation,
-  horizon: number = perToken.shape[1],
+  denominators: LossDenominators = {},
 ): tf.Scalar {
+  const [rows, width] = perToken.shape;
+  const answers = denominators.answers ?? rows;
   return tf.tidy(() => {
     const masked = tf.mul(perToken, mask);
     switch (mode) {
-      case "token-mean":
-        return tf.div(tf.sum(masked), tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
+      case "token-mean": {
+        const tokens = denominators.tokens ?? tf.maximum(tf.sum(mask), 1);
+        return tf.div(tf.sum(masked), tokens) as tf.Scalar;
+      }
       case "seq-mean-token-mean": {
-        const perSeq = tf.div(tf.sum(masked, 1), tf.maximum(tf.sum(mask, 1), 1));
-        return tf.mean(perSeq) as tf.Scalar;
+        const perAnswer = tf.div(tf.sum(masked, 1), tf.maximum(tf.sum(mask, 1), 1));
+        return tf.div(tf.sum(perAnswer), answers) as tf.Scalar;
       }
       case "seq-mean-token-sum-norm":
-        return tf.mean(tf.div(tf.sum(masked, 1), horizon)) as tf.Scalar;
+        return tf.div(tf.sum(masked), (denominators.horizon ?? width) * answers) as tf.Scalar;
     }
   });
 }
@@ -126,7 +145,8 @@ export interface GrpoLossOptions extends ClipOptions {
   /** KL coefficient β to the frozen reference policy; 0 turns the KL term off. */
   readonly klBeta: number;
   readonly aggregation: LossAggregation;
-  readonly horizon?: number;
+  /** The whole batch's counts when these inputs are one micro-batch of it (see `LossDenominators`). */
+  readonly denominators?: LossDenominators;
 }
 
 export interface GrpoLossInputs {
@@ -138,7 +158,10 @@ export interface GrpoLossInputs {
   readonly refLogProbs?: tf.Tensor2D;
 }
 
-/** The full GRPO objective to minimise: aggregate(clipped surrogate + β·k3). Also returns diagnostics. */
+/**
+ * The full GRPO objective to minimise: aggregate(clipped surrogate + β·k3). Also returns diagnostics,
+ * token means normalised like the loss (a micro-batch's sum to the whole batch's).
+ */
 export function grpoLoss(
   inputs: GrpoLossInputs,
   opts: GrpoLossOptions,
@@ -149,9 +172,9 @@ export function grpoLoss(
     const surrogate = clippedSurrogate(logProbs, behaviourLogProbs, advantages, opts);
     const kl = opts.klBeta > 0 && refLogProbs ? k3KL(logProbs, refLogProbs) : undefined;
     const perToken = kl ? (tf.add(surrogate.loss, tf.mul(opts.klBeta, kl)) as tf.Tensor2D) : surrogate.loss;
-    const tokenMean = (t: tf.Tensor2D) => aggregateLoss(t, mask, "token-mean");
+    const tokenMean = (t: tf.Tensor2D) => aggregateLoss(t, mask, "token-mean", opts.denominators);
     return {
-      loss: aggregateLoss(perToken, mask, opts.aggregation, opts.horizon),
+      loss: aggregateLoss(perToken, mask, opts.aggregation, opts.denominators),
       clipFraction: tokenMean(surrogate.clipped),
       meanRatio: tokenMean(surrogate.ratio),
       kl: kl ? tokenMean(kl) : undefined,

@@ -117,6 +117,7 @@ export const grpoSettingsFor = (config: ExperimentConfig): GrpoSettings => ({
   updatesPerBatch: config.learner.updatesPerBatch,
   temperature: config.rollout.temperature,
   horizon: config.rollout.maxNewTokens,
+  microBatchAnswers: config.learner.microBatchAnswers,
 });
 
 export const learnerRole: RoleDefinition = {

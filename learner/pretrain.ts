@@ -54,38 +54,45 @@ export function trainStep(
   learningRate: number,
   clipNorm: number,
 ): { loss: number; gradNorm: number } {
-  return optimizerStep(policy, optimizer, () => answerNll(policy, batch), learningRate, clipNorm);
+  return optimizerStep(policy, optimizer, [() => answerNll(policy, batch)], learningRate, clipNorm);
 }
 
 /**
- * One Adam step minimising `loss()` over the policy's variables, with gradients clipped to a global
- * L2 norm (`clipNorm` 0: off). Shared by pretraining, SFT and GRPO. Returns the loss before the update.
+ * One Adam step minimising Σ `losses` over the policy's variables, with gradients clipped to a global
+ * L2 norm (`clipNorm` 0: off). Each loss closure is one micro-batch, differentiated on its own so only
+ * its activations are alive at once (gradient accumulation); a single closure is the whole batch.
+ * Shared by pretraining, SFT and GRPO. Returns the summed loss before the update and the gradient norm.
  */
 export function optimizerStep(
   policy: Policy,
   optimizer: tf.AdamOptimizer,
-  loss: () => tf.Scalar,
+  losses: readonly (() => tf.Scalar)[],
   learningRate: number,
   clipNorm: number,
 ): { loss: number; gradNorm: number } {
+  if (losses.length === 0) throw new Error("optimizerStep: no loss to minimise");
   (optimizer as unknown as { learningRate: number }).learningRate = learningRate;
   const variables = policy.trainableVariables as tf.Variable[];
-  const { value, grads } = tf.variableGrads(loss, variables);
-  // A variable the loss did not reach (e.g. a modality absent from the batch) gets a zero gradient.
-  for (const v of variables) grads[v.name] ??= tf.zerosLike(v);
-  const names = Object.keys(grads);
-  const normTensor = tf.tidy(() => tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]!))))));
+  let loss = 0;
+  // Gradients in the policy's variable order: the optimiser's state follows it (see checkpoints).
+  let grads: tf.Tensor[] | undefined;
+  for (const microBatchLoss of losses) {
+    const step = tf.variableGrads(microBatchLoss, variables);
+    loss += step.value.dataSync()[0]!;
+    // A variable the loss did not reach (e.g. a modality absent from the batch) gets a zero gradient.
+    const chunk = variables.map((v) => step.grads[v.name] ?? tf.zerosLike(v));
+    const summed = grads ? chunk.map((g, i) => tf.add(grads![i]!, g)) : chunk;
+    tf.dispose([step.value, ...(grads ? [...grads, ...chunk] : [])]);
+    grads = summed;
+  }
+  const accumulated = grads!;
+  const normTensor = tf.tidy(() => tf.sqrt(tf.addN(accumulated.map((g) => tf.sum(tf.square(g))))));
   const gradNorm = normTensor.dataSync()[0]!;
   const scale = clipNorm > 0 && gradNorm > clipNorm ? clipNorm / gradNorm : 1;
-  // Gradients in the policy's variable order: the optimiser's state follows it (see checkpoints).
-  const ordered = variables.map((v) => ({
-    name: v.name,
-    tensor: scale === 1 ? grads[v.name]! : tf.mul(grads[v.name]!, scale),
-  }));
-  optimizer.applyGradients(ordered);
-  const lossValue = value.dataSync()[0]!;
-  tf.dispose([value, normTensor, ...Object.values(grads), ...ordered.map((g) => g.tensor)]);
-  return { loss: lossValue, gradNorm };
+  const scaled = scale === 1 ? accumulated : accumulated.map((g) => tf.mul(g, scale));
+  optimizer.applyGradients(variables.map((v, i) => ({ name: v.name, tensor: scaled[i]! })));
+  tf.dispose([normTensor, ...accumulated, ...(scale === 1 ? [] : scaled)]);
+  return { loss, gradNorm };
 }
 
 // ── the loop ─────────────────────────────────────────────────────────────────────────────────────
