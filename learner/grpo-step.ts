@@ -1,6 +1,8 @@
 /**
  * One GRPO update on a batch of scored groups — the part of the learner a researcher holds against
- * the paper. The math lives in grpo.ts; this composes it with the policy and the optimiser.
+ * the paper. The math lives in grpo.ts; this composes it with the policy and the optimiser. The
+ * batch may go through in micro-batches (`microBatchAnswers`): their gradients are summed and the
+ * optimiser steps once, the same update as the whole batch in one pass.
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Policy, PromptAnswerBatch } from "../models/index.ts";
