@@ -1,6 +1,6 @@
 /**
- * Following the learner's policy: the learner stores each version's weights in the object store and
- * then points the `policy` KV key at them; rollout actors and the evaluator watch that key and load
+ * Following the learner's policy: the learner stores each version's weights as a blob and then
+ * points the `policy` KV key at them; rollout actors and the evaluator watch that key and load
  * a newer version between batches (never in the middle of one, so every rollout has one version).
  */
 import { Effect, Queue, type Scope } from "effect";
@@ -66,10 +66,24 @@ export const followPolicy: Effect.Effect<PolicyFollower, StateError, Nats | Expe
         announced = first.value;
         yield* drainUpdates;
       }
-      const target = announced;
       if (!inUse) inUse = { policy: yield* buildPublishedArchitecture, version: -1 };
-      if (target.version > inUse.version) {
-        yield* load(inUse.policy, target);
+      while (announced.version > inUse.version) {
+        const target = announced;
+        // The learner keeps only the newest few versions' weights: one superseded while this reader
+        // lagged is gone, and the newer one it announced is what to load instead.
+        const loaded = yield* load(inUse.policy, target).pipe(
+          Effect.as(true),
+          Effect.catchIf(
+            (error) => error._tag === "BlobError" && error.kind === "not-found",
+            (error) =>
+              Effect.gen(function* () {
+                yield* drainUpdates;
+                if (announced!.version <= target.version) return yield* error;
+                return false;
+              }),
+          ),
+        );
+        if (!loaded) continue;
         inUse.version = target.version;
         yield* Effect.logInfo(`loaded policy version ${target.version}`);
       }

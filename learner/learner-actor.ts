@@ -9,16 +9,17 @@
  * again — by the resumed weights, which never saw them. So every group is used at most once in the
  * surviving run, and none is lost: consumed + stale + zero-variance + dead-lettered adds up.
  *
- * Subjects: pulls ScoredGroup from the `scored` work queue; publishes weights (object store) and the
+ * Subjects: pulls ScoredGroup from the `scored` work queue; publishes weights (a blob per version) and the
  * `policy`, `policy-architecture` and `learner-progress` KV keys; metrics on `metrics.learner`.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type * as tf from "@tensorflow/tfjs";
-import { Duration, Effect, Schedule } from "effect";
+import { Duration, Effect, Fiber, Schedule } from "effect";
 import { factWorldEnvironment, type RoleDefinition, useBackend } from "../actors/index.ts";
 import type { ExperimentConfig } from "../configs/index.ts";
 import {
+  type BlobError,
   Experiment,
   getBlob,
   getState,
@@ -28,6 +29,7 @@ import {
   publishPolicy,
   putState,
   type ScoredGroup,
+  type StateError,
   sweepExhaustedDeliveries,
   type WorkItem,
   WorkOutcome,
@@ -213,6 +215,7 @@ export const learnerRole: RoleDefinition = {
       });
 
       return Effect.gen(function* () {
+        let publishing: Fiber.RuntimeFiber<unknown, BlobError | StateError> | undefined;
         while (progress.step < L.totalSteps) {
           // Durations for bench/pipeline.ts: waiting for groups (fetching included), updating, publishing, checkpointing.
           const collectStarted = performance.now();
@@ -230,9 +233,14 @@ export const learnerRole: RoleDefinition = {
           if (step % L.publishEvery === 0 || last) {
             const version = progress.policyVersion + 1;
             const weights = yield* Effect.promise(() => policy.exportWeights());
+            // The weights travel while the next step collects and updates (the learner is the slower
+            // side); versions go out in order, one in flight, and a failed publish fails the next one.
             const publishStarted = performance.now();
-            yield* publishPolicy(version, weights);
+            if (publishing) yield* Fiber.join(publishing);
             publishMs = performance.now() - publishStarted;
+            publishing = yield* Effect.fork(publishPolicy(version, weights));
+            // The last version is out before the learner says it is done.
+            if (last) yield* Fiber.join(publishing);
             progress = { ...progress, policyVersion: version };
             actor.setPolicyVersion(version);
           }

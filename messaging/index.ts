@@ -81,6 +81,7 @@ export {
   PolicyPointer,
   publishPolicy,
   putState,
+  RETAINED_POLICY_VERSIONS,
   type StateEntry,
   StateError,
   type StateKey,

@@ -8,7 +8,7 @@
  */
 import { type KV, Kvm } from "@nats-io/kv";
 import { Data, Effect, Either, ParseResult, Queue, Schema, type Scope } from "effect";
-import { type BlobError, type BlobInfo, putBlob, weightsBlobName } from "./blobs.ts";
+import { type BlobError, type BlobInfo, deleteBlob, putBlob, weightsBlobName } from "./blobs.ts";
 import { Nats } from "./connection.ts";
 import { Experiment } from "./experiment.ts";
 
@@ -132,8 +132,15 @@ export const watchState = <A, I>(
   });
 
 /**
+ * Versions whose weights stay stored besides version 0 (the initial policy: references, the KL
+ * reference): a reader that saw an older pointer finishes its load while a few newer ones appear.
+ */
+export const RETAINED_POLICY_VERSIONS = 4;
+
+/**
  * Publishes a new policy: stores its weights first, then points the policy key at them, so a
- * watcher never sees a version whose weights are not there yet.
+ * watcher never sees a version whose weights are not there yet. Then drops the weights of the
+ * version `RETAINED_POLICY_VERSIONS` back (never version 0), so storage stays bounded over a run.
  */
 export const publishPolicy = (
   version: number,
@@ -143,5 +150,7 @@ export const publishPolicy = (
     const name = weightsBlobName(version);
     const blob = yield* putBlob(name, weights, { version: String(version) });
     const revision = yield* putState(POLICY_KEY, { version, weights: name, publishedAt: Date.now() });
+    const expired = version - RETAINED_POLICY_VERSIONS;
+    if (expired > 0) yield* deleteBlob(weightsBlobName(expired));
     return { blob, revision };
   });

@@ -1,6 +1,6 @@
 /**
  * Every NATS name an experiment uses, in one place: subjects (`factrl.<experiment>.…`) and the
- * JetStream stream, consumer, KV and Object Store names derived from them. Those names allow no dots,
+ * JetStream stream, consumer and KV names derived from them. Those names allow no dots,
  * so every token that goes into one is validated to [A-Za-z0-9_-] first; a bad id fails here with a
  * message saying what is wrong, never later as a confusing server error.
  */
@@ -64,8 +64,10 @@ export interface ExperimentSubjects {
   readonly deadLetterStream: string;
   /** Durable pull consumer of a work queue shared by all its workers: `<queue>_workers`. */
   readonly consumer: (queue: WorkQueueName) => string;
-  /** Object Store bucket for policy weights: `factrl_<exp>_weights`. */
-  readonly weightsBucket: string;
+  /** `factrl.<exp>.blobs` — the prefix of blob manifests (`.meta.<name>`) and chunks (`.data.<name>`). */
+  readonly blobs: string;
+  /** JetStream stream keeping the blobs (policy weights): `factrl_<exp>_weights`. */
+  readonly weightsStream: string;
   /** KV bucket for small shared state (current policy version): `factrl_<exp>_state`. */
   readonly stateBucket: string;
 }
@@ -92,7 +94,8 @@ export function experimentSubjects(experiment: string): ExperimentSubjects {
     stream: (queue) => `factrl_${experiment}_${queue}`,
     deadLetterStream: `factrl_${experiment}_deadletter`,
     consumer: (queue) => `${queue}_workers`,
-    weightsBucket: `factrl_${experiment}_weights`,
+    blobs: `${root}.blobs`,
+    weightsStream: `factrl_${experiment}_weights`,
     stateBucket: `factrl_${experiment}_state`,
   };
 }

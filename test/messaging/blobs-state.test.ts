@@ -10,6 +10,7 @@ import {
   POLICY_KEY,
   publishPolicy,
   putBlob,
+  RETAINED_POLICY_VERSIONS,
   StateError,
   watchState,
   weightsBlobName,
@@ -17,7 +18,7 @@ import {
 import { Experiment, freshExperiment, Nats, runWith } from "./fixtures.ts";
 
 describe("blobs", () => {
-  it("round-trips a 20 MB Float32Array bit-exact through the Object Store", async () => {
+  it("round-trips a 20 MB Float32Array bit-exact (in chunks under max_payload)", async () => {
     const weights = new Float32Array(5 * 1024 * 1024);
     for (let i = 0; i < weights.length; i++) weights[i] = Math.sin(i * 0.001) * 1e-3 + (i % 7) * 1e6;
     weights[0] = Number.NaN;
@@ -59,6 +60,71 @@ describe("blobs", () => {
     expect(result.missing).toBeInstanceOf(BlobError);
     expect(result.missing.kind).toBe("not-found");
     expect(result.names).toEqual(["b"]);
+  });
+
+  it("replaces a blob whole: readers see the old bytes or the new, and the old chunks are gone", async () => {
+    const result = await runWith(
+      inject("natsUrl"),
+      freshExperiment(),
+      Effect.gen(function* () {
+        const { manager } = yield* Nats;
+        const { subjects } = yield* Experiment;
+        yield* putBlob("w", new Uint8Array(1_200_000).fill(1)); // 3 chunks
+        const info = yield* putBlob("w", new Uint8Array([9, 9]), { round: "2" });
+        const back = yield* getBlob("w");
+        const stream = yield* Effect.promise(() => manager.streams.info(subjects.weightsStream));
+        return { info, back, messages: stream.state.messages };
+      }),
+    );
+    expect(result.info).toMatchObject({ name: "w", size: 2, chunks: 1, metadata: { round: "2" } });
+    expect([...result.back]).toEqual([9, 9]);
+    expect(result.messages).toBe(2); // the new chunk and manifest only
+  });
+
+  it("reports a blob whose stored bytes changed as corrupt, and a bad name before touching the server", async () => {
+    const result = await runWith(
+      inject("natsUrl"),
+      freshExperiment(),
+      Effect.gen(function* () {
+        const { jetstream, manager } = yield* Nats;
+        const { subjects } = yield* Experiment;
+        yield* putBlob("w", new Uint8Array([1, 2, 3]));
+        // Rewrite the manifest to point at a chunk with other bytes (what a bit flip on disk would look like).
+        const manifest = (yield* Effect.promise(() =>
+          manager.direct.getMessage(subjects.weightsStream, { last_by_subj: `${subjects.blobs}.meta.w` }),
+        ))!.json<{ sequences: number[] }>();
+        const other = yield* Effect.promise(() =>
+          jetstream.publish(`${subjects.blobs}.data.w`, new Uint8Array([1, 2, 4])),
+        );
+        yield* Effect.promise(() =>
+          jetstream.publish(`${subjects.blobs}.meta.w`, JSON.stringify({ ...manifest, sequences: [other.seq] })),
+        );
+        return { corrupt: yield* Effect.flip(getBlob("w")), badName: yield* Effect.flip(getBlob("policy.v1")) };
+      }),
+    );
+    expect(result.corrupt.kind).toBe("corrupt");
+    expect(result.corrupt.message).toMatch(/read 3 bytes with SHA-256=.*stored 3 bytes with SHA-256=/);
+    expect(result.badName.kind).toBe("store");
+    expect(result.badName.message).toMatch(/must not contain dots/);
+  });
+
+  it("keeps version 0 and the newest policy versions' weights, and drops the rest as versions are published", async () => {
+    const names = await runWith(
+      inject("natsUrl"),
+      freshExperiment(),
+      Effect.gen(function* () {
+        for (let version = 0; version <= RETAINED_POLICY_VERSIONS + 3; version++) {
+          yield* publishPolicy(version, new Uint8Array([version]));
+        }
+        return (yield* listBlobs()).map((info) => info.name);
+      }),
+    );
+    const newest = RETAINED_POLICY_VERSIONS + 3;
+    const kept = [
+      0,
+      ...Array.from({ length: RETAINED_POLICY_VERSIONS }, (_, i) => newest - RETAINED_POLICY_VERSIONS + 1 + i),
+    ];
+    expect(names.sort()).toEqual(kept.map(weightsBlobName).sort());
   });
 });
 

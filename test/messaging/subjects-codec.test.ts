@@ -28,9 +28,10 @@ describe("subjects", () => {
     expect(s.allMetrics).toBe("factrl.grpo-7_b.metrics.>");
     expect(s.stream("scored")).toBe("factrl_grpo-7_b_scored");
     expect(s.deadLetterStream).toBe("factrl_grpo-7_b_deadletter");
-    expect(s.weightsBucket).toBe("factrl_grpo-7_b_weights");
+    expect(s.weightsStream).toBe("factrl_grpo-7_b_weights");
+    expect(s.blobs).toBe("factrl.grpo-7_b.blobs");
     expect(s.stateBucket).toBe("factrl_grpo-7_b_state");
-    for (const name of [s.stream("prompts"), s.weightsBucket, s.stateBucket, s.consumer("rollouts")]) {
+    for (const name of [s.stream("prompts"), s.weightsStream, s.stateBucket, s.consumer("rollouts")]) {
       expect(name).toMatch(/^[A-Za-z0-9_-]+$/);
     }
   });
