@@ -15,11 +15,10 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type * as tf from "@tensorflow/tfjs";
-import { Duration, Effect, Fiber, Schedule } from "effect";
+import { Duration, Effect, Schedule } from "effect";
 import { factWorldEnvironment, type RoleDefinition, useBackend } from "../actors/index.ts";
 import type { ExperimentConfig } from "../configs/index.ts";
 import {
-  type BlobError,
   Experiment,
   getBlob,
   getState,
@@ -29,7 +28,6 @@ import {
   publishPolicy,
   putState,
   type ScoredGroup,
-  type StateError,
   sweepExhaustedDeliveries,
   type WorkItem,
   WorkOutcome,
@@ -215,7 +213,6 @@ export const learnerRole: RoleDefinition = {
       });
 
       return Effect.gen(function* () {
-        let publishing: Fiber.RuntimeFiber<unknown, BlobError | StateError> | undefined;
         while (progress.step < L.totalSteps) {
           // Durations for bench/pipeline.ts: waiting for groups (fetching included), updating, publishing, checkpointing.
           const collectStarted = performance.now();
@@ -233,14 +230,11 @@ export const learnerRole: RoleDefinition = {
           if (step % L.publishEvery === 0 || last) {
             const version = progress.policyVersion + 1;
             const weights = yield* Effect.promise(() => policy.exportWeights());
-            // The weights travel while the next step collects and updates (the learner is the slower
-            // side); versions go out in order, one in flight, and a failed publish fails the next one.
+            // In the loop, not behind it: a version announced later would make every group one step
+            // staler (a background publish here dropped 18 % of groups as stale instead of ~1 %).
             const publishStarted = performance.now();
-            if (publishing) yield* Fiber.join(publishing);
+            yield* publishPolicy(version, weights);
             publishMs = performance.now() - publishStarted;
-            publishing = yield* Effect.fork(publishPolicy(version, weights));
-            // The last version is out before the learner says it is done.
-            if (last) yield* Fiber.join(publishing);
             progress = { ...progress, policyVersion: version };
             actor.setPolicyVersion(version);
           }
