@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend } from "./backend.ts";
-import { type DenseConfig, DensePolicy } from "./dense.ts";
+import { type DenseConfig, DensePolicy, ropeTables } from "./dense.ts";
 import { Modality, tokenModalities } from "./policy.ts";
 
 const special = { pad: 0, bos: 1, eos: 2, thinkOpen: 3, thinkClose: 4 };
@@ -177,5 +177,27 @@ describe("tokenModalities", () => {
       Modality.answer,
       Modality.answer,
     ]);
+  });
+});
+
+describe("ropeTables", () => {
+  it("gives cos(p·base^(−2j/d)) and sin for any positions, before and after its row cache grows", () => {
+    const dh = 8;
+    const base = 10_000;
+    // 0 and 5 fill the first cache; 700 is past it and makes it grow.
+    const positions = Int32Array.of(5, 0, 700, 5);
+    const frame = { batchSize: 1, length: positions.length, positions, bias: tf.scalar(0) };
+    const { cos, sin } = ropeTables(frame, dh, base);
+    const cosValues = cos.dataSync();
+    const sinValues = sin.dataSync();
+    expect(cos.shape).toEqual([1, 4, 1, dh]);
+    for (const [i, p] of positions.entries()) {
+      for (let j = 0; j < dh; j++) {
+        const angle = p * base ** (-(2 * (j % (dh / 2))) / dh);
+        expect(cosValues[i * dh + j]).toBeCloseTo(Math.cos(angle), 6);
+        expect(sinValues[i * dh + j]).toBeCloseTo(Math.sin(angle), 6);
+      }
+    }
+    tf.dispose([cos, sin, frame.bias]);
   });
 });
