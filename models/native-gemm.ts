@@ -87,6 +87,7 @@ export interface GemmGeometry {
 }
 
 const product = (dims: readonly number[]): number => dims.reduce((p, d) => p * d, 1);
+const dim = (shape: readonly number[], i: number): number => shape[i] as number;
 
 /**
  * Flattens the leading (batch) dimensions of a matMul to one batch per side. Throws like tfjs on
@@ -104,7 +105,7 @@ export function gemmGeometry(
   if (aRank < 2 || bRank < 2) {
     throw new Error(`matMul needs rank ≥ 2 operands, got shapes [${aShape}] and [${bShape}]`);
   }
-  const dim = (shape: readonly number[], i: number): number => shape[i] as number;
+  // No closures in here: it runs for every matMul, and tsx names each closure it creates.
   const k = transposeA ? dim(aShape, aRank - 2) : dim(aShape, aRank - 1);
   const kB = transposeB ? dim(bShape, bRank - 1) : dim(bShape, bRank - 2);
   const m = transposeA ? dim(aShape, aRank - 1) : dim(aShape, aRank - 2);
@@ -122,8 +123,7 @@ export function gemmGeometry(
   const batchA = product(outerA);
   const batchB = product(outerB);
   // Equal sizes imply equal dims (each broadcast dim is ≥ both), so linear batch order matches.
-  const flattens = (b: number) => b === batch || b === 1;
-  if (!flattens(batchA) || !flattens(batchB)) return null;
+  if ((batchA !== batch && batchA !== 1) || (batchB !== batch && batchB !== 1)) return null;
   return { batchA, batchB, m, n, k, outShape: [...outer, m, n] };
 }
 
