@@ -204,12 +204,10 @@ export const listBlobs = (): Effect.Effect<ReadonlyArray<BlobInfo>, BlobError, N
 export const deleteBlob = (name: string): Effect.Effect<void, BlobError, Nats | Experiment> =>
   Effect.gen(function* () {
     const { manager, stream, meta, data } = yield* openStore(name);
-    // The manifest first: from then on, readers see no blob rather than a half-deleted one.
+    // Both at once: a reader that still got the manifest finds a chunk gone and reports not-found.
     yield* Effect.tryPromise({
-      try: async () => {
-        await manager.streams.purge(stream, { filter: meta });
-        await manager.streams.purge(stream, { filter: data });
-      },
+      try: () =>
+        Promise.all([manager.streams.purge(stream, { filter: meta }), manager.streams.purge(stream, { filter: data })]),
       catch: storeError(name, "deleting"),
     });
   });

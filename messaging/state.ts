@@ -149,8 +149,14 @@ export const publishPolicy = (
   Effect.gen(function* () {
     const name = weightsBlobName(version);
     const blob = yield* putBlob(name, weights, { version: String(version) });
-    const revision = yield* putState(POLICY_KEY, { version, weights: name, publishedAt: Date.now() });
+    // The expired version goes while the pointer moves on: it is RETAINED_POLICY_VERSIONS behind.
     const expired = version - RETAINED_POLICY_VERSIONS;
-    if (expired > 0) yield* deleteBlob(weightsBlobName(expired));
+    const [revision] = yield* Effect.all(
+      [
+        putState(POLICY_KEY, { version, weights: name, publishedAt: Date.now() }),
+        expired > 0 ? deleteBlob(weightsBlobName(expired)) : Effect.void,
+      ],
+      { concurrency: "unbounded" },
+    );
     return { blob, revision };
   });
