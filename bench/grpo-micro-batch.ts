@@ -106,16 +106,17 @@ async function runCase(backbone: string, microBatchAnswers: number, updates: num
   const L = config.learner;
   const optimizer = createOptimizer({ learningRate: L.lr, warmupSteps: 0, totalSteps: L.totalSteps, clipNorm: 1 });
   const settings = { ...grpoSettingsFor(config), microBatchAnswers };
-  const timed = () => {
+  const timed = async () => {
     const started = performance.now();
-    const stats = grpoUpdate(policy, optimizer, undefined, batch, settings);
+    const stats = await grpoUpdate(policy, optimizer, undefined, batch, settings);
     return { ms: performance.now() - started, stats };
   };
   try {
-    const warmup = timed();
-    const updateMs = Array.from({ length: updates - 1 }, () => timed().ms);
-    const profile = await tf.profile(() => {
-      grpoUpdate(policy, optimizer, undefined, batch, settings);
+    const warmup = await timed();
+    const updateMs: number[] = [];
+    for (let i = 1; i < updates; i++) updateMs.push((await timed()).ms);
+    const profile = await tf.profile(async () => {
+      await grpoUpdate(policy, optimizer, undefined, batch, settings);
     });
     return {
       ...base,

@@ -258,7 +258,13 @@ async function synchronousLoop(
     }
     const groups = pending.splice(0, L.groupsPerStep);
     const updateStarted = Date.now();
-    grpoUpdate(policy, optimizer, L.klBeta > 0 ? initial : undefined, toGrpoBatch(groups), grpoSettingsFor(config));
+    await grpoUpdate(
+      policy,
+      optimizer,
+      L.klBeta > 0 ? initial : undefined,
+      toGrpoBatch(groups),
+      grpoSettingsFor(config),
+    );
     split.updateMs.push(Date.now() - updateStarted);
     if (step % L.publishEvery === 0) version += 1;
     if (step % L.checkpointEvery === 0 || step === L.totalSteps) {

@@ -89,8 +89,8 @@ describe("grpoUpdate with micro-batches", () => {
     const adam = () => tf.train.adam(s.learningRate, 0.9, 0.95, 1e-3);
     const [wholeOptimizer, splitOptimizer] = [adam(), adam()];
     for (let step = 0; step < 2; step++) {
-      const a = grpoUpdate(whole.policy, wholeOptimizer, reference, batch, s);
-      const b = grpoUpdate(split.policy, splitOptimizer, reference, batch, { ...s, microBatchAnswers: 3 });
+      const a = await grpoUpdate(whole.policy, wholeOptimizer, reference, batch, s);
+      const b = await grpoUpdate(split.policy, splitOptimizer, reference, batch, { ...s, microBatchAnswers: 3 });
       for (const key of ["loss", "gradNorm", "clipFraction", "meanRatio", "kl"] as const) {
         expect(Math.abs(b[key] - a[key]), key).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(a[key])));
       }
@@ -114,10 +114,10 @@ describe("grpoUpdate with micro-batches", () => {
     const s = settings({ klBeta: 0.05, aggregation: "seq-mean-token-sum-norm", microBatchAnswers: 3 });
     const batch = await scoredBatch(policy, s.temperature);
     const optimizer = tf.train.adam(s.learningRate);
-    grpoUpdate(policy, optimizer, reference, batch, s); // Adam makes its moment variables on the first step
+    await grpoUpdate(policy, optimizer, reference, batch, s); // Adam makes its moment variables on the first step
     const before = tf.memory().numTensors;
-    grpoUpdate(policy, optimizer, reference, batch, s);
-    grpoUpdate(policy, optimizer, reference, batch, { ...s, microBatchAnswers: 0, klBeta: 0 });
+    await grpoUpdate(policy, optimizer, reference, batch, s);
+    await grpoUpdate(policy, optimizer, reference, batch, { ...s, microBatchAnswers: 0, klBeta: 0 });
     expect(tf.memory().numTensors).toBe(before);
     policy.dispose();
     reference.dispose();

@@ -5,9 +5,9 @@
  * optimiser steps once, the same update as the whole batch in one pass.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Policy, PromptAnswerBatch } from "../models/index.ts";
+import { eventLoopYielder, type Policy, type PromptAnswerBatch } from "../models/index.ts";
 import { groupAdvantages, grpoLoss, type LossAggregation } from "./grpo.ts";
-import { optimizerStep } from "./pretrain.ts";
+import { accumulateGradients } from "./pretrain.ts";
 
 export interface GrpoBatch {
   /** Answers group after group, `groupSize` per group; prompts repeated per answer. */
@@ -74,13 +74,13 @@ export function microBatchRanges(answers: number, size: number): [number, number
   return ranges;
 }
 
-export function grpoUpdate(
+export async function grpoUpdate(
   policy: Policy,
   optimizer: tf.AdamOptimizer,
   reference: Policy | undefined,
   batch: GrpoBatch,
   s: GrpoSettings,
-): GrpoStats {
+): Promise<GrpoStats> {
   // A_i = (r_i − mean) / (std + ε) within each group, shared by every token of answer i.
   const advantageValues = groupAdvantages(batch.rewards, batch.groupSize, { normalizeStd: s.normalizeStd });
   const microBatches: MicroBatch[] = microBatchRanges(batch.answers.length, s.microBatchAnswers).map(([from, to]) => {
@@ -112,13 +112,15 @@ export function grpoUpdate(
 
   let last = { loss: 0, gradNorm: 0 };
   let diagnostics: tf.Scalar[][] = [];
+  // A long update (BLT: seconds per micro-batch) must not starve the learner's heartbeats and keep-alives.
+  const letOthersRun = eventLoopYielder();
   for (let update = 0; update < s.updatesPerBatch; update++) {
     tf.dispose(diagnostics.flat());
     diagnostics = [];
-    last = optimizerStep(
-      policy,
-      optimizer,
-      microBatches.map((m) => () => {
+    const gradients = accumulateGradients(policy);
+    for (const m of microBatches) {
+      await letOthersRun();
+      gradients.add(() => {
         // ρ = π_θ / π_behaviour per token; loss = aggregate(max(−A·ρ, −A·clip(ρ)) + β·k3).
         const { logProbs, mask } = policy.answerLogProbs(m.pairs, { temperature: s.temperature });
         const { behaviourLogProbs, advantages, refLogProbs } = m;
@@ -128,10 +130,9 @@ export function grpoUpdate(
         );
         diagnostics.push([tf.keep(out.clipFraction), tf.keep(out.meanRatio), ...(out.kl ? [tf.keep(out.kl)] : [])]);
         return out.loss;
-      }),
-      s.learningRate,
-      s.clipNorm,
-    );
+      });
+    }
+    last = gradients.apply(optimizer, s.learningRate, s.clipNorm);
   }
   // Each micro-batch's diagnostics are its share of the whole batch's token means.
   const total = (k: number) => diagnostics.reduce((sum, d) => sum + (d[k]?.dataSync()[0] ?? 0), 0);

@@ -220,7 +220,9 @@ export const learnerRole: RoleDefinition = {
           if (!groups) return yield* Effect.logInfo("learner drained; unsettled groups will be redelivered");
           const collectMs = performance.now() - collectStarted;
           const started = Date.now();
-          const stats = grpoUpdate(policy, optimizer, reference, toGrpoBatch(groups), grpoSettingsFor(config));
+          const stats = yield* Effect.promise(() =>
+            grpoUpdate(policy, optimizer, reference, toGrpoBatch(groups), grpoSettingsFor(config)),
+          );
           const updateMs = Date.now() - started;
           let publishMs = 0;
           for (const g of groups) used.add(g.rollout.group.groupId);

@@ -8,7 +8,14 @@
  * to 10 %, gradients clipped by global norm.
  */
 import * as tf from "@tensorflow/tfjs";
-import { mulberry32, type Policy, type PromptAnswerBatch, type Random, saveCheckpoint } from "../models/index.ts";
+import {
+  mulberry32,
+  type Policy,
+  type PromptAnswerBatch,
+  type Random,
+  saveCheckpoint,
+  yieldToEventLoop,
+} from "../models/index.ts";
 
 // ── the loss and one step ────────────────────────────────────────────────────────────────────────
 
@@ -57,11 +64,59 @@ export function trainStep(
   return optimizerStep(policy, optimizer, [() => answerNll(policy, batch)], learningRate, clipNorm);
 }
 
+export interface GradientAccumulator {
+  /** Differentiates one micro-batch's loss on its own and adds its gradients; returns the loss. */
+  readonly add: (loss: () => tf.Scalar) => number;
+  /**
+   * One Adam step on the summed gradients, clipped to a global L2 norm (`clipNorm` 0: off), then
+   * frees them. Returns the summed loss before the update and the gradient norm.
+   */
+  readonly apply: (optimizer: tf.AdamOptimizer, learningRate: number, clipNorm: number) => Step;
+}
+
+type Step = { loss: number; gradNorm: number };
+
 /**
- * One Adam step minimising Σ `losses` over the policy's variables, with gradients clipped to a global
- * L2 norm (`clipNorm` 0: off). Each loss closure is one micro-batch, differentiated on its own so only
- * its activations are alive at once (gradient accumulation); a single closure is the whole batch.
- * Shared by pretraining, SFT and GRPO. Returns the summed loss before the update and the gradient norm.
+ * Gradient accumulation over the policy's variables: only one micro-batch's activations are alive
+ * at once. A caller may yield to the event loop between `add`s (the GRPO learner does).
+ */
+export function accumulateGradients(policy: Policy): GradientAccumulator {
+  const variables = policy.trainableVariables as tf.Variable[];
+  let loss = 0;
+  // Gradients in the policy's variable order: the optimiser's state follows it (see checkpoints).
+  let grads: tf.Tensor[] | undefined;
+  return {
+    add: (microBatchLoss) => {
+      const step = tf.variableGrads(microBatchLoss, variables);
+      const value = step.value.dataSync()[0]!;
+      loss += value;
+      // A variable the loss did not reach (e.g. a modality absent from the batch) gets a zero gradient.
+      const chunk = variables.map((v) => step.grads[v.name] ?? tf.zerosLike(v));
+      const summed = grads ? chunk.map((g, i) => tf.add(grads![i]!, g)) : chunk;
+      tf.dispose([step.value, ...(grads ? [...grads, ...chunk] : [])]);
+      grads = summed;
+      return value;
+    },
+    apply: (optimizer, learningRate, clipNorm) => {
+      if (!grads) throw new Error("accumulateGradients: no loss to minimise");
+      const accumulated = grads;
+      grads = undefined;
+      (optimizer as unknown as { learningRate: number }).learningRate = learningRate;
+      const normTensor = tf.tidy(() => tf.sqrt(tf.addN(accumulated.map((g) => tf.sum(tf.square(g))))));
+      const gradNorm = normTensor.dataSync()[0]!;
+      const scale = clipNorm > 0 && gradNorm > clipNorm ? clipNorm / gradNorm : 1;
+      const scaled = scale === 1 ? accumulated : accumulated.map((g) => tf.mul(g, scale));
+      optimizer.applyGradients(variables.map((v, i) => ({ name: v.name, tensor: scaled[i]! })));
+      tf.dispose([normTensor, ...accumulated, ...(scale === 1 ? [] : scaled)]);
+      return { loss, gradNorm };
+    },
+  };
+}
+
+/**
+ * One Adam step minimising Σ `losses` (each closure one micro-batch; a single closure is the whole
+ * batch), gradients clipped once. Shared by pretraining and SFT; GRPO accumulates itself to yield
+ * between micro-batches.
  */
 export function optimizerStep(
   policy: Policy,
@@ -69,30 +124,10 @@ export function optimizerStep(
   losses: readonly (() => tf.Scalar)[],
   learningRate: number,
   clipNorm: number,
-): { loss: number; gradNorm: number } {
-  if (losses.length === 0) throw new Error("optimizerStep: no loss to minimise");
-  (optimizer as unknown as { learningRate: number }).learningRate = learningRate;
-  const variables = policy.trainableVariables as tf.Variable[];
-  let loss = 0;
-  // Gradients in the policy's variable order: the optimiser's state follows it (see checkpoints).
-  let grads: tf.Tensor[] | undefined;
-  for (const microBatchLoss of losses) {
-    const step = tf.variableGrads(microBatchLoss, variables);
-    loss += step.value.dataSync()[0]!;
-    // A variable the loss did not reach (e.g. a modality absent from the batch) gets a zero gradient.
-    const chunk = variables.map((v) => step.grads[v.name] ?? tf.zerosLike(v));
-    const summed = grads ? chunk.map((g, i) => tf.add(grads![i]!, g)) : chunk;
-    tf.dispose([step.value, ...(grads ? [...grads, ...chunk] : [])]);
-    grads = summed;
-  }
-  const accumulated = grads!;
-  const normTensor = tf.tidy(() => tf.sqrt(tf.addN(accumulated.map((g) => tf.sum(tf.square(g))))));
-  const gradNorm = normTensor.dataSync()[0]!;
-  const scale = clipNorm > 0 && gradNorm > clipNorm ? clipNorm / gradNorm : 1;
-  const scaled = scale === 1 ? accumulated : accumulated.map((g) => tf.mul(g, scale));
-  optimizer.applyGradients(variables.map((v, i) => ({ name: v.name, tensor: scaled[i]! })));
-  tf.dispose([normTensor, ...accumulated, ...(scale === 1 ? [] : scaled)]);
-  return { loss, gradNorm };
+): Step {
+  const accumulator = accumulateGradients(policy);
+  for (const loss of losses) accumulator.add(loss);
+  return accumulator.apply(optimizer, learningRate, clipNorm);
 }
 
 // ── the loop ─────────────────────────────────────────────────────────────────────────────────────
@@ -153,9 +188,8 @@ export async function trainLanguageModel(run: TrainingRun): Promise<TrainingResu
   let firstLoss = Number.NaN;
   let lastEval = Number.NaN;
   for (let step = start; step < run.totalSteps; step++) {
-    // Yield to the event loop between steps: the step itself is synchronous, and without this a
-    // signal (Ctrl-C) would wait for the whole run.
-    await new Promise((resolve) => setImmediate(resolve));
+    // Between steps: the step itself is synchronous, and without this a signal (Ctrl-C) would wait for the whole run.
+    await yieldToEventLoop();
     const began = performance.now();
     const batch = run.batchAt(step);
     const learningRate = learningRateAt(step, run);

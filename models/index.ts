@@ -10,6 +10,7 @@ export {
   saveCheckpoint,
 } from "./checkpoint.ts";
 export { type DenseConfig, DensePolicy } from "./dense.ts";
+export { eventLoopYielder, yieldToEventLoop } from "./event-loop.ts";
 export * from "./policy.ts";
 export { byteTextFormat, type TextFormat, textFormatFor, wordTextFormat } from "./prompt-format.ts";
 export { mixSeed, mulberry32, type Random } from "./random.ts";

@@ -2,6 +2,8 @@
  * Host-side token choice from one row of logits: temperature, nucleus (top-p), seeded. Pure
  * functions, so the numbers a rollout records are easy to check against the learner's.
  */
+
+import { eventLoopYielder } from "./event-loop.ts";
 import type { PolicyConfigBase, SampleResult, SamplingOptions } from "./policy.ts";
 import { mixSeed, mulberry32, type Random } from "./random.ts";
 
@@ -65,8 +67,10 @@ export async function sampleBatch(
 
   const session = await open(prompts);
   const prefillMs = performance.now() - start;
+  const letOthersRun = eventLoopYielder();
   try {
     while (!done.every(Boolean)) {
+      await letOthersRun();
       const chosen = new Int32Array(B).fill(config.specialTokens.pad);
       for (let b = 0; b < B; b++) {
         if (done[b]) continue;

@@ -4,6 +4,7 @@
  * pretraining loop (learner/pretrain.ts) trains the BLT itself in the pipeline.
  */
 import * as tf from "@tensorflow/tfjs";
+import { yieldToEventLoop } from "../event-loop.ts";
 import type { Policy } from "../policy.ts";
 import { mulberry32, type Random } from "../random.ts";
 import type { BltPolicy } from "./model.ts";
@@ -43,9 +44,6 @@ export function windowsNll(policy: Policy, windows: readonly Int32Array[]): tf.S
     return tf.div(tf.neg(tf.sum(logProbs)), tf.maximum(tf.sum(mask), 1)) as tf.Scalar;
   });
 }
-
-/** Lets timers and I/O run between training steps (heartbeats, RPC), so a long run never starves them. */
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * Adam on `variables` (default: the policy's trainable variables) over random windows; returns
