@@ -108,16 +108,23 @@ const toInfo = ({ name, size, chunks, digest, metadata }: Manifest): BlobInfo =>
   metadata,
 });
 
-/** Stores `bytes` under `name`, replacing an older blob of that name once the new one is complete. */
-export const putBlob = (
+/**
+ * Writes a blob's chunks, then its manifest: from then on `getBlob` returns it. `dropOlder` then
+ * removes an older blob of the same name (its manifest and chunks); callers may run it alongside
+ * other work, as `publishPolicy` does, since readers already see the new blob.
+ */
+export const writeBlob = (
   name: string,
   bytes: Uint8Array,
   metadata: Record<string, string> = {},
-): Effect.Effect<BlobInfo, BlobError, Nats | Experiment> =>
+): Effect.Effect<
+  { readonly info: BlobInfo; readonly dropOlder: Effect.Effect<void, BlobError> },
+  BlobError,
+  Nats | Experiment
+> =>
   Effect.gen(function* () {
     const { jetstream } = yield* Nats;
     const { manager, stream, meta, data } = yield* openStore(name);
-    const replaced = yield* readManifest(manager, stream, meta, name);
     const chunks: Uint8Array[] = [];
     for (let at = 0; at < bytes.byteLength || chunks.length === 0; at += MAX_CHUNK_BYTES) {
       chunks.push(bytes.subarray(at, Math.min(bytes.byteLength, at + MAX_CHUNK_BYTES)));
@@ -135,23 +142,33 @@ export const putBlob = (
       metadata,
       sequences: acks.map((ack) => ack.seq),
     };
-    const written = yield* Effect.tryPromise({
+    yield* Effect.tryPromise({
       try: () => jetstream.publish(meta, JSON.stringify(manifest)),
       catch: storeError(name, "storing its manifest"),
     });
-    // Only now is the new blob readable; the older one's manifest and chunks can go. (Only when
-    // there was one: nats-server 2.9 purges a whole subject when asked to purge below sequence 1.)
-    if (replaced) {
-      yield* Effect.tryPromise({
-        try: () =>
-          Promise.all([
-            manager.streams.purge(stream, { filter: meta, seq: written.seq }),
-            manager.streams.purge(stream, { filter: data, seq: Math.min(...manifest.sequences) }),
-          ]),
-        catch: storeError(name, "removing the blob it replaced"),
-      });
-    }
-    return toInfo(manifest);
+    const firstChunk = Math.min(...manifest.sequences);
+    const dropOlder = Effect.tryPromise({
+      try: () =>
+        Promise.all([
+          manager.streams.purge(stream, { filter: meta, keep: 1 }),
+          // nats-server 2.9 reads "below sequence 1" as "everything"; at sequence 1 nothing is older anyway.
+          firstChunk > 1 ? manager.streams.purge(stream, { filter: data, seq: firstChunk }) : undefined,
+        ]),
+      catch: storeError(name, "removing the blob it replaced"),
+    }).pipe(Effect.asVoid);
+    return { info: toInfo(manifest), dropOlder };
+  });
+
+/** Stores `bytes` under `name`, replacing an older blob of that name once the new one is complete. */
+export const putBlob = (
+  name: string,
+  bytes: Uint8Array,
+  metadata: Record<string, string> = {},
+): Effect.Effect<BlobInfo, BlobError, Nats | Experiment> =>
+  Effect.gen(function* () {
+    const { info, dropOlder } = yield* writeBlob(name, bytes, metadata);
+    yield* dropOlder;
+    return info;
   });
 
 /** Reads the blob `name`, verified against its recorded size and SHA-256. */

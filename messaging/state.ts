@@ -8,7 +8,7 @@
  */
 import { type KV, Kvm } from "@nats-io/kv";
 import { Data, Effect, Either, ParseResult, Queue, Schema, type Scope } from "effect";
-import { type BlobError, type BlobInfo, deleteBlob, putBlob, weightsBlobName } from "./blobs.ts";
+import { type BlobError, type BlobInfo, deleteBlob, weightsBlobName, writeBlob } from "./blobs.ts";
 import { Nats } from "./connection.ts";
 import { Experiment } from "./experiment.ts";
 
@@ -148,12 +148,14 @@ export const publishPolicy = (
 ): Effect.Effect<{ readonly blob: BlobInfo; readonly revision: number }, BlobError | StateError, Nats | Experiment> =>
   Effect.gen(function* () {
     const name = weightsBlobName(version);
-    const blob = yield* putBlob(name, weights, { version: String(version) });
-    // The expired version goes while the pointer moves on: it is RETAINED_POLICY_VERSIONS behind.
+    const { info: blob, dropOlder } = yield* writeBlob(name, weights, { version: String(version) });
+    // Once the weights are readable, the pointer moves while older copies go: a republished
+    // version's earlier blob, and the version RETAINED_POLICY_VERSIONS behind.
     const expired = version - RETAINED_POLICY_VERSIONS;
     const [revision] = yield* Effect.all(
       [
         putState(POLICY_KEY, { version, weights: name, publishedAt: Date.now() }),
+        dropOlder,
         expired > 0 ? deleteBlob(weightsBlobName(expired)) : Effect.void,
       ],
       { concurrency: "unbounded" },
