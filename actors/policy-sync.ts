@@ -3,7 +3,7 @@
  * points the `policy` KV key at them; rollout actors and the evaluator watch that key and load
  * a newer version between batches (never in the middle of one, so every rollout has one version).
  */
-import { Effect, Queue, type Scope } from "effect";
+import { Duration, Effect, Option, Queue, type Scope } from "effect";
 import {
   type BlobError,
   type Experiment,
@@ -18,6 +18,9 @@ import {
 } from "../messaging/index.ts";
 import { POLICY_ARCHITECTURE_KEY } from "../messaging/pipeline-state.ts";
 import { buildPolicy, type Policy, type PolicyConfigBase } from "../models/index.ts";
+
+/** How long a reader whose version's weights are gone waits for the newer version's announcement. */
+const SUPERSEDED_WAIT = Duration.seconds(10);
 
 export interface PolicyInUse {
   readonly policy: Policy;
@@ -70,7 +73,7 @@ export const followPolicy: Effect.Effect<PolicyFollower, StateError, Nats | Expe
       while (announced.version > inUse.version) {
         const target = announced;
         // The learner keeps only the newest few versions' weights: one superseded while this reader
-        // lagged is gone, and the newer one it announced is what to load instead.
+        // lagged is gone, and a newer one has been announced (or is about to be) — load that instead.
         const loaded = yield* load(inUse.policy, target).pipe(
           Effect.as(true),
           Effect.catchIf(
@@ -78,7 +81,10 @@ export const followPolicy: Effect.Effect<PolicyFollower, StateError, Nats | Expe
             (error) =>
               Effect.gen(function* () {
                 yield* drainUpdates;
-                if (announced!.version <= target.version) return yield* error;
+                if (announced!.version > target.version) return false;
+                const next = yield* Queue.take(updates).pipe(Effect.timeout(SUPERSEDED_WAIT), Effect.option);
+                if (Option.isNone(next)) return yield* error;
+                if (next.value.value.version > announced!.version) announced = next.value.value;
                 return false;
               }),
           ),
