@@ -119,6 +119,12 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     });
   });
 
+  // A process that exits without stopping its server (an uncaught error, process.exit) takes the
+  // server with it; SIGTERM lets the server shut its store down cleanly on its own.
+  const stopWithProcess = () => child.kill("SIGTERM");
+  process.once("exit", stopWithProcess);
+  child.once("exit", () => process.off("exit", stopWithProcess));
+
   const kill = async () => {
     child.kill("SIGKILL");
     await waitForExit(child, 5_000);
