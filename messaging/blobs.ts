@@ -10,6 +10,7 @@ import { type JetStreamManager, StorageType } from "@nats-io/jetstream";
 import { Data, Effect } from "effect";
 import { Nats } from "./connection.ts";
 import { Experiment } from "./experiment.ts";
+import { upsertStream } from "./streams.ts";
 import { validateToken } from "./subjects.ts";
 
 export class BlobError extends Data.TaggedError("BlobError")<{
@@ -48,44 +49,42 @@ const digestOf = (bytes: Uint8Array): string => `SHA-256=${createHash("sha256").
 const storeError = (name: string, doing: string) => (error: unknown) =>
   new BlobError({ name, kind: "store", reason: `${doing}: ${error instanceof Error ? error.message : String(error)}` });
 
-/** The stream, created once per connection and experiment (every actor may be the first). */
-const ensured = new WeakMap<JetStreamManager, Map<string, Promise<void>>>();
+/** The blob stream of each experiment, set up once per connection (every actor may be the first). */
+const ready = new WeakMap<JetStreamManager, Map<string, Promise<void>>>();
 
-const openStore = (name: string) =>
+/** The experiment's blob stream, set up on first use: its manager and name. */
+const openBlobStream = Effect.gen(function* () {
+  const { manager } = yield* Nats;
+  const { subjects } = yield* Experiment;
+  const stream = subjects.weightsStream;
+  const byStream = ready.get(manager) ?? new Map<string, Promise<void>>();
+  ready.set(manager, byStream);
+  let setUp = byStream.get(stream);
+  if (!setUp) {
+    setUp = upsertStream(manager, {
+      name: stream,
+      subjects: [`${subjects.blobs}.>`],
+      storage: StorageType.File,
+      allow_direct: true,
+    }).catch((error: unknown) => {
+      byStream.delete(stream); // the next call tries again
+      throw error;
+    });
+    byStream.set(stream, setUp);
+  }
+  yield* Effect.tryPromise({ try: () => setUp, catch: storeError(stream, "setting up the blob stream") });
+  return { manager, stream };
+});
+
+/** The stream and subjects of blob `name`; a name that is not a single token fails before any I/O. */
+const openBlob = (name: string) =>
   Effect.gen(function* () {
-    const { manager } = yield* Nats;
-    const { subjects } = yield* Experiment;
-    const stream = subjects.weightsStream;
-    const byStream = ensured.get(manager) ?? new Map<string, Promise<void>>();
-    ensured.set(manager, byStream);
-    let ready = byStream.get(stream);
-    if (!ready) {
-      ready = manager.streams
-        .info(stream)
-        .then(
-          () => undefined,
-          () =>
-            manager.streams
-              .add({
-                name: stream,
-                subjects: [`${subjects.blobs}.>`],
-                storage: StorageType.File,
-                allow_direct: true,
-                allow_rollup_hdrs: false,
-              })
-              .then(() => undefined),
-        )
-        .catch((error: unknown) => {
-          byStream.delete(stream); // the next call tries again
-          throw error;
-        });
-      byStream.set(stream, ready);
-    }
-    yield* Effect.tryPromise({ try: () => ready, catch: storeError(name, `opening stream ${stream}`) });
     const blobName = yield* Effect.try({
       try: () => validateToken("blob name", name),
       catch: storeError(name, "name"),
     });
+    const { subjects } = yield* Experiment;
+    const { manager, stream } = yield* openBlobStream;
     return {
       manager,
       stream,
@@ -124,7 +123,7 @@ export const writeBlob = (
 > =>
   Effect.gen(function* () {
     const { jetstream } = yield* Nats;
-    const { manager, stream, meta, data } = yield* openStore(name);
+    const { manager, stream, meta, data } = yield* openBlob(name);
     const chunks: Uint8Array[] = [];
     for (let at = 0; at < bytes.byteLength || chunks.length === 0; at += MAX_CHUNK_BYTES) {
       chunks.push(bytes.subarray(at, Math.min(bytes.byteLength, at + MAX_CHUNK_BYTES)));
@@ -174,7 +173,7 @@ export const putBlob = (
 /** Reads the blob `name`, verified against its recorded size and SHA-256. */
 export const getBlob = (name: string): Effect.Effect<Uint8Array, BlobError, Nats | Experiment> =>
   Effect.gen(function* () {
-    const { manager, stream, meta, data } = yield* openStore(name);
+    const { manager, stream, meta, data } = yield* openBlob(name);
     const manifest = yield* readManifest(manager, stream, meta, name);
     if (!manifest) return yield* new BlobError({ name, kind: "not-found", reason: "no such blob" });
     const chunks = yield* Effect.tryPromise({
@@ -203,7 +202,7 @@ export const getBlob = (name: string): Effect.Effect<Uint8Array, BlobError, Nats
 /** Lists the blobs in the store. */
 export const listBlobs = (): Effect.Effect<ReadonlyArray<BlobInfo>, BlobError, Nats | Experiment> =>
   Effect.gen(function* () {
-    const { manager, stream } = yield* openStore("list");
+    const { manager, stream } = yield* openBlobStream;
     const { subjects } = yield* Experiment;
     const prefix = `${subjects.blobs}.meta.`;
     const info = yield* Effect.tryPromise({
@@ -220,7 +219,7 @@ export const listBlobs = (): Effect.Effect<ReadonlyArray<BlobInfo>, BlobError, N
 /** Deletes the blob `name` (no error when it is already gone). */
 export const deleteBlob = (name: string): Effect.Effect<void, BlobError, Nats | Experiment> =>
   Effect.gen(function* () {
-    const { manager, stream, meta, data } = yield* openStore(name);
+    const { manager, stream, meta, data } = yield* openBlob(name);
     // Both at once: a reader that still got the manifest finds a chunk gone and reports not-found.
     yield* Effect.tryPromise({
       try: () =>

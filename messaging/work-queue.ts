@@ -20,6 +20,7 @@ import { decodeEnvelope, type Envelope, encodeEnvelope, envelope, type MessageTo
 import { Nats, type NatsService } from "./connection.ts";
 import { Experiment, type ExperimentService } from "./experiment.ts";
 import type { MessageBody } from "./messages.ts";
+import { type StreamSettings, upsertStream } from "./streams.ts";
 import { WORK_QUEUES, type WorkQueueName } from "./subjects.ts";
 
 /** Which message type each queue carries. */
@@ -67,21 +68,13 @@ export const ensureWorkQueues = (
     const { manager } = yield* Nats;
     const { subjects } = yield* Experiment;
     const s = { ...DEFAULTS, ...settings };
-    const upsertStream = (config: Parameters<typeof manager.streams.add>[0] & { name: string }) =>
+    const upsert = (settings: StreamSettings) =>
       Effect.tryPromise({
-        try: async () => {
-          try {
-            await manager.streams.info(config.name);
-          } catch {
-            await manager.streams.add(config);
-            return;
-          }
-          await manager.streams.update(config.name, config);
-        },
-        catch: jsError(`creating stream ${config.name}`),
+        try: () => upsertStream(manager, settings),
+        catch: jsError(`creating stream ${settings.name}`),
       });
     for (const queue of WORK_QUEUES) {
-      yield* upsertStream({
+      yield* upsert({
         name: subjects.stream(queue),
         subjects: [subjects.work(queue)],
         retention: RetentionPolicy.Workqueue,
@@ -112,7 +105,7 @@ export const ensureWorkQueues = (
         catch: jsError(`creating consumer ${subjects.consumer(queue)}`),
       });
     }
-    yield* upsertStream({
+    yield* upsert({
       name: subjects.deadLetterStream,
       subjects: [subjects.allDeadLetters],
       retention: RetentionPolicy.Limits,
