@@ -53,15 +53,20 @@ export function createOptimizer(settings: OptimizerSettings): tf.AdamOptimizer {
   return tf.train.adam(learningRateAt(0, settings), 0.9, 0.95, 1e-8);
 }
 
-/** One optimiser step on `batch`; returns the loss before the update and the gradient norm. */
+/**
+ * One optimiser step on `batch` (pretraining and SFT); returns the loss before the update and the
+ * gradient norm.
+ */
 export function trainStep(
   policy: Policy,
   optimizer: tf.AdamOptimizer,
   batch: PromptAnswerBatch,
   learningRate: number,
   clipNorm: number,
-): { loss: number; gradNorm: number } {
-  return optimizerStep(policy, optimizer, [() => answerNll(policy, batch)], learningRate, clipNorm);
+): Step {
+  const gradients = accumulateGradients(policy);
+  gradients.add(() => answerNll(policy, batch));
+  return gradients.apply(optimizer, learningRate, clipNorm);
 }
 
 export interface GradientAccumulator {
@@ -78,7 +83,8 @@ type Step = { loss: number; gradNorm: number };
 
 /**
  * Gradient accumulation over the policy's variables: only one micro-batch's activations are alive
- * at once. A caller may yield to the event loop between `add`s (the GRPO learner does).
+ * at once. A caller may yield to the event loop between `add`s (the GRPO learner does). Shared by
+ * pretraining, SFT and GRPO.
  */
 export function accumulateGradients(policy: Policy): GradientAccumulator {
   const variables = policy.trainableVariables as tf.Variable[];
@@ -111,23 +117,6 @@ export function accumulateGradients(policy: Policy): GradientAccumulator {
       return { loss, gradNorm };
     },
   };
-}
-
-/**
- * One Adam step minimising Σ `losses` (each closure one micro-batch; a single closure is the whole
- * batch), gradients clipped once. Shared by pretraining and SFT; GRPO accumulates itself to yield
- * between micro-batches.
- */
-export function optimizerStep(
-  policy: Policy,
-  optimizer: tf.AdamOptimizer,
-  losses: readonly (() => tf.Scalar)[],
-  learningRate: number,
-  clipNorm: number,
-): Step {
-  const accumulator = accumulateGradients(policy);
-  for (const loss of losses) accumulator.add(loss);
-  return accumulator.apply(optimizer, learningRate, clipNorm);
 }
 
 // ── the loop ─────────────────────────────────────────────────────────────────────────────────────
