@@ -233,7 +233,7 @@ export const learnerRole: RoleDefinition = {
             const version = progress.policyVersion + 1;
             const weights = yield* Effect.promise(() => policy.exportWeights());
             // In the loop, not behind it: a version announced later would make every group one step
-            // staler (a background publish here dropped 18 % of groups as stale instead of ~1 %).
+            // staler (a background publish here dropped 19 % of groups as stale instead of none).
             const publishStarted = performance.now();
             yield* publishPolicy(version, weights);
             publishMs = performance.now() - publishStarted;
