@@ -33,6 +33,7 @@ export {
   relevanceProfile,
   relevanceScore,
 } from "./factworld/judge.ts";
+export { type NameEchoDocument, nameEchoDocuments } from "./factworld/name-echo.ts";
 export {
   aspectList,
   DEFAULT_PROMPT_OPTIONS,
@@ -47,7 +48,13 @@ export {
   type Suite,
 } from "./factworld/prompts.ts";
 export { hashString } from "./factworld/random.ts";
-export { referenceSentences, renderReference, THINK_CLOSE, THINK_OPEN } from "./factworld/reference.ts";
+export {
+  referenceSentences,
+  renderReasoning,
+  renderReference,
+  THINK_CLOSE,
+  THINK_OPEN,
+} from "./factworld/reference.ts";
 export {
   ENTITY_TYPES,
   type EntityType,

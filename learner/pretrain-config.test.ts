@@ -57,6 +57,14 @@ describe("pretrain config", () => {
     expect(() => decodePretrainConfig({ pretrain: { entropy: { meanPatchLength: 0.5 } } }, "x")).toThrow(
       /pretrain\.entropy\.meanPatchLength/,
     );
+    expect(config.pretrain.nameEchoDocuments).toBe(0);
+    expect(
+      decodePretrainConfig({ model: { backbone: "blt" }, pretrain: { nameEchoDocuments: 100 } }, "blt").pretrain
+        .nameEchoDocuments,
+    ).toBe(100);
+    expect(() =>
+      decodePretrainConfig({ model: { backbone: "mot" }, pretrain: { nameEchoDocuments: 100 } }, "mot"),
+    ).toThrow(/pretrain\.nameEchoDocuments: Only the blt backbone copies made-up names, actual mot/);
   });
 
   it("reads YAML with --set overrides", () => {

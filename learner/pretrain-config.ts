@@ -60,6 +60,11 @@ export const PretrainStage = Schema.Struct({
   clipNorm: setting(Schema.Number.pipe(Schema.nonNegative()), 1, "Gradient clipping by global norm (0: off)."),
   evalEvery: setting(NonNegativeInt, 100, "Held-out loss every this many steps (and at the end)."),
   checkpointEvery: setting(NonNegativeInt, 100, "Checkpoint every this many steps (and at the end)."),
+  nameEchoDocuments: setting(
+    NonNegativeInt,
+    0,
+    "BLT only: documents added to the training corpus that copy a made-up name from a prompt into the reasoning (docs/models.md).",
+  ),
   entropy: section(
     EntropyStage,
     "BLT only: the entropy model (trained first, then frozen) and its patching threshold.",
@@ -90,7 +95,7 @@ export const ExportStage = Schema.Struct({
   dtype: setting(Schema.Literal("float32", "float16"), "float16", "Weight storage of the shipped copy."),
 });
 
-export const PretrainConfig = Schema.Struct({
+const PretrainConfigFields = Schema.Struct({
   world: setting(Schema.Literal("tiny", "default"), "default", "FactWorld size preset."),
   seed: setting(Schema.Int, 1, "Seed of weight init, data order and sampling."),
   backend: setting(Schema.Literal("auto", "tensorflow", "wasm", "cpu"), "auto", "tfjs backend (see docs/models.md)."),
@@ -100,7 +105,17 @@ export const PretrainConfig = Schema.Struct({
   evaluation: section(EvaluationStage, "The factuality report of the final policy."),
   output: setting(Schema.String.pipe(Schema.minLength(1)), "runs/base-policy", "Checkpoints and report go here."),
   export: Schema.optional(ExportStage).annotations({ description: "Also save the final policy here (no optimiser)." }),
-}).pipe(
+});
+type PretrainConfigFields = typeof PretrainConfigFields.Type;
+
+/** A setting only the blt backbone has: an error at `path` when it is set for another backbone. */
+const bltOnly =
+  (path: readonly string[], isSet: (c: PretrainConfigFields) => boolean, what: string) => (c: PretrainConfigFields) =>
+    !isSet(c) || c.model.backbone === "blt"
+      ? undefined
+      : { path, message: `Only the blt backbone ${what}, actual ${c.model.backbone}` };
+
+export const PretrainConfig = PretrainConfigFields.pipe(
   Schema.filter((c) =>
     c.model.dModel % c.model.heads === 0
       ? undefined
@@ -109,21 +124,10 @@ export const PretrainConfig = Schema.Struct({
           message: `Expected a divisor of model.dModel (${c.model.dModel}), actual ${c.model.heads}`,
         },
   ),
-  Schema.filter((c) =>
-    c.model.hashBuckets === undefined || c.model.backbone === "blt"
-      ? undefined
-      : {
-          path: ["model", "hashBuckets"],
-          message: `Only the blt backbone has hashed n-grams, actual ${c.model.backbone}`,
-        },
-  ),
-  Schema.filter((c) =>
-    c.model.localLayers === undefined || c.model.backbone === "blt"
-      ? undefined
-      : {
-          path: ["model", "localLayers"],
-          message: `Only the blt backbone has local layers, actual ${c.model.backbone}`,
-        },
+  Schema.filter(bltOnly(["model", "hashBuckets"], (c) => c.model.hashBuckets !== undefined, "has hashed n-grams")),
+  Schema.filter(bltOnly(["model", "localLayers"], (c) => c.model.localLayers !== undefined, "has local layers")),
+  Schema.filter(
+    bltOnly(["pretrain", "nameEchoDocuments"], (c) => c.pretrain.nameEchoDocuments > 0, "copies made-up names"),
   ),
 );
 export type PretrainConfig = typeof PretrainConfig.Type;

@@ -15,6 +15,7 @@ import {
   createTokenizer,
   generateCorpus,
   generateWorld,
+  nameEchoDocuments,
   tokenizerFromWords,
   WORLD_SIZES,
   type WordTokenizer,
@@ -37,6 +38,7 @@ import {
 } from "../models/blt/index.ts";
 import {
   buildPolicy,
+  byteTextFormat,
   loadCheckpoint,
   type Policy,
   type PolicyConfigBase,
@@ -107,6 +109,8 @@ export interface PretrainSettings extends OptimizerSettings {
   readonly seed: number;
   /** BLT only (default `DEFAULT_ENTROPY_PATCHING`). */
   readonly entropy?: EntropyPatchingSettings;
+  /** BLT only: name-echo documents added to the training stream (envs `nameEchoDocuments`; default none). */
+  readonly nameEchoDocuments?: number;
 }
 
 export const DEFAULT_PRETRAIN: PretrainSettings = {
@@ -259,7 +263,10 @@ export async function pretrain(
   );
   const heldOut = Math.max(1, Math.round(documents.length * settings.evalFraction));
   const [bos, eos] = bytes ? [BOS, EOS] : [tokenizer.specialTokens.bos, tokenizer.specialTokens.eos];
-  const trainStream = tokenStream(documents.slice(heldOut), bos, eos);
+  const trainStream = concatTokens([
+    tokenStream(documents.slice(heldOut), bos, eos),
+    ...nameEchoStream(world, settings.model.backbone, settings.nameEchoDocuments ?? 0, settings.seed),
+  ]);
   const evalStream = tokenStream(documents.slice(0, heldOut), bos, eos);
   const config = modelConfigFor(settings.model, tokenizer, settings.seed);
   if (settings.seqLen + 1 > config.maxSeqLen) {
@@ -315,6 +322,28 @@ export async function pretrain(
     ...(patching ? { patching } : {}),
   };
 }
+
+/**
+ * Name-echo documents as a BLT reads a prompt and writes an answer (`BOS` prompt "\n" reasoning
+ * `EOS`), to be trained on with the corpus; the held-out stream stays corpus-only.
+ */
+function nameEchoStream(world: World, backbone: string, count: number, seed: number): Int32Array[] {
+  if (count === 0) return [];
+  if (backbone !== "blt") throw new Error(`pretrain: name-echo documents are for the blt backbone, not ${backbone}`);
+  return nameEchoDocuments(world, count, seed).map((d) =>
+    concatTokens([byteTextFormat.promptTokens(d.prompt), byteTextFormat.answerTokens(d.reasoning)]),
+  );
+}
+
+const concatTokens = (parts: readonly Int32Array[]): Int32Array => {
+  const joined = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    joined.set(part, at);
+    at += part.length;
+  }
+  return joined;
+};
 
 /** Consecutive pieces of `length` tokens (the last one shorter). */
 const streamPieces = (stream: Int32Array, length: number): Int32Array[] =>

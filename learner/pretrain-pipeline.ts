@@ -79,6 +79,7 @@ export async function makeBasePolicy(
       evalEvery: p.evalEvery,
       checkpointEvery: p.checkpointEvery,
       seed: config.seed,
+      nameEchoDocuments: p.nameEchoDocuments,
       entropy: {
         steps: p.entropy.steps,
         batchSize: p.entropy.batch,

@@ -20,6 +20,8 @@ export interface FactualityStats {
   readonly meanTokens: number;
   /** Share of claims whose subject is the entity the prompt asks about (the rest are off-topic). */
   readonly onTopicClaimRate: number;
+  /** Share of answers whose reasoning part names the entity asked about (a copy from the prompt). */
+  readonly namesEntityRate: number;
 }
 
 export interface FactualityReport extends FactualityStats {
@@ -53,6 +55,7 @@ interface Scored {
   readonly tokens: number;
   readonly onTopicClaims: number;
   readonly allClaims: number;
+  readonly namesEntity: boolean;
 }
 
 export async function evaluateFactuality(
@@ -86,6 +89,7 @@ export async function evaluateFactuality(
         tokens: sequence.tokens.length,
         onTopicClaims: analysis.claims.filter((c) => c.subject === prompt.focus.entity).length,
         allClaims: analysis.claims.length,
+        namesEntity: analysis.format.ok && ` ${analysis.format.reasoning} `.includes(` ${prompt.focus.entity} `),
       });
       if (samples.length < 6 && at + i < prompts.length)
         samples.push({ prompt: prompt.text, bucket: prompt.bucket, answer: text });
@@ -104,6 +108,7 @@ export async function evaluateFactuality(
       meanSupported: mean(rows.map((r) => r.supported)),
       meanTokens: mean(rows.map((r) => r.tokens)),
       onTopicClaimRate: sum(rows.map((r) => r.onTopicClaims)) / sum(rows.map((r) => r.allClaims)),
+      namesEntityRate: rows.length === 0 ? Number.NaN : rows.filter((r) => r.namesEntity).length / rows.length,
     };
   };
   return {

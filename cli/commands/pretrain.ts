@@ -20,7 +20,7 @@ function describe(event: PipelineEvent): string | undefined {
       `done in ${event.report.seconds.toFixed(0)} s; policy: ${event.report.exported ?? event.report.checkpoint}`,
       ...(f
         ? [
-            `hallucination rate ${rate(f.hallucinationRate)} (head ${rate(f.byBucket.head.hallucinationRate)}, torso ${rate(f.byBucket.torso.hallucinationRate)}, tail ${rate(f.byBucket.tail.hallucinationRate)}); well-formed ${rate(f.wellFormedRate)}; supported claims/answer ${f.meanSupported.toFixed(2)}; on-topic claims ${rate(f.onTopicClaimRate)}`,
+            `hallucination rate ${rate(f.hallucinationRate)} (head ${rate(f.byBucket.head.hallucinationRate)}, torso ${rate(f.byBucket.torso.hallucinationRate)}, tail ${rate(f.byBucket.tail.hallucinationRate)}); well-formed ${rate(f.wellFormedRate)}; supported claims/answer ${f.meanSupported.toFixed(2)}; on-topic claims ${rate(f.onTopicClaimRate)}; reasoning names the entity ${rate(f.namesEntityRate)}`,
           ]
         : []),
     ].join("\n");

@@ -28,7 +28,12 @@ export function referenceSentences(world: World, focus: PromptFocus): string[] {
   });
 }
 
+/** The reasoning part, `<think> The question is about S . It asks for A . </think>` (S: the focus entity unless given). */
+export function renderReasoning(focus: PromptFocus, subject: string = focus.entity): string {
+  const reasoning = REASONING_TEXT.replace("{S}", subject).replace("{A}", aspectList(focus.aspects));
+  return [THINK_OPEN, reasoning, THINK_CLOSE].join(" ");
+}
+
 export function renderReference(world: World, prompt: { readonly focus: PromptFocus }): string {
-  const reasoning = REASONING_TEXT.replace("{S}", prompt.focus.entity).replace("{A}", aspectList(prompt.focus.aspects));
-  return [THINK_OPEN, reasoning, THINK_CLOSE, ...referenceSentences(world, prompt.focus)].join(" ");
+  return [renderReasoning(prompt.focus), ...referenceSentences(world, prompt.focus)].join(" ");
 }

@@ -132,6 +132,25 @@ class NameMaker {
   }
 }
 
+/**
+ * A name in the world's style that no entity has, with as many words as `like`: each word is one of
+ * the world's name words or a new word of 2–3 syllables, at even odds — so made-up names include
+ * look-alikes of real ones (a known given name, an unknown family name), which only copying tells apart.
+ */
+export function madeUpName(world: World, rng: Rng, like: string): string {
+  for (;;) {
+    const words = like
+      .split(" ")
+      .map(() =>
+        rng.chance(0.5)
+          ? rng.pick(world.nameWords)
+          : wordOf(Array.from({ length: rng.int(2, 3) }, () => rng.pick(SYLLABLES))),
+      );
+    const name = words.join(" ");
+    if (!world.byName.has(name) && !words.some((w) => RESERVED_NAMES.has(w))) return name;
+  }
+}
+
 interface Draft {
   id: number;
   type: EntityType;
