@@ -58,6 +58,10 @@ describe("pretrain config", () => {
       /pretrain\.entropy\.meanPatchLength/,
     );
     expect(config.pretrain.nameEchoDocuments).toBe(0);
+    expect(decodePretrainConfig({ model: { backbone: "blt", localWindow: 256 } }, "blt").model.localWindow).toBe(256);
+    expect(() => decodePretrainConfig({ model: { localWindow: 256 } }, "dense")).toThrow(
+      /model\.localWindow: Only the blt backbone has local layers, actual dense/,
+    );
     expect(
       decodePretrainConfig({ model: { backbone: "blt" }, pretrain: { nameEchoDocuments: 100 } }, "blt").pretrain
         .nameEchoDocuments,

@@ -33,6 +33,10 @@ export const PretrainModel = Schema.Struct({
   localLayers: Schema.optional(PositiveInt).annotations({
     description: "BLT only: local encoder and decoder layers, each side (default 1).",
   }),
+  localWindow: Schema.optional(PositiveInt).annotations({
+    description:
+      "BLT only: the local layers' causal attention window in bytes (default 64; the paper's models use 512).",
+  }),
 });
 
 export const EntropyStage = Schema.Struct({
@@ -126,6 +130,7 @@ export const PretrainConfig = PretrainConfigFields.pipe(
   ),
   Schema.filter(bltOnly(["model", "hashBuckets"], (c) => c.model.hashBuckets !== undefined, "has hashed n-grams")),
   Schema.filter(bltOnly(["model", "localLayers"], (c) => c.model.localLayers !== undefined, "has local layers")),
+  Schema.filter(bltOnly(["model", "localWindow"], (c) => c.model.localWindow !== undefined, "has local layers")),
   Schema.filter(
     bltOnly(["pretrain", "nameEchoDocuments"], (c) => c.pretrain.nameEchoDocuments > 0, "copies made-up names"),
   ),

@@ -68,6 +68,8 @@ export interface ModelShape {
   readonly hashBuckets?: number;
   /** BLT only: local encoder and decoder layers, each side (default: the backbone's, 1). */
   readonly localLayers?: number;
+  /** BLT only: the local layers' causal attention window in bytes (default: the backbone's, 64). */
+  readonly localWindow?: number;
   readonly [extra: string]: unknown;
 }
 
@@ -145,7 +147,7 @@ export function factWorldSetup(size: WorldSize): FactWorldSetup {
  * model section's shape is the global transformer's; `maxSeqLen` is in bytes).
  */
 export function modelConfigFor(shape: ModelShape, tokenizer: WordTokenizer, initSeed: number): PolicyConfigBase {
-  const { hashBuckets, localLayers, ...architecture } = shape;
+  const { hashBuckets, localLayers, localWindow, ...architecture } = shape;
   if (shape.backbone === "blt") {
     const config: BltConfig = bltConfigForShape(shape, initSeed);
     const sized: BltConfig = {
@@ -155,12 +157,15 @@ export function modelConfigFor(shape: ModelShape, tokenizer: WordTokenizer, init
         ...config.local,
         encoderLayers: localLayers ?? config.local.encoderLayers,
         decoderLayers: localLayers ?? config.local.decoderLayers,
+        window: localWindow ?? config.local.window,
       },
     };
     return sized;
   }
-  if (hashBuckets !== undefined || localLayers !== undefined) {
-    throw new Error(`model.hashBuckets and model.localLayers are for the BLT backbone, not ${shape.backbone}`);
+  if (hashBuckets !== undefined || localLayers !== undefined || localWindow !== undefined) {
+    throw new Error(
+      `model.hashBuckets, model.localLayers and model.localWindow are for the BLT backbone, not ${shape.backbone}`,
+    );
   }
   const { pad, bos, eos, thinkOpen, thinkClose } = tokenizer.specialTokens;
   return {
@@ -324,14 +329,14 @@ export async function pretrain(
 }
 
 /**
- * Name-echo documents as a BLT reads a prompt and writes an answer (`BOS` prompt "\n" reasoning
+ * Name-echo documents as a BLT reads a prompt and writes an answer (`BOS` prompt "\n" answer
  * `EOS`), to be trained on with the corpus; the held-out stream stays corpus-only.
  */
 function nameEchoStream(world: World, backbone: string, count: number, seed: number): Int32Array[] {
   if (count === 0) return [];
   if (backbone !== "blt") throw new Error(`pretrain: name-echo documents are for the blt backbone, not ${backbone}`);
   return nameEchoDocuments(world, count, seed).map((d) =>
-    concatTokens([byteTextFormat.promptTokens(d.prompt), byteTextFormat.answerTokens(d.reasoning)]),
+    concatTokens([byteTextFormat.promptTokens(d.prompt), byteTextFormat.answerTokens(d.answer)]),
   );
 }
 

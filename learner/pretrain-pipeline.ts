@@ -62,6 +62,7 @@ export async function makeBasePolicy(
     positions: config.model.positions,
     ...(config.model.hashBuckets !== undefined ? { hashBuckets: config.model.hashBuckets } : {}),
     ...(config.model.localLayers !== undefined ? { localLayers: config.model.localLayers } : {}),
+    ...(config.model.localWindow !== undefined ? { localWindow: config.model.localWindow } : {}),
   };
   const p = config.pretrain;
   const pre = await pretrain(

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { analyzeAnswer, ClaimVerifier } from "./answers.ts";
 import { nameEchoDocuments } from "./name-echo.ts";
 import { generatePrompts } from "./prompts.ts";
 import { generateWorld } from "./world.ts";
@@ -12,13 +13,17 @@ describe("nameEchoDocuments", () => {
       .map((p) => p.text),
   );
 
-  it("renames a train-split prompt's entity to a name no entity has, in the prompt and the reasoning", () => {
+  it("renames a train-split prompt's entity to a name no entity has; the answer repeats it and abstains", () => {
     expect(documents).toHaveLength(300);
     for (const d of documents) {
       expect(world.byName.has(d.name)).toBe(false);
       expect(d.prompt).toContain(d.name);
-      expect(d.reasoning).toMatch(/^<think> The question is about .+ \. It asks for .+ \. <\/think>$/);
-      expect(d.reasoning.startsWith(`<think> The question is about ${d.name} . It asks for`)).toBe(true);
+      expect(d.answer.startsWith(`<think> The question is about ${d.name} . It asks for `)).toBe(true);
+      expect(d.answer.endsWith(` . </think> I do not know about ${d.name} .`)).toBe(true);
+      // The answer parses, and claims nothing about the made-up name.
+      const analysis = analyzeAnswer(new ClaimVerifier(world), d.answer);
+      expect(analysis.format.ok).toBe(true);
+      expect(analysis.claims).toEqual([]);
       // Putting the real name back gives a prompt of the train split (and only the name was changed).
       const original = [...trainTexts].find((t) => sameFrame(t, d.prompt, d.name));
       expect(original, d.prompt).toBeDefined();
