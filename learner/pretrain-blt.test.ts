@@ -49,13 +49,23 @@ const tinyBlt: PretrainSettings = {
 describe("a BLT config from the model section", () => {
   it("takes the global shape, and hash buckets and local layers when given; other backbones refuse them", () => {
     const { tokenizer } = factWorldSetup("tiny");
-    const config = modelConfigFor({ ...tinyBlt.model, localLayers: 2 }, tokenizer, 3) as BltConfig;
+    const config = modelConfigFor({ ...tinyBlt.model, localLayers: 2, localWindow: 128 }, tokenizer, 3) as BltConfig;
     expect(config).toMatchObject({ backbone: "blt", vocabSize: 260, maxSeqLen: 256, initSeed: 3 });
     expect(config.global).toMatchObject({ dModel: 32, layers: 1, heads: 2, dFF: 64 });
     expect(config.hash.buckets).toBe(256);
-    expect(config.local).toMatchObject({ encoderLayers: 2, decoderLayers: 2 });
+    expect(config.local).toMatchObject({ encoderLayers: 2, decoderLayers: 2, window: 128 });
     const dense = { ...tinyBlt.model, backbone: "dense", hashBuckets: undefined };
     expect(() => modelConfigFor({ ...dense, localLayers: 2 }, tokenizer, 1)).toThrow(/for the BLT backbone, not dense/);
+    expect(() => modelConfigFor({ ...dense, localWindow: 128 }, tokenizer, 1)).toThrow(
+      /for the BLT backbone, not dense/,
+    );
+  });
+
+  it("name-echo documents are refused for a word-level backbone (their made-up names are not words)", async () => {
+    const dense = { ...tinyBlt.model, backbone: "dense", hashBuckets: undefined };
+    await expect(
+      pretrain({ ...tinyBlt, model: dense, nameEchoDocuments: 10 }, mkdtempSync(join(tmpdir(), "factrl-echo-"))),
+    ).rejects.toThrow(/name-echo documents are for the blt backbone, not dense/);
   });
 });
 
