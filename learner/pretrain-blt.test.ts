@@ -47,7 +47,7 @@ const tinyBlt: PretrainSettings = {
 };
 
 describe("a BLT config from the model section", () => {
-  it("takes the global shape, and hash buckets and local layers when given; other backbones refuse them", () => {
+  it("takes the global shape, and hash buckets, local layers, window and patching when given; other backbones refuse them", () => {
     const { tokenizer } = factWorldSetup("tiny");
     const config = modelConfigFor({ ...tinyBlt.model, localLayers: 2, localWindow: 128 }, tokenizer, 3) as BltConfig;
     expect(config).toMatchObject({ backbone: "blt", vocabSize: 260, maxSeqLen: 256, initSeed: 3 });
@@ -59,6 +59,9 @@ describe("a BLT config from the model section", () => {
     expect(() => modelConfigFor({ ...dense, localWindow: 128 }, tokenizer, 1)).toThrow(
       /for the BLT backbone, not dense/,
     );
+    expect(config.patching.mode).toBe("entropy");
+    const spaced = modelConfigFor({ ...tinyBlt.model, patching: "space" }, tokenizer, 3) as BltConfig;
+    expect(spaced.patching).toEqual({ mode: "space" });
   });
 
   it("name-echo documents are refused for a word-level backbone (their made-up names are not words)", async () => {

@@ -59,6 +59,10 @@ describe("pretrain config", () => {
     );
     expect(config.pretrain.nameEchoDocuments).toBe(0);
     expect(decodePretrainConfig({ model: { backbone: "blt", localWindow: 256 } }, "blt").model.localWindow).toBe(256);
+    expect(decodePretrainConfig({ model: { backbone: "blt", patching: "space" } }, "blt").model.patching).toBe("space");
+    expect(() => decodePretrainConfig({ model: { patching: "space" } }, "dense")).toThrow(
+      /model\.patching: Only the blt backbone has patches, actual dense/,
+    );
     expect(() => decodePretrainConfig({ model: { localWindow: 256 } }, "dense")).toThrow(
       /model\.localWindow: Only the blt backbone has local layers, actual dense/,
     );

@@ -37,6 +37,10 @@ export const PretrainModel = Schema.Struct({
     description:
       "BLT only: the local layers' causal attention window in bytes (default 64; the paper's models use 512).",
   }),
+  patching: Schema.optional(Schema.Literal("entropy", "space")).annotations({
+    description:
+      "BLT only: patches from the entropy model, trained first (default), or one per word (space patching: no entropy stage).",
+  }),
 });
 
 export const EntropyStage = Schema.Struct({
@@ -131,6 +135,7 @@ export const PretrainConfig = PretrainConfigFields.pipe(
   Schema.filter(bltOnly(["model", "hashBuckets"], (c) => c.model.hashBuckets !== undefined, "has hashed n-grams")),
   Schema.filter(bltOnly(["model", "localLayers"], (c) => c.model.localLayers !== undefined, "has local layers")),
   Schema.filter(bltOnly(["model", "localWindow"], (c) => c.model.localWindow !== undefined, "has local layers")),
+  Schema.filter(bltOnly(["model", "patching"], (c) => c.model.patching !== undefined, "has patches")),
   Schema.filter(
     bltOnly(["pretrain", "nameEchoDocuments"], (c) => c.pretrain.nameEchoDocuments > 0, "copies made-up names"),
   ),

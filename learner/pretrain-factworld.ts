@@ -70,6 +70,8 @@ export interface ModelShape {
   readonly localLayers?: number;
   /** BLT only: the local layers' causal attention window in bytes (default: the backbone's, 64). */
   readonly localWindow?: number;
+  /** BLT only: patches from the entropy model (the default) or one per word (`space`). */
+  readonly patching?: "entropy" | "space";
   readonly [extra: string]: unknown;
 }
 
@@ -147,7 +149,7 @@ export function factWorldSetup(size: WorldSize): FactWorldSetup {
  * model section's shape is the global transformer's; `maxSeqLen` is in bytes).
  */
 export function modelConfigFor(shape: ModelShape, tokenizer: WordTokenizer, initSeed: number): PolicyConfigBase {
-  const { hashBuckets, localLayers, localWindow, ...architecture } = shape;
+  const { hashBuckets, localLayers, localWindow, patching, ...architecture } = shape;
   if (shape.backbone === "blt") {
     const config: BltConfig = bltConfigForShape(shape, initSeed);
     const sized: BltConfig = {
@@ -159,12 +161,13 @@ export function modelConfigFor(shape: ModelShape, tokenizer: WordTokenizer, init
         decoderLayers: localLayers ?? config.local.decoderLayers,
         window: localWindow ?? config.local.window,
       },
+      ...(patching === "space" ? { patching: { mode: "space" } } : {}),
     };
     return sized;
   }
-  if (hashBuckets !== undefined || localLayers !== undefined || localWindow !== undefined) {
+  if ([hashBuckets, localLayers, localWindow, patching].some((setting) => setting !== undefined)) {
     throw new Error(
-      `model.hashBuckets, model.localLayers and model.localWindow are for the BLT backbone, not ${shape.backbone}`,
+      `model.hashBuckets, model.localLayers, model.localWindow and model.patching are for the BLT backbone, not ${shape.backbone}`,
     );
   }
   const { pad, bos, eos, thinkOpen, thinkClose } = tokenizer.specialTokens;

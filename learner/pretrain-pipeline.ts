@@ -63,6 +63,7 @@ export async function makeBasePolicy(
     ...(config.model.hashBuckets !== undefined ? { hashBuckets: config.model.hashBuckets } : {}),
     ...(config.model.localLayers !== undefined ? { localLayers: config.model.localLayers } : {}),
     ...(config.model.localWindow !== undefined ? { localWindow: config.model.localWindow } : {}),
+    ...(config.model.patching !== undefined ? { patching: config.model.patching } : {}),
   };
   const p = config.pretrain;
   const pre = await pretrain(
