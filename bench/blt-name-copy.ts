@@ -1,0 +1,85 @@
+// Does a byte-level policy copy the asked entity's name from the prompt? (docs/models.md, "Teaching
+// the copy"). For each checkpoint: 48 train-split and 29 eval-split bio prompts, each followed by
+// `<think> The question is about `, decoded at temperature 0.05; a copy is the exact name then " ".
+// Works on pretrained-only checkpoints too (they have seen the format only in name-echo documents).
+//
+//   node bin/run-ts.mjs bench/blt-name-copy.ts CHECKPOINT [CHECKPOINT ...]
+//
+// The control (`--dense-control STEPS OUT`): a dense byte LM of the BLT's global size (2 layers,
+// d 128, full attention, RoPE) trained on name-echo documents only, with the BLT's optimiser and
+// windows (Adam, lr 3e-3, 50 warm-up steps, cosine; 16 windows of 256 bytes), saved to OUT and probed.
+import { generatePrompts, generateWorld, nameEchoDocuments, WORLD_SIZES } from "../envs/index.ts";
+import { createOptimizer, trainLanguageModel, windowBatches } from "../learner/pretrain.ts";
+import { BYTE_TOKENIZER_RECORD } from "../learner/pretrain-factworld.ts";
+import { initBackend } from "../models/backend.ts";
+import { BOS, decodeBytes, EOS, encodeBytes, PAD } from "../models/blt/index.ts";
+import { DensePolicy } from "../models/dense.ts";
+import { byteTextFormat, loadCheckpoint, type Policy, saveCheckpoint } from "../models/index.ts";
+
+await initBackend({ backend: "auto", measure: false, logger: { info: () => {} } });
+const world = generateWorld(WORLD_SIZES.default);
+const bio = generatePrompts(world).filter((p) => p.suite === "bio");
+const PREFIX = encodeBytes("<think> The question is about ");
+
+async function copies(policy: Policy, split: "train" | "eval", count: number): Promise<string> {
+  const prompts = bio.filter((p) => p.split === split).slice(0, count);
+  const result = await policy.sample(
+    prompts.map((p) => Int32Array.from([...byteTextFormat.promptTokens(p.text), ...PREFIX])),
+    { temperature: 0.05, maxNewTokens: 24, seed: 1 },
+  );
+  const texts = result.sequences.map((s) => decodeBytes(Array.from(s.tokens)));
+  const copied = texts.filter((text, i) => text.startsWith(`${prompts[i]!.focus.entity} `)).length;
+  return `${copied}/${prompts.length} (e.g. ${prompts[0]!.focus.entity} → ${texts[0]!.split(" .")[0]})`;
+}
+
+async function probe(label: string, policy: Policy): Promise<void> {
+  console.log(`${label}: train ${await copies(policy, "train", 48)} · eval ${await copies(policy, "eval", 29)}`);
+}
+
+async function denseControl(steps: number, out: string): Promise<Policy> {
+  const documents = nameEchoDocuments(world, 20_000, 1).map((d) => [
+    ...byteTextFormat.promptTokens(d.prompt),
+    ...byteTextFormat.answerTokens(d.answer),
+  ]);
+  const policy = new DensePolicy({
+    backbone: "dense",
+    vocabSize: 260,
+    maxSeqLen: 1024,
+    specialTokens: { pad: PAD, bos: BOS, eos: EOS, thinkOpen: PAD, thinkClose: PAD },
+    initSeed: 1,
+    dModel: 128,
+    nLayers: 2,
+    nHeads: 4,
+    dFF: 512,
+    positions: "rope",
+  });
+  const settings = { learningRate: 3e-3, warmupSteps: 50, totalSteps: steps, clipNorm: 1 };
+  const optimizer = createOptimizer(settings);
+  await trainLanguageModel({
+    ...settings,
+    policy,
+    optimizer,
+    batchAt: windowBatches(Int32Array.from(documents.flat()), 16, 256, 1),
+    evalBatches: [],
+    evalEvery: 0,
+    checkpointEvery: 0,
+    onProgress: (p) => p.step % 100 === 0 && console.log(`dense control step ${p.step}: loss ${p.loss.toFixed(3)}`),
+  });
+  await saveCheckpoint(out, { policy, optimizer, step: steps, tokenizer: BYTE_TOKENIZER_RECORD });
+  optimizer.dispose();
+  return policy;
+}
+
+const args = process.argv.slice(2);
+if (args[0] === "--dense-control") {
+  const policy = await denseControl(Number(args[1]), args[2] ?? "runs/dense-byte-control");
+  await probe(`dense byte LM, ${args[1]} steps on name-echo documents`, policy);
+} else {
+  if (args.length === 0)
+    throw new Error("usage: bench/blt-name-copy.ts CHECKPOINT [CHECKPOINT ...] | --dense-control STEPS [OUT]");
+  for (const dir of args) {
+    const { policy } = await loadCheckpoint(dir);
+    await probe(dir, policy);
+    policy.dispose();
+  }
+}
