@@ -10,7 +10,7 @@
 // windows (Adam, lr 3e-3, 50 warm-up steps, cosine; 16 windows of 256 bytes), saved to OUT and probed.
 import { generatePrompts, generateWorld, nameEchoDocuments, WORLD_SIZES } from "../envs/index.ts";
 import { createOptimizer, trainLanguageModel, windowBatches } from "../learner/pretrain.ts";
-import { BYTE_TOKENIZER_RECORD } from "../learner/pretrain-factworld.ts";
+import { BYTE_TOKENIZER_RECORD, DEFAULT_PRETRAIN } from "../learner/pretrain-factworld.ts";
 import { initBackend } from "../models/backend.ts";
 import { BOS, decodeBytes, EOS, encodeBytes, PAD } from "../models/blt/index.ts";
 import { DensePolicy } from "../models/dense.ts";
@@ -41,18 +41,21 @@ async function denseControl(steps: number, out: string): Promise<Policy> {
     ...byteTextFormat.promptTokens(d.prompt),
     ...byteTextFormat.answerTokens(d.answer),
   ]);
+  // factrl pretrain's dense shape (the BLT's global size), on bytes.
+  const { dModel, nLayers, nHeads, dFF } = DEFAULT_PRETRAIN.model;
   const policy = new DensePolicy({
     backbone: "dense",
     vocabSize: 260,
     maxSeqLen: 1024,
     specialTokens: { pad: PAD, bos: BOS, eos: EOS, thinkOpen: PAD, thinkClose: PAD },
     initSeed: 1,
-    dModel: 128,
-    nLayers: 2,
-    nHeads: 4,
-    dFF: 512,
+    dModel,
+    nLayers,
+    nHeads,
+    dFF,
     positions: "rope",
   });
+
   const settings = { learningRate: 3e-3, warmupSteps: 50, totalSteps: steps, clipNorm: 1 };
   const optimizer = createOptimizer(settings);
   await trainLanguageModel({
