@@ -71,7 +71,7 @@ export const PretrainStage = Schema.Struct({
   nameEchoDocuments: setting(
     NonNegativeInt,
     0,
-    "BLT only: documents added to the training corpus that copy a made-up name from a prompt into the reasoning (docs/models.md).",
+    "BLT only: name-echo documents added to the training stream: a prompt about a made-up name, answered by copying it and abstaining (docs/models.md).",
   ),
   entropy: section(
     EntropyStage,
