@@ -12,7 +12,7 @@
 //    final held-out loss (the paper: 55.8 % of the steps at 7B; goal ≤ 70 %).
 //
 //   node bin/run-ts.mjs bench/mot.ts [--steps 240] [--eval-every 20] [--batch 32] [--rounds 7] [--untie all]
-//                                    [--data mixed|corpus] [--no-routing] [--no-pretrain]
+//                                    [--data mixed|corpus] [--world-scale K] [--no-routing] [--no-pretrain]
 // With --data corpus every row is a corpus window (prompt = its first token, the rest answer text):
 // MoT's modalities then hardly differ, so it measures MoT where its premise is absent.
 import * as tf from "@tensorflow/tfjs";
@@ -59,6 +59,8 @@ const ROUNDS = Number(option("--rounds", "7"));
 const UNTIE = option("--untie", "all") as MotUntie;
 /** mixed: half corpus windows, half prompt → answer sequences; corpus: corpus windows only. */
 const DATA = option("--data", "mixed") as "mixed" | "corpus";
+/** World size as a multiple of the default's entity counts: more prompts per modality, same shapes. */
+const WORLD_SCALE = Number(option("--world-scale", "1"));
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 const silent = { info: () => {} };
 
@@ -151,7 +153,14 @@ function routingBenchmark() {
 // ── 2. pretraining at equal FLOPs per token ─────────────────────────────────────────────────────
 
 async function pretrainingBenchmark() {
-  const world = generateWorld(WORLD_SIZES.default);
+  const base = WORLD_SIZES.default;
+  const world = generateWorld({
+    ...base,
+    people: base.people * WORLD_SCALE,
+    places: base.places * WORLD_SCALE,
+    organisations: base.organisations * WORLD_SCALE,
+    works: base.works * WORLD_SCALE,
+  });
   const tokenizer = createTokenizer(world);
   const { pad, bos, eos, thinkOpen, thinkClose } = tokenizer.specialTokens;
   const documents = generateCorpus(world).map((doc) => tokenizer.encode(doc.text));
@@ -221,7 +230,7 @@ async function pretrainingBenchmark() {
     for (const m of tokenModalities(row, prompt.length, shape.specialTokens)) modalityCounts[m]! += 1;
   });
   console.log(
-    `\nPretraining: FactWorld default world (vocab ${tokenizer.vocabSize}); batch ${BATCH - qaRows} corpus windows of ${WINDOW} + ${qaRows} prompt→answer sequences (≤ ${MAX_SEQ} tokens); ` +
+    `\nPretraining: FactWorld default world${WORLD_SCALE === 1 ? "" : ` × ${WORLD_SCALE} entities`} (vocab ${tokenizer.vocabSize}); batch ${BATCH - qaRows} corpus windows of ${WINDOW} + ${qaRows} prompt→answer sequences (≤ ${MAX_SEQ} tokens); ` +
       `tokens per modality in batch 0: prompt ${modalityCounts[0]}, reasoning ${modalityCounts[1]}, answer ${modalityCounts[2]}`,
   );
   for (const run of runs) {
