@@ -8,7 +8,16 @@
 // The control (`--dense-control STEPS OUT`): a dense byte LM of the BLT's global size (2 layers,
 // d 128, full attention, RoPE) trained on name-echo documents only, with the BLT's optimiser and
 // windows (Adam, lr 3e-3, 50 warm-up steps, cosine; 16 windows of 256 bytes), saved to OUT and probed.
-import { generatePrompts, generateWorld, nameEchoDocuments, WORLD_SIZES } from "../envs/index.ts";
+// `--repeat-control STEPS`: the same dense byte LM on the plainest copy task (repeatControl).
+import * as tf from "@tensorflow/tfjs";
+import {
+  createRng,
+  generatePrompts,
+  generateWorld,
+  madeUpName,
+  nameEchoDocuments,
+  WORLD_SIZES,
+} from "../envs/index.ts";
 import { createOptimizer, trainLanguageModel, windowBatches } from "../learner/pretrain.ts";
 import { BYTE_TOKENIZER_RECORD, DEFAULT_PRETRAIN } from "../learner/pretrain-factworld.ts";
 import { initBackend } from "../models/backend.ts";
@@ -36,14 +45,10 @@ async function probe(label: string, policy: Policy): Promise<void> {
   console.log(`${label}: train ${await copies(policy, "train", 48)} · eval ${await copies(policy, "eval", 29)}`);
 }
 
-async function denseControl(steps: number, out: string): Promise<Policy> {
-  const documents = nameEchoDocuments(world, 20_000, 1).map((d) => [
-    ...byteTextFormat.promptTokens(d.prompt),
-    ...byteTextFormat.answerTokens(d.answer),
-  ]);
-  // factrl pretrain's dense shape (the BLT's global size), on bytes.
+/** factrl pretrain's dense shape (the BLT's global size), on bytes. */
+function denseByteLm(): DensePolicy {
   const { dModel, nLayers, nHeads, dFF } = DEFAULT_PRETRAIN.model;
-  const policy = new DensePolicy({
+  return new DensePolicy({
     backbone: "dense",
     vocabSize: 260,
     maxSeqLen: 1024,
@@ -55,8 +60,17 @@ async function denseControl(steps: number, out: string): Promise<Policy> {
     dFF,
     positions: "rope",
   });
+}
 
-  const settings = { learningRate: 3e-3, warmupSteps: 50, totalSteps: steps, clipNorm: 1 };
+/** Trains `policy` on windows of `documents` (16 × 256 bytes a step, warm-up 50, cosine); `report` every 250 steps. */
+async function train(
+  policy: Policy,
+  documents: readonly number[][],
+  steps: number,
+  learningRate: number,
+  report: (step: number, loss: number) => void,
+) {
+  const settings = { learningRate, warmupSteps: 50, totalSteps: steps, clipNorm: 1 };
   const optimizer = createOptimizer(settings);
   await trainLanguageModel({
     ...settings,
@@ -66,20 +80,73 @@ async function denseControl(steps: number, out: string): Promise<Policy> {
     evalBatches: [],
     evalEvery: 0,
     checkpointEvery: 0,
-    onProgress: (p) => p.step % 100 === 0 && console.log(`dense control step ${p.step}: loss ${p.loss.toFixed(3)}`),
+    onProgress: (p) => p.step % 250 === 0 && report(p.step, p.loss),
   });
+  return optimizer;
+}
+
+async function denseControl(steps: number, out: string): Promise<Policy> {
+  const documents = nameEchoDocuments(world, 20_000, 1).map((d) => [
+    ...byteTextFormat.promptTokens(d.prompt),
+    ...byteTextFormat.answerTokens(d.answer),
+  ]);
+  const policy = denseByteLm();
+  const optimizer = await train(policy, documents, steps, 3e-3, (step, loss) =>
+    console.log(`dense control step ${step}: loss ${loss.toFixed(3)}`),
+  );
   await saveCheckpoint(out, { policy, optimizer, step: steps, tokenizer: BYTE_TOKENIZER_RECORD });
   optimizer.dispose();
   return policy;
 }
 
+/**
+ * The plainest copy task: `NAMES . NAMES .`, NAMES two to four made-up names, so half of every
+ * document is a copy. Reports the loss per byte of the first and of the second NAMES on 32 unseen
+ * documents: with no copy they are equal; a perfect copy makes the second ≈ 0.
+ */
+async function repeatControl(steps: number): Promise<void> {
+  const rng = createRng(5);
+  const names = () => Array.from({ length: rng.int(2, 4) }, () => madeUpName(world, rng, "A B")).join(" , ");
+  const repeatDocument = () => {
+    const list = encodeBytes(names());
+    return { tokens: [BOS, ...list, ...encodeBytes(" . "), ...list, ...encodeBytes(" ."), EOS], length: list.length };
+  };
+  const documents = Array.from({ length: 20_000 }, () => repeatDocument().tokens);
+  const heldOut = Array.from({ length: 32 }, repeatDocument);
+  const policy = denseByteLm();
+  const halves = () => {
+    const first: number[] = [];
+    const second: number[] = [];
+    for (const { tokens, length } of heldOut) {
+      const { logProbs, mask } = policy.answerLogProbs({
+        prompts: [Int32Array.from(tokens.slice(0, 1))],
+        answers: [Int32Array.from(tokens.slice(1))],
+      });
+      const lp = Array.from(logProbs.dataSync());
+      tf.dispose([logProbs, mask]);
+      first.push(...lp.slice(0, length));
+      second.push(...lp.slice(length + 3, 2 * length + 3));
+    }
+    const nats = (xs: number[]) => (-xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(2);
+    return `first copy ${nats(first)} nats/byte, second copy ${nats(second)}`;
+  };
+  const optimizer = await train(policy, documents, steps, 1e-3, (step, loss) =>
+    console.log(`repeat control step ${step}: training loss ${loss.toFixed(3)}; held out: ${halves()}`),
+  );
+  optimizer.dispose();
+}
+
 const args = process.argv.slice(2);
-if (args[0] === "--dense-control") {
+if (args[0] === "--repeat-control") {
+  await repeatControl(Number(args[1]));
+} else if (args[0] === "--dense-control") {
   const policy = await denseControl(Number(args[1]), args[2] ?? "runs/dense-byte-control");
   await probe(`dense byte LM, ${args[1]} steps on name-echo documents`, policy);
 } else {
   if (args.length === 0)
-    throw new Error("usage: bench/blt-name-copy.ts CHECKPOINT [CHECKPOINT ...] | --dense-control STEPS [OUT]");
+    throw new Error(
+      "usage: bench/blt-name-copy.ts CHECKPOINT [CHECKPOINT ...] | --dense-control STEPS [OUT] | --repeat-control STEPS",
+    );
   for (const dir of args) {
     const { policy } = await loadCheckpoint(dir);
     await probe(dir, policy);

@@ -47,7 +47,7 @@ export {
   SUITES,
   type Suite,
 } from "./factworld/prompts.ts";
-export { hashString } from "./factworld/random.ts";
+export { createRng, hashString, type Rng } from "./factworld/random.ts";
 export {
   referenceSentences,
   renderReasoning,
@@ -78,6 +78,7 @@ export {
   type Entity,
   type Fact,
   generateWorld,
+  madeUpName,
   type PopularityBucket,
   popularityBucket,
   valuesOf,
