@@ -95,9 +95,9 @@ describe("grpoUpdate with micro-batches", () => {
         expect(Math.abs(b[key] - a[key]), key).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(a[key])));
       }
       expect(b.meanAdvantageAbs).toBe(a.meanAdvantageAbs);
-      // The checks bite: tokens clip, the ratio moved, the KL term is on when β > 0.
+      // The checks bite: tokens clip (so ratios left the trust band), the KL term is on when β > 0.
+      // (Not "mean ratio ≠ 1": ratios move both ways, and their mean came within 1.5e-4 of 1 in one CI run.)
       expect(a.clipFraction).toBeGreaterThan(0);
-      expect(a.meanRatio).not.toBeCloseTo(1, 3);
       if (c.klBeta > 0) expect(a.kl).toBeGreaterThan(0.1);
     }
     const [wholeWeights, splitWeights] = [weightsOf(whole.policy), weightsOf(split.policy)];
