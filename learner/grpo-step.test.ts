@@ -48,11 +48,14 @@ async function scoredBatch(policy: Policy, temperature: number): Promise<GrpoBat
   return { prompts, answers, behaviourLogProbs, rewards: [0.1, 0.9, 0.4, 0.2, 1, 0, 0.5, 0.7], groupSize: 4 };
 }
 
-/** The fixture with every weight jittered (σ 0.02): a reference unlike the policy, so KL and its gradient are not 0. */
+/**
+ * The fixture with every weight jittered (σ 0.02): a reference unlike the policy, so KL and its
+ * gradient are not 0. Seeds start at 1: tfjs takes a seed of 0 as "none" and draws a random one.
+ */
 async function nearbyReference(): Promise<Policy> {
   const { policy } = await loadCheckpoint(TINY_POLICY);
   policy.trainableVariables.forEach((v, i) => {
-    tf.tidy(() => v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.02, "float32", i))));
+    tf.tidy(() => v.assign(tf.add(v, tf.randomNormal(v.shape, 0, 0.02, "float32", i + 1))));
   });
   return policy;
 }
@@ -96,7 +99,7 @@ describe("grpoUpdate with micro-batches", () => {
       }
       expect(b.meanAdvantageAbs).toBe(a.meanAdvantageAbs);
       // The checks bite: tokens clip (so ratios left the trust band), the KL term is on when β > 0.
-      // (Not "mean ratio ≠ 1": ratios move both ways, and their mean came within 1.5e-4 of 1 in one CI run.)
+      // (Not "mean ratio ≠ 1": ratios move both ways, so their mean can sit near 1 by chance.)
       expect(a.clipFraction).toBeGreaterThan(0);
       if (c.klBeta > 0) expect(a.kl).toBeGreaterThan(0.1);
     }
