@@ -52,19 +52,9 @@ export async function makeBasePolicy(
 ): Promise<BasePolicyReport> {
   const started = performance.now();
   const { world, tokenizer } = factWorldSetup(config.world);
-  const model = {
-    backbone: config.model.backbone,
-    dModel: config.model.dModel,
-    nLayers: config.model.layers,
-    nHeads: config.model.heads,
-    dFF: config.model.dFF,
-    maxSeqLen: config.model.maxSeqLen,
-    positions: config.model.positions,
-    ...(config.model.hashBuckets !== undefined ? { hashBuckets: config.model.hashBuckets } : {}),
-    ...(config.model.localLayers !== undefined ? { localLayers: config.model.localLayers } : {}),
-    ...(config.model.localWindow !== undefined ? { localWindow: config.model.localWindow } : {}),
-    ...(config.model.patching !== undefined ? { patching: config.model.patching } : {}),
-  };
+  // The config names layers and heads as a user would; the BLT-only settings are there only when set.
+  const { layers: nLayers, heads: nHeads, ...shape } = config.model;
+  const model = { ...shape, nLayers, nHeads };
   const p = config.pretrain;
   const pre = await pretrain(
     {

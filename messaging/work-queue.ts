@@ -68,10 +68,10 @@ export const ensureWorkQueues = (
     const { manager } = yield* Nats;
     const { subjects } = yield* Experiment;
     const s = { ...DEFAULTS, ...settings };
-    const upsert = (settings: StreamSettings) =>
+    const upsert = (stream: StreamSettings) =>
       Effect.tryPromise({
-        try: () => upsertStream(manager, settings),
-        catch: jsError(`creating stream ${settings.name}`),
+        try: () => upsertStream(manager, stream),
+        catch: jsError(`creating stream ${stream.name}`),
       });
     for (const queue of WORK_QUEUES) {
       yield* upsert({

@@ -2,7 +2,6 @@
  * Host-side token choice from one row of logits: temperature, nucleus (top-p), seeded. Pure
  * functions, so the numbers a rollout records are easy to check against the learner's.
  */
-
 import { eventLoopYielder } from "./event-loop.ts";
 import type { PolicyConfigBase, SampleResult, SamplingOptions } from "./policy.ts";
 import { mixSeed, mulberry32, type Random } from "./random.ts";
