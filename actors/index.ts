@@ -20,6 +20,7 @@ export {
   ActorGaveUp,
   type ActorServices,
   Draining,
+  RoleFatal,
   defaultActorId,
   type RoleDefinition,
   type RunActorOptions,

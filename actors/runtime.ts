@@ -89,6 +89,19 @@ export interface ActorContext {
 
 export class Draining extends Data.TaggedError("Draining")<{ readonly id: string }> {}
 
+/**
+ * A failure that restarting cannot mend (the run's shared state was tampered with, say): the role is
+ * not restarted, the actor exits 1 with `reason`, and the launcher fails the experiment.
+ */
+export class RoleFatal extends Data.TaggedError("RoleFatal")<{ readonly reason: string }> {
+  override get message(): string {
+    return this.reason;
+  }
+}
+
+const isFatal = (cause: Cause.Cause<unknown>): boolean =>
+  [...Cause.failures(cause)].some((error) => error instanceof RoleFatal);
+
 /** The services a role's effects may require: the connection and the experiment's names. */
 export type ActorServices = Nats | Experiment;
 
@@ -131,7 +144,7 @@ function restartSchedule(config: ExperimentConfig, onGiveUp: (restarts: number) 
     Schedule.jittered,
     Schedule.modifyDelay((delay) => Duration.min(delay, Duration.millis(policy.maxDelayMs))),
     Schedule.whileInput((cause: Cause.Cause<unknown>) => {
-      if (Cause.isInterruptedOnly(cause)) return false;
+      if (Cause.isInterruptedOnly(cause) || isFatal(cause)) return false;
       const now = Date.now();
       while (recent.length > 0 && recent[0]! < now - policy.windowMs) recent.shift();
       if (recent.length >= policy.maxRestarts) {
