@@ -20,9 +20,9 @@ export {
   ActorGaveUp,
   type ActorServices,
   Draining,
-  RoleFatal,
   defaultActorId,
   type RoleDefinition,
+  RoleFatal,
   type RunActorOptions,
   runActor,
 } from "./runtime.ts";
