@@ -12,7 +12,7 @@
  */
 import { Duration, Effect, Option, Queue } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
-import type { Prompt } from "../envs/index.ts";
+import type { EnvPrompt } from "../envs/index.ts";
 import {
   deadLetterCount,
   getState,
@@ -22,15 +22,14 @@ import {
   watchState,
 } from "../messaging/index.ts";
 import { CURATOR_CURSOR_KEY, LEARNER_PROGRESS_KEY, type LearnerProgress } from "../messaging/pipeline-state.ts";
-import { type TextFormat, textFormatFor } from "../models/index.ts";
-import { factWorldEnvironment, hash32 } from "./environment.ts";
+import { experimentEnvironment, hash32 } from "./environment.ts";
 import type { RoleDefinition } from "./runtime.ts";
 
 /** How often credits are recounted when no learner progress arrives (dead letters do not announce themselves). */
 const RECOUNT_EVERY = Duration.seconds(2);
 
 /** Uniform sampling: the prompt of group `sequence` depends only on the seed (deterministic across restarts). */
-export const uniformPrompt = (prompts: readonly Prompt[], seed: number, sequence: number): Prompt =>
+export const uniformPrompt = (prompts: readonly EnvPrompt[], seed: number, sequence: number): EnvPrompt =>
   prompts[hash32(`${seed}:${sequence}`) % prompts.length]!;
 
 /** Groups that left the pipeline: every group ends used, stale, zero-variance or dead-lettered. */
@@ -38,21 +37,15 @@ export const settledGroups = (progress: LearnerProgress | undefined, deadLettere
   (progress ? progress.consumed + progress.stale + progress.zeroVariance : 0) + deadLettered;
 
 /** The prompt group of sequence number `sequence`: id `g<sequence>`, the prompt a pure function of the seed. */
-export const promptGroupAt = (
-  train: readonly Prompt[],
-  format: TextFormat,
-  config: ExperimentConfig,
-  sequence: number,
-): PromptGroup => {
+export const promptGroupAt = (train: readonly EnvPrompt[], config: ExperimentConfig, sequence: number): PromptGroup => {
   const prompt = uniformPrompt(train, config.seed, sequence);
   return {
     groupId: `g${sequence}`,
     promptId: prompt.id,
     suite: prompt.suite,
     prompt: prompt.text,
-    promptTokens: format.promptTokens(prompt.text) as Int32Array<ArrayBuffer>,
-    focus: prompt.focus.entity,
-    meta: { bucket: prompt.bucket, split: prompt.split },
+    ...(prompt.focus ? { focus: prompt.focus.entity } : {}),
+    meta: { split: prompt.split, ...(prompt.bucket === undefined ? {} : { bucket: prompt.bucket }) },
     groupSize: config.rollout.groupSize,
     createdAt: Date.now(),
   };
@@ -64,9 +57,7 @@ export const curatorRole: RoleDefinition = {
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;
-      const { train, tokenizer } = factWorldEnvironment(config.env);
-      const format = textFormatFor(config.model.backbone, tokenizer);
-      if (train.length === 0) return yield* Effect.dieMessage("the environment has no training prompts");
+      const { train } = yield* experimentEnvironment(config);
       const progressUpdates = yield* watchState(LEARNER_PROGRESS_KEY);
       let published = (yield* getState(CURATOR_CURSOR_KEY))?.value.published ?? 0;
       let progress = (yield* getState(LEARNER_PROGRESS_KEY))?.value;
@@ -89,9 +80,7 @@ export const curatorRole: RoleDefinition = {
           const credits = config.curation.maxGroupsInFlight - inFlight;
           if (credits > 0) {
             // All the credits' groups at once, acks awaited together; a restart republishes from the cursor (no-ops).
-            const groups = Array.from({ length: credits }, (_, i) =>
-              promptGroupAt(train, format, config, published + i),
-            );
+            const groups = Array.from({ length: credits }, (_, i) => promptGroupAt(train, config, published + i));
             yield* actor.inHand(
               publishWorkAll(
                 "prompts",

@@ -22,9 +22,11 @@ export const makeEchoRole = (concurrency: number): RoleDefinition => ({
             const sleepMs = group.meta.sleepMs;
             if (typeof sleepMs === "number" && sleepMs > 0) yield* Effect.sleep(Duration.millis(sleepMs));
             const startedAt = Date.now();
+            // No policy here: the prompt's UTF-8 bytes stand in for tokens.
+            const tokens = Int32Array.from(new TextEncoder().encode(group.prompt));
             const answer: Answer = {
-              tokens: group.promptTokens,
-              logProbs: new Float32Array(group.promptTokens.length),
+              tokens,
+              logProbs: new Float32Array(tokens.length),
               text: group.prompt,
               finishReason: "stop",
             };
@@ -32,6 +34,7 @@ export const makeEchoRole = (concurrency: number): RoleDefinition => ({
               "rollouts",
               {
                 group,
+                promptTokens: tokens,
                 answers: Array.from({ length: group.groupSize }, () => answer),
                 policyVersion: 0,
                 timings: { startedAt, finishedAt: Date.now() },

@@ -1,62 +1,40 @@
 /**
- * The experiment's environment as every actor sees it: FactWorld regenerated from the config's seeds
- * (so every process, on any host, builds the same world, tokenizer and prompt splits with no data
- * shipped between them), or an external JSONL prompt set.
+ * The experiment's environment as every role sees it: built from the config's `env` section by the
+ * environment registry (envs/registry.ts), once per process. Roles never name an environment.
  */
+import { Data, Effect } from "effect";
+import type { ExperimentConfig } from "../configs/index.ts";
+import { type Environment, type EnvPrompt, hashString, makeEnvironment } from "../envs/index.ts";
 
-import type { EnvSection } from "../configs/index.ts";
-import {
-  createTokenizer,
-  generatePrompts,
-  generateWorld,
-  hashString,
-  type Prompt,
-  SUITES,
-  type Suite,
-  WORLD_SIZES,
-  type WordTokenizer,
-  type World,
-} from "../envs/index.ts";
-
-export interface FactWorldEnvironment {
-  readonly world: World;
-  readonly tokenizer: WordTokenizer;
-  readonly train: readonly Prompt[];
-  readonly eval: readonly Prompt[];
-}
-
-const cache = new Map<string, FactWorldEnvironment>();
-
-/** Builds (once per process) the FactWorld environment a config describes. */
-export function factWorldEnvironment(env: EnvSection): FactWorldEnvironment {
-  if (env.kind !== "factworld") {
-    throw new Error(
-      `env.kind ${env.kind}: the built-in roles train on FactWorld; JSONL prompt sets are for evaluation`,
-    );
+/** The environment could not be built (a prompt file that will not parse, a module that will not load). */
+export class EnvironmentUnavailable extends Data.TaggedError("EnvironmentUnavailable")<{
+  readonly kind: string;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `environment (env.kind ${this.kind}): ${this.reason}`;
   }
-  const key = JSON.stringify(env);
-  const cached = cache.get(key);
-  if (cached) return cached;
-  const world = generateWorld({ ...WORLD_SIZES[env.size], ...(env.seed === undefined ? {} : { seed: env.seed }) });
-  const prompts = generatePrompts(world, { seed: env.promptSeed, evalFraction: env.evalFraction });
-  const built: FactWorldEnvironment = {
-    world,
-    tokenizer: createTokenizer(world),
-    train: prompts.filter((p) => p.split === "train"),
-    eval: prompts.filter((p) => p.split === "eval"),
-  };
-  cache.set(key, built);
-  return built;
 }
+
+/** The experiment's environment (built once per process). */
+export const experimentEnvironment = (config: ExperimentConfig): Effect.Effect<Environment, EnvironmentUnavailable> =>
+  Effect.tryPromise({
+    try: () => makeEnvironment(config.env),
+    catch: (error) =>
+      new EnvironmentUnavailable({
+        kind: config.env.kind,
+        reason: error instanceof Error ? error.message : String(error),
+      }),
+  });
 
 /** A fixed, seeded sample of up to `perSuite` evaluation prompts from each suite (same every call). */
 export function evaluationSample(
-  prompts: readonly Prompt[],
+  prompts: readonly EnvPrompt[],
   perSuite: number,
   seed: number,
-  suites: readonly Suite[] = SUITES,
-): Prompt[] {
-  const sample: Prompt[] = [];
+  suites: readonly string[],
+): EnvPrompt[] {
+  const sample: EnvPrompt[] = [];
   for (const suite of suites) {
     const pool = prompts.filter((p) => p.suite === suite);
     const keyed = pool.map((p) => ({ p, key: hash32(`${seed}:${p.id}`) }));

@@ -1,11 +1,11 @@
 /**
- * Evaluating a policy on FactWorld's evaluation prompts: sample one answer per prompt with a fixed
+ * Evaluating a policy on its environment's evaluation prompts: sample one answer per prompt with a fixed
  * seed, score it with the experiment's reward pipeline (against reference answers, for relevance),
  * and summarise per suite — hallucination rate, detail, relevance win rate, abstention, length.
  * Used by the evaluator actor, `factrl eval` and the report.
  */
-import type { Prompt, WordTokenizer } from "../envs/index.ts";
-import { type Policy, textFormatFor } from "../models/index.ts";
+import type { EnvPrompt } from "../envs/index.ts";
+import type { Policy, TextFormat } from "../models/index.ts";
 import {
   type AnswerResult,
   answerResultOf,
@@ -26,7 +26,8 @@ export interface EvaluationSampling {
 export interface EvaluatedAnswer extends AnswerResult {
   readonly promptId: string;
   readonly suite: string;
-  readonly bucket: string;
+  /** The prompt's second report grouping (FactWorld: popularity bucket), when it has one. */
+  readonly bucket?: string;
   readonly answer: string;
   readonly reward: number;
 }
@@ -36,6 +37,7 @@ export interface EvaluationResult {
   readonly overall: FactualityMetrics & { readonly reward: number };
   /** Per suite, in the order the prompts came. */
   readonly bySuite: Readonly<Record<string, FactualityMetrics>>;
+  /** Per bucket, for environments whose prompts have one (empty otherwise). */
   readonly byBucket: Readonly<Record<string, FactualityMetrics>>;
   readonly answers: readonly EvaluatedAnswer[];
 }
@@ -49,11 +51,10 @@ export interface GeneratedAnswer {
 /** Answers every prompt once (batched, seeded): the same seed and weights give the same answers. */
 export async function answerPrompts(
   policy: Policy,
-  tokenizer: WordTokenizer,
-  prompts: readonly Prompt[],
+  format: TextFormat,
+  prompts: readonly EnvPrompt[],
   sampling: EvaluationSampling,
 ): Promise<GeneratedAnswer[]> {
-  const format = textFormatFor(policy.config.backbone, tokenizer);
   const answers: GeneratedAnswer[] = [];
   for (let at = 0; at < prompts.length; at += sampling.batch) {
     const batch = prompts.slice(at, at + sampling.batch);
@@ -70,7 +71,7 @@ export async function answerPrompts(
 /** Scores answers (one per prompt) against `references` (one per prompt, or none: the knowledge base's). */
 export async function evaluateAnswers(
   version: number,
-  prompts: readonly Prompt[],
+  prompts: readonly EnvPrompt[],
   answers: readonly GeneratedAnswer[],
   pipeline: RewardPipeline,
   references?: ReadonlyMap<string, string>,
@@ -79,7 +80,11 @@ export async function evaluateAnswers(
     prompts.map((p, i) => {
       const reference = references?.get(p.id);
       return {
-        prompt: { id: p.id, text: p.text, focus: { entity: p.focus.entity, aspects: p.focus.aspects } },
+        prompt: {
+          id: p.id,
+          text: p.text,
+          ...(p.focus ? { focus: { entity: p.focus.entity, aspects: p.focus.aspects } } : {}),
+        },
         answer: answers[i]!.text,
         truncated: answers[i]!.truncated,
         ...(reference === undefined ? {} : { reference }),
@@ -90,7 +95,7 @@ export async function evaluateAnswers(
     ...answerResultOf(scores[i]!, answers[i]!.text.split(" ").filter(Boolean).length),
     promptId: p.id,
     suite: p.suite,
-    bucket: p.bucket,
+    ...(p.bucket === undefined ? {} : { bucket: p.bucket }),
     answer: answers[i]!.text,
     reward: scores[i]!.reward,
   }));
@@ -99,7 +104,12 @@ export async function evaluateAnswers(
     version,
     overall: { ...summarize(evaluated), reward },
     bySuite: Object.fromEntries(summarizeBy(evaluated, (r) => r.suite)),
-    byBucket: Object.fromEntries(summarizeBy(evaluated, (r) => r.bucket)),
+    byBucket: Object.fromEntries(
+      summarizeBy(
+        evaluated.filter((r) => r.bucket !== undefined),
+        (r) => r.bucket!,
+      ),
+    ),
     answers: evaluated,
   };
 }

@@ -1,5 +1,5 @@
 /**
- * evaluator: answers a fixed, seeded sample of FactWorld's evaluation prompts (every suite) with the
+ * evaluator: answers a fixed, seeded sample of the environment's evaluation prompts (every suite) with the
  * initial policy, then with every `evaluation.every`-th published version and with the final one;
  * scores them with the experiment's reward (relevance judged against the initial policy's answers)
  * and publishes the metrics. After the final version it writes `runs/<experiment>/report.md`
@@ -12,12 +12,14 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Duration, Effect } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
+import type { Environment } from "../envs/index.ts";
 import { Experiment, getState, POLICY_KEY, publishMessage, putState } from "../messaging/index.ts";
 import { EVALUATION_DONE_KEY, LEARNER_PROGRESS_KEY } from "../messaging/pipeline-state.ts";
 import type { Policy } from "../models/index.ts";
-import { evaluationSample, factWorldEnvironment } from "./environment.ts";
+import { evaluationSample, experimentEnvironment } from "./environment.ts";
 import { answerPrompts, type EvaluationResult, evaluateAnswers } from "./evaluation.ts";
 import { followPolicy } from "./policy-sync.ts";
+import { publishedTextFormat } from "./policy-tokenizer.ts";
 import { renderReport } from "./report.ts";
 import { openRewardPipeline } from "./reward.ts";
 import type { RoleDefinition } from "./runtime.ts";
@@ -34,11 +36,14 @@ const MEASURED_TERMS = ["precision", "relevance"] as const;
 /**
  * The experiment's reward modules plus, with weight 0, any of the measured built-ins it lacks: a
  * precision-only run's answers are still judged for relevance (the study compares all arms on all
- * metrics), and the reward stays the one the policy was trained on.
+ * metrics), and the reward stays the one the policy was trained on. The built-ins need a knowledge
+ * base: an environment without one is measured by its own modules only.
  */
 export function evaluationModules(
   modules: ExperimentConfig["rewards"]["modules"],
+  env: Pick<Environment, "knowledge">,
 ): ExperimentConfig["rewards"]["modules"] {
+  if (!env.knowledge) return modules;
   const named = new Set(modules.flatMap((m) => ("name" in m ? [m.name] : [])));
   const missing = MEASURED_TERMS.filter((name) => !named.has(name)).map((name) => ({ name, weight: 0, options: {} }));
   return [...modules, ...missing];
@@ -52,10 +57,11 @@ export const evaluatorRole: RoleDefinition = {
       const { config } = actor;
       yield* useBackend(config, actor);
       const { subjects } = yield* Experiment;
-      const env = factWorldEnvironment(config.env);
-      const prompts = evaluationSample(env.eval, config.evaluation.promptsPerSuite, config.evaluation.seed);
-      const pipeline = yield* openRewardPipeline(config, evaluationModules(config.rewards.modules));
+      const env = yield* experimentEnvironment(config);
+      const prompts = evaluationSample(env.eval, config.evaluation.promptsPerSuite, config.evaluation.seed, env.suites);
+      const pipeline = yield* openRewardPipeline(config, env, evaluationModules(config.rewards.modules, env));
       const follower = yield* followPolicy;
+      const format = yield* publishedTextFormat;
       const outDir = join(config.output.dir, config.experiment, "eval");
       const sampling = {
         temperature: config.evaluation.temperature ?? config.rollout.temperature,
@@ -69,7 +75,7 @@ export const evaluatorRole: RoleDefinition = {
       const evaluate = (policy: Policy, version: number, references: ReadonlyMap<string, string>) =>
         Effect.gen(function* () {
           const began = Date.now();
-          const answers = yield* Effect.promise(() => answerPrompts(policy, env.tokenizer, prompts, sampling));
+          const answers = yield* Effect.promise(() => answerPrompts(policy, format, prompts, sampling));
           const result = yield* Effect.promise(() => evaluateAnswers(version, prompts, answers, pipeline, references));
           yield* Effect.promise(async () => {
             await mkdir(outDir, { recursive: true });
@@ -104,7 +110,7 @@ export const evaluatorRole: RoleDefinition = {
       return Effect.gen(function* () {
         // The initial policy: its answers are the relevance references for every later version.
         const initial = yield* follower.loadVersion(0);
-        const initialAnswers = yield* Effect.promise(() => answerPrompts(initial, env.tokenizer, prompts, sampling));
+        const initialAnswers = yield* Effect.promise(() => answerPrompts(initial, format, prompts, sampling));
         initial.dispose();
         const references = new Map(prompts.map((p, i) => [p.id, initialAnswers[i]!.text]));
         const before: EvaluationResult = yield* Effect.promise(() =>

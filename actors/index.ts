@@ -1,7 +1,7 @@
 /** The actor runtime, the role registry and the launcher: what other parts may use. */
 export { curatorRole } from "./curator.ts";
 export { echoRole } from "./echo.ts";
-export { evaluationSample, type FactWorldEnvironment, factWorldEnvironment, hash32 } from "./environment.ts";
+export { EnvironmentUnavailable, evaluationSample, experimentEnvironment, hash32 } from "./environment.ts";
 export {
   ExperimentFailed,
   LAUNCHER_CONTROL_ROLE,
@@ -12,6 +12,7 @@ export {
   recordedNatsUrl,
 } from "./launcher.ts";
 export { followPolicy, type PolicyFollower, type PolicyInUse } from "./policy-sync.ts";
+export { publishedTextFormat, publishPolicyTokenizer, TokenizerMismatch } from "./policy-tokenizer.ts";
 export { rewardRole } from "./reward.ts";
 export { ACTOR_ROLES, makeRoleRegistry, type RoleLoader, type RoleRegistry } from "./roles.ts";
 export { rolloutRole } from "./rollout.ts";

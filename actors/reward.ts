@@ -8,29 +8,35 @@
  */
 import { Effect } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
-import type { Prompt } from "../envs/index.ts";
+import { allPrompts, type Environment, type EnvPrompt } from "../envs/index.ts";
 import { Experiment, Nats, publishMessage, publishWork, type RolloutGroup, WorkOutcome } from "../messaging/index.ts";
 import { createRewardPipeline, type RewardItem } from "../rewards/index.ts";
-import { factWorldEnvironment } from "./environment.ts";
+import { experimentEnvironment } from "./environment.ts";
 import type { RoleDefinition } from "./runtime.ts";
 
 /**
- * The experiment's reward pipeline over its FactWorld (and its NATS connection, for `service`
- * modules), closed with the scope. `modules` defaults to the config's.
+ * The experiment's reward pipeline over its environment (its knowledge base for the built-ins, its
+ * own modules by name) and its NATS connection (for `service` modules), closed with the scope.
+ * `modules` defaults to the config's.
  */
 export const openRewardPipeline = (
   config: ExperimentConfig,
+  env: Environment,
   modules: ExperimentConfig["rewards"]["modules"] = config.rewards.modules,
 ) =>
   Effect.gen(function* () {
     const { connection } = yield* Nats;
-    const { world, train, eval: evalPrompts } = factWorldEnvironment(config.env);
     const { timeoutMs, retries } = config.rewards;
     return yield* Effect.acquireRelease(
       Effect.promise(() =>
         createRewardPipeline(
           { modules, timeoutMs, retries },
-          { world, prompts: [...train, ...evalPrompts], nats: connection },
+          {
+            ...(env.knowledge ? { world: env.knowledge } : {}),
+            prompts: allPrompts(env),
+            ...(env.rewardModules ? { environmentModules: env.rewardModules } : {}),
+            nats: connection,
+          },
         ),
       ),
       (pipeline) => Effect.promise(() => pipeline.close()),
@@ -78,7 +84,7 @@ const makeStallClock = () => {
 };
 
 /** What the reward modules see of a rollout group: one item per answer (an unfinished answer is `truncated`). */
-export const rewardItemsOf = (rollout: RolloutGroup, focus: Prompt["focus"] | undefined): RewardItem[] => {
+export const rewardItemsOf = (rollout: RolloutGroup, focus: EnvPrompt["focus"] | undefined): RewardItem[] => {
   const { group } = rollout;
   const prompt = {
     id: group.promptId,
@@ -100,9 +106,9 @@ export const rewardRole: RoleDefinition = {
     Effect.gen(function* () {
       const { config } = actor;
       const { subjects } = yield* Experiment;
-      const { train, eval: evalPrompts } = factWorldEnvironment(config.env);
-      const focusById = new Map([...train, ...evalPrompts].map((p) => [p.id, p.focus]));
-      const pipeline = yield* openRewardPipeline(config);
+      const env = yield* experimentEnvironment(config);
+      const focusById = new Map(allPrompts(env).map((p) => [p.id, p.focus]));
+      const pipeline = yield* openRewardPipeline(config, env);
       const clock = makeStallClock();
 
       return actor.consume(

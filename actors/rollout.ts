@@ -20,9 +20,10 @@ import {
   type WorkItem,
   WorkOutcome,
 } from "../messaging/index.ts";
-import { type Policy, type SampledSequence, textFormatFor } from "../models/index.ts";
-import { factWorldEnvironment, hash32 } from "./environment.ts";
+import type { Policy, SampledSequence } from "../models/index.ts";
+import { hash32 } from "./environment.ts";
 import { followPolicy } from "./policy-sync.ts";
+import { publishedTextFormat } from "./policy-tokenizer.ts";
 import type { RoleDefinition } from "./runtime.ts";
 import { useBackend } from "./tf-backend.ts";
 
@@ -56,11 +57,11 @@ export const rolloutRole: RoleDefinition = {
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;
-      // Must match the curator's prompt tokens: both follow config.model.backbone.
-      const format = textFormatFor(config.model.backbone, factWorldEnvironment(config.env).tokenizer);
       yield* useBackend(config, actor);
       const { subjects } = yield* Experiment;
       const follower = yield* followPolicy;
+      // Prompts arrive as text: they are read with the policy's own tokenizer, as the learner trains it.
+      const format = yield* publishedTextFormat;
       const prompts = yield* openWorkFetcher("prompts");
       // A fetch-only reader dead-letters deliveries the server gave up on itself (see messaging).
       yield* sweepExhaustedDeliveries("prompts");
@@ -85,7 +86,7 @@ export const rolloutRole: RoleDefinition = {
           initialPolicy ??= yield* follower.loadVersion(0);
           const result = yield* Effect.promise(() =>
             initialPolicy!.sample(
-              missing.map((group) => group.promptTokens),
+              missing.map((group) => format.promptTokens(group.prompt)),
               { ...sampling, seed: hash32(`reference:${config.seed}:${missing[0]!.promptId}`) },
             ),
           );
@@ -103,15 +104,14 @@ export const rolloutRole: RoleDefinition = {
           const syncMs = performance.now() - syncStarted;
           actor.setPolicyVersion(version);
           const startedAt = Date.now();
-          const rows = items.flatMap((item) =>
-            Array.from({ length: item.body.groupSize }, () => item.body.promptTokens),
-          );
+          const promptTokens = items.map((item) => format.promptTokens(item.body.prompt) as Int32Array<ArrayBuffer>);
+          const rows = items.flatMap((item, i) => Array.from({ length: item.body.groupSize }, () => promptTokens[i]!));
           const seed = hash32(`${config.seed}:${version}:${items.map((i) => i.body.groupId).join(",")}`);
           const result = yield* Effect.promise(() => policy.sample(rows, { ...sampling, seed }));
           yield* referencesFor(items);
           const finishedAt = Date.now();
           let row = 0;
-          const rollouts = items.map((item) => {
+          const rollouts = items.map((item, i) => {
             const group = item.body;
             const reference = references.get(group.promptId);
             const answers = result.sequences
@@ -121,6 +121,7 @@ export const rolloutRole: RoleDefinition = {
             return {
               body: {
                 group,
+                promptTokens: promptTokens[i]!,
                 answers,
                 policyVersion: version,
                 timings: { startedAt, finishedAt },

@@ -44,7 +44,6 @@ const promptGroup = (index: number, sleepMs: number): PromptGroup => ({
   promptId: `p${index}`,
   suite: "test",
   prompt: `prompt ${index}`,
-  promptTokens: new Int32Array([index, index + 1]),
   meta: { sleepMs },
   groupSize: 2,
   createdAt: Date.now(),

@@ -21,9 +21,8 @@ import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs";
 import { Effect } from "effect";
 import { promptGroupAt } from "../actors/curator.ts";
-import { factWorldEnvironment } from "../actors/index.ts";
 import { loadConfig } from "../configs/index.ts";
-import { renderReference } from "../envs/index.ts";
+import { factWorld, type Prompt, renderReference, tokenizerFromWords } from "../envs/index.ts";
 import { type GrpoBatch, grpoUpdate } from "../learner/grpo-step.ts";
 import { grpoSettingsFor } from "../learner/learner-actor.ts";
 import { createOptimizer } from "../learner/pretrain.ts";
@@ -64,18 +63,21 @@ const quickstartConfig = (backbone: string) =>
 /** 8 groups × G answers of exactly `answerLength` tokens, group after group, as the learner lays them out. */
 function learnerBatch(backbone: string, answerLength: number): GrpoBatch {
   const config = quickstartConfig(backbone);
-  const env = factWorldEnvironment(config.env);
-  const format = textFormatFor(backbone, env.tokenizer);
+  if (config.env.kind !== "factworld") throw new Error("bench/grpo-micro-batch.ts runs on FactWorld");
+  const env = factWorld(config.env);
+  const world = env.knowledge!;
+  const format = textFormatFor(backbone, tokenizerFromWords(env.vocabulary!));
   const random = mulberry32(11);
   const prompts: Int32Array[] = [];
   const answers: Int32Array[] = [];
   for (let g = 0; g < GROUPS; g++) {
-    const group = promptGroupAt(env.train, format, config, g);
-    const prompt = env.train.find((p) => p.id === group.promptId)!;
-    const reference = format.answerTokens(renderReference(env.world, prompt));
+    const group = promptGroupAt(env.train, config, g);
+    const prompt = env.train.find((p) => p.id === group.promptId) as Prompt;
+    const promptTokens = format.promptTokens(group.prompt);
+    const reference = format.answerTokens(renderReference(world, prompt));
     const long = Int32Array.from({ length: answerLength }, (_, i) => reference[i % reference.length]!);
     for (let i = 0; i < config.rollout.groupSize; i++) {
-      prompts.push(group.promptTokens);
+      prompts.push(promptTokens);
       answers.push(long);
     }
   }

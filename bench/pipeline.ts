@@ -15,13 +15,13 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Effect, Fiber, Layer, Queue } from "effect";
 import { promptGroupAt } from "../actors/curator.ts";
-import { factWorldEnvironment, hash32 } from "../actors/index.ts";
+import { hash32 } from "../actors/index.ts";
 import { rewardItemsOf } from "../actors/reward.ts";
 import { type ExperimentConfig, loadConfig } from "../configs/index.ts";
+import { makeEnvironment } from "../envs/index.ts";
 import { grpoUpdate } from "../learner/grpo-step.ts";
 import { grpoSettingsFor, hasSignal, toGrpoBatch } from "../learner/learner-actor.ts";
 import { createOptimizer } from "../learner/pretrain.ts";
-import { tokenizerRecordFor } from "../learner/pretrain-factworld.ts";
 import {
   type Answer,
   ExperimentLive,
@@ -41,7 +41,7 @@ import {
   watchState,
 } from "../messaging/index.ts";
 import { LEARNER_PROGRESS_KEY } from "../messaging/pipeline-state.ts";
-import { initBackend, loadCheckpoint, saveCheckpoint, textFormatFor } from "../models/index.ts";
+import { initBackend, loadCheckpoint, saveCheckpoint, textFormatOfRecord } from "../models/index.ts";
 import { createRewardPipeline } from "../rewards/index.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
@@ -174,16 +174,17 @@ async function synchronousLoop(
   if (!config.model.init) throw new Error("bench/pipeline.ts needs a config with model.init (a policy to start from)");
   backend ??= initBackend({ backend: config.model.backend, threads: config.model.threads, logger });
   await backend;
-  const { world, tokenizer, train, eval: evalPrompts } = factWorldEnvironment(config.env);
-  const format = textFormatFor(config.model.backbone, tokenizer);
-  const { policy } = await loadCheckpoint(config.model.init);
+  const env = await makeEnvironment(config.env);
+  const { train, eval: evalPrompts } = env;
+  const { policy, tokenizer } = await loadCheckpoint(config.model.init);
+  const format = textFormatOfRecord(config.model.backbone, tokenizer, config.model.init);
   // The frozen initial policy: the relevance judge's reference answers and the KL reference, as in the pipeline.
   const initial = (await loadCheckpoint(config.model.init)).policy;
   const prompts = [...train, ...evalPrompts];
   const focusById = new Map(prompts.map((p) => [p.id, p.focus]));
   const rewards = await createRewardPipeline(
     { modules: config.rewards.modules, timeoutMs: config.rewards.timeoutMs, retries: config.rewards.retries },
-    { world, prompts },
+    { ...(env.knowledge ? { world: env.knowledge } : {}), prompts },
   );
   const optimizer = createOptimizer({ learningRate: L.lr, warmupSteps: 0, totalSteps: L.totalSteps, clipNorm: 1 });
   const sampling = {
@@ -201,7 +202,7 @@ async function synchronousLoop(
   let last: { prompt: PromptGroup; rollout: RolloutGroup; scored: ScoredGroup } | undefined;
   const stepEnds: number[] = [];
   const split: SyncSplit = { batchMs: [], updateMs: [] };
-  const promptGroup = (n: number): PromptGroup => promptGroupAt(train, format, config, n);
+  const promptGroup = (n: number): PromptGroup => promptGroupAt(train, config, n);
   const marks = cpuMarks(L.totalSteps);
   const cpuAt = new Map<number, number>();
 
@@ -212,7 +213,7 @@ async function synchronousLoop(
       const startedAt = Date.now();
       const seed = hash32(`${config.seed}:${version}:${groups.map((g) => g.groupId).join(",")}`);
       const result = await policy.sample(
-        groups.flatMap((g) => Array.from({ length: G }, () => g.promptTokens)),
+        groups.flatMap((g) => Array.from({ length: G }, () => format.promptTokens(g.prompt))),
         { ...sampling, seed },
       );
       const missing = [...new Map(groups.map((g) => [g.promptId, g])).values()].filter(
@@ -220,7 +221,7 @@ async function synchronousLoop(
       );
       if (config.rewards.reference === "initial-policy" && missing.length > 0) {
         const refs = await initial.sample(
-          missing.map((g) => g.promptTokens),
+          missing.map((g) => format.promptTokens(g.prompt)),
           { ...sampling, seed: hash32(`reference:${config.seed}:${missing[0]!.promptId}`) },
         );
         for (const [i, g] of missing.entries())
@@ -238,6 +239,7 @@ async function synchronousLoop(
         const reference = references.get(group.promptId);
         const rollout: RolloutGroup = {
           group,
+          promptTokens: format.promptTokens(group.prompt) as Int32Array<ArrayBuffer>,
           answers,
           policyVersion: version,
           timings: { startedAt, finishedAt },
@@ -272,7 +274,7 @@ async function synchronousLoop(
         policy,
         optimizer,
         step,
-        tokenizer: tokenizerRecordFor(policy.config.backbone, tokenizer),
+        tokenizer,
         trainerState: { step, version },
       });
     }

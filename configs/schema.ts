@@ -131,11 +131,31 @@ export const FactWorldEnv = Schema.Struct({
 export const JsonlEnv = Schema.Struct({
   kind: Schema.Literal("jsonl"),
   path: NonEmptyString.annotations({ description: "JSONL file, one prompt per line (relative to the cwd)." }),
+  field: optional(NonEmptyString, "The prompt text's field; absent: `prompt` (LongFact's; FACTORY's is `question`)."),
+  evalFraction: setting(
+    Schema.Number.pipe(Schema.filter((f) => f >= 0 && f <= 1, expecting("a number in [0, 1]"))),
+    0.2,
+    "Share of lines held out for evaluation (chosen by a hash of the line's id: the same on every host).",
+  ),
 });
 
-export const EnvSection = Schema.Union(FactWorldEnv, JsonlEnv).annotations({
+/** An environment in a file of the user's (docs/environments.md). */
+export const ModuleEnv = Schema.Struct({
+  kind: Schema.Literal("module"),
+  path: NonEmptyString.annotations({
+    description:
+      "A .ts, .mts, .js or .mjs file whose default export is an Environment or `(options) => Environment` (relative to the cwd).",
+  }),
+  options: setting(
+    Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+    {},
+    "Passed to the module's default export when it is a function.",
+  ),
+});
+
+export const EnvSection = Schema.Union(FactWorldEnv, JsonlEnv, ModuleEnv).annotations({
   identifier: "Env",
-  description: "Where prompts come from: `kind: factworld` or `kind: jsonl`.",
+  description: "Where prompts come from: `kind: factworld`, `kind: jsonl` or `kind: module` (envs/registry.ts).",
 });
 export type EnvSection = typeof EnvSection.Type;
 

@@ -1,4 +1,17 @@
-/** envs/: what other parts may use — FactWorld (world, corpus, tokenizers, prompts, answers, judge) and external prompt loaders. */
+/**
+ * envs/: what other parts may use — the environment interface and its registry, FactWorld (world,
+ * corpus, tokenizers, prompts, answers, judge), external prompt loaders, module-file loading.
+ */
+export {
+  allPrompts,
+  checkEnvironment,
+  type Environment,
+  EnvironmentError,
+  type EnvPrompt,
+  type EnvRewardFactory,
+  type Modality,
+  type PromptFocus as EnvPromptFocus,
+} from "./environment.ts";
 
 export {
   type ExternalFormat,
@@ -87,3 +100,14 @@ export {
   type WorldOptions,
   type WorldSize,
 } from "./factworld/world.ts";
+export { importDefaultExport, MODULE_FILE_EXTENSIONS, ModuleFileError, moduleFileProblem } from "./module-file.ts";
+export {
+  type EnvironmentFactory,
+  type EnvSectionLike,
+  environmentKinds,
+  factWorld,
+  jsonlPrompts,
+  makeEnvironment,
+  moduleEnvironment,
+  registerEnvironment,
+} from "./registry.ts";

@@ -16,8 +16,9 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type * as tf from "@tensorflow/tfjs";
 import { Duration, Effect, Schedule } from "effect";
-import { factWorldEnvironment, type RoleDefinition, useBackend } from "../actors/index.ts";
+import { experimentEnvironment, publishPolicyTokenizer, type RoleDefinition, useBackend } from "../actors/index.ts";
 import type { ExperimentConfig } from "../configs/index.ts";
+import { type Environment, SPECIAL_WORDS, tokenizerFromWords } from "../envs/index.ts";
 import {
   Experiment,
   getBlob,
@@ -57,12 +58,17 @@ const FETCH_EXPIRES_MS = 1_000;
 export const learnerCheckpointDir = (config: ExperimentConfig) =>
   join(config.output.dir, config.experiment, "checkpoints", "learner");
 
-/** The policy to start from: the learner's own checkpoint (resume), else `model.init`, else a fresh one. */
-async function startingPolicy(config: ExperimentConfig, optimizer: tf.AdamOptimizer) {
+/**
+ * The policy to start from, with the tokenizer record it was trained with (saved in every checkpoint
+ * and published for the rollout actors): the learner's own checkpoint (resume), else `model.init`,
+ * else a fresh one over the environment's vocabulary.
+ */
+async function startingPolicy(config: ExperimentConfig, env: Environment, optimizer: tf.AdamOptimizer) {
   const resumeDir = learnerCheckpointDir(config);
   if (existsSync(join(resumeDir, "manifest.json"))) {
     const resumed = await loadCheckpoint(resumeDir, { optimizer });
-    return { policy: resumed.policy, state: resumed.trainerState as LearnerState, resumed: true };
+    const state = resumed.trainerState as LearnerState;
+    return { policy: resumed.policy, tokenizer: resumed.tokenizer, state, resumed: true };
   }
   const fresh: LearnerState = {
     progress: { step: 0, policyVersion: 0, consumed: 0, stale: 0, zeroVariance: 0, duplicates: 0, done: false },
@@ -71,12 +77,20 @@ async function startingPolicy(config: ExperimentConfig, optimizer: tf.AdamOptimi
   const m = config.model;
   const motSettings = m.backbone === "mot" ? { untie: m.untie, modalities: m.modalities } : {};
   if (m.init) {
-    const base = (await loadCheckpoint(m.init)).policy;
-    const policy = await policyStartingFrom(base, m.backbone, m.init, motSettings);
-    if (policy !== base) base.dispose();
-    return { policy, state: fresh, resumed: false };
+    const loaded = await loadCheckpoint(m.init);
+    const policy = await policyStartingFrom(loaded.policy, m.backbone, m.init, motSettings);
+    if (policy !== loaded.policy) loaded.policy.dispose();
+    return { policy, tokenizer: loaded.tokenizer, state: fresh, resumed: false };
   }
-  const { tokenizer } = factWorldEnvironment(config.env);
+  if (!env.vocabulary) {
+    throw new Error(
+      `model.init is required: environment ${env.kind} has no vocabulary to build a fresh policy's tokenizer`,
+    );
+  }
+  const tokenizer = tokenizerFromWords([
+    ...SPECIAL_WORDS,
+    ...new Set(env.vocabulary.filter((w) => !(SPECIAL_WORDS as readonly string[]).includes(w))),
+  ]);
   const shape = {
     backbone: m.backbone,
     dModel: m.dModel,
@@ -88,14 +102,14 @@ async function startingPolicy(config: ExperimentConfig, optimizer: tf.AdamOptimi
     ...motSettings,
   };
   const policy = buildPolicy(modelConfigFor(shape, tokenizer, config.seed));
-  return { policy, state: fresh, resumed: false };
+  return { policy, tokenizer: tokenizerRecordFor(m.backbone, tokenizer), state: fresh, resumed: false };
 }
 
 /** Flattens scored groups into the GRPO batch (answers group after group). */
 export const toGrpoBatch = (groups: readonly ScoredGroup[]): GrpoBatch => {
   const answers = groups.flatMap((g) => g.rollout.answers);
   return {
-    prompts: groups.flatMap((g) => g.rollout.answers.map(() => g.rollout.group.promptTokens)),
+    prompts: groups.flatMap((g) => g.rollout.answers.map(() => g.rollout.promptTokens)),
     answers: answers.map((a) => a.tokens),
     behaviourLogProbs: answers.map((a) => a.logProbs),
     rewards: groups.flatMap((g) => g.scores.map((s) => s.reward)),
@@ -131,14 +145,16 @@ export const learnerRole: RoleDefinition = {
       yield* useBackend(config, actor);
       const { subjects } = yield* Experiment;
       const optimizer = createOptimizer({ learningRate: L.lr, warmupSteps: 0, totalSteps: L.totalSteps, clipNorm: 1 });
-      const start = yield* Effect.promise(() => startingPolicy(config, optimizer));
+      const env = yield* experimentEnvironment(config);
+      const start = yield* Effect.promise(() => startingPolicy(config, env, optimizer));
       const { policy } = start;
       yield* Effect.addFinalizer(() => Effect.sync(() => policy.dispose()));
       let progress = start.state.progress;
       const used = new Set(start.state.usedGroups);
       actor.setPolicyVersion(progress.policyVersion);
 
-      // Publish the architecture, then the current weights unless this version is already out.
+      // Publish the tokenizer and the architecture, then the current weights unless this version is already out.
+      yield* publishPolicyTokenizer(start.tokenizer);
       yield* putState(POLICY_ARCHITECTURE_KEY, policy.config as unknown as Record<string, unknown>);
       const published = yield* getState(POLICY_KEY);
       if (!published || published.value.version !== progress.policyVersion) {
@@ -203,7 +219,7 @@ export const learnerRole: RoleDefinition = {
             policy,
             optimizer,
             step: progress.step,
-            tokenizer: tokenizerRecordFor(policy.config.backbone, factWorldEnvironment(config.env).tokenizer),
+            tokenizer: start.tokenizer,
             trainerState: state,
           }),
         );

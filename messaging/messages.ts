@@ -20,8 +20,8 @@ export const PromptGroup = Schema.Struct({
   promptId: Schema.String,
   /** The prompt set it comes from (e.g. `factworld-train`). */
   suite: Schema.String,
+  /** The prompt's text: the rollout actor tokenizes it with its policy's tokenizer (environments speak text). */
   prompt: Schema.String,
-  promptTokens: Int32Tokens,
   /** What the prompt asks about (e.g. the FactWorld entity), for the reward and the metrics. */
   focus: Schema.optional(Schema.String),
   /** Free-form small facts about the prompt (popularity bucket, split…). */
@@ -52,6 +52,8 @@ export type Answer = typeof Answer.Type;
 /** A prompt group with its G answers, from one policy version. */
 export const RolloutGroup = Schema.Struct({
   group: PromptGroup,
+  /** The prompt as the sampling policy read it (its tokenizer's tokens): the learner's GRPO context. */
+  promptTokens: Int32Tokens,
   answers: Schema.Array(Answer),
   /** The policy version that sampled every answer (the learner's staleness check reads it). */
   policyVersion: NonNegativeInt,
@@ -160,9 +162,9 @@ export type ControlReply = typeof ControlReply.Type;
  * adding a type is one entry here.
  */
 export const MESSAGE_TYPES = {
-  PromptGroup: { version: 1, schema: PromptGroup },
-  RolloutGroup: { version: 2, schema: RolloutGroup },
-  ScoredGroup: { version: 2, schema: ScoredGroup },
+  PromptGroup: { version: 2, schema: PromptGroup },
+  RolloutGroup: { version: 3, schema: RolloutGroup },
+  ScoredGroup: { version: 3, schema: ScoredGroup },
   MetricsEvent: { version: 1, schema: MetricsEvent },
   Heartbeat: { version: 1, schema: Heartbeat },
   ControlRequest: { version: 1, schema: ControlRequest },

@@ -64,3 +64,9 @@ export const EVALUATION_DONE_KEY: StateKey<EvaluationDone, typeof EvaluationDone
   key: "evaluation-done",
   schema: EvaluationDone,
 };
+
+/**
+ * The blob holding the policy's tokenizer record (the learner writes it at start): rollout actors and
+ * evaluators tokenize prompts with it, so environments never deal in token ids.
+ */
+export const POLICY_TOKENIZER_BLOB = "policy-tokenizer";

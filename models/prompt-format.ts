@@ -6,7 +6,7 @@
  * - bytes (BLT): `BOS` + the prompt's UTF-8 bytes + "\n"; the policy writes the answer's bytes
  *   (`<think>` tags are plain text) and `EOS`. The same text, so the same rewards apply unchanged.
  */
-import type { WordTokenizer } from "../envs/index.ts";
+import { tokenizerFromWords, type WordTokenizer } from "../envs/index.ts";
 import { BOS, decodeBytes, EOS, encodeBytes } from "./blt/tokens.ts";
 
 export interface TextFormat {
@@ -52,3 +52,20 @@ export const byteTextFormat: TextFormat = {
 /** The text format of a backbone: BLT reads and writes bytes, the others FactWorld's words. */
 export const textFormatFor = (backbone: string, tokenizer: WordTokenizer): TextFormat =>
   backbone === "blt" ? byteTextFormat : wordTextFormat(tokenizer);
+
+/**
+ * The text format of a policy from the tokenizer record saved with it (a checkpoint's tokenizer.json,
+ * or the one the learner publishes): `{ kind: "bytes" }` for BLT, `{ words: [...] }` for word policies.
+ */
+export function textFormatOfRecord(backbone: string, record: unknown, source: string): TextFormat {
+  const kind = (record as { kind?: unknown } | undefined)?.kind;
+  if (backbone === "blt") {
+    if (kind !== "bytes")
+      throw new Error(`${source}: a blt policy needs a byte tokenizer, got ${JSON.stringify(kind)}`);
+    return byteTextFormat;
+  }
+  const words = (record as { words?: unknown } | undefined)?.words;
+  if (!Array.isArray(words) || !words.every((w) => typeof w === "string"))
+    throw new Error(`${source}: a ${backbone} policy needs a word tokenizer record ({ words: [...] })`);
+  return wordTextFormat(tokenizerFromWords(words));
+}

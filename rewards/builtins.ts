@@ -7,13 +7,13 @@ import {
   type AnswerAnalysis,
   analyzeAnswer,
   ClaimVerifier,
+  type EnvPrompt,
   extractClaims,
   isRelation,
   judgeOutcome,
   judgeRelevance,
   outcomeValue,
   type ParsedClaim,
-  type Prompt,
   referenceSentences,
   relevanceScore,
   type World,
@@ -45,7 +45,7 @@ export interface ReferenceJudgement {
 export interface FactWorldContext {
   readonly world: World;
   /** Known prompts, so items whose prompt carries no focus can be looked up by id. */
-  readonly prompts?: readonly Prompt[];
+  readonly prompts?: readonly EnvPrompt[];
 }
 
 /** Shared per pipeline: the verifier, the analysis cache, and the reference-claims cache. */
@@ -57,7 +57,7 @@ export class FactWorldAnalyzer {
 
   constructor(readonly context: FactWorldContext) {
     this.verifier = new ClaimVerifier(context.world);
-    this.focusById = new Map((context.prompts ?? []).map((p) => [p.id, p.focus]));
+    this.focusById = new Map((context.prompts ?? []).flatMap((p) => (p.focus ? [[p.id, p.focus] as const] : [])));
   }
 
   analyze(answer: string): AnswerAnalysis {

@@ -6,7 +6,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Prompt, World } from "../envs/index.ts";
+import type { EnvPrompt, EnvRewardFactory, World } from "../envs/index.ts";
 import { detailModule, FactWorldAnalyzer, formatModule, precisionModule, relevanceModule } from "./builtins.ts";
 import { type ComposedScore, composeReward, type WeightedTerm } from "./compose.ts";
 import { type HttpJudgeTarget, httpJudgeModule } from "./http-judge.ts";
@@ -31,7 +31,9 @@ export interface RewardsConfig extends CallPolicy {
 export interface ModuleContext {
   /** FactWorld, for the built-in modules. */
   readonly world?: World;
-  readonly prompts?: readonly Prompt[];
+  readonly prompts?: readonly EnvPrompt[];
+  /** The environment's own reward modules, usable by name beside the built-ins. */
+  readonly environmentModules?: Readonly<Record<string, EnvRewardFactory>>;
   /** A NATS connection, for `service` modules. */
   readonly nats?: NatsConnection;
   /** Relative module paths resolve from here (default: the working directory). */
@@ -123,6 +125,10 @@ export async function createRewardPipeline(
   const analyzer = context.world
     ? new FactWorldAnalyzer({ world: context.world, prompts: context.prompts })
     : undefined;
+  for (const [name, factory] of Object.entries(context.environmentModules ?? {})) {
+    if (registry.names().includes(name)) continue; // a registry given by the caller may know it already
+    registry.register(name, (options) => factory(options) as RewardModule | Promise<RewardModule>);
+  }
   const modules: RewardModule[] = [];
   try {
     for (const ref of config.modules) modules.push(await registry.create(ref, { ...context, analyzer }));

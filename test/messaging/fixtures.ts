@@ -23,7 +23,6 @@ export function samplePromptGroup(groupId = "g-1", groupSize = 8): PromptGroup {
     promptId: "p-42",
     suite: "factworld-train",
     prompt: "Tell me everything you know about Zorvath Ekkal.",
-    promptTokens: Int32Array.from({ length: 24 }, (_, i) => (i * 37) % 5000),
     focus: "Zorvath Ekkal",
     meta: { popularity: "tail", rank: 812 },
     groupSize,
@@ -46,6 +45,7 @@ export function sampleAnswer(tokens = 96, seed = 1): Answer {
 export function sampleRolloutGroup(groupId = "g-1", answers = 8, tokens = 96): RolloutGroup {
   return {
     group: samplePromptGroup(groupId, answers),
+    promptTokens: Int32Array.from({ length: 24 }, (_, i) => (i * 37) % 5000),
     answers: Array.from({ length: answers }, (_, i) => sampleAnswer(tokens, i)),
     policyVersion: 3,
     timings: { startedAt: 1_764_000_000_100, finishedAt: 1_764_000_001_900 },

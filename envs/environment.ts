@@ -1,0 +1,131 @@
+/**
+ * The environment interface: what an RL task gives the roles, the learner and the evaluator. An
+ * environment speaks text (and pictures), never token ids: the tokenizer belongs to the policy and
+ * is saved with its checkpoint, so one environment serves every backbone and any model.
+ *
+ * Environments are built from the config's `env` section by the registry (registry.ts); a task is
+ * one module — built in (`factworld`, `jsonl`) or a file of the user's (`kind: module`).
+ */
+import type { World } from "./factworld/world.ts";
+
+/** What a prompt is made of besides text. */
+export type Modality = "text" | "image";
+
+export type Split = "train" | "eval";
+
+/** What a prompt asks about: an entity and the aspects asked (FactWorld), used by rewards and reports. */
+export interface PromptFocus {
+  readonly entity: string;
+  readonly aspects: readonly string[];
+}
+
+/** One prompt of an environment. */
+export interface EnvPrompt {
+  /** Stable within the environment (`suite:entityId` for FactWorld, `file:line` for JSONL). */
+  readonly id: string;
+  readonly text: string;
+  /** The prompt set it belongs to; evaluation reports one row per suite. */
+  readonly suite: string;
+  readonly split: Split;
+  readonly focus?: PromptFocus;
+  /** A second grouping for reports (FactWorld: the focus entity's popularity bucket). */
+  readonly bucket?: string;
+  /** The answer the environment knows to be right, where it has one (a reward may compare with it). */
+  readonly reference?: string;
+}
+
+/**
+ * A reward module an environment brings (its own verifier: exact match for a toy task, say). Same
+ * contract as rewards/module.ts's RewardModule; checked there when the pipeline is built.
+ */
+export type EnvRewardFactory = (options: Readonly<Record<string, unknown>>) => unknown;
+
+export interface Environment {
+  /** The `env.kind` it was built from. */
+  readonly kind: string;
+  /** One line for reports and logs. */
+  readonly description: string;
+  readonly modalities: readonly Modality[];
+  readonly train: readonly EnvPrompt[];
+  readonly eval: readonly EnvPrompt[];
+  /** Every suite, in report order. */
+  readonly suites: readonly string[];
+  /** The words its texts are written in: the vocabulary of a word-level policy made from scratch. */
+  readonly vocabulary?: readonly string[];
+  /** The knowledge base the built-in factuality rewards verify claims against (FactWorld). */
+  readonly knowledge?: World;
+  /** Reward modules of its own, by name; configs use them as `- name: NAME` beside the built-ins. */
+  readonly rewardModules?: Readonly<Record<string, EnvRewardFactory>>;
+}
+
+/** A malformed environment (a module file's, say): says which field is wrong. */
+export class EnvironmentError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`${source}: ${problems.join("; ")}`);
+    this.name = "EnvironmentError";
+  }
+}
+
+const isStringArray = (value: unknown): value is readonly string[] =>
+  Array.isArray(value) && value.every((v) => typeof v === "string");
+
+function promptProblems(prompts: unknown, field: string, split: Split): string[] {
+  if (!Array.isArray(prompts)) return [`${field}: expected an array of prompts`];
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  for (const [i, p] of (prompts as unknown[]).entries()) {
+    const at = `${field}[${i}]`;
+    if (typeof p !== "object" || p === null) {
+      problems.push(`${at}: not an object`);
+      continue;
+    }
+    const prompt = p as Record<string, unknown>;
+    if (typeof prompt.id !== "string" || prompt.id === "") problems.push(`${at}.id: expected a non-empty string`);
+    else if (seen.has(prompt.id)) problems.push(`${at}.id: "${prompt.id}" is used twice`);
+    else seen.add(prompt.id);
+    if (typeof prompt.text !== "string" || prompt.text.trim() === "")
+      problems.push(`${at}.text: expected a non-empty string`);
+    if (typeof prompt.suite !== "string" || prompt.suite === "") problems.push(`${at}.suite: expected a string`);
+    if (prompt.split !== split) problems.push(`${at}.split: expected "${split}"`);
+    if (problems.length >= 10) break;
+  }
+  return problems;
+}
+
+/** Checks an environment's shape (for module files, whose authors have no compiler to tell them). */
+export function checkEnvironment(value: unknown, source: string): Environment {
+  if (typeof value !== "object" || value === null) throw new EnvironmentError(source, ["not an object"]);
+  const env = value as Record<string, unknown>;
+  const problems: string[] = [];
+  if (typeof env.kind !== "string") problems.push("kind: expected a string");
+  if (typeof env.description !== "string") problems.push("description: expected a string");
+  if (!isStringArray(env.modalities) || env.modalities.length === 0)
+    problems.push('modalities: expected a non-empty array of "text" | "image"');
+  else if (env.modalities.some((m) => m !== "text" && m !== "image"))
+    problems.push('modalities: each must be "text" or "image"');
+  problems.push(...promptProblems(env.train, "train", "train"), ...promptProblems(env.eval, "eval", "eval"));
+  if (!isStringArray(env.suites)) problems.push("suites: expected an array of strings");
+  else if (Array.isArray(env.train) && Array.isArray(env.eval)) {
+    const known = new Set(env.suites);
+    const unlisted = [...(env.train as EnvPrompt[]), ...(env.eval as EnvPrompt[])].find((p) => !known.has(p.suite));
+    if (unlisted) problems.push(`suites: prompt ${unlisted.id}'s suite "${unlisted.suite}" is not listed`);
+  }
+  if (env.vocabulary !== undefined && !isStringArray(env.vocabulary))
+    problems.push("vocabulary: expected an array of strings");
+  if (env.rewardModules !== undefined) {
+    const modules = env.rewardModules as Record<string, unknown>;
+    if (typeof modules !== "object" || modules === null) problems.push("rewardModules: expected an object");
+    else
+      for (const [name, factory] of Object.entries(modules))
+        if (typeof factory !== "function") problems.push(`rewardModules.${name}: expected a function`);
+  }
+  if (Array.isArray(env.train) && env.train.length === 0) problems.push("train: no training prompts");
+  if (problems.length > 0) throw new EnvironmentError(source, problems);
+  return value as Environment;
+}
+
+/** Every prompt of the environment, train then eval. */
+export const allPrompts = (env: Environment): readonly EnvPrompt[] => [...env.train, ...env.eval];
