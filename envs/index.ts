@@ -83,6 +83,7 @@ export {
   SPECIAL_WORDS,
   type TextCodec,
   textToBytes,
+  tokenizerForVocabulary,
   tokenizerFromWords,
   type WordTokenizer,
   worldVocabulary,

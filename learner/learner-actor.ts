@@ -18,7 +18,7 @@ import type * as tf from "@tensorflow/tfjs";
 import { Duration, Effect, Schedule } from "effect";
 import { experimentEnvironment, publishPolicyTokenizer, type RoleDefinition, useBackend } from "../actors/index.ts";
 import type { ExperimentConfig } from "../configs/index.ts";
-import { type Environment, SPECIAL_WORDS, tokenizerFromWords } from "../envs/index.ts";
+import { type Environment, tokenizerForVocabulary } from "../envs/index.ts";
 import {
   Experiment,
   getBlob,
@@ -87,10 +87,7 @@ async function startingPolicy(config: ExperimentConfig, env: Environment, optimi
       `model.init is required: environment ${env.kind} has no vocabulary to build a fresh policy's tokenizer`,
     );
   }
-  const tokenizer = tokenizerFromWords([
-    ...SPECIAL_WORDS,
-    ...new Set(env.vocabulary.filter((w) => !(SPECIAL_WORDS as readonly string[]).includes(w))),
-  ]);
+  const tokenizer = tokenizerForVocabulary(env.vocabulary);
   const shape = {
     backbone: m.backbone,
     dModel: m.dModel,

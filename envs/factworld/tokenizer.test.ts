@@ -2,8 +2,17 @@ import { describe, expect, it } from "vitest";
 import { generateCorpus } from "./corpus.ts";
 import { generatePrompts } from "./prompts.ts";
 import { renderReference } from "./reference.ts";
-import { bytesToText, byteTokenizer, createTokenizer, textToBytes, tokenizerFromWords } from "./tokenizer.ts";
-import { generateWorld } from "./world.ts";
+import {
+  bytesToText,
+  byteTokenizer,
+  createTokenizer,
+  SPECIAL_WORDS,
+  textToBytes,
+  tokenizerForVocabulary,
+  tokenizerFromWords,
+  worldVocabulary,
+} from "./tokenizer.ts";
+import { generateWorld, WORLD_SIZES } from "./world.ts";
 
 describe("word tokenizer", () => {
   const world = generateWorld({ size: "default" });
@@ -61,5 +70,18 @@ describe("byte view", () => {
     const ids = byteTokenizer.encode(text);
     expect(ids.length).toBe(textToBytes(text).length);
     expect(byteTokenizer.decode([byteTokenizer.specialTokens.bos, ...ids, byteTokenizer.specialTokens.eos])).toBe(text);
+  });
+});
+
+describe("tokenizerForVocabulary", () => {
+  it("gives FactWorld's own vocabulary back unchanged", () => {
+    const world = generateWorld(WORLD_SIZES.tiny);
+    expect(tokenizerForVocabulary(worldVocabulary(world)).words).toEqual(createTokenizer(world).words);
+  });
+
+  it("puts the special tokens first and adds the sentence end to any other vocabulary", () => {
+    const tokenizer = tokenizerForVocabulary(["what", "is", "<eos>", "red"]);
+    expect(tokenizer.words).toEqual([...SPECIAL_WORDS, "what", "is", "red", "."]);
+    expect(Array.from(tokenizer.encode("what is red ."))).toEqual([7, 8, 9, 10]);
   });
 });

@@ -59,6 +59,17 @@ export function createTokenizer(world: World): WordTokenizer {
   return tokenizerFromWords(worldVocabulary(world));
 }
 
+/**
+ * A word tokenizer over any environment's vocabulary (a fresh policy's): the special tokens first and
+ * "." (the sentence end the sampler knows) wherever the list has it, else last. FactWorld's own
+ * vocabulary comes out unchanged.
+ */
+export function tokenizerForVocabulary(vocabulary: readonly string[]): WordTokenizer {
+  const specials: readonly string[] = SPECIAL_WORDS;
+  const words = [...new Set([...SPECIAL_WORDS, ...vocabulary.filter((w) => !specials.includes(w))])];
+  return tokenizerFromWords(words.includes(".") ? words : [...words, "."]);
+}
+
 /** Rebuilds a tokenizer from its saved word list (the first words must be SPECIAL_WORDS). */
 export function tokenizerFromWords(words: readonly string[]): WordTokenizer {
   SPECIAL_WORDS.forEach((w, i) => {
