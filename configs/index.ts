@@ -26,6 +26,7 @@ export {
   LearnerSection,
   LossAggregation,
   ModelSection,
+  ModuleEnv,
   NatsAuth,
   NatsSection,
   NatsTls,
@@ -37,5 +38,6 @@ export {
   type RoleName,
   RolloutSection,
   RuntimeSection,
+  WorldFields,
 } from "./schema.ts";
 export { CONFIG_KEY } from "./state.ts";

@@ -286,7 +286,11 @@ export function formatProblems(error: ParseResult.ParseError): string[] {
       entry.other.push(`unknown key${allowed ? ` (allowed here: ${allowed})` : ""}`);
     } else if (typeMismatch) {
       // Effect names a struct by its type; users write mappings.
-      entry.expected.push(/^(Struct|\{ readonly)/.test(typeMismatch[1]!) ? "a mapping" : typeMismatch[1]!);
+      const expected = typeMismatch[1]!;
+      // (a struct of only optional fields prints as {}, also inside a union)
+      entry.expected.push(
+        /^(Struct|\{ readonly)/.test(expected) ? "a mapping" : expected.replaceAll("{}", "a mapping"),
+      );
       entry.found = typeMismatch[2]!;
     } else entry.other.push(issue.message);
   }

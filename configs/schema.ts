@@ -109,9 +109,14 @@ export const ROLE_NAMES = Object.keys(ActorCounts.fields) as readonly RoleName[]
 
 // ── env ──────────────────────────────────────────────────────────────────────────────────────────
 
-/** The built-in generated knowledge world. */
-export const FactWorldEnv = Schema.Struct({
-  kind: Schema.Literal("factworld"),
+const Share = Schema.Number.pipe(Schema.filter((f) => f >= 0 && f <= 1, expecting("a number in [0, 1]")));
+
+/**
+ * A FactWorld: a size preset and any of its options overridden (envs/factworld WORLD_SIZES). The
+ * experiment's `env` and `factrl pretrain`'s `world` take the same fields, so a base policy can be made
+ * for any world and trained on it.
+ */
+export const WorldFields = {
   size: setting(
     Schema.Literal("tiny", "default"),
     "default",
@@ -119,6 +124,21 @@ export const FactWorldEnv = Schema.Struct({
       "checkpoint must come from the same world (its tokenizer is the world's vocabulary).",
   ),
   seed: optional(Schema.Int, "Seed of the generated world; absent: the size preset's own seed."),
+  people: optional(PositiveInt, "People in the world; absent: the preset's."),
+  places: optional(PositiveInt, "Places; absent: the preset's."),
+  organisations: optional(PositiveInt, "Organisations; absent: the preset's."),
+  works: optional(PositiveInt, "Works; absent: the preset's."),
+  confusableShare: optional(Share, "Share of each type with a one-syllable look-alike name; absent: the preset's."),
+  zipfExponent: optional(
+    Schema.Number.pipe(Schema.positive()),
+    "Popularity of rank r ∝ 1 / r^s; absent: the preset's.",
+  ),
+};
+
+/** The built-in generated knowledge world. */
+export const FactWorldEnv = Schema.Struct({
+  kind: Schema.Literal("factworld"),
+  ...WorldFields,
   promptSeed: setting(Schema.Int, 1, "Seed of the prompt texts and of the train/eval split."),
   evalFraction: setting(
     Schema.Number.pipe(Schema.filter((f) => f >= 0 && f <= 1, expecting("a number in [0, 1]"))),

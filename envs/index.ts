@@ -100,6 +100,8 @@ export {
   type World,
   type WorldOptions,
   type WorldSize,
+  type WorldSpec,
+  worldFromSpec,
 } from "./factworld/world.ts";
 export { importDefaultExport, MODULE_FILE_EXTENSIONS, ModuleFileError, moduleFileProblem } from "./module-file.ts";
 export {

@@ -5,7 +5,8 @@ import { describe, expect, it } from "vitest";
 import { checkEnvironment, EnvironmentError } from "./environment.ts";
 import { PromptFileError } from "./external.ts";
 import { generatePrompts } from "./factworld/prompts.ts";
-import { generateWorld, WORLD_SIZES } from "./factworld/world.ts";
+import { worldVocabulary } from "./factworld/tokenizer.ts";
+import { generateWorld, WORLD_SIZES, worldFromSpec } from "./factworld/world.ts";
 import { ModuleFileError } from "./module-file.ts";
 import { environmentKinds, makeEnvironment, registerEnvironment } from "./registry.ts";
 
@@ -21,6 +22,13 @@ describe("the environment registry", () => {
     expect(env.knowledge?.entities.length).toBe(world.entities.length);
     expect(env.vocabulary).toContain(world.entities[0]!.name.split(" ")[0]);
     expect(env.modalities).toEqual(["text"]);
+  });
+
+  it("builds the world a section names with any preset option overridden (as factrl pretrain's world does)", async () => {
+    const section = { kind: "factworld", size: "tiny", seed: 11, people: 20, promptSeed: 1, evalFraction: 0.2 };
+    const env = await makeEnvironment(section);
+    expect(env.knowledge?.options).toMatchObject({ seed: 11, people: 20, places: WORLD_SIZES.tiny.places });
+    expect(env.vocabulary).toEqual(worldVocabulary(worldFromSpec({ size: "tiny", seed: 11, people: 20 })));
   });
 
   it("builds once per process and section", async () => {

@@ -13,7 +13,7 @@ import { loadPromptFile, PROMPT_FIELDS } from "./external.ts";
 import { generatePrompts, SUITES } from "./factworld/prompts.ts";
 import { createRng, hashString } from "./factworld/random.ts";
 import { worldVocabulary } from "./factworld/tokenizer.ts";
-import { generateWorld, WORLD_SIZES, type WorldSize } from "./factworld/world.ts";
+import { type WorldSpec, worldFromSpec } from "./factworld/world.ts";
 import { importDefaultExport } from "./module-file.ts";
 
 /** The config's `env` section (configs/schema.ts validates each kind's fields before this sees it). */
@@ -58,20 +58,14 @@ export function makeEnvironment(section: EnvSectionLike): Promise<Environment> {
 // ── factworld ──────────────────────────────────────────────────────────────────────────────────────
 
 /** FactWorld: the world regenerated from its seeds, its six suites, the knowledge base for the built-in rewards. */
-export function factWorld(section: {
-  readonly size: WorldSize;
-  readonly seed?: number | undefined;
-  readonly promptSeed: number;
-  readonly evalFraction: number;
-}): Environment {
-  const world = generateWorld({
-    ...WORLD_SIZES[section.size],
-    ...(section.seed === undefined ? {} : { seed: section.seed }),
-  });
+export function factWorld(
+  section: Exclude<WorldSpec, string> & { readonly promptSeed: number; readonly evalFraction: number },
+): Environment {
+  const world = worldFromSpec(section);
   const prompts = generatePrompts(world, { seed: section.promptSeed, evalFraction: section.evalFraction });
   return {
     kind: "factworld",
-    description: `FactWorld (${section.size}, seed ${world.options.seed}): ${world.entities.length} entities`,
+    description: `FactWorld (${section.size ?? "default"}, seed ${world.options.seed}): ${world.entities.length} entities`,
     modalities: ["text"],
     train: prompts.filter((p) => p.split === "train"),
     eval: prompts.filter((p) => p.split === "eval"),

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { decodePretrainConfig, loadPretrainConfig } from "./pretrain-config.ts";
+import { factWorldSetup } from "./pretrain-factworld.ts";
 
 describe("pretrain config", () => {
   it("fills every default from an empty file", () => {
@@ -22,6 +23,18 @@ describe("pretrain config", () => {
     expect(config.export).toBeUndefined();
   });
 
+  it("takes a world preset or a world with its options overridden, as an experiment's env does", () => {
+    expect(decodePretrainConfig({ world: "tiny" }, "x").world).toBe("tiny");
+    const custom = decodePretrainConfig({ world: { size: "tiny", seed: 11, people: 20 } }, "x").world;
+    expect(custom).toMatchObject({ size: "tiny", seed: 11, people: 20 });
+    const world = factWorldSetup(custom).world;
+    expect(world.options).toMatchObject({ seed: 11, people: 20, places: 6 });
+    expect(world.entities.filter((e) => e.type === "person")).toHaveLength(20);
+    expect(() => decodePretrainConfig({ world: { size: "tiny", people: 0, colour: "red" } }, "x")).toThrow(
+      /world[\s\S]*people/,
+    );
+  });
+
   it("reports every bad field with its path at once", () => {
     let message = "";
     try {
@@ -30,7 +43,7 @@ describe("pretrain config", () => {
       message = (error as Error).message;
     }
     expect(message).toMatch(/^invalid pretrain config \(bad\.yaml\)/);
-    expect(message).toMatch(/world: expected "tiny" \| "default", found "huge"/);
+    expect(message).toMatch(/world: expected "tiny" \| "default" \| a mapping, found "huge"/);
     expect(message).toMatch(/pretrain\.steps: expected a non-negative number, found -1/);
     expect(message).toMatch(/pretrain\.bogus: unknown key/);
     expect(message).toMatch(/sft\.learningRate: expected a positive number, found 0/);

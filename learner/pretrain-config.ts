@@ -6,7 +6,7 @@
  */
 import { Either, Schema } from "effect";
 import YAML from "yaml";
-import { formatProblems, resolveRawConfig } from "../configs/index.ts";
+import { formatProblems, resolveRawConfig, WorldFields } from "../configs/index.ts";
 
 const PositiveInt = Schema.Int.pipe(Schema.positive());
 const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative());
@@ -104,7 +104,12 @@ export const ExportStage = Schema.Struct({
 });
 
 const PretrainConfigFields = Schema.Struct({
-  world: setting(Schema.Literal("tiny", "default"), "default", "FactWorld size preset."),
+  world: setting(
+    Schema.Union(Schema.Literal("tiny", "default"), Schema.Struct(WorldFields)),
+    "default",
+    "The FactWorld to pretrain on: a size preset (`tiny`, `default`), or `{ size, seed, people, … }` to override " +
+      "any of its options; an experiment on the policy names the same world in its `env` section.",
+  ),
   seed: setting(Schema.Int, 1, "Seed of weight init, data order and sampling."),
   backend: setting(Schema.Literal("auto", "tensorflow", "wasm", "cpu"), "auto", "tfjs backend (see docs/models.md)."),
   model: section(PretrainModel, "The policy's architecture."),

@@ -14,13 +14,12 @@ import {
   type CorpusOptions,
   createTokenizer,
   generateCorpus,
-  generateWorld,
   nameEchoDocuments,
   tokenizerFromWords,
-  WORLD_SIZES,
   type WordTokenizer,
   type World,
-  type WorldSize,
+  type WorldSpec,
+  worldFromSpec,
 } from "../envs/index.ts";
 import {
   BLT_VOCAB_SIZE,
@@ -96,7 +95,7 @@ export const DEFAULT_ENTROPY_PATCHING: EntropyPatchingSettings = {
 
 export interface PretrainSettings extends OptimizerSettings {
   /** FactWorld size preset. */
-  readonly world: WorldSize;
+  readonly world: WorldSpec;
   /** Corpus generation (seed, documents, noise); defaults from envs. */
   readonly corpus?: Partial<CorpusOptions>;
   readonly model: ModelShape;
@@ -139,8 +138,8 @@ export interface FactWorldSetup {
   readonly tokenizer: WordTokenizer;
 }
 
-export function factWorldSetup(size: WorldSize): FactWorldSetup {
-  const world = generateWorld(WORLD_SIZES[size]);
+export function factWorldSetup(spec: WorldSpec): FactWorldSetup {
+  const world = worldFromSpec(spec);
   return { world, tokenizer: createTokenizer(world) };
 }
 

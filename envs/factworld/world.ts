@@ -160,6 +160,23 @@ interface Draft {
   facts: Fact[];
 }
 
+/** A world as configs name it: a size preset, or a preset with any of its options overridden. */
+export type WorldSpec =
+  | WorldSize
+  | ({ readonly size?: WorldSize } & { readonly [K in keyof WorldOptions]?: WorldOptions[K] | undefined });
+
+const WORLD_OPTION_KEYS = ["size", ...(Object.keys(WORLD_SIZES.default) as (keyof WorldOptions)[])] as const;
+
+/** The world a spec names (an absent or undefined option keeps the preset's value; other keys are ignored). */
+export function worldFromSpec(spec: WorldSpec): World {
+  if (typeof spec === "string") return generateWorld({ size: spec });
+  const given = spec as Readonly<Record<string, unknown>>;
+  const defined = Object.fromEntries(
+    WORLD_OPTION_KEYS.flatMap((key) => (given[key] === undefined ? [] : [[key, given[key]]])),
+  );
+  return generateWorld(defined as Partial<WorldOptions> & { size?: WorldSize });
+}
+
 export function generateWorld(options: Partial<WorldOptions> & { size?: WorldSize } = {}): World {
   const { size = "default", ...overrides } = options;
   const opts: WorldOptions = { ...WORLD_SIZES[size], ...overrides };
