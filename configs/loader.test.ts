@@ -241,6 +241,17 @@ describe("config files", () => {
 });
 
 describe("merge and settings (pure)", () => {
+  it("mergeConfigs replaces a mapping of another kind whole: an env's fields do not leak into another kind's", () => {
+    const base = { env: { kind: "factworld", size: "tiny" } };
+    expect(mergeConfigs(base, { env: { kind: "jsonl", path: "p.jsonl" } })).toEqual({
+      env: { kind: "jsonl", path: "p.jsonl" },
+    });
+    expect(mergeConfigs(base, { env: { kind: "factworld", seed: 3 } })).toEqual({
+      env: { kind: "factworld", size: "tiny", seed: 3 },
+    });
+    expect(mergeConfigs(base, { env: { seed: 3 } })).toEqual({ env: { kind: "factworld", size: "tiny", seed: 3 } });
+  });
+
   it("mergeConfigs replaces lists and scalars, merges mappings, deletes on null", () => {
     expect(mergeConfigs({ a: { b: 1, c: [1, 2] }, d: 1 }, { a: { c: [3] }, d: null, e: 2 })).toEqual({
       a: { b: 1, c: [3] },

@@ -35,14 +35,17 @@ export const formatPath = (path: Path): string =>
 
 /**
  * Deep merge where `override` wins: mappings merge key by key, everything else (lists included) is
- * replaced, and `null` removes the key so the default applies again.
+ * replaced, a mapping with another `kind` replaces the base's whole, and `null` removes the key so the
+ * default applies again.
  */
 export function mergeConfigs(base: Raw, override: Raw): Raw {
   const merged: Raw = { ...base };
   for (const [key, value] of Object.entries(override)) {
     const current = merged[key];
     if (value === null) delete merged[key];
-    else if (isMapping(value) && isMapping(current)) merged[key] = mergeConfigs(current, value);
+    // A mapping of another `kind` (env: factworld → jsonl) replaces the base's: their fields do not mix.
+    else if (isMapping(value) && isMapping(current) && (value.kind === undefined || value.kind === current.kind))
+      merged[key] = mergeConfigs(current, value);
     else merged[key] = value;
   }
   return merged;
