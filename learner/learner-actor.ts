@@ -439,7 +439,7 @@ export const learnerRole: RoleDefinition = {
           let publishMs = 0;
           const step = progress.step + 1;
           const last = step === L.totalSteps;
-          progress = { ...withoutStall(progress), step, done: last };
+          progress = { ...withoutStall(progress), step };
           if (step % L.publishEvery === 0 || last) {
             const version = progress.policyVersion + 1;
             const weights = yield* Effect.promise(() => policy.exportWeights());
@@ -484,6 +484,8 @@ export const learnerRole: RoleDefinition = {
             },
             tags: { role: "learner" },
           });
+          // Done only once the final version is published and checkpointed.
+          progress = { ...progress, done: last };
           yield* saveProgress;
         }
         yield* stalls.stop;
