@@ -224,6 +224,38 @@ describe("the learner validates every group before it joins a batch", () => {
   }, 90_000);
 });
 
+describe("the learner never applies a non-finite update", () => {
+  it("skips the step of a group whose finite rewards overflow its advantages: counted, not a step; the next batch steps", async () => {
+    const config = await learnerConfig({ groupsPerStep: 1, totalSteps: 1 });
+    const result = await runWith(
+      natsUrl,
+      config.experiment,
+      Effect.gen(function* () {
+        yield* ensureWorkQueues();
+        const { subjects } = yield* Experiment;
+        const metrics = yield* subscribe(subjects.metrics("learner"), ["MetricsEvent"]);
+        // Finite, so valid; but their sum (the group's mean) overflows to ∞ and the advantages are NaN.
+        yield* publishScored([scoredGroup("g0", [1.7e308, 8e307])]);
+        const learner = yield* startLearner(config);
+        const skipped = yield* waitUntil("a skipped step", progress, (p) => p?.skippedSteps === 1, 30_000);
+        let skipMetric: Record<string, number> | undefined;
+        while (skipMetric === undefined) {
+          const event = yield* Queue.take(metrics.messages).pipe(Effect.timeout("10 seconds"));
+          if (event.type === "MetricsEvent" && "learner.skippedSteps" in event.body.values)
+            skipMetric = event.body.values;
+        }
+        yield* publishScored([scoredGroup("g1", [0, 1])]);
+        const end = yield* endOf(learner.fiber, 30_000);
+        return { skipped, skipMetric, end, final: yield* progress };
+      }),
+    );
+    expect(result.skipped).toMatchObject({ step: 0, consumed: 1, skippedSteps: 1, policyVersion: 0 });
+    expect(result.skipMetric).toMatchObject({ "learner.skippedSteps": 1 });
+    expect(result.end).toEqual({ completed: true });
+    expect(result.final).toMatchObject({ step: 1, consumed: 2, skippedSteps: 1, policyVersion: 1, done: true });
+  }, 60_000);
+});
+
 describe("the learner is the only writer of the policy pointer", () => {
   const forgedPointer = (version: number) => ({ version, weights: weightsBlobName(version), publishedAt: Date.now() });
   const progressAt = (policyVersion: number): LearnerProgress => ({
