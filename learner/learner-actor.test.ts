@@ -26,7 +26,8 @@ import {
 } from "../messaging/index.ts";
 import { LEARNER_PROGRESS_KEY, type LearnerProgress } from "../messaging/pipeline-state.ts";
 import { freshExperiment, runWith } from "../test/messaging/fixtures.ts";
-import { learnerRole } from "./learner-actor.ts";
+import type { GroupLimits } from "./group-validation.ts";
+import { judgeGroup, learnerRole } from "./learner-actor.ts";
 
 const natsUrl = inject("natsUrl");
 const TINY_POLICY = join(import.meta.dirname, "..", "test", "fixtures", "tiny-policy");
@@ -120,6 +121,49 @@ const endOf = (fiber: Fiber.Fiber<void, unknown>, timeoutMs: number) =>
         : { completed: false as const, error: Option.getOrUndefined(Cause.failureOption(exit.cause)) },
     ),
   );
+
+describe("judgeGroup", () => {
+  const limits: GroupLimits = { vocabSize: VOCAB, maxSeqLen: 128, maxAnswerTokens: 8, groupSize: 2, newestVersion: 5 };
+  const known = (settled: string[], inHand: string[]) => ({
+    limits,
+    maxPolicyLag: 2,
+    isSettled: (id: string) => settled.includes(id),
+    isInHand: (id: string) => inHand.includes(id),
+  });
+  it("uses a valid group with signal from a recent enough version", () => {
+    expect(judgeGroup(scoredGroup("g1", [0, 1], 3), known([], []))).toEqual({ _tag: "Use" });
+  });
+  it("drops and acks the stale (5 − 2 > 2), the zero-variance and redeliveries of settled groups", () => {
+    expect(judgeGroup(scoredGroup("g1", [0, 1], 2), known([], []))).toEqual({
+      _tag: "Drop",
+      reason: "stale",
+      hold: false,
+    });
+    expect(judgeGroup(scoredGroup("g1", [1, 1], 5), known([], []))).toEqual({
+      _tag: "Drop",
+      reason: "zeroVariance",
+      hold: false,
+    });
+    expect(judgeGroup(scoredGroup("g1", [0, 1], 5), known(["g1"], []))).toEqual({
+      _tag: "Drop",
+      reason: "duplicates",
+      hold: false,
+    });
+  });
+  it("holds a redelivery of a group in hand (acking it would ack the original before its checkpoint)", () => {
+    expect(judgeGroup(scoredGroup("g1", [0, 1], 5), known(["g1"], ["g1"]))).toEqual({
+      _tag: "Drop",
+      reason: "duplicates",
+      hold: true,
+    });
+  });
+  it("judges validity first: an invalid redelivery is dead-lettered, not counted as a duplicate", () => {
+    expect(judgeGroup(scoredGroup("g1", [0, Number.NaN], 5), known(["g1"], ["g1"]))).toEqual({
+      _tag: "Invalid",
+      reason: "reward of answer 1 is NaN",
+    });
+  });
+});
 
 describe("the learner settles what it drops at once", () => {
   it("acks and counts 1,100 zero-variance groups (beyond the consumer's max-ack-pending of 1,000); a resumed learner keeps their counts and ids", async () => {

@@ -74,7 +74,7 @@ export const learnerCheckpointDir = (config: ExperimentConfig) =>
   join(config.output.dir, config.experiment, "checkpoints", "learner");
 
 /** Beside the checkpoint, not in it: a checkpoint replaces its whole directory. */
-export const learnerDropJournalDir = (config: ExperimentConfig) =>
+const learnerDropJournalDir = (config: ExperimentConfig) =>
   join(config.output.dir, config.experiment, "checkpoints", "learner-drops");
 
 const freshProgress: LearnerProgress = {
@@ -141,7 +141,7 @@ export const toGrpoBatch = (groups: readonly ScoredGroup[]): GrpoBatch => {
 export const hasSignal = (group: ScoredGroup) => group.scores.some((s) => s.reward !== group.scores[0]?.reward);
 
 /** What the learner does with one delivered group. */
-export type Verdict =
+export type GroupVerdict =
   | { readonly _tag: "Use" }
   /** Dead-letter it alone, with the reason. */
   | { readonly _tag: "Invalid"; readonly reason: string }
@@ -160,7 +160,7 @@ export function judgeGroup(
     readonly isSettled: (id: string) => boolean;
     readonly isInHand: (id: string) => boolean;
   },
-): Verdict {
+): GroupVerdict {
   const invalid = invalidGroupReason(group, known.limits);
   if (invalid !== undefined) return { _tag: "Invalid", reason: invalid };
   const id = group.rollout.group.groupId;
