@@ -195,6 +195,31 @@ describe("the learner settles what it drops at once", () => {
     expect(result.resumed).toMatchObject({ step: 0, zeroVariance: N, duplicates: 3 });
   }, 150_000);
 
+  it("checkpoints early rather than hold used groups up to the consumer's max-ack-pending (1,100 used, checkpointEvery 1,000)", async () => {
+    // All sampled by version 0: a lag of 100 keeps them usable for all 22 steps.
+    const config = await learnerConfig({
+      groupsPerStep: 50,
+      totalSteps: 22,
+      checkpointEvery: 1_000,
+      maxPolicyLag: 100,
+    });
+    const groups = Array.from({ length: 1_100 }, (_, i) => scoredGroup(`g${i}`, [0, 1]));
+    const result = await runWith(
+      natsUrl,
+      config.experiment,
+      Effect.gen(function* () {
+        yield* ensureWorkQueues();
+        yield* publishScored(groups);
+        const learner = yield* startLearner(config);
+        const end = yield* endOf(learner.fiber, 150_000);
+        return { end, progress: yield* progress, pending: yield* pendingWork("scored") };
+      }),
+    );
+    expect(result.end).toEqual({ completed: true });
+    expect(result.progress).toMatchObject({ step: 22, consumed: 1_100, done: true });
+    expect(result.pending).toBe(0);
+  }, 200_000);
+
   it("warns when no step completes for learner.stallWarnMs (stalledSince, learner.stalledMs); the next step clears it", async () => {
     const config = await learnerConfig({ stallWarnMs: 1_500 });
     const result = await runWith(
@@ -249,7 +274,7 @@ describe("the learner validates every group before it joins a batch", () => {
           scoredGroup("g3", [0.5, 0]),
         ]);
         const learner = yield* startLearner(config);
-        const end = yield* endOf(learner.fiber, 60_000);
+        const end = yield* endOf(learner.fiber, 150_000);
         return {
           end,
           progress: yield* progress,

@@ -265,6 +265,7 @@ export const learnerRole: RoleDefinition = {
       yield* sweepExhaustedDeliveries("scored");
       /** Deliveries settled by the learner only once a checkpoint covers them. */
       let held: WorkItem<"scored">[] = [];
+      const holdingTooMany = () => held.length + L.groupsPerStep > MAX_HELD_DELIVERIES;
       yield* Effect.forkScoped(
         Effect.repeat(
           Effect.suspend(() => Effect.forEach(held, (item) => item.working, { discard: true })),
@@ -432,7 +433,7 @@ export const learnerRole: RoleDefinition = {
           progress = { ...progress, consumed: progress.consumed + groups.length };
           if (stats.skipped !== undefined) {
             yield* skipStep(groups, stats.skipped);
-            if (held.length + L.groupsPerStep > MAX_HELD_DELIVERIES) yield* checkpoint;
+            if (holdingTooMany()) yield* checkpoint;
             continue;
           }
           stalls.stepCompleted();
@@ -454,8 +455,7 @@ export const learnerRole: RoleDefinition = {
             actor.setPolicyVersion(version);
           }
           const checkpointStarted = performance.now();
-          if (step % L.checkpointEvery === 0 || last || held.length + L.groupsPerStep > MAX_HELD_DELIVERIES)
-            yield* checkpoint;
+          if (step % L.checkpointEvery === 0 || last || holdingTooMany()) yield* checkpoint;
           const checkpointMs = performance.now() - checkpointStarted;
           actor.recordProcessed(groups.length);
           const rewards = groups.flatMap((g) => g.scores.map((s) => s.reward));
