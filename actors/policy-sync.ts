@@ -2,6 +2,11 @@
  * Following the learner's policy: the learner stores each version's weights as a blob and then
  * points the `policy` KV key at them; rollout actors and the evaluator watch that key and load
  * a newer version between batches (never in the middle of one, so every rollout has one version).
+ *
+ * Anyone on the server can write that key, so a pointer is followed only when it is plausible: the
+ * learner writes its progress (LearnerProgress.policyVersion) before it announces a version, so a
+ * pointer ahead of the learner's progress, or naming another version's weights, is forged. It is
+ * refused — logged, counted, the version in use kept — and later real announcements still count.
  */
 import { Duration, Effect, Option, Queue, type Scope } from "effect";
 import {
@@ -12,11 +17,12 @@ import {
   type Nats,
   POLICY_KEY,
   type PolicyPointer,
+  type StateEntry,
   type StateError,
   watchState,
   weightsBlobName,
 } from "../messaging/index.ts";
-import { POLICY_ARCHITECTURE_KEY } from "../messaging/pipeline-state.ts";
+import { LEARNER_PROGRESS_KEY, POLICY_ARCHITECTURE_KEY } from "../messaging/pipeline-state.ts";
 import { buildPolicy, type Policy, type PolicyConfigBase } from "../models/index.ts";
 
 /** How long a reader whose version's weights are gone waits for the newer version's announcement. */
@@ -30,6 +36,8 @@ export interface PolicyInUse {
 export interface PolicyFollower {
   /** The newest version announced so far (maybe not loaded yet). */
   readonly announced: () => PolicyPointer | undefined;
+  /** Announcements refused so far (ahead of the learner's progress, or naming other weights): forged. */
+  readonly refused: () => number;
   /** The policy at the newest announced version: loads it if it is newer than the one in use; waits for the first. */
   readonly current: Effect.Effect<PolicyInUse, BlobError | StateError, Nats | Experiment>;
   /** A separate policy instance at one fixed version (e.g. the initial policy, for references). */
@@ -50,10 +58,43 @@ export const followPolicy: Effect.Effect<PolicyFollower, StateError, Nats | Expe
     const updates = yield* watchState(POLICY_KEY);
     let announced: PolicyPointer | undefined;
     let inUse: { policy: Policy; version: number } | undefined;
+    let refused = 0;
+    /** The learner's progress version last read: re-read only when a pointer goes beyond it. */
+    let learnerVersion = -1;
+
+    const refuse = (entry: StateEntry<PolicyPointer>, why: string) =>
+      Effect.gen(function* () {
+        refused += 1;
+        yield* Effect.logWarning(
+          `refused policy pointer revision ${entry.revision} announcing version ${entry.value.version}: ${why}; ` +
+            `keeping version ${inUse?.version ?? "none"} (${refused} refused so far)`,
+        );
+        return false;
+      });
+
+    /** Whether the learner could have written `entry` (see the header). */
+    const plausible = (entry: StateEntry<PolicyPointer>) =>
+      Effect.gen(function* () {
+        const { version, weights } = entry.value;
+        if (weights !== weightsBlobName(version))
+          return yield* refuse(entry, `it names weights ${JSON.stringify(weights.slice(0, 80))}`);
+        if (version > learnerVersion)
+          learnerVersion = (yield* getState(LEARNER_PROGRESS_KEY))?.value.policyVersion ?? -1;
+        if (version > learnerVersion)
+          return yield* refuse(entry, `the learner's progress is at version ${learnerVersion}`);
+        return true;
+      });
+
+    /** Takes `entry` as the newest announcement if it is newer and plausible. */
+    const consider = (entry: StateEntry<PolicyPointer>) =>
+      Effect.gen(function* () {
+        if (announced && entry.value.version <= announced.version) return;
+        if (yield* plausible(entry)) announced = entry.value;
+      });
 
     const drainUpdates = Effect.gen(function* () {
       const pending = yield* Queue.takeAll(updates);
-      for (const entry of pending) if (!announced || entry.value.version > announced.version) announced = entry.value;
+      for (const entry of pending) yield* consider(entry);
     });
 
     const load = (policy: Policy, pointer: PolicyPointer) =>
@@ -64,9 +105,8 @@ export const followPolicy: Effect.Effect<PolicyFollower, StateError, Nats | Expe
 
     const current: PolicyFollower["current"] = Effect.gen(function* () {
       yield* drainUpdates;
-      if (!announced) {
-        const first = yield* Queue.take(updates);
-        announced = first.value;
+      while (!announced) {
+        yield* consider(yield* Queue.take(updates));
         yield* drainUpdates;
       }
       if (!inUse) inUse = { policy: yield* buildPublishedArchitecture, version: -1 };
@@ -84,7 +124,7 @@ export const followPolicy: Effect.Effect<PolicyFollower, StateError, Nats | Expe
                 if (announced!.version > target.version) return false;
                 const next = yield* Queue.take(updates).pipe(Effect.timeout(SUPERSEDED_WAIT), Effect.option);
                 if (Option.isNone(next)) return yield* error;
-                if (next.value.value.version > announced!.version) announced = next.value.value;
+                yield* consider(next.value);
                 return false;
               }),
           ),
@@ -110,6 +150,6 @@ export const followPolicy: Effect.Effect<PolicyFollower, StateError, Nats | Expe
         inUse?.policy.dispose();
       }),
     );
-    return { announced: () => announced, current, loadVersion };
+    return { announced: () => announced, refused: () => refused, current, loadVersion };
   },
 );

@@ -139,6 +139,7 @@ export const rolloutRole: RoleDefinition = {
             "rollout.batchMs": finishedAt - startedAt,
             "rollout.startedAt": startedAt,
             "rollout.syncMs": syncMs,
+            "rollout.refusedPointers": follower.refused(),
           };
           return { rollouts, version, metrics };
         });

@@ -266,6 +266,12 @@ export const LearnerSection = Schema.Struct({
   totalSteps: setting(PositiveInt, 200, "Learner steps; the experiment ends after the last one."),
   publishEvery: setting(PositiveInt, 1, "Publish weights every this many steps."),
   checkpointEvery: setting(PositiveInt, 50, "Write a checkpoint every this many steps."),
+  stallWarnMs: setting(
+    PositiveInt,
+    120_000,
+    "When no step completes for this long, the learner logs an error (what it fetched and dropped since its " +
+      "last step), publishes learner.stalledMs and sets stalledSince in its progress; again every this long.",
+  ),
 });
 export type LearnerSection = typeof LearnerSection.Type;
 

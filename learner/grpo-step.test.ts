@@ -127,3 +127,51 @@ describe("grpoUpdate with micro-batches", () => {
     optimizer.dispose();
   });
 });
+
+describe("grpoUpdate never applies non-finite numbers", () => {
+  const s: GrpoSettings = {
+    learningRate: 1e-2,
+    clipNorm: 1,
+    epsLow: 0.2,
+    epsHigh: 0.28,
+    klBeta: 0,
+    aggregation: "token-mean",
+    normalizeStd: true,
+    updatesPerBatch: 1,
+    temperature: 1,
+    horizon: 16,
+    microBatchAnswers: 0,
+  };
+
+  it.each([
+    {
+      poison: "an infinite behaviour log-prob (ρ = exp(log π − (−∞)) = ∞)",
+      poisoned: (b: GrpoBatch): GrpoBatch => ({
+        ...b,
+        behaviourLogProbs: b.behaviourLogProbs.map((lp) => lp.map(() => Number.NEGATIVE_INFINITY)),
+      }),
+      reason: /update 1 of 1: loss (NaN|-?Infinity)/,
+    },
+    {
+      poison: "a NaN reward (the group's advantages)",
+      poisoned: (b: GrpoBatch): GrpoBatch => ({ ...b, rewards: b.rewards.map((r, i) => (i === 2 ? Number.NaN : r)) }),
+      reason: /advantage of answer 0 is NaN/,
+    },
+  ])("skips the update on $poison: weights unchanged, the skip reported", async ({ poisoned, reason }) => {
+    const { policy } = await loadCheckpoint(TINY_POLICY);
+    const batch = await scoredBatch(policy, s.temperature);
+    const optimizer = tf.train.adam(s.learningRate);
+    const initial = weightsOf(policy);
+    const skipped = await grpoUpdate(policy, optimizer, undefined, poisoned(batch), s);
+    expect(skipped.skipped).toMatch(reason);
+    expect(maxAbsDiff(weightsOf(policy), initial)).toBe(0);
+    // The check bites: the same batch without the poison moves the weights, and they stay finite.
+    const applied = await grpoUpdate(policy, optimizer, undefined, batch, s);
+    expect(applied.skipped).toBeUndefined();
+    const after = weightsOf(policy);
+    expect(maxAbsDiff(after, initial)).toBeGreaterThan(1e-4);
+    expect(after.every((w) => w.every(Number.isFinite))).toBe(true);
+    policy.dispose();
+    optimizer.dispose();
+  });
+});

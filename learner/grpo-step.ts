@@ -3,6 +3,9 @@
  * the paper. The math lives in grpo.ts; this composes it with the policy and the optimiser. The
  * batch may go through in micro-batches (`microBatchAnswers`): their gradients are summed and the
  * optimiser steps once, the same update as the whole batch in one pass.
+ *
+ * Non-finite numbers never reach the weights: an update whose advantages, loss or gradient norm is
+ * not finite is not applied, and the stats say why (`skipped`).
  */
 import * as tf from "@tensorflow/tfjs";
 import { eventLoopYielder, type Policy, type PromptAnswerBatch } from "../models/index.ts";
@@ -47,6 +50,11 @@ export interface GrpoStats {
   readonly meanRatio: number;
   readonly kl: number;
   readonly meanAdvantageAbs: number;
+  /**
+   * Why (part of) the update was not applied: non-finite advantages, loss or gradient norm. Updates
+   * of `updatesPerBatch` before it were applied (theirs were finite); none after it ran.
+   */
+  readonly skipped?: string;
 }
 
 /** Right-pads rows to `[rows, width]` (padding 0 is masked out by the policy's answer mask). */
@@ -83,6 +91,13 @@ export async function grpoUpdate(
 ): Promise<GrpoStats> {
   // A_i = (r_i − mean) / (std + ε) within each group, shared by every token of answer i.
   const advantageValues = groupAdvantages(batch.rewards, batch.groupSize, { normalizeStd: s.normalizeStd });
+  const meanAdvantageAbs = advantageValues.reduce((a, v) => a + Math.abs(v), 0) / Math.max(1, advantageValues.length);
+  const badAdvantage = advantageValues.findIndex((a) => !Number.isFinite(a));
+  if (badAdvantage >= 0) {
+    // Finite rewards can still overflow the group's mean or variance (|r| near 1e308).
+    const skipped = `advantage of answer ${badAdvantage} is ${advantageValues[badAdvantage]}`;
+    return { loss: Number.NaN, gradNorm: Number.NaN, clipFraction: 0, meanRatio: 0, kl: 0, meanAdvantageAbs, skipped };
+  }
   const microBatches: MicroBatch[] = microBatchRanges(batch.answers.length, s.microBatchAnswers).map(([from, to]) => {
     const pairs = { prompts: batch.prompts.slice(from, to), answers: batch.answers.slice(from, to) };
     const width = Math.max(1, ...pairs.answers.map((a) => a.length));
@@ -111,6 +126,7 @@ export async function grpoUpdate(
   };
 
   let last = { loss: 0, gradNorm: 0 };
+  let skipped: string | undefined;
   let diagnostics: tf.Scalar[][] = [];
   // A long update (BLT: seconds per micro-batch) must not starve the learner's heartbeats and keep-alives.
   const letOthersRun = eventLoopYielder();
@@ -132,7 +148,12 @@ export async function grpoUpdate(
         return out.loss;
       });
     }
-    last = gradients.apply(optimizer, s.learningRate, s.clipNorm);
+    const applied = gradients.apply(optimizer, s.learningRate, s.clipNorm, { onlyIfFinite: true });
+    last = { loss: applied.loss, gradNorm: applied.gradNorm };
+    if (!applied.applied) {
+      skipped = `update ${update + 1} of ${s.updatesPerBatch}: loss ${applied.loss}, gradient norm ${applied.gradNorm}`;
+      break;
+    }
   }
   // Each micro-batch's diagnostics are its share of the whole batch's token means.
   const total = (k: number) => diagnostics.reduce((sum, d) => sum + (d[k]?.dataSync()[0] ?? 0), 0);
@@ -141,9 +162,5 @@ export async function grpoUpdate(
     ...diagnostics.flat(),
     ...microBatches.flatMap((m) => [m.behaviourLogProbs, m.advantages, ...(m.refLogProbs ? [m.refLogProbs] : [])]),
   ]);
-  return {
-    ...last,
-    ...stats,
-    meanAdvantageAbs: advantageValues.reduce((a, v) => a + Math.abs(v), 0) / Math.max(1, advantageValues.length),
-  };
+  return { ...last, ...stats, meanAdvantageAbs, ...(skipped === undefined ? {} : { skipped }) };
 }

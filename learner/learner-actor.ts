@@ -1,22 +1,32 @@
 /**
- * learner: GRPO over the actor pipeline. Pulls scored groups, drops the stale (older than
- * `max_policy_lag` versions), the zero-variance and the already-used ones (each counted), runs the
- * GRPO update, publishes weights every `publishEvery` steps and checkpoints every `checkpointEvery`.
+ * learner: GRPO over the actor pipeline. Pulls scored groups, dead-letters the invalid ones
+ * (group-validation.ts), drops the stale (older than `max_policy_lag` versions), the zero-variance
+ * and the already-used ones (each counted), runs the GRPO update, publishes weights every
+ * `publishEvery` steps and checkpoints every `checkpointEvery`.
  *
- * Exactly-once use: a scored group is acked only after a checkpoint that includes its effect is on
- * disk. A learner killed at any point resumes from its checkpoint (step, Adam state, policy version,
- * counts, the ids of groups used) and the groups it had not checkpointed are redelivered and used
- * again — by the resumed weights, which never saw them. So every group is used at most once in the
- * surviving run, and none is lost: consumed + stale + zero-variance + dead-lettered adds up.
+ * Exactly-once use: a group used in an update is acked only after a checkpoint that includes its
+ * effect is on disk. A learner killed at any point resumes from its checkpoint (step, Adam state,
+ * policy version, counts, the ids of groups used and dropped) and the groups it had not
+ * checkpointed are redelivered and used again — by the resumed weights, which never saw them. A
+ * dropped group is settled at once, after its drop is on disk in the drop journal (drop-journal.ts),
+ * so dropping never waits for a checkpoint. Every group is used at most once in the surviving run,
+ * and none is lost: consumed + stale + zero-variance + dead-lettered adds up.
  *
  * Subjects: pulls ScoredGroup from the `scored` work queue; publishes weights (a blob per version) and the
- * `policy`, `policy-architecture` and `learner-progress` KV keys; metrics on `metrics.learner`.
+ * `policy`, `policy-architecture` and `learner-progress` KV keys (it is the only writer of `policy`:
+ * policy-pointer.ts); metrics on `metrics.learner`.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type * as tf from "@tensorflow/tfjs";
 import { Duration, Effect, Schedule } from "effect";
-import { experimentEnvironment, publishPolicyTokenizer, type RoleDefinition, useBackend } from "../actors/index.ts";
+import {
+  experimentEnvironment,
+  publishPolicyTokenizer,
+  type RoleDefinition,
+  RoleFatal,
+  useBackend,
+} from "../actors/index.ts";
 import type { ExperimentConfig } from "../configs/index.ts";
 import { type Environment, tokenizerForVocabulary } from "../envs/index.ts";
 import {
@@ -26,7 +36,6 @@ import {
   openWorkFetcher,
   POLICY_KEY,
   publishMessage,
-  publishPolicy,
   putState,
   type ScoredGroup,
   sweepExhaustedDeliveries,
@@ -41,22 +50,51 @@ import {
   POLICY_ARCHITECTURE_KEY,
 } from "../messaging/pipeline-state.ts";
 import { buildPolicy, loadCheckpoint, type Policy, policyStartingFrom, saveCheckpoint } from "../models/index.ts";
+import { countDrops, type Drop, type DropReason, openDropJournal, readDropJournal } from "./drop-journal.ts";
+import { type GroupLimits, invalidGroupReason } from "./group-validation.ts";
 import { type GrpoBatch, type GrpoSettings, grpoUpdate } from "./grpo-step.ts";
+import { ownPolicyPointer, startingAnnouncement } from "./policy-pointer.ts";
 import { createOptimizer } from "./pretrain.ts";
 import { modelConfigFor, tokenizerRecordFor } from "./pretrain-factworld.ts";
+import { type StallReport, watchForStalls } from "./stall-watchdog.ts";
 
 /** What a learner checkpoint carries besides weights and Adam state. */
 interface LearnerState {
   readonly progress: LearnerProgress;
   /** Ids of the groups whose answers are in the checkpointed weights. */
   readonly usedGroups: readonly string[];
+  /** Ids of the groups dropped as stale or zero-variance (and acked) before this checkpoint. */
+  readonly droppedGroups?: readonly string[];
+  /** The drop journal generation that continues this checkpoint (absent in older checkpoints: 0). */
+  readonly dropJournal?: number;
 }
 
 const KEEP_ALIVE = Schedule.spaced(Duration.seconds(5));
 const FETCH_EXPIRES_MS = 1_000;
+/**
+ * Used groups wait unacked for a checkpoint; the `scored` consumer stops delivering at its
+ * max-ack-pending (1,000 by default), so the learner checkpoints early rather than hold more than this.
+ */
+const MAX_HELD_DELIVERIES = 500;
 
 export const learnerCheckpointDir = (config: ExperimentConfig) =>
   join(config.output.dir, config.experiment, "checkpoints", "learner");
+
+/** Beside the checkpoint, not in it: a checkpoint replaces its whole directory. */
+const learnerDropJournalDir = (config: ExperimentConfig) =>
+  join(config.output.dir, config.experiment, "checkpoints", "learner-drops");
+
+const freshProgress: LearnerProgress = {
+  step: 0,
+  policyVersion: 0,
+  consumed: 0,
+  stale: 0,
+  zeroVariance: 0,
+  duplicates: 0,
+  invalid: 0,
+  skippedSteps: 0,
+  done: false,
+};
 
 /**
  * The policy to start from, with the tokenizer record it was trained with (saved in every checkpoint
@@ -68,12 +106,15 @@ async function startingPolicy(config: ExperimentConfig, env: Environment, optimi
   if (existsSync(join(resumeDir, "manifest.json"))) {
     const resumed = await loadCheckpoint(resumeDir, { optimizer });
     const state = resumed.trainerState as LearnerState;
-    return { policy: resumed.policy, tokenizer: resumed.tokenizer, state, resumed: true };
+    // Older checkpoints lack the newer counts.
+    return {
+      policy: resumed.policy,
+      tokenizer: resumed.tokenizer,
+      state: { ...state, progress: { ...freshProgress, ...state.progress } },
+      resumed: true,
+    };
   }
-  const fresh: LearnerState = {
-    progress: { step: 0, policyVersion: 0, consumed: 0, stale: 0, zeroVariance: 0, duplicates: 0, done: false },
-    usedGroups: [],
-  };
+  const fresh: LearnerState = { progress: freshProgress, usedGroups: [] };
   const m = config.model;
   const motSettings = m.backbone === "mot" ? { untie: m.untie, modalities: m.modalities } : {};
   if (m.init) {
@@ -116,6 +157,39 @@ export const toGrpoBatch = (groups: readonly ScoredGroup[]): GrpoBatch => {
 
 export const hasSignal = (group: ScoredGroup) => group.scores.some((s) => s.reward !== group.scores[0]?.reward);
 
+/** What the learner does with one delivered group. */
+export type GroupVerdict =
+  | { readonly _tag: "Use" }
+  /** Dead-letter it alone, with the reason. */
+  | { readonly _tag: "Invalid"; readonly reason: string }
+  /** Count it and ack it now; `hold`: a redelivery of a group in hand, settled with it at the checkpoint. */
+  | { readonly _tag: "Drop"; readonly reason: Exclude<DropReason, "invalid">; readonly hold: boolean };
+
+/**
+ * Sorts a delivered group. `isSettled`: used or dropped before; `isInHand`: used since the last
+ * checkpoint or in the batch being collected (its delivery is not acked yet).
+ */
+export function judgeGroup(
+  group: ScoredGroup,
+  known: {
+    readonly limits: GroupLimits;
+    readonly maxPolicyLag: number;
+    readonly isSettled: (id: string) => boolean;
+    readonly isInHand: (id: string) => boolean;
+  },
+): GroupVerdict {
+  const invalid = invalidGroupReason(group, known.limits);
+  if (invalid !== undefined) return { _tag: "Invalid", reason: invalid };
+  const id = group.rollout.group.groupId;
+  // Acking a redelivery of a group in hand would ack that group before its checkpoint: hold it too.
+  if (known.isInHand(id)) return { _tag: "Drop", reason: "duplicates", hold: true };
+  if (known.isSettled(id)) return { _tag: "Drop", reason: "duplicates", hold: false };
+  if (known.limits.newestVersion - group.rollout.policyVersion > known.maxPolicyLag)
+    return { _tag: "Drop", reason: "stale", hold: false };
+  if (!hasSignal(group)) return { _tag: "Drop", reason: "zeroVariance", hold: false };
+  return { _tag: "Use" };
+}
+
 /** The GRPO update's settings from the experiment config. */
 export const grpoSettingsFor = (config: ExperimentConfig): GrpoSettings => ({
   learningRate: config.learner.lr,
@@ -130,6 +204,15 @@ export const grpoSettingsFor = (config: ExperimentConfig): GrpoSettings => ({
   horizon: config.rollout.maxNewTokens,
   microBatchAnswers: config.learner.microBatchAnswers,
 });
+
+const withoutStall = ({ stalledSince: _, ...progress }: LearnerProgress): LearnerProgress => progress;
+
+/** A few ids for a log line, each cut short: ids come from messages. */
+const someIds = (ids: readonly string[]) =>
+  ids
+    .slice(0, 8)
+    .map((id) => id.slice(0, 32))
+    .join(", ") + (ids.length > 8 ? `, … (${ids.length})` : "");
 
 export const learnerRole: RoleDefinition = {
   name: "learner",
@@ -146,18 +229,44 @@ export const learnerRole: RoleDefinition = {
       const start = yield* Effect.promise(() => startingPolicy(config, env, optimizer));
       const { policy } = start;
       yield* Effect.addFinalizer(() => Effect.sync(() => policy.dispose()));
-      let progress = start.state.progress;
-      const used = new Set(start.state.usedGroups);
-      actor.setPolicyVersion(progress.policyVersion);
 
-      // Publish the tokenizer and the architecture, then the current weights unless this version is already out.
+      // Drops after the checkpoint were settled already: their ids and counts come from the journal.
+      const journalDir = learnerDropJournalDir(config);
+      const journalGeneration = start.state.dropJournal ?? 0;
+      const journaled = yield* readDropJournal(journalDir, journalGeneration);
+      const journal = yield* openDropJournal(journalDir, journalGeneration);
+      let progress = countDrops(withoutStall(start.state.progress), journaled);
+      const used = new Set(start.state.usedGroups);
+      const dropped = new Set([
+        ...(start.state.droppedGroups ?? []),
+        ...journaled.flatMap((d) => (d.id !== undefined && d.reason !== "duplicates" ? [d.id] : [])),
+      ]);
+      /** Used since the last checkpoint: their deliveries are held, not acked. */
+      const usedSinceCheckpoint = new Set<string>();
+
+      // One progress write at a time, each of the newest progress, so the KV value never goes back.
+      const progressWrites = yield* Effect.makeSemaphore(1);
+      const saveProgress = progressWrites.withPermits(1)(
+        Effect.suspend(() => putState(LEARNER_PROGRESS_KEY, progress)),
+      );
+
+      // Announce the tokenizer and the architecture, then the weights under a version no follower has passed.
       yield* publishPolicyTokenizer(start.tokenizer);
       yield* putState(POLICY_ARCHITECTURE_KEY, policy.config as unknown as Record<string, unknown>);
-      const published = yield* getState(POLICY_KEY);
-      if (!published || published.value.version !== progress.policyVersion) {
-        yield* publishPolicy(progress.policyVersion, yield* Effect.promise(() => policy.exportWeights()));
+      const pointerAtStart = yield* getState(POLICY_KEY);
+      const announcement = startingAnnouncement({
+        checkpointVersion: progress.policyVersion,
+        pointer: pointerAtStart,
+        announcedVersion: (yield* getState(LEARNER_PROGRESS_KEY))?.value.policyVersion,
+      });
+      if (announcement._tag === "Forged") return yield* new RoleFatal({ reason: announcement.reason });
+      const pointer = yield* ownPolicyPointer(pointerAtStart);
+      progress = { ...progress, policyVersion: announcement.version };
+      actor.setPolicyVersion(progress.policyVersion);
+      yield* saveProgress;
+      if (announcement._tag === "Publish") {
+        yield* pointer.publish(progress.policyVersion, yield* Effect.promise(() => policy.exportWeights()));
       }
-      yield* putState(LEARNER_PROGRESS_KEY, progress);
       yield* Effect.logInfo(
         `learner ${start.resumed ? "resumed" : "starts"} at step ${progress.step}, policy version ${progress.policyVersion}`,
       );
@@ -175,6 +284,7 @@ export const learnerRole: RoleDefinition = {
       yield* sweepExhaustedDeliveries("scored");
       /** Deliveries settled by the learner only once a checkpoint covers them. */
       let held: WorkItem<"scored">[] = [];
+      const holdingTooMany = () => held.length + L.groupsPerStep > MAX_HELD_DELIVERIES;
       yield* Effect.forkScoped(
         Effect.repeat(
           Effect.suspend(() => Effect.forEach(held, (item) => item.working, { discard: true })),
@@ -182,35 +292,111 @@ export const learnerRole: RoleDefinition = {
         ),
       );
 
-      /** Pulls until `groupsPerStep` usable groups are in hand; every other delivery is counted. */
+      const reportStall = (report: StallReport) =>
+        Effect.gen(function* () {
+          progress = { ...progress, stalledSince: report.since };
+          yield* saveProgress;
+          const s = report.sinceLastStep;
+          yield* Effect.logError(
+            `learner stalled: no step completed for ${Math.round(report.stalledMs / 1000)} s ` +
+              `(learner.stallWarnMs ${L.stallWarnMs}). Since the last step: ${s.fetched} groups fetched; dropped ` +
+              `${s.stale} stale, ${s.zeroVariance} zero-variance, ${s.duplicates} duplicate; ${s.invalid} invalid ` +
+              `(dead-lettered); ${s.skippedSteps} steps skipped (non-finite)`,
+          );
+          yield* publishMessage(subjects.metrics("learner"), "MetricsEvent", {
+            source: actor.id,
+            step: progress.step,
+            values: { "learner.stalledMs": report.stalledMs, "learner.fetchedSinceStep": s.fetched },
+            tags: { role: "learner" },
+          });
+        });
+      const stalls = yield* watchForStalls(L.stallWarnMs, reportStall);
+
+      /**
+       * Journals the drops (on disk before any is settled), settles them — an invalid group is
+       * dead-lettered, with its reason logged by the queue — and counts them.
+       */
+      const settleDrops = (drops: readonly { item: WorkItem<"scored">; drop: Drop; outcome?: WorkOutcome }[]) =>
+        Effect.gen(function* () {
+          if (drops.length === 0) return;
+          yield* journal.record(drops.map((d) => d.drop));
+          progress = countDrops(
+            progress,
+            drops.map((d) => d.drop),
+          );
+          for (const { item, drop, outcome } of drops) {
+            stalls.dropped(drop.reason);
+            if (drop.id !== undefined && drop.reason !== "duplicates") dropped.add(drop.id);
+            if (outcome === undefined) held.push(item);
+          }
+          yield* Effect.forEach(
+            drops.flatMap((d) => (d.outcome ? [[d.item, d.outcome] as const] : [])),
+            ([item, outcome]) =>
+              item
+                .settle(outcome)
+                .pipe(
+                  Effect.catchAll((error) =>
+                    Effect.logWarning(
+                      `could not settle a dropped group (stream seq ${item.streamSequence}): ${error.message}; ` +
+                        "it will be redelivered and counted as a duplicate",
+                    ),
+                  ),
+                ),
+            { concurrency: "unbounded", discard: true },
+          );
+          // Dropped groups return the curator's credits now, not at the next step.
+          yield* saveProgress;
+        });
+
+      /** Pulls until `groupsPerStep` usable groups are in hand; every other delivery is settled and counted. */
       const collectGroups = Effect.gen(function* () {
         const batch: ScoredGroup[] = [];
         const inBatch = new Set<string>();
+        const known = {
+          maxPolicyLag: L.maxPolicyLag,
+          isSettled: (id: string) => used.has(id) || dropped.has(id),
+          isInHand: (id: string) => inBatch.has(id) || usedSinceCheckpoint.has(id),
+        };
         while (batch.length < L.groupsPerStep) {
           if (actor.isDraining()) return undefined;
+          yield* pointer.check;
           const items = yield* scored.fetch({ max: L.groupsPerStep - batch.length, expiresMs: FETCH_EXPIRES_MS });
-          const before = progress;
+          stalls.fetched(items.length);
+          const limits: GroupLimits = {
+            vocabSize: policy.config.vocabSize,
+            maxSeqLen: policy.config.maxSeqLen,
+            maxAnswerTokens: config.rollout.maxNewTokens,
+            groupSize: config.rollout.groupSize,
+            newestVersion: progress.policyVersion,
+          };
+          const drops: { item: WorkItem<"scored">; drop: Drop; outcome?: WorkOutcome }[] = [];
           for (const item of items) {
-            held.push(item);
             const group = item.body;
             const id = group.rollout.group.groupId;
-            if (used.has(id) || inBatch.has(id)) progress = { ...progress, duplicates: progress.duplicates + 1 };
-            else if (progress.policyVersion - group.rollout.policyVersion > L.maxPolicyLag)
-              progress = { ...progress, stale: progress.stale + 1 };
-            else if (!hasSignal(group)) progress = { ...progress, zeroVariance: progress.zeroVariance + 1 };
-            else {
+            const verdict = judgeGroup(group, { ...known, limits });
+            if (verdict._tag === "Use") {
+              held.push(item);
               batch.push(group);
               inBatch.add(id);
+            } else if (verdict._tag === "Invalid") {
+              drops.push({ item, drop: { reason: "invalid" }, outcome: WorkOutcome.reject(verdict.reason) });
+            } else {
+              const drop = { reason: verdict.reason, id };
+              drops.push(verdict.hold ? { item, drop } : { item, drop, outcome: WorkOutcome.done });
             }
           }
-          // Dropped groups return the curator's credits now, not at the next step.
-          if (progress !== before) yield* putState(LEARNER_PROGRESS_KEY, progress);
+          yield* settleDrops(drops);
         }
         return batch;
       });
 
       const checkpoint = Effect.gen(function* () {
-        const state: LearnerState = { progress, usedGroups: [...used] };
+        const state: LearnerState = {
+          progress: withoutStall(progress),
+          usedGroups: [...used],
+          droppedGroups: [...dropped],
+          dropJournal: journal.generation() + 1,
+        };
         yield* Effect.promise(() =>
           saveCheckpoint(learnerCheckpointDir(config), {
             policy,
@@ -220,10 +406,32 @@ export const learnerRole: RoleDefinition = {
             trainerState: state,
           }),
         );
+        // The checkpoint holds the journal's drops now: the next generation starts empty.
+        yield* journal.rotate;
         const settled = held;
         held = [];
+        usedSinceCheckpoint.clear();
         yield* Effect.forEach(settled, (item) => item.settle(WorkOutcome.done), { discard: true });
       });
+
+      /** An update that was not applied (non-finite numbers): counted and logged; its groups count as consumed. */
+      const skipStep = (groups: readonly ScoredGroup[], reason: string) =>
+        Effect.gen(function* () {
+          progress = { ...progress, skippedSteps: progress.skippedSteps + 1 };
+          stalls.skipped();
+          yield* Effect.logError(
+            `learner step ${progress.step + 1} NOT APPLIED: ${reason}. Its ${groups.length} groups ` +
+              `(${someIds(groups.map((g) => g.rollout.group.groupId))}) count as consumed; ` +
+              `${progress.skippedSteps} steps skipped so far`,
+          );
+          yield* publishMessage(subjects.metrics("learner"), "MetricsEvent", {
+            source: actor.id,
+            step: progress.step,
+            values: { "learner.skippedSteps": progress.skippedSteps, "learner.consumed": progress.consumed },
+            tags: { role: "learner" },
+          });
+          yield* saveProgress;
+        });
 
       return Effect.gen(function* () {
         while (progress.step < L.totalSteps) {
@@ -237,24 +445,36 @@ export const learnerRole: RoleDefinition = {
             grpoUpdate(policy, optimizer, reference, toGrpoBatch(groups), grpoSettingsFor(config)),
           );
           const updateMs = Date.now() - started;
+          for (const g of groups) {
+            used.add(g.rollout.group.groupId);
+            usedSinceCheckpoint.add(g.rollout.group.groupId);
+          }
+          progress = { ...progress, consumed: progress.consumed + groups.length };
+          if (stats.skipped !== undefined) {
+            yield* skipStep(groups, stats.skipped);
+            if (holdingTooMany()) yield* checkpoint;
+            continue;
+          }
+          stalls.stepCompleted();
           let publishMs = 0;
-          for (const g of groups) used.add(g.rollout.group.groupId);
           const step = progress.step + 1;
           const last = step === L.totalSteps;
-          progress = { ...progress, step, consumed: progress.consumed + groups.length };
+          progress = { ...withoutStall(progress), step };
           if (step % L.publishEvery === 0 || last) {
             const version = progress.policyVersion + 1;
             const weights = yield* Effect.promise(() => policy.exportWeights());
+            // The progress announces the version before the pointer does: followers refuse a pointer ahead of it.
+            progress = { ...progress, policyVersion: version };
+            yield* saveProgress;
             // In the loop, not behind it: a version announced later would make every group one step
             // staler (a background publish here dropped 19 % of groups as stale instead of none).
             const publishStarted = performance.now();
-            yield* publishPolicy(version, weights);
+            yield* pointer.publish(version, weights);
             publishMs = performance.now() - publishStarted;
-            progress = { ...progress, policyVersion: version };
             actor.setPolicyVersion(version);
           }
           const checkpointStarted = performance.now();
-          if (step % L.checkpointEvery === 0 || last) yield* checkpoint;
+          if (step % L.checkpointEvery === 0 || last || holdingTooMany()) yield* checkpoint;
           const checkpointMs = performance.now() - checkpointStarted;
           actor.recordProcessed(groups.length);
           const rewards = groups.flatMap((g) => g.scores.map((s) => s.reward));
@@ -277,19 +497,25 @@ export const learnerRole: RoleDefinition = {
               "learner.stale": progress.stale,
               "learner.zeroVariance": progress.zeroVariance,
               "learner.duplicates": progress.duplicates,
+              "learner.invalid": progress.invalid,
+              "learner.skippedSteps": progress.skippedSteps,
               "learner.policyVersion": progress.policyVersion,
             },
             tags: { role: "learner" },
           });
-          yield* putState(LEARNER_PROGRESS_KEY, { ...progress, done: last });
+          // Done only once the final version is published and checkpointed.
+          progress = { ...progress, done: last };
+          yield* saveProgress;
         }
+        yield* stalls.stop;
         progress = { ...progress, done: true };
-        yield* putState(LEARNER_PROGRESS_KEY, progress);
+        yield* saveProgress;
         yield* Effect.logInfo(`learner done: ${progress.step} steps, policy version ${progress.policyVersion}`);
         // The experiment ends with the learner; with evaluators, once the final policy is evaluated.
         if (config.actors.evaluator > 0) {
           yield* Effect.logInfo("waiting for the final evaluation");
           for (;;) {
+            yield* pointer.check;
             const evaluation = yield* getState(EVALUATION_DONE_KEY);
             if (evaluation && evaluation.value.finalVersion >= progress.policyVersion) break;
             if (actor.isDraining()) return;

@@ -74,12 +74,19 @@ export interface GradientAccumulator {
   readonly add: (loss: () => tf.Scalar) => number;
   /**
    * One Adam step on the summed gradients, clipped to a global L2 norm (`clipNorm` 0: off), then
-   * frees them. Returns the summed loss before the update and the gradient norm.
+   * frees them. Returns the summed loss before the update and the gradient norm. With
+   * `onlyIfFinite`, a non-finite loss or gradient norm is not applied (`applied: false`): one NaN
+   * step would turn every weight into NaN.
    */
-  readonly apply: (optimizer: tf.AdamOptimizer, learningRate: number, clipNorm: number) => Step;
+  readonly apply: (
+    optimizer: tf.AdamOptimizer,
+    learningRate: number,
+    clipNorm: number,
+    options?: { readonly onlyIfFinite?: boolean },
+  ) => Step;
 }
 
-type Step = { loss: number; gradNorm: number };
+type Step = { loss: number; gradNorm: number; applied: boolean };
 
 /**
  * Gradient accumulation over the policy's variables: only one micro-batch's activations are alive
@@ -103,18 +110,22 @@ export function accumulateGradients(policy: Policy): GradientAccumulator {
       grads = summed;
       return value;
     },
-    apply: (optimizer, learningRate, clipNorm) => {
+    apply: (optimizer, learningRate, clipNorm, options = {}) => {
       if (!grads) throw new Error("accumulateGradients: no loss to minimise");
       const accumulated = grads;
       grads = undefined;
       (optimizer as unknown as { learningRate: number }).learningRate = learningRate;
       const normTensor = tf.tidy(() => tf.sqrt(tf.addN(accumulated.map((g) => tf.sum(tf.square(g))))));
       const gradNorm = normTensor.dataSync()[0]!;
+      if (options.onlyIfFinite && !(Number.isFinite(loss) && Number.isFinite(gradNorm))) {
+        tf.dispose([normTensor, ...accumulated]);
+        return { loss, gradNorm, applied: false };
+      }
       const scale = clipNorm > 0 && gradNorm > clipNorm ? clipNorm / gradNorm : 1;
       const scaled = scale === 1 ? accumulated : accumulated.map((g) => tf.mul(g, scale));
       optimizer.applyGradients(variables.map((v, i) => ({ name: v.name, tensor: scaled[i]! })));
       tf.dispose([normTensor, ...accumulated, ...(scale === 1 ? [] : scaled)]);
-      return { loss, gradNorm };
+      return { loss, gradNorm, applied: true };
     },
   };
 }

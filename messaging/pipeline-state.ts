@@ -30,8 +30,14 @@ export const LearnerProgress = Schema.Struct({
   stale: Count,
   /** Groups whose rewards were all equal (no signal), dropped. */
   zeroVariance: Count,
-  /** Deliveries of a group already used (redelivered after a crash), dropped. */
+  /** Deliveries of a group already used or dropped (redelivered after a crash), dropped. */
   duplicates: Count,
+  /** Groups that failed validation (token ids, lengths, non-finite numbers, an unpublished version): dead-lettered. */
+  invalid: Schema.optionalWith(Count, { default: () => 0 }),
+  /** Steps whose update was not applied because its loss or gradient was not finite. */
+  skippedSteps: Schema.optionalWith(Count, { default: () => 0 }),
+  /** Set while no step has completed for learner.stallWarnMs: when the last one did (epoch ms). */
+  stalledSince: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
   /** True once the last step is taken and the final policy published. */
   done: Schema.Boolean,
 });

@@ -1,0 +1,408 @@
+/**
+ * The learner role against a real nats-server, in this process (runActor), from the tiny fixture
+ * policy: dropped groups settled at once, the stall watchdog, invalid groups dead-lettered alone,
+ * and the policy pointer's single writer.
+ */
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Cause, Deferred, Effect, Either, Exit, Fiber, Option, Queue } from "effect";
+import { describe, expect, inject, it } from "vitest";
+import { ActorGaveUp, runActor } from "../actors/index.ts";
+import { decodeConfig, type ExperimentConfig } from "../configs/index.ts";
+import {
+  deadLetterCount,
+  Experiment,
+  ensureWorkQueues,
+  getState,
+  POLICY_KEY,
+  pendingWork,
+  publishWorkAll,
+  putState,
+  readDeadLetters,
+  type ScoredGroup,
+  subscribe,
+  weightsBlobName,
+} from "../messaging/index.ts";
+import { LEARNER_PROGRESS_KEY, type LearnerProgress } from "../messaging/pipeline-state.ts";
+import { freshExperiment, runWith } from "../test/messaging/fixtures.ts";
+import type { GroupLimits } from "./group-validation.ts";
+import { judgeGroup, learnerRole } from "./learner-actor.ts";
+
+const natsUrl = inject("natsUrl");
+const TINY_POLICY = join(import.meta.dirname, "..", "test", "fixtures", "tiny-policy");
+/** The tiny policy's vocabulary (test/fixtures/tiny-policy/manifest.json). */
+const VOCAB = 378;
+
+async function learnerConfig(learner: Record<string, unknown> = {}): Promise<ExperimentConfig> {
+  return Either.getOrThrow(
+    decodeConfig({
+      experiment: freshExperiment("lrn"),
+      nats: { url: natsUrl },
+      env: { kind: "factworld", size: "tiny" },
+      model: { init: TINY_POLICY },
+      rollout: { groupSize: 2, maxNewTokens: 8 },
+      learner: { groupsPerStep: 2, totalSteps: 100, ...learner },
+      actors: { evaluator: 0 },
+      output: { dir: await mkdtemp(join(tmpdir(), "factrl-learner-")) },
+      runtime: { heartbeatMs: 500, restart: { baseDelayMs: 10, maxDelayMs: 50 } },
+    }),
+  );
+}
+
+/** A scored group of two short answers the tiny policy can score, with these rewards. */
+function scoredGroup(groupId: string, rewards: readonly [number, number], policyVersion = 0): ScoredGroup {
+  const answer = (first: number) => ({
+    tokens: Int32Array.of(first, 21, 2),
+    logProbs: Float32Array.of(-1.5, -0.7, -0.2),
+    text: "answer",
+    finishReason: "stop" as const,
+  });
+  return {
+    rollout: {
+      group: {
+        groupId,
+        promptId: "p1",
+        suite: "test",
+        prompt: "tell me",
+        meta: {},
+        groupSize: 2,
+        createdAt: Date.now(),
+      },
+      promptTokens: Int32Array.of(1, 10, 11),
+      answers: [answer(20), answer(30)],
+      policyVersion,
+      timings: { startedAt: 0, finishedAt: 0 },
+      actor: "test",
+    },
+    scores: rewards.map((reward) => ({ reward, components: {}, failures: [] })),
+    scorer: "test",
+    scoredAt: Date.now(),
+  };
+}
+
+const publishScored = (groups: readonly ScoredGroup[], msgIdSuffix = "") =>
+  publishWorkAll(
+    "scored",
+    groups.map((body) => ({ body, msgId: body.rollout.group.groupId + msgIdSuffix })),
+  );
+
+const progress = getState(LEARNER_PROGRESS_KEY).pipe(Effect.map((entry) => entry?.value));
+
+/** Polls `probe` until `done` holds; dies naming `what` and the last value after `timeoutMs`. */
+const waitUntil = <A, E, R>(what: string, probe: Effect.Effect<A, E, R>, done: (a: A) => boolean, timeoutMs = 30_000) =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = yield* probe;
+      if (done(value)) return value;
+      if (Date.now() > deadline)
+        return yield* Effect.dieMessage(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
+      yield* Effect.sleep("100 millis");
+    }
+  });
+
+/** Runs the learner role as actor learner-1 in the background; `stop` drains it and waits for it. */
+const startLearner = (config: ExperimentConfig) =>
+  Effect.gen(function* () {
+    const drain = yield* Deferred.make<string>();
+    const fiber = yield* Effect.fork(runActor({ role: learnerRole, config, id: "learner-1", drain }));
+    const stop = Deferred.succeed(drain, "test over").pipe(Effect.zipRight(Fiber.join(fiber)));
+    return { fiber, stop };
+  });
+
+/** How the learner actor ended: its error's message, or "completed". */
+const endOf = (fiber: Fiber.Fiber<void, unknown>, timeoutMs: number) =>
+  Fiber.await(fiber).pipe(
+    Effect.timeoutFail({ duration: timeoutMs, onTimeout: () => new Error("the learner did not stop") }),
+    Effect.map((exit) =>
+      Exit.isSuccess(exit)
+        ? { completed: true as const }
+        : { completed: false as const, error: Option.getOrUndefined(Cause.failureOption(exit.cause)) },
+    ),
+  );
+
+describe("judgeGroup", () => {
+  const limits: GroupLimits = { vocabSize: VOCAB, maxSeqLen: 128, maxAnswerTokens: 8, groupSize: 2, newestVersion: 5 };
+  const known = (settled: string[], inHand: string[]) => ({
+    limits,
+    maxPolicyLag: 2,
+    isSettled: (id: string) => settled.includes(id),
+    isInHand: (id: string) => inHand.includes(id),
+  });
+  it("uses a valid group with signal from a recent enough version", () => {
+    expect(judgeGroup(scoredGroup("g1", [0, 1], 3), known([], []))).toEqual({ _tag: "Use" });
+  });
+  it("drops and acks the stale (5 − 2 > 2), the zero-variance and redeliveries of settled groups", () => {
+    expect(judgeGroup(scoredGroup("g1", [0, 1], 2), known([], []))).toEqual({
+      _tag: "Drop",
+      reason: "stale",
+      hold: false,
+    });
+    expect(judgeGroup(scoredGroup("g1", [1, 1], 5), known([], []))).toEqual({
+      _tag: "Drop",
+      reason: "zeroVariance",
+      hold: false,
+    });
+    expect(judgeGroup(scoredGroup("g1", [0, 1], 5), known(["g1"], []))).toEqual({
+      _tag: "Drop",
+      reason: "duplicates",
+      hold: false,
+    });
+  });
+  it("holds a redelivery of a group in hand (acking it would ack the original before its checkpoint)", () => {
+    expect(judgeGroup(scoredGroup("g1", [0, 1], 5), known(["g1"], ["g1"]))).toEqual({
+      _tag: "Drop",
+      reason: "duplicates",
+      hold: true,
+    });
+  });
+  it("judges validity first: an invalid redelivery is dead-lettered, not counted as a duplicate", () => {
+    expect(judgeGroup(scoredGroup("g1", [0, Number.NaN], 5), known(["g1"], ["g1"]))).toEqual({
+      _tag: "Invalid",
+      reason: "reward of answer 1 is NaN",
+    });
+  });
+});
+
+describe("the learner settles what it drops at once", () => {
+  it("acks and counts 1,100 zero-variance groups (beyond the consumer's max-ack-pending of 1,000); a resumed learner keeps their counts and ids", async () => {
+    const config = await learnerConfig({ groupsPerStep: 50 });
+    const N = 1_100;
+    const groups = Array.from({ length: N }, (_, i) => scoredGroup(`g${i}`, [0.5, 0.5]));
+    const result = await runWith(
+      natsUrl,
+      config.experiment,
+      Effect.gen(function* () {
+        // The real consumer (the server's default max_ack_pending, 1,000): held groups past it stop delivery.
+        yield* ensureWorkQueues();
+        yield* publishScored(groups);
+        const first = yield* startLearner(config);
+        const counted = yield* waitUntil("every group counted", progress, (p) => p?.zeroVariance === N, 90_000);
+        const pending = yield* waitUntil("the queue to empty", pendingWork("scored"), (n) => n === 0, 10_000);
+        yield* first.stop;
+        // No step, so no checkpoint: the resumed learner restores the drops from its journal, and a
+        // redelivered group (same id, published again as after a broker crash) is a duplicate.
+        const second = yield* startLearner(config);
+        yield* publishScored(groups.slice(0, 3), "-again");
+        const resumed = yield* waitUntil("the redeliveries counted", progress, (p) => p?.duplicates === 3, 30_000);
+        yield* second.stop;
+        return { counted, pending, resumed };
+      }),
+    );
+    expect(result.counted).toMatchObject({ step: 0, consumed: 0, zeroVariance: N, duplicates: 0 });
+    expect(result.pending).toBe(0);
+    expect(result.resumed).toMatchObject({ step: 0, zeroVariance: N, duplicates: 3 });
+  }, 150_000);
+
+  it("checkpoints early rather than hold used groups up to the consumer's max-ack-pending (1,100 used, checkpointEvery 1,000)", async () => {
+    // All sampled by version 0: a lag of 100 keeps them usable for all 22 steps.
+    const config = await learnerConfig({
+      groupsPerStep: 50,
+      totalSteps: 22,
+      checkpointEvery: 1_000,
+      maxPolicyLag: 100,
+    });
+    const groups = Array.from({ length: 1_100 }, (_, i) => scoredGroup(`g${i}`, [0, 1]));
+    const result = await runWith(
+      natsUrl,
+      config.experiment,
+      Effect.gen(function* () {
+        yield* ensureWorkQueues();
+        yield* publishScored(groups);
+        const learner = yield* startLearner(config);
+        const end = yield* endOf(learner.fiber, 150_000);
+        return { end, progress: yield* progress, pending: yield* pendingWork("scored") };
+      }),
+    );
+    expect(result.end).toEqual({ completed: true });
+    expect(result.progress).toMatchObject({ step: 22, consumed: 1_100, done: true });
+    expect(result.pending).toBe(0);
+  }, 200_000);
+
+  it("warns when no step completes for learner.stallWarnMs (stalledSince, learner.stalledMs); the next step clears it", async () => {
+    const config = await learnerConfig({ stallWarnMs: 1_500 });
+    const result = await runWith(
+      natsUrl,
+      config.experiment,
+      Effect.gen(function* () {
+        yield* ensureWorkQueues();
+        const { subjects } = yield* Experiment;
+        const metrics = yield* subscribe(subjects.metrics("learner"), ["MetricsEvent"]);
+        // Only groups without signal (one fetch of groupsPerStep): fetched and dropped, never a step.
+        yield* publishScored([scoredGroup("g1", [1, 1]), scoredGroup("g2", [0, 0])]);
+        const learner = yield* startLearner(config);
+        const stalled = yield* waitUntil("stalledSince", progress, (p) => p?.stalledSince !== undefined, 30_000);
+        let stallMetric: Record<string, number> | undefined;
+        while (stallMetric === undefined) {
+          const event = yield* Queue.take(metrics.messages).pipe(Effect.timeout("10 seconds"));
+          if (event.type === "MetricsEvent" && "learner.stalledMs" in event.body.values)
+            stallMetric = event.body.values;
+        }
+        yield* publishScored([scoredGroup("g4", [0, 1]), scoredGroup("g5", [1, 0.5])]);
+        const stepped = yield* waitUntil("step 1", progress, (p) => p?.step === 1, 30_000);
+        yield* learner.stop;
+        return { stalled, stallMetric, stepped };
+      }),
+    );
+    expect(result.stalled).toMatchObject({ step: 0, zeroVariance: 2 });
+    expect(result.stalled!.stalledSince).toBeLessThanOrEqual(Date.now() - 1_500);
+    expect(result.stallMetric!["learner.stalledMs"]).toBeGreaterThanOrEqual(1_500);
+    expect(result.stallMetric!["learner.fetchedSinceStep"]).toBe(2);
+    expect(result.stepped).toMatchObject({ step: 1, consumed: 2 });
+    expect(result.stepped!.stalledSince).toBeUndefined();
+  }, 90_000);
+});
+
+describe("the learner validates every group before it joins a batch", () => {
+  it("dead-letters a poisoned group alone (a token outside the vocabulary; a policy version never published) and steps on the rest", async () => {
+    const config = await learnerConfig({ groupsPerStep: 3, totalSteps: 1 });
+    const outsideVocabulary = scoredGroup("g2", [0, 1]);
+    outsideVocabulary.rollout.answers[1]!.tokens[1] = VOCAB + 4_622;
+    const fromTheFuture = scoredGroup("g4", [1, 0], 1_000_000_000);
+    const result = await runWith(
+      natsUrl,
+      config.experiment,
+      Effect.gen(function* () {
+        yield* ensureWorkQueues();
+        // Fetched in threes, then ones: every poisoned group comes before the batch is full.
+        yield* publishScored([
+          scoredGroup("g0", [0, 1]),
+          fromTheFuture,
+          scoredGroup("g1", [1, 0.25]),
+          outsideVocabulary,
+          scoredGroup("g3", [0.5, 0]),
+        ]);
+        const learner = yield* startLearner(config);
+        const end = yield* endOf(learner.fiber, 150_000);
+        return {
+          end,
+          progress: yield* progress,
+          deadLettered: yield* deadLetterCount("scored"),
+          reasons: (yield* readDeadLetters("scored")).map((letter) => letter.reason),
+        };
+      }),
+    );
+    expect(result.end).toEqual({ completed: true });
+    expect(result.progress).toMatchObject({ step: 1, consumed: 3, invalid: 2, policyVersion: 1, done: true });
+    expect(result.deadLettered).toBe(2);
+    expect(result.reasons.sort()).toEqual([
+      "rejected: answer 1 token 1 is 5000, outside the vocabulary [0, 378)",
+      "rejected: claims policy version 1000000000, but the newest published is 0",
+    ]);
+  }, 90_000);
+});
+
+describe("the learner never applies a non-finite update", () => {
+  it("skips the step of a group whose finite rewards overflow its advantages: counted, not a step; the next batch steps", async () => {
+    const config = await learnerConfig({ groupsPerStep: 1, totalSteps: 1 });
+    const result = await runWith(
+      natsUrl,
+      config.experiment,
+      Effect.gen(function* () {
+        yield* ensureWorkQueues();
+        const { subjects } = yield* Experiment;
+        const metrics = yield* subscribe(subjects.metrics("learner"), ["MetricsEvent"]);
+        // Finite, so valid; but their sum (the group's mean) overflows to ∞ and the advantages are NaN.
+        yield* publishScored([scoredGroup("g0", [1.7e308, 8e307])]);
+        const learner = yield* startLearner(config);
+        const skipped = yield* waitUntil("a skipped step", progress, (p) => p?.skippedSteps === 1, 30_000);
+        let skipMetric: Record<string, number> | undefined;
+        while (skipMetric === undefined) {
+          const event = yield* Queue.take(metrics.messages).pipe(Effect.timeout("10 seconds"));
+          if (event.type === "MetricsEvent" && "learner.skippedSteps" in event.body.values)
+            skipMetric = event.body.values;
+        }
+        yield* publishScored([scoredGroup("g1", [0, 1])]);
+        const end = yield* endOf(learner.fiber, 30_000);
+        return { skipped, skipMetric, end, final: yield* progress };
+      }),
+    );
+    expect(result.skipped).toMatchObject({ step: 0, consumed: 1, skippedSteps: 1, policyVersion: 0 });
+    expect(result.skipMetric).toMatchObject({ "learner.skippedSteps": 1 });
+    expect(result.end).toEqual({ completed: true });
+    expect(result.final).toMatchObject({ step: 1, consumed: 2, skippedSteps: 1, policyVersion: 1, done: true });
+  }, 60_000);
+});
+
+describe("the learner is the only writer of the policy pointer", () => {
+  const forgedPointer = (version: number) => ({ version, weights: weightsBlobName(version), publishedAt: Date.now() });
+  const progressAt = (policyVersion: number): LearnerProgress => ({
+    step: policyVersion,
+    policyVersion,
+    consumed: 0,
+    stale: 0,
+    zeroVariance: 0,
+    duplicates: 0,
+    invalid: 0,
+    skippedSteps: 0,
+    done: false,
+  });
+
+  it("stops the run (RoleFatal, no restart) when a pointer revision it did not write appears", async () => {
+    const config = await learnerConfig();
+    const result = await runWith(
+      natsUrl,
+      config.experiment,
+      Effect.gen(function* () {
+        yield* ensureWorkQueues();
+        const learner = yield* startLearner(config);
+        yield* waitUntil("version 0 announced", getState(POLICY_KEY), (entry) => entry?.value.version === 0, 30_000);
+        const revision = yield* putState(POLICY_KEY, forgedPointer(999));
+        return { revision, end: yield* endOf(learner.fiber, 20_000) };
+      }),
+    );
+    expect(result.end.completed).toBe(false);
+    const error = (result.end as { error: unknown }).error;
+    expect(error).toBeInstanceOf(ActorGaveUp);
+    expect((error as ActorGaveUp).restarts).toBe(0);
+    expect((error as ActorGaveUp).reason).toMatch(
+      new RegExp(
+        `policy pointer revision ${result.revision} was not written by this learner \\(it announces version 999\\)`,
+      ),
+    );
+  }, 60_000);
+
+  it("refuses to start over a pointer ahead of everything the learner announced", async () => {
+    const config = await learnerConfig();
+    const result = await runWith(
+      natsUrl,
+      config.experiment,
+      Effect.gen(function* () {
+        yield* ensureWorkQueues();
+        yield* putState(LEARNER_PROGRESS_KEY, progressAt(2));
+        const revision = yield* putState(POLICY_KEY, forgedPointer(5_000));
+        const learner = yield* startLearner(config);
+        return { revision, end: yield* endOf(learner.fiber, 30_000) };
+      }),
+    );
+    const error = (result.end as { error?: ActorGaveUp }).error;
+    expect(error?.restarts).toBe(0);
+    expect(error?.reason).toMatch(
+      new RegExp(
+        `policy pointer \\(revision ${result.revision}\\) announces version 5000, but the learner never announced a version above 2`,
+      ),
+    );
+  }, 60_000);
+
+  it("restarted without a checkpoint, announces its weights after the version followers hold", async () => {
+    const config = await learnerConfig();
+    const result = await runWith(
+      natsUrl,
+      config.experiment,
+      Effect.gen(function* () {
+        yield* ensureWorkQueues();
+        // A learner got to version 5 and died before its first checkpoint: progress first, then the pointer.
+        yield* putState(LEARNER_PROGRESS_KEY, progressAt(5));
+        yield* putState(POLICY_KEY, forgedPointer(5));
+        const learner = yield* startLearner(config);
+        const pointer = yield* waitUntil("a newer version", getState(POLICY_KEY), (e) => (e?.value.version ?? 0) > 5);
+        const announced = yield* progress;
+        yield* learner.stop;
+        return { pointer: pointer!.value, announced };
+      }),
+    );
+    expect(result.pointer).toMatchObject({ version: 6, weights: weightsBlobName(6) });
+    expect(result.announced).toMatchObject({ policyVersion: 6, step: 0 });
+  }, 60_000);
+});
