@@ -97,19 +97,26 @@ export function generateAltText(world: World, picture: PictureRef, options: Part
         ? otherName(world, entity, rng)
         : undefined;
   const sentences: string[] = [];
-  if (name !== undefined && rng.chance(0.5)) sentences.push(rng.pick(IDENTITY_SENTENCES).replace("{S}", name));
+  let nameSaid = false;
   for (const attribute of ATTRIBUTES_OF_TYPE[look.type]) {
     if (!rng.chance(opts.attributeRate)) continue;
     const truth = look.values[attribute] as string;
     const others = (VISUAL_ATTRIBUTES[attribute].words as readonly string[]).filter((w) => w !== truth);
     const value = rng.chance(opts.wrongAttributeRate) ? rng.pick(others) : truth;
-    sentences.push(visualSentence(attribute, value, rng.chance(0.7) ? name : undefined, rng.int(0, 1)));
+    const subject = rng.chance(0.7) ? name : undefined;
+    nameSaid ||= subject !== undefined;
+    sentences.push(visualSentence(attribute, value, subject, rng.int(0, 1)));
   }
   const facts = entity.facts;
   if (name !== undefined && facts.length > 0 && rng.chance(opts.factRate)) {
     const fact = rng.pick(facts);
     const stated = rng.chance(opts.wrongFactRate) ? falsified(world, fact, rng) : fact;
     sentences.push(claimSentence({ subject: name, relation: stated.relation, object: stated.object }));
+    nameSaid = true;
+  }
+  // A name the alt-text has is always said: by an identity sentence when nothing else says it.
+  if (name !== undefined && (!nameSaid || rng.chance(0.5))) {
+    sentences.unshift(rng.pick(IDENTITY_SENTENCES).replace("{S}", name));
   }
   if (rng.chance(opts.boilerplateRate)) {
     const boilerplate = rng.pick(BOILERPLATE).replace("{N}", String(rng.int(1000, 9999)));

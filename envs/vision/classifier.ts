@@ -111,10 +111,10 @@ export interface ClassifierOptions {
 
 export const DEFAULT_CLASSIFIER_OPTIONS: ClassifierOptions = {
   seed: 1,
-  trainPictures: 4000,
-  epochs: 6,
-  batchSize: 64,
-  learningRate: 3e-3,
+  trainPictures: 3000,
+  epochs: 8,
+  batchSize: 128,
+  learningRate: 5e-3,
   filters: 32,
   hidden: 128,
   nuisance: DEFAULT_NUISANCE,
@@ -175,11 +175,14 @@ type Weights = Record<"w1" | "b1" | "w2" | "b2" | "w3" | "b3", tf.Variable>;
 export class AttributeClassifier {
   private constructor(private readonly weights: Weights) {}
 
-  /** Trains a classifier from scratch on rendered pictures; deterministic for a seed on one backend. */
-  static train(
+  /**
+   * Trains a classifier from scratch on rendered pictures; deterministic for a seed on one backend.
+   * Yields to the event loop after every batch, so that a process training one stays responsive.
+   */
+  static async train(
     options: Partial<ClassifierOptions> = {},
     onEpoch?: (epoch: number, loss: number) => void,
-  ): AttributeClassifier {
+  ): Promise<AttributeClassifier> {
     const opts = { ...DEFAULT_CLASSIFIER_OPTIONS, ...options };
     const rng = createRng(opts.seed);
     const classifier = new AttributeClassifier(initialWeights(rng, opts));
@@ -197,6 +200,7 @@ export class AttributeClassifier {
         total += loss.dataSync()[0] as number;
         batches++;
         tf.dispose([loss, ...input, targets, mask]);
+        await new Promise<void>((resume) => setImmediate(resume));
       }
       onEpoch?.(epoch + 1, total / batches);
     }
