@@ -114,3 +114,62 @@ export {
   moduleEnvironment,
   registerEnvironment,
 } from "./registry.ts";
+
+// Pictures in FactWorld (factworld-vision): looks, rendering, PNG, alt-text and captions. The attribute
+// classifier (tfjs) is imported from ./vision/classifier.ts itself, so that importing envs/ loads no tfjs.
+export { type AltTextOptions, BOILERPLATE, DEFAULT_ALT_TEXT_OPTIONS, generateAltText } from "./vision/alt-text.ts";
+export {
+  ACCESSORIES,
+  ATTRIBUTES_OF_TYPE,
+  BUILDINGS,
+  CLOTHING_COLOURS,
+  COVER_COLOURS,
+  DEFAULT_PICTURE_OPTIONS,
+  EYE_COLOURS,
+  HAIR_COLOURS,
+  isVisualAttribute,
+  LOGO_COLOURS,
+  LOGO_SHAPES,
+  type Look,
+  lookOf,
+  lookValue,
+  MOTIFS,
+  type PictureOptions,
+  type PictureRef,
+  pictureCount,
+  pictureRef,
+  ROOF_COLOURS,
+  VISUAL_ATTRIBUTE_NAMES,
+  VISUAL_ATTRIBUTES,
+  VISUAL_WORDS,
+  type VisualAttribute,
+  validateLook,
+  WEATHERS,
+  worldPictures,
+} from "./vision/attributes.ts";
+export {
+  CAPTION_GRAMMAR_WORDS,
+  type CaptionAnalysis,
+  type CaptionClaim,
+  type CaptionSentence,
+  CaptionVerifier,
+  IDENTITY_SENTENCES,
+  type PictureTruth,
+  parseCaption,
+  pictureTruth,
+  sameCaptionClaim,
+  trueCaption,
+  type VerifiedCaptionClaim,
+  VISUAL_SENTENCES,
+  visualSentence,
+} from "./vision/captions.ts";
+export { type ContactSheetOptions, contactSheet, decodePng, encodePng, enlarge } from "./vision/png.ts";
+export { DEFAULT_REALIGN_ROUNDS, realignAltText } from "./vision/realign.ts";
+export {
+  DEFAULT_NUISANCE,
+  type NuisanceOptions,
+  PICTURE_SIZE,
+  type Picture,
+  renderPicture,
+  validatePicture,
+} from "./vision/render.ts";

@@ -17,4 +17,19 @@ export { mixSeed, mulberry32, type Random } from "./random.ts";
 export { buildPolicy, policyStartingFrom } from "./registry.ts";
 export { type DecodeSession, logSoftmax, sampleBatch, sampleToken } from "./sampling.ts";
 export { registerWasmSegmentSum } from "./segment-sum-kernel.ts";
+export {
+  codebookFromJson,
+  codebookToJson,
+  DEFAULT_VQ_OPTIONS,
+  decodeTokens,
+  encodePicture,
+  type ReconstructionError,
+  reconstructionError,
+  tokensPerPicture,
+  trainVqCodebook,
+  type VqCodebook,
+  type VqCodebookJson,
+  VqError,
+  type VqTrainOptions,
+} from "./vq.ts";
 export { decodeNamedTensors, encodeNamedTensors, type NamedTensor, WeightsFormatError } from "./weights-file.ts";

@@ -14,4 +14,5 @@ export const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   status: () => import("./status.ts").then((module) => module.registerStatus),
   pretrain: () => import("./pretrain.ts").then((module) => module.registerPretrain),
   study: () => import("./study.ts").then((module) => module.registerStudy),
+  world: () => import("./world.ts").then((module) => module.registerWorld),
 };
