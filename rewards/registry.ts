@@ -3,6 +3,7 @@
  * OpenAI-compatible HTTP judge. `createRewardPipeline` turns the config's `rewards` section into a
  * pipeline that scores batches: every term concurrently, each with timeout, retry and isolation.
  */
+import { register } from "node:module";
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -88,22 +89,49 @@ export function defaultRegistry(): RewardRegistry {
     .register("relevance", (o, c) => relevanceModule(needAnalyzer("relevance", c), o));
 }
 
+let moduleFileHooks = false;
+
 /**
- * A module file's default export is a reward module, or a factory `(options, context) => module`.
- * TypeScript files load when running under tsx (as factrl does).
+ * Imports a module file (`.ts`, `.mts`, `.js`, `.mjs`; TypeScript through tsx, as factrl runs) and
+ * returns its default export. An ES module file loads wherever it lives, also in a folder with no
+ * package.json (module-file-hooks.mjs says why that needs a hook).
  */
-export async function loadModuleFile(path: string, options: Options, context: FactoryContext): Promise<RewardModule> {
-  const full = isAbsolute(path) ? path : resolve(context.baseDir ?? process.cwd(), path);
+async function importDefault(full: string): Promise<unknown> {
+  if (!moduleFileHooks) {
+    register(new URL("./module-file-hooks.mjs", import.meta.url));
+    moduleFileHooks = true;
+  }
   let loaded: { default?: unknown };
   try {
     loaded = await import(pathToFileURL(full).href);
   } catch (error) {
     throw new Error(`reward module file ${full}: cannot load: ${(error as Error).message}`);
   }
-  const exported = loaded.default;
-  if (exported === undefined) throw new Error(`reward module file ${full}: no default export`);
+  if (loaded.default === undefined) throw new Error(`reward module file ${full}: no default export`);
+  return loaded.default;
+}
+
+const moduleFilePath = (path: string, baseDir: string = process.cwd()) =>
+  isAbsolute(path) ? path : resolve(baseDir, path);
+
+/**
+ * A module file's default export is a reward module, or a factory `(options, context) => module`.
+ */
+export async function loadModuleFile(path: string, options: Options, context: FactoryContext): Promise<RewardModule> {
+  const full = moduleFilePath(path, context.baseDir);
+  const exported = await importDefault(full);
   const value = typeof exported === "function" ? await exported(options, context) : exported;
   return checkModule(value, `reward module file ${full}`);
+}
+
+/**
+ * Checks, before any actor starts, that a module file loads and exports a reward module or a
+ * factory (a factory is called only by the actors, with their world and connection).
+ */
+export async function checkModuleFile(path: string, baseDir?: string): Promise<void> {
+  const full = moduleFilePath(path, baseDir);
+  const exported = await importDefault(full);
+  if (typeof exported !== "function") checkModule(exported, `reward module file ${full}`);
 }
 
 export interface RewardPipeline {
