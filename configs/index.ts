@@ -13,8 +13,10 @@ export {
   writeResolvedConfig,
 } from "./loader.ts";
 export { embeddedServerAuthArgs, natsConnectionOptions } from "./nats.ts";
+export { configPaths, type PathField, pathFieldProblem, runReaders } from "./paths.ts";
 export {
   ActorCounts,
+  type ConfigReader,
   CurationSection,
   EnvSection,
   EvaluationSection,
@@ -29,7 +31,9 @@ export {
   NatsAuth,
   NatsSection,
   NatsTls,
+  natsUrlProblem,
   OutputSection,
+  type PathCheck,
   RestartPolicy,
   RewardModuleRef,
   RewardsSection,
