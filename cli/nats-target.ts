@@ -9,7 +9,13 @@ import { InvalidArgumentError, Option } from "commander";
 import { Effect, Layer } from "effect";
 // The module itself, not actors/index.ts: the index also exports the roles (tfjs and all).
 import { recordedNatsUrl } from "../actors/launcher.ts";
-import { type ExperimentConfig, loadConfig, natsConnectionOptions, natsUrlProblem } from "../configs/index.ts";
+import {
+  type ExperimentConfig,
+  loadConfig,
+  NATS_URL_FORM,
+  natsConnectionOptions,
+  natsUrlProblem,
+} from "../configs/index.ts";
 import {
   connectNats,
   Experiment,
@@ -20,8 +26,6 @@ import {
 } from "../messaging/index.ts";
 import { UsageError } from "./run-main.ts";
 
-const EXPECTED_URL = "expected nats://HOST:PORT or tls://HOST:PORT";
-
 /**
  * The `--nats <url>` option. commander refuses a value that is not a NATS URL while it parses the
  * command line (exit 2, naming the value), before anything else is looked at.
@@ -29,7 +33,7 @@ const EXPECTED_URL = "expected nats://HOST:PORT or tls://HOST:PORT";
 export const natsOption = (description: string): Option =>
   new Option("--nats <url>", description).argParser((url: string) => {
     const problem = natsUrlProblem(url);
-    if (problem !== undefined) throw new InvalidArgumentError(`${EXPECTED_URL}, found ${problem}`);
+    if (problem !== undefined) throw new InvalidArgumentError(`expected ${NATS_URL_FORM}, found ${problem}`);
     return url;
   });
 
@@ -65,9 +69,7 @@ export const resolveTarget = (options: NatsTargetOptions) =>
     }
     const problem = natsUrlProblem(url);
     if (problem !== undefined) {
-      return yield* new UsageError({
-        reason: `${from}: ${EXPECTED_URL}, found ${problem}`,
-      });
+      return yield* new UsageError({ reason: `${from}: expected ${NATS_URL_FORM}, found ${problem}` });
     }
     return { experiment, url, config };
   });

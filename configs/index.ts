@@ -28,6 +28,7 @@ export {
   LearnerSection,
   LossAggregation,
   ModelSection,
+  NATS_URL_FORM,
   NatsAuth,
   NatsSection,
   NatsTls,

@@ -60,6 +60,9 @@ export interface PathCheck {
 /** A path (relative ones are read from the working directory), checked at load time as `check` says. */
 const pathString = (check: PathCheck) => NonEmptyString.annotations({ [PathCheckId]: check });
 
+/** What a NATS server URL looks like, for error messages. */
+export const NATS_URL_FORM = "nats://HOST:PORT or tls://HOST:PORT";
+
 /**
  * Why `servers` (a NATS URL, or a comma-separated list of them) is not one the client can connect
  * to, or undefined. The client accepts nats:// and tls:// (or a bare HOST[:PORT], taken as
@@ -143,7 +146,7 @@ export const NatsSection = Schema.Struct({
     NonEmptyString.pipe(
       Schema.filter((url) => {
         const problem = natsUrlProblem(url);
-        return problem === undefined ? undefined : `Expected nats://HOST:PORT or tls://HOST:PORT, actual ${problem}`;
+        return problem === undefined ? undefined : `Expected ${NATS_URL_FORM}, actual ${problem}`;
       }),
     ),
     "Server(s) to connect to, comma-separated (nats://host:4222,…; nats:// or tls://). Absent: `factrl run` " +

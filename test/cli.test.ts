@@ -115,11 +115,10 @@ describe("config problems are found before anything starts (exit 2, every field 
   it("a missing model.init, and every other missing path, is a config error within seconds — for run, --dry-run, actor and pretrain", async () => {
     const dir = workDir({
       "no-init.yaml": "experiment: no-init\nmodel: { init: checkpoints/absent }\n",
-      "half-saved.yaml": "experiment: half-saved\nmodel: { init: checkpoints/half-saved }\n",
       "all-paths.yaml": [
         "experiment: all-paths",
         "env: { kind: jsonl, path: prompts/absent.jsonl }",
-        "model: { init: checkpoints/absent }",
+        "model: { init: checkpoints/half-saved }",
         "nats: { url: 'nats://127.0.0.1:1', auth: { creds: absent.creds }, tls: { ca: absent-ca.pem } }",
         "rewards: { modules: [{ name: format }, { path: absent-reward.ts }] }",
         "",
@@ -130,15 +129,13 @@ describe("config problems are found before anything starts (exit 2, every field 
     mkdirSync(join(dir, "checkpoints/half-saved"), { recursive: true });
     // Alone, so that its time is its own.
     const run = await timed(["run", "no-init.yaml"], dir);
-    const [dryRun, halfSaved, allPaths, remoteLearner, noLearner] = await Promise.all([
-      timed(["run", "no-init.yaml", "--dry-run"], dir),
-      timed(["run", "half-saved.yaml", "--dry-run"], dir),
+    const [allPaths, remoteLearner, noLearner, pretrain] = await Promise.all([
       timed(["run", "all-paths.yaml", "--dry-run"], dir),
       timed(["actor", "learner", "--experiment", "no-init", "--config", "no-init.yaml", "--nats", natsUrl], dir),
       // Learners elsewhere: this machine does not need the checkpoint.
       timed(["run", "no-init.yaml", "--dry-run", "--set", "actors.learner=0"], dir),
+      timed(["pretrain", "pretrain.yaml"], dir),
     ]);
-    const pretrain = await timed(["pretrain", "pretrain.yaml"], dir);
 
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(`- model.init: no such checkpoint directory ${join(dir, "checkpoints/absent")}`);
@@ -148,15 +145,12 @@ describe("config problems are found before anything starts (exit 2, every field 
     expect(existsSync(join(dir, "runs/no-init"))).toBe(false);
     expect(run.seconds).toBeLessThan(39);
 
-    expect(dryRun).toMatchObject({ code: 2, stdout: "" });
-    expect(dryRun.stderr).toMatch(/- model\.init: no such checkpoint directory/);
-    expect(halfSaved.code).toBe(2);
-    expect(halfSaved.stderr).toMatch(/- model\.init: .*half-saved has no manifest\.json/);
-
-    expect(allPaths.code).toBe(2);
+    // --dry-run prints nothing when the config cannot run; every problem is listed at once.
+    expect(allPaths).toMatchObject({ code: 2, stdout: "" });
     expect(allPaths.stderr).toMatch(/invalid config \(all-paths\.yaml\), 5 problems:/);
-    for (const field of ["nats.auth.creds", "nats.tls.ca", "env.path", "model.init", "rewards.modules[1].path"])
+    for (const field of ["nats.auth.creds", "nats.tls.ca", "env.path", "rewards.modules[1].path"])
       expect(allPaths.stderr).toContain(`- ${field}: `);
+    expect(allPaths.stderr).toMatch(/- model\.init: .*half-saved has no manifest\.json/);
 
     expect(remoteLearner.code).toBe(2);
     expect(remoteLearner.stderr).toMatch(/- model\.init: no such checkpoint directory/);
@@ -172,12 +166,12 @@ describe("config problems are found before anything starts (exit 2, every field 
         "experiment: bad-url\nactors: { curator: 0, rollout: 0, reward: 0, learner: 0, evaluator: 0, monitor: 0, echo: 1 }\n",
     });
     const [flag, flagWithStray, websocket, env, config] = await Promise.all([
-      timed(["run", "ok.yaml", "--nats", "htp:/127.0.0.1"], dir),
+      runCli(["run", "ok.yaml", "--nats", "htp:/127.0.0.1"], dir),
       // The issue's command line, a port separated by a space.
-      timed(["actor", "echo", "--experiment", "bad-url", "--nats", "htp:/127.0.0.1", "4444"], dir),
-      timed(["status", "--experiment", "bad-url", "--nats", "ws://127.0.0.1:4222"], dir),
-      timed(["status", "--experiment", "bad-url"], dir, { FACTRL_NATS_URL: "htp:/127.0.0.1" }),
-      timed(["run", "ok.yaml", "--set", "nats.url=http://127.0.0.1:4222"], dir),
+      runCli(["actor", "echo", "--experiment", "bad-url", "--nats", "htp:/127.0.0.1", "4444"], dir),
+      runCli(["status", "--experiment", "bad-url", "--nats", "ws://127.0.0.1:4222"], dir),
+      runCli(["status", "--experiment", "bad-url"], dir, { FACTRL_NATS_URL: "htp:/127.0.0.1" }),
+      runCli(["run", "ok.yaml", "--set", "nats.url=http://127.0.0.1:4222"], dir),
     ]);
     for (const result of [flag, flagWithStray])
       expect(result).toMatchObject({
@@ -219,8 +213,8 @@ export default (options: { scale: number }) => ({
       ].join("\n"),
     });
     const [bad, good] = await Promise.all([
-      timed(["run", "modules.yaml", "--dry-run"], dir),
-      timed(["run", "modules.yaml", "--dry-run", "--set", "rewards.modules=[{path: good.ts}]"], dir),
+      runCli(["run", "modules.yaml", "--dry-run"], dir),
+      runCli(["run", "modules.yaml", "--dry-run", "--set", "rewards.modules=[{path: good.ts}]"], dir),
     ]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/invalid config \(modules\.yaml\), 3 problems:/);
