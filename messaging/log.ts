@@ -53,7 +53,8 @@ export function boundLogValue(value: unknown, depth = 0): unknown {
   if (Array.isArray(value))
     return depth >= LOG_BOUNDS.depth && value.length > 0 ? `[${value.length} items]` : boundArray(value, depth);
   if (!isPlainObject(value)) return value;
-  return depth >= LOG_BOUNDS.depth && Object.keys(value).length > 0 ? "[object]" : boundObject(value, depth);
+  if (depth >= LOG_BOUNDS.depth) for (const _ in value) return "[object]";
+  return boundObject(value, depth);
 }
 
 /** An error within bounds: its message, stack and own fields (a tagged error's `reason`…), same class. */
@@ -85,18 +86,24 @@ function boundArray(items: readonly unknown[], depth: number): readonly unknown[
 }
 
 function boundObject(fields: Record<string, unknown>, depth: number): Record<string, unknown> {
-  const keys = Object.keys(fields);
-  const kept = keys.slice(0, LOG_BOUNDS.entries);
-  const keep = () => Object.fromEntries(kept.map((key) => [key, fields[key]]));
-  let copy = keys.length > kept.length ? keep() : undefined;
-  for (const key of kept) {
-    const field = boundLogValue(fields[key], depth + 1);
-    if (field === fields[key]) continue;
-    copy ??= keep();
-    copy[key] = field;
+  // for…in and a spread only when something changes: no allocation for a line within bounds.
+  let copy: Record<string, unknown> | undefined;
+  let count = 0;
+  for (const key in fields) {
+    if (++count > LOG_BOUNDS.entries) break;
+    const field = fields[key];
+    const bounded = boundLogValue(field, depth + 1);
+    if (bounded === field) continue;
+    copy ??= { ...fields };
+    copy[key] = bounded;
   }
-  if (copy !== undefined && keys.length > kept.length) copy["…"] = `${keys.length - kept.length} more keys`;
-  return copy ?? fields;
+  if (count <= LOG_BOUNDS.entries) return copy ?? fields;
+  const keys = Object.keys(fields);
+  const kept = copy ?? fields;
+  return {
+    ...Object.fromEntries(keys.slice(0, LOG_BOUNDS.entries).map((key) => [key, kept[key]])),
+    "…": `${keys.length - LOG_BOUNDS.entries} more keys`,
+  };
 }
 
 /** The options of every factrl logger: level from the environment, lines within LOG_BOUNDS. */
