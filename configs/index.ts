@@ -13,8 +13,10 @@ export {
   writeResolvedConfig,
 } from "./loader.ts";
 export { embeddedServerAuthArgs, natsConnectionOptions } from "./nats.ts";
+export { configPaths, type PathField, pathFieldProblem, runReaders } from "./paths.ts";
 export {
   ActorCounts,
+  type ConfigReader,
   CurationSection,
   EnvSection,
   EvaluationSection,
@@ -27,10 +29,13 @@ export {
   LossAggregation,
   ModelSection,
   ModuleEnv,
+  NATS_URL_FORM,
   NatsAuth,
   NatsSection,
   NatsTls,
+  natsUrlProblem,
   OutputSection,
+  type PathCheck,
   RestartPolicy,
   RewardModuleRef,
   RewardsSection,

@@ -39,6 +39,65 @@ const optional = <S extends Schema.Schema.AnyNoContext>(schema: S, description: 
   Schema.optional(schema).annotations({ description });
 
 /**
+ * A path field says what must be there and which processes read it; configs/paths.ts checks every
+ * one set in a config before anything starts (a missing checkpoint was otherwise found by the
+ * learner 39 s in, after six crashes).
+ *   file        a readable file
+ *   checkpoint  a checkpoint directory (it has manifest.json)
+ *   module      a reward module file (it must also load: the CLI imports it)
+ *   directory   a directory factrl writes to: it exists, or can be created
+ */
+export const PathCheckId: unique symbol = Symbol.for("factrl/config/PathCheck");
+export type PathKind = "file" | "checkpoint" | "module" | "directory";
+/** A process that reads config paths: the launcher of `factrl run`, or an actor of a role. */
+export type ConfigReader = RoleName | "launcher";
+export interface PathCheck {
+  readonly kind: PathKind;
+  /** The processes that read it; absent: every process. */
+  readonly readBy?: readonly ConfigReader[];
+}
+
+/** A path (relative ones are read from the working directory), checked at load time as `check` says. */
+const pathString = (check: PathCheck) => NonEmptyString.annotations({ [PathCheckId]: check });
+
+/** What a NATS server URL looks like, for error messages. */
+export const NATS_URL_FORM = "nats://HOST:PORT or tls://HOST:PORT";
+
+/**
+ * Why `servers` (a NATS URL, or a comma-separated list of them) is not one the client can connect
+ * to, or undefined. The client accepts nats:// and tls:// (or a bare HOST[:PORT], taken as
+ * nats://); it refuses websocket URLs.
+ */
+export function natsUrlProblem(servers: string): string | undefined {
+  const problems = servers.split(",").flatMap((server) => {
+    const problem = natsServerProblem(server.trim());
+    return problem === undefined ? [] : [problem];
+  });
+  return problems.length > 0 ? problems.join("; ") : undefined;
+}
+
+function natsServerProblem(server: string): string | undefined {
+  if (server === "") return "an empty entry in the server list";
+  const quoted = JSON.stringify(server);
+  const scheme = /^([a-z][\w+.-]*):\/\//i.exec(server)?.[1]?.toLowerCase();
+  if (scheme === "ws" || scheme === "wss")
+    return `${quoted}: websocket URLs are not supported (factrl's NATS client speaks TCP)`;
+  if (scheme !== undefined && scheme !== "nats" && scheme !== "tls") return `${quoted}: unknown scheme ${scheme}://`;
+  if (scheme === undefined && /[/?#\s]/.test(server)) return `${quoted}: neither SCHEME://HOST:PORT nor HOST:PORT`;
+  let url: URL;
+  try {
+    url = new URL(scheme === undefined ? `nats://${server}` : server);
+  } catch {
+    return `${quoted}: not a URL (a port is 1–65535)`;
+  }
+  if (url.hostname === "") return `${quoted}: no host`;
+  if ((url.pathname !== "" && url.pathname !== "/") || url.search !== "" || url.hash !== "")
+    return `${quoted}: a server URL has no path, query or fragment`;
+  if (url.port === "0") return `${quoted}: port 0 (a port is 1–65535)`;
+  return undefined;
+}
+
+/**
  * Experiment ids become parts of NATS subjects, stream and bucket names and a directory name, so
  * they may not contain dots, wildcards, spaces or slashes.
  */
@@ -59,29 +118,39 @@ export const NatsAuth = Schema.Union(
     user: NonEmptyString.annotations({ description: "User name." }),
     pass: Schema.String.annotations({ description: "Password." }),
   }),
-  Schema.Struct({ creds: NonEmptyString.annotations({ description: "Path to a .creds file (JWT + nkey seed)." }) }),
-  Schema.Struct({ nkey: NonEmptyString.annotations({ description: "Path to a file holding an nkey seed." }) }),
+  Schema.Struct({
+    creds: pathString({ kind: "file" }).annotations({ description: "Path to a .creds file (JWT + nkey seed)." }),
+  }),
+  Schema.Struct({
+    nkey: pathString({ kind: "file" }).annotations({ description: "Path to a file holding an nkey seed." }),
+  }),
 ).annotations({ identifier: "NatsAuth", description: "One of: {token} | {user, pass} | {creds} | {nkey}." });
 export type NatsAuth = typeof NatsAuth.Type;
 
 export const NatsTls = Schema.Struct({
-  ca: optional(NonEmptyString, "CA certificate (PEM file) to verify the server with."),
-  cert: optional(NonEmptyString, "Client certificate (PEM file), for mutual TLS."),
-  key: optional(NonEmptyString, "Client private key (PEM file), for mutual TLS."),
+  ca: optional(pathString({ kind: "file" }), "CA certificate (PEM file) to verify the server with."),
+  cert: optional(pathString({ kind: "file" }), "Client certificate (PEM file), for mutual TLS."),
+  key: optional(pathString({ kind: "file" }), "Client private key (PEM file), for mutual TLS."),
 });
 
 export const EmbeddedNats = Schema.Struct({
   port: setting(NonNegativeInt, 0, "Port of the embedded nats-server; 0 picks a free port."),
   storeDir: optional(
-    NonEmptyString,
+    pathString({ kind: "directory", readBy: ["launcher"] }),
     "JetStream store of the embedded server. Default: <output.dir>/<experiment>/nats, so a re-run resumes.",
   ),
 });
 
 export const NatsSection = Schema.Struct({
   url: optional(
-    NonEmptyString,
-    "Server(s) to connect to, comma-separated (nats://host:4222,…). Absent: `factrl run` starts an embedded server.",
+    NonEmptyString.pipe(
+      Schema.filter((url) => {
+        const problem = natsUrlProblem(url);
+        return problem === undefined ? undefined : `Expected ${NATS_URL_FORM}, actual ${problem}`;
+      }),
+    ),
+    "Server(s) to connect to, comma-separated (nats://host:4222,…; nats:// or tls://). Absent: `factrl run` " +
+      "starts an embedded server.",
   ),
   embedded: section(EmbeddedNats, "The local nats-server `factrl run` starts when `url` is absent."),
   auth: optional(NatsAuth, "Credentials; absent means none. Applied to the embedded server too (token, user/pass)."),
@@ -150,7 +219,9 @@ export const FactWorldEnv = Schema.Struct({
 /** An external prompt set. */
 export const JsonlEnv = Schema.Struct({
   kind: Schema.Literal("jsonl"),
-  path: NonEmptyString.annotations({ description: "JSONL file, one prompt per line (relative to the cwd)." }),
+  path: pathString({ kind: "file" }).annotations({
+    description: "JSONL file, one prompt per line (relative to the cwd).",
+  }),
   field: optional(NonEmptyString, "The prompt text's field; absent: `prompt` (LongFact's; FACTORY's is `question`)."),
   evalFraction: setting(
     Schema.Number.pipe(Schema.filter((f) => f >= 0 && f <= 1, expecting("a number in [0, 1]"))),
@@ -162,7 +233,7 @@ export const JsonlEnv = Schema.Struct({
 /** An environment in a file of the user's (docs/environments.md). */
 export const ModuleEnv = Schema.Struct({
   kind: Schema.Literal("module"),
-  path: NonEmptyString.annotations({
+  path: pathString({ kind: "file" }).annotations({
     description:
       "A .ts, .mts, .js or .mjs file whose default export is an Environment or `(options) => Environment` (relative to the cwd).",
   }),
@@ -189,7 +260,10 @@ export const ModelSection = Schema.Struct({
   dFF: setting(PositiveInt, 512, "Hidden width of the feed-forward blocks."),
   maxSeqLen: setting(PositiveInt, 256, "Longest sequence (prompt + answer), in tokens."),
   positions: setting(Schema.Literal("rope", "learned"), "rope", "Position encoding: rope | learned."),
-  init: optional(NonEmptyString, "Checkpoint to start from (e.g. a pretrained policy); absent: random init."),
+  init: optional(
+    pathString({ kind: "checkpoint", readBy: ["learner"] }),
+    "Checkpoint directory to start from (e.g. a pretrained policy); absent: random init.",
+  ),
   backend: setting(
     Schema.Literal("auto", "tensorflow", "wasm", "cpu"),
     "auto",
@@ -289,7 +363,12 @@ const moduleFields = {
 /** One reward term, found by built-in name, by module file, as a NATS service or as an HTTP judge. */
 export const RewardModuleRef = Schema.Union(
   Schema.Struct({ name: NonEmptyString.annotations({ description: "A built-in module." }), ...moduleFields }),
-  Schema.Struct({ path: NonEmptyString.annotations({ description: "A module file to import." }), ...moduleFields }),
+  Schema.Struct({
+    path: pathString({ kind: "module", readBy: ["reward", "evaluator"] }).annotations({
+      description: "A module file to import (.ts, .mts, .js, .mjs; relative to the cwd).",
+    }),
+    ...moduleFields,
+  }),
   Schema.Struct({
     service: NonEmptyString.annotations({ description: "Name of a NATS service answering score requests." }),
     ...moduleFields,
@@ -385,7 +464,11 @@ export type RuntimeSection = typeof RuntimeSection.Type;
 // ── output ───────────────────────────────────────────────────────────────────────────────────────
 
 export const OutputSection = Schema.Struct({
-  dir: setting(NonEmptyString, "runs", "Where runs/<experiment>/ (config, metrics, checkpoints) is written."),
+  dir: setting(
+    pathString({ kind: "directory" }),
+    "runs",
+    "Where runs/<experiment>/ (config, metrics, checkpoints) is written.",
+  ),
 });
 export type OutputSection = typeof OutputSection.Type;
 

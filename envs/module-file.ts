@@ -1,13 +1,13 @@
 /**
- * Loading a user's module file — an environment, a reward module — wherever it lives. TypeScript
- * files go through tsx's `tsImport`, which compiles them whatever the nearest package.json says; a
- * `.ts` file outside an ESM package comes back as CommonJS interop (`{ __esModule, default }`), which
- * is unwrapped so every kind of file yields its default export the same way.
+ * Loading a user's module file — an environment, a reward module — wherever it lives. An ES module
+ * file (`.ts`, `.mts`, `.js`, `.mjs`; TypeScript through tsx, as factrl runs) loads also from a folder
+ * with no package.json, where Node would take a `.ts` or `.js` file for CommonJS and fail on its
+ * imports (module-file-hooks.mjs says why that needs a load hook).
  */
 import { existsSync } from "node:fs";
+import { register } from "node:module";
 import { extname, isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { tsImport } from "tsx/esm/api";
 
 export const MODULE_FILE_EXTENSIONS = [".ts", ".mts", ".js", ".mjs"] as const;
 
@@ -22,29 +22,32 @@ export class ModuleFileError extends Error {
   }
 }
 
-/** The absolute path of a module file named in a config, or why it cannot be one (no I/O beyond a stat). */
+/** Why a module file named in a config cannot be one (no I/O beyond a stat), or undefined. */
 export function moduleFileProblem(path: string, baseDir: string = process.cwd()): string | undefined {
   const full = isAbsolute(path) ? path : resolve(baseDir, path);
   if (!(MODULE_FILE_EXTENSIONS as readonly string[]).includes(extname(full)))
-    return `${full}: expected a ${MODULE_FILE_EXTENSIONS.join(", ")} file`;
-  if (!existsSync(full)) return `${full}: no such file`;
+    return `expected a ${MODULE_FILE_EXTENSIONS.join(", ")} file`;
+  if (!existsSync(full)) return "no such file";
   return undefined;
 }
 
-/** Imports a module file and returns its default export. */
+let hooksRegistered = false;
+
+/** Imports a module file (relative paths from `baseDir`, default the working directory) and returns its default export. */
 export async function importDefaultExport(path: string, baseDir: string = process.cwd()): Promise<unknown> {
   const full = isAbsolute(path) ? path : resolve(baseDir, path);
   const problem = moduleFileProblem(full);
-  if (problem) throw new ModuleFileError(full, problem.slice(full.length + 2));
-  let namespace: Record<string, unknown>;
+  if (problem) throw new ModuleFileError(full, problem);
+  if (!hooksRegistered) {
+    register(new URL("./module-file-hooks.mjs", import.meta.url));
+    hooksRegistered = true;
+  }
+  let namespace: { default?: unknown };
   try {
-    const url = pathToFileURL(full).href;
-    namespace = /\.m?ts$/.test(full) ? await tsImport(url, import.meta.url) : await import(url);
+    namespace = await import(pathToFileURL(full).href);
   } catch (error) {
     throw new ModuleFileError(full, `cannot load: ${error instanceof Error ? error.message : String(error)}`);
   }
-  const exported = namespace.default as { __esModule?: boolean; default?: unknown } | undefined;
-  const value = exported?.__esModule === true ? exported.default : exported;
-  if (value === undefined) throw new ModuleFileError(full, "no default export");
-  return value;
+  if (namespace.default === undefined) throw new ModuleFileError(full, "no default export");
+  return namespace.default;
 }

@@ -8,6 +8,7 @@ import { nuid } from "@nats-io/transport-node";
 import { Data, Either, ParseResult, Schema } from "effect";
 import { Packr } from "msgpackr";
 import { checkFor } from "./fast-check.ts";
+import { boundString } from "./log.ts";
 import { isMessageTypeName, MESSAGE_TYPES, type MessageBody, type MessageTypeName } from "./messages.ts";
 
 /** NATS' default max_payload; factrl messages must fit in it (weights go to the Object Store). */
@@ -121,8 +122,26 @@ const bodyDecoders = Object.fromEntries(
   Object.entries(MESSAGE_TYPES).map(([name, def]) => [name, validator(def.schema as Schema.Schema<unknown>)]),
 ) as Record<MessageTypeName, Decoder>;
 
-const formatParseError = (error: ParseResult.ParseError): string =>
-  ParseResult.TreeFormatter.formatErrorSync(error).replace(/\s*\n\s*/g, " ");
+/**
+ * A decode failure's reason is logged and travels in a dead letter's header, and what it quotes
+ * comes from the message: it names at most MAX_REASON_ISSUES wrong fields, each in at most
+ * MAX_ISSUE_CHARS, and says how much it left out.
+ */
+const MAX_REASON_ISSUES = 5;
+const MAX_ISSUE_CHARS = 200;
+
+const formatIssuePath = (path: ReadonlyArray<PropertyKey>): string =>
+  path.map((key) => `[${typeof key === "number" ? key : JSON.stringify(String(key))}]`).join("");
+
+/** One `["field"][0]: expected …, actual …` per wrong field, bounded. */
+const formatParseError = (error: ParseResult.ParseError): string => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error);
+  const named = issues
+    .slice(0, MAX_REASON_ISSUES)
+    .map((issue) => boundString(`${formatIssuePath(issue.path) || "(top level)"}: ${issue.message}`, MAX_ISSUE_CHARS));
+  const more = issues.length - named.length;
+  return named.join("; ") + (more > 0 ? `; and ${more} more problem${more === 1 ? "" : "s"}` : "");
+};
 
 const fail = (kind: DecodeFailureKind, reason: string) => Either.left(new DecodeError({ kind, reason }));
 
@@ -149,7 +168,8 @@ export function decodeEnvelope<N extends MessageTypeName = MessageTypeName>(
   const shape = decodeEnvelopeShape(raw);
   if (Either.isLeft(shape)) return fail("bad-envelope", `not a factrl envelope: ${formatParseError(shape.left)}`);
   const { type, version } = shape.right;
-  if (!isMessageTypeName(type)) return fail("unknown-type", `unknown message type ${JSON.stringify(type)}`);
+  if (!isMessageTypeName(type))
+    return fail("unknown-type", `unknown message type ${boundString(JSON.stringify(type), MAX_ISSUE_CHARS)}`);
   if (options.accept !== undefined && !(options.accept as readonly string[]).includes(type)) {
     return fail("unexpected-type", `got ${type}, expected ${options.accept.join(" or ")}`);
   }

@@ -41,7 +41,10 @@ export {
   startLocalServer,
 } from "./local-server.ts";
 export {
+  boundLogValue,
+  createLogger,
   type FactrlLogger,
+  LOG_BOUNDS,
   makeLogger,
   pinoEffectLogger,
   pinoLoggerLayer,

@@ -1,9 +1,14 @@
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { generateWorld } from "../envs/index.ts";
 import { createRewardPipeline, defaultRegistry, loadModuleFile } from "./registry.ts";
+
+const REPO = resolve(import.meta.dirname, "..");
 
 const dir = await mkdtemp(join(tmpdir(), "factrl-reward-modules-"));
 const file = async (name: string, text: string) => {
@@ -50,7 +55,7 @@ describe("reward modules by path", () => {
     await expect(loadModuleFile(noScore, {}, {})).rejects.toThrow(/not a reward module: score must be a function/);
     const noDefault = await file("no-default.mjs", `export const x = 1;\n`);
     await expect(loadModuleFile(noDefault, {}, {})).rejects.toThrow(/no default export/);
-    await expect(loadModuleFile(join(dir, "absent.mjs"), {}, {})).rejects.toThrow(/cannot load/);
+    await expect(loadModuleFile(join(dir, "absent.mjs"), {}, {})).rejects.toThrow(/no such file/);
   });
 });
 
@@ -81,4 +86,66 @@ describe("registry and pipeline configuration errors", () => {
     ).rejects.toThrow(/two modules are named "precision"/);
     expect(() => defaultRegistry().register("format", () => ({}) as never)).toThrow(/already registered/);
   });
+});
+
+describe("module files in the reward designer's own folder (no package.json), loaded as factrl runs them", () => {
+  // Vitest transforms imports itself, so the loading is tested in a real `node` process under tsx,
+  // as the reward actor runs: bin/run-ts.mjs, which registers tsx like bin/factrl.mjs.
+  const moduleObject = (name: string, value: number) =>
+    `export default { name: "${name}", version: "1.0.0", score: async (batch) => batch.map(() => ({ ok: true, components: { ${name}: ${value} } })) };\n`;
+  const typedModule = `import { wordCount } from "./count.ts";
+import type { Weighting } from "./weighting.ts";
+
+interface Item { readonly answer: string }
+type Outcome = { ok: true; components: Record<string, number> };
+const unit: number = await Promise.resolve(1); // top-level await: an ES module for sure
+
+export default (options: Weighting) => ({
+  name: "words",
+  version: "1.0.0",
+  score: async (batch: readonly Item[]): Promise<Outcome[]> =>
+    batch.map((item) => ({ ok: true, components: { words: wordCount(item.answer) * options.scale * unit } }) satisfies Outcome),
+});
+`;
+
+  it("loads and runs a .ts, .mts, .js and .mjs module, and a TypeScript one with types, satisfies, top-level await and sibling imports", async () => {
+    const folder = await mkdtemp(join(tmpdir(), "my-rewards-"));
+    // The case of the issue: nothing above the folder says what kind of module a .ts or .js file is.
+    expect([folder, tmpdir()].some((d) => existsSync(join(d, "package.json")))).toBe(false);
+    await writeFile(join(folder, "plain-ts.ts"), moduleObject("plainTs", 1));
+    await writeFile(join(folder, "plain-mts.mts"), moduleObject("plainMts", 2));
+    await writeFile(join(folder, "plain-js.js"), moduleObject("plainJs", 3));
+    await writeFile(join(folder, "plain-mjs.mjs"), moduleObject("plainMjs", 4));
+    await writeFile(join(folder, "my-reward.ts"), typedModule);
+    await writeFile(
+      join(folder, "count.ts"),
+      "export const wordCount = (text: string): number => text.split(/\\s+/).length;\n",
+    );
+    await writeFile(join(folder, "weighting.ts"), "export interface Weighting { readonly scale: number }\n");
+    await writeFile(
+      join(folder, "score.mjs"),
+      `import { createRewardPipeline } from ${JSON.stringify(join(REPO, "rewards/registry.ts"))};
+const files = ["plain-ts.ts", "plain-mts.mts", "plain-js.js", "plain-mjs.mjs", "my-reward.ts"];
+const pipeline = await createRewardPipeline({
+  modules: files.map((file) => ({ path: file, weight: 1, options: { scale: 10 } })),
+  timeoutMs: 10000,
+  retries: 0,
+}, { baseDir: ${JSON.stringify(folder)} });
+const [score] = await pipeline.score([{ prompt: { id: "p", text: "q" }, answer: "three short words" }]);
+await pipeline.close();
+console.log(JSON.stringify(score));
+`,
+    );
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [join(REPO, "bin/run-ts.mjs"), join(folder, "score.mjs")],
+      {
+        cwd: folder,
+      },
+    );
+    const score = JSON.parse(stdout);
+    expect(score.failures).toEqual([]);
+    expect(score.components).toMatchObject({ plainTs: 1, plainMts: 2, plainJs: 3, plainMjs: 4, words: 30 });
+    expect(score.reward).toBe(40);
+  }, 60_000);
 });

@@ -4,9 +4,8 @@
  * pipeline that scores batches: every term concurrently, each with timeout, retry and isolation.
  */
 import { isAbsolute, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { EnvPrompt, EnvRewardFactory, World } from "../envs/index.ts";
+import { type EnvPrompt, type EnvRewardFactory, importDefaultExport, type World } from "../envs/index.ts";
 import { detailModule, FactWorldAnalyzer, formatModule, precisionModule, relevanceModule } from "./builtins.ts";
 import { type ComposedScore, composeReward, type WeightedTerm } from "./compose.ts";
 import { type HttpJudgeTarget, httpJudgeModule } from "./http-judge.ts";
@@ -90,22 +89,33 @@ export function defaultRegistry(): RewardRegistry {
     .register("relevance", (o, c) => relevanceModule(needAnalyzer("relevance", c), o));
 }
 
+const moduleFilePath = (path: string, baseDir: string = process.cwd()) =>
+  isAbsolute(path) ? path : resolve(baseDir, path);
+
+/** A module file's default export, or an error naming the file (envs/module-file.ts loads it wherever it lives). */
+const importDefault = (full: string): Promise<unknown> =>
+  importDefaultExport(full).catch((error: unknown) => {
+    throw new Error(`reward ${error instanceof Error ? error.message : String(error)}`);
+  });
+
 /**
  * A module file's default export is a reward module, or a factory `(options, context) => module`.
- * TypeScript files load when running under tsx (as factrl does).
  */
 export async function loadModuleFile(path: string, options: Options, context: FactoryContext): Promise<RewardModule> {
-  const full = isAbsolute(path) ? path : resolve(context.baseDir ?? process.cwd(), path);
-  let loaded: { default?: unknown };
-  try {
-    loaded = await import(pathToFileURL(full).href);
-  } catch (error) {
-    throw new Error(`reward module file ${full}: cannot load: ${(error as Error).message}`);
-  }
-  const exported = loaded.default;
-  if (exported === undefined) throw new Error(`reward module file ${full}: no default export`);
+  const full = moduleFilePath(path, context.baseDir);
+  const exported = await importDefault(full);
   const value = typeof exported === "function" ? await exported(options, context) : exported;
   return checkModule(value, `reward module file ${full}`);
+}
+
+/**
+ * Checks, before any actor starts, that a module file loads and exports a reward module or a
+ * factory (a factory is called only by the actors, with their world and connection).
+ */
+export async function checkModuleFile(path: string, baseDir?: string): Promise<void> {
+  const full = moduleFilePath(path, baseDir);
+  const exported = await importDefault(full);
+  if (typeof exported !== "function") checkModule(exported, `reward module file ${full}`);
 }
 
 export interface RewardPipeline {

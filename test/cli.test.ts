@@ -1,5 +1,7 @@
 /** The `factrl` command's contract with scripts: help, exit codes, error messages, and joining an experiment. */
 import { spawn } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { Effect, Layer, ManagedRuntime } from "effect";
 import { describe, expect, inject, it } from "vitest";
 import { listActors } from "../actors/index.ts";
@@ -99,5 +101,152 @@ describe("factrl command line", () => {
     await waitFor("the orphaned actor to exit", () => !isAlive(actor.pid));
     expect(await runtime.runPromise(listActors(experiment, 500))).toEqual([]);
     await runtime.dispose();
+  }, 90_000);
+});
+
+describe("config problems are found before anything starts (exit 2, every field named)", () => {
+  /** `factrl ARGS…` with how long it took. */
+  const timed = async (args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = {}) => {
+    const started = Date.now();
+    const result = await runCli(args, cwd, env);
+    return { ...result, seconds: (Date.now() - started) / 1000 };
+  };
+
+  it("a missing model.init, and every other missing path, is a config error within seconds — for run, --dry-run, actor and pretrain", async () => {
+    const dir = workDir({
+      "no-init.yaml": "experiment: no-init\nmodel: { init: checkpoints/absent }\n",
+      "all-paths.yaml": [
+        "experiment: all-paths",
+        "env: { kind: jsonl, path: prompts/absent.jsonl }",
+        "model: { init: checkpoints/half-saved }",
+        "nats: { url: 'nats://127.0.0.1:1', auth: { creds: absent.creds }, tls: { ca: absent-ca.pem } }",
+        "rewards: { modules: [{ name: format }, { path: absent-reward.ts }] }",
+        "",
+      ].join("\n"),
+      "pretrain.yaml": "output: a-file/base-policy\n",
+      "a-file": "",
+    });
+    mkdirSync(join(dir, "checkpoints/half-saved"), { recursive: true });
+    // Alone, so that its time is its own.
+    const run = await timed(["run", "no-init.yaml"], dir);
+    const [allPaths, remoteLearner, noLearner, pretrain] = await Promise.all([
+      timed(["run", "all-paths.yaml", "--dry-run"], dir),
+      timed(["actor", "learner", "--experiment", "no-init", "--config", "no-init.yaml", "--nats", natsUrl], dir),
+      // Learners elsewhere: this machine does not need the checkpoint.
+      timed(["run", "no-init.yaml", "--dry-run", "--set", "actors.learner=0"], dir),
+      timed(["pretrain", "pretrain.yaml"], dir),
+    ]);
+
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`- model.init: no such checkpoint directory ${join(dir, "checkpoints/absent")}`);
+    // The issue: found 39 s in, after six learner crashes. Now nothing starts: no server, no run directory,
+    // and the time is the command's own start-up (a few seconds; generous here for a loaded machine).
+    expect(run.stderr).not.toMatch(/nats-server|spawn/);
+    expect(existsSync(join(dir, "runs/no-init"))).toBe(false);
+    expect(run.seconds).toBeLessThan(39);
+
+    // --dry-run prints nothing when the config cannot run; every problem is listed at once.
+    expect(allPaths).toMatchObject({ code: 2, stdout: "" });
+    expect(allPaths.stderr).toMatch(/invalid config \(all-paths\.yaml\), 5 problems:/);
+    for (const field of ["nats.auth.creds", "nats.tls.ca", "env.path", "rewards.modules[1].path"])
+      expect(allPaths.stderr).toContain(`- ${field}: `);
+    expect(allPaths.stderr).toMatch(/- model\.init: .*half-saved has no manifest\.json/);
+
+    expect(remoteLearner.code).toBe(2);
+    expect(remoteLearner.stderr).toMatch(/- model\.init: no such checkpoint directory/);
+    expect(noLearner.code).toBe(0);
+
+    expect(pretrain.code).toBe(2);
+    expect(pretrain.stderr).toMatch(/- output: cannot create .*a-file\/base-policy: .*a-file is not a directory/);
+  }, 120_000);
+
+  it("a NATS URL that is not one is a usage error naming it (exit 2), not an unreachable server (exit 3)", async () => {
+    const dir = workDir({
+      "ok.yaml":
+        "experiment: bad-url\nactors: { curator: 0, rollout: 0, reward: 0, learner: 0, evaluator: 0, monitor: 0, echo: 1 }\n",
+    });
+    const [flag, flagWithStray, websocket, env, config] = await Promise.all([
+      runCli(["run", "ok.yaml", "--nats", "htp:/127.0.0.1"], dir),
+      // The issue's command line, a port separated by a space.
+      runCli(["actor", "echo", "--experiment", "bad-url", "--nats", "htp:/127.0.0.1", "4444"], dir),
+      runCli(["status", "--experiment", "bad-url", "--nats", "ws://127.0.0.1:4222"], dir),
+      runCli(["status", "--experiment", "bad-url"], dir, { FACTRL_NATS_URL: "htp:/127.0.0.1" }),
+      runCli(["run", "ok.yaml", "--set", "nats.url=http://127.0.0.1:4222"], dir),
+    ]);
+    for (const result of [flag, flagWithStray])
+      expect(result).toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining(
+          `option '--nats <url>' argument 'htp:/127.0.0.1' is invalid. expected nats://HOST:PORT or tls://HOST:PORT`,
+        ),
+      });
+    expect(websocket).toMatchObject({ code: 2, stderr: expect.stringMatching(/websocket URLs are not supported/) });
+    expect(env).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('FACTRL_NATS_URL: expected nats://HOST:PORT or tls://HOST:PORT, found "htp:/'),
+    });
+    expect(config).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('- nats.url: expected nats://HOST:PORT or tls://HOST:PORT, found "http://'),
+    });
+  }, 90_000);
+
+  it("reward module files are loaded before the actors start: one that does not load is a config error naming its field", async () => {
+    // The reward designer's own folder: no package.json anywhere above it.
+    const dir = workDir({
+      "good.ts": `type Item = { answer: string };
+export default (options: { scale: number }) => ({
+  name: "good", version: "1",
+  score: async (batch: Item[]) => batch.map((item) => ({ ok: true, components: { good: item.answer.length * options.scale } })),
+});\n`,
+      "throws.ts": `throw new Error("JUDGE_KEY is not set");\nexport default {};\n`,
+      "half.mjs": `export default { name: "half", version: "1" };\n`,
+      "modules.yaml": [
+        "experiment: modules",
+        "rewards:",
+        "  modules:",
+        "    - { path: good.ts }",
+        "    - { path: throws.ts }",
+        "    - { path: half.mjs }",
+        "    - { path: absent.ts }",
+        "",
+      ].join("\n"),
+    });
+    const [bad, good] = await Promise.all([
+      runCli(["run", "modules.yaml", "--dry-run"], dir),
+      runCli(["run", "modules.yaml", "--dry-run", "--set", "rewards.modules=[{path: good.ts}]"], dir),
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/invalid config \(modules\.yaml\), 3 problems:/);
+    expect(bad.stderr).toMatch(
+      /- rewards\.modules\[1\]\.path: reward module file .*throws\.ts: cannot load: JUDGE_KEY is not set/,
+    );
+    expect(bad.stderr).toMatch(
+      /- rewards\.modules\[2\]\.path: reward module file .*half\.mjs: not a reward module: score must be a function/,
+    );
+    expect(bad.stderr).toMatch(/- rewards\.modules\[3\]\.path: no such file .*absent\.ts/);
+    expect(bad.stderr).not.toMatch(/rewards\.modules\[0\]/);
+    expect(good.code).toBe(0);
+    expect(good.stdout).toMatch(/- path: good\.ts/);
+  }, 90_000);
+
+  it("an environment that does not build is a config error before anything starts, naming what is wrong", async () => {
+    const dir = workDir({
+      "env.ts": `export default { kind: "x", description: "d", modalities: ["text"], train: [], eval: [], suites: [] };\n`,
+      "prompts.jsonl": '{"prompt": "fine"}\n{"prompt": 3}\n',
+      "module.yaml": "experiment: envs\nenv: { kind: module, path: env.ts }\n",
+      "jsonl.yaml": "experiment: envs\nenv: { kind: jsonl, path: prompts.jsonl }\n",
+      "absent.yaml": "experiment: envs\nenv: { kind: module, path: absent.ts }\n",
+    });
+    const [module, jsonl, absent] = await Promise.all(
+      ["module.yaml", "jsonl.yaml", "absent.yaml"].map((file) => runCli(["run", file, "--dry-run"], dir)),
+    );
+    expect(module.code).toBe(2);
+    expect(module.stderr).toMatch(/- env: environment module .*env\.ts.*train: no training prompts/);
+    expect(jsonl.code).toBe(2);
+    expect(jsonl.stderr).toMatch(/- env: .*prompts\.jsonl: 1 bad line\(s\); nothing loaded/);
+    expect(absent.code).toBe(2);
+    expect(absent.stderr).toMatch(/- env\.path: no such file .*absent\.ts/);
+    expect(absent.stderr).not.toMatch(/- env: /);
   }, 90_000);
 });

@@ -3,9 +3,10 @@ import { type Command, Option as CommandOption } from "commander";
 import { Deferred, Effect, Option } from "effect";
 // The module itself, not actors/index.ts: an actor loads only its own role's code (the registry is lazy).
 import { runActor } from "../../actors/runtime.ts";
-import { CONFIG_KEY, ConfigError } from "../../configs/index.ts";
+import { CONFIG_KEY, ConfigError, type RoleName } from "../../configs/index.ts";
 import { getState } from "../../messaging/index.ts";
-import { commandLayer, resolveTarget } from "../nats-target.ts";
+import { commandLayer, natsOption, resolveTarget } from "../nats-target.ts";
+import { checkBeforeStart } from "../preflight.ts";
 import { roles } from "../roles.ts";
 import { runMain, UsageError } from "../run-main.ts";
 
@@ -23,7 +24,7 @@ export function registerActor(program: Command): void {
     .description("run one actor of an experiment (add capacity from any host that reaches its NATS server)")
     .argument("<role>", `the role: ${roles.names.join(", ")}`)
     .requiredOption("--experiment <id>", "experiment id")
-    .option("--nats <url>", "NATS server (default: FACTRL_NATS_URL, then the URL recorded by a local launcher)")
+    .addOption(natsOption("NATS server (default: FACTRL_NATS_URL, then the URL recorded by a local launcher)"))
     .option("--config <file>", "config to use (default: the one the launcher published to NATS)")
     .option("--id <id>", "actor id, unique in the experiment (default: <role>-<random>)")
     // The launcher passes its pid: an actor whose launcher disappears drains and exits.
@@ -65,6 +66,8 @@ export function registerActor(program: Command): void {
             reason: `--experiment ${target.experiment} does not match the config's experiment ${config.experiment}`,
           });
         }
+        // Only what this role reads: an actor joining from another host needs no files the others use.
+        yield* checkBeforeStart(config, [roleName as RoleName], options.config ?? "the published config");
         yield* runActor({
           role,
           config,

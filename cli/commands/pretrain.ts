@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { Console, Effect } from "effect";
 import { loadPretrainConfig, makeBasePolicy, type PipelineEvent } from "../../learner/index.ts";
 import { initBackend } from "../../models/index.ts";
+import { checkPaths } from "../preflight.ts";
 import { runMain, UsageError } from "../run-main.ts";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -44,6 +45,17 @@ export function registerPretrain(program: Command): void {
           try: () => loadPretrainConfig(file, options.set),
           catch: (error) => new UsageError({ reason: (error as Error).message }),
         });
+        // The directories it writes: a pretraining that cannot save is found before its first step.
+        const directory = { kind: "directory" } as const;
+        yield* checkPaths(
+          [
+            { field: "output", path: config.output, check: directory },
+            ...(config.export !== undefined
+              ? [{ field: "export.dir", path: config.export.dir, check: directory }]
+              : []),
+          ],
+          file,
+        );
         yield* Effect.promise(() => initBackend({ backend: config.backend }));
         yield* Effect.promise(() =>
           makeBasePolicy(config, (event) => {

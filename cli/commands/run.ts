@@ -7,7 +7,9 @@ import type { Command } from "commander";
 import { Console, Deferred, Effect } from "effect";
 // The launcher module itself, not actors/index.ts: the index also exports the roles (tfjs and all).
 import { launch } from "../../actors/launcher.ts";
-import { ConfigError, loadConfig, renderConfig } from "../../configs/index.ts";
+import { ConfigError, loadConfig, renderConfig, runReaders } from "../../configs/index.ts";
+import { natsOption } from "../nats-target.ts";
+import { checkBeforeStart } from "../preflight.ts";
 import { roles } from "../roles.ts";
 import { runMain } from "../run-main.ts";
 
@@ -23,13 +25,15 @@ export function registerRun(program: Command): void {
     .argument("<config>", "experiment config (YAML)")
     .option("--set <key=value>", "override a config value, e.g. --set rollout.groupSize=16 (repeatable)", collect)
     .option("--dry-run", "print the fully resolved config and exit")
-    .option("--nats <url>", "connect to this NATS server (same as --set nats.url=URL)")
+    .addOption(natsOption("connect to this NATS server (same as --set nats.url=URL)"))
     .option("--fresh", "delete runs/<experiment>/ first (checkpoints, queues, metrics): start over instead of resuming")
     .action((file: string, options: { set?: string[]; dryRun?: boolean; nats?: string; fresh?: boolean }) => {
       const set = [...(options.set ?? []), ...(options.nats !== undefined ? [`nats.url=${options.nats}`] : [])];
       const stop = Effect.runSync(Deferred.make<string>());
       const program = Effect.gen(function* () {
-        const config = yield* loadConfig(file, { set });
+        const config = yield* loadConfig(file, { set }).pipe(
+          Effect.flatMap((config) => checkBeforeStart(config, runReaders(config), file)),
+        );
         if (options.dryRun) return yield* Console.log(renderConfig(config).trimEnd());
         if (options.fresh) {
           // The embedded server's store lives in the run directory; an external server keeps the

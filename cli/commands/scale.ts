@@ -4,7 +4,7 @@ import { Console, Data, Effect } from "effect";
 // The module itself, not actors/index.ts: the index also exports the roles (tfjs and all).
 import { LAUNCHER_CONTROL_ROLE } from "../../actors/launcher.ts";
 import { Experiment, requestControl } from "../../messaging/index.ts";
-import { commandLayer, resolveTarget } from "../nats-target.ts";
+import { commandLayer, natsOption, resolveTarget } from "../nats-target.ts";
 import { runMain, UsageError } from "../run-main.ts";
 
 export class ScaleRefused extends Data.TaggedError("ScaleRefused")<{ readonly reason: string }> {
@@ -20,7 +20,7 @@ export function registerScale(program: Command): void {
     .argument("<role>", "the role to scale")
     .argument("<count>", "the number of processes wanted")
     .requiredOption("--experiment <id>", "experiment id")
-    .option("--nats <url>", "NATS server (default: FACTRL_NATS_URL, then the URL recorded by a local launcher)")
+    .addOption(natsOption("NATS server (default: FACTRL_NATS_URL, then the URL recorded by a local launcher)"))
     .option("--config <file>", "config with the server's credentials/TLS")
     .option("--output-dir <dir>", "where local launchers record their NATS URL", "runs")
     .option("--json", "print the launcher's reply as JSON")

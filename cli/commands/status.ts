@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { Console, Effect } from "effect";
 // The module itself, not actors/index.ts: the index also exports the roles (tfjs and all).
 import { type ActorStatus, listActors } from "../../actors/runtime-status.ts";
-import { commandLayer, resolveTarget } from "../nats-target.ts";
+import { commandLayer, natsOption, resolveTarget } from "../nats-target.ts";
 import { runMain } from "../run-main.ts";
 
 const duration = (ms: number): string => {
@@ -44,7 +44,7 @@ export function registerStatus(program: Command): void {
     .command("status")
     .description("list the live actors of an experiment (role, id, host, pid, uptime, processed, failed, heartbeat)")
     .requiredOption("--experiment <id>", "experiment id")
-    .option("--nats <url>", "NATS server (default: FACTRL_NATS_URL, then the URL recorded by a local launcher)")
+    .addOption(natsOption("NATS server (default: FACTRL_NATS_URL, then the URL recorded by a local launcher)"))
     .option("--config <file>", "config with the server's credentials/TLS")
     .option("--output-dir <dir>", "where local launchers record their NATS URL", "runs")
     .option("--json", "print JSON (one array of actors) instead of a table")

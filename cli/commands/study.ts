@@ -11,7 +11,8 @@ import { Console, Deferred, Effect } from "effect";
 import type { EvaluationResult } from "../../actors/evaluation.ts";
 import { launch } from "../../actors/launcher.ts";
 import { renderStudyTable, type StudyRun } from "../../actors/report.ts";
-import { type ExperimentConfig, loadConfig } from "../../configs/index.ts";
+import { type ExperimentConfig, loadConfig, runReaders } from "../../configs/index.ts";
+import { checkBeforeStart } from "../preflight.ts";
 import { roles } from "../roles.ts";
 import { runMain } from "../run-main.ts";
 import { collect, ENTRY_POINT } from "./run.ts";
@@ -42,7 +43,11 @@ export function registerStudy(program: Command): void {
       const stop = Effect.runSync(Deferred.make<string>());
       const program = Effect.gen(function* () {
         const configs: ExperimentConfig[] = [];
-        for (const file of files) configs.push(yield* loadConfig(file, { set: options.set ?? [] }));
+        // Every config is checked before the first experiment starts.
+        for (const file of files) {
+          const config = yield* loadConfig(file, { set: options.set ?? [] });
+          configs.push(yield* checkBeforeStart(config, runReaders(config), file));
+        }
         const runs: StudyRun[] = [];
         for (const [i, config] of configs.entries()) {
           yield* Console.error(`study: ${i + 1}/${configs.length} ${config.experiment}`);
