@@ -99,9 +99,11 @@ export {
 export {
   type ConsumeWorkOptions,
   consumeWork,
+  type DeadLetteredGroups,
   type DeadLetterRecord,
   deadLetterCount,
   ensureWorkQueues,
+  groupIdIn,
   JetStreamError,
   newWorkCounters,
   openWorkFetcher,
@@ -111,6 +113,7 @@ export {
   publishWorkAll,
   QUEUE_MESSAGE_TYPE,
   type QueueBody,
+  readDeadLetteredGroups,
   readDeadLetters,
   sweepExhaustedDeliveries,
   type WorkCounters,
@@ -118,5 +121,6 @@ export {
   type WorkItem,
   WorkOutcome,
   type WorkQueueSettings,
+  type WorkQueuesReport,
   type WorkToPublish,
 } from "./work-queue.ts";
