@@ -16,12 +16,15 @@
  *   on a message (max_deliver unlimited): whichever worker receives it after its last attempt
  *   dead-letters it, so a lost dead-lettering delivery simply comes again, and the server never moves
  *   the consumer's ack floor past a message that was not acked.
- * - Acked work does not come back for good after a broker crash. nats-server (2.9 seen here), killed
- *   and restarted on the same store, can bring back acked messages: below the consumer's ack floor
- *   (never delivered again, never removed) or above it (delivered again). Because of the point above,
- *   a stored message at or below the ack floor was acked: such stranded messages are deleted, counted
- *   and logged by ensureWorkQueues and by the first pull after each server restart (a new server id).
- *   One delivered again is a duplicate that the reader recognises by its group id.
+ * - Acked work does not stay after a broker crash. nats-server (2.9 seen here), killed and restarted
+ *   on the same store, can bring back acked messages: at or below the consumer's ack floor, or above
+ *   it behind a delivery still unacked at the crash (neither is ever delivered again), or past the
+ *   last delivery its consumer state recorded (delivered again). Because of the point above, a stored
+ *   message at or below the ack floor was acked: such messages are deleted, counted and logged by
+ *   ensureWorkQueues, and by each worker on its first pull from a server it has not seen (a restarted
+ *   server has a new id) and every 2 s after, until the floor passes what was delivered before.
+ *   A message delivered again is a duplicate that its reader recognises by its group id: msgID
+ *   de-duplication remembers, after a restart, only the messages still stored.
  */
 import {
   AckPolicy,
