@@ -103,7 +103,6 @@ export {
   type DeadLetterRecord,
   deadLetterCount,
   ensureWorkQueues,
-  groupIdIn,
   JetStreamError,
   newWorkCounters,
   openWorkFetcher,

@@ -76,7 +76,7 @@ const GROUP_ID = /^[\x21-\x7e]{1,128}$/;
  * decode (a bad field elsewhere, an unknown version) still tells which group it was; undefined when
  * the bytes are not msgpack or hold no such string.
  */
-export const groupIdIn = (queue: WorkQueueName, data: Uint8Array): string | undefined => {
+const groupIdIn = (queue: WorkQueueName, data: Uint8Array): string | undefined => {
   let node: unknown = (unpackUnchecked(data) as { body?: unknown } | undefined)?.body;
   for (const key of GROUP_ID_PATH[queue]) {
     node = typeof node === "object" && node !== null ? (node as Record<string, unknown>)[key] : undefined;
