@@ -3,7 +3,9 @@
  * the pipeline (credit-based flow control, so queues stay short and rollouts stay fresh).
  *
  * Credits come back as groups are settled: used, dropped as stale or zero-variance by the learner
- * (its progress in KV), or dead-lettered anywhere on the way. Group ids are `g<sequence>` and the
+ * (its progress in KV), or dead-lettered anywhere on the way — counted by the group each dead letter
+ * names, once per group and only for groups this curator issued, so garbage on the queues (which
+ * names no group, or one never issued) returns no credit. Group ids are `g<sequence>` and the
  * prompt of a sequence number is a pure function of the seed, so a restarted curator republishes
  * the same group under the same msgID (a no-op) and continues from its cursor in KV.
  *
@@ -14,23 +16,40 @@ import { Duration, Effect, Option, Queue } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
 import type { EnvPrompt } from "../envs/index.ts";
 import {
-  deadLetterCount,
   getState,
   type PromptGroup,
   publishWorkAll,
   putState,
+  readDeadLetteredGroups,
   watchState,
 } from "../messaging/index.ts";
 import { CURATOR_CURSOR_KEY, LEARNER_PROGRESS_KEY, type LearnerProgress } from "../messaging/pipeline-state.ts";
 import { experimentEnvironment, hash32 } from "./environment.ts";
 import type { RoleDefinition } from "./runtime.ts";
 
-/** How often credits are recounted when no learner progress arrives (dead letters do not announce themselves). */
+/** How often dead letters are read when no learner progress arrives (they do not announce themselves). */
 const RECOUNT_EVERY = Duration.seconds(2);
 
 /** Uniform sampling: the prompt of group `sequence` depends only on the seed (deterministic across restarts). */
 export const uniformPrompt = (prompts: readonly EnvPrompt[], seed: number, sequence: number): EnvPrompt =>
   prompts[hash32(`${seed}:${sequence}`) % prompts.length]!;
+
+/** The sequence number of group id `g<sequence>`, or undefined for any other id. */
+export const groupSequence = (groupId: string): number | undefined => {
+  const match = /^g(0|[1-9]\d{0,14})$/.exec(groupId);
+  return match ? Number(match[1]) : undefined;
+};
+
+/**
+ * Adds to `settled` the dead-lettered group ids that name a group issued so far (sequence below
+ * `published`); anything else (garbage, a forged or future id) is ignored. A set: each group once.
+ */
+export const addDeadLetteredGroups = (settled: Set<string>, groupIds: Iterable<string>, published: number): void => {
+  for (const id of groupIds) {
+    const sequence = groupSequence(id);
+    if (sequence !== undefined && sequence < published) settled.add(id);
+  }
+};
 
 /** Groups that left the pipeline: every group ends used, stale, zero-variance or dead-lettered. */
 export const settledGroups = (progress: LearnerProgress | undefined, deadLettered: number): number =>
@@ -62,21 +81,25 @@ export const curatorRole: RoleDefinition = {
       let published = (yield* getState(CURATOR_CURSOR_KEY))?.value.published ?? 0;
       let progress = (yield* getState(LEARNER_PROGRESS_KEY))?.value;
 
-      const countDeadLetters = Effect.all(
-        [deadLetterCount("prompts"), deadLetterCount("rollouts"), deadLetterCount("scored")],
-        { concurrency: "unbounded" },
-      ).pipe(Effect.map((counts) => counts.reduce((a, b) => a + b, 0)));
-      // Recounted at most every RECOUNT_EVERY: the count only grows, so an older one gives fewer credits, never more.
-      let deadLettered = yield* countDeadLetters;
-      let countedAt = Date.now();
+      const deadLettered = new Set<string>();
+      let deadLettersRead = 0;
+      // Only dead letters stored since the last read are fetched; the set only grows, so reading at
+      // most every RECOUNT_EVERY gives fewer credits for a moment, never more.
+      const readDeadLetters = Effect.gen(function* () {
+        const { groupIds, lastSeq } = yield* readDeadLetteredGroups(deadLettersRead);
+        addDeadLetteredGroups(deadLettered, groupIds, published);
+        deadLettersRead = lastSeq;
+      });
+      yield* readDeadLetters;
+      let readAt = Date.now();
 
       return Effect.gen(function* () {
         while (!progress?.done && !actor.isDraining()) {
-          if (Date.now() - countedAt >= Duration.toMillis(RECOUNT_EVERY)) {
-            deadLettered = yield* countDeadLetters;
-            countedAt = Date.now();
+          if (Date.now() - readAt >= Duration.toMillis(RECOUNT_EVERY)) {
+            yield* readDeadLetters;
+            readAt = Date.now();
           }
-          const inFlight = published - settledGroups(progress, deadLettered);
+          const inFlight = published - settledGroups(progress, deadLettered.size);
           const credits = config.curation.maxGroupsInFlight - inFlight;
           if (credits > 0) {
             // All the credits' groups at once, acks awaited together; a restart republishes from the cursor (no-ops).

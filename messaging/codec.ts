@@ -151,6 +151,18 @@ export interface DecodeOptions<N extends MessageTypeName> {
   readonly maxBytes?: number;
 }
 
+/**
+ * Unpacks msgpack without any check; undefined when the bytes are not msgpack. For salvaging a field
+ * (a group id, say) from a message that failed to decode.
+ */
+export function unpackUnchecked(bytes: Uint8Array): unknown {
+  try {
+    return packr.unpack(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Unpacks and validates one message; never throws. */
 export function decodeEnvelope<N extends MessageTypeName = MessageTypeName>(
   bytes: Uint8Array,

@@ -102,6 +102,7 @@ export {
 export {
   type ConsumeWorkOptions,
   consumeWork,
+  type DeadLetteredGroups,
   type DeadLetterRecord,
   deadLetterCount,
   ensureWorkQueues,
@@ -114,6 +115,7 @@ export {
   publishWorkAll,
   QUEUE_MESSAGE_TYPE,
   type QueueBody,
+  readDeadLetteredGroups,
   readDeadLetters,
   sweepExhaustedDeliveries,
   type WorkCounters,
@@ -121,5 +123,6 @@ export {
   type WorkItem,
   WorkOutcome,
   type WorkQueueSettings,
+  type WorkQueuesReport,
   type WorkToPublish,
 } from "./work-queue.ts";

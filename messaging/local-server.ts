@@ -2,13 +2,19 @@
  * A local `nats-server` child process with JetStream: used by tests and by `factrl run` when the
  * config names no server. It picks a free port itself (`-p -1`), so there are no port races; we read
  * the port back from its log line.
+ *
+ * Durability: a server that knows `sync_interval: always` (nats-server ≥ 2.10) is started with it, so
+ * every JetStream write reaches the disk before it is acknowledged (Jepsen, 2025, lost acknowledged
+ * writes under the default of a sync every 2 minutes). An older server (Debian's 2.9.10) refuses
+ * the setting; it starts as before, with one warning per process saying what is at risk.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { Data, Effect, type Scope } from "effect";
+import { rootLogger } from "./log.ts";
 
 export class LocalServerError extends Data.TaggedError("LocalServerError")<{ readonly reason: string }> {}
 
@@ -21,6 +27,12 @@ export interface LocalServerOptions {
   readonly extraArgs?: readonly string[];
   /** How long to wait for the server to listen. */
   readonly startTimeoutMs?: number;
+  /**
+   * Sync every JetStream write to disk before acknowledging it (`sync_interval: always`). Default:
+   * whenever the server supports it. `true` fails on a server that does not; `false` keeps the
+   * server's default (a sync every 2 minutes), e.g. to measure what the setting costs.
+   */
+  readonly syncAlways?: boolean;
 }
 
 export interface LocalServer {
@@ -28,6 +40,8 @@ export interface LocalServer {
   readonly port: number;
   readonly storeDir: string;
   readonly pid: number;
+  /** Whether the server syncs every JetStream write to disk before acknowledging it. */
+  readonly syncAlways: boolean;
   /** Graceful stop (SIGTERM, then SIGKILL after a grace period); removes a temporary store. */
   readonly stop: () => Promise<void>;
   /** Hard kill, keeping the store: for fault tests that restart the server on the same port and store. */
@@ -47,6 +61,44 @@ export function findNatsServerBinary(): string | undefined {
 }
 
 const LISTENING = /Listening for client connections on [^\s]*:(\d+)/;
+
+const SYNC_ALWAYS_CONFIG = "jetstream {\n  sync_interval: always\n}\n";
+
+/** What the server says its version is (`nats-server: v2.9.10`), or "unknown version". */
+function serverVersion(binary: string): string {
+  const out = spawnSync(binary, ["--version"], { encoding: "utf8", timeout: 5_000 });
+  return /v?\d+\.\d+\.\d+\S*/.exec(`${out.stdout ?? ""}`)?.[0] ?? "unknown version";
+}
+
+const syncSupport = new Map<string, boolean>();
+
+/** Whether `binary` accepts `sync_interval: always`: asks the server to check such a config (`-t`), once per binary. */
+function supportsSyncAlways(binary: string, configFile: string): boolean {
+  const known = syncSupport.get(binary);
+  if (known !== undefined) return known;
+  const check = spawnSync(binary, ["-c", configFile, "-t"], { encoding: "utf8", timeout: 10_000 });
+  const supported = check.status === 0;
+  syncSupport.set(binary, supported);
+  return supported;
+}
+
+const warnedAbout = new Set<string>();
+
+/** Says once per process and binary what a server without sync_interval puts at risk, and what to do. */
+function warnNoSyncAlways(binary: string): void {
+  if (warnedAbout.has(binary)) return;
+  warnedAbout.add(binary);
+  rootLogger()
+    .child({ component: "nats-server" })
+    .warn(
+      { binary, version: serverVersion(binary) },
+      "this nats-server does not support sync_interval: always (it needs nats-server >= 2.10; >= 2.10.23 preferred), " +
+        "so JetStream writes reach the disk only every 2 minutes: an OS crash or power loss can lose work and acks " +
+        "the server had already confirmed (published groups vanish, acked groups come back). Install a newer " +
+        "nats-server and point FACTRL_NATS_SERVER_BIN at it, or run your own server with sync_interval: always " +
+        "(docs/operations.md).",
+    );
+}
 
 function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
@@ -70,7 +122,20 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
   }
   const ownsStore = options.storeDir === undefined;
   const storeDir = options.storeDir ?? (await mkdtemp(join(tmpdir(), "factrl-nats-")));
+  // The config file is read at start only; it goes once the server listens (or fails to start).
+  const configDir = await mkdtemp(join(tmpdir(), "factrl-nats-config-"));
+  const configFile = join(configDir, "sync-always.conf");
+  await writeFile(configFile, SYNC_ALWAYS_CONFIG);
+  const supported = options.syncAlways === false ? false : supportsSyncAlways(binary, configFile);
+  if (options.syncAlways === true && !supported) {
+    await rm(configDir, { recursive: true, force: true });
+    throw new LocalServerError({
+      reason: `${binary} (${serverVersion(binary)}) does not support sync_interval: always; it needs nats-server 2.10 or newer`,
+    });
+  }
+  if (options.syncAlways === undefined && !supported) warnNoSyncAlways(binary);
   const args = [
+    ...(supported ? ["-c", configFile] : []),
     "-a",
     "127.0.0.1",
     "-p",
@@ -117,7 +182,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
       clearTimeout(timer);
       reject(new LocalServerError({ reason: `could not spawn ${binary}: ${error.message}` }));
     });
-  });
+  }).finally(() => rm(configDir, { recursive: true, force: true }));
 
   // A process that exits without stopping its server (an uncaught error, process.exit) takes the
   // server with it; SIGTERM lets the server shut its store down cleanly on its own.
@@ -134,7 +199,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     if (!(await waitForExit(child, 5_000))) await kill();
     if (ownsStore) await rm(storeDir, { recursive: true, force: true });
   };
-  return { url: `nats://127.0.0.1:${port}`, port, storeDir, pid: child.pid ?? -1, stop, kill };
+  return { url: `nats://127.0.0.1:${port}`, port, storeDir, pid: child.pid ?? -1, syncAlways: supported, stop, kill };
 }
 
 /** The local server as a scoped resource: started on acquire, stopped when the scope closes. */

@@ -3,25 +3,54 @@
  * durable pull consumer shared by every worker of that queue.
  *
  * - Publishing awaits the stream's ack and retries through outages with the same msgID, so a message
- *   is stored exactly once even when a publish is repeated.
+ *   is stored exactly once even when a publish is repeated (within the duplicate window, and — after a
+ *   broker restart — only while an earlier copy is still stored: see the last point).
  * - Fetching is demand-driven (a worker pulls only when it has room), so slow workers apply
  *   backpressure instead of buffering.
- * - Redelivery is bounded: the consumer allows `maxDeliver` attempts. A message that is rejected,
- *   still failing on its last attempt, undecodable, or delivered more often than allowed (its
- *   consumers died without acking) is published to `factrl.<exp>.deadletter.<queue>` with the reason
- *   in headers, acked (which removes it from the work stream) and counted. The server's max_deliver is
- *   maxDeliver + 1, so the extra delivery is the one on which the client dead-letters; if that one is
- *   lost too, the server's MAX_DELIVERIES advisory triggers the same by stream sequence.
+ * - Redelivery is bounded by the workers: a message gets `maxDeliver` attempts (the consumer's
+ *   description carries the number). A message that is rejected, still failing on its last attempt,
+ *   undecodable, or delivered more often than allowed (its consumers died without acking) is
+ *   published to `factrl.<exp>.deadletter.<queue>` with the reason and, when it names one, its group
+ *   id in headers — a copy cut to fit under max_payload when the original is too big to carry headers —
+ *   then acked (which removes it from the work stream) and counted. The server itself never gives up
+ *   on a message (max_deliver unlimited): whichever worker receives it after its last attempt
+ *   dead-letters it, so a lost dead-lettering delivery simply comes again, and the server never moves
+ *   the consumer's ack floor past a message that was not acked.
+ * - Acked work does not stay after a broker crash. nats-server (2.9 seen here), killed and restarted
+ *   on the same store, can bring back acked messages: at or below the consumer's ack floor, or above
+ *   it behind a delivery still unacked at the crash (neither is ever delivered again), or past the
+ *   last delivery its consumer state recorded (delivered again). Because of the point above, a stored
+ *   message at or below the ack floor was acked: such messages are deleted, counted and logged by
+ *   ensureWorkQueues, and by each worker on its first pull from a server it has not seen (a restarted
+ *   server has a new id) and every 2 s after, until the floor passes what was delivered before.
+ *   A message delivered again is a duplicate that its reader recognises by its group id: msgID
+ *   de-duplication remembers, after a restart, only the messages still stored.
  */
-import { AckPolicy, type Consumer, DeliverPolicy, type JsMsg, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import {
+  AckPolicy,
+  type Consumer,
+  type ConsumerConfig,
+  DeliverPolicy,
+  type JsMsg,
+  type MsgRequest,
+  RetentionPolicy,
+  StorageType,
+} from "@nats-io/jetstream";
 import { nanos, headers as natsHeaders } from "@nats-io/transport-node";
-import { Cause, Data, Duration, Effect, Either, Fiber, Runtime, Schedule, type Scope } from "effect";
-import { decodeEnvelope, type Envelope, encodeEnvelope, envelope, type MessageTooLargeError } from "./codec.ts";
+import { Cause, Data, Duration, Effect, Either, Fiber, Schedule } from "effect";
+import {
+  decodeEnvelope,
+  type Envelope,
+  encodeEnvelope,
+  envelope,
+  type MessageTooLargeError,
+  unpackUnchecked,
+} from "./codec.ts";
 import { Nats, type NatsService } from "./connection.ts";
 import { Experiment, type ExperimentService } from "./experiment.ts";
 import type { MessageBody } from "./messages.ts";
 import { type StreamSettings, upsertStream } from "./streams.ts";
-import { WORK_QUEUES, type WorkQueueName } from "./subjects.ts";
+import { type ExperimentSubjects, WORK_QUEUES, type WorkQueueName } from "./subjects.ts";
 
 /** Which message type each queue carries. */
 export const QUEUE_MESSAGE_TYPE = {
@@ -31,6 +60,29 @@ export const QUEUE_MESSAGE_TYPE = {
 } as const satisfies Record<WorkQueueName, string>;
 export type QueueType<Q extends WorkQueueName> = (typeof QUEUE_MESSAGE_TYPE)[Q];
 export type QueueBody<Q extends WorkQueueName> = MessageBody<QueueType<Q>>;
+
+/** Where each queue's message body keeps the id of the group it carries. */
+const GROUP_ID_PATH = {
+  prompts: ["groupId"],
+  rollouts: ["group", "groupId"],
+  scored: ["rollout", "group", "groupId"],
+} as const satisfies Record<WorkQueueName, readonly string[]>;
+
+/** A group id fit for a header: printable ASCII without spaces, at most 128 characters. */
+const GROUP_ID = /^[\x21-\x7e]{1,128}$/;
+
+/**
+ * The group id a message of `queue` names, read from its raw bytes so that a message that fails to
+ * decode (a bad field elsewhere, an unknown version) still tells which group it was; undefined when
+ * the bytes are not msgpack or hold no such string.
+ */
+const groupIdIn = (queue: WorkQueueName, data: Uint8Array): string | undefined => {
+  let node: unknown = (unpackUnchecked(data) as { body?: unknown } | undefined)?.body;
+  for (const key of GROUP_ID_PATH[queue]) {
+    node = typeof node === "object" && node !== null ? (node as Record<string, unknown>)[key] : undefined;
+  }
+  return typeof node === "string" && GROUP_ID.test(node) ? node : undefined;
+};
 
 export class JetStreamError extends Data.TaggedError("JetStreamError")<{
   readonly operation: string;
@@ -57,15 +109,35 @@ export interface WorkQueueSettings {
 
 const DEFAULTS = { ackWaitMs: 30_000, maxDeliver: 5, duplicateWindowMs: 120_000, deadLetterMaxAgeMs: 7 * 86_400_000 };
 
+/** JetStream 2.9 consumers have no metadata: the attempts allowed travel in the description, for every reader. */
+const describeAttempts = (maxDeliver: number) => `factrl work queue: dead-lettered after ${maxDeliver} deliveries`;
+const ATTEMPTS_IN_DESCRIPTION = /dead-lettered after (\d+) deliveries/;
+
+/** Attempts a message of this consumer gets before it is dead-lettered. */
+const attemptsAllowed = (config: Partial<ConsumerConfig>): number => {
+  const described = ATTEMPTS_IN_DESCRIPTION.exec(config.description ?? "");
+  if (described) return Number(described[1]);
+  // A consumer made by an older factrl: its max_deliver was the attempts plus the dead-lettering delivery.
+  const serverLimit = config.max_deliver ?? -1;
+  return serverLimit > 1 ? serverLimit - 1 : Number.POSITIVE_INFINITY;
+};
+
+export interface WorkQueuesReport {
+  /** Acked messages found below each consumer's ack floor (brought back by a broker crash) and deleted. */
+  readonly strandedRemoved: Readonly<Record<WorkQueueName, number>>;
+}
+
 /**
  * Creates (or updates) the three work-queue streams, their durable consumers and the dead-letter
- * stream of the experiment. Idempotent: every actor may call it at start.
+ * stream of the experiment, then removes the acked work a broker crash left in the streams.
+ * Idempotent: every actor may call it at start.
  */
 export const ensureWorkQueues = (
   settings: WorkQueueSettings = {},
-): Effect.Effect<void, JetStreamError, Nats | Experiment> =>
+): Effect.Effect<WorkQueuesReport, JetStreamError, Nats | Experiment> =>
   Effect.gen(function* () {
-    const { manager } = yield* Nats;
+    const nats = yield* Nats;
+    const { manager } = nats;
     const { subjects } = yield* Experiment;
     const s = { ...DEFAULTS, ...settings };
     const upsert = (stream: StreamSettings) =>
@@ -86,7 +158,9 @@ export const ensureWorkQueues = (
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
         ack_wait: nanos(s.ackWaitMs),
-        max_deliver: s.maxDeliver + 1,
+        // Unlimited: the workers dead-letter after maxDeliver attempts (see the top of this file).
+        max_deliver: -1,
+        description: describeAttempts(s.maxDeliver),
       };
       yield* Effect.tryPromise({
         try: async () => {
@@ -100,6 +174,7 @@ export const ensureWorkQueues = (
           await manager.consumers.update(stream, consumer.durable_name, {
             ack_wait: consumer.ack_wait,
             max_deliver: consumer.max_deliver,
+            description: consumer.description,
           });
         },
         catch: jsError(`creating consumer ${subjects.consumer(queue)}`),
@@ -113,7 +188,79 @@ export const ensureWorkQueues = (
       max_age: nanos(s.deadLetterMaxAgeMs),
       duplicate_window: nanos(s.duplicateWindowMs),
     });
+    const strandedRemoved = { prompts: 0, rollouts: 0, scored: 0 };
+    for (const queue of WORK_QUEUES) strandedRemoved[queue] = (yield* removeStranded(nats, subjects, queue)).removed;
+    return { strandedRemoved };
   });
+
+/** The server's answer to deleting a message that is already gone (another process deleted it first). */
+const isNoMessage = (error: unknown) =>
+  /no message found/i.test(error instanceof Error ? error.message : String(error));
+
+/** What one look for stranded work found. */
+interface StrandedCheck {
+  /** Messages this look deleted (one another process deleted first is not counted). */
+  readonly removed: number;
+  /** The consumer's ack floor and last delivered stream sequence at the look. */
+  readonly ackFloor: number;
+  readonly delivered: number;
+}
+
+/**
+ * Deletes the acked work a broker crash brought back that can be told apart now: messages still
+ * stored at or below the consumer's ack floor (the server never moves the floor past an unacked
+ * message, since it never gives up on one). Acked messages brought back above the floor (between
+ * deliveries still unacked at the crash) fall below it as those are settled: look again until the
+ * floor reaches `delivered` (see removeStrandedAfterRestart). Logs once per look that removes any.
+ */
+const removeStranded = (
+  nats: NatsService,
+  subjects: ExperimentSubjects,
+  queue: WorkQueueName,
+): Effect.Effect<StrandedCheck, JetStreamError> => {
+  const stream = subjects.stream(queue);
+  return Effect.tryPromise({
+    try: async () => {
+      const [consumer, { state }] = await Promise.all([
+        nats.manager.consumers.info(stream, subjects.consumer(queue)),
+        nats.manager.streams.info(stream),
+      ]);
+      const ackFloor = consumer.ack_floor.stream_seq;
+      const delivered = consumer.delivered.stream_seq;
+      const found = { removed: 0, ackFloor, delivered };
+      if (state.messages === 0 || state.first_seq > ackFloor) return found;
+      if (delivered > state.last_seq) {
+        // The stream lost its tail but the consumer's state did not: what sits below the floor may be
+        // work published since, which the consumer will never deliver. Deleting it would hide that.
+        nats.logger.error(
+          { queue, consumerAt: delivered, streamEndsAt: state.last_seq },
+          "work stream lost messages its consumer had passed: work published at sequences up to consumerAt is never delivered; recreate the experiment's streams (--fresh)",
+        );
+        return found;
+      }
+      let removed = 0;
+      for (let seq = state.first_seq; seq <= ackFloor; ) {
+        // The next stored message from seq on: one request per stranded message, none per gap.
+        const query = { seq, next_by_subj: subjects.work(queue) } as unknown as MsgRequest;
+        const stored = await nats.manager.streams.getMessage(stream, query);
+        if (stored === null || stored.seq > ackFloor) break;
+        const deleted = await nats.manager.streams
+          .deleteMessage(stream, stored.seq, false)
+          .catch((error: unknown) => (isNoMessage(error) ? false : Promise.reject(error)));
+        if (deleted) removed += 1;
+        seq = stored.seq + 1;
+      }
+      if (removed > 0) {
+        nats.logger.warn(
+          { queue, removed, ackFloor },
+          "removed acked work that a broker restart brought back below the consumer's ack floor",
+        );
+      }
+      return { ...found, removed };
+    },
+    catch: jsError(`removing acked work left in ${stream}`),
+  });
+};
 
 export interface PublishWorkOptions {
   /** De-duplication id; defaults to the envelope id. Pass a stable id (the group id) for idempotent re-sends. */
@@ -234,10 +381,19 @@ interface QueueRuntime {
   readonly experiment: ExperimentService;
   readonly queue: WorkQueueName;
   readonly consumer: Consumer;
-  /** Attempts allowed before dead-lettering (the server's max_deliver minus the dead-letter delivery). */
+  /** Attempts allowed before dead-lettering. */
   readonly maxDeliver: number;
   readonly ackWaitMs: number;
   readonly counters: WorkCounters;
+  /** Looks for stranded work: see removeStrandedAfterRestart. */
+  readonly strandedCheck: {
+    /** The server of the last look (a restarted server has a new id). */
+    serverId: string | undefined;
+    /** Look again (not before `nextAt`) until the ack floor reaches this: acked work may still hide above it. */
+    until: number | undefined;
+    nextAt: number;
+    running: boolean;
+  };
 }
 
 const openQueue = (queue: WorkQueueName, counters: WorkCounters) =>
@@ -256,12 +412,53 @@ const openQueue = (queue: WorkQueueName, counters: WorkCounters) =>
       experiment,
       queue,
       consumer,
-      // A consumer made elsewhere without max_deliver (-1) never dead-letters for exhaustion.
-      maxDeliver: (info.config.max_deliver ?? -1) > 1 ? (info.config.max_deliver ?? 0) - 1 : Number.POSITIVE_INFINITY,
+      maxDeliver: attemptsAllowed(info.config),
       ackWaitMs: (info.config.ack_wait ?? nanos(DEFAULTS.ackWaitMs)) / 1_000_000,
       counters,
+      strandedCheck: { serverId: undefined, until: undefined, nextAt: 0, running: false },
     };
     return runtime;
+  });
+
+/** How often to look again for acked work still above the ack floor after a restart. */
+const LOOK_AGAIN_EVERY_MS = 2_000;
+
+/**
+ * Before a pull: when the server is not the one last looked at (the first pull, or a restarted
+ * server), removes the acked work it may have brought back (removeStranded), and looks again every
+ * LOOK_AGAIN_EVERY_MS until the ack floor has passed every message delivered before the restart.
+ * Otherwise it costs a field read. A look that fails is logged and tried before the next pull.
+ */
+const removeStrandedAfterRestart = (runtime: QueueRuntime): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const check = runtime.strandedCheck;
+    const serverId = runtime.nats.connection.info?.server_id;
+    const newServer = serverId !== undefined && serverId !== check.serverId;
+    const lookAgain = check.until !== undefined && Date.now() >= check.nextAt;
+    if (check.running || !(newServer || lookAgain)) return Effect.void;
+    check.running = true;
+    return removeStranded(runtime.nats, runtime.experiment.subjects, runtime.queue).pipe(
+      Effect.tap((found) =>
+        Effect.sync(() => {
+          if (newServer) {
+            check.serverId = serverId;
+            check.until = found.delivered;
+          }
+          if (check.until !== undefined && found.ackFloor >= check.until) check.until = undefined;
+          check.nextAt = Date.now() + LOOK_AGAIN_EVERY_MS;
+        }),
+      ),
+      Effect.catchAll((error) =>
+        Effect.sync(() =>
+          runtime.nats.logger.warn({ queue: runtime.queue, reason: error.message }, "stranded-work check failed"),
+        ),
+      ),
+      Effect.ensuring(
+        Effect.sync(() => {
+          check.running = false;
+        }),
+      ),
+    );
   });
 
 interface DeadLetter {
@@ -270,23 +467,38 @@ interface DeadLetter {
   readonly deliveries: number;
 }
 
+/** Room kept for a dead letter's headers under max_payload (NATS counts headers in the payload). */
+const HEADER_ROOM = 8 * 1024;
+
+/** A header value: one line, at most `maxChars` characters. */
+const headerValue = (text: string, maxChars: number) => text.slice(0, maxChars).replace(/[\r\n]+/g, " ");
+
 /**
- * Publishes a work item to the dead-letter subject with the reason, then `remove`s it from the work
- * stream, logs and counts it. The msgID makes dead-lettering the same stream message twice (after a
- * crash, or by two advisory listeners) a no-op.
+ * Publishes a work item to the dead-letter subject with the reason (and the group it names), then
+ * `remove`s it from the work stream, logs and counts it. A message too big to carry the headers is
+ * dead-lettered as a copy of its first bytes, with headers saying so and giving its size. The msgID
+ * makes dead-lettering the same stream message twice (after a crash, or by two workers) a no-op.
  */
 const deadLetter = (runtime: QueueRuntime, letter: DeadLetter, reason: string, remove: Effect.Effect<void>) =>
   Effect.gen(function* () {
     const { subjects } = runtime.experiment;
     const subject = subjects.deadLetter(runtime.queue);
+    const room = runtime.nats.maxPayload - HEADER_ROOM;
+    const truncated = letter.data.byteLength > room;
+    const groupId = groupIdIn(runtime.queue, letter.data);
     const h = natsHeaders();
-    h.set("Factrl-Reason", reason.slice(0, 1_000).replace(/[\r\n]+/g, " "));
+    h.set("Factrl-Reason", headerValue(reason, 1_000));
     h.set("Factrl-Queue", runtime.queue);
     h.set("Factrl-Stream-Seq", String(letter.seq));
     h.set("Factrl-Deliveries", String(letter.deliveries));
+    if (groupId !== undefined) h.set("Factrl-Group", groupId);
+    if (truncated) {
+      h.set("Factrl-Truncated", "true");
+      h.set("Factrl-Original-Bytes", String(letter.data.byteLength));
+    }
     const ack = yield* Effect.tryPromise({
       try: () =>
-        runtime.nats.jetstream.publish(subject, letter.data, {
+        runtime.nats.jetstream.publish(subject, truncated ? letter.data.subarray(0, room) : letter.data, {
           msgID: `dl-${subjects.stream(runtime.queue)}-${letter.seq}`,
           headers: h,
         }),
@@ -296,7 +508,14 @@ const deadLetter = (runtime: QueueRuntime, letter: DeadLetter, reason: string, r
     if (ack.duplicate) return;
     runtime.counters.deadLettered += 1;
     runtime.nats.logger.warn(
-      { queue: runtime.queue, seq: letter.seq, deliveries: letter.deliveries, reason },
+      {
+        queue: runtime.queue,
+        seq: letter.seq,
+        deliveries: letter.deliveries,
+        group: groupId,
+        reason: headerValue(reason, 1_000),
+        ...(truncated ? { truncatedFrom: letter.data.byteLength } : {}),
+      },
       "work item dead-lettered",
     );
   });
@@ -309,58 +528,6 @@ const deadLetterDelivery = (runtime: QueueRuntime, msg: JsMsg, reason: string) =
     reason,
     Effect.sync(() => msg.ack()),
   );
-
-/**
- * The safety net behind dead-lettering on receipt: if the delivery on which a client would
- * dead-letter is itself lost (its consumer died), the server stops delivering and announces it with
- * a MAX_DELIVERIES advisory. On that advisory we dead-letter the message from the stream by sequence
- * and delete it. Every worker listens; the msgID and the idempotent delete make that safe.
- */
-const sweepExhausted = (runtime: QueueRuntime) =>
-  Effect.gen(function* () {
-    const { subjects } = runtime.experiment;
-    const stream = subjects.stream(runtime.queue);
-    const subject = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${subjects.consumer(runtime.queue)}`;
-    const sweep = (seq: number, deliveries: number) =>
-      Effect.gen(function* () {
-        const stored = yield* Effect.tryPromise({
-          try: () => runtime.nats.manager.streams.getMessage(stream, { seq }),
-          catch: jsError(`reading ${stream} #${seq}`),
-        }).pipe(Effect.orElseSucceed(() => null));
-        if (stored === null) return; // already dead-lettered or acked
-        yield* deadLetter(
-          runtime,
-          { data: stored.data, seq, deliveries },
-          `exhausted ${deliveries} deliveries without an ack (its consumers died or timed out)`,
-          Effect.promise(() => runtime.nats.manager.streams.deleteMessage(stream, seq).catch(() => false)),
-        );
-      }).pipe(
-        Effect.catchAll((error) =>
-          Effect.sync(() =>
-            runtime.nats.logger.error({ queue: runtime.queue, seq, reason: error.message }, "sweep failed"),
-          ),
-        ),
-      );
-    const run = yield* Effect.runtime<never>();
-    yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        runtime.nats.connection.subscribe(subject, {
-          callback: (_error, msg) => {
-            try {
-              const advisory = msg.json<{ stream_seq?: number; deliveries?: number }>();
-              if (typeof advisory.stream_seq === "number") {
-                Runtime.runFork(run)(sweep(advisory.stream_seq, advisory.deliveries ?? runtime.maxDeliver + 1));
-              }
-            } catch {
-              runtime.nats.logger.warn({ subject }, "unreadable MAX_DELIVERIES advisory");
-            }
-          },
-        }),
-      ),
-      (subscription) => Effect.sync(() => subscription.unsubscribe()),
-    );
-    yield* Effect.promise(() => runtime.nats.connection.flush());
-  });
 
 const settleWith = (runtime: QueueRuntime, msg: JsMsg) => (outcome: WorkOutcome) =>
   Effect.gen(function* () {
@@ -459,7 +626,6 @@ export const consumeWork = <Q extends WorkQueueName, E, R>(
 ): Effect.Effect<never, JetStreamError, Nats | Experiment | R> =>
   Effect.gen(function* () {
     const runtime = yield* openQueue(queue, options.counters ?? newWorkCounters());
-    yield* sweepExhausted(runtime);
     const expires = Math.max(1_000, options.pullExpiresMs ?? 5_000);
     const keepAlive = Duration.millis(Math.max(100, runtime.ackWaitMs / 3));
     // Runs the handler; the outcome is applied afterwards, outside any interruption.
@@ -488,6 +654,7 @@ export const consumeWork = <Q extends WorkQueueName, E, R>(
     // item handed back would be worked twice.
     const worker = Effect.uninterruptibleMask((restore) =>
       Effect.gen(function* () {
+        yield* restore(removeStrandedAfterRestart(runtime));
         const msg = yield* restore(
           Effect.tryPromise({
             try: (signal) =>
@@ -545,6 +712,7 @@ export const openWorkFetcher = <Q extends WorkQueueName>(
     const runtime = yield* openQueue(queue, counters);
     const fetch: WorkFetcher<Q>["fetch"] = (options = {}) =>
       Effect.gen(function* () {
+        yield* removeStrandedAfterRestart(runtime);
         const messages = yield* Effect.promise(async () => {
           const out: JsMsg[] = [];
           try {
@@ -575,15 +743,11 @@ export const openWorkFetcher = <Q extends WorkQueueName>(
   });
 
 /**
- * Dead-letters messages of `queue` whose last allowed delivery was lost (see sweepExhausted) until
- * the scope closes. consumeWork does this itself; a fetch-only reader (the learner) runs it beside
- * its loop.
+ * @deprecated Nothing is left to sweep: the server never gives up on a message, and the worker that
+ * receives it after its last attempt dead-letters it (a fetch-only reader included). Kept only so
+ * that its callers build until they drop the call.
  */
-export const sweepExhaustedDeliveries = (
-  queue: WorkQueueName,
-  counters: WorkCounters = newWorkCounters(),
-): Effect.Effect<void, JetStreamError, Nats | Experiment | Scope.Scope> =>
-  openQueue(queue, counters).pipe(Effect.flatMap(sweepExhausted));
+export const sweepExhaustedDeliveries = (_queue: WorkQueueName): Effect.Effect<void> => Effect.void;
 
 /** How many messages the dead-letter stream holds for `queue`. */
 export const deadLetterCount = (queue: WorkQueueName): Effect.Effect<number, JetStreamError, Nats | Experiment> =>
@@ -606,6 +770,10 @@ export interface DeadLetterRecord {
   readonly deliveries: number;
   /** Sequence the message had in its work stream. */
   readonly workSeq: number;
+  /** The group the message named, when it named one. */
+  readonly groupId: string | undefined;
+  /** The original's size when only its first bytes were kept (it was too big to carry the headers). */
+  readonly truncatedFrom: number | undefined;
   /** The message itself, or why it could not be decoded. */
   readonly message: Either.Either<Envelope, string>;
 }
@@ -627,17 +795,58 @@ export const readDeadLetters = (
         for (let seq = state.first_seq; seq <= state.last_seq && records.length < limit; seq++) {
           const stored = await manager.streams.getMessage(stream, { seq }).catch(() => null);
           if (stored === null || stored.subject !== subject) continue;
-          const decoded = decodeEnvelope(stored.data);
+          const truncatedFrom = stored.header.has("Factrl-Truncated")
+            ? Number(stored.header.get("Factrl-Original-Bytes"))
+            : undefined;
           records.push({
             seq,
             time: stored.time,
             reason: stored.header.get("Factrl-Reason"),
             deliveries: Number(stored.header.get("Factrl-Deliveries")),
             workSeq: Number(stored.header.get("Factrl-Stream-Seq")),
-            message: Either.mapLeft(decoded, (error) => error.message),
+            groupId: stored.header.get("Factrl-Group") || undefined,
+            truncatedFrom,
+            message:
+              truncatedFrom === undefined
+                ? Either.mapLeft(decodeEnvelope(stored.data), (error) => error.message)
+                : Either.left(`only the first ${stored.data.byteLength} of ${truncatedFrom} bytes were kept`),
           });
         }
         return records;
+      },
+      catch: jsError(`reading ${stream}`),
+    });
+  });
+
+export interface DeadLetteredGroups {
+  /** The group ids that dead letters of every queue name, in stream order (a group dead-lettered twice, twice). */
+  readonly groupIds: ReadonlyArray<string>;
+  /** The last dead-letter stream sequence read: pass it as `afterSeq` to read only newer ones next time. */
+  readonly lastSeq: number;
+}
+
+/**
+ * The group ids named by the dead letters stored after `afterSeq` (all queues). Dead letters that
+ * name no group (garbage) are skipped. Read incrementally, a reader (the curator) pays once per
+ * dead letter.
+ */
+export const readDeadLetteredGroups = (
+  afterSeq = 0,
+): Effect.Effect<DeadLetteredGroups, JetStreamError, Nats | Experiment> =>
+  Effect.gen(function* () {
+    const { manager } = yield* Nats;
+    const { subjects } = yield* Experiment;
+    const stream = subjects.deadLetterStream;
+    return yield* Effect.tryPromise({
+      try: async () => {
+        const { state } = await manager.streams.info(stream);
+        const groupIds: string[] = [];
+        for (let seq = Math.max(afterSeq + 1, state.first_seq); seq <= state.last_seq; seq++) {
+          const stored = await manager.streams.getMessage(stream, { seq });
+          const groupId = stored?.header.get("Factrl-Group");
+          if (groupId) groupIds.push(groupId);
+        }
+        return { groupIds, lastSeq: Math.max(afterSeq, state.last_seq) };
       },
       catch: jsError(`reading ${stream}`),
     });

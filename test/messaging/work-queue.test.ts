@@ -1,16 +1,18 @@
 import { Deferred, Effect, Either, Fiber, Ref } from "effect";
+import { pack } from "msgpackr";
 import { describe, expect, inject, it } from "vitest";
 import {
   consumeWork,
   deadLetterCount,
   ensureWorkQueues,
+  envelope,
   MessageTooLargeError,
   newWorkCounters,
   openWorkFetcher,
   pendingWork,
   publishWork,
+  readDeadLetteredGroups,
   readDeadLetters,
-  sweepExhaustedDeliveries,
   WorkOutcome,
 } from "../../messaging/index.ts";
 import {
@@ -299,7 +301,8 @@ describe("work queues", () => {
         );
       }),
     );
-    expect(result.config.max_deliver).toBe(3); // maxDeliver + the dead-lettering delivery
+    expect(result.config.max_deliver).toBe(-1); // the server never gives up; the workers count attempts
+    expect(result.config.description).toBe("factrl work queue: dead-lettered after 2 deliveries");
     expect(result.config.ack_wait).toBe(4_000_000_000);
   });
 
@@ -311,34 +314,95 @@ describe("work queues", () => {
     );
     expect(error.message).toMatch(/did ensureWorkQueues run\?/);
   });
-  it("dead-letters a message whose dead-lettering delivery was lost too, from the MAX_DELIVERIES advisory", async () => {
+  it("the server never gives up on a message: one whose dead-lettering delivery was lost too is dead-lettered on the next receipt", async () => {
     const result = await runWith(
       url(),
       freshExperiment(),
       Effect.gen(function* () {
         yield* ensureWorkQueues({ maxDeliver: 1, ackWaitMs: 1_000 });
-        yield* sweepExhaustedDeliveries("prompts");
         const deadLetters = yield* watchDeadLetters("prompts");
         yield* publishWork("prompts", samplePromptGroup("g-lost"));
-        // A plain JetStream reader takes every delivery and dies each time: nobody dead-letters on receipt.
+        // A plain JetStream reader takes two deliveries and drops them: the attempt, and the delivery
+        // on which a factrl worker would have dead-lettered it.
         const { jetstream } = yield* Nats;
         const { subjects } = yield* Experiment;
         const raw = yield* Effect.promise(() =>
           jetstream.consumers.get(subjects.stream("prompts"), subjects.consumer("prompts")),
         );
         const taken: number[] = [];
-        for (let pull = 0; pull < 3; pull++) {
+        for (let pull = 0; pull < 2; pull++) {
           const msg = yield* Effect.promise(() => raw.next({ expires: 2_500 }));
           if (msg) taken.push(msg.info.deliveryCount);
         }
+        const fetcher = yield* openWorkFetcher("prompts");
+        const received = yield* fetcher.fetch({ max: 1, expiresMs: 3_000 });
         const pending = yield* eventually(pendingWork("prompts"), (n) => n === 0);
-        return { taken, deadLetters, pending, stored: yield* deadLetterCount("prompts") };
+        return { taken, received: received.length, deadLetters, pending, stored: yield* deadLetterCount("prompts") };
       }),
     );
-    expect(result.taken).toEqual([1, 2]); // the server allows maxDeliver + 1 deliveries, then stops
+    expect(result.taken).toEqual([1, 2]);
+    expect(result.received).toBe(0);
     expect(result.deadLetters).toHaveLength(1);
-    expect(result.deadLetters[0]?.reason).toContain("exhausted 2 deliveries without an ack");
+    expect(result.deadLetters[0]?.reason).toContain("exhausted 1 deliveries without an ack");
     expect(result.pending).toBe(0);
     expect(result.stored).toBe(1);
+  });
+
+  it("a dead letter names its group (Factrl-Group) when the message has one, even one that does not decode", async () => {
+    const result = await runWith(
+      url(),
+      freshExperiment(),
+      Effect.gen(function* () {
+        yield* ensureWorkQueues();
+        const { jetstream } = yield* Nats;
+        const { subjects } = yield* Experiment;
+        const raw = (value: unknown) => Effect.promise(() => jetstream.publish(subjects.work("rollouts"), pack(value)));
+        const good = sampleRolloutGroup("g-named", 1, 4);
+        yield* raw({ ...envelope("RolloutGroup", good, { experiment: "x", sender: "t" }), version: 99 });
+        yield* raw({
+          ...envelope("RolloutGroup", good, { experiment: "x", sender: "t" }),
+          body: { group: { groupId: "g-bad" } },
+        });
+        yield* raw({ body: { group: { groupId: "with space" } } });
+        yield* raw([1, 2, 3]);
+        const fetcher = yield* openWorkFetcher("rollouts");
+        while ((yield* fetcher.fetch({ max: 10 })).length > 0 || fetcher.counters.deadLettered < 4) {
+          yield* Effect.sleep("20 millis");
+        }
+        return { records: yield* readDeadLetters("rollouts"), groups: yield* readDeadLetteredGroups() };
+      }),
+    );
+    expect(result.records.map((record) => record.groupId)).toEqual(["g-named", "g-bad", undefined, undefined]);
+    expect(result.groups.groupIds).toEqual(["g-named", "g-bad"]);
+    expect(result.groups.lastSeq).toBe(4);
+  });
+
+  it("a malformed message near 1 MiB is dead-lettered as a truncated copy, with its size, and removed", async () => {
+    const result = await runWith(
+      url(),
+      freshExperiment(),
+      Effect.gen(function* () {
+        yield* ensureWorkQueues();
+        const { jetstream, maxPayload } = yield* Nats;
+        const { subjects } = yield* Experiment;
+        const size = maxPayload - 64; // fits alone; with the dead letter's headers it would not
+        const junk = Uint8Array.from({ length: size }, (_, i) => (i * 7919) % 251);
+        junk[0] = 0xc1; // never valid msgpack
+        yield* Effect.promise(() => jetstream.publish(subjects.work("scored"), junk));
+        const fetcher = yield* openWorkFetcher("scored");
+        const received = yield* fetcher.fetch({ max: 1 });
+        const pending = yield* eventually(pendingWork("scored"), (n) => n === 0);
+        return { size, received: received.length, pending, records: yield* readDeadLetters("scored") };
+      }),
+    );
+    expect(result.received).toBe(0);
+    expect(result.pending).toBe(0);
+    expect(result.records).toHaveLength(1);
+    const [record] = result.records;
+    expect(record?.reason).toMatch(/^undecodable: not-msgpack/);
+    expect(record?.truncatedFrom).toBe(result.size);
+    expect(Either.isLeft(record!.message) && record!.message.left).toMatch(
+      new RegExp(`^only the first \\d+ of ${result.size} bytes were kept`),
+    );
   });
 });

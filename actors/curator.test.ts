@@ -1,0 +1,121 @@
+import { Deferred, Effect, Either, Exit, Fiber, Layer } from "effect";
+import { pack } from "msgpackr";
+import { describe, expect, inject, it } from "vitest";
+import { decodeConfig, type ExperimentConfig } from "../configs/index.ts";
+import {
+  connectNats,
+  deadLetterCount,
+  Experiment,
+  ensureWorkQueues,
+  envelope,
+  experimentSubjects,
+  getState,
+  Nats,
+  openWorkFetcher,
+  WORK_QUEUES,
+  WorkOutcome,
+  type WorkQueueName,
+} from "../messaging/index.ts";
+import { CURATOR_CURSOR_KEY } from "../messaging/pipeline-state.ts";
+import { addDeadLetteredGroups, curatorRole, groupSequence } from "./curator.ts";
+import { runActor } from "./runtime.ts";
+
+const natsUrl = inject("natsUrl");
+
+describe("curator credits", () => {
+  it("counts a dead-lettered group once, and only a group it issued", () => {
+    expect([groupSequence("g0"), groupSequence("g12"), groupSequence("g012"), groupSequence("x1")]).toEqual([
+      0,
+      12,
+      undefined,
+      undefined,
+    ]);
+    const settled = new Set<string>();
+    addDeadLetteredGroups(settled, ["g1", "g1", "g5", "g6", "g99", "junk", "g-1"], 6);
+    expect([...settled].sort()).toEqual(["g1", "g5"]);
+  });
+
+  it("garbage dead-lettered on the three queues returns no credits: the in-flight window holds", async () => {
+    const window = 6;
+    const config: ExperimentConfig = Either.getOrThrow(
+      decodeConfig({
+        experiment: `curator-${process.pid}-${Date.now().toString(36)}`,
+        nats: { url: natsUrl },
+        curation: { maxGroupsInFlight: window },
+        runtime: { heartbeatMs: 200, drainTimeoutMs: 5_000 },
+      }),
+    );
+    const client = Layer.merge(
+      Layer.scoped(Nats, connectNats({ servers: natsUrl, name: "curator-test" })),
+      Layer.succeed(Experiment, { subjects: experimentSubjects(config.experiment), sender: "test" }),
+    );
+    const program = Effect.gen(function* () {
+      yield* ensureWorkQueues();
+      const { jetstream } = yield* Nats;
+      const { subjects } = yield* Experiment;
+      const published = Effect.map(getState(CURATOR_CURSOR_KEY), (entry) => entry?.value.published ?? 0);
+      const drain = yield* Deferred.make<string>();
+      const curator = yield* Effect.fork(runActor({ role: curatorRole, config, id: "curator-t", drain }));
+      while ((yield* published) < window) yield* Effect.sleep("50 millis");
+
+      // Garbage on every queue: random bytes, bodies that name no group, a group never issued, and
+      // (many times) a group that was issued and is dead-lettered for real below.
+      const bodyNaming = (queue: WorkQueueName, groupId: string) =>
+        queue === "prompts"
+          ? { groupId }
+          : queue === "rollouts"
+            ? { group: { groupId } }
+            : { rollout: { group: { groupId } } };
+      let garbage = 0;
+      for (const queue of WORK_QUEUES) {
+        const send = (bytes: Uint8Array) =>
+          Effect.promise(() => jetstream.publish(subjects.work(queue), bytes)).pipe(
+            Effect.tap(() => {
+              garbage += 1;
+            }),
+          );
+        for (let i = 0; i < 10; i++) yield* send(Uint8Array.from({ length: 40 + i }, (_, j) => (j * 31 + i) % 256));
+        for (const groupId of ["g0", "g0", "g0", "g999999", "x3"]) {
+          const forged = envelope("PromptGroup", bodyNaming(queue, groupId) as never, {
+            experiment: config.experiment,
+            sender: "forger",
+          });
+          yield* send(pack(forged));
+        }
+      }
+
+      // Readers of the three queues: garbage is dead-lettered on receipt; g0 is rejected for real (one
+      // credit); the other real groups are handed back for much later, so they stay in flight.
+      const readers = yield* Effect.forEach(WORK_QUEUES, (queue) =>
+        Effect.fork(
+          Effect.gen(function* () {
+            const fetcher = yield* openWorkFetcher(queue);
+            for (;;) {
+              for (const item of yield* fetcher.fetch({ max: 20 })) {
+                const real = queue === "prompts" ? (item.body as { groupId: string }).groupId : "";
+                yield* item.settle(
+                  real === "g0" ? WorkOutcome.reject("unusable prompt") : WorkOutcome.retry("later", 600_000),
+                );
+              }
+            }
+          }),
+        ),
+      );
+      const deadLetters = Effect.forEach(WORK_QUEUES, deadLetterCount).pipe(
+        Effect.map((counts) => counts.reduce((a, b) => a + b, 0)),
+      );
+      const deadline = Date.now() + 20_000;
+      while ((yield* deadLetters) < garbage + 1 && Date.now() < deadline) yield* Effect.sleep("100 millis");
+      yield* Effect.sleep("5 seconds"); // two of the curator's recounts
+      const result = { deadLettered: yield* deadLetters, published: yield* published };
+      for (const reader of readers) yield* Fiber.interrupt(reader);
+      yield* Deferred.succeed(drain, "test");
+      expect(Exit.isSuccess(yield* Fiber.await(curator))).toBe(true);
+      return result;
+    });
+    const result = await Effect.runPromise(Effect.scoped(Effect.provide(program, client)));
+    expect(result.deadLettered).toBe(3 * 15 + 1);
+    // One credit came back (g0, dead-lettered for real and named 9 more times by garbage): one more group.
+    expect(result.published).toBe(window + 1);
+  }, 60_000);
+});
