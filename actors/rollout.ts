@@ -16,7 +16,6 @@ import {
   openWorkFetcher,
   publishMessage,
   publishWorkAll,
-  sweepExhaustedDeliveries,
   type WorkItem,
   WorkOutcome,
 } from "../messaging/index.ts";
@@ -63,8 +62,6 @@ export const rolloutRole: RoleDefinition = {
       // Prompts arrive as text: they are read with the policy's own tokenizer, as the learner trains it.
       const format = yield* publishedTextFormat;
       const prompts = yield* openWorkFetcher("prompts");
-      // A fetch-only reader dead-letters deliveries the server gave up on itself (see messaging).
-      yield* sweepExhaustedDeliveries("prompts");
       const sampling = {
         temperature: config.rollout.temperature,
         topP: config.rollout.topP,

@@ -38,7 +38,6 @@ import {
   publishMessage,
   putState,
   type ScoredGroup,
-  sweepExhaustedDeliveries,
   type WorkItem,
   WorkOutcome,
   weightsBlobName,
@@ -281,7 +280,6 @@ export const learnerRole: RoleDefinition = {
       yield* Effect.addFinalizer(() => Effect.sync(() => reference?.dispose()));
 
       const scored = yield* openWorkFetcher("scored");
-      yield* sweepExhaustedDeliveries("scored");
       /** Deliveries settled by the learner only once a checkpoint covers them. */
       let held: WorkItem<"scored">[] = [];
       const holdingTooMany = () => held.length + L.groupsPerStep > MAX_HELD_DELIVERIES;

@@ -117,7 +117,6 @@ export {
   type QueueBody,
   readDeadLetteredGroups,
   readDeadLetters,
-  sweepExhaustedDeliveries,
   type WorkCounters,
   type WorkFetcher,
   type WorkItem,

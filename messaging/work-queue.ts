@@ -742,13 +742,6 @@ export const openWorkFetcher = <Q extends WorkQueueName>(
     return { fetch, counters };
   });
 
-/**
- * @deprecated Nothing is left to sweep: the server never gives up on a message, and the worker that
- * receives it after its last attempt dead-letters it (a fetch-only reader included). Kept only so
- * that its callers build until they drop the call.
- */
-export const sweepExhaustedDeliveries = (_queue: WorkQueueName): Effect.Effect<void> => Effect.void;
-
 /** How many messages the dead-letter stream holds for `queue`. */
 export const deadLetterCount = (queue: WorkQueueName): Effect.Effect<number, JetStreamError, Nats | Experiment> =>
   Effect.gen(function* () {
