@@ -98,7 +98,7 @@ describe("outcome", () => {
     expect(text.split("\n")).toEqual([
       "# exp: failed — did not complete",
       "",
-      'Outcome: failed. learner-1 stopped at step 166 of 20000 without completing: drain control request from "cli"',
+      'Why: learner-1 stopped at step 166 of 20000 without completing: drain control request from "cli"',
       "",
       "Learner: incomplete at step 166 of 20000.",
       "",

@@ -171,7 +171,7 @@ export function renderOutcome(run: RunOutcome): string {
   return [
     `# ${run.experiment}: ${HEADLINES[run.outcome]}`,
     "",
-    `Outcome: ${run.outcome}. ${run.reason}`,
+    `Why: ${run.reason}`,
     "",
     ...learnerLine,
     `Ran ${Math.round((run.endedAt - run.startedAt) / 1000)} s, from ${new Date(run.startedAt).toISOString()} to ${new Date(run.endedAt).toISOString()}.`,
