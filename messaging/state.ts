@@ -125,18 +125,23 @@ export const listState = <A, I>(
       },
       catch: failed,
     });
-    const entries: (StateEntry<A> & { readonly key: string })[] = [];
-    for (const key of keys) {
-      const entry = yield* Effect.tryPromise({ try: () => kv.get(key), catch: failed });
-      if (entry === null || entry.operation !== "PUT") continue;
-      const value = decodeValue({ key, schema }, entry.value);
-      if (Either.isLeft(value)) {
-        nats.logger.warn({ key, revision: entry.revision, reason: value.left.reason }, "bad state value");
-        continue;
-      }
-      entries.push({ key, value: value.right, revision: entry.revision });
-    }
-    return entries;
+    const entries = yield* Effect.forEach(
+      keys,
+      (key) =>
+        Effect.tryPromise({ try: () => kv.get(key), catch: failed }).pipe(
+          Effect.map((entry) => {
+            if (entry === null || entry.operation !== "PUT") return [];
+            const value = decodeValue({ key, schema }, entry.value);
+            if (Either.isLeft(value)) {
+              nats.logger.warn({ key, revision: entry.revision, reason: value.left.reason }, "bad state value");
+              return [];
+            }
+            return [{ key, value: value.right, revision: entry.revision }];
+          }),
+        ),
+      { concurrency: 16 },
+    );
+    return entries.flat();
   });
 
 /**
