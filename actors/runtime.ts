@@ -171,10 +171,11 @@ export const defaultActorId = (role: string): string => `${role}-${Math.random()
 /** How long writing the status record may hold up a heartbeat (the server may be away). */
 const STATUS_RECORD_TIMEOUT = Duration.seconds(2);
 
-/** The longest text from a message that goes into a log line or heartbeat (it may be anyone's). */
-const MAX_QUOTED_LENGTH = 80;
-const quoted = (text: string): string =>
-  JSON.stringify(text.length > MAX_QUOTED_LENGTH ? `${text.slice(0, MAX_QUOTED_LENGTH)}…` : text);
+const clip = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max)}…` : text);
+/** A sender named by a message (it may be anyone's), quoted and bounded for logs and heartbeats. */
+const quotedSender = (sender: string): string => JSON.stringify(clip(sender, 80));
+/** A heartbeat's reason stays small whatever an error message holds (a heartbeat is one NATS message). */
+const MAX_REASON_LENGTH = 500;
 
 /** The jittered, capped exponential backoff between restarts, giving up after too many in the window. */
 function restartSchedule(
@@ -393,7 +394,7 @@ export const runActor = (options: RunActorOptions) =>
           const { command } = decoded.right.body as ControlRequest;
           if (command === "drain") {
             // Anyone on the server may send one (no auth yet): say who claims to have.
-            const sender = quoted(decoded.right.sender);
+            const sender = quotedSender(decoded.right.sender);
             logger.info({ sender, subject: msg.subject }, `drain requested by ${sender}`);
             Effect.runSync(Deferred.succeed(drainRequested, `drain control request from ${sender}`));
             return reply(true, `${id} draining`);
@@ -501,7 +502,7 @@ export const runActor = (options: RunActorOptions) =>
       if (ended._tag === "drain") {
         draining = true;
         state = "draining";
-        reason = ended.reason;
+        reason = clip(ended.reason, MAX_REASON_LENGTH);
         yield* Deferred.succeed(drainStarted, undefined);
         yield* publishHeartbeat;
         logger.info({ reason: ended.reason, inFlight }, "draining: taking no new work");
@@ -533,7 +534,8 @@ export const runActor = (options: RunActorOptions) =>
         return;
       }
       state = "failed";
-      reason = causeText(exit.cause);
+      const failure = causeText(exit.cause);
+      reason = clip(failure, MAX_REASON_LENGTH);
       yield* publishHeartbeat;
       yield* Effect.promise(() => nats.connection.flush());
       const error = new ActorGaveUp({
@@ -541,7 +543,7 @@ export const runActor = (options: RunActorOptions) =>
         id,
         restarts: gaveUpAfter,
         windowMs: config.runtime.restart.windowMs,
-        reason,
+        reason: failure,
       });
       logger.fatal({ cause: Cause.pretty(exit.cause) }, error.message);
       return yield* Effect.fail(error);
