@@ -7,14 +7,20 @@
  * - A process that crashes (non-zero exit other than 1/2, or killed by a signal) is restarted with
  *   jittered exponential backoff; more than `runtime.restart.maxRestarts` restarts of one actor within
  *   `windowMs` fail the experiment. Exit 1 (the actor gave up after its own restarts) and 2 (bad
- *   config) fail it at once: restarting would only repeat them.
- * - An actor of a role that `endsExperiment` (the learner) exiting 0 completes the experiment.
+ *   config) fail it at once: restarting would only repeat them. The restart figure shown adds the
+ *   roles' in-process restarts (from heartbeats) to these process restarts.
+ * - An actor of a role that `endsExperiment` (the learner) exiting 0 completes the experiment only
+ *   if the learner's progress says it reached `learner.totalSteps`; a learner that exited 0 short of
+ *   it (drained, stopped) fails the experiment, with the step it stopped at and why.
+ * - The outcome (running, then completed / failed / stopped, with the reason) goes to KV, where
+ *   actors that joined from other hosts follow it, and to `runs/<experiment>/outcome.md`.
  * - `scale ROLE N` control requests grow or shrink a role; shrinking drains the newest processes.
  * - SIGINT/SIGTERM: every actor drains (SIGTERM), stragglers are killed after the drain timeout, the
  *   embedded server stops; success. Children also drain by themselves if the launcher disappears.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { Data, Deferred, Duration, Effect, Schedule } from "effect";
 import {
@@ -35,6 +41,7 @@ import {
   ensureWorkQueues,
   experimentSubjects,
   type FactrlLogger,
+  getState,
   type Heartbeat,
   localServer,
   makeLogger,
@@ -42,7 +49,15 @@ import {
   putState,
   serveControl,
   subscribe,
+  watchState,
 } from "../messaging/index.ts";
+import {
+  actorStatusKey,
+  EXPERIMENT_OUTCOME_KEY,
+  LEARNER_PROGRESS_KEY,
+  type LearnerProgress,
+} from "../messaging/pipeline-state.ts";
+import { renderOutcome } from "./report.ts";
 import type { RoleRegistry } from "./roles.ts";
 
 export class ExperimentFailed extends Data.TaggedError("ExperimentFailed")<{ readonly reason: string }> {
@@ -81,10 +96,17 @@ interface Slot {
   respawnTimer: NodeJS.Timeout | undefined;
 }
 
-type Outcome = { readonly ok: true; readonly reason: string } | { readonly ok: false; readonly reason: string };
+/** How the experiment ends: completed (the learner reached its budget), failed, or stopped by a signal. */
+interface Outcome {
+  readonly outcome: "completed" | "failed" | "stopped";
+  readonly reason: string;
+}
 
 /** Where `factrl status`/`scale` on this machine find the experiment's NATS server. */
 export const natsUrlFile = (config: ExperimentConfig): string => join(runDirectory(config), "nats-url");
+
+/** Where the launcher writes how the run ended (for every run; report.md only comes with a final evaluation). */
+export const outcomeFile = (config: ExperimentConfig): string => join(runDirectory(config), "outcome.md");
 
 /** The URL recorded by a launcher of `experiment` under `outputDir`, if any. */
 export function recordedNatsUrl(outputDir: string, experiment: string): string | undefined {
@@ -109,6 +131,8 @@ function makeSupervisor(
   configFile: string,
   logger: FactrlLogger,
   finish: (outcome: Outcome) => void,
+  /** How an experiment-ending actor that exited 0 left it: completed, or stopped short. */
+  judgeEnding: (actorId: string) => Promise<Outcome>,
 ) {
   const slots = new Map<string, Slot>();
   const nextIndex = new Map<string, number>();
@@ -155,14 +179,17 @@ function makeSupervisor(
     if (code === 0) {
       slots.delete(slot.id);
       logger.info({ actor: slot.id }, `${slot.id} completed`);
-      void options.roles.load(slot.role).then((role) => {
-        if (role?.endsExperiment) finish({ ok: true, reason: `${slot.id} completed the experiment` });
+      void options.roles.load(slot.role).then(async (role) => {
+        if (role?.endsExperiment) finish(await judgeEnding(slot.id));
       });
       return;
     }
     const logFile = join(logDir, `${slot.id}.log`);
     if (code === 1 || code === 2) {
-      finish({ ok: false, reason: `${slot.id} ${how} (${code === 1 ? "gave up" : "bad config"}); see ${logFile}` });
+      finish({
+        outcome: "failed",
+        reason: `${slot.id} ${how} (${code === 1 ? "gave up" : "bad config"}); see ${logFile}`,
+      });
       return;
     }
     const now = Date.now();
@@ -170,7 +197,7 @@ function makeSupervisor(
     while (slot.restarts.length > 0 && slot.restarts[0]! < now - windowMs) slot.restarts.shift();
     if (slot.restarts.length >= maxRestarts) {
       finish({
-        ok: false,
+        outcome: "failed",
         reason: `${slot.id} ${how} after ${slot.restarts.length} restarts within ${windowMs} ms; see ${logFile}`,
       });
       return;
@@ -259,7 +286,7 @@ function makeSupervisor(
     stopAll,
     grow,
     live,
-    /** Processes running now, per role, and the restart count. */
+    /** Processes running now, per role, and the count of process restarts. */
     snapshot: () => ({
       running: [...slots.values()].filter((slot) => slot.child !== undefined),
       restarts: totalRestarts,
@@ -268,7 +295,6 @@ function makeSupervisor(
 }
 
 const SUMMARY_FIELDS: readonly (readonly [string, string, (v: number) => string])[] = [
-  ["learner.step", "step", (v) => String(v)],
   ["learner.rewardMean", "reward", (v) => v.toFixed(3)],
   ["rollout.tokensPerSecond", "tok/s", (v) => v.toFixed(0)],
   ["eval.hallucinationRate", "eval hallucination", (v) => `${(100 * v).toFixed(1)}%`],
@@ -283,7 +309,21 @@ function summaryText(summary: Readonly<Record<string, number>>): string {
   return parts.length > 0 ? ` · ${parts.join(" · ")}` : "";
 }
 
-/** One progress line: processes per role, work done, restarts, newest policy version. */
+const clockTime = (epochMs: number): string => new Date(epochMs).toTimeString().slice(0, 8);
+
+/**
+ * The learner's progress for the progress line: its step against the budget, and — when the learner
+ * reports one (`stalledSince`, epoch ms) — since when it has made none.
+ */
+export function learnerProgressText(progress: LearnerProgress | undefined, totalSteps: number): string {
+  if (progress === undefined) return "";
+  // Read defensively: older learners do not write stalledSince.
+  const stalledSince = (progress as { readonly stalledSince?: unknown }).stalledSince;
+  const stalled = typeof stalledSince === "number" ? ` · learner stalled since ${clockTime(stalledSince)}` : "";
+  return ` · learner step ${progress.step}/${totalSteps}${stalled}`;
+}
+
+/** One progress line: processes per role, work done, restarts (process and in-process), newest policy version. */
 function progressLine(
   config: ExperimentConfig,
   startedAt: number,
@@ -291,19 +331,26 @@ function progressLine(
   restarts: number,
   heartbeats: ReadonlyMap<string, Heartbeat & { readonly at: number }>,
 ): string {
-  const elapsed = Math.round((Date.now() - startedAt) / 1000);
+  const now = Date.now();
+  const elapsed = Math.round((now - startedAt) / 1000);
   const clock = `${String(Math.floor(elapsed / 3600)).padStart(2, "0")}:${String(Math.floor(elapsed / 60) % 60).padStart(2, "0")}:${String(elapsed % 60).padStart(2, "0")}`;
-  const fresh = [...heartbeats.values()].filter((h) => Date.now() - h.at < config.runtime.heartbeatMs * 3);
+  // A busy actor sends no heartbeat until its section ends: it counts as up meanwhile.
+  const fresh = [...heartbeats.values()].filter(
+    (h) => h.busy !== undefined || now - h.at < config.runtime.heartbeatMs * 3,
+  );
   const roles = ROLE_NAMES.flatMap((role) => {
     const wanted = running.filter((slot) => slot.role === role).length;
     const up = fresh.filter((h) => h.role === role && h.state === "running").length;
     return wanted > 0 || up > 0 ? [`${role} ${up}/${wanted}`] : [];
   });
+  const busy = fresh.flatMap((h) =>
+    h.busy !== undefined ? [`${h.id} busy ${Math.round((now - h.busy.since) / 1000)}s: ${h.busy.what}`] : [],
+  );
   const processed = fresh.reduce((sum, h) => sum + h.processed, 0);
   const failed = fresh.reduce((sum, h) => sum + h.failed, 0);
   const versions = fresh.flatMap((h) => (h.policyVersion !== undefined ? [h.policyVersion] : []));
   const policy = versions.length > 0 ? ` · policy v${Math.max(...versions)}` : "";
-  return `${config.experiment} ${clock} · ${roles.join(" · ") || "no actors"} · processed ${processed} · failed ${failed} · restarts ${restarts}${policy}`;
+  return `${config.experiment} ${clock} · ${[...roles, ...busy].join(" · ") || "no actors"} · processed ${processed} · failed ${failed} · restarts ${restarts}${policy}`;
 }
 
 /** Runs the experiment until it completes (success), fails (ExperimentFailed) or is stopped by a signal (success). */
@@ -360,15 +407,58 @@ export const launch = (options: LaunchOptions) =>
       );
       yield* provide(putState(CONFIG_KEY, config));
 
+      // A re-run starts over from "running": actors joining it must not read the last run's end.
+      yield* provide(
+        putState(EXPERIMENT_OUTCOME_KEY, {
+          outcome: "running" as const,
+          reason: `started by the launcher on ${hostname()} (pid ${process.pid})`,
+          at: Date.now(),
+        }),
+      );
+
+      const totalSteps = config.learner.totalSteps;
+      const readLearnerProgress = provide(getState(LEARNER_PROGRESS_KEY)).pipe(
+        Effect.map((entry) => entry?.value),
+        Effect.tapError((error) =>
+          Effect.sync(() => logger.warn({ reason: error.message }, "cannot read learner progress")),
+        ),
+        Effect.orElseSucceed(() => undefined),
+      );
+      /**
+       * Completion is the learner reaching its step budget, as its progress records it — not its exit
+       * code: a drain request (anyone on the server can send one) or a signal also ends it with 0.
+       */
+      const judgeEnding = (actorId: string): Effect.Effect<Outcome> =>
+        Effect.gen(function* () {
+          const progress = yield* readLearnerProgress;
+          if (progress?.done && progress.step >= totalSteps) {
+            return {
+              outcome: "completed",
+              reason: `${actorId} reached step ${progress.step} of ${totalSteps}`,
+            } as const;
+          }
+          // Its last heartbeat, stored before it exited, says why it stopped.
+          const record = yield* provide(getState(actorStatusKey(actorId))).pipe(Effect.orElseSucceed(() => undefined));
+          const why = record?.value.reason ?? "it exited 0 without saying why";
+          return {
+            outcome: "failed",
+            reason: `${actorId} stopped at step ${progress?.step ?? 0} of ${totalSteps} without completing: ${why}`,
+          } as const;
+        });
+
       const outcome = yield* Deferred.make<Outcome>();
       const finish = (result: Outcome) => Effect.runSync(Deferred.succeed(outcome, result));
-      const supervisor = makeSupervisor(config, options, natsUrl, configFile, logger, finish);
+      const supervisor = makeSupervisor(config, options, natsUrl, configFile, logger, finish, (actorId) =>
+        Effect.runPromise(judgeEnding(actorId)),
+      );
       // Whatever ends this scope (success, failure, interruption), no actor process outlives it.
       yield* Effect.addFinalizer(() => Effect.promise(() => supervisor.stopAll()));
 
       if (options.stop !== undefined) {
         yield* Effect.forkScoped(
-          Effect.map(Deferred.await(options.stop), (reason) => finish({ ok: true, reason: `stopped by ${reason}` })),
+          Effect.map(Deferred.await(options.stop), (reason) =>
+            finish({ outcome: "stopped", reason: `stopped by ${reason}` }),
+          ),
         );
       }
 
@@ -404,14 +494,31 @@ export const launch = (options: LaunchOptions) =>
       );
 
       const heartbeats = new Map<string, Heartbeat & { readonly at: number }>();
+      /** Each actor process's in-process role restarts (by id, host and pid: a restarted process starts at 0). */
+      const inProcessRestarts = new Map<string, number>();
       const beats = yield* provide(subscribe(subjects.allHeartbeats, ["Heartbeat"]));
       yield* Effect.forkScoped(
         Effect.forever(
           Effect.map(beats.messages.take, (message) => {
-            heartbeats.set(message.body.id, { ...message.body, at: Date.now() });
+            const beat = message.body;
+            heartbeats.set(beat.id, { ...beat, at: Date.now() });
+            if (beat.restarts !== undefined && beat.restarts > 0)
+              inProcessRestarts.set(`${beat.id}@${beat.host}:${beat.pid}`, beat.restarts);
           }),
         ),
       );
+
+      let learnerProgress: LearnerProgress | undefined;
+      if (config.actors.learner > 0) {
+        const progressUpdates = yield* provide(watchState(LEARNER_PROGRESS_KEY));
+        yield* Effect.forkScoped(
+          Effect.forever(
+            Effect.map(progressUpdates.take, (entry) => {
+              learnerProgress = entry.value;
+            }),
+          ),
+        );
+      }
 
       // The monitor's summary of the experiment's metrics (learner step, reward, evaluation…).
       let summary: Readonly<Record<string, number>> = {};
@@ -437,7 +544,11 @@ export const launch = (options: LaunchOptions) =>
         const tty = options.progress === "tty";
         const show = Effect.sync(() => {
           const { running, restarts } = supervisor.snapshot();
-          const line = progressLine(config, startedAt, running, restarts, heartbeats) + summaryText(summary);
+          const allRestarts = [...inProcessRestarts.values()].reduce((sum, n) => sum + n, restarts);
+          const line =
+            progressLine(config, startedAt, running, allRestarts, heartbeats) +
+            learnerProgressText(learnerProgress, totalSteps) +
+            summaryText(summary);
           if (tty) process.stderr.write(`\r\x1b[K${line}`);
           else logger.info(line);
         });
@@ -448,9 +559,35 @@ export const launch = (options: LaunchOptions) =>
       }
 
       const result = yield* Deferred.await(outcome);
-      logger.info({ reason: result.reason }, result.ok ? "stopping the experiment" : "experiment failed; stopping");
+      logger.info(
+        { outcome: result.outcome, reason: result.reason },
+        result.outcome === "failed" ? "experiment failed; stopping" : "stopping the experiment",
+      );
+      // First, so that actors joined from other hosts start leaving while these stop.
+      yield* provide(putState(EXPERIMENT_OUTCOME_KEY, { ...result, at: Date.now() })).pipe(
+        Effect.catchAll((error) =>
+          Effect.sync(() => logger.warn({ reason: error.message }, "cannot record the outcome for joined actors")),
+        ),
+      );
       yield* Effect.promise(() => supervisor.stopAll());
-      if (!result.ok) return yield* new ExperimentFailed({ reason: result.reason });
+      const finalProgress = config.actors.learner > 0 ? yield* readLearnerProgress : undefined;
+      const file = outcomeFile(config);
+      const text = renderOutcome({
+        experiment: config.experiment,
+        ...result,
+        ...(finalProgress !== undefined
+          ? { learner: { step: finalProgress.step, totalSteps, done: finalProgress.done } }
+          : {}),
+        startedAt,
+        endedAt: Date.now(),
+      });
+      yield* Effect.try(() => writeFileSync(file, text)).pipe(
+        Effect.match({
+          onFailure: (error) => logger.warn({ file, reason: String(error.error) }, "cannot write the outcome file"),
+          onSuccess: () => logger.info({ file }, `outcome written to ${file}`),
+        }),
+      );
+      if (result.outcome === "failed") return yield* new ExperimentFailed({ reason: result.reason });
       logger.info(`experiment ${config.experiment} stopped: ${result.reason}`);
     }),
   );

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { FactualityMetrics } from "../rewards/index.ts";
 import type { EvaluationResult } from "./evaluation.ts";
-import { comparisonRows, renderReport, renderStudyTable, verdict } from "./report.ts";
+import { learnerProgressText } from "./launcher.ts";
+import { comparisonRows, renderOutcome, renderReport, renderStudyTable, verdict } from "./report.ts";
 
 const metrics = (m: Partial<FactualityMetrics>): FactualityMetrics => ({
   answers: 10,
@@ -81,5 +82,63 @@ describe("report", () => {
     expect(table[2]).toBe("| initial (SFT) | 40.0% | 3.00 | 50.0% | 5.0% | 35.0 | 0.500 |");
     expect(table[3]).toMatch(/^\| RL: precision \| 25\.0% \| 3\.05 \| 55\.0% \|/);
     expect(table[4]).toMatch(/^\| RL: full \| 40\.0% .* 0\.700 \|$/);
+  });
+});
+
+describe("outcome", () => {
+  const run = { experiment: "exp", startedAt: Date.UTC(2030, 0, 1), endedAt: Date.UTC(2030, 0, 1, 0, 2) };
+
+  it("says a run that did not complete is incomplete, at which step, and why", () => {
+    const text = renderOutcome({
+      ...run,
+      outcome: "failed",
+      reason: 'learner-1 stopped at step 166 of 20000 without completing: drain control request from "cli"',
+      learner: { step: 166, totalSteps: 20_000, done: false },
+    });
+    expect(text.split("\n")).toEqual([
+      "# exp: failed — did not complete",
+      "",
+      'Why: learner-1 stopped at step 166 of 20000 without completing: drain control request from "cli"',
+      "",
+      "Learner: incomplete at step 166 of 20000.",
+      "",
+      "Ran 120 s, from 2030-01-01T00:00:00.000Z to 2030-01-01T00:02:00.000Z.",
+      "",
+      "The run did not complete: any report.md beside this file is not this run's final evaluation.",
+      "",
+    ]);
+  });
+
+  it("says a completed run completed, and a stopped one can resume", () => {
+    const learner = { step: 4, totalSteps: 4, done: true };
+    const completed = renderOutcome({ ...run, outcome: "completed", reason: "learner-1 reached step 4 of 4", learner });
+    expect(completed).toMatch(/^# exp: completed\n/);
+    expect(completed).toContain("Learner: completed, step 4 of 4.");
+    expect(completed).not.toContain("did not complete");
+    const stopped = renderOutcome({ ...run, outcome: "stopped", reason: "stopped by SIGINT" });
+    expect(stopped).toMatch(/^# exp: stopped before completing \(run it again to resume\)\n/);
+    expect(stopped).not.toContain("Learner:");
+  });
+});
+
+describe("the launcher's progress line", () => {
+  it("shows the learner's step against its budget, and since when it stalled when it says so", () => {
+    const progress = {
+      step: 3,
+      policyVersion: 3,
+      consumed: 6,
+      stale: 0,
+      zeroVariance: 0,
+      duplicates: 0,
+      invalid: 0,
+      skippedSteps: 0,
+      done: false,
+    };
+    expect(learnerProgressText(undefined, 10)).toBe("");
+    expect(learnerProgressText(progress, 10)).toBe(" · learner step 3/10");
+    const since = new Date(2030, 0, 1, 12, 34, 56).getTime();
+    expect(learnerProgressText({ ...progress, stalledSince: since } as typeof progress, 10)).toBe(
+      " · learner step 3/10 · learner stalled since 12:34:56",
+    );
   });
 });

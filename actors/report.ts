@@ -139,3 +139,45 @@ export function renderStudyTable(runs: readonly StudyRun[]): string {
     ...runs.map((run) => row(`RL: ${run.name}`, averageOf(run).after, run.after.overall.reward)),
   ].join("\n");
 }
+
+export interface RunOutcome {
+  readonly experiment: string;
+  readonly outcome: "completed" | "failed" | "stopped";
+  readonly reason: string;
+  /** The learner's progress at the end, when the experiment has a learner. */
+  readonly learner?: { readonly step: number; readonly totalSteps: number; readonly done: boolean };
+  readonly startedAt: number;
+  readonly endedAt: number;
+}
+
+const HEADLINES: Record<RunOutcome["outcome"], string> = {
+  completed: "completed",
+  failed: "failed — did not complete",
+  stopped: "stopped before completing (run it again to resume)",
+};
+
+/**
+ * How a run ended, for `runs/<experiment>/outcome.md`: written for every run, so one that did not
+ * complete (and so has no final evaluation in report.md) says so, at which learner step, and why.
+ */
+export function renderOutcome(run: RunOutcome): string {
+  const learner = run.learner;
+  const learnerLine =
+    learner === undefined
+      ? []
+      : learner.done && learner.step >= learner.totalSteps
+        ? [`Learner: completed, step ${learner.step} of ${learner.totalSteps}.`, ""]
+        : [`Learner: incomplete at step ${learner.step} of ${learner.totalSteps}.`, ""];
+  return [
+    `# ${run.experiment}: ${HEADLINES[run.outcome]}`,
+    "",
+    `Why: ${run.reason}`,
+    "",
+    ...learnerLine,
+    `Ran ${Math.round((run.endedAt - run.startedAt) / 1000)} s, from ${new Date(run.startedAt).toISOString()} to ${new Date(run.endedAt).toISOString()}.`,
+    ...(run.outcome === "completed"
+      ? []
+      : ["", "The run did not complete: any report.md beside this file is not this run's final evaluation."]),
+    "",
+  ].join("\n");
+}

@@ -11,13 +11,18 @@ import {
   ensureWorkQueues,
   envelope,
   experimentSubjects,
+  getState,
+  type Heartbeat,
   Nats,
   openWorkFetcher,
   type PromptGroup,
   publishWork,
+  putState,
 } from "../messaging/index.ts";
+import { actorStatusKey, EXPERIMENT_OUTCOME_KEY } from "../messaging/pipeline-state.ts";
 import { echoRole, makeEchoRole } from "./echo.ts";
 import { type RoleDefinition, runActor } from "./runtime.ts";
+import { listActors } from "./runtime-status.ts";
 
 const natsUrl = inject("natsUrl");
 let experimentCounter = 0;
@@ -48,6 +53,21 @@ const promptGroup = (index: number, sleepMs: number): PromptGroup => ({
   groupSize: 2,
   createdAt: Date.now(),
 });
+
+/** Every heartbeat of the experiment from now on, decoded, in arrival order. */
+const collectHeartbeats = (config: ExperimentConfig) =>
+  Effect.gen(function* () {
+    const nats = yield* Nats;
+    const heartbeats: Heartbeat[] = [];
+    nats.connection.subscribe(experimentSubjects(config.experiment).allHeartbeats, {
+      callback: (_error, msg) => {
+        const decoded = decodeEnvelope(msg.data, { accept: ["Heartbeat"] });
+        if (Either.isRight(decoded)) heartbeats.push(decoded.right.body);
+      },
+    });
+    yield* Effect.promise(() => nats.connection.flush());
+    return heartbeats;
+  });
 
 /** Takes every rollout waiting in the queue (acking them) and returns their group ids. */
 const drainRollouts = Effect.gen(function* () {
@@ -182,6 +202,127 @@ describe("actor runtime", () => {
     });
   });
 
+  it("counts the role's in-process restarts in heartbeats, $SRV STATS and the status record", async () => {
+    let starts = 0;
+    const crashesTwice: RoleDefinition = {
+      name: "flaky",
+      description: "dies on its first two starts, then runs",
+      start: () =>
+        Effect.sync(() => {
+          starts += 1;
+          if (starts <= 2) throw new Error(`boom ${starts}`);
+          return Effect.never;
+        }),
+    };
+    const config = testConfig();
+    const program = Effect.gen(function* () {
+      const heartbeats = yield* collectHeartbeats(config);
+      const drain = yield* Deferred.make<string>();
+      const actor = yield* Effect.fork(runActor({ role: crashesTwice, config, id: "flaky-2", drain }));
+      const listed = yield* Effect.promise(async () => {
+        for (;;) {
+          const found = (
+            await Effect.runPromise(Effect.provide(listActors(config.experiment, 500), client(config)))
+          ).filter((a) => a.id === "flaky-2" && a.answered && a.state === "running");
+          if (found.length > 0) return found[0]!;
+        }
+      });
+      expect(listed).toMatchObject({ state: "running", restarts: 2 });
+      expect(heartbeats.at(-1)).toMatchObject({ id: "flaky-2", restarts: 2 });
+      yield* Deferred.succeed(drain, "test");
+      expect(Exit.isSuccess(yield* Fiber.await(actor))).toBe(true);
+      expect((yield* getState(actorStatusKey("flaky-2")))?.value).toMatchObject({ state: "stopped", restarts: 2 });
+    });
+    await Effect.runPromise(Effect.scoped(Effect.provide(program, client(config))));
+  });
+
+  it("busy() announces a blocking section before entering it: a heartbeat and the status record say so", async () => {
+    const config = testConfig();
+    const program = Effect.gen(function* () {
+      const heartbeats = yield* collectHeartbeats(config);
+      let recordInside: Heartbeat | undefined;
+      const blocking: RoleDefinition = {
+        name: "blocker",
+        description: "blocks its event loop once, announced",
+        start: (actor) =>
+          Effect.succeed(
+            Effect.zipRight(
+              actor.busy(
+                "a blocking update",
+                Effect.gen(function* () {
+                  recordInside = (yield* getState(actorStatusKey(actor.id)))?.value;
+                  const end = Date.now() + 300;
+                  while (Date.now() < end) {
+                    // blocking on purpose
+                  }
+                }),
+              ),
+              Effect.never,
+            ),
+          ),
+      };
+      const drain = yield* Deferred.make<string>();
+      const before = Date.now();
+      const actor = yield* Effect.fork(runActor({ role: blocking, config, id: "blocker-1", drain }));
+      yield* Effect.promise(() => waitFor(() => heartbeats.some((h) => h.busy === undefined && h.state === "running")));
+      // Written before the section ran, so a reader sees it while the actor cannot answer.
+      expect(recordInside?.busy).toMatchObject({ what: "a blocking update" });
+      expect(recordInside!.busy!.since).toBeGreaterThanOrEqual(before);
+      const busyAt = heartbeats.findIndex((h) => h.busy !== undefined);
+      expect(busyAt).toBeGreaterThanOrEqual(0);
+      expect(heartbeats[busyAt]?.busy?.what).toBe("a blocking update");
+      // …and the section's end is announced too.
+      expect(heartbeats.slice(busyAt + 1).some((h) => h.busy === undefined)).toBe(true);
+      yield* Deferred.succeed(drain, "test");
+      expect(Exit.isSuccess(yield* Fiber.await(actor))).toBe(true);
+    });
+    await Effect.runPromise(Effect.scoped(Effect.provide(program, client(config))));
+  });
+
+  it("an actor without a launcher drains when the experiment completes and fails when it failed; one with a launcher ignores it", async () => {
+    const config = testConfig();
+    const program = Effect.gen(function* () {
+      yield* ensureWorkQueues();
+      const joined = yield* Effect.fork(runActor({ role: echoRole, config, id: "echo-joined" }));
+      const launched = yield* Deferred.make<string>();
+      const child = yield* Effect.fork(
+        runActor({ role: echoRole, config, id: "echo-launched", parentPid: process.ppid, drain: launched }),
+      );
+      yield* Effect.promise(() =>
+        waitFor(async () => {
+          const actors = await Effect.runPromise(Effect.provide(listActors(config.experiment, 500), client(config)));
+          return actors.filter((a) => a.answered && a.state === "running").length === 2;
+        }),
+      );
+      yield* putState(EXPERIMENT_OUTCOME_KEY, {
+        outcome: "completed" as const,
+        reason: "learner-1 reached step 4 of 4",
+        at: 0,
+      });
+      expect(Exit.isSuccess(yield* Fiber.await(joined))).toBe(true);
+      expect((yield* getState(actorStatusKey("echo-joined")))?.value.reason).toBe(
+        `experiment ${config.experiment} completed (learner-1 reached step 4 of 4)`,
+      );
+
+      // Joining a failed experiment: drained at once, and a failure of its own kind.
+      yield* putState(EXPERIMENT_OUTCOME_KEY, { outcome: "failed" as const, reason: "reward-1 gave up", at: 0 });
+      const late = yield* Effect.exit(runActor({ role: echoRole, config, id: "echo-late" }));
+      expect(Exit.isFailure(late) && late.cause._tag === "Fail" && late.cause.error).toMatchObject({
+        _tag: "JoinedExperimentFailed",
+        reason: "reward-1 gave up",
+      });
+
+      // The launcher's own actors are stopped by the launcher, not by the outcome.
+      const stillThere = yield* Effect.promise(() =>
+        Effect.runPromise(Effect.provide(listActors(config.experiment, 500), client(config))),
+      );
+      expect(stillThere.filter((a) => a.answered).map((a) => a.id)).toEqual(["echo-launched"]);
+      yield* Deferred.succeed(launched, "test");
+      expect(Exit.isSuccess(yield* Fiber.await(child))).toBe(true);
+    });
+    await Effect.runPromise(Effect.scoped(Effect.provide(program, client(config))));
+  });
+
   it("a drain control request stops the actor", async () => {
     const config = testConfig();
     const program = Effect.gen(function* () {
@@ -190,7 +331,7 @@ describe("actor runtime", () => {
       const nats = yield* Nats;
       const { subjects } = yield* Experiment;
       const request = encodeEnvelope(
-        envelope("ControlRequest", { command: "drain", args: {} }, { experiment: config.experiment, sender: "test" }),
+        envelope("ControlRequest", { command: "drain", args: {} }, { experiment: config.experiment, sender: "forger" }),
       );
       const reply = yield* Effect.promise(async () => {
         for (;;) {
@@ -204,6 +345,11 @@ describe("actor runtime", () => {
       const decoded = decodeEnvelope(reply.data, { accept: ["ControlReply"] });
       expect(Either.getOrThrow(decoded).body).toMatchObject({ ok: true, message: "echo-c draining" });
       expect(Exit.isSuccess(yield* Fiber.await(actor))).toBe(true);
+      // Who asked is on record (the launcher reads it to say why a learner stopped).
+      expect((yield* getState(actorStatusKey("echo-c")))?.value).toMatchObject({
+        state: "stopped",
+        reason: 'drain control request from "forger"',
+      });
     });
     await Effect.runPromise(Effect.scoped(Effect.provide(program, client(config))));
   });

@@ -5,16 +5,21 @@
  * - Start: connect, open the role's subscriptions/consumers eagerly, flush, then announce (first
  *   heartbeat, NATS services registration answering $SRV.PING/INFO/STATS).
  * - Run: heartbeat every `runtime.heartbeatMs`; the services STATS reply carries the same snapshot,
- *   so `factrl status` (or `nats micro stats`) sees every actor without waiting for a heartbeat.
- * - Drain (SIGTERM/SIGINT, a `drain` control request, or the launcher going away): stop taking work,
+ *   so `factrl status` (or `nats micro stats`) sees every actor without waiting for a heartbeat. Each
+ *   heartbeat is also kept in KV (`actor-status.<id>`), and a role announces a section that may block
+ *   its event loop (`busy`) before entering it: status lists a silent actor from that record.
+ * - Drain (SIGTERM/SIGINT, a `drain` control request — logged with its sender —, the launcher going
+ *   away, or, for an actor not started by a launcher, the experiment's outcome): stop taking work,
  *   let work in hand finish for up to `runtime.drainTimeoutMs`, hand back (nak) what is left, flush,
- *   succeed — the process exits 0 and nothing accepted is lost.
- * - Crash: a failure or defect of the role restarts it (jittered exponential backoff); more than
- *   `runtime.restart.maxRestarts` restarts within `windowMs` gives up loudly (ActorGaveUp, exit 1).
+ *   succeed — the process exits 0 and nothing accepted is lost. An actor that leaves because the
+ *   experiment failed fails with JoinedExperimentFailed instead.
+ * - Crash: a failure or defect of the role restarts it (jittered exponential backoff), counted in the
+ *   heartbeat's `restarts`; more than `runtime.restart.maxRestarts` restarts within `windowMs` gives
+ *   up loudly (ActorGaveUp, exit 1).
  */
 import { hostname } from "node:os";
 import { Svcm } from "@nats-io/services";
-import { Cause, Data, Deferred, Duration, Effect, Either, Fiber, Schedule, type Scope } from "effect";
+import { Cause, Data, Deferred, Duration, Effect, Either, Fiber, Queue, Schedule, type Scope } from "effect";
 import { ConfigError, type ExperimentConfig, natsConnectionOptions } from "../configs/index.ts";
 import {
   type ConsumeWorkOptions,
@@ -34,11 +39,14 @@ import {
   Nats,
   type NatsService,
   pinoLoggerLayer,
+  putState,
   validateToken,
   type WorkItem,
   WorkOutcome,
   type WorkQueueName,
+  watchState,
 } from "../messaging/index.ts";
+import { actorStatusKey, EXPERIMENT_OUTCOME_KEY } from "../messaging/pipeline-state.ts";
 
 /** The role gave up: too many restarts in the window. The process exits 1. */
 export class ActorGaveUp extends Data.TaggedError("ActorGaveUp")<{
@@ -65,6 +73,12 @@ export interface ActorContext {
   readonly recordFailed: (count?: number) => void;
   /** The policy version the actor works with, when it has one (shown in heartbeats). */
   readonly setPolicyVersion: (version: number) => void;
+  /**
+   * Runs `effect` as a long section that may block the event loop (a training step): publishes a
+   * heartbeat saying `busy: { what, since }` and stores it as the actor's status record first, so
+   * `factrl status` lists the actor as busy while it cannot answer. Nested sections keep the outer one.
+   */
+  readonly busy: <A, E, R>(what: string, effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>;
   /** True once draining started: take no new work. */
   readonly isDraining: () => boolean;
   /** Completes when draining starts (race a long wait against it). */
@@ -88,6 +102,20 @@ export interface ActorContext {
 }
 
 export class Draining extends Data.TaggedError("Draining")<{ readonly id: string }> {}
+
+/**
+ * The experiment this actor joined (from outside its launcher) failed: the actor drained and stopped.
+ * Not the actor's own failure — a supervisor should not restart it (exit code: cli/exit-codes.ts).
+ */
+export class JoinedExperimentFailed extends Data.TaggedError("JoinedExperimentFailed")<{
+  readonly experiment: string;
+  readonly id: string;
+  readonly reason: string;
+}> {
+  override get message(): string {
+    return `experiment ${this.experiment} failed (${this.reason}); ${this.id} drained and stopped`;
+  }
+}
 
 /**
  * A failure that restarting cannot mend (the run's shared state was tampered with, say): the role is
@@ -128,7 +156,11 @@ export interface RunActorOptions {
   readonly id?: string;
   /** Overrides config.nats.url. */
   readonly natsUrl?: string;
-  /** Drain when this process's parent changes (the launcher died): no orphaned actors. */
+  /**
+   * Drain when this process's parent changes (the launcher died): no orphaned actors. An actor
+   * without one (joined from another host) follows the experiment's outcome instead: it drains when
+   * the experiment completes, and fails with JoinedExperimentFailed when it fails.
+   */
   readonly parentPid?: number;
   /** Completing it starts a drain, with the value as the reason (the CLI completes it on SIGTERM/SIGINT). */
   readonly drain?: Deferred.Deferred<string>;
@@ -136,8 +168,20 @@ export interface RunActorOptions {
 
 export const defaultActorId = (role: string): string => `${role}-${Math.random().toString(36).slice(2, 8)}`;
 
+/** How long writing the status record may hold up a heartbeat (the server may be away). */
+const STATUS_RECORD_TIMEOUT = Duration.seconds(2);
+
+const clip = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max)}…` : text);
+/** A sender named by a message (it may be anyone's), quoted and bounded for logs and heartbeats. */
+const quotedSender = (sender: string): string => JSON.stringify(clip(sender, 80));
+/** A heartbeat's reason stays small whatever an error message holds (a heartbeat is one NATS message). */
+const MAX_REASON_LENGTH = 500;
+
 /** The jittered, capped exponential backoff between restarts, giving up after too many in the window. */
-function restartSchedule(config: ExperimentConfig, onGiveUp: (restarts: number) => void) {
+function restartSchedule(
+  config: ExperimentConfig,
+  on: { readonly restart: () => void; readonly giveUp: (restarts: number) => void },
+) {
   const policy = config.runtime.restart;
   const recent: number[] = [];
   return Schedule.exponential(Duration.millis(policy.baseDelayMs)).pipe(
@@ -148,10 +192,11 @@ function restartSchedule(config: ExperimentConfig, onGiveUp: (restarts: number) 
       const now = Date.now();
       while (recent.length > 0 && recent[0]! < now - policy.windowMs) recent.shift();
       if (recent.length >= policy.maxRestarts) {
-        onGiveUp(recent.length);
+        on.giveUp(recent.length);
         return false;
       }
       recent.push(now);
+      on.restart();
       return true;
     }),
   );
@@ -185,6 +230,9 @@ export const runActor = (options: RunActorOptions) =>
       let failed = 0;
       let policyVersion: number | undefined;
       let inFlight = 0;
+      let restarts = 0;
+      let busy: Heartbeat["busy"];
+      let reason: string | undefined;
       let lastHeartbeatAt = 0;
       const drainRequested = options.drain ?? (yield* Deferred.make<string>());
       const drainStarted = yield* Deferred.make<void>();
@@ -211,11 +259,34 @@ export const runActor = (options: RunActorOptions) =>
         failed,
         ...(policyVersion !== undefined ? { policyVersion } : {}),
         state,
+        restarts,
+        ...(busy !== undefined ? { busy } : {}),
+        ...(reason !== undefined ? { reason } : {}),
       });
-      const publishHeartbeat = Effect.sync(() => {
+      const statusRecord = actorStatusKey(id);
+      let statusRecordFailing = false;
+      /** Publishes a heartbeat and stores it as the actor's status record (awaited, best effort). */
+      const publishHeartbeat = Effect.suspend(() => {
         lastHeartbeatAt = Date.now();
-        const message = envelope("Heartbeat", heartbeat(), { experiment, sender: id, sentAt: lastHeartbeatAt });
+        const beat = heartbeat();
+        const message = envelope("Heartbeat", beat, { experiment, sender: id, sentAt: lastHeartbeatAt });
         nats.connection.publish(subjects.heartbeat(role.name, id), encodeEnvelope(message));
+        return provide(putState(statusRecord, { ...beat, sentAt: lastHeartbeatAt })).pipe(
+          Effect.timeoutFail({
+            duration: STATUS_RECORD_TIMEOUT,
+            onTimeout: () => new Error(`no answer within ${Duration.format(STATUS_RECORD_TIMEOUT)}`),
+          }),
+          Effect.match({
+            onFailure: (error) => {
+              if (!statusRecordFailing) logger.warn({ reason: error.message }, "cannot store the status record");
+              statusRecordFailing = true;
+            },
+            onSuccess: () => {
+              if (statusRecordFailing) logger.info("status record stored again");
+              statusRecordFailing = false;
+            },
+          }),
+        );
       });
 
       const countOutcome = (done: boolean) => {
@@ -272,6 +343,23 @@ export const runActor = (options: RunActorOptions) =>
         setPolicyVersion: (version) => {
           policyVersion = version;
         },
+        busy: (what, effect) =>
+          Effect.suspend(() =>
+            busy !== undefined
+              ? effect
+              : Effect.acquireUseRelease(
+                  Effect.suspend(() => {
+                    busy = { what, since: Date.now() };
+                    return publishHeartbeat;
+                  }),
+                  () => effect,
+                  () =>
+                    Effect.suspend(() => {
+                      busy = undefined;
+                      return publishHeartbeat;
+                    }),
+                ),
+          ),
         isDraining: () => draining,
         draining: Deferred.await(drainStarted),
         inHand,
@@ -305,7 +393,10 @@ export const runActor = (options: RunActorOptions) =>
           if (Either.isLeft(decoded)) return reply(false, `bad control request: ${decoded.left.message}`);
           const { command } = decoded.right.body as ControlRequest;
           if (command === "drain") {
-            Effect.runSync(Deferred.succeed(drainRequested, "drain control request"));
+            // Anyone on the server may send one (no auth yet): say who claims to have.
+            const sender = quotedSender(decoded.right.sender);
+            logger.info({ sender, subject: msg.subject }, `drain requested by ${sender}`);
+            Effect.runSync(Deferred.succeed(drainRequested, `drain control request from ${sender}`));
             return reply(true, `${id} draining`);
           }
           if (command === "status") return reply(true, `${id} ${state}`, heartbeat());
@@ -314,7 +405,39 @@ export const runActor = (options: RunActorOptions) =>
       });
 
       // ── what starts a drain besides a control request ──
-      if (options.parentPid !== undefined) {
+      /** Set when the experiment's launcher says it failed: the actor drains, then fails. */
+      let experimentFailure: string | undefined;
+      if (options.parentPid === undefined) {
+        const followOutcome = Effect.scoped(
+          Effect.gen(function* () {
+            const outcomes = yield* watchState(EXPERIMENT_OUTCOME_KEY);
+            for (;;) {
+              const { value } = yield* Queue.take(outcomes);
+              if (value.outcome === "completed") {
+                yield* Deferred.succeed(drainRequested, `experiment ${experiment} completed (${value.reason})`);
+              } else if (value.outcome === "failed") {
+                const first = yield* Deferred.succeed(
+                  drainRequested,
+                  `experiment ${experiment} failed (${value.reason})`,
+                );
+                if (first) experimentFailure = value.reason;
+              } else if (value.outcome === "stopped") {
+                logger.info(
+                  { reason: value.reason },
+                  `experiment ${experiment} was stopped by its launcher; waiting for it to resume`,
+                );
+              }
+            }
+          }),
+        ).pipe(
+          Effect.catchAll((error) =>
+            Effect.sync(() =>
+              logger.warn({ reason: error.message }, "cannot follow the experiment's outcome; stop this actor by hand"),
+            ),
+          ),
+        );
+        yield* Effect.forkScoped(provide(followOutcome));
+      } else {
         const parent = options.parentPid;
         yield* Effect.forkScoped(
           Effect.repeat(
@@ -345,8 +468,13 @@ export const runActor = (options: RunActorOptions) =>
             : Effect.sync(() => logger.error({ cause: Cause.pretty(cause) }, `${role.name} crashed; restarting`)),
         ),
         Effect.retry(
-          restartSchedule(config, (restarts) => {
-            gaveUpAfter = restarts;
+          restartSchedule(config, {
+            restart: () => {
+              restarts += 1;
+            },
+            giveUp: (count) => {
+              gaveUpAfter = count;
+            },
           }),
         ),
         Effect.unsandbox,
@@ -374,6 +502,7 @@ export const runActor = (options: RunActorOptions) =>
       if (ended._tag === "drain") {
         draining = true;
         state = "draining";
+        reason = clip(ended.reason, MAX_REASON_LENGTH);
         yield* Deferred.succeed(drainStarted, undefined);
         yield* publishHeartbeat;
         logger.info({ reason: ended.reason, inFlight }, "draining: taking no new work");
@@ -389,27 +518,32 @@ export const runActor = (options: RunActorOptions) =>
         state = "stopped";
         yield* publishHeartbeat;
         yield* Effect.promise(() => nats.connection.flush());
-        logger.info({ processed, failed }, `${role.name} actor drained`);
+        logger.info({ processed, failed, reason: ended.reason }, `${role.name} actor drained: ${ended.reason}`);
+        if (experimentFailure !== undefined) {
+          return yield* new JoinedExperimentFailed({ experiment, id, reason: experimentFailure });
+        }
         return;
       }
 
       const exit = ended.exit;
       if (exit._tag === "Success") {
         state = "stopped";
+        reason = "its work is done";
         yield* publishHeartbeat;
         logger.info({ processed, failed }, `${role.name} actor completed`);
         return;
       }
       state = "failed";
+      const failure = causeText(exit.cause);
+      reason = clip(failure, MAX_REASON_LENGTH);
       yield* publishHeartbeat;
       yield* Effect.promise(() => nats.connection.flush());
-      const reason = causeText(exit.cause);
       const error = new ActorGaveUp({
         role: role.name,
         id,
         restarts: gaveUpAfter,
         windowMs: config.runtime.restart.windowMs,
-        reason,
+        reason: failure,
       });
       logger.fatal({ cause: Cause.pretty(exit.cause) }, error.message);
       return yield* Effect.fail(error);

@@ -6,7 +6,10 @@ import { Cause, Exit } from "effect";
 export const ExitCode = {
   /** Done: the experiment completed, or was stopped cleanly (Ctrl-C / SIGTERM), or the command succeeded. */
   ok: 0,
-  /** The experiment or actor failed (an actor gave up, a process kept crashing). */
+  /**
+   * The experiment or actor failed (an actor gave up, a process kept crashing, the learner stopped
+   * before its step budget).
+   */
   failed: 1,
   /** Bad command line or invalid config: nothing was started. */
   usage: 2,
@@ -14,6 +17,11 @@ export const ExitCode = {
   nats: 3,
   /** `scale`: no launcher answered for the experiment, or it refused the request. */
   noLauncher: 4,
+  /**
+   * `actor` (joined without a launcher of its own): the experiment failed, so the actor drained and
+   * stopped. Not the actor's fault: a supervisor that restarts actors should not restart this one.
+   */
+  joinedExperimentFailed: 5,
 } as const;
 
 const CODE_BY_TAG: Record<string, number> = {
@@ -26,6 +34,7 @@ const CODE_BY_TAG: Record<string, number> = {
   ScaleRefused: ExitCode.noLauncher,
   ActorGaveUp: ExitCode.failed,
   ExperimentFailed: ExitCode.failed,
+  JoinedExperimentFailed: ExitCode.joinedExperimentFailed,
 };
 
 /** The exit code for how a command's program ended. */

@@ -6,10 +6,11 @@ import { ExitCode } from "./exit-codes.ts";
 const EXIT_CODES = `
 Exit codes:
   ${ExitCode.ok}  success (also: stopped cleanly by Ctrl-C / SIGTERM)
-  ${ExitCode.failed}  the experiment or actor failed
+  ${ExitCode.failed}  the experiment or actor failed (a learner that stopped short of its step budget included)
   ${ExitCode.usage}  bad command line or invalid config (nothing was started)
   ${ExitCode.nats}  NATS unreachable, credentials refused, or no nats-server to start
-  ${ExitCode.noLauncher}  scale: no launcher answered, or it refused`;
+  ${ExitCode.noLauncher}  scale: no launcher answered, or it refused
+  ${ExitCode.joinedExperimentFailed}  actor: the experiment it joined failed (it drained and stopped)`;
 
 const program = new Command("factrl")
   .description("actor-based online RL (GRPO) over NATS, teaching a policy to answer factually")

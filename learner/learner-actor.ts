@@ -439,8 +439,12 @@ export const learnerRole: RoleDefinition = {
           if (!groups) return yield* Effect.logInfo("learner drained; unsettled groups will be redelivered");
           const collectMs = performance.now() - collectStarted;
           const started = Date.now();
-          const stats = yield* Effect.promise(() =>
-            grpoUpdate(policy, optimizer, reference, toGrpoBatch(groups), grpoSettingsFor(config)),
+          // The update blocks this process's event loop for seconds: announced first, so status shows it busy.
+          const stats = yield* actor.busy(
+            `GRPO update (step ${progress.step + 1})`,
+            Effect.promise(() =>
+              grpoUpdate(policy, optimizer, reference, toGrpoBatch(groups), grpoSettingsFor(config)),
+            ),
           );
           const updateMs = Date.now() - started;
           for (const g of groups) {

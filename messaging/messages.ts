@@ -127,7 +127,10 @@ export type MetricsEvent = typeof MetricsEvent.Type;
 export const ActorState = Schema.Literal("starting", "running", "draining", "stopped", "failed");
 export type ActorState = typeof ActorState.Type;
 
-/** Liveness and progress of one actor, sent periodically. */
+/**
+ * Liveness and progress of one actor, sent periodically. Fields added after version 1 are optional,
+ * so the version stays 1: older readers ignore them, and heartbeats of older actors still decode.
+ */
 export const Heartbeat = Schema.Struct({
   role: Schema.String,
   id: Schema.String,
@@ -140,6 +143,15 @@ export const Heartbeat = Schema.Struct({
   /** The policy version the actor currently uses, when it uses one. */
   policyVersion: Schema.optional(NonNegativeInt),
   state: ActorState,
+  /** Supervised restarts of the role inside this process (after a crash) since the process started. */
+  restarts: Schema.optional(NonNegativeInt),
+  /**
+   * Set while the role runs a long section it announced (ActorContext.busy) — one that may block the
+   * actor's event loop, so that heartbeats and $SRV replies stop until it ends.
+   */
+  busy: Schema.optional(Schema.Struct({ what: Schema.String, since: EpochMillis })),
+  /** Why the actor is draining, stopped or failed (a drain request and its sender, a signal, its job done…). */
+  reason: Schema.optional(Schema.String),
 });
 export type Heartbeat = typeof Heartbeat.Type;
 

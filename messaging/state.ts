@@ -97,6 +97,54 @@ export const getState = <A, I>(
   });
 
 /**
+ * Every key under `prefix.` with its current value, for keys written by many actors (one each).
+ * Opens the bucket without creating it: an experiment that never ran has no keys. Values that do not
+ * decode are logged and skipped.
+ */
+export const listState = <A, I>(
+  prefix: string,
+  schema: Schema.Schema<A, I>,
+): Effect.Effect<readonly (StateEntry<A> & { readonly key: string })[], StateError, Nats | Experiment> =>
+  Effect.gen(function* () {
+    const nats = yield* Nats;
+    const { subjects } = yield* Experiment;
+    const failed = (error: unknown) => new StateError({ key: `${prefix}.>`, reason: String(error) });
+    const kv = yield* Effect.tryPromise({
+      try: () => new Kvm(nats.jetstream).open(subjects.stateBucket),
+      catch: failed,
+    });
+    const keys = yield* Effect.tryPromise({
+      try: async () => {
+        const found: string[] = [];
+        try {
+          for await (const key of await kv.keys(`${prefix}.>`)) found.push(key);
+        } catch (error) {
+          if (!/stream not found/i.test(String(error))) throw error;
+        }
+        return found;
+      },
+      catch: failed,
+    });
+    const entries = yield* Effect.forEach(
+      keys,
+      (key) =>
+        Effect.tryPromise({ try: () => kv.get(key), catch: failed }).pipe(
+          Effect.map((entry) => {
+            if (entry === null || entry.operation !== "PUT") return [];
+            const value = decodeValue({ key, schema }, entry.value);
+            if (Either.isLeft(value)) {
+              nats.logger.warn({ key, revision: entry.revision, reason: value.left.reason }, "bad state value");
+              return [];
+            }
+            return [{ key, value: value.right, revision: entry.revision }];
+          }),
+        ),
+      { concurrency: 16 },
+    );
+    return entries.flat();
+  });
+
+/**
  * Watches a key: the current value first (when there is one), then every new revision, each once
  * and in order. Bad values are logged and skipped. Stops when the scope closes.
  */

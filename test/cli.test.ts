@@ -4,9 +4,19 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Effect, Layer, ManagedRuntime } from "effect";
 import { describe, expect, inject, it } from "vitest";
-import { listActors } from "../actors/index.ts";
+import { type ActorStatus, listActors } from "../actors/index.ts";
+import { formatStatusTable } from "../cli/commands/status.ts";
 import { CONFIG_KEY, decodeConfig, renderConfig } from "../configs/index.ts";
-import { connectNats, Experiment, experimentSubjects, makeLogger, Nats, putState } from "../messaging/index.ts";
+import {
+  connectNats,
+  Experiment,
+  ensureWorkQueues,
+  experimentSubjects,
+  makeLogger,
+  Nats,
+  putState,
+} from "../messaging/index.ts";
+import { EXPERIMENT_OUTCOME_KEY, type ExperimentOutcome } from "../messaging/pipeline-state.ts";
 import { FACTRL, isAlive, runCli, startCli, waitFor, workDir } from "./cli-helpers.ts";
 
 const natsUrl = inject("natsUrl");
@@ -78,6 +88,78 @@ describe("factrl command line", () => {
     expect(actor.output()).toMatch(/echo actor drained/);
     await runtime.dispose();
   }, 90_000);
+
+  it("an actor joined from another host leaves with the experiment: exit 0 and why on completion, 5 on failure", async () => {
+    const experiment = `leave-${process.pid}`;
+    const config = Effect.runSync(decodeConfig({ experiment, nats: { url: natsUrl }, runtime: { heartbeatMs: 300 } }));
+    const logger = makeLogger({ component: "test" }).child({}, { level: "warn" });
+    const runtime = ManagedRuntime.make(
+      Layer.merge(
+        Layer.scoped(Nats, connectNats({ servers: natsUrl, name: "test", logger })),
+        Layer.succeed(Experiment, { subjects: experimentSubjects(experiment), sender: "test" }),
+      ),
+    );
+    // What the launcher does: queues and config at start, then the experiment's outcome.
+    const launcherSays = (outcome: ExperimentOutcome["outcome"], reason: string) =>
+      runtime.runPromise(putState(EXPERIMENT_OUTCOME_KEY, { outcome, reason, at: Date.now() }));
+    await runtime.runPromise(ensureWorkQueues());
+    await runtime.runPromise(putState(CONFIG_KEY, config));
+    const join = async (id: string) => {
+      await launcherSays("running", "started by a launcher");
+      const actor = startCli(["actor", "echo", "--experiment", experiment, "--nats", natsUrl, "--id", id], workDir());
+      await waitFor(`${id} running`, async () =>
+        (await runtime.runPromise(listActors(experiment, 1_000))).find((a) => a.id === id && a.state === "running"),
+      );
+      return actor;
+    };
+
+    const helper = await join("echo-helper");
+    await launcherSays("completed", "learner-1 reached step 4 of 4");
+    expect(await helper.exited).toEqual({ code: 0, signal: null });
+    expect(helper.output()).toMatch(
+      `echo actor drained: experiment ${experiment} completed (learner-1 reached step 4 of 4)`,
+    );
+
+    const unlucky = await join("echo-unlucky");
+    await launcherSays("failed", "reward-1 exited 1 (gave up)");
+    expect(await unlucky.exited).toEqual({ code: 5, signal: null });
+    expect(unlucky.output()).toMatch(
+      `factrl: experiment ${experiment} failed (reward-1 exited 1 (gave up)); echo-unlucky drained and stopped`,
+    );
+    await runtime.dispose();
+  }, 120_000);
+
+  it("status shows a busy actor's section and a silent actor's last heartbeat", () => {
+    const now = Date.parse("2030-01-01T12:00:30");
+    const actor = (fields: Partial<ActorStatus>): ActorStatus => ({
+      role: "learner",
+      id: "learner-1",
+      host: "gpu-1",
+      pid: 42,
+      uptimeMs: 90_000,
+      processed: 7,
+      failed: 0,
+      state: "running",
+      restarts: 1,
+      heartbeatAgeMs: 12_000,
+      answered: false,
+      ...fields,
+    });
+    const table = formatStatusTable(
+      [
+        actor({ busy: { what: "GRPO update", since: now - 12_000 } }),
+        actor({ id: "learner-2" }),
+        actor({ id: "learner-3", answered: true, heartbeatAgeMs: 500, state: "draining", reason: "SIGTERM" }),
+      ],
+      now,
+    ).split("\n");
+    expect(table[0]).toMatch(/RESTARTS\s+POLICY\s+HEARTBEAT\s+NOTE$/);
+    expect(table[1]).toMatch(
+      /^learner\s+learner-1 .* busy\s+1m30s\s+7\s+0\s+1\s+-\s+12\.0s ago\s+busy since 12:00:18 \(12s\): GRPO update$/,
+    );
+    expect(table[2]).toMatch(/ silent .* 12\.0s ago\s+no answer; last seen 12:00:18$/);
+    expect(table[3]).toMatch(/ draining .* 0\.5s ago\s+SIGTERM$/);
+  });
 
   it("an actor whose launcher dies without a word (SIGKILL) drains and exits by itself", async () => {
     const experiment = `orphan-${process.pid}`;
@@ -238,9 +320,11 @@ export default (options: { scale: number }) => ({
       "jsonl.yaml": "experiment: envs\nenv: { kind: jsonl, path: prompts.jsonl }\n",
       "absent.yaml": "experiment: envs\nenv: { kind: module, path: absent.ts }\n",
     });
-    const [module, jsonl, absent] = await Promise.all(
-      ["module.yaml", "jsonl.yaml", "absent.yaml"].map((file) => runCli(["run", file, "--dry-run"], dir)),
-    );
+    const [module, jsonl, absent] = await Promise.all([
+      runCli(["run", "module.yaml", "--dry-run"], dir),
+      runCli(["run", "jsonl.yaml", "--dry-run"], dir),
+      runCli(["run", "absent.yaml", "--dry-run"], dir),
+    ]);
     expect(module.code).toBe(2);
     expect(module.stderr).toMatch(/- env: environment module .*env\.ts.*train: no training prompts/);
     expect(jsonl.code).toBe(2);

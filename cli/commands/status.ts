@@ -1,4 +1,7 @@
-/** `factrl status`: a table of the experiment's live actors, found through the NATS services protocol. */
+/**
+ * `factrl status`: a table of the experiment's actors — those answering the NATS services protocol, and
+ * those that cannot answer right now (busy, silent), from their last recorded heartbeat.
+ */
 import type { Command } from "commander";
 import { Console, Effect } from "effect";
 // The module itself, not actors/index.ts: the index also exports the roles (tfjs and all).
@@ -13,20 +16,52 @@ const duration = (ms: number): string => {
   return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, "0")}m`;
 };
 
+const clockTime = (epochMs: number): string => new Date(epochMs).toTimeString().slice(0, 8);
+
+/** STATE as shown: a busy or silent actor says so (its heartbeat state is that of its last heartbeat). */
+function shownState(a: ActorStatus): string {
+  if (a.busy !== undefined) return "busy";
+  if (!a.answered) return a.state === "failed" ? "failed" : "silent";
+  return a.state;
+}
+
+/** What an operator needs to know beyond the state: busy with what since when, silent since when, why it stops. */
+function note(a: ActorStatus, now: number): string {
+  if (a.busy !== undefined)
+    return `busy since ${clockTime(a.busy.since)} (${duration(Math.max(0, now - a.busy.since))}): ${a.busy.what}`;
+  if (!a.answered && a.state !== "failed") return `no answer; last seen ${clockTime(now - a.heartbeatAgeMs)}`;
+  return a.reason ?? "";
+}
+
 /** A plain, aligned text table. */
-export function formatStatusTable(actors: readonly ActorStatus[]): string {
-  const header = ["ROLE", "ID", "HOST", "PID", "STATE", "UPTIME", "PROCESSED", "FAILED", "POLICY", "HEARTBEAT"];
+export function formatStatusTable(actors: readonly ActorStatus[], now = Date.now()): string {
+  const header = [
+    "ROLE",
+    "ID",
+    "HOST",
+    "PID",
+    "STATE",
+    "UPTIME",
+    "PROCESSED",
+    "FAILED",
+    "RESTARTS",
+    "POLICY",
+    "HEARTBEAT",
+    "NOTE",
+  ];
   const rows = actors.map((a) => [
     a.role,
     a.id,
     a.host,
     String(a.pid),
-    a.state,
+    shownState(a),
     duration(a.uptimeMs),
     String(a.processed),
     String(a.failed),
+    String(a.restarts ?? 0),
     a.policyVersion !== undefined ? `v${a.policyVersion}` : "-",
     `${(a.heartbeatAgeMs / 1000).toFixed(1)}s ago`,
+    note(a, now),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   return [header, ...rows]
@@ -42,7 +77,10 @@ export function formatStatusTable(actors: readonly ActorStatus[]): string {
 export function registerStatus(program: Command): void {
   program
     .command("status")
-    .description("list the live actors of an experiment (role, id, host, pid, uptime, processed, failed, heartbeat)")
+    .description(
+      "list the actors of an experiment (role, id, host, pid, state, uptime, processed, failed, restarts, heartbeat); " +
+        "a busy or silent actor is listed from its last heartbeat",
+    )
     .requiredOption("--experiment <id>", "experiment id")
     .addOption(natsOption("NATS server (default: FACTRL_NATS_URL, then the URL recorded by a local launcher)"))
     .option("--config <file>", "config with the server's credentials/TLS")
