@@ -2,7 +2,12 @@ import { join } from "node:path";
 import { Effect, Fiber } from "effect";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { POLICY_KEY, publishPolicy, putState, weightsBlobName } from "../messaging/index.ts";
-import { LEARNER_PROGRESS_KEY, type LearnerProgress, POLICY_ARCHITECTURE_KEY } from "../messaging/pipeline-state.ts";
+import {
+  LEARNER_PROGRESS_KEY,
+  type LearnerProgress,
+  NO_LEARNER_PROGRESS,
+  POLICY_ARCHITECTURE_KEY,
+} from "../messaging/pipeline-state.ts";
 import { initBackend, loadCheckpoint } from "../models/index.ts";
 import { freshExperiment, runWith } from "../test/messaging/fixtures.ts";
 import { followPolicy } from "./policy-sync.ts";
@@ -15,15 +20,9 @@ beforeAll(async () => {
 
 /** The learner's progress at `policyVersion` (written before the pointer announces that version). */
 const progressAt = (policyVersion: number): LearnerProgress => ({
+  ...NO_LEARNER_PROGRESS,
   step: policyVersion,
   policyVersion,
-  consumed: 0,
-  stale: 0,
-  zeroVariance: 0,
-  duplicates: 0,
-  invalid: 0,
-  skippedSteps: 0,
-  done: false,
 });
 
 /** What the learner does to announce a version: its progress first, then the weights and the pointer. */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { NO_LEARNER_PROGRESS } from "../messaging/pipeline-state.ts";
 import type { FactualityMetrics } from "../rewards/index.ts";
 import type { EvaluationResult } from "./evaluation.ts";
 import { learnerProgressText } from "./launcher.ts";
@@ -123,17 +124,7 @@ describe("outcome", () => {
 
 describe("the launcher's progress line", () => {
   it("shows the learner's step against its budget, and since when it stalled when it says so", () => {
-    const progress = {
-      step: 3,
-      policyVersion: 3,
-      consumed: 6,
-      stale: 0,
-      zeroVariance: 0,
-      duplicates: 0,
-      invalid: 0,
-      skippedSteps: 0,
-      done: false,
-    };
+    const progress = { ...NO_LEARNER_PROGRESS, step: 3, policyVersion: 3, consumed: 6 };
     expect(learnerProgressText(undefined, 10)).toBe("");
     expect(learnerProgressText(progress, 10)).toBe(" · learner step 3/10");
     const since = new Date(2030, 0, 1, 12, 34, 56).getTime();

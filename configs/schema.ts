@@ -210,7 +210,7 @@ export const FactWorldEnv = Schema.Struct({
   ...WorldFields,
   promptSeed: setting(Schema.Int, 1, "Seed of the prompt texts and of the train/eval split."),
   evalFraction: setting(
-    Schema.Number.pipe(Schema.filter((f) => f >= 0 && f <= 1, expecting("a number in [0, 1]"))),
+    Share,
     0.2,
     "Share of entities whose prompts are held out for evaluation (splits are disjoint by entity).",
   ),
@@ -224,7 +224,7 @@ export const JsonlEnv = Schema.Struct({
   }),
   field: optional(NonEmptyString, "The prompt text's field; absent: `prompt` (LongFact's; FACTORY's is `question`)."),
   evalFraction: setting(
-    Schema.Number.pipe(Schema.filter((f) => f >= 0 && f <= 1, expecting("a number in [0, 1]"))),
+    Share,
     0.2,
     "Share of lines held out for evaluation (chosen by a hash of the line's id: the same on every host).",
   ),

@@ -24,7 +24,7 @@ import {
   subscribe,
   weightsBlobName,
 } from "../messaging/index.ts";
-import { LEARNER_PROGRESS_KEY, type LearnerProgress } from "../messaging/pipeline-state.ts";
+import { LEARNER_PROGRESS_KEY, type LearnerProgress, NO_LEARNER_PROGRESS } from "../messaging/pipeline-state.ts";
 import { freshExperiment, runWith } from "../test/messaging/fixtures.ts";
 import type { GroupLimits } from "./group-validation.ts";
 import { judgeGroup, learnerRole } from "./learner-actor.ts";
@@ -328,15 +328,9 @@ describe("the learner never applies a non-finite update", () => {
 describe("the learner is the only writer of the policy pointer", () => {
   const forgedPointer = (version: number) => ({ version, weights: weightsBlobName(version), publishedAt: Date.now() });
   const progressAt = (policyVersion: number): LearnerProgress => ({
+    ...NO_LEARNER_PROGRESS,
     step: policyVersion,
     policyVersion,
-    consumed: 0,
-    stale: 0,
-    zeroVariance: 0,
-    duplicates: 0,
-    invalid: 0,
-    skippedSteps: 0,
-    done: false,
   });
 
   it("stops the run (RoleFatal, no restart) when a pointer revision it did not write appears", async () => {

@@ -46,6 +46,7 @@ import {
   EVALUATION_DONE_KEY,
   LEARNER_PROGRESS_KEY,
   type LearnerProgress,
+  NO_LEARNER_PROGRESS,
   POLICY_ARCHITECTURE_KEY,
 } from "../messaging/pipeline-state.ts";
 import { buildPolicy, loadCheckpoint, type Policy, policyStartingFrom, saveCheckpoint } from "../models/index.ts";
@@ -83,18 +84,6 @@ export const learnerCheckpointDir = (config: ExperimentConfig) =>
 const learnerDropJournalDir = (config: ExperimentConfig) =>
   join(config.output.dir, config.experiment, "checkpoints", "learner-drops");
 
-const freshProgress: LearnerProgress = {
-  step: 0,
-  policyVersion: 0,
-  consumed: 0,
-  stale: 0,
-  zeroVariance: 0,
-  duplicates: 0,
-  invalid: 0,
-  skippedSteps: 0,
-  done: false,
-};
-
 /**
  * The policy to start from, with the tokenizer record it was trained with (saved in every checkpoint
  * and published for the rollout actors): the learner's own checkpoint (resume), else `model.init`,
@@ -109,11 +98,11 @@ async function startingPolicy(config: ExperimentConfig, env: Environment, optimi
     return {
       policy: resumed.policy,
       tokenizer: resumed.tokenizer,
-      state: { ...state, progress: { ...freshProgress, ...state.progress } },
+      state: { ...state, progress: { ...NO_LEARNER_PROGRESS, ...state.progress } },
       resumed: true,
     };
   }
-  const fresh: LearnerState = { progress: freshProgress, usedGroups: [] };
+  const fresh: LearnerState = { progress: NO_LEARNER_PROGRESS, usedGroups: [] };
   const m = config.model;
   const motSettings = m.backbone === "mot" ? { untie: m.untie, modalities: m.modalities } : {};
   if (m.init) {

@@ -45,6 +45,19 @@ export const LearnerProgress = Schema.Struct({
 });
 export type LearnerProgress = typeof LearnerProgress.Type;
 
+/** A learner that has done nothing yet (a fresh run's progress; older checkpoints' missing counts). */
+export const NO_LEARNER_PROGRESS: LearnerProgress = {
+  step: 0,
+  policyVersion: 0,
+  consumed: 0,
+  stale: 0,
+  zeroVariance: 0,
+  duplicates: 0,
+  invalid: 0,
+  skippedSteps: 0,
+  done: false,
+};
+
 export const LEARNER_PROGRESS_KEY: StateKey<LearnerProgress, typeof LearnerProgress.Encoded> = {
   key: "learner-progress",
   schema: LearnerProgress,
