@@ -38,22 +38,21 @@ const DTYPE_OF = new Map<unknown, WireDtype>(
 
 /**
  * `useRecords: false`: no shared structures, a receiver needs no state of ours. `moreTypes` off:
- * msgpackr's own extensions stay off the wire. `skipValues`/`encodeUndefinedAsNil`: no extension
- * for undefined. `copyBuffers`: a bin decodes to its own aligned buffer, not a view of the network
- * buffer (a typed array is then a view of that copy: one copy per array, as before).
- * `int64AsType`: Python packs ints from 2^32 up as 64-bit ints; they read as numbers, not BigInts.
- * `variableMapSize`: maps over 65 535 keys (a big metrics record) would otherwise fail to encode.
- * (`skipValues` is in msgpackr's README but not in its types.)
+ * msgpackr's own extensions stay off the wire. `encodeUndefinedAsNil`: no extension for undefined
+ * (`toWire` leaves undefined map values out; what remains, in lists, is nil). `copyBuffers`: a bin
+ * decodes to its own aligned buffer, not a view of the network buffer (a typed array is then a view
+ * of that copy: one copy per array, as before). `int64AsType`: Python packs ints from 2^32 up as
+ * 64-bit ints; they read as numbers, not BigInts. `variableMapSize`: maps over 65 535 keys (a big
+ * metrics record) would otherwise fail to encode.
  */
 const plain = new Packr({
   useRecords: false,
   moreTypes: false,
-  skipValues: [undefined],
   encodeUndefinedAsNil: true,
   copyBuffers: true,
   int64AsType: "number",
   variableMapSize: true,
-} as ConstructorParameters<typeof Packr>[0]);
+});
 
 /** A path deeper than this is cut in messages: the reason must stay readable in a bounded log line. */
 const MAX_PATH_SHOWN = 8;
@@ -77,9 +76,9 @@ const isPlainObject = (value: object): value is Record<string, unknown> => {
 };
 
 /**
- * `value` with every typed array (but Uint8Array) replaced by its dtype map. Copy on write: objects
- * and lists holding none are returned as they are (a metrics event costs a walk, no allocation).
- * The data is a view of the array's memory, not a copy.
+ * `value` with every typed array (but Uint8Array) replaced by its dtype map, and undefined map
+ * values left out (as JSON does). Copy on write: objects and lists holding neither are returned as
+ * they are (a metrics event costs a walk, no allocation). The data is a view of the array's memory.
  */
 export function toWire(value: unknown): unknown {
   if (typeof value !== "object" || value === null) return value;
@@ -106,10 +105,11 @@ export function toWire(value: unknown): unknown {
   for (const key in value) {
     const item = value[key];
     const wire = toWire(item);
-    if (wire !== item) {
-      copy ??= { ...value };
-      copy[key] = wire;
-    }
+    if (wire === item && item !== undefined) continue;
+    copy ??= { ...value };
+    // Undefined values are left out here rather than by msgpackr's skipValues, which costs more.
+    if (item === undefined) delete copy[key];
+    else copy[key] = wire;
   }
   return copy ?? value;
 }
