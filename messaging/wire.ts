@@ -28,8 +28,8 @@ const ARRAY_TYPES = {
   float32: Float32Array,
   float64: Float64Array,
 } as const;
-export type WireDtype = keyof typeof ARRAY_TYPES;
-export const WIRE_DTYPES = Object.keys(ARRAY_TYPES) as readonly WireDtype[];
+type WireDtype = keyof typeof ARRAY_TYPES;
+const WIRE_DTYPES = Object.keys(ARRAY_TYPES) as readonly WireDtype[];
 
 /** Uint8Array (and Buffer) go as plain bin, so a byte field (a picture) needs no map. */
 const DTYPE_OF = new Map<unknown, WireDtype>(
@@ -80,7 +80,7 @@ const isPlainObject = (value: object): value is Record<string, unknown> => {
  * values left out (as JSON does). Copy on write: objects and lists holding neither are returned as
  * they are (a metrics event costs a walk, no allocation). The data is a view of the array's memory.
  */
-export function toWire(value: unknown): unknown {
+function toWire(value: unknown): unknown {
   if (typeof value !== "object" || value === null) return value;
   if (ArrayBuffer.isView(value)) {
     const dtype = DTYPE_OF.get(value.constructor);
@@ -146,7 +146,7 @@ const typedArrayOf = (dtype: string, data: Uint8Array): ArrayBufferView => {
  * turns a hostile message that msgpackr still unpacks (≈ 10,000 levels) into a clear error instead
  * of a stack overflow in the walk.
  */
-export const MAX_WIRE_DEPTH = 64;
+const MAX_WIRE_DEPTH = 64;
 
 /** `fromWire` one level down: a failure below gets `key` in front of its path. */
 const fromWireAt = (value: object, key: PropertyKey, depth: number): unknown => {
