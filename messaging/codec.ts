@@ -1,22 +1,19 @@
 /**
- * The one wire format: a msgpack envelope {type, version, experiment, sender, sentAt, id, body}.
- * Decoding checks size, msgpack, the envelope, the type and version against the registry, then the
- * body against its schema, and says which of these failed. Encoding refuses a message larger than
- * the limit before anything is sent.
+ * The one wire format: a msgpack envelope {type, version, experiment, sender, sentAt, id, body}, in
+ * plain msgpack (wire.ts: typed arrays as dtype maps; docs/protocol.md). Decoding checks size,
+ * msgpack, the envelope, the type and version against the registry, then restores the body's typed
+ * arrays and checks it against its schema, and says which of these failed. Encoding refuses a
+ * message larger than the limit before anything is sent.
  */
 import { nuid } from "@nats-io/transport-node";
 import { Data, Either, ParseResult, Schema } from "effect";
-import { Packr } from "msgpackr";
 import { checkFor } from "./fast-check.ts";
 import { boundString } from "./log.ts";
 import { isMessageTypeName, MESSAGE_TYPES, type MessageBody, type MessageTypeName } from "./messages.ts";
+import { fromWire, packWire, unpackPlain, WireFormatError } from "./wire.ts";
 
 /** NATS' default max_payload; factrl messages must fit in it (weights go to the Object Store). */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
-
-// No shared structures (useRecords: false): a receiver in another process must not need our state.
-// variableMapSize: maps over 65 535 keys (a big metrics record) would otherwise fail to encode.
-const packr = new Packr({ useRecords: false, moreTypes: true, variableMapSize: true });
 
 export interface Envelope<N extends MessageTypeName = MessageTypeName> {
   readonly type: N;
@@ -89,7 +86,7 @@ export function envelope<N extends MessageTypeName>(type: N, body: MessageBody<N
 
 /** Packs an envelope; throws MessageTooLargeError when it would not fit in `maxBytes`. */
 export function encodeEnvelope(message: Envelope, maxBytes: number = MAX_MESSAGE_BYTES): Uint8Array {
-  const bytes = packr.pack(message);
+  const bytes = packWire(message);
   if (bytes.byteLength > maxBytes) {
     throw new MessageTooLargeError({ type: message.type, bytes: bytes.byteLength, maxBytes });
   }
@@ -157,7 +154,7 @@ export interface DecodeOptions<N extends MessageTypeName> {
  */
 export function unpackUnchecked(bytes: Uint8Array): unknown {
   try {
-    return packr.unpack(bytes);
+    return unpackPlain(bytes);
   } catch {
     return undefined;
   }
@@ -173,7 +170,7 @@ export function decodeEnvelope<N extends MessageTypeName = MessageTypeName>(
     return fail("too-large", `${bytes.byteLength} bytes, over the ${maxBytes}-byte limit`);
   let raw: unknown;
   try {
-    raw = packr.unpack(bytes);
+    raw = unpackPlain(bytes);
   } catch (error) {
     return fail("not-msgpack", `not valid msgpack (${error instanceof Error ? error.message : String(error)})`);
   }
@@ -189,7 +186,14 @@ export function decodeEnvelope<N extends MessageTypeName = MessageTypeName>(
   if (version !== known) {
     return fail("unknown-version", `${type} version ${version} is not supported (this build reads version ${known})`);
   }
-  const body = bodyDecoders[type](shape.right.body);
+  let wireBody: unknown;
+  try {
+    wireBody = fromWire(shape.right.body);
+  } catch (error) {
+    if (!(error instanceof WireFormatError)) throw error;
+    return fail("bad-body", `${type} v${version}: ${boundString(error.message, MAX_ISSUE_CHARS)}`);
+  }
+  const body = bodyDecoders[type](wireBody);
   if (Either.isLeft(body)) return fail("bad-body", `${type} v${version}: ${formatParseError(body.left)}`);
   // The fast check hands back the input itself: no copy needed then.
   const message = body.right === shape.right.body ? shape.right : { ...shape.right, body: body.right };

@@ -99,6 +99,7 @@ export {
   WORK_QUEUES,
   type WorkQueueName,
 } from "./subjects.ts";
+export { packWire, unpackWire, WireFormatError } from "./wire.ts";
 export {
   type ConsumeWorkOptions,
   consumeWork,

@@ -1,8 +1,9 @@
 /**
  * The message types: the contract between actors. Each has an Effect Schema (checked on receipt) and
- * a schema version (bump it when the shape changes; receivers reject versions they do not know).
- * Token ids travel as Int32Array and log-probs as Float32Array, never as number arrays (msgpack
- * would send those as float64).
+ * a schema version (bump it when the shape changes or its bytes do; receivers reject versions they
+ * do not know). Token ids are Int32Array and log-probs Float32Array, never number arrays (msgpack
+ * would send those as float64); on the wire each is a plain msgpack `{dtype, data}` map (wire.ts,
+ * docs/protocol.md), so every message is readable by any language's msgpack library.
  */
 import { Schema } from "effect";
 
@@ -174,9 +175,11 @@ export type ControlReply = typeof ControlReply.Type;
  * adding a type is one entry here.
  */
 export const MESSAGE_TYPES = {
-  PromptGroup: { version: 2, schema: PromptGroup },
-  RolloutGroup: { version: 3, schema: RolloutGroup },
-  ScoredGroup: { version: 3, schema: ScoredGroup },
+  // PromptGroup 3, RolloutGroup 4, ScoredGroup 4: plain msgpack (typed arrays as dtype maps, no
+  // msgpackr extensions); earlier versions carried msgpackr's typed-array extension.
+  PromptGroup: { version: 3, schema: PromptGroup },
+  RolloutGroup: { version: 4, schema: RolloutGroup },
+  ScoredGroup: { version: 4, schema: ScoredGroup },
   MetricsEvent: { version: 1, schema: MetricsEvent },
   Heartbeat: { version: 1, schema: Heartbeat },
   ControlRequest: { version: 1, schema: ControlRequest },

@@ -2,6 +2,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Packr } from "msgpackr";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { generatePrompts, generateWorld, renderReference } from "../envs/index.ts";
+import { decodeWithPython, encodeWithPython } from "../test/plain-msgpack.ts";
 import { FactWorldAnalyzer, precisionModule } from "./builtins.ts";
 import type { RewardModule } from "./module.ts";
 import { natsRewardModule, REWARD_PROTOCOL_VERSION, rewardSubjects, serveRewardModule } from "./nats.ts";
@@ -87,6 +88,58 @@ describe("reward modules as NATS services", () => {
       new TextDecoder().decode((await nc.request("$SRV.PING.flaky", undefined, { timeout: 2000 })).data),
     );
     expect(ping).toMatchObject({ name: "flaky", version: "2.0.0", metadata: { protocol: "factrl-reward/1" } });
+  });
+
+  it("talks to a service written with Python's msgpack: plain requests, 64-bit ints in replies", async () => {
+    // The service's replies as Python packs them (5e9 is a 64-bit int there); factrl's requests are kept.
+    const [info, outcomes] = encodeWithPython([
+      { protocol: 1, name: "py", version: "1.0.0" },
+      {
+        protocol: 1,
+        outcomes: [
+          { ok: true, components: { py: 5_000_000_000 } },
+          { ok: true, components: { py: 0.25 } },
+        ],
+      },
+    ]);
+    const requests: Uint8Array[] = [];
+    const subjects = rewardSubjects("py");
+    const subscriptions = [
+      nc.subscribe(subjects.info, {
+        callback: (_err, msg) => {
+          msg.respond(info);
+        },
+      }),
+      nc.subscribe(subjects.score, {
+        callback: (_err, msg) => {
+          requests.push(msg.data);
+          msg.respond(outcomes);
+        },
+      }),
+    ];
+    stops.push(async () => {
+      for (const subscription of subscriptions) subscription.unsubscribe();
+    });
+    await nc.flush();
+    const module = await natsRewardModule(nc, "py");
+    const items = [
+      { prompt: { id: "p1", text: "Who is Zorvath?", focus: undefined }, answer: "<think></think> A painter." },
+      { prompt: { id: "p2", text: "Where is Quell?" }, answer: "<think></think> North.", reference: undefined },
+    ];
+    expect(await module.score(items, new AbortController().signal)).toEqual([
+      { ok: true, components: { py: 5_000_000_000 } },
+      { ok: true, components: { py: 0.25 } },
+    ]);
+    // Python reads the request without extension types: the undefined fields are simply absent.
+    expect(decodeWithPython(requests)).toEqual([
+      {
+        protocol: 1,
+        items: [
+          { prompt: { id: "p1", text: "Who is Zorvath?" }, answer: "<think></think> A painter." },
+          { prompt: { id: "p2", text: "Where is Quell?" }, answer: "<think></think> North." },
+        ],
+      },
+    ]);
   });
 
   it("names a missing service clearly and refuses bad names", async () => {

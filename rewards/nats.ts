@@ -5,12 +5,12 @@
  */
 import { type Service, Svcm } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Packr } from "msgpackr";
+import { packWire, unpackWire } from "../messaging/index.ts";
 import { type ModuleOutcome, nameOption, positiveIntOption, type RewardItem, type RewardModule } from "./module.ts";
 
 export const REWARD_PROTOCOL_VERSION = 1;
-// Plain msgpack maps, no shared structures: any language's msgpack library can read and write them.
-const packr = new Packr({ useRecords: false, moreTypes: true });
+// factrl's plain msgpack (messaging/wire.ts): no extension types, no shared structures, 64-bit ints
+// as numbers, so any language's msgpack library reads and writes these bodies.
 
 export const rewardSubjects = (service: string) => {
   if (!/^[-\w]+$/.test(service)) throw new Error(`reward service name "${service}" must match [A-Za-z0-9_-]+`);
@@ -56,15 +56,15 @@ export async function serveRewardModule(
     queue: options.queue ?? "factrl-reward",
   });
   const info: InfoReply = { protocol: REWARD_PROTOCOL_VERSION, name: module.name, version: module.version };
-  svc.addEndpoint("info", { subject: subjects.info, handler: (_err, msg) => msg.respond(packr.pack(info)) });
+  svc.addEndpoint("info", { subject: subjects.info, handler: (_err, msg) => msg.respond(packWire(info)) });
   svc.addEndpoint("score", {
     subject: subjects.score,
     handler: (_err, msg) => {
-      const reply = (body: ScoreReply) => msg.respond(packr.pack(body));
+      const reply = (body: ScoreReply) => msg.respond(packWire(body));
       const fail = (message: string) => reply({ protocol: REWARD_PROTOCOL_VERSION, error: { message } });
       let request: ScoreRequest;
       try {
-        request = packr.unpack(msg.data) as ScoreRequest;
+        request = unpackWire(msg.data) as ScoreRequest;
       } catch (error) {
         return fail(`request is not msgpack: ${(error as Error).message}`);
       }
@@ -106,10 +106,10 @@ export async function natsRewardModule(
   const name = options.name === undefined ? undefined : nameOption(options, service, where);
   let info: InfoReply;
   try {
-    const reply = await nc.request(subjects.info, packr.pack({ protocol: REWARD_PROTOCOL_VERSION }), {
+    const reply = await nc.request(subjects.info, packWire({ protocol: REWARD_PROTOCOL_VERSION }), {
       timeout: 5_000,
     });
-    info = packr.unpack(reply.data) as InfoReply;
+    info = unpackWire(reply.data) as InfoReply;
   } catch (error) {
     throw new Error(`reward service "${service}": no answer on ${subjects.info} (${(error as Error).message})`);
   }
@@ -118,8 +118,8 @@ export async function natsRewardModule(
 
   const scoreChunk = async (items: readonly RewardItem[]): Promise<readonly ModuleOutcome[]> => {
     const request: ScoreRequest = { protocol: REWARD_PROTOCOL_VERSION, items };
-    const msg = await nc.request(subjects.score, packr.pack(request), { timeout: requestTimeoutMs });
-    const reply = packr.unpack(msg.data) as ScoreReply;
+    const msg = await nc.request(subjects.score, packWire(request), { timeout: requestTimeoutMs });
+    const reply = unpackWire(msg.data) as ScoreReply;
     if ("error" in reply) throw new Error(`reward service "${service}": ${reply.error.message}`);
     return reply.outcomes;
   };

@@ -62,7 +62,7 @@ describe("codec", () => {
     const decoded = decodeEnvelope(bytes, { accept: ["ScoredGroup"] });
     expect(Either.isRight(decoded)).toBe(true);
     if (Either.isLeft(decoded)) return;
-    expect(decoded.right).toMatchObject({ type: "ScoredGroup", version: 3, id: "m1", sentAt: 5, sender: "tester" });
+    expect(decoded.right).toMatchObject({ type: "ScoredGroup", version: 4, id: "m1", sentAt: 5, sender: "tester" });
     const answer = decoded.right.body.rollout.answers[3];
     expect(answer?.tokens).toBeInstanceOf(Int32Array);
     expect(answer?.logProbs).toBeInstanceOf(Float32Array);
