@@ -15,6 +15,8 @@ export {
 export { embeddedServerAuthArgs, natsConnectionOptions } from "./nats.ts";
 export {
   ActorCounts,
+  AltTextNoise,
+  CaptionTaskFields,
   CurationSection,
   EnvSection,
   EvaluationSection,
@@ -22,6 +24,7 @@ export {
   type ExperimentConfigEncoded,
   ExperimentId,
   FactWorldEnv,
+  FactWorldVisionEnv,
   JsonlEnv,
   LearnerSection,
   LossAggregation,

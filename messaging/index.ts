@@ -60,6 +60,7 @@ export {
   type MessageTypeName,
   MetricsEvent,
   PromptGroup,
+  PromptPicture,
   RewardFailure,
   RolloutGroup,
   ScoredGroup,
