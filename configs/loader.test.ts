@@ -247,7 +247,7 @@ describe("config files", () => {
   });
 
   it("the shipped configs are valid", () => {
-    for (const name of ["quickstart", "tiny", "smoke"]) {
+    for (const name of ["quickstart", "quickstart-vision", "tiny", "smoke"]) {
       const config = load(resolve(import.meta.dirname, `${name}.yaml`));
       expect(config.experiment).toBe(name);
     }

@@ -282,6 +282,19 @@ describe("MoT with an image modality", () => {
     session.dispose();
   });
 
+  it("starts from a dense captioner exactly: the image weights are copies of dense's (logits within 1e-5)", async () => {
+    const dense = new DensePolicy(denseConfig({ imageTokens }));
+    sharpen(dense);
+    const converted = await policyStartingFrom(dense, "mot", "dense captioner", {
+      modalities: ["prompt", "reasoning", "answer", "image"],
+    });
+    expect(converted.config.imageTokens).toEqual(imageTokens);
+    const batch = batchOf(picturePrompts);
+    expect(maxAbsDiff(await logitsOf(dense, batch), await logitsOf(converted, batch))).toBeLessThan(1e-5);
+    converted.dispose();
+    dense.dispose();
+  });
+
   it("without an image modality, image tokens share the prompt's weights (and nothing breaks)", async () => {
     const shared = new MotPolicy(motConfig({ imageTokens }));
     expect(shared.variableNames.some((n) => n.includes("/image/"))).toBe(false);
