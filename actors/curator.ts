@@ -67,6 +67,9 @@ export const promptGroupAt = (train: readonly EnvPrompt[], config: ExperimentCon
     meta: { split: prompt.split, ...(prompt.bucket === undefined ? {} : { bucket: prompt.bucket }) },
     groupSize: config.rollout.groupSize,
     createdAt: Date.now(),
+    ...(prompt.picture
+      ? { picture: { ...prompt.picture, pixels: prompt.picture.pixels as Uint8Array<ArrayBuffer> } }
+      : {}),
   };
 };
 

@@ -59,7 +59,7 @@ export async function answerPrompts(
   for (let at = 0; at < prompts.length; at += sampling.batch) {
     const batch = prompts.slice(at, at + sampling.batch);
     const result = await policy.sample(
-      batch.map((p) => format.promptTokens(p.text)),
+      batch.map((p) => format.promptTokens(p.text, p.picture)),
       { ...sampling, seed: sampling.seed + at, stopTokens: format.stopTokens },
     );
     for (const sequence of result.sequences)

@@ -3,16 +3,17 @@
  * initial policy, then with every `evaluation.every`-th published version and with the final one;
  * scores them with the experiment's reward (relevance judged against the initial policy's answers)
  * and publishes the metrics. After the final version it writes `runs/<experiment>/report.md`
- * (initial vs RL policy per suite and on average) and marks the evaluation done in KV.
+ * (initial vs RL policy per suite and on average; for an environment with pictures, a few of them as
+ * PNG files in `report-pictures/` with both policies' answers) and marks the evaluation done in KV.
  *
  * Subjects: reads KV `policy` and `learner-progress`, weights from the object store; publishes
  * MetricsEvent on `metrics.evaluator`; writes KV `evaluation-done`.
  */
 import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { Duration, Effect } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
-import type { Environment } from "../envs/index.ts";
+import { type Environment, type EnvPrompt, encodePng, enlarge } from "../envs/index.ts";
 import { Experiment, getState, POLICY_KEY, publishMessage, putState } from "../messaging/index.ts";
 import { EVALUATION_DONE_KEY, LEARNER_PROGRESS_KEY } from "../messaging/pipeline-state.ts";
 import type { Policy } from "../models/index.ts";
@@ -20,12 +21,54 @@ import { evaluationSample, experimentEnvironment } from "./environment.ts";
 import { answerPrompts, type EvaluationResult, evaluateAnswers } from "./evaluation.ts";
 import { followPolicy } from "./policy-sync.ts";
 import { publishedTextFormat } from "./policy-tokenizer.ts";
-import { renderReport } from "./report.ts";
+import { type ReportPicture, renderReport } from "./report.ts";
 import { openRewardPipeline } from "./reward.ts";
 import type { RoleDefinition } from "./runtime.ts";
 import { useBackend } from "./tf-backend.ts";
 
 const POLL = Duration.seconds(1);
+/** Evaluation pictures the report of a vision run shows, and how much they are enlarged. */
+const REPORT_PICTURES = 6;
+const REPORT_PICTURE_SCALE = 4;
+
+/**
+ * A few evaluation prompts with pictures — one from each (suite, bucket) in turn — written as PNG
+ * files into `dir`, with both policies' answers, for the report. None when the prompts have no pictures.
+ */
+export async function writeReportPictures(
+  dir: string,
+  prompts: readonly EnvPrompt[],
+  before: EvaluationResult,
+  after: EvaluationResult,
+): Promise<ReportPicture[]> {
+  const groups = new Map<string, EnvPrompt[]>();
+  for (const p of prompts) {
+    if (!p.picture) continue;
+    const key = `${p.suite}/${p.bucket ?? ""}`;
+    groups.set(key, [...(groups.get(key) ?? []), p]);
+  }
+  const chosen: EnvPrompt[] = [];
+  for (let round = 0; chosen.length < REPORT_PICTURES && [...groups.values()].some((g) => g.length > round); round++)
+    for (const group of groups.values())
+      if (group[round] && chosen.length < REPORT_PICTURES) chosen.push(group[round]!);
+  if (chosen.length === 0) return [];
+  await mkdir(dir, { recursive: true });
+  const answerOf = (result: EvaluationResult, id: string) =>
+    result.answers.find((a) => a.promptId === id)?.answer ?? "";
+  return Promise.all(
+    chosen.map(async (p) => {
+      const name = `${p.id.replaceAll(/[^A-Za-z0-9_-]/g, "-")}.png`;
+      await writeFile(join(dir, name), encodePng(enlarge(p.picture!, REPORT_PICTURE_SCALE)));
+      return {
+        file: `${basename(dir)}/${name}`,
+        promptId: p.id,
+        prompt: p.text,
+        before: answerOf(before, p.id),
+        after: answerOf(after, p.id),
+      };
+    }),
+  );
+}
 
 /**
  * The built-in terms every evaluation reports, whatever the experiment trains with (not `format`:
@@ -135,12 +178,22 @@ export const evaluatorRole: RoleDefinition = {
             const after = yield* evaluate(policy, version, references);
             lastEvaluated = version;
             if (final && version === progress!.policyVersion) {
-              const report = join(config.output.dir, config.experiment, "report.md");
+              const runDir = join(config.output.dir, config.experiment);
+              const report = join(runDir, "report.md");
+              // Pictures are a help to the reader: a report without them beats no report.
+              const pictures = yield* Effect.tryPromise(() =>
+                writeReportPictures(join(runDir, "report-pictures"), prompts, before, after),
+              ).pipe(
+                Effect.catchAll((error) =>
+                  Effect.logWarning(`report pictures not written: ${error.message}`).pipe(Effect.as([])),
+                ),
+              );
               const text = renderReport(config.experiment, before, after, {
                 steps: progress!.step,
                 wallSeconds: (Date.now() - startedAt) / 1000,
                 backbone: policy.config.backbone,
                 temperature: sampling.temperature,
+                pictures,
               });
               yield* Effect.promise(() => writeFile(report, text));
               yield* putState(EVALUATION_DONE_KEY, { finalVersion: version, report });

@@ -74,6 +74,28 @@ describe("report", () => {
     expect(text).toContain("met.");
   });
 
+  it("shows a vision run's pictures with both answers, as text (tags and web-title bars escaped)", () => {
+    const context = { steps: 12, wallSeconds: 100, backbone: "dense", temperature: 0.7 };
+    expect(renderReport("exp", before, after, context)).not.toContain("## Pictures");
+    const text = renderReport("exp", before, after, {
+      ...context,
+      pictures: [
+        {
+          file: "report-pictures/picture-3-0.png",
+          promptId: "picture:3:0",
+          prompt: "alt-text : stock photo | a picture of Pega Lelofe .",
+          before: "<think> the picture shows a person . </think> the person has red hair .",
+          after: "<think> the picture shows a person . </think> Pega Lelofe has blond hair .",
+        },
+      ],
+    });
+    expect(text).toContain(
+      "| ![picture:3:0](report-pictures/picture-3-0.png) | alt-text : stock photo \\| a picture of Pega Lelofe . | " +
+        "&lt;think&gt; the picture shows a person . &lt;/think&gt; the person has red hair . | " +
+        "&lt;think&gt; the picture shows a person . &lt;/think&gt; Pega Lelofe has blond hair . |",
+    );
+  });
+
   it("renders the study table: the shared initial policy, then one row per reward", () => {
     const table = renderStudyTable([
       { name: "precision", before, after },

@@ -1,7 +1,8 @@
 /**
  * The experiment's report: the initial (SFT) policy against the RL policy on every evaluation suite
- * and on average (the mean over suites, as the paper averages over benchmarks). Pure: numbers in,
- * Markdown out.
+ * and on average (the mean over suites, as the paper averages over benchmarks), and for an
+ * environment with pictures a few of them with both policies' captions. Pure: numbers in, Markdown
+ * out (the evaluator writes the pictures' PNG files).
  */
 import type { FactualityMetrics } from "../rewards/index.ts";
 import type { EvaluationResult } from "./evaluation.ts";
@@ -65,6 +66,35 @@ export function verdict(rows: readonly ComparisonRow[]): ReportVerdict {
   };
 }
 
+/** An evaluation picture shown in the report: its PNG (relative to report.md), its prompt, both policies' answers. */
+export interface ReportPicture {
+  readonly file: string;
+  readonly promptId: string;
+  readonly prompt: string;
+  readonly before: string;
+  readonly after: string;
+}
+
+/** Answers hold `<think>` and web titles hold `|`: shown as text in a table cell. */
+const cell = (text: string) =>
+  text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll("|", "\\|");
+
+function pictureSection(pictures: readonly ReportPicture[]): string[] {
+  if (pictures.length === 0) return [];
+  return [
+    "## Pictures",
+    "",
+    "A few evaluation pictures (enlarged) with their prompt and each policy's answer to it.",
+    "",
+    "| picture | prompt | SFT answer | RL answer |",
+    "|---|---|---|---|",
+    ...pictures.map(
+      (p) => `| ![${p.promptId}](${p.file}) | ${cell(p.prompt)} | ${cell(p.before)} | ${cell(p.after)} |`,
+    ),
+    "",
+  ];
+}
+
 export function renderReport(
   experiment: string,
   before: EvaluationResult,
@@ -75,6 +105,8 @@ export function renderReport(
     readonly backbone: string;
     /** Sampling temperature of every evaluation answer. */
     readonly temperature: number;
+    /** For an environment with pictures: a few of them, written next to the report. */
+    readonly pictures?: readonly ReportPicture[];
   },
 ): string {
   const rows = comparisonRows(before, after);
@@ -111,6 +143,7 @@ export function renderReport(
       `relevance win rate ${pct(v.relevanceWinRate)}. ` +
       `Goals (≥ 10 pp less hallucination, ≤ 5 % less detail, win rate ≥ 50 %): ${v.meetsGoals ? "met" : "not met"}.`,
     "",
+    ...pictureSection(context.pictures ?? []),
   ];
   return lines.join("\n");
 }

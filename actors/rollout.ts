@@ -7,9 +7,10 @@
  * policy (version 0) — the relevance judge's reference — cached per prompt.
  *
  * Subjects: pulls PromptGroup from the `prompts` work queue (demand-driven: a busy actor takes
- * nothing), publishes RolloutGroup to `rollouts` (msgID = group id), metrics on `metrics.<id>`.
+ * nothing), publishes RolloutGroup to `rollouts` (msgID = group id), metrics on `metrics.<id>`. A
+ * prompt its policy cannot read (a picture of the wrong size) is dead-lettered alone.
  */
-import { Deferred, Duration, Effect, Fiber, Schedule } from "effect";
+import { Deferred, Duration, Effect, Either, Fiber, Schedule } from "effect";
 import {
   type Answer,
   Experiment,
@@ -72,40 +73,67 @@ export const rolloutRole: RoleDefinition = {
       let initialPolicy: Policy | undefined;
       yield* Effect.addFinalizer(() => Effect.sync(() => initialPolicy?.dispose()));
 
+      /**
+       * Each prompt group's prompt as the policy reads it (its picture's image tokens, then its words).
+       * One the policy cannot read — a picture its image tokenizer refuses, or a text-only policy given
+       * a picture — is dead-lettered alone, naming the prompt; the rest of the batch goes on.
+       */
+      const readPrompts = (items: readonly WorkItem<"prompts">[]) =>
+        Effect.gen(function* () {
+          const read: { readonly item: WorkItem<"prompts">; readonly tokens: Int32Array<ArrayBuffer> }[] = [];
+          for (const item of items) {
+            const { prompt, picture, promptId, groupId } = item.body;
+            const tokens = yield* Effect.try(() => format.promptTokens(prompt, picture)).pipe(Effect.either);
+            if (Either.isRight(tokens)) {
+              read.push({ item, tokens: tokens.right as Int32Array<ArrayBuffer> });
+              continue;
+            }
+            const reason = `prompt ${promptId} (group ${groupId}) cannot be read by this policy: ${
+              tokens.left.error instanceof Error ? tokens.left.error.message : String(tokens.left.error)
+            }`;
+            yield* Effect.logWarning(reason);
+            actor.recordFailed(1);
+            yield* item.settle(WorkOutcome.reject(reason));
+          }
+          return read;
+        });
+      type ReadPrompt = Effect.Effect.Success<ReturnType<typeof readPrompts>>[number];
+
       /** The initial policy's answer to each prompt of the batch not answered yet (one batched call). */
-      const referencesFor = (items: readonly WorkItem<"prompts">[]) =>
+      const referencesFor = (batch: readonly ReadPrompt[]) =>
         Effect.gen(function* () {
           if (config.rewards.reference !== "initial-policy") return;
-          const missing = [...new Map(items.map((i) => [i.body.promptId, i.body])).values()].filter(
-            (group) => !references.has(group.promptId),
+          const missing = [...new Map(batch.map((r) => [r.item.body.promptId, r])).values()].filter(
+            (r) => !references.has(r.item.body.promptId),
           );
           if (missing.length === 0) return;
           initialPolicy ??= yield* follower.loadVersion(0);
           const result = yield* Effect.promise(() =>
             initialPolicy!.sample(
-              missing.map((group) => format.promptTokens(group.prompt)),
-              { ...sampling, seed: hash32(`reference:${config.seed}:${missing[0]!.promptId}`) },
+              missing.map((r) => r.tokens),
+              { ...sampling, seed: hash32(`reference:${config.seed}:${missing[0]!.item.body.promptId}`) },
             ),
           );
-          for (const [i, group] of missing.entries()) {
-            references.set(group.promptId, format.answerText(result.sequences[i]!.tokens));
+          for (const [i, r] of missing.entries()) {
+            references.set(r.item.body.promptId, format.answerText(result.sequences[i]!.tokens));
           }
         });
 
       /** Samples a batch (after loading a newer policy version, if any): its rollout groups, ready to publish. */
-      const sampleBatch = (items: readonly WorkItem<"prompts">[]) =>
+      const sampleBatch = (batch: readonly ReadPrompt[]) =>
         Effect.gen(function* () {
+          const items = batch.map((r) => r.item);
           // Durations for bench/pipeline.ts: loading weights, sampling, and (publishBatch) messaging.
           const syncStarted = performance.now();
           const { policy, version } = yield* follower.current;
           const syncMs = performance.now() - syncStarted;
           actor.setPolicyVersion(version);
           const startedAt = Date.now();
-          const promptTokens = items.map((item) => format.promptTokens(item.body.prompt) as Int32Array<ArrayBuffer>);
+          const promptTokens = batch.map((r) => r.tokens);
           const rows = items.flatMap((item, i) => Array.from({ length: item.body.groupSize }, () => promptTokens[i]!));
           const seed = hash32(`${config.seed}:${version}:${items.map((i) => i.body.groupId).join(",")}`);
           const result = yield* Effect.promise(() => policy.sample(rows, { ...sampling, seed }));
-          yield* referencesFor(items);
+          yield* referencesFor(batch);
           const finishedAt = Date.now();
           let row = 0;
           const rollouts = items.map((item, i) => {
@@ -213,9 +241,11 @@ export const rolloutRole: RoleDefinition = {
         let publishing: Fiber.RuntimeFiber<void> | undefined;
         while (!actor.isDraining()) {
           const fetchStarted = performance.now();
-          const items = yield* prompts.fetch({ max: config.rollout.batch, expiresMs: PULL_EXPIRES_MS });
-          if (items.length === 0) continue;
+          const fetched = yield* prompts.fetch({ max: config.rollout.batch, expiresMs: PULL_EXPIRES_MS });
           const fetchMs = performance.now() - fetchStarted;
+          const batch = yield* readPrompts(fetched);
+          if (batch.length === 0) continue;
+          const items = batch.map((r) => r.item);
           const settled = new Set<WorkItem<"prompts">>();
           const handBack = handingBack(items, settled);
           yield* actor
@@ -223,7 +253,7 @@ export const rolloutRole: RoleDefinition = {
               keepingAlive(
                 items,
                 Effect.gen(function* () {
-                  const sampled = yield* sampleBatch(items);
+                  const sampled = yield* sampleBatch(batch);
                   const waitStarted = performance.now();
                   if (publishing) yield* Fiber.join(publishing);
                   const timings = { fetchMs, publishMs: performance.now() - waitStarted };

@@ -12,9 +12,14 @@
 //    final held-out loss (the paper: 55.8 % of the steps at 7B; goal ≤ 70 %).
 //
 //   node bin/run-ts.mjs bench/mot.ts [--steps 240] [--eval-every 20] [--batch 32] [--rounds 7] [--untie all]
-//                                    [--data mixed|corpus] [--world-scale K] [--no-routing] [--no-pretrain]
+//                                    [--data mixed|corpus|vision] [--world-scale K] [--pictures 8000]
+//                                    [--codebook 512] [--no-routing] [--no-pretrain]
 // With --data corpus every row is a corpus window (prompt = its first token, the rest answer text):
 // MoT's modalities then hardly differ, so it measures MoT where its premise is absent.
+// With --data vision (issue 14, MoT where it belongs) the stream mixes text documents and
+// picture–caption documents; MoT owns weights for the image modality too, and the report gives, per
+// modality (the predicted token's), the steps and wall-clock MoT needs to reach dense's final
+// held-out loss (goals, scaled down from the paper: image ≤ 0.6×, text ≤ 1.0×).
 import * as tf from "@tensorflow/tfjs";
 import {
   createTokenizer,
@@ -34,9 +39,16 @@ import {
   trainStep,
   windowBatches,
 } from "../learner/pretrain.ts";
+import {
+  captionTokenizer,
+  imageTokenizerFromPictures,
+  pictureDocumentTokens,
+  picturePretrainingSet,
+} from "../learner/pretrain-vision.ts";
 import { initBackend } from "../models/backend.ts";
 import {
   buildPolicy,
+  modalityMarkers,
   mulberry32,
   type Policy,
   type PolicyConfigBase,
@@ -44,7 +56,7 @@ import {
   registerWasmSegmentSum,
   tokenModalities,
 } from "../models/index.ts";
-import type { MotUntie } from "../models/mot/index.ts";
+import type { ModalityName, MotUntie } from "../models/mot/index.ts";
 import { groupBySlot } from "../models/mot/routing.ts";
 
 const args = process.argv.slice(2);
@@ -57,8 +69,14 @@ const EVAL_EVERY = Number(option("--eval-every", "20"));
 const BATCH = Number(option("--batch", "32"));
 const ROUNDS = Number(option("--rounds", "7"));
 const UNTIE = option("--untie", "all") as MotUntie;
-/** mixed: half corpus windows, half prompt → answer sequences; corpus: corpus windows only. */
-const DATA = option("--data", "mixed") as "mixed" | "corpus";
+/**
+ * mixed: half corpus windows, half prompt → answer sequences; corpus: corpus windows only; vision:
+ * text documents and picture–caption documents in one stream (per-modality loss: image and text).
+ */
+const DATA = option("--data", "mixed") as "mixed" | "corpus" | "vision";
+/** vision: picture–caption documents in the stream, and the VQ codebook's size. */
+const PICTURE_DOCUMENTS = Number(option("--pictures", "8000"));
+const CODEBOOK = Number(option("--codebook", "512"));
 /** World size as a multiple of the default's entity counts: more prompts per modality, same shapes. */
 const WORLD_SCALE = Number(option("--world-scale", "1"));
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
@@ -152,15 +170,35 @@ function routingBenchmark() {
 
 // ── 2. pretraining at equal FLOPs per token ─────────────────────────────────────────────────────
 
-async function pretrainingBenchmark() {
+/** What the two models train on and how their held-out loss is measured, by part. */
+interface BenchData {
+  /** One line on the data. */
+  readonly description: string;
+  /** The model config's data-dependent fields. */
+  readonly shape: Pick<PolicyConfigBase, "vocabSize" | "maxSeqLen" | "specialTokens" | "imageTokens">;
+  /** MoT's modalities with weights of their own. */
+  readonly modalities: readonly ModalityName[];
+  batchAt(step: number): PromptAnswerBatch;
+  /** Held-out losses by part (e.g. corpus / QA, or image / text tokens). */
+  evaluate(policy: Policy): Record<string, number>;
+  /** The parts whose crossing (steps MoT needs to reach dense's final value) is reported. */
+  readonly targets: readonly string[];
+}
+
+const defaultWorld = () => {
   const base = WORLD_SIZES.default;
-  const world = generateWorld({
+  return generateWorld({
     ...base,
     people: base.people * WORLD_SCALE,
     places: base.places * WORLD_SCALE,
     organisations: base.organisations * WORLD_SCALE,
     works: base.works * WORLD_SCALE,
   });
+};
+
+/** FactWorld text: corpus windows, and (mixed) prompt → `<think> reasoning </think> answer` sequences. */
+function textData(): BenchData {
+  const world = defaultWorld();
   const tokenizer = createTokenizer(world);
   const { pad, bos, eos, thinkOpen, thinkClose } = tokenizer.specialTokens;
   const documents = generateCorpus(world).map((doc) => tokenizer.encode(doc.text));
@@ -182,25 +220,125 @@ async function pretrainingBenchmark() {
   const half = BATCH / 2;
   const qaRows = DATA === "mixed" ? half : 0;
   const corpusBatchAt = windowBatches(trainStream, BATCH - qaRows, WINDOW, 1);
-  const batchAt = (step: number): PromptAnswerBatch => {
-    const random = mulberry32(1_000_003 * 7 + step);
-    const corpus = corpusBatchAt(step);
-    const picked = Array.from({ length: qaRows }, () => qaTrain[Math.floor(random() * qaTrain.length)]!);
-    return {
-      prompts: [...corpus.prompts, ...picked.map((e) => e.prompt)],
-      answers: [...corpus.answers, ...picked.map((e) => e.answer)],
-    };
-  };
   const evalCorpus = evalWindows(evalStream, half, WINDOW, 4);
   const evalQa = Array.from({ length: 4 }, (_, i) => {
     const rows = qaEval.slice(i * half, (i + 1) * half);
     return { prompts: rows.map((e) => e.prompt), answers: rows.map((e) => e.answer) };
   });
+  return {
+    description:
+      `FactWorld default world${WORLD_SCALE === 1 ? "" : ` × ${WORLD_SCALE} entities`} (vocab ${tokenizer.vocabSize}); ` +
+      `batch ${BATCH - qaRows} corpus windows of ${WINDOW} + ${qaRows} prompt→answer sequences (≤ ${MAX_SEQ} tokens)`,
+    shape: {
+      vocabSize: tokenizer.vocabSize,
+      maxSeqLen: MAX_SEQ,
+      specialTokens: { pad, bos, eos, thinkOpen, thinkClose },
+    },
+    modalities: ["prompt", "reasoning", "answer"],
+    batchAt(step) {
+      const random = mulberry32(1_000_003 * 7 + step);
+      const corpus = corpusBatchAt(step);
+      const picked = Array.from({ length: qaRows }, () => qaTrain[Math.floor(random() * qaTrain.length)]!);
+      return {
+        prompts: [...corpus.prompts, ...picked.map((e) => e.prompt)],
+        answers: [...corpus.answers, ...picked.map((e) => e.answer)],
+      };
+    },
+    evaluate(policy) {
+      const corpus = evalLoss(policy, evalCorpus);
+      const qaLoss = evalLoss(policy, evalQa);
+      // The target: the held-out loss of what was trained on (QA is reported either way).
+      return { loss: DATA === "mixed" ? (corpus + qaLoss) / 2 : corpus, corpus, qa: qaLoss };
+    },
+    targets: ["loss"],
+  };
+}
+
+/**
+ * The mixed-modal corpus (Chameleon's setting, scaled down): FactWorld's text documents and
+ * picture–caption documents (a picture's 64 VQ image tokens, then its caption) in one stream, cut
+ * into windows. Held-out loss is measured per modality of the predicted token: image or text.
+ */
+function visionData(): BenchData {
+  const world = defaultWorld();
+  const tokenizer = captionTokenizer(world);
+  const { pad, bos, eos, thinkOpen, thinkClose } = tokenizer.specialTokens;
+  const pictures = picturePretrainingSet(world, PICTURE_DOCUMENTS, 1);
+  const image = imageTokenizerFromPictures(pictures.pictures, tokenizer, { codebookSize: CODEBOOK, seed: 1 });
+  const text = generateCorpus(world).map((doc) => tokenizer.encode(doc.text));
+  const pictureDocs = pictureDocumentTokens(pictures, image, tokenizer);
+  const heldOut = (docs: readonly Int32Array[]) => Math.max(1, Math.round(docs.length * 0.02));
+  const shuffled = (docs: Int32Array[], seed: number) => {
+    const random = mulberry32(seed);
+    for (let i = docs.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [docs[i], docs[j]] = [docs[j]!, docs[i]!];
+    }
+    return docs;
+  };
+  // Held out: 2 % of each kind, mixed as the training stream is, so both modalities are measured on
+  // documents never trained on.
+  const evalStream = tokenStream(
+    shuffled([...text.slice(0, heldOut(text)), ...pictureDocs.slice(0, heldOut(pictureDocs))], 12),
+    bos,
+    eos,
+  );
+  const train = shuffled([...text.slice(heldOut(text)), ...pictureDocs.slice(heldOut(pictureDocs))], 11);
+  const trainStream = tokenStream(train, bos, eos);
+  const WINDOW = 128;
+  const batchAt = windowBatches(trainStream, BATCH, WINDOW, 1);
+  const evalBatches = evalWindows(evalStream, BATCH, WINDOW, 8);
+  const imageTokens = { first: image.offset, count: image.codebook.size };
+  const isImage = (t: number) => t >= imageTokens.first && t < imageTokens.first + imageTokens.count;
+  const imageShare = trainStream.reduce((n, t) => n + (isImage(t) ? 1 : 0), 0) / trainStream.length;
+  return {
+    description:
+      `FactWorld default world, text corpus (${text.length} documents) and ${pictureDocs.length} picture–caption documents ` +
+      `(64 image tokens of a ${image.codebook.size}-code VQ codebook, then the caption) in one stream; vocab ` +
+      `${tokenizer.vocabSize} words + ${image.codebook.size} image tokens; batch ${BATCH} windows of ${WINDOW}; ` +
+      `${(100 * imageShare).toFixed(1)} % of the training tokens are image tokens`,
+    shape: {
+      vocabSize: tokenizer.vocabSize + image.codebook.size,
+      maxSeqLen: WINDOW + 1,
+      specialTokens: { pad, bos, eos, thinkOpen, thinkClose },
+      imageTokens,
+    },
+    modalities: ["prompt", "reasoning", "answer", "image"],
+    batchAt,
+    evaluate(policy) {
+      let image = 0;
+      let text = 0;
+      let imageCount = 0;
+      let textCount = 0;
+      for (const batch of evalBatches) {
+        const { logProbs, mask } = policy.answerLogProbs(batch);
+        const lp = logProbs.dataSync();
+        const m = mask.dataSync();
+        tf.dispose([logProbs, mask]);
+        const width = lp.length / batch.answers.length;
+        batch.answers.forEach((answer, b) => {
+          for (let j = 0; j < answer.length; j++) {
+            if (m[b * width + j] === 0) continue;
+            if (isImage(answer[j]!)) {
+              image -= lp[b * width + j]!;
+              imageCount++;
+            } else {
+              text -= lp[b * width + j]!;
+              textCount++;
+            }
+          }
+        });
+      }
+      return { image: image / imageCount, text: text / textCount };
+    },
+    targets: ["image", "text"],
+  };
+}
+
+async function pretrainingBenchmark(data: BenchData) {
   const settings: OptimizerSettings = { learningRate: 2e-3, warmupSteps: 20, totalSteps: STEPS, clipNorm: 1 };
   const shape = {
-    vocabSize: tokenizer.vocabSize,
-    maxSeqLen: MAX_SEQ,
-    specialTokens: { pad, bos, eos, thinkOpen, thinkClose },
+    ...data.shape,
     initSeed: 1,
     dModel: 128,
     nLayers: 2,
@@ -210,7 +348,10 @@ async function pretrainingBenchmark() {
   };
   const runs = [
     { name: "dense", config: { backbone: "dense", ...shape } as PolicyConfigBase },
-    { name: `MoT (untie ${UNTIE})`, config: { backbone: "mot", untie: UNTIE, ...shape } as PolicyConfigBase },
+    {
+      name: `MoT (untie ${UNTIE})`,
+      config: { backbone: "mot", untie: UNTIE, modalities: data.modalities, ...shape } as PolicyConfigBase,
+    },
   ].map(({ name, config }) => {
     const policy: Policy = buildPolicy(config);
     return {
@@ -220,36 +361,34 @@ async function pretrainingBenchmark() {
       trainMs: 0,
       /** Training losses since the last eval point. */
       recent: [] as number[],
-      curve: [] as { step: number; trainMs: number; train: number; corpus: number; qa: number; loss: number }[],
+      curve: [] as { step: number; trainMs: number; parts: Record<string, number> }[],
     };
   });
-  const modalityCounts = [0, 0, 0];
-  const first = batchAt(0);
+  const modalityCounts = [0, 0, 0, 0];
+  const first = data.batchAt(0);
   first.prompts.forEach((prompt, i) => {
     const row = [...prompt, ...first.answers[i]!];
-    for (const m of tokenModalities(row, prompt.length, shape.specialTokens)) modalityCounts[m]! += 1;
+    for (const m of tokenModalities(row, prompt.length, modalityMarkers(runs[0]!.policy.config)))
+      modalityCounts[m]! += 1;
   });
   console.log(
-    `\nPretraining: FactWorld default world${WORLD_SCALE === 1 ? "" : ` × ${WORLD_SCALE} entities`} (vocab ${tokenizer.vocabSize}); batch ${BATCH - qaRows} corpus windows of ${WINDOW} + ${qaRows} prompt→answer sequences (≤ ${MAX_SEQ} tokens); ` +
-      `tokens per modality in batch 0: prompt ${modalityCounts[0]}, reasoning ${modalityCounts[1]}, answer ${modalityCounts[2]}`,
+    `\nPretraining: ${data.description}; tokens per modality in batch 0: prompt ${modalityCounts[0]}, ` +
+      `reasoning ${modalityCounts[1]}, answer ${modalityCounts[2]}, image ${modalityCounts[3]}`,
   );
   for (const run of runs) {
     console.log(
-      `${run.name}: ${run.policy.parameterCount()} parameters, ${(run.policy.flopsPerToken(MAX_SEQ) / 1e6).toFixed(2)} MFLOP/token forward`,
+      `${run.name}: ${run.policy.parameterCount()} parameters, ${(run.policy.flopsPerToken(shape.maxSeqLen) / 1e6).toFixed(2)} MFLOP/token forward`,
     );
   }
   const evaluate = (run: (typeof runs)[number], step: number) => {
-    const corpus = evalLoss(run.policy, evalCorpus);
-    const qaLoss = evalLoss(run.policy, evalQa);
-    // The target: the held-out loss of what was trained on (QA is reported either way).
-    const loss = DATA === "mixed" ? (corpus + qaLoss) / 2 : corpus;
     const train = run.recent.length > 0 ? run.recent.reduce((a, b) => a + b, 0) / run.recent.length : Number.NaN;
     run.recent = [];
-    run.curve.push({ step, trainMs: run.trainMs, train, corpus, qa: qaLoss, loss });
+    run.curve.push({ step, trainMs: run.trainMs, parts: { ...data.evaluate(run.policy), train } });
   };
+  const headline = data.targets[0]!;
   for (const run of runs) evaluate(run, 0);
   for (let step = 0; step < STEPS; step++) {
-    const batch = batchAt(step);
+    const batch = data.batchAt(step);
     const learningRate = learningRateAt(step, settings);
     for (const run of runs) {
       const start = performance.now();
@@ -259,47 +398,55 @@ async function pretrainingBenchmark() {
       if ((step + 1) % EVAL_EVERY === 0 || step + 1 === STEPS) evaluate(run, step + 1);
     }
     if ((step + 1) % EVAL_EVERY === 0) {
+      const parts = (r: (typeof runs)[number]) =>
+        data.targets.map((t) => `${t} ${r.curve.at(-1)!.parts[t]!.toFixed(4)}`).join(" ");
       console.log(
-        `step ${step + 1}: ${runs.map((r) => `${r.name} ${r.curve.at(-1)!.loss.toFixed(4)} (${(r.trainMs / (step + 1)).toFixed(0)} ms/step)`).join(", ")}`,
+        `step ${step + 1}: ${runs.map((r) => `${r.name} ${parts(r)} (${(r.trainMs / (step + 1)).toFixed(0)} ms/step)`).join(", ")}`,
       );
     }
   }
   const [dense, mot] = runs as [(typeof runs)[number], (typeof runs)[number]];
+  const parts = Object.keys(dense.curve[0]!.parts).filter((p) => p !== "train");
   console.log(
-    `\nHeld-out loss (${DATA === "mixed" ? "mean of corpus and QA" : "corpus"}; components in brackets) and training loss (mean over the steps since the previous row, same batches for both):`,
+    `\nHeld-out loss by part (${parts.join(", ")}) and training loss (mean over the steps since the previous row, same batches for both):`,
   );
-  console.log("\n| step | dense held-out (corpus / QA) | MoT held-out (corpus / QA) | dense train | MoT train |");
-  console.log("|---|---|---|---|---|");
+  console.log(
+    `\n| step | ${runs.flatMap((r) => parts.map((p) => `${r.name} ${p}`)).join(" | ")} | dense train | MoT train |`,
+  );
+  console.log(`|---|${runs.flatMap(() => parts.map(() => "---")).join("|")}|---|---|`);
   dense.curve.forEach((point, i) => {
     const other = mot.curve[i]!;
+    const cells = [point, other].flatMap((c) => parts.map((p) => c.parts[p]!.toFixed(4)));
     console.log(
-      `| ${point.step} | ${point.loss.toFixed(4)} (${point.corpus.toFixed(3)} / ${point.qa.toFixed(3)}) | ${other.loss.toFixed(4)} (${other.corpus.toFixed(3)} / ${other.qa.toFixed(3)}) | ${point.train.toFixed(4)} | ${other.train.toFixed(4)} |`,
+      `| ${point.step} | ${cells.join(" | ")} | ${point.parts.train!.toFixed(4)} | ${other.parts.train!.toFixed(4)} |`,
     );
   });
   const msPerStep = { dense: dense.trainMs / STEPS, mot: mot.trainMs / STEPS };
   console.log(
     `\nMoT / dense training time per step: ${(msPerStep.mot / msPerStep.dense).toFixed(2)} (${msPerStep.mot.toFixed(0)} vs ${msPerStep.dense.toFixed(0)} ms)`,
   );
-  for (const key of ["loss", "train"] as const) {
-    const what = key === "loss" ? "held-out loss" : "training loss";
-    const target = dense.curve.at(-1)![key];
+  for (const key of [...data.targets, "train"]) {
+    const what =
+      key === "train" ? "training loss" : key === headline && key === "loss" ? "held-out loss" : `held-out ${key} loss`;
+    const target = dense.curve.at(-1)!.parts[key]!;
     // Linear interpolation between rows: where MoT's curve crosses dense's final value.
-    const crossing = mot.curve.findIndex((p) => p[key] <= target);
+    const crossing = mot.curve.findIndex((p) => p.parts[key]! <= target);
     if (crossing < 0) {
       console.log(
-        `MoT did not reach dense's final ${what} ${target.toFixed(4)} within ${STEPS} steps (MoT final ${mot.curve.at(-1)![key].toFixed(4)})`,
+        `MoT did not reach dense's final ${what} ${target.toFixed(4)} within ${STEPS} steps (MoT final ${mot.curve.at(-1)!.parts[key]!.toFixed(4)})`,
       );
       continue;
     }
     const after = mot.curve[crossing]!;
     const before = mot.curve[crossing - 1];
-    const fraction = before && Number.isFinite(before[key]) ? (before[key] - target) / (before[key] - after[key]) : 1;
+    const [b, a] = [before?.parts[key], after.parts[key]!];
+    const fraction = before && b !== undefined && Number.isFinite(b) ? (b - target) / (b - a) : 1;
     const steps = before ? before.step + fraction * (after.step - before.step) : after.step;
     const wallMs = before ? before.trainMs + fraction * (after.trainMs - before.trainMs) : after.trainMs;
     console.log(
       `dense final ${what} ${target.toFixed(4)} at step ${STEPS}; MoT reaches it at step ≈ ${steps.toFixed(0)} ` +
         `(${((100 * steps) / STEPS).toFixed(1)} % of the steps, ${((100 * wallMs) / dense.trainMs).toFixed(1)} % of dense's training wall-clock); ` +
-        `MoT final ${mot.curve.at(-1)![key].toFixed(4)}`,
+        `MoT final ${mot.curve.at(-1)!.parts[key]!.toFixed(4)}`,
     );
   }
   for (const run of runs) {
@@ -309,4 +456,4 @@ async function pretrainingBenchmark() {
 }
 
 if (!args.includes("--no-routing")) routingBenchmark();
-if (!args.includes("--no-pretrain")) await pretrainingBenchmark();
+if (!args.includes("--no-pretrain")) await pretrainingBenchmark(DATA === "vision" ? visionData() : textData());

@@ -16,6 +16,8 @@ export { embeddedServerAuthArgs, natsConnectionOptions } from "./nats.ts";
 export { configPaths, type PathField, pathFieldProblem, runReaders } from "./paths.ts";
 export {
   ActorCounts,
+  AltTextNoise,
+  CaptionTaskFields,
   type ConfigReader,
   CurationSection,
   EnvSection,
@@ -24,6 +26,7 @@ export {
   type ExperimentConfigEncoded,
   ExperimentId,
   FactWorldEnv,
+  FactWorldVisionEnv,
   JsonlEnv,
   LearnerSection,
   LossAggregation,

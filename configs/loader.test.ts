@@ -86,6 +86,21 @@ describe("config schema", () => {
     ]);
   });
 
+  it("refuses an environment a backbone cannot read before anything starts: BLT has no image tokens", () => {
+    const vision = { kind: "factworld-vision", size: "tiny" };
+    expect(problemsOf({ experiment: "x", env: vision, model: { backbone: "blt" } })).toEqual([
+      "model.backbone: expected dense or mot for env.kind factworld-vision, found blt: a byte-level policy has no image tokens (docs/backbones.md)",
+    ]);
+    for (const backbone of ["dense", "mot"])
+      expect(Either.isRight(decodeConfig({ experiment: "x", env: vision, model: { backbone } })), backbone).toBe(true);
+    expect(
+      problemsOf({ experiment: "x", env: { ...vision, dropAltText: 2, altText: { rightNameRate: 0.95 } } }),
+    ).toEqual([
+      "env.altText.wrongNameRate: expected rightNameRate + wrongNameRate ≤ 1, found 1.05",
+      "env.dropAltText: expected a number in [0, 1], found 2",
+    ]);
+  });
+
   it("rejects experiment ids that would break subjects or paths", () => {
     for (const id of ["a.b", "a*", "a>", "a b", "a/b", "", "-lead", "x".repeat(65)]) {
       expect(problemsOf({ experiment: id })[0], id).toMatch(/^experiment: expected an id/);
@@ -232,7 +247,7 @@ describe("config files", () => {
   });
 
   it("the shipped configs are valid", () => {
-    for (const name of ["quickstart", "tiny", "smoke"]) {
+    for (const name of ["quickstart", "quickstart-vision", "tiny", "smoke"]) {
       const config = load(resolve(import.meta.dirname, `${name}.yaml`));
       expect(config.experiment).toBe(name);
     }

@@ -216,6 +216,56 @@ export const FactWorldEnv = Schema.Struct({
   ),
 });
 
+/** The generated alt-text's noise (envs/vision/alt-text.ts); each rate is in [0, 1], absent ones keep their defaults. */
+export const AltTextNoise = Schema.Struct({
+  emptyRate: optional(Share, "Chance that a picture has no alt-text at all (default 0.1)."),
+  rightNameRate: optional(Share, "Chance that the alt-text names the picture's entity (default 0.75)…"),
+  wrongNameRate: optional(Share, "…or another one, its look-alike when it has one (default 0.1); else nobody."),
+  attributeRate: optional(Share, "Chance that each attribute of the picture is mentioned (default 0.4)."),
+  wrongAttributeRate: optional(Share, "Chance that a mentioned attribute is wrong (default 0.2)."),
+  factRate: optional(Share, "Chance of one fact the picture cannot show, about the named entity (default 0.3)."),
+  wrongFactRate: optional(Share, "Chance that the fact is wrong (default 0.2)."),
+  boilerplateRate: optional(Share, 'Chance of boilerplate, "IMG_2031.jpg free download |" (default 0.35).'),
+}).pipe(
+  Schema.filter((rates) => {
+    const named = (rates.rightNameRate ?? 0.75) + (rates.wrongNameRate ?? 0.1);
+    return named <= 1
+      ? undefined
+      : { path: ["wrongNameRate"], message: `Expected rightNameRate + wrongNameRate ≤ 1, actual ${named}` };
+  }),
+);
+
+/**
+ * The caption task's own fields: the experiment's `factworld-vision` env and `factrl pretrain`'s
+ * `vision` section take the same ones, so a base captioner is made for the task it is trained on.
+ */
+export const CaptionTaskFields = {
+  promptSeed: setting(Schema.Int, 1, "Seed of the train/eval split and of which pictures lose their alt-text."),
+  evalFraction: setting(
+    Share,
+    0.2,
+    "Share of entities whose pictures are held out for evaluation (disjoint by entity, as for factworld).",
+  ),
+  maxPicturesPerEntity: setting(
+    PositiveInt,
+    12,
+    "Pictures of the most popular entity; the entity of rank r has round(max / r^zipfExponent), at least 1.",
+  ),
+  altText: optional(AltTextNoise, "How noisy the pictures' alt-text is; absent: the generator's defaults."),
+  dropAltText: setting(
+    Share,
+    0.2,
+    "Share of pictures whose alt-text is dropped from the prompt (suite caption-no-alt; the rest: suite caption).",
+  ),
+};
+
+/** FactWorld's pictures: the caption task (Altogether), docs/factworld.md "The caption task". */
+export const FactWorldVisionEnv = Schema.Struct({
+  kind: Schema.Literal("factworld-vision"),
+  ...WorldFields,
+  ...CaptionTaskFields,
+});
+
 /** An external prompt set. */
 export const JsonlEnv = Schema.Struct({
   kind: Schema.Literal("jsonl"),
@@ -244,9 +294,10 @@ export const ModuleEnv = Schema.Struct({
   ),
 });
 
-export const EnvSection = Schema.Union(FactWorldEnv, JsonlEnv, ModuleEnv).annotations({
+export const EnvSection = Schema.Union(FactWorldEnv, FactWorldVisionEnv, JsonlEnv, ModuleEnv).annotations({
   identifier: "Env",
-  description: "Where prompts come from: `kind: factworld`, `kind: jsonl` or `kind: module` (envs/registry.ts).",
+  description:
+    "Where prompts come from: `kind: factworld`, `kind: factworld-vision`, `kind: jsonl` or `kind: module` (envs/registry.ts).",
 });
 export type EnvSection = typeof EnvSection.Type;
 
@@ -474,7 +525,7 @@ export type OutputSection = typeof OutputSection.Type;
 
 // ── the whole config ─────────────────────────────────────────────────────────────────────────────
 
-export const ExperimentConfig = Schema.Struct({
+const ExperimentConfigFields = Schema.Struct({
   experiment: ExperimentId.annotations({ description: "Experiment id (required)." }),
   seed: setting(Schema.Int, 0, "Master seed; each actor derives its own from it."),
   nats: section(NatsSection, "The NATS server or cluster every actor talks through."),
@@ -489,5 +540,21 @@ export const ExperimentConfig = Schema.Struct({
   runtime: section(RuntimeSection, "Actor lifecycle."),
   output: section(OutputSection, "Outputs."),
 });
+
+/**
+ * Pairs a backbone cannot run, refused before anything starts: BLT reads bytes, which have no image
+ * tokens (image tokens on their own patch boundaries are future work: docs/backbones.md).
+ */
+export const ExperimentConfig = ExperimentConfigFields.pipe(
+  Schema.filter((config) =>
+    config.model.backbone === "blt" && config.env.kind === "factworld-vision"
+      ? {
+          path: ["model", "backbone"],
+          message:
+            "Expected dense or mot for env.kind factworld-vision, actual blt: a byte-level policy has no image tokens (docs/backbones.md)",
+        }
+      : undefined,
+  ),
+);
 export type ExperimentConfig = typeof ExperimentConfig.Type;
 export type ExperimentConfigEncoded = typeof ExperimentConfig.Encoded;

@@ -7,6 +7,7 @@
  * one module — built in (`factworld`, `jsonl`) or a file of the user's (`kind: module`).
  */
 import type { World } from "./factworld/world.ts";
+import type { Picture } from "./vision/render.ts";
 
 /** What a prompt is made of besides text. */
 export type Modality = "text" | "image";
@@ -32,6 +33,8 @@ export interface EnvPrompt {
   readonly bucket?: string;
   /** The answer the environment knows to be right, where it has one (a reward may compare with it). */
   readonly reference?: string;
+  /** The picture the prompt is about (`factworld-vision`): the policy reads it before the text. */
+  readonly picture?: Picture;
 }
 
 /**
@@ -90,9 +93,29 @@ function promptProblems(prompts: unknown, field: string, split: Split): string[]
       problems.push(`${at}.text: expected a non-empty string`);
     if (typeof prompt.suite !== "string" || prompt.suite === "") problems.push(`${at}.suite: expected a string`);
     if (prompt.split !== split) problems.push(`${at}.split: expected "${split}"`);
+    if (prompt.picture !== undefined) {
+      const problem = pictureProblem(prompt.picture);
+      if (problem) problems.push(`${at}.picture (prompt ${String(prompt.id)}): ${problem}`);
+    }
     if (problems.length >= 10) break;
   }
   return problems;
+}
+
+/**
+ * What is wrong with a prompt's picture, if anything: RGB bytes, row-major, width × height × 3 of them.
+ * (The policy's image tokenizer checks the size it reads; this checks that the bytes are a picture.)
+ */
+export function pictureProblem(picture: unknown): string | undefined {
+  if (typeof picture !== "object" || picture === null) return "expected { width, height, pixels }";
+  const { width, height, pixels } = picture as Record<string, unknown>;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || (width as number) < 1 || (height as number) < 1)
+    return `width and height must be positive integers, got ${String(width)}×${String(height)}`;
+  if (!(pixels instanceof Uint8Array)) return "pixels must be a Uint8Array of RGB bytes";
+  const expected = (width as number) * (height as number) * 3;
+  if (pixels.length !== expected)
+    return `${pixels.length} bytes of pixels, expected ${expected} (${String(width)}×${String(height)}×3)`;
+  return undefined;
 }
 
 /** Checks an environment's shape (for module files, whose authors have no compiler to tell them). */

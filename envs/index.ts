@@ -11,6 +11,7 @@ export {
   type EnvRewardFactory,
   type Modality,
   type PromptFocus as EnvPromptFocus,
+  pictureProblem,
 } from "./environment.ts";
 
 export {
@@ -50,6 +51,7 @@ export { type NameEchoDocument, nameEchoDocuments } from "./factworld/name-echo.
 export {
   aspectList,
   DEFAULT_PROMPT_OPTIONS,
+  entitySplit,
   generatePrompts,
   isAnswerableAndUnambiguous,
   knownAspects,
@@ -109,6 +111,7 @@ export {
   type EnvSectionLike,
   environmentKinds,
   factWorld,
+  factWorldVision,
   jsonlPrompts,
   makeEnvironment,
   moduleEnvironment,
@@ -147,6 +150,22 @@ export {
   WEATHERS,
   worldPictures,
 } from "./vision/attributes.ts";
+export { type CaptionRelevance, captionClaims, captionRelevance } from "./vision/caption-judge.ts";
+export { CAPTION_REWARD_VERSION, captionRewardModules } from "./vision/caption-rewards.ts";
+export {
+  CAPTION_SUITES,
+  type CaptionExample,
+  type CaptionTaskOptions,
+  type CaptionTruths,
+  captionAnswer,
+  captionEnvironment,
+  captionExamples,
+  captionPromptText,
+  captionReasoning,
+  captionTruths,
+  captionVocabulary,
+  DEFAULT_CAPTION_TASK,
+} from "./vision/caption-task.ts";
 export {
   CAPTION_GRAMMAR_WORDS,
   type CaptionAnalysis,
@@ -163,6 +182,7 @@ export {
   VISUAL_SENTENCES,
   visualSentence,
 } from "./vision/captions.ts";
+export { type PictureDocument, pictureDocuments } from "./vision/picture-corpus.ts";
 export { type ContactSheetOptions, contactSheet, decodePng, encodePng, enlarge } from "./vision/png.ts";
 export { DEFAULT_REALIGN_ROUNDS, realignAltText } from "./vision/realign.ts";
 export {

@@ -103,7 +103,9 @@ export default (options: { n?: number }) => ({
     await expect(makeEnvironment({ kind: "module", path: join(scratch(), "nope.ts") })).rejects.toThrow(
       ModuleFileError,
     );
-    await expect(makeEnvironment({ kind: "chess" })).rejects.toThrow(/unknown kind "chess" \(known: factworld, jsonl/);
+    await expect(makeEnvironment({ kind: "chess" })).rejects.toThrow(
+      /unknown kind "chess" \(known: factworld, factworld-vision, jsonl/,
+    );
   });
 
   it("takes new kinds by registration, once each", async () => {

@@ -3,7 +3,8 @@
  * section goes in, an Environment comes out, built once per process (every process on every host
  * builds the same one from the same section: FactWorld is regenerated from its seeds, files are read).
  *
- * Built in: `factworld` (the generated world), `jsonl` (a prompt file, judged by an `http:` judge),
+ * Built in: `factworld` (the generated world), `factworld-vision` (its pictures: the caption task),
+ * `jsonl` (a prompt file, judged by an `http:` judge),
  * and `module` (an environment in a file of the user's: its default export is an Environment, or a
  * function of `options` returning one). Adding a built-in kind is one `register` line below.
  */
@@ -15,6 +16,9 @@ import { createRng, hashString } from "./factworld/random.ts";
 import { worldVocabulary } from "./factworld/tokenizer.ts";
 import { type WorldSpec, worldFromSpec } from "./factworld/world.ts";
 import { importDefaultExport } from "./module-file.ts";
+import type { AltTextOptions } from "./vision/alt-text.ts";
+import { captionRewardModules } from "./vision/caption-rewards.ts";
+import { captionEnvironment, captionExamples, captionTruths, DEFAULT_CAPTION_TASK } from "./vision/caption-task.ts";
 
 /** The config's `env` section (configs/schema.ts validates each kind's fields before this sees it). */
 export interface EnvSectionLike {
@@ -75,6 +79,38 @@ export function factWorld(
   };
 }
 
+// ── factworld-vision ───────────────────────────────────────────────────────────────────────────────
+
+/**
+ * FactWorld's pictures and the caption task (Altogether): one prompt per picture, its alt-text as the
+ * text; the world for verification and its own caption rewards (format, precision, detail, relevance).
+ */
+export function factWorldVision(
+  section: Exclude<WorldSpec, string> & {
+    readonly promptSeed: number;
+    readonly evalFraction: number;
+    readonly maxPicturesPerEntity: number;
+    readonly altText?: Partial<AltTextOptions> | undefined;
+    readonly dropAltText: number;
+  },
+): Environment {
+  const world = worldFromSpec(section);
+  const examples = captionExamples(world, {
+    ...DEFAULT_CAPTION_TASK,
+    promptSeed: section.promptSeed,
+    evalFraction: section.evalFraction,
+    maxPicturesPerEntity: section.maxPicturesPerEntity,
+    altText: section.altText ?? {},
+    dropAltText: section.dropAltText,
+  });
+  return captionEnvironment(
+    world,
+    examples,
+    captionRewardModules(world, captionTruths(examples)),
+    `FactWorld pictures (${section.size ?? "default"}, seed ${world.options.seed}): ${examples.length} pictures of ${world.entities.length} entities, caption task`,
+  );
+}
+
 // ── jsonl ──────────────────────────────────────────────────────────────────────────────────────────
 
 /**
@@ -120,5 +156,6 @@ export async function moduleEnvironment(section: {
 }
 
 registerEnvironment("factworld", (s) => factWorld(s as unknown as Parameters<typeof factWorld>[0]));
+registerEnvironment("factworld-vision", (s) => factWorldVision(s as unknown as Parameters<typeof factWorldVision>[0]));
 registerEnvironment("jsonl", (s) => jsonlPrompts(s as unknown as Parameters<typeof jsonlPrompts>[0]));
 registerEnvironment("module", (s) => moduleEnvironment(s as unknown as Parameters<typeof moduleEnvironment>[0]));

@@ -49,13 +49,21 @@ import {
   NO_LEARNER_PROGRESS,
   POLICY_ARCHITECTURE_KEY,
 } from "../messaging/pipeline-state.ts";
-import { buildPolicy, loadCheckpoint, type Policy, policyStartingFrom, saveCheckpoint } from "../models/index.ts";
+import {
+  buildPolicy,
+  imageTokenizerOfRecord,
+  loadCheckpoint,
+  type Policy,
+  policyStartingFrom,
+  saveCheckpoint,
+} from "../models/index.ts";
 import { countDrops, type Drop, type DropReason, openDropJournal, readDropJournal } from "./drop-journal.ts";
 import { type GroupLimits, invalidGroupReason } from "./group-validation.ts";
 import { type GrpoBatch, type GrpoSettings, grpoUpdate } from "./grpo-step.ts";
 import { ownPolicyPointer, startingAnnouncement } from "./policy-pointer.ts";
 import { createOptimizer } from "./pretrain.ts";
 import { modelConfigFor, tokenizerRecordFor } from "./pretrain-factworld.ts";
+import { imageTokenizerFromPictures } from "./pretrain-vision.ts";
 import { type StallReport, watchForStalls } from "./stall-watchdog.ts";
 
 /** What a learner checkpoint carries besides weights and Adam state. */
@@ -117,6 +125,10 @@ async function startingPolicy(config: ExperimentConfig, env: Environment, optimi
     );
   }
   const tokenizer = tokenizerForVocabulary(env.vocabulary);
+  // An environment with pictures: a VQ codebook learned from its training pictures, ids after the words.
+  const pictures = env.train.flatMap((p) => (p.picture ? [p.picture] : []));
+  const image =
+    pictures.length > 0 ? imageTokenizerFromPictures(pictures, tokenizer, { seed: config.seed }) : undefined;
   const shape = {
     backbone: m.backbone,
     dModel: m.dModel,
@@ -127,8 +139,17 @@ async function startingPolicy(config: ExperimentConfig, env: Environment, optimi
     positions: m.positions,
     ...motSettings,
   };
-  const policy = buildPolicy(modelConfigFor(shape, tokenizer, config.seed));
-  return { policy, tokenizer: tokenizerRecordFor(m.backbone, tokenizer), state: fresh, resumed: false };
+  const policy = buildPolicy(modelConfigFor(shape, tokenizer, config.seed, image));
+  return { policy, tokenizer: tokenizerRecordFor(m.backbone, tokenizer, image), state: fresh, resumed: false };
+}
+
+/** Why the policy cannot read the environment's prompts, if it cannot: pictures need an image tokenizer. */
+export function environmentMismatch(env: Environment, tokenizer: unknown, source: string): string | undefined {
+  if (!env.modalities.includes("image") || imageTokenizerOfRecord(tokenizer, source) !== undefined) return undefined;
+  return (
+    `environment ${env.kind} has pictures, but the policy (${source}) has no image tokenizer: start from a policy ` +
+    "that reads pictures (e.g. models/checkpoints/quickstart-vision, made by `factrl pretrain configs/pretrain-vision.yaml`)"
+  );
 }
 
 /** Flattens scored groups into the GRPO batch (answers group after group). */
@@ -217,6 +238,8 @@ export const learnerRole: RoleDefinition = {
       const start = yield* Effect.promise(() => startingPolicy(config, env, optimizer));
       const { policy } = start;
       yield* Effect.addFinalizer(() => Effect.sync(() => policy.dispose()));
+      const mismatch = environmentMismatch(env, start.tokenizer, config.model.init ?? "a fresh policy");
+      if (mismatch) return yield* new RoleFatal({ reason: mismatch });
 
       // Drops after the checkpoint were settled already: their ids and counts come from the journal.
       const journalDir = learnerDropJournalDir(config);

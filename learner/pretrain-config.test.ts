@@ -88,6 +88,19 @@ describe("pretrain config", () => {
     ).toThrow(/pretrain\.nameEchoDocuments: Only the blt backbone copies made-up names, actual mot/);
   });
 
+  it("makes a captioner with a vision section (the caption task's fields), refused for BLT", () => {
+    const config = loadPretrainConfig(join(import.meta.dirname, "..", "configs", "pretrain-vision.yaml"));
+    expect(config.vision).toMatchObject({ codebookSize: 512, captions: "realigned", dropAltText: 0.2, promptSeed: 1 });
+    expect(decodePretrainConfig({ vision: {} }, "x").vision).toMatchObject({
+      pictureDocuments: 8000,
+      evalFraction: 0.2,
+    });
+    expect(() => decodePretrainConfig({ vision: { captions: "fresh" } }, "x")).toThrow(/vision\.captions/);
+    expect(() => decodePretrainConfig({ model: { backbone: "blt" }, vision: {} }, "x")).toThrow(
+      /vision: A blt policy reads bytes: it has no image tokens/,
+    );
+  });
+
   it("reads YAML with --set overrides", () => {
     const dir = mkdtempSync(join(tmpdir(), "factrl-pretrain-config-"));
     const file = join(dir, "p.yaml");

@@ -6,7 +6,7 @@
  */
 import { Either, Schema } from "effect";
 import YAML from "yaml";
-import { formatProblems, resolveRawConfig, WorldFields } from "../configs/index.ts";
+import { CaptionTaskFields, formatProblems, resolveRawConfig, WorldFields } from "../configs/index.ts";
 
 const PositiveInt = Schema.Int.pipe(Schema.positive());
 const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative());
@@ -103,6 +103,26 @@ export const ExportStage = Schema.Struct({
   dtype: setting(Schema.Literal("float32", "float16"), "float16", "Weight storage of the shipped copy."),
 });
 
+/** A base captioner for the caption task (`factworld-vision`): docs/models.md "The base captioner". */
+export const VisionStage = Schema.Struct({
+  ...CaptionTaskFields,
+  codebookSize: setting(
+    PositiveInt,
+    512,
+    "Codes of the VQ image tokenizer (k-means over 4×4 patches); ids follow the words.",
+  ),
+  pictureDocuments: setting(
+    NonNegativeInt,
+    8000,
+    "Picture–caption documents (entities by popularity, new renders) mixed into the pretraining stream with the text corpus.",
+  ),
+  captions: setting(
+    Schema.Literal("realigned", "alt-text"),
+    "realigned",
+    "SFT targets: the alt-text re-aligned to the picture (Altogether) or the raw alt-text (the baseline).",
+  ),
+});
+
 const PretrainConfigFields = Schema.Struct({
   world: setting(
     Schema.Union(Schema.Literal("tiny", "default"), Schema.Struct(WorldFields)),
@@ -118,6 +138,10 @@ const PretrainConfigFields = Schema.Struct({
   evaluation: section(EvaluationStage, "The factuality report of the final policy."),
   output: setting(Schema.String.pipe(Schema.minLength(1)), "runs/base-policy", "Checkpoints and report go here."),
   export: Schema.optional(ExportStage).annotations({ description: "Also save the final policy here (no optimiser)." }),
+  vision: Schema.optional(VisionStage).annotations({
+    description:
+      "Make a captioner for the caption task (env.kind factworld-vision) instead of a text policy: image tokens, pictures in the stream, caption SFT.",
+  }),
 });
 type PretrainConfigFields = typeof PretrainConfigFields.Type;
 
@@ -143,6 +167,14 @@ export const PretrainConfig = PretrainConfigFields.pipe(
   Schema.filter(bltOnly(["model", "patching"], (c) => c.model.patching !== undefined, "has patches")),
   Schema.filter(
     bltOnly(["pretrain", "nameEchoDocuments"], (c) => c.pretrain.nameEchoDocuments > 0, "copies made-up names"),
+  ),
+  Schema.filter((c) =>
+    c.vision !== undefined && c.model.backbone === "blt"
+      ? {
+          path: ["vision"],
+          message: "A blt policy reads bytes: it has no image tokens to read pictures with (docs/backbones.md)",
+        }
+      : undefined,
   ),
 );
 export type PretrainConfig = typeof PretrainConfig.Type;

@@ -8,7 +8,7 @@
  * the bytes and the patching threshold calibrated to a mean patch length; both then stay frozen
  * and travel with the weights.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   type CorpusOptions,
@@ -38,6 +38,10 @@ import {
 import {
   buildPolicy,
   byteTextFormat,
+  type ImageTokenizer,
+  imageTokenizerOfRecord,
+  imageTokenizerRecord,
+  imageTokenRange,
   loadCheckpoint,
   type Policy,
   type PolicyConfigBase,
@@ -53,6 +57,14 @@ import {
   trainLanguageModel,
   windowBatches,
 } from "./pretrain.ts";
+import {
+  captionTokenizer,
+  imageTokenizerFromPictures,
+  pictureDocumentTokens,
+  picturePretrainingSet,
+  seededSample,
+  type VisionPretraining,
+} from "./pretrain-vision.ts";
 
 /** The architecture part of a model config (vocabulary and special tokens come from the tokenizer). */
 export interface ModelShape {
@@ -114,6 +126,11 @@ export interface PretrainSettings extends OptimizerSettings {
   readonly entropy?: EntropyPatchingSettings;
   /** BLT only: name-echo documents added to the training stream (envs `nameEchoDocuments`; default none). */
   readonly nameEchoDocuments?: number;
+  /**
+   * A captioner (dense or MoT): the caption task's vocabulary, a VQ image tokenizer learned from the
+   * pretraining pictures, and picture–caption documents mixed into the stream (pretrain-vision.ts).
+   */
+  readonly vision?: VisionPretraining;
 }
 
 export const DEFAULT_PRETRAIN: PretrainSettings = {
@@ -144,12 +161,19 @@ export function factWorldSetup(spec: WorldSpec): FactWorldSetup {
 }
 
 /**
- * A model config for `tokenizer`'s vocabulary and special tokens — or, for BLT, for bytes (the
- * model section's shape is the global transformer's; `maxSeqLen` is in bytes).
+ * A model config for `tokenizer`'s vocabulary and special tokens, plus `image`'s tokens after the
+ * words when the policy reads pictures — or, for BLT, for bytes (the model section's shape is the
+ * global transformer's; `maxSeqLen` is in bytes).
  */
-export function modelConfigFor(shape: ModelShape, tokenizer: WordTokenizer, initSeed: number): PolicyConfigBase {
+export function modelConfigFor(
+  shape: ModelShape,
+  tokenizer: WordTokenizer,
+  initSeed: number,
+  image?: ImageTokenizer,
+): PolicyConfigBase {
   const { hashBuckets, localLayers, localWindow, patching, ...architecture } = shape;
   if (shape.backbone === "blt") {
+    if (image) throw new Error("a blt policy reads bytes: it has no image tokens (docs/backbones.md)");
     const config: BltConfig = bltConfigForShape(shape, initSeed);
     const sized: BltConfig = {
       ...config,
@@ -172,9 +196,10 @@ export function modelConfigFor(shape: ModelShape, tokenizer: WordTokenizer, init
   const { pad, bos, eos, thinkOpen, thinkClose } = tokenizer.specialTokens;
   return {
     ...architecture,
-    vocabSize: tokenizer.vocabSize,
+    vocabSize: tokenizer.vocabSize + (image?.codebook.size ?? 0),
     specialTokens: { pad, bos, eos, thinkOpen, thinkClose },
     initSeed,
+    ...(image ? { imageTokens: imageTokenRange(image) } : {}),
   };
 }
 
@@ -186,12 +211,19 @@ export const BYTE_TOKENIZER_RECORD = {
   specialTokens: { boe: BOE, bos: BOS, eos: EOS, pad: PAD },
 } as const;
 
-/** What a checkpoint of a word-level policy stores as its tokenizer, and how to get the tokenizer back. */
-export const tokenizerRecord = (tokenizer: WordTokenizer) => ({ kind: "factworld-words", words: tokenizer.words });
+/**
+ * What a checkpoint of a word-level policy stores as its tokenizer, and how to get the tokenizer back;
+ * a policy that reads pictures also stores its image tokenizer (the VQ codebook, ids after the words).
+ */
+export const tokenizerRecord = (tokenizer: WordTokenizer, image?: ImageTokenizer) => ({
+  kind: "factworld-words",
+  words: tokenizer.words,
+  ...(image ? { image: imageTokenizerRecord(image) } : {}),
+});
 
-/** The tokenizer record of a `backbone` policy trained on `tokenizer`'s world. */
-export const tokenizerRecordFor = (backbone: string, tokenizer: WordTokenizer) =>
-  backbone === "blt" ? BYTE_TOKENIZER_RECORD : tokenizerRecord(tokenizer);
+/** The tokenizer record of a `backbone` policy trained on `tokenizer`'s world (and `image`'s pictures). */
+export const tokenizerRecordFor = (backbone: string, tokenizer: WordTokenizer, image?: ImageTokenizer) =>
+  backbone === "blt" ? BYTE_TOKENIZER_RECORD : tokenizerRecord(tokenizer, image);
 
 export const isByteTokenizerRecord = (record: unknown): boolean =>
   (record as { kind?: unknown } | undefined)?.kind === "bytes";
@@ -244,6 +276,8 @@ export interface PatchingSummary {
 export interface PretrainOutcome extends TrainingResult {
   readonly policy: Policy;
   readonly tokenizer: WordTokenizer;
+  /** A captioner's image tokenizer (saved with it). */
+  readonly image?: ImageTokenizer;
   readonly world: World;
   readonly checkpointDir: string;
   /** Step the run resumed from (0 for a fresh run). */
@@ -263,11 +297,27 @@ export async function pretrain(
   onProgress?: (progress: TrainingProgress) => void,
   onPatching?: (patching: PatchingSummary) => void,
 ): Promise<PretrainOutcome> {
-  const { world, tokenizer } = factWorldSetup(settings.world);
+  const world = worldFromSpec(settings.world);
+  const tokenizer = settings.vision ? captionTokenizer(world) : createTokenizer(world);
   const bytes = settings.model.backbone === "blt";
-  const documents = generateCorpus(world, settings.corpus).map((d) =>
+  if (bytes && settings.vision) throw new Error("pretrain: a blt policy reads bytes, it has no image tokens");
+  const checkpointDir = join(outDir, "pretrain");
+  const resuming = existsSync(join(checkpointDir, "manifest.json"));
+  let documents = generateCorpus(world, settings.corpus).map((d) =>
     bytes ? encodeBytes(d.text) : tokenizer.encode(d.text),
   );
+  let image: ImageTokenizer | undefined;
+  if (settings.vision) {
+    // The codebook is learned once and saved with every checkpoint: a resumed run reads it back.
+    const pictures = picturePretrainingSet(world, settings.vision.pictureDocuments, settings.seed);
+    image = resuming
+      ? savedImageTokenizer(checkpointDir)
+      : imageTokenizerFromPictures(pictures.pictures, tokenizer, {
+          codebookSize: settings.vision.codebookSize,
+          seed: settings.seed,
+        });
+    documents = mixedDocuments(documents, pictureDocumentTokens(pictures, image, tokenizer), settings.seed);
+  }
   const heldOut = Math.max(1, Math.round(documents.length * settings.evalFraction));
   const [bos, eos] = bytes ? [BOS, EOS] : [tokenizer.specialTokens.bos, tokenizer.specialTokens.eos];
   const trainStream = concatTokens([
@@ -275,16 +325,15 @@ export async function pretrain(
     ...nameEchoStream(world, settings.model.backbone, settings.nameEchoDocuments ?? 0, settings.seed),
   ]);
   const evalStream = tokenStream(documents.slice(0, heldOut), bos, eos);
-  const config = modelConfigFor(settings.model, tokenizer, settings.seed);
+  const config = modelConfigFor(settings.model, tokenizer, settings.seed, image);
   if (settings.seqLen + 1 > config.maxSeqLen) {
     throw new Error(`pretrain: seqLen ${settings.seqLen} + 1 exceeds model.maxSeqLen ${config.maxSeqLen}`);
   }
-  const checkpointDir = join(outDir, "pretrain");
   const policy = buildPolicy(config);
   const optimizer = createOptimizer(settings);
   const evalBatches = evalWindows(evalStream, settings.batchSize, settings.seqLen, settings.evalBatches);
   let startStep = 0;
-  if (existsSync(join(checkpointDir, "manifest.json"))) {
+  if (resuming) {
     const loaded = await loadCheckpoint(checkpointDir, { policy, optimizer });
     checkpointWordTokenizer(loaded.tokenizer, config.backbone, tokenizer, checkpointDir);
     startStep = loaded.step;
@@ -314,7 +363,7 @@ export async function pretrain(
     batchAt: windowBatches(trainStream, settings.batchSize, settings.seqLen, settings.seed),
     evalBatches,
     checkpointDir,
-    tokenizer: tokenizerRecordFor(config.backbone, tokenizer),
+    tokenizer: tokenizerRecordFor(config.backbone, tokenizer, image),
     startStep,
     ...(onProgress ? { onProgress } : {}),
   });
@@ -323,6 +372,7 @@ export async function pretrain(
     ...result,
     policy,
     tokenizer,
+    ...(image ? { image } : {}),
     world,
     checkpointDir,
     resumedFrom: startStep,
@@ -340,6 +390,19 @@ function nameEchoStream(world: World, backbone: string, count: number, seed: num
   return nameEchoDocuments(world, count, seed).map((d) =>
     concatTokens([byteTextFormat.promptTokens(d.prompt), byteTextFormat.answerTokens(d.answer)]),
   );
+}
+
+/** Text and picture documents in one seeded order, so every window of the stream may hold either. */
+function mixedDocuments(text: readonly Int32Array[], pictures: readonly Int32Array[], seed: number): Int32Array[] {
+  return seededSample([...text, ...pictures], text.length + pictures.length, seed);
+}
+
+/** The image tokenizer a pretraining checkpoint was saved with (its config is checked when it loads). */
+function savedImageTokenizer(checkpointDir: string): ImageTokenizer {
+  const source = join(checkpointDir, "tokenizer.json");
+  const image = imageTokenizerOfRecord(JSON.parse(readFileSync(source, "utf8")), source);
+  if (!image) throw new Error(`${source}: a vision pretraining checkpoint without an image tokenizer`);
+  return image;
 }
 
 const concatTokens = (parts: readonly Int32Array[]): Int32Array => {

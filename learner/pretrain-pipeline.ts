@@ -5,18 +5,13 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { generatePrompts } from "../envs/index.ts";
-import { mulberry32, type Policy, saveCheckpoint } from "../models/index.ts";
+import { captionExamples, generatePrompts } from "../envs/index.ts";
+import { type Policy, saveCheckpoint, textFormatFor } from "../models/index.ts";
 import type { TrainingProgress } from "./pretrain.ts";
 import type { PretrainConfig } from "./pretrain-config.ts";
-import {
-  DEFAULT_PRETRAIN,
-  factWorldSetup,
-  type PatchingSummary,
-  pretrain,
-  tokenizerRecordFor,
-} from "./pretrain-factworld.ts";
-import { type CurationReport, DEFAULT_SFT, finetune } from "./sft.ts";
+import { DEFAULT_PRETRAIN, type PatchingSummary, pretrain, tokenizerRecordFor } from "./pretrain-factworld.ts";
+import { type CaptionReport, evaluateCaptions, seededSample, type VisionPretraining } from "./pretrain-vision.ts";
+import { type CurationReport, captionSftTask, DEFAULT_SFT, finetune } from "./sft.ts";
 import { evaluateFactuality, type FactualityReport } from "./sft-eval.ts";
 
 export interface BasePolicyReport {
@@ -34,6 +29,8 @@ export interface BasePolicyReport {
     readonly curation: CurationReport;
   };
   readonly factuality?: FactualityReport;
+  /** A captioner's report on the caption task's eval pictures (instead of `factuality`). */
+  readonly captions?: CaptionReport;
   /** The checkpoint holding the final policy. */
   readonly checkpoint: string;
   readonly exported?: string;
@@ -51,10 +48,10 @@ export async function makeBasePolicy(
   onEvent: (event: PipelineEvent) => void = () => {},
 ): Promise<BasePolicyReport> {
   const started = performance.now();
-  const { world, tokenizer } = factWorldSetup(config.world);
   // The config names layers and heads as a user would; the BLT-only settings are there only when set.
   const { layers: nLayers, heads: nHeads, ...shape } = config.model;
   const model = { ...shape, nLayers, nHeads };
+  const vision = visionPretraining(config);
   const p = config.pretrain;
   const pre = await pretrain(
     {
@@ -79,11 +76,13 @@ export async function makeBasePolicy(
         learningRate: p.entropy.learningRate,
         meanPatchLength: p.entropy.meanPatchLength,
       },
+      ...(vision ? { vision } : {}),
     },
     config.output,
     (progress) => onEvent({ stage: "pretrain", progress }),
     (patching) => onEvent({ stage: "patching", patching }),
   );
+  const { world, tokenizer, image } = pre;
   let policy: Policy = pre.policy;
   let checkpoint = pre.checkpointDir;
   let step = pre.steps + pre.resumedFrom;
@@ -107,6 +106,7 @@ export async function makeBasePolicy(
         seed: config.seed,
       },
       (progress) => onEvent({ stage: "sft", progress }),
+      ...(vision ? [captionSftTask(world, vision)] : []),
     );
     policy = sft.policy;
     checkpoint = sft.checkpointDir;
@@ -120,7 +120,27 @@ export async function makeBasePolicy(
   }
 
   let factuality: FactualityReport | undefined;
-  if (config.evaluation.prompts > 0) {
+  let captions: CaptionReport | undefined;
+  if (config.evaluation.prompts > 0 && vision) {
+    const evalPictures = seededSample(
+      captionExamples(world, vision.task).filter((e) => e.prompt.split === "eval"),
+      config.evaluation.prompts,
+      config.seed,
+    );
+    onEvent({ stage: "evaluate", prompts: evalPictures.length });
+    captions = await evaluateCaptions(
+      policy,
+      textFormatFor(policy.config.backbone, tokenizer, image),
+      world,
+      evalPictures,
+      {
+        temperature: config.evaluation.temperature,
+        maxNewTokens: config.evaluation.maxNewTokens,
+        seed: config.seed,
+        batchSize: config.evaluation.batch,
+      },
+    );
+  } else if (config.evaluation.prompts > 0) {
     const evalPrompts = seededSample(
       generatePrompts(world).filter((prompt) => prompt.split === "eval"),
       config.evaluation.prompts,
@@ -144,13 +164,14 @@ export async function makeBasePolicy(
     },
     ...(sftSummary ? { sft: sftSummary } : {}),
     ...(factuality ? { factuality } : {}),
+    ...(captions ? { captions } : {}),
     checkpoint,
   };
   if (config.export) {
     await saveCheckpoint(config.export.dir, {
       policy,
       step,
-      tokenizer: tokenizerRecordFor(policy.config.backbone, tokenizer),
+      tokenizer: tokenizerRecordFor(policy.config.backbone, tokenizer, image),
       weightsDtype: config.export.dtype,
       trainerState: { madeBy: "factrl pretrain", world: config.world, report: summary },
     });
@@ -167,13 +188,9 @@ export async function makeBasePolicy(
   return report;
 }
 
-/** `count` items in a seeded random order (all of them if there are fewer). */
-function seededSample<T>(items: readonly T[], count: number, seed: number): T[] {
-  const random = mulberry32(seed);
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out.slice(0, count);
+/** The config's `vision` section as pretraining settings (absent: a text policy). */
+function visionPretraining(config: PretrainConfig): VisionPretraining | undefined {
+  if (!config.vision) return undefined;
+  const { codebookSize, pictureDocuments, captions, altText, ...task } = config.vision;
+  return { task: { ...task, altText: altText ?? {} }, codebookSize, pictureDocuments, captions };
 }

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import {
   analyzeAnswer,
   ClaimVerifier,
+  captionExamples,
   createTokenizer,
   type EntityType,
   generatePrompts,
@@ -24,6 +25,8 @@ import {
   type World,
 } from "../envs/index.ts";
 import {
+  type ImageTokenizer,
+  imageTokenizerOfRecord,
   loadCheckpoint,
   mulberry32,
   type Policy,
@@ -40,6 +43,13 @@ import {
   trainLanguageModel,
 } from "./pretrain.ts";
 import { checkpointWordTokenizer, tokenizerRecordFor } from "./pretrain-factworld.ts";
+import {
+  type CaptionSftExample,
+  captionSftExamples,
+  captionTokenizer,
+  seededSample,
+  type VisionPretraining,
+} from "./pretrain-vision.ts";
 
 export interface SftExample {
   readonly prompt: Prompt;
@@ -178,9 +188,13 @@ export const DEFAULT_SFT: SftSettings = {
 };
 
 /** Batches of whole examples; an epoch is a seeded shuffle, so step s's batch depends only on s. */
-export function exampleBatches(examples: readonly SftExample[], batchSize: number, seed: number) {
+export function exampleBatches(
+  examples: readonly Pick<SftExample, "promptTokens" | "answerTokens">[],
+  batchSize: number,
+  seed: number,
+) {
   const perEpoch = Math.max(1, Math.floor(examples.length / batchSize));
-  const epochs = new Map<number, SftExample[]>();
+  const epochs = new Map<number, Pick<SftExample, "promptTokens" | "answerTokens">[]>();
   return (step: number): PromptAnswerBatch => {
     const epoch = Math.floor(step / perEpoch);
     let order = epochs.get(epoch);
@@ -195,6 +209,57 @@ export function exampleBatches(examples: readonly SftExample[], batchSize: numbe
   };
 }
 
+/**
+ * What SFT teaches: the tokenizer the checkpoint must have (its words), and the examples, in the
+ * policy's format. FactWorld's answers by default (`curateSftExamples`); the caption task's for a
+ * captioner (pretrain-vision.ts).
+ */
+export interface SftTask {
+  readonly tokenizer: WordTokenizer;
+  examples(
+    format: TextFormat,
+    options: { readonly count: number; readonly maxSeqLen: number; readonly seed: number },
+  ): { examples: readonly Pick<SftExample, "promptTokens" | "answerTokens">[]; report: CurationReport };
+}
+
+/** FactWorld's own SFT task: curated answers to the six suites' training prompts. */
+export const factWorldSftTask = (world: World): SftTask => {
+  const tokenizer = createTokenizer(world);
+  return { tokenizer, examples: (format, options) => curateSftExamples(world, tokenizer, options, format) };
+};
+
+/** The caption task as SFT's task: its tokenizer and its training pictures' examples (see captionSftExamples). */
+export function captionSftTask(world: World, vision: VisionPretraining): SftTask {
+  const tokenizer = captionTokenizer(world);
+  return {
+    tokenizer,
+    examples(format, options) {
+      const candidates = captionExamples(world, vision.task).filter((e) => e.prompt.split === "train");
+      const curated = captionSftExamples(candidates, format, tokenizer, {
+        captions: vision.captions,
+        maxSeqLen: options.maxSeqLen,
+      });
+      const examples = seededSample(curated.examples, options.count, options.seed);
+      const tally = (key: (e: CaptionSftExample) => string) => {
+        const out: Record<string, number> = {};
+        for (const e of examples) out[key(e)] = (out[key(e)] ?? 0) + 1;
+        return out;
+      };
+      return {
+        examples,
+        report: {
+          candidates: candidates.length,
+          selected: examples.length,
+          rejected: curated.rejected,
+          bySuite: tally((e) => e.example.prompt.suite),
+          byEntityType: tally((e) => e.example.truth.entity.type),
+          byBucket: tally((e) => e.example.prompt.bucket ?? "all"),
+        },
+      };
+    },
+  };
+}
+
 export interface SftOutcome extends TrainingResult {
   readonly policy: Policy;
   readonly tokenizer: WordTokenizer;
@@ -205,10 +270,10 @@ export interface SftOutcome extends TrainingResult {
 }
 
 /**
- * Fine-tunes the policy in `fromCheckpoint` (a pretrained one) on curated examples of `world`,
- * writing `checkpointDir`. Fresh optimiser state: SFT is a new phase. If `checkpointDir` already
- * holds a checkpoint, SFT resumes from it (weights, Adam state, step; the batches depend only on
- * the step), so an interrupted `factrl pretrain` picks up where it stopped.
+ * Fine-tunes the policy in `fromCheckpoint` (a pretrained one) on `task`'s examples (by default
+ * curated answers about `world`), writing `checkpointDir`. Fresh optimiser state: SFT is a new phase.
+ * If `checkpointDir` already holds a checkpoint, SFT resumes from it (weights, Adam state, step; the
+ * batches depend only on the step), so an interrupted `factrl pretrain` picks up where it stopped.
  */
 export async function finetune(
   world: World,
@@ -216,6 +281,7 @@ export async function finetune(
   checkpointDir: string,
   settings: SftSettings,
   onProgress?: (progress: TrainingProgress) => void,
+  task: SftTask = factWorldSftTask(world),
 ): Promise<SftOutcome> {
   const optimizer = createOptimizer(settings);
   const resume = existsSync(join(checkpointDir, "manifest.json"));
@@ -223,23 +289,20 @@ export async function finetune(
   const loaded = await loadCheckpoint(source, resume ? { optimizer } : {});
   const { backbone } = loaded.policy.config;
   let tokenizer: WordTokenizer;
+  let image: ImageTokenizer | undefined;
   try {
-    tokenizer = checkpointWordTokenizer(loaded.tokenizer, backbone, createTokenizer(world), source);
+    tokenizer = checkpointWordTokenizer(loaded.tokenizer, backbone, task.tokenizer, source);
+    image = imageTokenizerOfRecord(loaded.tokenizer, source);
   } catch (error) {
     loaded.policy.dispose();
     optimizer.dispose();
     throw error;
   }
-  const { examples, report } = curateSftExamples(
-    world,
-    tokenizer,
-    {
-      count: settings.examples,
-      maxSeqLen: Math.min(loaded.policy.config.maxSeqLen, settings.maxExampleLength ?? Number.POSITIVE_INFINITY),
-      seed: settings.seed,
-    },
-    textFormatFor(backbone, tokenizer),
-  );
+  const { examples, report } = task.examples(textFormatFor(backbone, tokenizer, image), {
+    count: settings.examples,
+    maxSeqLen: Math.min(loaded.policy.config.maxSeqLen, settings.maxExampleLength ?? Number.POSITIVE_INFINITY),
+    seed: settings.seed,
+  });
   const heldOut = Math.max(1, Math.round(examples.length * settings.evalFraction));
   const evalSet = examples.slice(0, heldOut);
   const trainSet = examples.slice(heldOut);
@@ -255,7 +318,7 @@ export async function finetune(
     batchAt: exampleBatches(trainSet, settings.batchSize, settings.seed),
     evalBatches,
     checkpointDir,
-    tokenizer: tokenizerRecordFor(backbone, tokenizer),
+    tokenizer: tokenizerRecordFor(backbone, tokenizer, image),
     startStep: resume ? loaded.step : 0,
     ...(onProgress ? { onProgress } : {}),
   });

@@ -63,6 +63,7 @@ export {
   type MessageTypeName,
   MetricsEvent,
   PromptGroup,
+  PromptPicture,
   RewardFailure,
   RolloutGroup,
   ScoredGroup,

@@ -13,6 +13,14 @@ const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative());
 const EpochMillis = Schema.Number.pipe(Schema.finite(), Schema.nonNegative());
 const MetaValue = Schema.Union(Schema.String, Schema.Number, Schema.Boolean);
 
+/** An RGB picture, row-major, 3 bytes a pixel (msgpack `bin`). Its size is checked with its prompt's id. */
+export const PromptPicture = Schema.Struct({
+  width: Schema.Int,
+  height: Schema.Int,
+  pixels: Schema.instanceOf(Uint8Array, { identifier: "Uint8Array" }),
+});
+export type PromptPicture = typeof PromptPicture.Type;
+
 /** One prompt to be answered G times (GRPO's group). */
 export const PromptGroup = Schema.Struct({
   /** Unique per group (also the JetStream msgID: re-publishing a group is a no-op). */
@@ -30,7 +38,18 @@ export const PromptGroup = Schema.Struct({
   /** G: how many answers to sample. */
   groupSize: Schema.Int.pipe(Schema.positive()),
   createdAt: EpochMillis,
-});
+  /** The picture the prompt is about (`factworld-vision`): the policy reads its image tokens before the text. */
+  picture: Schema.optional(PromptPicture),
+}).pipe(
+  Schema.filter(({ picture, promptId }) => {
+    if (picture === undefined) return undefined;
+    const { width, height, pixels } = picture;
+    if (width < 1 || height < 1) return `prompt ${promptId}: its picture is empty (${width}×${height})`;
+    return pixels.length === width * height * 3
+      ? undefined
+      : `prompt ${promptId}: its ${width}×${height} picture has ${pixels.length} bytes of pixels, expected ${width * height * 3}`;
+  }),
+);
 export type PromptGroup = typeof PromptGroup.Type;
 
 /** One sampled answer with the behaviour policy's log-prob of each of its tokens. */
@@ -176,7 +195,7 @@ export type ControlReply = typeof ControlReply.Type;
  */
 export const MESSAGE_TYPES = {
   // PromptGroup 3, RolloutGroup 4, ScoredGroup 4: plain msgpack (typed arrays as dtype maps, no
-  // msgpackr extensions); earlier versions carried msgpackr's typed-array extension.
+  // msgpackr extensions) and the prompt's optional picture (the other two embed a PromptGroup).
   PromptGroup: { version: 3, schema: PromptGroup },
   RolloutGroup: { version: 4, schema: RolloutGroup },
   ScoredGroup: { version: 4, schema: ScoredGroup },

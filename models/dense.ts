@@ -675,5 +675,18 @@ export function transformerShapeProblems(config: Omit<DenseConfig, "backbone">):
       problems.push(`specialTokens.${name} = ${id} is outside [0, vocabSize)`);
     }
   }
+  if (config.imageTokens !== undefined) {
+    const { first, count } = config.imageTokens;
+    if (
+      !Number.isInteger(first) ||
+      !Number.isInteger(count) ||
+      first < 0 ||
+      count < 1 ||
+      first + count > config.vocabSize
+    )
+      problems.push(
+        `imageTokens ${JSON.stringify(config.imageTokens)} must be a non-empty range of ids in [0, vocabSize)`,
+      );
+  }
   return problems;
 }

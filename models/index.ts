@@ -12,7 +12,18 @@ export {
 export { type DenseConfig, DensePolicy } from "./dense.ts";
 export { eventLoopYielder, yieldToEventLoop } from "./event-loop.ts";
 export * from "./policy.ts";
-export { byteTextFormat, type TextFormat, textFormatFor, textFormatOfRecord, wordTextFormat } from "./prompt-format.ts";
+export {
+  byteTextFormat,
+  type ImageTokenizer,
+  type ImageTokenizerRecord,
+  imageTokenizerOfRecord,
+  imageTokenizerRecord,
+  imageTokenRange,
+  type TextFormat,
+  textFormatFor,
+  textFormatOfRecord,
+  wordTextFormat,
+} from "./prompt-format.ts";
 export { mixSeed, mulberry32, type Random } from "./random.ts";
 export { buildPolicy, policyStartingFrom } from "./registry.ts";
 export { type DecodeSession, logSoftmax, sampleBatch, sampleToken } from "./sampling.ts";

@@ -6,8 +6,8 @@
  *   whatever index arrays it needs (MoT groups tokens by modality) on the host, once.
  * - A sequence is `prompt ++ generated`, where generated = `<think> reasoning </think> answer`.
  *   Every token has a modality (prompt / reasoning / answer / image) that a backbone may use;
- *   callers never pass it: backbones derive it with `tokenModalities` from the prompt length and
- *   the special token ids in the config.
+ *   callers never pass it: backbones derive it with `tokenModalities` from the prompt length, the
+ *   special token ids and the image token range in the config.
  * - Log-probs are natural-log probabilities of a token under softmax(logits / temperature), with
  *   no top-p truncation, so the learner path and the sampling path compute the same number.
  */
@@ -38,7 +38,33 @@ export interface PolicyConfigBase {
   readonly specialTokens: SpecialTokens;
   /** Seed for weight initialisation: the same config builds the same weights. */
   readonly initSeed: number;
+  /**
+   * The image tokens' ids, when the vocabulary has them (a VQ codebook's codes after the words): they
+   * carry `Modality.image` wherever they appear. Absent: a text-only policy.
+   */
+  readonly imageTokens?: TokenRange;
 }
+
+/** Token ids `first` … `first + count − 1`. */
+export interface TokenRange {
+  readonly first: number;
+  readonly count: number;
+}
+
+/** What a token's modality is read from: the think tokens, and the image tokens where there are any. */
+export type ModalityMarkers = Pick<SpecialTokens, "thinkOpen" | "thinkClose"> & {
+  readonly imageTokens?: TokenRange | undefined;
+};
+
+/** The markers of a policy config. */
+export const modalityMarkers = (config: PolicyConfigBase): ModalityMarkers => ({
+  thinkOpen: config.specialTokens.thinkOpen,
+  thinkClose: config.specialTokens.thinkClose,
+  imageTokens: config.imageTokens,
+});
+
+export const isImageToken = (token: number, range: TokenRange | undefined): boolean =>
+  range !== undefined && token >= range.first && token < range.first + range.count;
 
 /** Per-token modality ids, as used by MoT (`Modality.prompt` …). */
 export const Modality = { prompt: 0, reasoning: 1, answer: 2, image: 3 } as const;
@@ -157,23 +183,28 @@ export interface Policy {
 }
 
 /**
- * Modality of every token of a sequence `prompt ++ generated`: the first `promptLength` tokens are
- * prompt; from `<think>` through `</think>` (both included) reasoning; everything else generated is
- * answer. Writes into `out` (length ≥ tokens.length) so a batch can fill one array.
+ * Modality of every token of a sequence `prompt ++ generated`: an image token is image wherever it
+ * is; of the rest, the first `promptLength` tokens are prompt; from `<think>` through `</think>` (both
+ * included) reasoning; everything else generated is answer. Writes into `out` (length ≥
+ * tokens.length) so a batch can fill one array.
  */
 export function tokenModalities(
   tokens: ArrayLike<number>,
   promptLength: number,
-  special: Pick<SpecialTokens, "thinkOpen" | "thinkClose">,
+  special: ModalityMarkers,
   out: Int32Array = new Int32Array(tokens.length),
 ): Int32Array {
   let inThink = false;
   for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i]!;
+    if (isImageToken(token, special.imageTokens)) {
+      out[i] = Modality.image;
+      continue;
+    }
     if (i < promptLength) {
       out[i] = Modality.prompt;
       continue;
     }
-    const token = tokens[i]!;
     if (token === special.thinkOpen) inThink = true;
     out[i] = inThink ? Modality.reasoning : Modality.answer;
     if (token === special.thinkClose) inThink = false;
@@ -182,7 +213,7 @@ export function tokenModalities(
 }
 
 /** `tokenModalities` for every row of a batch, `[batchSize, length]`. */
-export function batchModalities(batch: TokenBatch, special: SpecialTokens): Int32Array {
+export function batchModalities(batch: TokenBatch, special: ModalityMarkers): Int32Array {
   const out = new Int32Array(batch.batchSize * batch.length);
   for (let b = 0; b < batch.batchSize; b++) {
     const row = batch.tokens.subarray(b * batch.length, (b + 1) * batch.length);

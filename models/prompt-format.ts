@@ -6,20 +6,57 @@
  * - bytes (BLT): `BOS` + the prompt's UTF-8 bytes + "\n"; the policy writes the answer's bytes
  *   (`<think>` tags are plain text) and `EOS`. The same text, so the same rewards apply unchanged.
  */
-import { tokenizerFromWords, type WordTokenizer } from "../envs/index.ts";
+import { type Picture, tokenizerFromWords, type WordTokenizer } from "../envs/index.ts";
 import { BOS, decodeBytes, EOS, encodeBytes } from "./blt/tokens.ts";
+import type { TokenRange } from "./policy.ts";
+import { codebookFromJson, codebookToJson, encodePicture, type VqCodebook, type VqCodebookJson } from "./vq.ts";
 
 export interface TextFormat {
   readonly kind: "words" | "bytes";
-  /** The tokens a policy continues to answer `text`. */
-  promptTokens(text: string): Int32Array;
+  /**
+   * The tokens a policy continues to answer `text` about `picture` (if any): the picture's image
+   * tokens come right after `<bos>`, before the text. A policy without image tokens refuses a picture.
+   */
+  promptTokens(text: string, picture?: Picture): Int32Array;
   /** An answer as training target: its tokens and the stop token. */
   answerTokens(text: string): Int32Array;
   /** Generated tokens → answer text, without the stop token (and anything after it). */
   answerText(tokens: ArrayLike<number>): string;
   /** Generation ends at these tokens. */
   readonly stopTokens: readonly number[];
+  /** The image tokens' ids, when the policy reads pictures. */
+  readonly imageTokens?: TokenRange;
 }
+
+/**
+ * Pictures as tokens (Chameleon-style): a picture's VQ codes, each shifted by `offset` — the image
+ * token ids follow the words, so one vocabulary holds both.
+ */
+export interface ImageTokenizer {
+  readonly codebook: VqCodebook;
+  readonly offset: number;
+}
+
+/** How a policy's tokenizer record (tokenizer.json) stores its image tokenizer. */
+export interface ImageTokenizerRecord {
+  readonly codebook: VqCodebookJson;
+  readonly offset: number;
+}
+
+export const imageTokenizerRecord = (image: ImageTokenizer): ImageTokenizerRecord => ({
+  codebook: codebookToJson(image.codebook),
+  offset: image.offset,
+});
+
+/** The ids an image tokenizer's codes take. */
+export const imageTokenRange = (image: ImageTokenizer): TokenRange => ({
+  first: image.offset,
+  count: image.codebook.size,
+});
+
+const noPictures = (reads: string) => (): never => {
+  throw new Error(`this policy reads no pictures (${reads}): a prompt with a picture needs an image tokenizer`);
+};
 
 /** Everything up to (not including) the first `stop`. */
 const untilStop = (tokens: ArrayLike<number>, stop: number): number[] => {
@@ -28,34 +65,64 @@ const untilStop = (tokens: ArrayLike<number>, stop: number): number[] => {
   return end < 0 ? ids : ids.slice(0, end);
 };
 
-export function wordTextFormat(tokenizer: WordTokenizer): TextFormat {
-  const { bos, sep, eos } = tokenizer.specialTokens;
+/**
+ * FactWorld's words, and with `image` pictures too. An image token the policy writes into an answer
+ * reads as `<unk>` (which makes the answer malformed: answers are text).
+ */
+export function wordTextFormat(tokenizer: WordTokenizer, image?: ImageTokenizer): TextFormat {
+  const { bos, sep, eos, unk } = tokenizer.specialTokens;
+  const words = tokenizer.vocabSize;
+  if (image && image.offset !== words)
+    throw new Error(`image tokens must follow the ${words} words (offset ${words}), got offset ${image.offset}`);
+  const pictureTokens = image
+    ? (picture: Picture) => Array.from(encodePicture(image.codebook, picture), (code) => code + image.offset)
+    : noPictures("its tokenizer has no image codebook");
   return {
     kind: "words",
-    promptTokens: (text) => Int32Array.from([bos, ...tokenizer.encode(text), sep]),
+    promptTokens: (text, picture) =>
+      Int32Array.from([bos, ...(picture ? pictureTokens(picture) : []), ...tokenizer.encode(text), sep]),
     answerTokens: (text) => Int32Array.from([...tokenizer.encode(text), eos]),
-    answerText: (tokens) => tokenizer.decode(untilStop(tokens, eos)),
+    answerText: (tokens) => tokenizer.decode(untilStop(tokens, eos).map((t) => (t >= words ? unk : t))),
     stopTokens: [eos],
+    ...(image ? { imageTokens: imageTokenRange(image) } : {}),
   };
 }
 
 const PROMPT_END = encodeBytes("\n");
 
+const bytesReadNoPictures = noPictures("a byte-level policy has no image tokens");
+
 export const byteTextFormat: TextFormat = {
   kind: "bytes",
-  promptTokens: (text) => Int32Array.from([BOS, ...encodeBytes(text), ...PROMPT_END]),
+  promptTokens: (text, picture) =>
+    picture ? bytesReadNoPictures() : Int32Array.from([BOS, ...encodeBytes(text), ...PROMPT_END]),
   answerTokens: (text) => encodeBytes(text, { eos: true }),
   answerText: (tokens) => decodeBytes(untilStop(tokens, EOS)),
   stopTokens: [EOS],
 };
 
-/** The text format of a backbone: BLT reads and writes bytes, the others FactWorld's words. */
-export const textFormatFor = (backbone: string, tokenizer: WordTokenizer): TextFormat =>
-  backbone === "blt" ? byteTextFormat : wordTextFormat(tokenizer);
+/** The text format of a backbone: BLT reads and writes bytes, the others FactWorld's words (and pictures with `image`). */
+export const textFormatFor = (backbone: string, tokenizer: WordTokenizer, image?: ImageTokenizer): TextFormat =>
+  backbone === "blt" ? byteTextFormat : wordTextFormat(tokenizer, image);
+
+/** The image tokenizer a word tokenizer record carries (`image: { codebook, offset }`), if any. */
+export function imageTokenizerOfRecord(record: unknown, source: string): ImageTokenizer | undefined {
+  const image = (record as { image?: unknown } | undefined)?.image;
+  if (image === undefined) return undefined;
+  const { codebook, offset } = (image ?? {}) as { codebook?: unknown; offset?: unknown };
+  if (typeof offset !== "number" || !Number.isInteger(offset) || offset < 0)
+    throw new Error(`${source}: image.offset must be an integer ≥ 0, got ${JSON.stringify(offset)}`);
+  try {
+    return { codebook: codebookFromJson(codebook), offset };
+  } catch (error) {
+    throw new Error(`${source}: image.${(error as Error).message}`);
+  }
+}
 
 /**
  * The text format of a policy from the tokenizer record saved with it (a checkpoint's tokenizer.json,
- * or the one the learner publishes): `{ kind: "bytes" }` for BLT, `{ words: [...] }` for word policies.
+ * or the one the learner publishes): `{ kind: "bytes" }` for BLT, `{ words: [...] }` for word
+ * policies, with `image: { codebook, offset }` for policies that read pictures.
  */
 export function textFormatOfRecord(backbone: string, record: unknown, source: string): TextFormat {
   const kind = (record as { kind?: unknown } | undefined)?.kind;
@@ -67,5 +134,5 @@ export function textFormatOfRecord(backbone: string, record: unknown, source: st
   const words = (record as { words?: unknown } | undefined)?.words;
   if (!Array.isArray(words) || !words.every((w) => typeof w === "string"))
     throw new Error(`${source}: a ${backbone} policy needs a word tokenizer record ({ words: [...] })`);
-  return wordTextFormat(tokenizerFromWords(words));
+  return wordTextFormat(tokenizerFromWords(words), imageTokenizerOfRecord(record, source));
 }

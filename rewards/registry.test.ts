@@ -149,3 +149,21 @@ console.log(JSON.stringify(score));
     expect(score.reward).toBe(40);
   }, 60_000);
 });
+
+describe("an environment's own modules", () => {
+  it("replace the built-in of the same name (so configs, metrics and reports keep their names)", async () => {
+    const world = generateWorld({ size: "tiny" });
+    const precision = () => ({
+      name: "precision",
+      version: "env",
+      score: async (batch: readonly unknown[]) => batch.map(() => ({ ok: true, components: { precision: 0.75 } })),
+    });
+    const config = { timeoutMs: 1000, retries: 0, modules: [{ name: "precision", weight: 1 }] };
+    const item = { prompt: { id: "p", text: "q" }, answer: "<think> x </think> Pega Lelofe was a teacher ." };
+    const builtin = await createRewardPipeline(config, { world });
+    expect((await builtin.score([item]))[0]!.reward).not.toBe(0.75);
+    const own = await createRewardPipeline(config, { world, environmentModules: { precision } });
+    expect(own.modules[0]!.version).toBe("env");
+    expect((await own.score([item]))[0]!.reward).toBe(0.75);
+  });
+});

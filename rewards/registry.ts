@@ -31,7 +31,7 @@ export interface ModuleContext {
   /** FactWorld, for the built-in modules. */
   readonly world?: World;
   readonly prompts?: readonly EnvPrompt[];
-  /** The environment's own reward modules, usable by name beside the built-ins. */
+  /** The environment's own reward modules, by name; one named like a built-in replaces it. */
   readonly environmentModules?: Readonly<Record<string, EnvRewardFactory>>;
   /** A NATS connection, for `service` modules. */
   readonly nats?: NatsConnection;
@@ -56,6 +56,12 @@ export class RewardRegistry {
 
   register(name: string, factory: ModuleFactory): this {
     if (this.factories.has(name)) throw new Error(`reward module "${name}" is already registered`);
+    this.factories.set(name, factory);
+    return this;
+  }
+
+  /** Adds `name`, or replaces the module registered under it (an environment's own `precision`, say). */
+  override(name: string, factory: ModuleFactory): this {
     this.factories.set(name, factory);
     return this;
   }
@@ -135,10 +141,10 @@ export async function createRewardPipeline(
   const analyzer = context.world
     ? new FactWorldAnalyzer({ world: context.world, prompts: context.prompts })
     : undefined;
-  for (const [name, factory] of Object.entries(context.environmentModules ?? {})) {
-    if (registry.names().includes(name)) continue; // a registry given by the caller may know it already
-    registry.register(name, (options) => factory(options) as RewardModule | Promise<RewardModule>);
-  }
+  // An environment's module replaces a built-in of the same name (the caption task's `precision`
+  // verifies captions against pictures), so configs, metrics and reports keep their names.
+  for (const [name, factory] of Object.entries(context.environmentModules ?? {}))
+    registry.override(name, (options) => factory(options) as RewardModule | Promise<RewardModule>);
   const modules: RewardModule[] = [];
   try {
     for (const ref of config.modules) modules.push(await registry.create(ref, { ...context, analyzer }));

@@ -15,6 +15,7 @@ function describe(event: PipelineEvent): string | undefined {
   }
   if (event.stage === "evaluate") return `evaluate: answering ${event.prompts} eval-split prompts`;
   if (event.stage === "done") {
+    const c = event.report.captions;
     const f = event.report.factuality;
     const rate = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? "-" : `${(100 * x).toFixed(1)}%`);
     return [
@@ -22,6 +23,11 @@ function describe(event: PipelineEvent): string | undefined {
       ...(f
         ? [
             `hallucination rate ${rate(f.hallucinationRate)} (head ${rate(f.byBucket.head.hallucinationRate)}, torso ${rate(f.byBucket.torso.hallucinationRate)}, tail ${rate(f.byBucket.tail.hallucinationRate)}); well-formed ${rate(f.wellFormedRate)}; supported claims/answer ${f.meanSupported.toFixed(2)}; on-topic claims ${rate(f.onTopicClaimRate)}; reasoning names the entity ${rate(f.namesEntityRate)}`,
+          ]
+        : []),
+      ...(c
+        ? [
+            `captions: hallucination rate ${rate(c.hallucinationRate)} (head ${rate(c.byBucket.head?.hallucinationRate)}, torso ${rate(c.byBucket.torso?.hallucinationRate)}, tail ${rate(c.byBucket.tail?.hallucinationRate)}); wrong entity ${rate(c.wrongEntityRate)}; well-formed ${rate(c.wellFormedRate)}; supported claims/caption ${c.meanSupported.toFixed(2)}`,
           ]
         : []),
     ].join("\n");

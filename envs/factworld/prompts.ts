@@ -119,6 +119,10 @@ function promptFor(rng: Rng, world: World, suite: Suite, entity: Entity): Omit<P
   }
 }
 
+/** An entity's split: every prompt about it (text or picture) goes to the same one, for a given seed. */
+export const entitySplit = (seed: number, entityId: number, evalFraction: number): Split =>
+  createRng(hashString(`${seed}:${entityId}`)).next() < evalFraction ? "eval" : "train";
+
 /** All six suites for every eligible entity; each entity's prompts share one split. */
 export function generatePrompts(world: World, options: Partial<PromptOptions> = {}): Prompt[] {
   const opts = { ...DEFAULT_PROMPT_OPTIONS, ...options };
@@ -130,8 +134,7 @@ export function generatePrompts(world: World, options: Partial<PromptOptions> = 
     for (const entity of world.entities) {
       const prompt = promptFor(rng, world, suite, entity);
       if (!prompt) continue;
-      const split: Split =
-        createRng(hashString(`${opts.seed}:${entity.id}`)).next() < opts.evalFraction ? "eval" : "train";
+      const split = entitySplit(opts.seed, entity.id, opts.evalFraction);
       prompts.push({ ...prompt, split, bucket: popularityBucket(entity) });
     }
   return prompts;

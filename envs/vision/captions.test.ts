@@ -65,12 +65,16 @@ describe("caption claims", () => {
   });
 
   it("worked example: an extra true detail — a fact the picture cannot show — is supported by the knowledge base", () => {
-    const analysis = verifier.analyze(
-      pega,
-      "Pega Lelofe wears a monocle . Pega Lelofe was born in 1926 . Bapele is a fortress .",
-    );
-    expect(analysis).toMatchObject({ supported: 3, contradicted: 0, unverifiable: 0 });
+    const analysis = verifier.analyze(pega, "Pega Lelofe wears a monocle . Pega Lelofe was born in 1926 .");
+    expect(analysis).toMatchObject({ supported: 2, contradicted: 0, unverifiable: 0, wrongEntity: false });
     expect(verdicts(pega, "Pega Lelofe was born in 1927 .")).toEqual([["fact", "contradicted"]]);
+  });
+
+  it("worked example: a true fact about someone the picture does not show names the wrong entity", () => {
+    // True of Bapele, but the picture shows Pega Lelofe: the caption is about its picture.
+    const analysis = verifier.analyze(pega, "Pega Lelofe wears a monocle . Bapele is a fortress .");
+    expect(analysis).toMatchObject({ supported: 1, contradicted: 1, wrongEntity: true });
+    expect(verifier.analyze(bapele, "Bapele is a fortress .")).toMatchObject({ supported: 1, wrongEntity: false });
   });
 
   it("worked example: boilerplate makes no claim; an attribute the picture's type lacks is unverifiable", () => {

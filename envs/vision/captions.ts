@@ -205,7 +205,9 @@ export class CaptionVerifier {
    * depicts: supported for the picture's entity's name, contradicted for any other name.
    * visual: contradicted when it names another entity or gives another value; unverifiable when the
    * picture's type has no such attribute (no roof in a portrait); else supported.
-   * fact: FactWorld's verdict from the knowledge base.
+   * fact: FactWorld's verdict from the knowledge base, for a fact about the picture's entity (its
+   * subject or object); a fact about anyone else is contradicted: a caption is about its picture, and
+   * "Gupu Nija was a teacher ." under a picture of Pega Lelofe names someone the picture does not show.
    */
   verdict(truth: PictureTruth, claim: CaptionClaim): Verdict {
     switch (claim.kind) {
@@ -218,7 +220,7 @@ export class CaptionVerifier {
         return actual === claim.value ? "supported" : "contradicted";
       }
       case "fact":
-        return this.facts.verdict(claim.claim);
+        return isAbout(claim.claim, truth) ? this.facts.verdict(claim.claim) : "contradicted";
     }
   }
 
@@ -235,11 +237,16 @@ export class CaptionVerifier {
     const wrongEntity = claims.some(
       ({ claim }) =>
         (claim.kind === "depicts" && claim.name !== truth.entity.name) ||
-        (claim.kind === "visual" && claim.subject !== undefined && claim.subject !== truth.entity.name),
+        (claim.kind === "visual" && claim.subject !== undefined && claim.subject !== truth.entity.name) ||
+        (claim.kind === "fact" && !isAbout(claim.claim, truth)),
     );
     return { sentences, claims, ...counts, wrongEntity };
   }
 }
+
+/** A fact is about the picture when the picture's entity is its subject or its object. */
+const isAbout = (claim: ParsedClaim, truth: PictureTruth): boolean =>
+  claim.subject === truth.entity.name || claim.object === truth.entity.name;
 
 /** Two claims say the same thing ("Jogu Fefi has red hair ." and "the person has red hair ." count once). */
 export function sameCaptionClaim(a: CaptionClaim, b: CaptionClaim): boolean {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend } from "../backend.ts";
 import { loadCheckpoint, saveCheckpoint } from "../checkpoint.ts";
 import { type DenseConfig, DensePolicy } from "../dense.ts";
-import type { Policy, PromptAnswerBatch, TokenBatch } from "../policy.ts";
+import { Modality, type Policy, type PromptAnswerBatch, type TokenBatch, tokenModalities } from "../policy.ts";
 import { buildPolicy, policyStartingFrom } from "../registry.ts";
 import { type MotConfig, MotPolicy, type MotUntie } from "./index.ts";
 import { groupBySlot } from "./routing.ts";
@@ -220,6 +220,87 @@ describe("MoT with untied weights", () => {
     expect(gradientMass("layer1/image/w2")).toBe(0);
     tf.dispose([value, ...Object.values(grads)]);
     withImage.dispose();
+  });
+});
+
+describe("MoT with an image modality", () => {
+  // Ids 32–39 are image tokens (a codebook's codes after the words); each prompt starts with a picture.
+  const imageTokens = { first: 32, count: 8 };
+  const mot = new MotPolicy(motConfig({ imageTokens, modalities: ["prompt", "reasoning", "answer", "image"] }));
+  sharpen(mot);
+  afterAll(() => mot.dispose());
+  const picturePrompts = [Int32Array.of(1, 33, 35, 39, 9, 12), Int32Array.of(1, 32, 32, 36, 17)];
+  const batchOf = (rows: readonly Int32Array[]): TokenBatch => {
+    const L = Math.max(...rows.map((r) => r.length));
+    const tokens = new Int32Array(rows.length * L);
+    for (const [b, r] of rows.entries()) tokens.set(r, b * L);
+    return { tokens, batchSize: rows.length, length: L, promptLengths: Int32Array.from(rows, (r) => r.length) };
+  };
+
+  it("marks image tokens image wherever they are, the rest by position and <think>", () => {
+    const markers = { thinkOpen: 3, thinkClose: 4, imageTokens };
+    expect([...tokenModalities([1, 33, 35, 9, 3, 38, 4, 20], 4, markers)]).toEqual([
+      Modality.prompt,
+      Modality.image,
+      Modality.image,
+      Modality.prompt,
+      Modality.reasoning,
+      Modality.image,
+      Modality.reasoning,
+      Modality.answer,
+    ]);
+  });
+
+  it("gives image tokens their own weights: changing the image FFN changes logits from the first image token on, not before, and not for text", async () => {
+    const withPictures = batchOf(picturePrompts);
+    const textOnly = batchOf([Int32Array.of(1, 9, 12, 30), Int32Array.of(1, 17, 3, 25)]);
+    const [before, textBefore] = [await logitsOf(mot, withPictures), await logitsOf(mot, textOnly)];
+    const imageW1 = mot.trainableVariables[mot.variableNames.indexOf("layer0/image/w1")]!;
+    const saved = imageW1.clone();
+    imageW1.assign(tf.tidy(() => tf.add(imageW1, 0.5)));
+    const [after, textAfter] = [await logitsOf(mot, withPictures), await logitsOf(mot, textOnly)];
+    imageW1.assign(saved);
+    saved.dispose();
+    const V = shape.vocabSize;
+    const at = (b: number, t: number) => (b * withPictures.length + t) * V;
+    for (let b = 0; b < withPictures.batchSize; b++) {
+      expect(maxAbsDiff(before.subarray(at(b, 0), at(b, 1)), after.subarray(at(b, 0), at(b, 1)))).toBe(0); // <bos>
+      expect(maxAbsDiff(before.subarray(at(b, 1), at(b, 2)), after.subarray(at(b, 1), at(b, 2)))).toBeGreaterThan(1e-4);
+    }
+    expect(maxAbsDiff(textBefore, textAfter)).toBe(0);
+  });
+
+  it("reads the picture in KV-cached decoding as in a full recompute (1e-4)", async () => {
+    const session = await mot.beginDecode(picturePrompts);
+    const full = await logitsOf(mot, batchOf(picturePrompts));
+    const V = shape.vocabSize;
+    const L = Math.max(...picturePrompts.map((p) => p.length));
+    picturePrompts.forEach((p, b) => {
+      const at = (b * L + p.length - 1) * V;
+      expect(maxAbsDiff(session.logits.subarray(b * V, (b + 1) * V), full.subarray(at, at + V))).toBeLessThan(1e-4);
+    });
+    session.dispose();
+  });
+
+  it("starts from a dense captioner exactly: the image weights are copies of dense's (logits within 1e-5)", async () => {
+    const dense = new DensePolicy(denseConfig({ imageTokens }));
+    sharpen(dense);
+    const converted = await policyStartingFrom(dense, "mot", "dense captioner", {
+      modalities: ["prompt", "reasoning", "answer", "image"],
+    });
+    expect(converted.config.imageTokens).toEqual(imageTokens);
+    const batch = batchOf(picturePrompts);
+    expect(maxAbsDiff(await logitsOf(dense, batch), await logitsOf(converted, batch))).toBeLessThan(1e-5);
+    converted.dispose();
+    dense.dispose();
+  });
+
+  it("without an image modality, image tokens share the prompt's weights (and nothing breaks)", async () => {
+    const shared = new MotPolicy(motConfig({ imageTokens }));
+    expect(shared.variableNames.some((n) => n.includes("/image/"))).toBe(false);
+    const logits = await logitsOf(shared, batchOf(picturePrompts));
+    expect(logits.every(Number.isFinite)).toBe(true);
+    shared.dispose();
   });
 });
 

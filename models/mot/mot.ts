@@ -31,7 +31,10 @@ import {
 import {
   type AnswerLogProbs,
   batchModalities,
+  isImageToken,
   Modality,
+  type ModalityMarkers,
+  modalityMarkers,
   type Policy,
   type PromptAnswerBatch,
   type SampleResult,
@@ -92,8 +95,9 @@ export class MotPolicy implements Policy {
   readonly modalities: readonly ModalityName[];
   readonly untie: MotUntie;
   private readonly untied: { readonly norms: boolean; readonly attention: boolean };
-  /** Modality id (`Modality.*`) → weight slot (index in `modalities`), −1 when not configured. */
+  /** Modality id (`Modality.*`) → weight slot (index in `modalities`); image falls back to prompt's. */
   private readonly slotOf: Int32Array;
+  private readonly markers: ModalityMarkers;
   /** A variable's name → the name its tensor has in a dense model of the same shape. */
   private readonly denseNames: ReadonlyMap<string, string>;
   /** Each slot's own (untied) variables. */
@@ -115,6 +119,9 @@ export class MotPolicy implements Policy {
     this.modalities.forEach((name, slot) => {
       this.slotOf[Modality[name]] = slot;
     });
+    // Image tokens without weights of their own are read by the prompt's (they are part of the prompt).
+    if (this.slotOf[Modality.image] === -1) this.slotOf[Modality.image] = this.slotOf[Modality.prompt]!;
+    this.markers = modalityMarkers(config);
     const { vocabSize: V, dModel: d, dFF, nLayers, maxSeqLen } = config;
     const random = mulberry32(config.initSeed);
     const prefix = `mot${nextInstance++}/`;
@@ -187,7 +194,7 @@ export class MotPolicy implements Policy {
 
   forward(batch: TokenBatch): tf.Tensor3D {
     checkBatch(batch, this.config);
-    const slots = this.slotsOf(batchModalities(batch, this.config.specialTokens));
+    const slots = this.slotsOf(batchModalities(batch, this.markers));
     return tf.tidy(() => {
       const frame = trainingFrame(batch.batchSize, batch.length);
       const { hidden } = this.runCached(batch.tokens, slots, frame, undefined);
@@ -203,7 +210,7 @@ export class MotPolicy implements Policy {
       length: packed.length,
       promptLengths: Int32Array.from(batch.prompts, (p) => p.length),
     };
-    const slots = this.slotsOf(batchModalities(rows, this.config.specialTokens));
+    const slots = this.slotsOf(batchModalities(rows, this.markers));
     return tf.tidy(() => {
       const frame = trainingFrame(packed.batchSize, packed.length);
       const { hidden } = this.runCached(packed.tokens, slots, frame, undefined);
@@ -223,19 +230,20 @@ export class MotPolicy implements Policy {
    */
   beginDecode(prompts: readonly Int32Array[]): Promise<DecodeSession> {
     const generated = prompts.map(() => [] as number[]);
-    const special = this.config.specialTokens;
+    const { imageTokens } = this.markers;
+    const [promptSlot, imageSlot] = [this.slotOf[Modality.prompt]!, this.slotOf[Modality.image]!];
     return beginCachedDecode(
       {
         dModel: this.config.dModel,
-        pad: special.pad,
+        pad: this.config.specialTokens.pad,
         runCached: (tokens, frame, past) => {
           const prefill = past.length === 0;
           const slots = prefill
-            ? new Int32Array(tokens.length).fill(this.slotOf[Modality.prompt]!)
+            ? Int32Array.from(tokens, (token) => (isImageToken(token, imageTokens) ? imageSlot : promptSlot))
             : Int32Array.from(tokens, (token, b) => {
                 const row = generated[b]!;
                 row.push(token);
-                return this.slotOf[tokenModalities(row, 0, special)[row.length - 1]!]!;
+                return this.slotOf[tokenModalities(row, 0, this.markers)[row.length - 1]!]!;
               });
           return this.runCached(tokens, slots, frame, past);
         },

@@ -11,7 +11,7 @@ import {
   MessageTooLargeError,
   validateExperimentId,
 } from "../../messaging/index.ts";
-import { sampleRolloutGroup, sampleScoredGroup } from "./fixtures.ts";
+import { samplePromptGroup, sampleRolloutGroup, sampleScoredGroup } from "./fixtures.ts";
 
 const meta = { experiment: "exp1", sender: "tester" };
 const rawPackr = new Packr({ useRecords: false, moreTypes: true });
@@ -62,7 +62,13 @@ describe("codec", () => {
     const decoded = decodeEnvelope(bytes, { accept: ["ScoredGroup"] });
     expect(Either.isRight(decoded)).toBe(true);
     if (Either.isLeft(decoded)) return;
-    expect(decoded.right).toMatchObject({ type: "ScoredGroup", version: 4, id: "m1", sentAt: 5, sender: "tester" });
+    expect(decoded.right).toMatchObject({
+      type: "ScoredGroup",
+      version: MESSAGE_TYPES.ScoredGroup.version,
+      id: "m1",
+      sentAt: 5,
+      sender: "tester",
+    });
     const answer = decoded.right.body.rollout.answers[3];
     expect(answer?.tokens).toBeInstanceOf(Int32Array);
     expect(answer?.logProbs).toBeInstanceOf(Float32Array);
@@ -109,6 +115,24 @@ describe("codec", () => {
     );
     const ragged = { ...rollout, answers: rollout.answers.map((a) => ({ ...a, logProbs: new Float32Array(3) })) };
     expect(reject(rawPackr.pack(envelope("RolloutGroup", ragged, meta))).reason).toMatch(/same length/);
+  });
+
+  it("carries a prompt's picture as bytes, and rejects a picture of the wrong size naming the prompt", () => {
+    const pixels = Uint8Array.from({ length: 4 * 2 * 3 }, (_, i) => i * 7);
+    const group = { ...samplePromptGroup("g-pic"), picture: { width: 4, height: 2, pixels } };
+    const decoded = decodeEnvelope(encodeEnvelope(envelope("PromptGroup", group, meta)), { accept: ["PromptGroup"] });
+    if (Either.isLeft(decoded)) throw new Error(decoded.left.reason);
+    const picture = decoded.right.body.picture!;
+    expect(picture.pixels).toBeInstanceOf(Uint8Array);
+    expect([picture.width, picture.height, ...picture.pixels]).toEqual([4, 2, ...pixels]);
+    const short = { ...group, picture: { width: 4, height: 3, pixels } };
+    expect(reject(rawPackr.pack(envelope("PromptGroup", short, meta))).reason).toMatch(
+      /prompt p-42: its 4×3 picture has 24 bytes of pixels, expected 36/,
+    );
+    const empty = { ...group, picture: { width: 0, height: 0, pixels: new Uint8Array(0) } };
+    expect(reject(rawPackr.pack(envelope("PromptGroup", empty, meta))).reason).toMatch(
+      /prompt p-42: its picture is empty \(0×0\)/,
+    );
   });
 
   it("refuses to encode an oversize message, saying how big it is", () => {
