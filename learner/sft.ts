@@ -51,6 +51,13 @@ import {
   type VisionPretraining,
 } from "./pretrain-vision.ts";
 
+/** How many of `items` fall under each key (a report's tallies). */
+const countBy = <T>(items: readonly T[], key: (item: T) => string): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const item of items) out[key(item)] = (out[key(item)] ?? 0) + 1;
+  return out;
+};
+
 export interface SftExample {
   readonly prompt: Prompt;
   readonly entityType: EntityType;
@@ -115,11 +122,7 @@ export function curateSftExamples(
     good.push({ prompt, entityType, answerText, promptTokens: promptIds, answerTokens: answerIds });
   }
   const examples = balancedSelection(good, options.count, options.seed);
-  const tally = (key: (e: SftExample) => string) => {
-    const out: Record<string, number> = {};
-    for (const e of examples) out[key(e)] = (out[key(e)] ?? 0) + 1;
-    return out;
-  };
+  const tally = (key: (e: SftExample) => string) => countBy(examples, key);
   return {
     examples,
     report: {
@@ -240,11 +243,7 @@ export function captionSftTask(world: World, vision: VisionPretraining): SftTask
         maxSeqLen: options.maxSeqLen,
       });
       const examples = seededSample(curated.examples, options.count, options.seed);
-      const tally = (key: (e: CaptionSftExample) => string) => {
-        const out: Record<string, number> = {};
-        for (const e of examples) out[key(e)] = (out[key(e)] ?? 0) + 1;
-        return out;
-      };
+      const tally = (key: (e: CaptionSftExample) => string) => countBy(examples, key);
       return {
         examples,
         report: {
