@@ -10,7 +10,7 @@ import {
 } from "../messaging/pipeline-state.ts";
 import { initBackend, loadCheckpoint } from "../models/index.ts";
 import { freshExperiment, runWith } from "../test/messaging/fixtures.ts";
-import { followPolicy } from "./policy-sync.ts";
+import { followPolicy, type PolicyFollower, type PolicyInUse } from "./policy-sync.ts";
 
 const TINY_POLICY = join(import.meta.dirname, "..", "test", "fixtures", "tiny-policy");
 
@@ -28,6 +28,19 @@ const progressAt = (policyVersion: number): LearnerProgress => ({
 /** What the learner does to announce a version: its progress first, then the weights and the pointer. */
 const announce = (version: number, weights: Uint8Array) =>
   putState(LEARNER_PROGRESS_KEY, progressAt(version)).pipe(Effect.zipRight(publishPolicy(version, weights)));
+
+/**
+ * Asks the follower for its policy until `done` holds: a KV watch delivers the pointer some time
+ * after the write, and a loaded machine can take far longer than any fixed sleep.
+ */
+const currentOnce = (follower: PolicyFollower, done: (inUse: PolicyInUse) => boolean) =>
+  Effect.gen(function* () {
+    for (;;) {
+      const inUse = yield* follower.current;
+      if (done(inUse)) return inUse;
+      yield* Effect.sleep("20 millis");
+    }
+  }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("the follower never got there") }));
 
 describe("following the learner's policy", () => {
   it("loads the newer version when the announced one's weights were pruned before it could load them", async () => {
@@ -78,24 +91,21 @@ describe("following the learner's policy", () => {
         const versions = [(yield* follower.current).version];
         // Far ahead of the learner; then the very next version with weights of its own, before the learner got there.
         yield* putState(POLICY_KEY, { version: 999, weights: weightsBlobName(999), publishedAt: Date.now() });
-        yield* Effect.sleep("200 millis");
-        versions.push((yield* follower.current).version);
+        versions.push((yield* currentOnce(follower, () => follower.refused() >= 1)).version);
         yield* publishPolicy(2, initial);
-        yield* Effect.sleep("200 millis");
-        versions.push((yield* follower.current).version);
+        versions.push((yield* currentOnce(follower, () => follower.refused() >= 2)).version);
         const refusedBeforeReal = follower.refused();
         // The real version 2 still counts: progress first, then the pointer.
         yield* announce(2, second);
-        const real = yield* follower.current;
+        const real = yield* currentOnce(follower, ({ version }) => version >= 2);
         versions.push(real.version);
         const realWeights = yield* Effect.promise(() => real.policy.exportWeights());
         // Written between the learner's progress and its pointer, naming another version's weights.
         yield* putState(LEARNER_PROGRESS_KEY, progressAt(3));
         yield* putState(POLICY_KEY, { version: 3, weights: weightsBlobName(0), publishedAt: Date.now() });
-        yield* Effect.sleep("200 millis");
-        versions.push((yield* follower.current).version);
+        versions.push((yield* currentOnce(follower, () => follower.refused() >= 3)).version);
         yield* publishPolicy(3, third);
-        versions.push((yield* follower.current).version);
+        versions.push((yield* currentOnce(follower, ({ version }) => version >= 3)).version);
         return { versions, refusedBeforeReal, refused: follower.refused(), realWeights };
       }),
     );
