@@ -2,6 +2,7 @@
 export { curatorRole } from "./curator.ts";
 export { echoRole } from "./echo.ts";
 export { EnvironmentUnavailable, evaluationSample, experimentEnvironment, hash32 } from "./environment.ts";
+export type { EvaluationResult } from "./evaluation.ts";
 export {
   ExperimentFailed,
   LAUNCHER_CONTROL_ROLE,

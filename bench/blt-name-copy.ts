@@ -18,12 +18,18 @@ import {
   nameEchoDocuments,
   WORLD_SIZES,
 } from "../envs/index.ts";
-import { createOptimizer, trainLanguageModel, windowBatches } from "../learner/pretrain.ts";
-import { BYTE_TOKENIZER_RECORD, DEFAULT_PRETRAIN } from "../learner/pretrain-factworld.ts";
 import { initBackend } from "../models/backend.ts";
 import { BOS, decodeBytes, EOS, encodeBytes, PAD } from "../models/blt/index.ts";
 import { DensePolicy } from "../models/dense.ts";
-import { byteTextFormat, loadCheckpoint, type Policy, saveCheckpoint } from "../models/index.ts";
+import {
+  BYTE_TOKENIZER_RECORD,
+  byteTextFormat,
+  createOptimizer,
+  loadCheckpoint,
+  type Policy,
+  saveCheckpoint,
+} from "../models/index.ts";
+import { DEFAULT_PRETRAIN, trainLanguageModel, windowBatches } from "../pretrain/index.ts";
 
 await initBackend({ backend: "auto", measure: false, logger: { info: () => {} } });
 const world = generateWorld(WORLD_SIZES.default);

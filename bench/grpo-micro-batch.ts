@@ -25,8 +25,7 @@ import { loadConfig } from "../configs/index.ts";
 import { factWorld, type Prompt, renderReference, tokenizerFromWords } from "../envs/index.ts";
 import { type GrpoBatch, grpoUpdate } from "../learner/grpo-step.ts";
 import { grpoSettingsFor } from "../learner/learner-actor.ts";
-import { createOptimizer } from "../learner/pretrain.ts";
-import { initBackend, loadCheckpoint, mulberry32, textFormatFor } from "../models/index.ts";
+import { createOptimizer, initBackend, loadCheckpoint, mulberry32, textFormatFor } from "../models/index.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const GROUPS = 8;

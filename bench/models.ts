@@ -9,11 +9,11 @@
  *   node bin/run-ts.mjs bench/models.ts --quick    # smaller sizes, seconds
  */
 import * as tf from "@tensorflow/tfjs";
-import { createOptimizer, trainStep, windowBatches } from "../learner/pretrain.ts";
 import { initBackend, measureMatMulGflops } from "../models/backend.ts";
 import { type DenseConfig, DensePolicy } from "../models/dense.ts";
+import { createOptimizer, logSoftmax, sampleToken } from "../models/index.ts";
 import { mulberry32 } from "../models/random.ts";
-import { logSoftmax, sampleToken } from "../models/sampling.ts";
+import { trainStep, windowBatches } from "../pretrain/index.ts";
 
 const quick = process.argv.includes("--quick");
 const silent = { info: () => {} };

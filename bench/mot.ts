@@ -29,27 +29,15 @@ import {
   renderReference,
   WORLD_SIZES,
 } from "../envs/index.ts";
-import {
-  createOptimizer,
-  evalLoss,
-  evalWindows,
-  learningRateAt,
-  type OptimizerSettings,
-  tokenStream,
-  trainStep,
-  windowBatches,
-} from "../learner/pretrain.ts";
-import {
-  captionTokenizer,
-  imageTokenizerFromPictures,
-  pictureDocumentTokens,
-  picturePretrainingSet,
-} from "../learner/pretrain-vision.ts";
 import { initBackend } from "../models/backend.ts";
 import {
   buildPolicy,
+  createOptimizer,
+  imageTokenizerFromPictures,
+  learningRateAt,
   modalityMarkers,
   mulberry32,
+  type OptimizerSettings,
   type Policy,
   type PolicyConfigBase,
   type PromptAnswerBatch,
@@ -58,6 +46,16 @@ import {
 } from "../models/index.ts";
 import type { ModalityName, MotUntie } from "../models/mot/index.ts";
 import { groupBySlot } from "../models/mot/routing.ts";
+import {
+  captionTokenizer,
+  evalLoss,
+  evalWindows,
+  pictureDocumentTokens,
+  picturePretrainingSet,
+  tokenStream,
+  trainStep,
+  windowBatches,
+} from "../pretrain/index.ts";
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => {

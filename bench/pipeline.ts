@@ -21,7 +21,6 @@ import { type ExperimentConfig, loadConfig } from "../configs/index.ts";
 import { makeEnvironment } from "../envs/index.ts";
 import { grpoUpdate } from "../learner/grpo-step.ts";
 import { grpoSettingsFor, hasSignal, toGrpoBatch } from "../learner/learner-actor.ts";
-import { createOptimizer } from "../learner/pretrain.ts";
 import {
   type Answer,
   ExperimentLive,
@@ -41,7 +40,7 @@ import {
   watchState,
 } from "../messaging/index.ts";
 import { LEARNER_PROGRESS_KEY } from "../messaging/pipeline-state.ts";
-import { initBackend, loadCheckpoint, saveCheckpoint, textFormatOfRecord } from "../models/index.ts";
+import { createOptimizer, initBackend, loadCheckpoint, saveCheckpoint, textFormatOfRecord } from "../models/index.ts";
 import { createRewardPipeline } from "../rewards/index.ts";
 
 const REPO = resolve(import.meta.dirname, "..");

@@ -19,7 +19,7 @@ import { makeEnvironment } from "../envs/index.ts";
 /** Why a reward module file does not load, or undefined; the rewards code loads only when there is one. */
 const moduleFileProblem = (module: PathField) =>
   Effect.promise(async () => {
-    const { checkModuleFile } = await import("../rewards/registry.ts");
+    const { checkModuleFile } = await import("../rewards/index.ts");
     try {
       await checkModuleFile(module.path);
       return undefined;

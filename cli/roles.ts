@@ -3,5 +3,5 @@ import { ACTOR_ROLES, makeRoleRegistry } from "../actors/roles.ts";
 
 export const roles = makeRoleRegistry({
   ...ACTOR_ROLES,
-  learner: () => import("../learner/learner-actor.ts").then((module) => module.learnerRole),
+  learner: () => import("../learner/index.ts").then((module) => module.learnerRole),
 });

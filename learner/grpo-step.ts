@@ -8,9 +8,8 @@
  * not finite is not applied, and the stats say why (`skipped`).
  */
 import * as tf from "@tensorflow/tfjs";
-import { eventLoopYielder, type Policy, type PromptAnswerBatch } from "../models/index.ts";
+import { accumulateGradients, eventLoopYielder, type Policy, type PromptAnswerBatch } from "../models/index.ts";
 import { groupAdvantages, grpoLoss, type LossAggregation } from "./grpo.ts";
-import { accumulateGradients } from "./pretrain.ts";
 
 export interface GrpoBatch {
   /** Answers group after group, `groupSize` per group; prompts repeated per answer. */

@@ -51,19 +51,20 @@ import {
 } from "../messaging/pipeline-state.ts";
 import {
   buildPolicy,
+  createOptimizer,
+  imageTokenizerFromPictures,
   imageTokenizerOfRecord,
   loadCheckpoint,
+  modelConfigFor,
   type Policy,
   policyStartingFrom,
   saveCheckpoint,
+  tokenizerRecordFor,
 } from "../models/index.ts";
 import { countDrops, type Drop, type DropReason, openDropJournal, readDropJournal } from "./drop-journal.ts";
 import { type GroupLimits, invalidGroupReason } from "./group-validation.ts";
 import { type GrpoBatch, type GrpoSettings, grpoUpdate } from "./grpo-step.ts";
 import { ownPolicyPointer, startingAnnouncement } from "./policy-pointer.ts";
-import { createOptimizer } from "./pretrain.ts";
-import { modelConfigFor, tokenizerRecordFor } from "./pretrain-factworld.ts";
-import { imageTokenizerFromPictures } from "./pretrain-vision.ts";
 import { type StallReport, watchForStalls } from "./stall-watchdog.ts";
 
 /** What a learner checkpoint carries besides weights and Adam state. */

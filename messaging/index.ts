@@ -81,6 +81,7 @@ export {
 } from "./pubsub.ts";
 export {
   getState,
+  listState,
   POLICY_KEY,
   PolicyPointer,
   publishPolicy,

@@ -1,5 +1,7 @@
 /** What other parts may use from models/. */
 export { type BackendInfo, type BackendOptions, type BackendRequest, initBackend } from "./backend.ts";
+// BLT's own stages, for pretraining: the entropy model, its patching, bytes in and out.
+export { type BltConfig, BltPolicy, bitsPerByte, encodeBytes, prepareEntropyPatching } from "./blt/index.ts";
 export {
   CheckpointError,
   type CheckpointManifest,
@@ -11,11 +13,30 @@ export {
 } from "./checkpoint.ts";
 export { type DenseConfig, DensePolicy } from "./dense.ts";
 export { eventLoopYielder, yieldToEventLoop } from "./event-loop.ts";
+export {
+  accumulateGradients,
+  createOptimizer,
+  type GradientAccumulator,
+  learningRateAt,
+  type OptimizerSettings,
+  type OptimizerStep,
+} from "./optimizer.ts";
 export * from "./policy.ts";
+export {
+  BYTE_TOKENIZER_RECORD,
+  checkpointWordTokenizer,
+  isByteTokenizerRecord,
+  type ModelShape,
+  modelConfigFor,
+  tokenizerFromRecord,
+  tokenizerRecord,
+  tokenizerRecordFor,
+} from "./policy-records.ts";
 export {
   byteTextFormat,
   type ImageTokenizer,
   type ImageTokenizerRecord,
+  imageTokenizerFromPictures,
   imageTokenizerOfRecord,
   imageTokenizerRecord,
   imageTokenRange,

@@ -9,7 +9,15 @@
 import { type Picture, tokenizerFromWords, type WordTokenizer } from "../envs/index.ts";
 import { BOS, decodeBytes, EOS, encodeBytes } from "./blt/tokens.ts";
 import type { TokenRange } from "./policy.ts";
-import { codebookFromJson, codebookToJson, encodePicture, type VqCodebook, type VqCodebookJson } from "./vq.ts";
+import {
+  codebookFromJson,
+  codebookToJson,
+  encodePicture,
+  trainVqCodebook,
+  type VqCodebook,
+  type VqCodebookJson,
+  type VqTrainOptions,
+} from "./vq.ts";
 
 export interface TextFormat {
   readonly kind: "words" | "bytes";
@@ -47,6 +55,18 @@ export const imageTokenizerRecord = (image: ImageTokenizer): ImageTokenizerRecor
   codebook: codebookToJson(image.codebook),
   offset: image.offset,
 });
+
+/** An image tokenizer whose codebook is learned from `pictures`; its ids follow `tokenizer`'s words. */
+export function imageTokenizerFromPictures(
+  pictures: readonly Picture[],
+  tokenizer: WordTokenizer,
+  options: Partial<VqTrainOptions> = {},
+): ImageTokenizer {
+  // A small set of pictures (a tiny world) cannot make more codes than it has patches.
+  const patches = pictures.length * (pictures[0] ? (pictures[0].width * pictures[0].height) / 16 : 0);
+  const codebookSize = Math.min(options.codebookSize ?? 256, patches);
+  return { codebook: trainVqCodebook(pictures, { ...options, codebookSize }), offset: tokenizer.vocabSize };
+}
 
 /** The ids an image tokenizer's codes take. */
 export const imageTokenRange = (image: ImageTokenizer): TokenRange => ({

@@ -2,10 +2,10 @@
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { generatePrompts, parseAnswer } from "../envs/index.ts";
-import { factWorldSetup, tokenizerFromRecord } from "../learner/index.ts";
+import { createTokenizer, generatePrompts, parseAnswer, worldFromSpec } from "../envs/index.ts";
 import { initBackend } from "./backend.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
+import { tokenizerFromRecord } from "./policy-records.ts";
 import { wordTextFormat } from "./prompt-format.ts";
 
 const DIR = join(import.meta.dirname, "checkpoints", "quickstart");
@@ -20,7 +20,8 @@ describe("shipped quick-start policy", () => {
     expect(bytes).toBeLessThanOrEqual(2 * 1024 * 1024);
     const loaded = await loadCheckpoint(DIR);
     expect(loaded.manifest.weightsDtype).toBe("float16");
-    const { world, tokenizer } = factWorldSetup("default");
+    const world = worldFromSpec("default");
+    const tokenizer = createTokenizer(world);
     expect(tokenizerFromRecord(loaded.tokenizer, DIR).words).toEqual(tokenizer.words);
     const report = (
       loaded.trainerState as {

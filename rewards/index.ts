@@ -60,6 +60,7 @@ export {
 } from "./nats.ts";
 export { appendRecords, factWorldRecord, judgementRecord, type RecordSource, type VeriScoreRecord } from "./records.ts";
 export {
+  checkModuleFile,
   createRewardPipeline,
   defaultRegistry,
   type FactoryContext,

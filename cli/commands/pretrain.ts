@@ -1,8 +1,8 @@
 /** `factrl pretrain CONFIG`: make the base policy (pretrain on FactWorld → SFT → factuality report). */
 import type { Command } from "commander";
 import { Console, Effect } from "effect";
-import { loadPretrainConfig, makeBasePolicy, type PipelineEvent } from "../../learner/index.ts";
 import { initBackend } from "../../models/index.ts";
+import { loadPretrainConfig, makeBasePolicy, type PipelineEvent } from "../../pretrain/index.ts";
 import { checkPaths } from "../preflight.ts";
 import { runMain, UsageError } from "../run-main.ts";
 

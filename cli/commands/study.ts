@@ -8,7 +8,8 @@ import { writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Command } from "commander";
 import { Console, Deferred, Effect } from "effect";
-import type { EvaluationResult } from "../../actors/evaluation.ts";
+import type { EvaluationResult } from "../../actors/index.ts";
+// The modules themselves, not actors/index.ts: the index also exports the roles (tfjs and all).
 import { launch } from "../../actors/launcher.ts";
 import { renderStudyTable, type StudyRun } from "../../actors/report.ts";
 import { type ExperimentConfig, loadConfig, runReaders } from "../../configs/index.ts";

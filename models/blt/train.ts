@@ -1,7 +1,7 @@
 /**
  * Next-byte training and evaluation on byte sequences, for any policy over BLT bytes: trains the
  * entropy model (models/ cannot use the learner), and measures bits per byte. The learner's own
- * pretraining loop (learner/pretrain.ts) trains the BLT itself in the pipeline.
+ * pretraining loop (pretrain/pretrain.ts) trains the BLT itself in the pipeline.
  */
 import * as tf from "@tensorflow/tfjs";
 import { yieldToEventLoop } from "../event-loop.ts";

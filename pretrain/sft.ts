@@ -25,24 +25,21 @@ import {
   type World,
 } from "../envs/index.ts";
 import {
+  checkpointWordTokenizer,
+  createOptimizer,
   type ImageTokenizer,
   imageTokenizerOfRecord,
   loadCheckpoint,
   mulberry32,
+  type OptimizerSettings,
   type Policy,
   type PromptAnswerBatch,
   type TextFormat,
   textFormatFor,
+  tokenizerRecordFor,
   wordTextFormat,
 } from "../models/index.ts";
-import {
-  createOptimizer,
-  type OptimizerSettings,
-  type TrainingProgress,
-  type TrainingResult,
-  trainLanguageModel,
-} from "./pretrain.ts";
-import { checkpointWordTokenizer, tokenizerRecordFor } from "./pretrain-factworld.ts";
+import { type TrainingProgress, type TrainingResult, trainLanguageModel } from "./pretrain.ts";
 import {
   type CaptionSftExample,
   captionSftExamples,

@@ -6,10 +6,10 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { captionExamples, generatePrompts } from "../envs/index.ts";
-import { type Policy, saveCheckpoint, textFormatFor } from "../models/index.ts";
+import { type Policy, saveCheckpoint, textFormatFor, tokenizerRecordFor } from "../models/index.ts";
 import type { TrainingProgress } from "./pretrain.ts";
 import type { PretrainConfig } from "./pretrain-config.ts";
-import { DEFAULT_PRETRAIN, type PatchingSummary, pretrain, tokenizerRecordFor } from "./pretrain-factworld.ts";
+import { DEFAULT_PRETRAIN, type PatchingSummary, pretrain } from "./pretrain-factworld.ts";
 import { type CaptionReport, evaluateCaptions, seededSample, type VisionPretraining } from "./pretrain-vision.ts";
 import { type CurationReport, captionSftTask, DEFAULT_SFT, finetune } from "./sft.ts";
 import { evaluateFactuality, type FactualityReport } from "./sft-eval.ts";

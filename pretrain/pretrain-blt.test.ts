@@ -3,19 +3,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generatePrompts } from "../envs/index.ts";
-import { initBackend } from "../models/backend.ts";
-import { type BltConfig, BltPolicy } from "../models/blt/index.ts";
-import { byteTextFormat, loadCheckpoint, saveCheckpoint } from "../models/index.ts";
 import {
+  type BltConfig,
+  BltPolicy,
   BYTE_TOKENIZER_RECORD,
+  byteTextFormat,
   checkpointWordTokenizer,
-  DEFAULT_PRETRAIN,
-  factWorldSetup,
+  initBackend,
+  loadCheckpoint,
   modelConfigFor,
-  type PretrainSettings,
-  pretrain,
+  saveCheckpoint,
   tokenizerFromRecord,
-} from "./pretrain-factworld.ts";
+} from "../models/index.ts";
+import { DEFAULT_PRETRAIN, factWorldSetup, type PretrainSettings, pretrain } from "./pretrain-factworld.ts";
 import { curateSftExamples, DEFAULT_SFT, finetune } from "./sft.ts";
 
 beforeAll(async () => {

@@ -15,42 +15,34 @@ import {
   createTokenizer,
   generateCorpus,
   nameEchoDocuments,
-  tokenizerFromWords,
   type WordTokenizer,
   type World,
   type WorldSpec,
   worldFromSpec,
 } from "../envs/index.ts";
 import {
-  BLT_VOCAB_SIZE,
-  type BltConfig,
   BltPolicy,
-  BOE,
-  BOS,
-  BYTE_OFFSET,
+  BYTE_TOKENIZER_RECORD,
   bitsPerByte,
-  bltConfigForShape,
-  EOS,
-  encodeBytes,
-  PAD,
-  prepareEntropyPatching,
-} from "../models/blt/index.ts";
-import {
   buildPolicy,
   byteTextFormat,
+  checkpointWordTokenizer,
+  createOptimizer,
+  encodeBytes,
   type ImageTokenizer,
+  imageTokenizerFromPictures,
   imageTokenizerOfRecord,
-  imageTokenizerRecord,
-  imageTokenRange,
   loadCheckpoint,
+  type ModelShape,
+  modelConfigFor,
+  type OptimizerSettings,
   type Policy,
-  type PolicyConfigBase,
   type PromptAnswerBatch,
+  prepareEntropyPatching,
+  tokenizerRecordFor,
 } from "../models/index.ts";
 import {
-  createOptimizer,
   evalWindows,
-  type OptimizerSettings,
   type TrainingProgress,
   type TrainingResult,
   tokenStream,
@@ -59,32 +51,11 @@ import {
 } from "./pretrain.ts";
 import {
   captionTokenizer,
-  imageTokenizerFromPictures,
   pictureDocumentTokens,
   picturePretrainingSet,
   seededSample,
   type VisionPretraining,
 } from "./pretrain-vision.ts";
-
-/** The architecture part of a model config (vocabulary and special tokens come from the tokenizer). */
-export interface ModelShape {
-  readonly backbone: string;
-  readonly dModel: number;
-  readonly nLayers: number;
-  readonly nHeads: number;
-  readonly dFF: number;
-  readonly maxSeqLen: number;
-  readonly positions: "rope" | "learned";
-  /** BLT only: buckets of each hashed n-gram table (default: the backbone's). */
-  readonly hashBuckets?: number;
-  /** BLT only: local encoder and decoder layers, each side (default: the backbone's, 1). */
-  readonly localLayers?: number;
-  /** BLT only: the local layers' causal attention window in bytes (default: the backbone's, 64). */
-  readonly localWindow?: number;
-  /** BLT only: patches from the entropy model (the default) or one per word (`space`). */
-  readonly patching?: "entropy" | "space";
-  readonly [extra: string]: unknown;
-}
 
 /** BLT only: how the entropy model is trained and the patching threshold calibrated. */
 export interface EntropyPatchingSettings {
@@ -160,110 +131,6 @@ export function factWorldSetup(spec: WorldSpec): FactWorldSetup {
   return { world, tokenizer: createTokenizer(world) };
 }
 
-/**
- * A model config for `tokenizer`'s vocabulary and special tokens, plus `image`'s tokens after the
- * words when the policy reads pictures — or, for BLT, for bytes (the model section's shape is the
- * global transformer's; `maxSeqLen` is in bytes).
- */
-export function modelConfigFor(
-  shape: ModelShape,
-  tokenizer: WordTokenizer,
-  initSeed: number,
-  image?: ImageTokenizer,
-): PolicyConfigBase {
-  const { hashBuckets, localLayers, localWindow, patching, ...architecture } = shape;
-  if (shape.backbone === "blt") {
-    if (image) throw new Error("a blt policy reads bytes: it has no image tokens (docs/backbones.md)");
-    const config: BltConfig = bltConfigForShape(shape, initSeed);
-    const sized: BltConfig = {
-      ...config,
-      hash: { ...config.hash, buckets: hashBuckets ?? config.hash.buckets },
-      local: {
-        ...config.local,
-        encoderLayers: localLayers ?? config.local.encoderLayers,
-        decoderLayers: localLayers ?? config.local.decoderLayers,
-        window: localWindow ?? config.local.window,
-      },
-      ...(patching === "space" ? { patching: { mode: "space" } } : {}),
-    };
-    return sized;
-  }
-  if ([hashBuckets, localLayers, localWindow, patching].some((setting) => setting !== undefined)) {
-    throw new Error(
-      `model.hashBuckets, model.localLayers, model.localWindow and model.patching are for the BLT backbone, not ${shape.backbone}`,
-    );
-  }
-  const { pad, bos, eos, thinkOpen, thinkClose } = tokenizer.specialTokens;
-  return {
-    ...architecture,
-    vocabSize: tokenizer.vocabSize + (image?.codebook.size ?? 0),
-    specialTokens: { pad, bos, eos, thinkOpen, thinkClose },
-    initSeed,
-    ...(image ? { imageTokens: imageTokenRange(image) } : {}),
-  };
-}
-
-/** What a checkpoint of a byte-level (BLT) policy stores as its tokenizer: UTF-8 bytes, no words. */
-export const BYTE_TOKENIZER_RECORD = {
-  kind: "bytes",
-  vocabSize: BLT_VOCAB_SIZE,
-  byteOffset: BYTE_OFFSET,
-  specialTokens: { boe: BOE, bos: BOS, eos: EOS, pad: PAD },
-} as const;
-
-/**
- * What a checkpoint of a word-level policy stores as its tokenizer, and how to get the tokenizer back;
- * a policy that reads pictures also stores its image tokenizer (the VQ codebook, ids after the words).
- */
-export const tokenizerRecord = (tokenizer: WordTokenizer, image?: ImageTokenizer) => ({
-  kind: "factworld-words",
-  words: tokenizer.words,
-  ...(image ? { image: imageTokenizerRecord(image) } : {}),
-});
-
-/** The tokenizer record of a `backbone` policy trained on `tokenizer`'s world (and `image`'s pictures). */
-export const tokenizerRecordFor = (backbone: string, tokenizer: WordTokenizer, image?: ImageTokenizer) =>
-  backbone === "blt" ? BYTE_TOKENIZER_RECORD : tokenizerRecord(tokenizer, image);
-
-export const isByteTokenizerRecord = (record: unknown): boolean =>
-  (record as { kind?: unknown } | undefined)?.kind === "bytes";
-
-export function tokenizerFromRecord(record: unknown, source: string): WordTokenizer {
-  if (isByteTokenizerRecord(record)) {
-    throw new Error(
-      `${source}: a byte-level (BLT) checkpoint has no word tokenizer; it reads and writes UTF-8 bytes (textFormatFor("blt", …))`,
-    );
-  }
-  const words = (record as { words?: unknown } | undefined)?.words;
-  if (!Array.isArray(words)) throw new Error(`${source}: the checkpoint has no FactWorld tokenizer (tokenizer.json)`);
-  return tokenizerFromWords(words as string[]);
-}
-
-/**
- * The world's word tokenizer for a checkpointed policy (claims are parsed in words whatever the
- * backbone): a word policy's own (which must be `world`'s), a byte policy's world's. Fails when the
- * record does not fit the backbone.
- */
-export function checkpointWordTokenizer(
-  record: unknown,
-  backbone: string,
-  world: WordTokenizer,
-  source: string,
-): WordTokenizer {
-  const bytes = backbone === "blt";
-  if (bytes !== isByteTokenizerRecord(record)) {
-    throw new Error(
-      `${source}: a ${backbone} policy needs a ${bytes ? "byte" : "word"} tokenizer record, the checkpoint has ${JSON.stringify((record as { kind?: unknown } | undefined)?.kind)}`,
-    );
-  }
-  if (bytes) return world;
-  const saved = tokenizerFromRecord(record, source);
-  if (saved.words.join(" ") !== world.words.join(" ")) {
-    throw new Error(`${source}: its tokenizer is not this world's (another world size or seed?)`);
-  }
-  return saved;
-}
-
 /** BLT's patching after the entropy stage: what the threshold cuts held-out bytes into. */
 export interface PatchingSummary {
   readonly threshold: number;
@@ -319,7 +186,7 @@ export async function pretrain(
     documents = mixedDocuments(documents, pictureDocumentTokens(pictures, image, tokenizer), settings.seed);
   }
   const heldOut = Math.max(1, Math.round(documents.length * settings.evalFraction));
-  const [bos, eos] = bytes ? [BOS, EOS] : [tokenizer.specialTokens.bos, tokenizer.specialTokens.eos];
+  const { bos, eos } = bytes ? BYTE_TOKENIZER_RECORD.specialTokens : tokenizer.specialTokens;
   const trainStream = concatTokens([
     tokenStream(documents.slice(heldOut), bos, eos),
     ...nameEchoStream(world, settings.model.backbone, settings.nameEchoDocuments ?? 0, settings.seed),

@@ -2,22 +2,19 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { CaptionVerifier, captionExamples, DEFAULT_CAPTION_TASK, generateWorld } from "../envs/index.ts";
 import {
-  CaptionVerifier,
-  captionExamples,
-  DEFAULT_CAPTION_TASK,
-  factWorldVision,
-  generateWorld,
-} from "../envs/index.ts";
-import { factWorld } from "../envs/registry.ts";
-import { codebookToJson, imageTokenizerOfRecord, initBackend, textFormatFor } from "../models/index.ts";
-import { environmentMismatch } from "./learner-actor.ts";
-import { DEFAULT_PRETRAIN, pretrain, tokenizerRecordFor } from "./pretrain-factworld.ts";
+  codebookToJson,
+  imageTokenizerFromPictures,
+  imageTokenizerOfRecord,
+  initBackend,
+  textFormatFor,
+} from "../models/index.ts";
+import { DEFAULT_PRETRAIN, pretrain } from "./pretrain-factworld.ts";
 import {
   captionSftExamples,
   captionTokenizer,
   DEFAULT_VISION_PRETRAINING,
-  imageTokenizerFromPictures,
   picturePretrainingSet,
 } from "./pretrain-vision.ts";
 
@@ -65,24 +62,6 @@ describe("the base captioner's pieces", () => {
     expect((rejected["unknown word"] ?? 0) + kept.length).toBe(
       examples.filter((e) => e.prompt.split === "train").length,
     );
-  });
-
-  it("a policy without an image tokenizer is refused for an environment with pictures, naming both", () => {
-    const vision = factWorldVision({
-      size: "tiny",
-      promptSeed: 1,
-      evalFraction: 0.2,
-      maxPicturesPerEntity: 12,
-      dropAltText: 0.2,
-    });
-    const text = factWorld({ size: "tiny", promptSeed: 1, evalFraction: 0.2 });
-    expect(
-      environmentMismatch(vision, tokenizerRecordFor("dense", tokenizer), "models/checkpoints/quickstart"),
-    ).toMatch(
-      /^environment factworld-vision has pictures, but the policy \(models\/checkpoints\/quickstart\) has no image tokenizer/,
-    );
-    expect(environmentMismatch(vision, tokenizerRecordFor("dense", tokenizer, image), "p")).toBeUndefined();
-    expect(environmentMismatch(text, tokenizerRecordFor("dense", tokenizer), "p")).toBeUndefined();
   });
 
   it("pretrains on text and pictures in one stream; the codebook is saved with the checkpoint and read back on resume", async () => {

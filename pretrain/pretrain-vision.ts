@@ -15,7 +15,6 @@ import {
   captionAnswer,
   captionVocabulary,
   DEFAULT_CAPTION_TASK,
-  type Picture,
   parseAnswer,
   pictureDocuments,
   renderPicture,
@@ -23,15 +22,7 @@ import {
   type WordTokenizer,
   type World,
 } from "../envs/index.ts";
-import {
-  encodePicture,
-  type ImageTokenizer,
-  mulberry32,
-  type Policy,
-  type TextFormat,
-  trainVqCodebook,
-  type VqTrainOptions,
-} from "../models/index.ts";
+import { encodePicture, type ImageTokenizer, mulberry32, type Policy, type TextFormat } from "../models/index.ts";
 
 /** What makes a base policy a captioner (the pretrain config's `vision` section). */
 export interface VisionPretraining {
@@ -54,18 +45,6 @@ export const DEFAULT_VISION_PRETRAINING: VisionPretraining = {
 
 /** The caption task's word tokenizer: the world's words, the captions' and the prompts'. */
 export const captionTokenizer = (world: World): WordTokenizer => tokenizerForVocabulary(captionVocabulary(world));
-
-/** An image tokenizer whose codebook is learned from `pictures`; its ids follow `tokenizer`'s words. */
-export function imageTokenizerFromPictures(
-  pictures: readonly Picture[],
-  tokenizer: WordTokenizer,
-  options: Partial<VqTrainOptions> = {},
-): ImageTokenizer {
-  // A small set of pictures (a tiny world) cannot make more codes than it has patches.
-  const patches = pictures.length * (pictures[0] ? (pictures[0].width * pictures[0].height) / 16 : 0);
-  const codebookSize = Math.min(options.codebookSize ?? 256, patches);
-  return { codebook: trainVqCodebook(pictures, { ...options, codebookSize }), offset: tokenizer.vocabSize };
-}
 
 /** The picture–caption documents of a pretraining stream and the pictures they show (rendered once). */
 export function picturePretrainingSet(world: World, count: number, seed: number) {
