@@ -2,6 +2,7 @@ import { Deferred, Effect, Either, Exit, Fiber, Layer } from "effect";
 import { pack } from "msgpackr";
 import { describe, expect, inject, it } from "vitest";
 import { decodeConfig, type ExperimentConfig } from "../configs/index.ts";
+import { makeEnvironment } from "../envs/index.ts";
 import {
   connectNats,
   deadLetterCount,
@@ -17,10 +18,27 @@ import {
   type WorkQueueName,
 } from "../messaging/index.ts";
 import { CURATOR_CURSOR_KEY } from "../messaging/pipeline-state.ts";
-import { addDeadLetteredGroups, curatorRole, groupSequence } from "./curator.ts";
+import { addDeadLetteredGroups, curatorRole, groupSequence, promptGroupAt, uniformPrompt } from "./curator.ts";
 import { runActor } from "./runtime.ts";
 
 const natsUrl = inject("natsUrl");
+
+describe("curator prompts", () => {
+  it("picks each group's prompt by curation.strategy (uniform), the same for the same seed and sequence", async () => {
+    const config = Either.getOrThrow(
+      decodeConfig({
+        experiment: "strategy",
+        env: { kind: "factworld", size: "tiny" },
+        curation: { strategy: "uniform" },
+      }),
+    );
+    const { train } = await makeEnvironment(config.env);
+    const ids = Array.from({ length: 50 }, (_, n) => promptGroupAt(train, config, n).promptId);
+    expect(ids).toEqual(Array.from({ length: 50 }, (_, n) => uniformPrompt(train, config.seed, n).id));
+    expect(new Set(ids).size).toBeGreaterThan(40);
+    expect(Either.isLeft(decodeConfig({ experiment: "strategy", curation: { strategy: "balanced" } }))).toBe(true);
+  });
+});
 
 describe("curator credits", () => {
   it("counts a dead-lettered group once, and only a group it issued", () => {

@@ -1,5 +1,5 @@
 /**
- * curator: picks training prompts and keeps at most `curation.maxGroupsInFlight` prompt groups in
+ * curator: picks training prompts (`curation.strategy`) and keeps at most `curation.maxGroupsInFlight` prompt groups in
  * the pipeline (credit-based flow control, so queues stay short and rollouts stay fresh).
  *
  * Credits come back as groups are settled: used, dropped as stale or zero-variance by the learner
@@ -30,9 +30,20 @@ import type { RoleDefinition } from "./runtime.ts";
 /** How often dead letters are read when no learner progress arrives (they do not announce themselves). */
 const RECOUNT_EVERY = Duration.seconds(2);
 
+/**
+ * How a strategy picks the prompt of group `sequence`: a pure function of the seed, so a restarted
+ * curator republishes the same group.
+ */
+type PromptStrategy = (prompts: readonly EnvPrompt[], seed: number, sequence: number) => EnvPrompt;
+
 /** Uniform sampling: the prompt of group `sequence` depends only on the seed (deterministic across restarts). */
-export const uniformPrompt = (prompts: readonly EnvPrompt[], seed: number, sequence: number): EnvPrompt =>
+export const uniformPrompt: PromptStrategy = (prompts, seed, sequence) =>
   prompts[hash32(`${seed}:${sequence}`) % prompts.length]!;
+
+/** The strategies `curation.strategy` names: one entry here per literal its schema allows. */
+export const PROMPT_STRATEGIES: Readonly<Record<ExperimentConfig["curation"]["strategy"], PromptStrategy>> = {
+  uniform: uniformPrompt,
+};
 
 /** The sequence number of group id `g<sequence>`, or undefined for any other id. */
 export const groupSequence = (groupId: string): number | undefined => {
@@ -55,9 +66,12 @@ export const addDeadLetteredGroups = (settled: Set<string>, groupIds: Iterable<s
 export const settledGroups = (progress: LearnerProgress | undefined, deadLettered: number): number =>
   (progress ? progress.consumed + progress.stale + progress.zeroVariance : 0) + deadLettered;
 
-/** The prompt group of sequence number `sequence`: id `g<sequence>`, the prompt a pure function of the seed. */
+/**
+ * The prompt group of sequence number `sequence`: id `g<sequence>`, its prompt picked by
+ * `curation.strategy`, a pure function of the seed.
+ */
 export const promptGroupAt = (train: readonly EnvPrompt[], config: ExperimentConfig, sequence: number): PromptGroup => {
-  const prompt = uniformPrompt(train, config.seed, sequence);
+  const prompt = PROMPT_STRATEGIES[config.curation.strategy](train, config.seed, sequence);
   return {
     groupId: `g${sequence}`,
     promptId: prompt.id,

@@ -1,5 +1,6 @@
 /**
- * evaluator: answers a fixed, seeded sample of the environment's evaluation prompts (every suite) with the
+ * evaluator: answers a fixed, seeded sample of the environment's evaluation prompts (every suite, or
+ * those `evaluation.suites` names) with the
  * initial policy, then with every `evaluation.every`-th published version and with the final one;
  * scores them with the experiment's reward (relevance judged against the initial policy's answers)
  * and publishes the metrics. After the final version it writes `runs/<experiment>/report.md`
@@ -13,7 +14,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { Duration, Effect } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
-import { type Environment, type EnvPrompt, encodePng, enlarge } from "../envs/index.ts";
+import { type Environment, type EnvPrompt, encodePng, enlarge, selectSuites } from "../envs/index.ts";
 import { Experiment, getState, POLICY_KEY, publishMessage, putState } from "../messaging/index.ts";
 import { EVALUATION_DONE_KEY, LEARNER_PROGRESS_KEY } from "../messaging/pipeline-state.ts";
 import type { Policy } from "../models/index.ts";
@@ -23,7 +24,7 @@ import { followPolicy } from "./policy-sync.ts";
 import { publishedTextFormat } from "./policy-tokenizer.ts";
 import { type ReportPicture, renderReport } from "./report.ts";
 import { openRewardPipeline } from "./reward.ts";
-import type { RoleDefinition } from "./runtime.ts";
+import { type RoleDefinition, RoleFatal } from "./runtime.ts";
 import { useBackend } from "./tf-backend.ts";
 
 const POLL = Duration.seconds(1);
@@ -101,7 +102,12 @@ export const evaluatorRole: RoleDefinition = {
       yield* useBackend(config, actor);
       const { subjects } = yield* Experiment;
       const env = yield* experimentEnvironment(config);
-      const prompts = evaluationSample(env.eval, config.evaluation.promptsPerSuite, config.evaluation.seed, env.suites);
+      // The CLI checked the names before anything started; an actor started otherwise fails here, once.
+      const suites = yield* Effect.try({
+        try: () => selectSuites(env, config.evaluation.suites),
+        catch: (error) => new RoleFatal({ reason: `evaluation.suites: ${(error as Error).message}` }),
+      });
+      const prompts = evaluationSample(env.eval, config.evaluation.promptsPerSuite, config.evaluation.seed, suites);
       const pipeline = yield* openRewardPipeline(config, env, evaluationModules(config.rewards.modules, env));
       const follower = yield* followPolicy;
       const format = yield* publishedTextFormat;

@@ -2,8 +2,9 @@
  * What a command checks before any process starts, beyond the schema: every path the starting
  * processes read (configs/paths.ts), that every reward module file they load imports and exports a
  * module, and that the environment builds (its prompt file parses, its module loads and has the
- * Environment's shape). All problems at once, each with its field, as one ConfigError (exit 2) —
- * not an actor that crashes and restarts five times over a file that was never there.
+ * Environment's shape) and has every suite `evaluation.suites` names. All problems at once, each
+ * with its field, as one ConfigError (exit 2) — not an actor that crashes and restarts five times
+ * over a file that was never there.
  */
 import { Effect } from "effect";
 import {
@@ -14,7 +15,7 @@ import {
   type PathField,
   pathFieldProblem,
 } from "../configs/index.ts";
-import { makeEnvironment } from "../envs/index.ts";
+import { makeEnvironment, selectSuites } from "../envs/index.ts";
 
 /** Why a reward module file does not load, or undefined; the rewards code loads only when there is one. */
 const moduleFileProblem = (module: PathField) =>
@@ -28,12 +29,24 @@ const moduleFileProblem = (module: PathField) =>
     }
   });
 
-/** Why the environment does not build (its file will not parse, its module will not load), or undefined. */
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/**
+ * Why the environment does not build (its file will not parse, its module will not load), or does
+ * not have a suite `evaluation.suites` names; undefined when it is fine.
+ */
 const environmentProblem = (config: ExperimentConfig) =>
   Effect.promise(() =>
     makeEnvironment(config.env).then(
-      () => undefined,
-      (error: unknown) => `env: ${error instanceof Error ? error.message : String(error)}`,
+      (env) => {
+        try {
+          selectSuites(env, config.evaluation.suites);
+          return undefined;
+        } catch (error) {
+          return `evaluation.suites: ${messageOf(error)}`;
+        }
+      },
+      (error: unknown) => `env: ${messageOf(error)}`,
     ),
   );
 

@@ -461,7 +461,12 @@ export type RewardsSection = typeof RewardsSection.Type;
 // ── curation ─────────────────────────────────────────────────────────────────────────────────────
 
 export const CurationSection = Schema.Struct({
-  strategy: setting(Schema.Literal("uniform"), "uniform", "How prompts are picked: uniform."),
+  strategy: setting(
+    Schema.Literal("uniform"),
+    "uniform",
+    "How the curator picks each prompt group's prompt: `uniform`, every training prompt equally likely " +
+      "(a pure function of the seed and the group's sequence number).",
+  ),
   maxGroupsInFlight: setting(
     PositiveInt,
     24,
@@ -476,7 +481,11 @@ export type CurationSection = typeof CurationSection.Type;
 export const EvaluationSection = Schema.Struct({
   every: setting(NonNegativeInt, 50, "Evaluate every this many published policy versions; 0 turns it off."),
   seed: setting(Schema.Int, 1234, "Seed of the evaluation prompt sample (fixed, so runs are comparable)."),
-  suites: setting(Schema.Array(NonEmptyString), ["factworld"], "Evaluation suites to run."),
+  suites: optional(
+    Schema.Array(NonEmptyString).pipe(Schema.minItems(1, expecting("at least one suite"))),
+    "The environment's suites to evaluate, by name (FactWorld's six: docs/factworld.md); a name the " +
+      "environment has no suite of is a config error. Absent: every suite.",
+  ),
   promptsPerSuite: setting(PositiveInt, 64, "Prompts per suite per evaluation."),
   temperature: optional(
     PositiveNumber,

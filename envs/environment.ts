@@ -152,3 +152,18 @@ export function checkEnvironment(value: unknown, source: string): Environment {
 
 /** Every prompt of the environment, train then eval. */
 export const allPrompts = (env: Environment): readonly EnvPrompt[] => [...env.train, ...env.eval];
+
+/**
+ * The suites named in `names` (the config's `evaluation.suites`), in the environment's report order;
+ * all of its suites when `names` is absent. Fails naming every name the environment has no suite of.
+ */
+export function selectSuites(env: Pick<Environment, "kind" | "suites">, names?: readonly string[]): readonly string[] {
+  if (names === undefined) return env.suites;
+  const unknown = names.filter((name) => !env.suites.includes(name));
+  if (unknown.length > 0) {
+    throw new EnvironmentError(`environment ${env.kind}`, [
+      `no suite ${unknown.map((name) => JSON.stringify(name)).join(", ")} (its suites: ${env.suites.join(", ")})`,
+    ]);
+  }
+  return env.suites.filter((suite) => names.includes(suite));
+}

@@ -12,6 +12,7 @@ export {
   type Modality,
   type PromptFocus as EnvPromptFocus,
   pictureProblem,
+  selectSuites,
 } from "./environment.ts";
 
 export {

@@ -319,11 +319,13 @@ export default (options: { scale: number }) => ({
       "module.yaml": "experiment: envs\nenv: { kind: module, path: env.ts }\n",
       "jsonl.yaml": "experiment: envs\nenv: { kind: jsonl, path: prompts.jsonl }\n",
       "absent.yaml": "experiment: envs\nenv: { kind: module, path: absent.ts }\n",
+      "suites.yaml": "experiment: envs\nevaluation: { suites: [bio, biographies] }\n",
     });
-    const [module, jsonl, absent] = await Promise.all([
+    const [module, jsonl, absent, suites] = await Promise.all([
       runCli(["run", "module.yaml", "--dry-run"], dir),
       runCli(["run", "jsonl.yaml", "--dry-run"], dir),
       runCli(["run", "absent.yaml", "--dry-run"], dir),
+      runCli(["run", "suites.yaml", "--dry-run"], dir),
     ]);
     expect(module.code).toBe(2);
     expect(module.stderr).toMatch(/- env: environment module .*env\.ts.*train: no training prompts/);
@@ -332,5 +334,9 @@ export default (options: { scale: number }) => ({
     expect(absent.code).toBe(2);
     expect(absent.stderr).toMatch(/- env\.path: no such file .*absent\.ts/);
     expect(absent.stderr).not.toMatch(/- env: /);
+    expect(suites.code).toBe(2);
+    expect(suites.stderr).toMatch(
+      /- evaluation\.suites: environment factworld: no suite "biographies" \(its suites: bio, /,
+    );
   }, 90_000);
 });
