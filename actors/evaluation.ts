@@ -2,7 +2,7 @@
  * Evaluating a policy on its environment's evaluation prompts: sample one answer per prompt with a fixed
  * seed, score it with the experiment's reward pipeline (against reference answers, for relevance),
  * and summarise per suite — hallucination rate, detail, relevance win rate, abstention, length.
- * Used by the evaluator actor, `factrl eval` and the report.
+ * Used by the evaluator actor and its report (report.ts); `factrl study` compares the results.
  */
 import type { EnvPrompt } from "../envs/index.ts";
 import type { Policy, TextFormat } from "../models/index.ts";

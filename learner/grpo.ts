@@ -1,5 +1,5 @@
 /**
- * GRPO's math, as pure functions (../shared/DESIGN.md, "GRPO, as implemented").
+ * GRPO's math, as pure functions (README.md, "How it works": GRPO).
  *
  * Shapes: B answers (group after group, G per group), T answer-token positions (padded), so
  * per-token tensors are [B, T] with a 0/1 `mask` marking real answer tokens. Symbols follow the

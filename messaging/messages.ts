@@ -86,7 +86,7 @@ export const RolloutGroup = Schema.Struct({
   actor: Schema.String,
   /**
    * The reference answer the relevance judge compares against: the initial policy's answer to the
-   * same prompt (DESIGN.md, "The reward"); absent when the reward uses the knowledge base's.
+   * same prompt (docs/rewards.md); absent when the reward uses the knowledge base's.
    */
   reference: Schema.optional(Schema.String),
 }).pipe(

@@ -1,7 +1,7 @@
 /**
  * How factual a policy's answers are, overall and by popularity bucket (head / torso / tail):
- * the numbers the base policy is judged by (DESIGN.md, "The reward": hallucination rate =
- * 1 − mean precision over answers that make claims).
+ * the numbers the base policy is judged by (docs/rewards.md, "Records and metrics": hallucination
+ * rate = 1 − mean precision over answers that make claims).
  */
 import { analyzeAnswer, ClaimVerifier, type Prompt, type WordTokenizer, type World } from "../envs/index.ts";
 import { type Policy, textFormatFor } from "../models/index.ts";

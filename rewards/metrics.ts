@@ -1,5 +1,5 @@
 /**
- * The metrics reported everywhere (DESIGN.md, "The reward"), as pure functions over per-answer
+ * The metrics reported everywhere (docs/rewards.md, "Records and metrics"), as pure functions over per-answer
  * results: hallucination rate = 1 − mean precision over answers that make claims; detail = mean
  * supported claims; relevance win rate = mean R (ties count half); abstention rate; answer length.
  */

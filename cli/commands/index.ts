@@ -1,5 +1,5 @@
 /**
- * The factrl commands. Adding one (`eval`…) is a file in this folder exporting a
+ * The factrl commands. Adding one is a file in this folder exporting a
  * `register…(program)` function, plus one line here. Loading is lazy: `factrl actor …` loads only
  * the actor command's code (no tfjs for an echo actor, no learner for `status`).
  */
