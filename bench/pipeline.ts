@@ -20,7 +20,7 @@ import { rewardItemsOf } from "../actors/reward.ts";
 import { type ExperimentConfig, loadConfig } from "../configs/index.ts";
 import { makeEnvironment } from "../envs/index.ts";
 import { grpoUpdate } from "../learner/grpo-step.ts";
-import { grpoSettingsFor, hasSignal, toGrpoBatch } from "../learner/learner-actor.ts";
+import { grpoSettingsFor, hasSignal, toGrpoBatch } from "../learner/learner.ts";
 import { createOptimizer } from "../learner/pretrain.ts";
 import {
   type Answer,

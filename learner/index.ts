@@ -2,8 +2,24 @@
 
 export { aggregateLoss, clippedSurrogate, groupAdvantages, grpoLoss, k3KL, zeroVarianceGroups } from "./grpo.ts";
 export { type GrpoBatch, type GrpoSettings, type GrpoStats, grpoUpdate } from "./grpo-step.ts";
+export {
+  environmentMismatch,
+  grpoSettingsFor,
+  hasSignal,
+  initialPolicy,
+  judgeGroup,
+  type LearnerLink,
+  type LearnerState,
+  learnerCheckpointDir,
+  learnerStepMetrics,
+  makeLedger,
+  runLearner,
+  saveLearnerCheckpoint,
+  startingPolicy,
+  toGrpoBatch,
+} from "./learner.ts";
 export { learnerRole } from "./learner-actor.ts";
-export { answerNll, trainLanguageModel, trainStep } from "./pretrain.ts";
+export { answerNll, createOptimizer, trainLanguageModel, trainStep } from "./pretrain.ts";
 export { loadPretrainConfig, PretrainConfig, PretrainConfigError } from "./pretrain-config.ts";
 export {
   BYTE_TOKENIZER_RECORD,

@@ -11,7 +11,7 @@ import {
 } from "../envs/index.ts";
 import { factWorld } from "../envs/registry.ts";
 import { codebookToJson, imageTokenizerOfRecord, initBackend, textFormatFor } from "../models/index.ts";
-import { environmentMismatch } from "./learner-actor.ts";
+import { environmentMismatch } from "./learner.ts";
 import { DEFAULT_PRETRAIN, pretrain, tokenizerRecordFor } from "./pretrain-factworld.ts";
 import {
   captionSftExamples,
