@@ -98,7 +98,8 @@ export function makeRolloutWork<E, R>(
           });
         }
       }
-      if (read.length === 0) return { rollouts: [], unreadable, metrics: {} } satisfies RolloutBatch;
+      const nothingRead: RolloutBatch = { rollouts: [], unreadable, metrics: {} };
+      if (read.length === 0) return nothingRead;
       const startedAt = Date.now();
       const rows = read.flatMap((r) => Array.from({ length: r.group.groupSize }, () => r.tokens));
       const rowSeeds = read.flatMap((r) =>
@@ -133,7 +134,8 @@ export function makeRolloutWork<E, R>(
         "rollout.startedAt": startedAt,
         "rollout.unreadable": unreadable.length,
       };
-      return { rollouts, unreadable, metrics } satisfies RolloutBatch;
+      const batch: RolloutBatch = { rollouts, unreadable, metrics };
+      return batch;
     });
 
   return {

@@ -41,6 +41,7 @@ import {
   toGrpoBatch,
 } from "../learner/index.ts";
 import type { ScoredGroup } from "../messaging/index.ts";
+import type { LearnerProgress } from "../messaging/pipeline-state.ts";
 import { type BackendInfo, initBackend, textFormatOfRecord } from "../models/index.ts";
 
 /** The serial run cannot go on: a policy that cannot read the environment, or no learning signal at all. */
@@ -57,6 +58,8 @@ export interface SerialRunOptions {
   readonly stopRequested?: () => boolean;
   /** One line per step and evaluation. */
   readonly onLine?: (line: string) => void;
+  /** After each learner step: its groups and the ledger's progress (bench/pipeline.ts times and sizes them). */
+  readonly onStep?: (step: { readonly groups: readonly ScoredGroup[]; readonly progress: LearnerProgress }) => void;
 }
 
 export interface SerialRunResult {
@@ -127,6 +130,7 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
     let finalResult: Awaited<ReturnType<typeof evaluation.evaluate>>["result"] | undefined;
     let lastEvaluated = 0;
     let fruitless = 0;
+    let updateMs = 0;
 
     const link: LearnerLink<SerialRunFailed, never> = {
       collect: (want) =>
@@ -140,6 +144,18 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
             const groups = Array.from({ length: count }, (_, i) => promptGroupAt(env.train, config, cursor + i));
             cursor += count;
             const rolled = yield* work.rollOut(groups, policy, ledger.progress.policyVersion, "serial");
+            const m = rolled.metrics;
+            record("rollout", ledger.progress.step, {
+              "rollout.groups": rolled.rollouts.length,
+              "rollout.unreadable": rolled.unreadable.length,
+              ...(m["rollout.tokens"] === undefined
+                ? {}
+                : {
+                    "rollout.tokens": m["rollout.tokens"],
+                    "rollout.sampleMs": m["rollout.sampleMs"]!,
+                    "rollout.batchMs": m["rollout.batchMs"]!,
+                  }),
+            });
             for (const { reason } of rolled.unreadable) yield* Effect.logWarning(reason);
             ledger.recordDrops(rolled.unreadable.map(() => ({ reason: "invalid" as const })));
             const limits = ledger.limits(policy);
@@ -171,15 +187,13 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
           return batch;
         }),
       update: (groups) =>
-        Effect.promise(() =>
-          grpoUpdate(
-            policy,
-            optimizer,
-            L.klBeta > 0 ? initial.policy : undefined,
-            toGrpoBatch(groups),
-            grpoSettingsFor(config),
-          ),
-        ),
+        Effect.promise(async () => {
+          const started = performance.now();
+          const reference = L.klBeta > 0 ? initial.policy : undefined;
+          const stats = await grpoUpdate(policy, optimizer, reference, toGrpoBatch(groups), grpoSettingsFor(config));
+          updateMs = performance.now() - started;
+          return stats;
+        }),
       skipped: (_groups, reason) =>
         Effect.gen(function* () {
           ledger.progress = { ...ledger.progress, skippedSteps: ledger.progress.skippedSteps + 1 };
@@ -216,7 +230,8 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
           const { progress } = ledger;
           const rewards = groups.flatMap((g) => g.scores.map((s) => s.reward));
           const values = learnerStepMetrics(stats, rewards, progress);
-          record("learner", progress.step, values);
+          record("learner", progress.step, { ...values, "learner.updateMs": updateMs });
+          options.onStep?.({ groups, progress });
           say(
             `step ${progress.step}/${L.totalSteps} loss ${stats.loss.toFixed(4)} reward ${values["learner.rewardMean"]!.toFixed(3)} ` +
               `(zero-variance ${progress.zeroVariance}, invalid ${progress.invalid})`,
