@@ -1,6 +1,6 @@
 /** What other parts may use from learner/. */
 
-export { aggregateLoss, clippedSurrogate, groupAdvantages, grpoLoss, k3KL, zeroVarianceGroups } from "./grpo.ts";
+export { aggregateLoss, clippedSurrogate, groupAdvantages, grpoLoss, k3KL } from "./grpo.ts";
 export { type GrpoBatch, type GrpoSettings, type GrpoStats, grpoUpdate } from "./grpo-step.ts";
 export {
   environmentMismatch,
