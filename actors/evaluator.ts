@@ -20,6 +20,7 @@ import type { Policy, TextFormat } from "../models/index.ts";
 import type { RewardPipeline } from "../rewards/index.ts";
 import { evaluationSample, experimentEnvironment } from "./environment.ts";
 import { answerPrompts, type EvaluationResult, evaluateAnswers } from "./evaluation.ts";
+import { tryIo } from "./io.ts";
 import { followPolicy } from "./policy-sync.ts";
 import { publishedTextFormat } from "./policy-tokenizer.ts";
 import { type ReportPicture, renderReport } from "./report.ts";
@@ -200,7 +201,9 @@ export const evaluatorRole: RoleDefinition = {
 
       const evaluate = (policy: Policy, version: number) =>
         Effect.gen(function* () {
-          const { result, values } = yield* Effect.promise(() => evaluation.evaluate(policy, version));
+          const { result, values } = yield* tryIo(`evaluating policy version ${version}`, () =>
+            evaluation.evaluate(policy, version),
+          );
           yield* publishMessage(subjects.metrics("evaluator"), "MetricsEvent", {
             source: actor.id,
             values,
@@ -213,7 +216,7 @@ export const evaluatorRole: RoleDefinition = {
 
       return Effect.gen(function* () {
         const initial = yield* follower.loadVersion(0);
-        yield* Effect.promise(() => evaluation.baseline(initial));
+        yield* tryIo("evaluating the initial policy", () => evaluation.baseline(initial));
         initial.dispose();
         let lastEvaluated = 0;
         for (;;) {
@@ -230,7 +233,7 @@ export const evaluatorRole: RoleDefinition = {
             const after = yield* evaluate(policy, version);
             lastEvaluated = version;
             if (final && version === progress!.policyVersion) {
-              const { report, picturesMissing } = yield* Effect.promise(() =>
+              const { report, picturesMissing } = yield* tryIo("writing the report", () =>
                 evaluation.report(after, progress!.step, policy.config.backbone),
               );
               if (picturesMissing) yield* Effect.logWarning(picturesMissing);

@@ -3,6 +3,7 @@ export { curatorRole, promptGroupAt } from "./curator.ts";
 export { echoRole } from "./echo.ts";
 export { EnvironmentUnavailable, evaluationSample, experimentEnvironment, hash32 } from "./environment.ts";
 export { describeEvaluation, evaluationModules, evaluatorRole, makeEvaluation } from "./evaluator.ts";
+export { IoFailed, tryIo } from "./io.ts";
 export {
   ExperimentFailed,
   LAUNCHER_CONTROL_ROLE,

@@ -12,6 +12,7 @@ export {
   type LearnerState,
   learnerCheckpointDir,
   learnerStepMetrics,
+  loadStartingPolicy,
   makeLedger,
   runLearner,
   saveLearnerCheckpoint,

@@ -49,10 +49,10 @@ import {
   grpoSettingsFor,
   type LearnerLink,
   learnerStepMetrics,
+  loadStartingPolicy,
   makeLedger,
   runLearner,
   saveLearnerCheckpoint,
-  startingPolicy,
   toGrpoBatch,
 } from "./learner.ts";
 import { ownPolicyPointer, startingAnnouncement } from "./policy-pointer.ts";
@@ -90,7 +90,7 @@ export const learnerRole: RoleDefinition = {
       const { subjects } = yield* Experiment;
       const optimizer = createOptimizer({ learningRate: L.lr, warmupSteps: 0, totalSteps: L.totalSteps, clipNorm: 1 });
       const env = yield* experimentEnvironment(config);
-      const start = yield* Effect.promise(() => startingPolicy(config, env, optimizer));
+      const start = yield* loadStartingPolicy(config, env, optimizer);
       const { policy } = start;
       yield* Effect.addFinalizer(() => Effect.sync(() => policy.dispose()));
       const mismatch = environmentMismatch(env, start.tokenizer, config.model.init ?? "a fresh policy");

@@ -12,6 +12,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type * as tf from "@tensorflow/tfjs";
 import { Effect } from "effect";
+import { tryIo } from "../actors/index.ts";
 import type { ExperimentConfig } from "../configs/index.ts";
 import { type Environment, tokenizerForVocabulary } from "../envs/index.ts";
 import type { ScoredGroup } from "../messaging/index.ts";
@@ -115,7 +116,7 @@ export const saveLearnerCheckpoint = (
   tokenizer: unknown,
   state: LearnerState,
 ) =>
-  Effect.promise(() =>
+  tryIo(`saving the learner checkpoint of step ${state.progress.step} to ${learnerCheckpointDir(config)}`, () =>
     saveCheckpoint(learnerCheckpointDir(config), {
       policy,
       optimizer,
@@ -123,6 +124,13 @@ export const saveLearnerCheckpoint = (
       tokenizer,
       trainerState: state,
     }),
+  );
+
+/** `startingPolicy` as an effect: a checkpoint that cannot be read fails as IoFailed naming it. */
+export const loadStartingPolicy = (config: ExperimentConfig, env: Environment, optimizer: tf.AdamOptimizer) =>
+  tryIo(
+    `loading the starting policy (${learnerCheckpointDir(config)}, else ${config.model.init ?? "a fresh policy"})`,
+    () => startingPolicy(config, env, optimizer),
   );
 
 /** Why the policy cannot read the environment's prompts, if it cannot: pictures need an image tokenizer. */

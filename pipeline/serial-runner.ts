@@ -20,10 +20,12 @@ import {
   describeEvaluation,
   evaluationModules,
   experimentEnvironment,
+  type IoFailed,
   makeEvaluation,
   makeRolloutWork,
   makeScoring,
   promptGroupAt,
+  tryIo,
 } from "../actors/index.ts";
 import type { ExperimentConfig } from "../configs/index.ts";
 import {
@@ -34,10 +36,10 @@ import {
   initialPolicy,
   type LearnerLink,
   learnerStepMetrics,
+  loadStartingPolicy,
   makeLedger,
   runLearner,
   saveLearnerCheckpoint,
-  startingPolicy,
   toGrpoBatch,
 } from "../learner/index.ts";
 import type { ScoredGroup } from "../messaging/index.ts";
@@ -86,16 +88,15 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
     yield* Effect.promise(() => backend!);
     const env = yield* experimentEnvironment(config);
     const optimizer = createOptimizer({ learningRate: L.lr, warmupSteps: 0, totalSteps: L.totalSteps, clipNorm: 1 });
-    const start = yield* Effect.acquireRelease(
-      Effect.promise(() => startingPolicy(config, env, optimizer)),
-      (s) => Effect.sync(() => s.policy.dispose()),
+    const start = yield* Effect.acquireRelease(loadStartingPolicy(config, env, optimizer), (s) =>
+      Effect.sync(() => s.policy.dispose()),
     );
     const { policy } = start;
     const mismatch = environmentMismatch(env, start.tokenizer, config.model.init ?? "a fresh policy");
     if (mismatch) return yield* new SerialRunFailed({ reason: mismatch });
     // Version 0: the relevance judge's reference answers, the KL reference and the evaluation baseline.
     const initial = yield* Effect.acquireRelease(
-      Effect.promise(() => initialPolicy(config, env)),
+      tryIo(`loading the initial policy (${config.model.init ?? "a fresh policy"})`, () => initialPolicy(config, env)),
       (i) => Effect.sync(() => i.policy.dispose()),
     );
     const format = textFormatOfRecord(config.model.backbone, start.tokenizer, config.model.init ?? "a fresh policy");
@@ -124,7 +125,7 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
     let cursor = start.state.curatorCursor ?? 0;
     say(`serial run ${start.resumed ? "resumed" : "starts"} at step ${ledger.progress.step} (${config.experiment})`);
     if (evaluating) {
-      const baseline = yield* Effect.promise(() => evaluation.baseline(initial.policy));
+      const baseline = yield* tryIo("evaluating the initial policy", () => evaluation.baseline(initial.policy));
       say(describeEvaluation(baseline));
     }
     let finalResult: Awaited<ReturnType<typeof evaluation.evaluate>>["result"] | undefined;
@@ -132,7 +133,7 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
     let fruitless = 0;
     let updateMs = 0;
 
-    const link: LearnerLink<SerialRunFailed, never> = {
+    const link: LearnerLink<SerialRunFailed | IoFailed, never> = {
       collect: (want) =>
         Effect.gen(function* () {
           if (options.stopRequested?.()) return undefined;
@@ -208,7 +209,9 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
             !(final || (config.evaluation.every > 0 && version >= lastEvaluated + config.evaluation.every))
           )
             return;
-          const { result, values } = yield* Effect.promise(() => evaluation.evaluate(policy, version));
+          const { result, values } = yield* tryIo(`evaluating policy version ${version}`, () =>
+            evaluation.evaluate(policy, version),
+          );
           lastEvaluated = version;
           record("evaluator", ledger.progress.step, values);
           say(describeEvaluation(result));
@@ -241,7 +244,7 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
     const completed = yield* runLearner(config, ledger, link);
     let report: string | undefined;
     if (completed && finalResult) {
-      const written = yield* Effect.promise(() =>
+      const written = yield* tryIo("writing the report", () =>
         evaluation.report(finalResult!, ledger.progress.step, policy.config.backbone),
       );
       if (written.picturesMissing) yield* Effect.logWarning(written.picturesMissing);

@@ -5,7 +5,7 @@
  * checkpoint holds the Adam state, the ledger and the curator's cursor, and every random choice is a
  * function of (seed, group id, policy version).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -86,6 +86,20 @@ describe("the serial runner", () => {
     expect(learner[3]).toEqual(learner[2]);
     const straightLearner = metricsOf(straight.metricsFile).filter((m) => m.role === "learner");
     expect(learner.at(-1)).toEqual(straightLearner.at(-1));
+  });
+
+  it("fails with a typed error naming what failed when a checkpoint cannot be written", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "factrl-serial-io-"));
+    // A file where the checkpoints directory should be.
+    mkdirSync(join(dir, "blocked"), { recursive: true });
+    writeFileSync(join(dir, "blocked", "checkpoints"), "not a directory");
+    const failure = await run(dir, "blocked").then(
+      () => undefined,
+      (error: Error) => error,
+    );
+    expect(failure?.message).toMatch(
+      /saving the learner checkpoint of step 2 to .*blocked\/checkpoints\/learner failed/,
+    );
   });
 
   it("survives SIGKILL: `factrl run --serial` killed mid-run and run again ends on the same weights", async () => {
