@@ -6,6 +6,7 @@
  *   2. the share of each role's busy time spent in messaging (fetch, decode, encode, publish, ack);
  *   3. weight sync: the learner publishing version v → every rollout actor sampling with v (or newer).
  * Run: node bin/run-ts.mjs bench/pipeline.ts [--steps N] [--rounds N] [--config FILE] [--set key=value …]
+ *      [--serial-only] (the serial runner alone: its CPU per learner step)
  * (figures in BENCHMARKS.md, "## Pipeline"; only ratios within one round mean much on a shared machine).
  */
 import { spawn } from "node:child_process";
@@ -43,6 +44,7 @@ const { values: args } = parseArgs({
     steps: { type: "string", default: "150" },
     rounds: { type: "string", default: "2" },
     set: { type: "string", multiple: true, default: [] },
+    "serial-only": { type: "boolean", default: false },
   },
 });
 /**
@@ -370,6 +372,17 @@ async function main() {
     `# Pipeline benchmark: ${args.config} with ${SETS.join(" ")} — ${L.totalSteps} steps × ${L.groupsPerStep} groups × G=${G}, ` +
       `${config.rollout.maxNewTokens} new tokens, rollout batch ${config.rollout.batch}, actors ${JSON.stringify(config.actors)}`,
   );
+  if (args["serial-only"]) {
+    // The serial runner alone: its CPU per learner step (serial-runner overhead, BENCHMARKS.md § Pipeline).
+    for (let round = 0; round < Number(args.rounds); round++) {
+      const { throughput: t } = await serialRun(config);
+      console.log(
+        `serial round ${round + 1}: ${fmt(t.cpuPerStep.loop!, 3)} CPU s / learner step, ` +
+          `${fmt(t.learnedPerSecond)} answers learned / s, ${fmt(t.totalSeconds)} s in all`,
+      );
+    }
+    return;
+  }
   const server = await startLocalServer();
   try {
     // Rounds alternate which variant goes first, so a change in the machine's load hits both alike.
