@@ -17,9 +17,11 @@ import type { ExperimentConfig } from "../configs/index.ts";
 import { type Environment, type EnvPrompt, encodePng, enlarge, selectSuites } from "../envs/index.ts";
 import { Experiment, getState, POLICY_KEY, publishMessage, putState } from "../messaging/index.ts";
 import { EVALUATION_DONE_KEY, LEARNER_PROGRESS_KEY } from "../messaging/pipeline-state.ts";
-import type { Policy } from "../models/index.ts";
+import type { Policy, TextFormat } from "../models/index.ts";
+import type { RewardPipeline } from "../rewards/index.ts";
 import { evaluationSample, experimentEnvironment } from "./environment.ts";
 import { answerPrompts, type EvaluationResult, evaluateAnswers } from "./evaluation.ts";
+import { tryIo } from "./io.ts";
 import { followPolicy } from "./policy-sync.ts";
 import { publishedTextFormat } from "./policy-tokenizer.ts";
 import { type ReportPicture, renderReport } from "./report.ts";
@@ -93,6 +95,99 @@ export function evaluationModules(
   return [...modules, ...missing];
 }
 
+/**
+ * The evaluator role's work, written once for both runners: the fixed evaluation sample, the initial
+ * policy's answers (the relevance references), one evaluation per version (written to
+ * `eval/v<N>.json`) and the final report.
+ */
+export function makeEvaluation(
+  config: ExperimentConfig,
+  env: Environment,
+  format: TextFormat,
+  pipeline: RewardPipeline,
+) {
+  const suites = selectSuites(env, config.evaluation.suites);
+  const prompts = evaluationSample(env.eval, config.evaluation.promptsPerSuite, config.evaluation.seed, suites);
+  const runDir = join(config.output.dir, config.experiment);
+  const outDir = join(runDir, "eval");
+  const sampling = {
+    temperature: config.evaluation.temperature ?? config.rollout.temperature,
+    topP: config.rollout.topP,
+    maxNewTokens: config.rollout.maxNewTokens,
+    seed: config.evaluation.seed,
+    batch: Math.max(1, config.rollout.batch * config.rollout.groupSize),
+  };
+  const startedAt = Date.now();
+  let references: ReadonlyMap<string, string> | undefined;
+  let before: EvaluationResult | undefined;
+
+  const save = async (result: EvaluationResult) => {
+    await mkdir(outDir, { recursive: true });
+    await writeFile(join(outDir, `v${result.version}.json`), `${JSON.stringify(result, null, 1)}\n`);
+  };
+
+  return {
+    prompts,
+    /** Evaluates the initial policy; its answers become the relevance references of every later version. */
+    baseline: async (initial: Policy): Promise<EvaluationResult> => {
+      const answers = await answerPrompts(initial, format, prompts, sampling);
+      references = new Map(prompts.map((p, i) => [p.id, answers[i]!.text]));
+      before = await evaluateAnswers(0, prompts, answers, pipeline, references);
+      await save(before);
+      return before;
+    },
+    /** Evaluates `policy` as version `version`: the result and its `eval.*` metrics. */
+    evaluate: async (policy: Policy, version: number) => {
+      if (!references) throw new Error("evaluate: the baseline (the initial policy) is not evaluated yet");
+      const began = Date.now();
+      const answers = await answerPrompts(policy, format, prompts, sampling);
+      const result = await evaluateAnswers(version, prompts, answers, pipeline, references);
+      await save(result);
+      const o = result.overall;
+      const values: Record<string, number> = { "eval.reward": o.reward, "eval.seconds": (Date.now() - began) / 1000 };
+      for (const [key, value] of Object.entries({
+        hallucinationRate: o.hallucinationRate,
+        detail: o.detail,
+        relevanceWinRate: o.relevanceWinRate,
+        abstentionRate: o.abstentionRate,
+        meanLength: o.meanLength,
+      }))
+        if (value !== null) values[`eval.${key}`] = value;
+      return { result, values };
+    },
+    /**
+     * Writes `report.md` (initial vs `after`; pictures when the prompts have them): its path, and why
+     * the pictures are missing if they could not be written.
+     */
+    report: async (after: EvaluationResult, steps: number, backbone: string) => {
+      if (!before) throw new Error("report: the baseline (the initial policy) is not evaluated yet");
+      // Pictures are a help to the reader: a report without them beats no report.
+      let picturesMissing: string | undefined;
+      const pictures = await writeReportPictures(join(runDir, "report-pictures"), prompts, before, after).catch(
+        (error: Error) => {
+          picturesMissing = `report pictures not written: ${error.message}`;
+          return [];
+        },
+      );
+      const text = renderReport(config.experiment, before, after, {
+        steps,
+        wallSeconds: (Date.now() - startedAt) / 1000,
+        backbone,
+        temperature: sampling.temperature,
+        pictures,
+      });
+      const report = join(runDir, "report.md");
+      await writeFile(report, text);
+      return { report, picturesMissing };
+    },
+  };
+}
+
+/** One line of an evaluation for the log. */
+export const describeEvaluation = ({ version, overall: o }: EvaluationResult) =>
+  `evaluated policy v${version}: hallucination ${o.hallucinationRate?.toFixed(3)}, detail ${o.detail?.toFixed(2)}, ` +
+  `relevance ${o.relevanceWinRate?.toFixed(3)}, reward ${o.reward.toFixed(3)}`;
+
 export const evaluatorRole: RoleDefinition = {
   name: "evaluator",
   description: "evaluates the initial, periodic and final policies on every suite; writes the report",
@@ -103,72 +198,33 @@ export const evaluatorRole: RoleDefinition = {
       const { subjects } = yield* Experiment;
       const env = yield* experimentEnvironment(config);
       // The CLI checked the names before anything started; an actor started otherwise fails here, once.
-      const suites = yield* Effect.try({
+      yield* Effect.try({
         try: () => selectSuites(env, config.evaluation.suites),
         catch: (error) => new RoleFatal({ reason: `evaluation.suites: ${(error as Error).message}` }),
       });
-      const prompts = evaluationSample(env.eval, config.evaluation.promptsPerSuite, config.evaluation.seed, suites);
       const pipeline = yield* openRewardPipeline(config, env, evaluationModules(config.rewards.modules, env));
       const follower = yield* followPolicy;
-      const format = yield* publishedTextFormat;
-      const outDir = join(config.output.dir, config.experiment, "eval");
-      const sampling = {
-        temperature: config.evaluation.temperature ?? config.rollout.temperature,
-        topP: config.rollout.topP,
-        maxNewTokens: config.rollout.maxNewTokens,
-        seed: config.evaluation.seed,
-        batch: Math.max(1, config.rollout.batch * config.rollout.groupSize),
-      };
-      const startedAt = Date.now();
+      const evaluation = makeEvaluation(config, env, yield* publishedTextFormat, pipeline);
 
-      const evaluate = (policy: Policy, version: number, references: ReadonlyMap<string, string>) =>
+      const evaluate = (policy: Policy, version: number) =>
         Effect.gen(function* () {
-          const began = Date.now();
-          const answers = yield* Effect.promise(() => answerPrompts(policy, format, prompts, sampling));
-          const result = yield* Effect.promise(() => evaluateAnswers(version, prompts, answers, pipeline, references));
-          yield* Effect.promise(async () => {
-            await mkdir(outDir, { recursive: true });
-            await writeFile(join(outDir, `v${version}.json`), `${JSON.stringify(result, null, 1)}\n`);
-          });
-          const o = result.overall;
-          const values: Record<string, number> = {
-            "eval.reward": o.reward,
-            "eval.seconds": (Date.now() - began) / 1000,
-          };
-          for (const [key, value] of Object.entries({
-            hallucinationRate: o.hallucinationRate,
-            detail: o.detail,
-            relevanceWinRate: o.relevanceWinRate,
-            abstentionRate: o.abstentionRate,
-            meanLength: o.meanLength,
-          }))
-            if (value !== null) values[`eval.${key}`] = value;
+          const { result, values } = yield* tryIo(`evaluating policy version ${version}`, () =>
+            evaluation.evaluate(policy, version),
+          );
           yield* publishMessage(subjects.metrics("evaluator"), "MetricsEvent", {
             source: actor.id,
             values,
             tags: { role: "evaluator", policyVersion: String(version) },
           });
-          actor.recordProcessed(prompts.length);
-          yield* Effect.logInfo(
-            `evaluated policy v${version}: hallucination ${o.hallucinationRate?.toFixed(3)}, detail ${o.detail?.toFixed(2)}, ` +
-              `relevance ${o.relevanceWinRate?.toFixed(3)}, reward ${o.reward.toFixed(3)}`,
-          );
+          actor.recordProcessed(evaluation.prompts.length);
+          yield* Effect.logInfo(describeEvaluation(result));
           return result;
         });
 
       return Effect.gen(function* () {
-        // The initial policy: its answers are the relevance references for every later version.
         const initial = yield* follower.loadVersion(0);
-        const initialAnswers = yield* Effect.promise(() => answerPrompts(initial, format, prompts, sampling));
+        yield* tryIo("evaluating the initial policy", () => evaluation.baseline(initial));
         initial.dispose();
-        const references = new Map(prompts.map((p, i) => [p.id, initialAnswers[i]!.text]));
-        const before: EvaluationResult = yield* Effect.promise(() =>
-          evaluateAnswers(0, prompts, initialAnswers, pipeline, references),
-        );
-        yield* Effect.promise(async () => {
-          await mkdir(outDir, { recursive: true });
-          await writeFile(join(outDir, "v0.json"), `${JSON.stringify(before, null, 1)}\n`);
-        });
         let lastEvaluated = 0;
         for (;;) {
           const progress = (yield* getState(LEARNER_PROGRESS_KEY))?.value;
@@ -181,27 +237,13 @@ export const evaluatorRole: RoleDefinition = {
           if (final || due) {
             const { policy, version } = yield* follower.current;
             actor.setPolicyVersion(version);
-            const after = yield* evaluate(policy, version, references);
+            const after = yield* evaluate(policy, version);
             lastEvaluated = version;
             if (final && version === progress!.policyVersion) {
-              const runDir = join(config.output.dir, config.experiment);
-              const report = join(runDir, "report.md");
-              // Pictures are a help to the reader: a report without them beats no report.
-              const pictures = yield* Effect.tryPromise(() =>
-                writeReportPictures(join(runDir, "report-pictures"), prompts, before, after),
-              ).pipe(
-                Effect.catchAll((error) =>
-                  Effect.logWarning(`report pictures not written: ${error.message}`).pipe(Effect.as([])),
-                ),
+              const { report, picturesMissing } = yield* tryIo("writing the report", () =>
+                evaluation.report(after, progress!.step, policy.config.backbone),
               );
-              const text = renderReport(config.experiment, before, after, {
-                steps: progress!.step,
-                wallSeconds: (Date.now() - startedAt) / 1000,
-                backbone: policy.config.backbone,
-                temperature: sampling.temperature,
-                pictures,
-              });
-              yield* Effect.promise(() => writeFile(report, text));
+              if (picturesMissing) yield* Effect.logWarning(picturesMissing);
               yield* putState(EVALUATION_DONE_KEY, { finalVersion: version, report });
               yield* Effect.logInfo(`report written to ${report}`);
               return;

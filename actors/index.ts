@@ -1,8 +1,10 @@
 /** The actor runtime, the role registry and the launcher: what other parts may use. */
-export { curatorRole } from "./curator.ts";
+export { curatorRole, promptGroupAt } from "./curator.ts";
 export { echoRole } from "./echo.ts";
 export { EnvironmentUnavailable, evaluationSample, experimentEnvironment, hash32 } from "./environment.ts";
 export type { EvaluationResult } from "./evaluation.ts";
+export { describeEvaluation, evaluationModules, evaluatorRole, makeEvaluation } from "./evaluator.ts";
+export { IoFailed, tryIo } from "./io.ts";
 export {
   ExperimentFailed,
   LAUNCHER_CONTROL_ROLE,
@@ -14,9 +16,10 @@ export {
 } from "./launcher.ts";
 export { followPolicy, type PolicyFollower, type PolicyInUse } from "./policy-sync.ts";
 export { publishedTextFormat, publishPolicyTokenizer, TokenizerMismatch } from "./policy-tokenizer.ts";
-export { rewardRole } from "./reward.ts";
+export { createExperimentRewards, makeScoring, rewardRole } from "./reward.ts";
 export { ACTOR_ROLES, makeRoleRegistry, type RoleLoader, type RoleRegistry } from "./roles.ts";
 export { rolloutRole } from "./rollout.ts";
+export { answerSeed, makeRolloutWork, type RolloutBatch, type RolloutWork, referenceSeed } from "./rollout-work.ts";
 export {
   type ActorContext,
   ActorGaveUp,

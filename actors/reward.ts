@@ -6,19 +6,44 @@
  * Subjects: pulls RolloutGroup from the `rollouts` work queue, publishes ScoredGroup to `scored`
  * (msgID = group id), metrics on `metrics.<id>`.
  */
+import type { NatsConnection } from "@nats-io/transport-node";
 import { Effect } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
 import { allPrompts, type Environment, type EnvPrompt } from "../envs/index.ts";
-import { Experiment, Nats, publishMessage, publishWork, type RolloutGroup, WorkOutcome } from "../messaging/index.ts";
-import { createRewardPipeline, type RewardItem } from "../rewards/index.ts";
+import {
+  Experiment,
+  Nats,
+  publishMessage,
+  publishWork,
+  type RolloutGroup,
+  type ScoredGroup,
+  WorkOutcome,
+} from "../messaging/index.ts";
+import { createRewardPipeline, type RewardItem, type RewardPipeline } from "../rewards/index.ts";
 import { experimentEnvironment } from "./environment.ts";
 import type { RoleDefinition } from "./runtime.ts";
 
 /**
  * The experiment's reward pipeline over its environment (its knowledge base for the built-ins, its
- * own modules by name) and its NATS connection (for `service` modules), closed with the scope.
- * `modules` defaults to the config's.
+ * own modules by name); `service` modules need a NATS connection. `modules` defaults to the config's.
  */
+export const createExperimentRewards = (
+  config: ExperimentConfig,
+  env: Environment,
+  connection?: NatsConnection,
+  modules: ExperimentConfig["rewards"]["modules"] = config.rewards.modules,
+): Promise<RewardPipeline> =>
+  createRewardPipeline(
+    { modules, timeoutMs: config.rewards.timeoutMs, retries: config.rewards.retries },
+    {
+      ...(env.knowledge ? { world: env.knowledge } : {}),
+      prompts: allPrompts(env),
+      ...(env.rewardModules ? { environmentModules: env.rewardModules } : {}),
+      ...(connection ? { nats: connection } : {}),
+    },
+  );
+
+/** The experiment's reward pipeline over its NATS connection (for `service` modules), closed with the scope. */
 export const openRewardPipeline = (
   config: ExperimentConfig,
   env: Environment,
@@ -26,19 +51,8 @@ export const openRewardPipeline = (
 ) =>
   Effect.gen(function* () {
     const { connection } = yield* Nats;
-    const { timeoutMs, retries } = config.rewards;
     return yield* Effect.acquireRelease(
-      Effect.promise(() =>
-        createRewardPipeline(
-          { modules, timeoutMs, retries },
-          {
-            ...(env.knowledge ? { world: env.knowledge } : {}),
-            prompts: allPrompts(env),
-            ...(env.rewardModules ? { environmentModules: env.rewardModules } : {}),
-            nats: connection,
-          },
-        ),
-      ),
+      Effect.promise(() => createExperimentRewards(config, env, connection, modules)),
       (pipeline) => Effect.promise(() => pipeline.close()),
     );
   });
@@ -99,6 +113,23 @@ export const rewardItemsOf = (rollout: RolloutGroup, focus: EnvPrompt["focus"] |
   }));
 };
 
+/**
+ * The reward role's work, written once for both runners: a rollout group's scored group, every
+ * answer scored by the pipeline's modules against the prompt's focus (from the environment).
+ */
+export const makeScoring = (env: Environment, pipeline: RewardPipeline) => {
+  const focusById = new Map(allPrompts(env).map((p) => [p.id, p.focus]));
+  return async (rollout: RolloutGroup, scorer: string): Promise<ScoredGroup> => {
+    const scores = await pipeline.score(rewardItemsOf(rollout, focusById.get(rollout.group.promptId)));
+    return {
+      rollout,
+      scores: scores.map((s) => ({ reward: s.reward, components: { ...s.components }, failures: [...s.failures] })),
+      scorer,
+      scoredAt: Date.now(),
+    };
+  };
+};
+
 export const rewardRole: RoleDefinition = {
   name: "reward",
   description: "scores rollout groups with the reward modules; publishes scored groups",
@@ -107,8 +138,7 @@ export const rewardRole: RoleDefinition = {
       const { config } = actor;
       const { subjects } = yield* Experiment;
       const env = yield* experimentEnvironment(config);
-      const focusById = new Map(allPrompts(env).map((p) => [p.id, p.focus]));
-      const pipeline = yield* openRewardPipeline(config, env);
+      const score = makeScoring(env, yield* openRewardPipeline(config, env));
       const clock = makeStallClock();
 
       return actor.consume(
@@ -117,30 +147,16 @@ export const rewardRole: RoleDefinition = {
           Effect.gen(function* () {
             clock.hold(1);
             const rollout = item.body;
-            const { group } = rollout;
-            const items = rewardItemsOf(rollout, focusById.get(group.promptId));
-            // Durations for bench/pipeline.ts: scoring vs publishing (fetch, decode and ack happen in consume).
+            // Durations for the metrics: scoring vs publishing (fetch, decode and ack happen in consume).
             const scoreStarted = performance.now();
             clock.score(1);
-            const scores = yield* Effect.promise(() => pipeline.score(items)).pipe(
+            const scored = yield* Effect.promise(() => score(rollout, actor.id)).pipe(
               Effect.ensuring(Effect.sync(() => clock.score(-1))),
             );
             const publishStarted = performance.now();
-            yield* publishWork(
-              "scored",
-              {
-                rollout,
-                scores: scores.map((s) => ({
-                  reward: s.reward,
-                  components: { ...s.components },
-                  failures: [...s.failures],
-                })),
-                scorer: actor.id,
-                scoredAt: Date.now(),
-              },
-              { msgId: group.groupId },
-            );
+            yield* publishWork("scored", scored, { msgId: rollout.group.groupId });
             const publishMs = performance.now() - publishStarted;
+            const { scores } = scored;
             const failures = scores.reduce((n, s) => n + s.failures.length, 0);
             const mean = scores.reduce((a, s) => a + s.reward, 0) / Math.max(1, scores.length);
             const { busyMs, stalledMs } = clock.take();

@@ -10,9 +10,8 @@
  * nothing), publishes RolloutGroup to `rollouts` (msgID = group id), metrics on `metrics.<id>`. A
  * prompt its policy cannot read (a picture of the wrong size) is dead-lettered alone.
  */
-import { Deferred, Duration, Effect, Either, Fiber, Schedule } from "effect";
+import { Deferred, Duration, Effect, Fiber, Schedule } from "effect";
 import {
-  type Answer,
   Experiment,
   openWorkFetcher,
   publishMessage,
@@ -20,10 +19,9 @@ import {
   type WorkItem,
   WorkOutcome,
 } from "../messaging/index.ts";
-import type { Policy, SampledSequence } from "../models/index.ts";
-import { hash32 } from "./environment.ts";
 import { followPolicy } from "./policy-sync.ts";
 import { publishedTextFormat } from "./policy-tokenizer.ts";
+import { makeRolloutWork } from "./rollout-work.ts";
 import type { RoleDefinition } from "./runtime.ts";
 import { useBackend } from "./tf-backend.ts";
 
@@ -44,13 +42,6 @@ const keepingAlive = <A, E, R>(items: readonly WorkItem<"prompts">[], work: Effe
     return yield* work.pipe(Effect.ensuring(Fiber.interrupt(ticker)));
   });
 
-const toAnswer = (sequence: SampledSequence, text: string): Answer => ({
-  tokens: sequence.tokens as Int32Array<ArrayBuffer>,
-  logProbs: sequence.logProbs as Float32Array<ArrayBuffer>,
-  text,
-  finishReason: sequence.finishReason,
-});
-
 export const rolloutRole: RoleDefinition = {
   name: "rollout",
   description: "samples G answers per prompt group with the current policy; publishes rollout groups",
@@ -63,110 +54,42 @@ export const rolloutRole: RoleDefinition = {
       // Prompts arrive as text: they are read with the policy's own tokenizer, as the learner trains it.
       const format = yield* publishedTextFormat;
       const prompts = yield* openWorkFetcher("prompts");
-      const sampling = {
-        temperature: config.rollout.temperature,
-        topP: config.rollout.topP,
-        maxNewTokens: config.rollout.maxNewTokens,
-        stopTokens: format.stopTokens,
-      };
-      const references = new Map<string, string>();
-      let initialPolicy: Policy | undefined;
-      yield* Effect.addFinalizer(() => Effect.sync(() => initialPolicy?.dispose()));
+      const work = makeRolloutWork(config, format, follower.loadVersion(0));
+      yield* Effect.addFinalizer(() => Effect.sync(() => work.dispose()));
 
       /**
-       * Each prompt group's prompt as the policy reads it (its picture's image tokens, then its words).
-       * One the policy cannot read — a picture its image tokenizer refuses, or a text-only policy given
-       * a picture — is dead-lettered alone, naming the prompt; the rest of the batch goes on.
+       * Samples a batch (after loading a newer policy version, if any): its rollout groups, ready to
+       * publish, and its items still to settle. A prompt the policy cannot read is dead-lettered
+       * alone, naming the prompt; the rest of the batch goes on.
        */
-      const readPrompts = (items: readonly WorkItem<"prompts">[]) =>
+      const sampleBatch = (fetched: readonly WorkItem<"prompts">[], settled: Set<WorkItem<"prompts">>) =>
         Effect.gen(function* () {
-          const read: { readonly item: WorkItem<"prompts">; readonly tokens: Int32Array<ArrayBuffer> }[] = [];
-          for (const item of items) {
-            const { prompt, picture, promptId, groupId } = item.body;
-            const tokens = yield* Effect.try(() => format.promptTokens(prompt, picture)).pipe(Effect.either);
-            if (Either.isRight(tokens)) {
-              read.push({ item, tokens: tokens.right as Int32Array<ArrayBuffer> });
-              continue;
-            }
-            const reason = `prompt ${promptId} (group ${groupId}) cannot be read by this policy: ${
-              tokens.left.error instanceof Error ? tokens.left.error.message : String(tokens.left.error)
-            }`;
-            yield* Effect.logWarning(reason);
-            actor.recordFailed(1);
-            yield* item.settle(WorkOutcome.reject(reason));
-          }
-          return read;
-        });
-      type ReadPrompt = Effect.Effect.Success<ReturnType<typeof readPrompts>>[number];
-
-      /** The initial policy's answer to each prompt of the batch not answered yet (one batched call). */
-      const referencesFor = (batch: readonly ReadPrompt[]) =>
-        Effect.gen(function* () {
-          if (config.rewards.reference !== "initial-policy") return;
-          const missing = [...new Map(batch.map((r) => [r.item.body.promptId, r])).values()].filter(
-            (r) => !references.has(r.item.body.promptId),
-          );
-          if (missing.length === 0) return;
-          initialPolicy ??= yield* follower.loadVersion(0);
-          const result = yield* Effect.promise(() =>
-            initialPolicy!.sample(
-              missing.map((r) => r.tokens),
-              { ...sampling, seed: hash32(`reference:${config.seed}:${missing[0]!.item.body.promptId}`) },
-            ),
-          );
-          for (const [i, r] of missing.entries()) {
-            references.set(r.item.body.promptId, format.answerText(result.sequences[i]!.tokens));
-          }
-        });
-
-      /** Samples a batch (after loading a newer policy version, if any): its rollout groups, ready to publish. */
-      const sampleBatch = (batch: readonly ReadPrompt[]) =>
-        Effect.gen(function* () {
-          const items = batch.map((r) => r.item);
-          // Durations for bench/pipeline.ts: loading weights, sampling, and (publishBatch) messaging.
+          // Durations for the metrics: loading weights, then sampling (in work.rollOut's figures).
           const syncStarted = performance.now();
           const { policy, version } = yield* follower.current;
           const syncMs = performance.now() - syncStarted;
           actor.setPolicyVersion(version);
-          const startedAt = Date.now();
-          const promptTokens = batch.map((r) => r.tokens);
-          const rows = items.flatMap((item, i) => Array.from({ length: item.body.groupSize }, () => promptTokens[i]!));
-          const seed = hash32(`${config.seed}:${version}:${items.map((i) => i.body.groupId).join(",")}`);
-          const result = yield* Effect.promise(() => policy.sample(rows, { ...sampling, seed }));
-          yield* referencesFor(batch);
-          const finishedAt = Date.now();
-          let row = 0;
-          const rollouts = items.map((item, i) => {
-            const group = item.body;
-            const reference = references.get(group.promptId);
-            const answers = result.sequences
-              .slice(row, row + group.groupSize)
-              .map((sequence) => toAnswer(sequence, format.answerText(sequence.tokens)));
-            row += group.groupSize;
-            return {
-              body: {
-                group,
-                promptTokens: promptTokens[i]!,
-                answers,
-                policyVersion: version,
-                timings: { startedAt, finishedAt },
-                actor: actor.id,
-                ...(reference === undefined ? {} : { reference }),
-              },
-              msgId: group.groupId,
-            };
-          });
-          const metrics = {
-            "rollout.groups": items.length,
-            "rollout.tokens": result.timings.generatedTokens,
-            "rollout.tokensPerSecond": (1000 * result.timings.generatedTokens) / Math.max(1, result.timings.totalMs),
-            "rollout.sampleMs": result.timings.totalMs,
-            "rollout.batchMs": finishedAt - startedAt,
-            "rollout.startedAt": startedAt,
-            "rollout.syncMs": syncMs,
-            "rollout.refusedPointers": follower.refused(),
+          const batch = yield* work.rollOut(
+            fetched.map((item) => item.body),
+            policy,
+            version,
+            actor.id,
+          );
+          // The work hands back the very group objects it was given: each names its item.
+          const itemOf = new Map(fetched.map((item) => [item.body, item]));
+          for (const { group, reason } of batch.unreadable) {
+            yield* Effect.logWarning(reason);
+            actor.recordFailed(1);
+            const item = itemOf.get(group)!;
+            yield* item.settle(WorkOutcome.reject(reason));
+            settled.add(item);
+          }
+          return {
+            items: batch.rollouts.map((r) => itemOf.get(r.group)!),
+            rollouts: batch.rollouts.map((body) => ({ body, msgId: body.group.groupId })),
+            version,
+            metrics: { ...batch.metrics, "rollout.syncMs": syncMs, "rollout.refusedPointers": follower.refused() },
           };
-          return { rollouts, version, metrics };
         });
       type SampledBatch = Effect.Effect.Success<ReturnType<typeof sampleBatch>>;
 
@@ -175,7 +98,6 @@ export const rolloutRole: RoleDefinition = {
        * prompt groups: a prompt group is settled only once its rollout group is stored.
        */
       const publishBatch = (
-        items: readonly WorkItem<"prompts">[],
         sampled: SampledBatch,
         settled: Set<WorkItem<"prompts">>,
         timings: { readonly fetchMs: number; readonly publishMs: number },
@@ -183,11 +105,11 @@ export const rolloutRole: RoleDefinition = {
         Effect.gen(function* () {
           const started = performance.now();
           yield* publishWorkAll("rollouts", sampled.rollouts);
-          for (const item of items) {
+          for (const item of sampled.items) {
             yield* item.settle(WorkOutcome.done);
             settled.add(item);
           }
-          actor.recordProcessed(items.length);
+          actor.recordProcessed(sampled.items.length);
           yield* publishMessage(subjects.metrics(actor.id), "MetricsEvent", {
             source: actor.id,
             values: {
@@ -243,22 +165,21 @@ export const rolloutRole: RoleDefinition = {
           const fetchStarted = performance.now();
           const fetched = yield* prompts.fetch({ max: config.rollout.batch, expiresMs: PULL_EXPIRES_MS });
           const fetchMs = performance.now() - fetchStarted;
-          const batch = yield* readPrompts(fetched);
-          if (batch.length === 0) continue;
-          const items = batch.map((r) => r.item);
+          if (fetched.length === 0) continue;
           const settled = new Set<WorkItem<"prompts">>();
-          const handBack = handingBack(items, settled);
+          const handBack = handingBack(fetched, settled);
           yield* actor
             .inHand(
               keepingAlive(
-                items,
+                fetched,
                 Effect.gen(function* () {
-                  const sampled = yield* sampleBatch(batch);
+                  const sampled = yield* sampleBatch(fetched, settled);
+                  if (sampled.items.length === 0) return;
                   const waitStarted = performance.now();
                   if (publishing) yield* Fiber.join(publishing);
                   const timings = { fetchMs, publishMs: performance.now() - waitStarted };
                   publishing = yield* forkInHand(
-                    keepingAlive(items, publishBatch(items, sampled, settled, timings)),
+                    keepingAlive(sampled.items, publishBatch(sampled, settled, timings)),
                     handBack,
                   );
                 }),

@@ -24,7 +24,7 @@ import { promptGroupAt } from "../actors/curator.ts";
 import { loadConfig } from "../configs/index.ts";
 import { factWorld, type Prompt, renderReference, tokenizerFromWords } from "../envs/index.ts";
 import { type GrpoBatch, grpoUpdate } from "../learner/grpo-step.ts";
-import { grpoSettingsFor } from "../learner/learner-actor.ts";
+import { grpoSettingsFor } from "../learner/learner.ts";
 import { createOptimizer, initBackend, loadCheckpoint, mulberry32, textFormatFor } from "../models/index.ts";
 
 const REPO = resolve(import.meta.dirname, "..");

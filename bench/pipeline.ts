@@ -1,11 +1,12 @@
 /**
  * Pipeline benchmarks (issue 6), all measured in one run on one machine:
  *   1. throughput, answers scored and learned per second: `factrl run` (every role its own process,
- *      talking over NATS) vs a single-process synchronous loop doing the same work with the same code
- *      (policy.sample, the rewards/ pipeline, the learner's grpoUpdate, checkpoints), same config;
+ *      talking over NATS) vs the serial runner (`factrl run --serial`: the same roles, written once,
+ *      in one process with no NATS), same config;
  *   2. the share of each role's busy time spent in messaging (fetch, decode, encode, publish, ack);
  *   3. weight sync: the learner publishing version v → every rollout actor sampling with v (or newer).
  * Run: node bin/run-ts.mjs bench/pipeline.ts [--steps N] [--rounds N] [--config FILE] [--set key=value …]
+ *      [--serial-only] (the serial runner alone: its CPU per learner step)
  * (figures in BENCHMARKS.md, "## Pipeline"; only ratios within one round mean much on a shared machine).
  */
 import { spawn } from "node:child_process";
@@ -14,21 +15,15 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Effect, Fiber, Layer, Queue } from "effect";
-import { promptGroupAt } from "../actors/curator.ts";
-import { hash32 } from "../actors/index.ts";
-import { rewardItemsOf } from "../actors/reward.ts";
 import { type ExperimentConfig, loadConfig } from "../configs/index.ts";
-import { makeEnvironment } from "../envs/index.ts";
-import { grpoUpdate } from "../learner/grpo-step.ts";
-import { grpoSettingsFor, hasSignal, toGrpoBatch } from "../learner/learner-actor.ts";
 import {
-  type Answer,
   ExperimentLive,
   ensureWorkQueues,
   NatsLive,
   openWorkFetcher,
   POLICY_KEY,
   type PromptGroup,
+  pinoLoggerLayer,
   publishWork,
   type QueueBody,
   type RolloutGroup,
@@ -39,9 +34,8 @@ import {
   type WorkQueueName,
   watchState,
 } from "../messaging/index.ts";
-import { LEARNER_PROGRESS_KEY } from "../messaging/pipeline-state.ts";
-import { createOptimizer, initBackend, loadCheckpoint, saveCheckpoint, textFormatOfRecord } from "../models/index.ts";
-import { createRewardPipeline } from "../rewards/index.ts";
+import { LEARNER_PROGRESS_KEY, type LearnerProgress } from "../messaging/pipeline-state.ts";
+import { runSerial } from "../pipeline/index.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const { values: args } = parseArgs({
@@ -50,12 +44,13 @@ const { values: args } = parseArgs({
     steps: { type: "string", default: "150" },
     rounds: { type: "string", default: "2" },
     set: { type: "string", multiple: true, default: [] },
+    "serial-only": { type: "boolean", default: false },
   },
 });
 /**
  * The benchmark's config: tiny's world and policy with the quick start's batch shape (G = 8, 8 groups a
  * step, 4 prompts a rollout batch, 24 groups in flight, 2 rollout actors; tiny.yaml narrows the
- * window to 6); evaluation off (the synchronous loop has no evaluator); a checkpoint every 10 steps.
+ * window to 6); evaluation off (the throughput is the learning loop's); a checkpoint every 10 steps.
  * `--set` overrides any of it.
  */
 const SETS = [
@@ -153,145 +148,61 @@ interface Payloads {
   readonly scored: ScoredGroup;
 }
 
-/** The tfjs backend, picked once per process as the config asks (as each actor process does). */
-let backend: ReturnType<typeof initBackend> | undefined;
-
-// ── 1a. the single-process synchronous loop ─────────────────────────────────────────────────────
-/** Durations (ms) of the loop's operations, to set against the same operations in the actor run. */
+// ── 1a. the serial runner: the same roles in one process, no NATS ───────────────────────────────
+/** Durations (ms) of the serial run's operations, to set against the same operations in the actor run. */
 interface SyncSplit {
   readonly batchMs: number[];
   readonly updateMs: number[];
 }
 
-async function synchronousLoop(
+async function serialRun(
   config: ExperimentConfig,
 ): Promise<{ throughput: Throughput; payloads: Payloads; split: SyncSplit }> {
   const started = performance.now();
   const cpuStarted = process.cpuUsage();
   const L = config.learner;
   const G = config.rollout.groupSize;
-  if (!config.model.init) throw new Error("bench/pipeline.ts needs a config with model.init (a policy to start from)");
-  backend ??= initBackend({ backend: config.model.backend, threads: config.model.threads, logger });
-  await backend;
-  const env = await makeEnvironment(config.env);
-  const { train, eval: evalPrompts } = env;
-  const { policy, tokenizer } = await loadCheckpoint(config.model.init);
-  const format = textFormatOfRecord(config.model.backbone, tokenizer, config.model.init);
-  // The frozen initial policy: the relevance judge's reference answers and the KL reference, as in the pipeline.
-  const initial = (await loadCheckpoint(config.model.init)).policy;
-  const prompts = [...train, ...evalPrompts];
-  const focusById = new Map(prompts.map((p) => [p.id, p.focus]));
-  const rewards = await createRewardPipeline(
-    { modules: config.rewards.modules, timeoutMs: config.rewards.timeoutMs, retries: config.rewards.retries },
-    { ...(env.knowledge ? { world: env.knowledge } : {}), prompts },
-  );
-  const optimizer = createOptimizer({ learningRate: L.lr, warmupSteps: 0, totalSteps: L.totalSteps, clipNorm: 1 });
-  const sampling = {
-    temperature: config.rollout.temperature,
-    topP: config.rollout.topP,
-    maxNewTokens: config.rollout.maxNewTokens,
-    stopTokens: format.stopTokens,
-  };
-  const checkpointDir = mkdtempSync(join(tmpdir(), "factrl-bench-sync-"));
-  const references = new Map<string, string>();
-  const pending: ScoredGroup[] = [];
-  let sequence = 0;
-  let version = 0;
-  let scored = 0;
-  let last: { prompt: PromptGroup; rollout: RolloutGroup; scored: ScoredGroup } | undefined;
-  const stepEnds: number[] = [];
-  const split: SyncSplit = { batchMs: [], updateMs: [] };
-  const promptGroup = (n: number): PromptGroup => promptGroupAt(train, config, n);
+  const outDir = mkdtempSync(join(tmpdir(), "factrl-bench-serial-"));
   const marks = cpuMarks(L.totalSteps);
   const cpuAt = new Map<number, number>();
-
-  for (let step = 1; step <= L.totalSteps; step++) {
-    // Roll out and score `rollout.batch` prompt groups at a time until a step's worth of groups carry signal.
-    while (pending.length < L.groupsPerStep) {
-      const groups = Array.from({ length: config.rollout.batch }, () => promptGroup(sequence++));
-      const startedAt = Date.now();
-      const seed = hash32(`${config.seed}:${version}:${groups.map((g) => g.groupId).join(",")}`);
-      const result = await policy.sample(
-        groups.flatMap((g) => Array.from({ length: G }, () => format.promptTokens(g.prompt))),
-        { ...sampling, seed },
-      );
-      const missing = [...new Map(groups.map((g) => [g.promptId, g])).values()].filter(
-        (g) => !references.has(g.promptId),
-      );
-      if (config.rewards.reference === "initial-policy" && missing.length > 0) {
-        const refs = await initial.sample(
-          missing.map((g) => format.promptTokens(g.prompt)),
-          { ...sampling, seed: hash32(`reference:${config.seed}:${missing[0]!.promptId}`) },
-        );
-        for (const [i, g] of missing.entries())
-          references.set(g.promptId, format.answerText(refs.sequences[i]!.tokens));
-      }
-      const finishedAt = Date.now();
-      split.batchMs.push(finishedAt - startedAt);
-      for (const [i, group] of groups.entries()) {
-        const answers: Answer[] = result.sequences.slice(i * G, (i + 1) * G).map((s) => ({
-          tokens: s.tokens as Int32Array<ArrayBuffer>,
-          logProbs: s.logProbs as Float32Array<ArrayBuffer>,
-          text: format.answerText(s.tokens),
-          finishReason: s.finishReason,
-        }));
-        const reference = references.get(group.promptId);
-        const rollout: RolloutGroup = {
-          group,
-          promptTokens: format.promptTokens(group.prompt) as Int32Array<ArrayBuffer>,
-          answers,
-          policyVersion: version,
-          timings: { startedAt, finishedAt },
-          actor: "sync",
-          ...(reference === undefined ? {} : { reference }),
-        };
-        const scores = await rewards.score(rewardItemsOf(rollout, focusById.get(group.promptId)));
-        scored += scores.length;
-        const scoredGroup: ScoredGroup = {
-          rollout,
-          scores: scores.map((s) => ({ reward: s.reward, components: { ...s.components }, failures: [...s.failures] })),
-          scorer: "sync",
-          scoredAt: Date.now(),
-        };
-        last = { prompt: group, rollout, scored: scoredGroup };
-        if (hasSignal(scoredGroup)) pending.push(scoredGroup);
-      }
-    }
-    const groups = pending.splice(0, L.groupsPerStep);
-    const updateStarted = Date.now();
-    await grpoUpdate(
-      policy,
-      optimizer,
-      L.klBeta > 0 ? initial : undefined,
-      toGrpoBatch(groups),
-      grpoSettingsFor(config),
-    );
-    split.updateMs.push(Date.now() - updateStarted);
-    if (step % L.publishEvery === 0) version += 1;
-    if (step % L.checkpointEvery === 0 || step === L.totalSteps) {
-      await saveCheckpoint(checkpointDir, {
-        policy,
-        optimizer,
-        step,
-        tokenizer,
-        trainerState: { step, version },
-      });
-    }
-    stepEnds.push(performance.now());
-    if (step === marks.from || step === marks.to) {
-      const used = process.cpuUsage();
-      cpuAt.set(step, (used.user + used.system) / 1e6);
-    }
-    if (step === 1) scored = 0; // count what is scored inside the window only
-  }
-  await rewards.close();
-  policy.dispose();
-  initial.dispose();
+  const stepEnds: number[] = [];
+  let scoredAtStep1 = 0;
+  let scoredAtEnd = 0;
+  let last: ScoredGroup | undefined;
+  // Every group is scored, used or not: the ledger's settled count times G.
+  const scoredAnswers = (p: LearnerProgress) => (p.consumed + p.stale + p.zeroVariance + p.invalid) * G;
+  const result = await Effect.runPromise(
+    Effect.scoped(
+      runSerial(
+        { ...config, experiment: `bench-serial-${process.pid}`, output: { ...config.output, dir: outDir } },
+        {
+          onStep: ({ groups, progress }) => {
+            stepEnds.push(performance.now());
+            if (progress.step === marks.from || progress.step === marks.to) {
+              const used = process.cpuUsage();
+              cpuAt.set(progress.step, (used.user + used.system) / 1e6);
+            }
+            if (progress.step === 1) scoredAtStep1 = scoredAnswers(progress);
+            scoredAtEnd = scoredAnswers(progress);
+            last = groups[0];
+          },
+        },
+      ),
+    ).pipe(Effect.provide(pinoLoggerLayer(logger))),
+  );
+  const recorded = readFileSync(result.metricsFile, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { role: string; values: Record<string, number> });
+  const split: SyncSplit = {
+    batchMs: recorded.flatMap((m) => (m.values["rollout.batchMs"] === undefined ? [] : [m.values["rollout.batchMs"]])),
+    updateMs: recorded.flatMap((m) => (m.role === "learner" ? [m.values["learner.updateMs"]!] : [])),
+  };
   const windowSeconds = (stepEnds.at(-1)! - stepEnds[0]!) / 1000;
   return {
     throughput: {
       learnedPerSecond: ((L.totalSteps - 1) * L.groupsPerStep * G) / windowSeconds,
-      scoredPerSecond: scored / windowSeconds,
+      scoredPerSecond: (scoredAtEnd - scoredAtStep1) / windowSeconds,
       windowSeconds,
       totalSeconds: (performance.now() - started) / 1000,
       cpuSeconds: (() => {
@@ -300,7 +211,7 @@ async function synchronousLoop(
       })(),
       cpuPerStep: { loop: (cpuAt.get(marks.to)! - cpuAt.get(marks.from)!) / (marks.to - marks.from) },
     },
-    payloads: last!,
+    payloads: { prompt: last!.rollout.group, rollout: last!.rollout, scored: last! },
     split,
   };
 }
@@ -461,19 +372,30 @@ async function main() {
     `# Pipeline benchmark: ${args.config} with ${SETS.join(" ")} — ${L.totalSteps} steps × ${L.groupsPerStep} groups × G=${G}, ` +
       `${config.rollout.maxNewTokens} new tokens, rollout batch ${config.rollout.batch}, actors ${JSON.stringify(config.actors)}`,
   );
+  if (args["serial-only"]) {
+    // The serial runner alone: its CPU per learner step (serial-runner overhead, BENCHMARKS.md § Pipeline).
+    for (let round = 0; round < Number(args.rounds); round++) {
+      const { throughput: t } = await serialRun(config);
+      console.log(
+        `serial round ${round + 1}: ${fmt(t.cpuPerStep.loop!, 3)} CPU s / learner step, ` +
+          `${fmt(t.learnedPerSecond)} answers learned / s, ${fmt(t.totalSeconds)} s in all`,
+      );
+    }
+    return;
+  }
   const server = await startLocalServer();
   try {
     // Rounds alternate which variant goes first, so a change in the machine's load hits both alike.
     const rounds: { sync: Throughput; actors: Throughput; load: string }[] = [];
-    let sync: Awaited<ReturnType<typeof synchronousLoop>> | undefined;
+    let sync: Awaited<ReturnType<typeof serialRun>> | undefined;
     let run: Awaited<ReturnType<typeof actorPipeline>> | undefined;
     for (let round = 0; round < Number(args.rounds); round++) {
       const load = loadavg()[0]!.toFixed(1);
       for (const variant of round % 2 === 0 ? ["sync", "actors"] : ["actors", "sync"]) {
         console.log(
-          `round ${round + 1}: running the ${variant === "sync" ? "synchronous loop" : "actor pipeline (factrl run)"} …`,
+          `round ${round + 1}: running the ${variant === "sync" ? "serial runner (factrl run --serial)" : "actor pipeline (factrl run)"} …`,
         );
-        if (variant === "sync") sync = await synchronousLoop(config);
+        if (variant === "sync") sync = await serialRun(config);
         else run = await actorPipeline(server.url, server.pid, round);
       }
       rounds.push({
@@ -502,7 +424,7 @@ async function main() {
     console.log("|---|---|---|---|---|---|---|");
     for (const [i, r] of rounds.entries()) {
       for (const [name, t] of [
-        ["synchronous loop, one process", r.sync],
+        ["serial runner, one process", r.sync],
         ["actor pipeline, one process per role", r.actors],
       ] as const) {
         console.log(
@@ -510,7 +432,7 @@ async function main() {
         );
       }
       console.log(
-        `| ${i + 1} | **ratio pipeline / sync** | **${fmt(r.actors.learnedPerSecond / r.sync.learnedPerSecond, 2)}×** | ` +
+        `| ${i + 1} | **ratio actors / serial** | **${fmt(r.actors.learnedPerSecond / r.sync.learnedPerSecond, 2)}×** | ` +
           `${fmt(r.actors.scoredPerSecond / r.sync.scoredPerSecond, 2)}× | | ${fmt(r.sync.totalSeconds / r.actors.totalSeconds, 2)}× | ${fmt(r.actors.cpuSeconds / r.sync.cpuSeconds, 2)}× the CPU |`,
       );
     }
@@ -535,7 +457,7 @@ async function main() {
     console.log(
       "\nThe same operations in the last round (median ms; contention for the cores shows as a ratio above 1):\n",
     );
-    console.log("| operation | synchronous loop | actor pipeline | ratio |");
+    console.log("| operation | serial runner | actor pipeline | ratio |");
     console.log("|---|---|---|---|");
     for (const [name, syncMs, pipelineMs] of [
       ["sample a rollout batch (+ references)", sync.split.batchMs, pipelineOps("rollout", "rollout.batchMs")],

@@ -10,7 +10,7 @@ import {
 } from "../envs/index.ts";
 import { factWorld } from "../envs/registry.ts";
 import { imageTokenizerFromPictures, tokenizerRecordFor } from "../models/index.ts";
-import { environmentMismatch } from "./learner-actor.ts";
+import { environmentMismatch } from "./learner.ts";
 
 const world = generateWorld({ size: "tiny" });
 const tokenizer = tokenizerForVocabulary(captionVocabulary(world));

@@ -8,7 +8,6 @@ import {
   k3KL,
   type LossAggregation,
   type LossDenominators,
-  zeroVarianceGroups,
 } from "./grpo.ts";
 
 const close = (actual: readonly number[], expected: readonly number[], digits = 5) => {
@@ -37,10 +36,6 @@ describe("groupAdvantages", () => {
 
   it("rejects a length that is not a multiple of the group size", () => {
     expect(() => groupAdvantages([1, 2, 3], 2)).toThrow(/not a multiple of groupSize 2/);
-  });
-
-  it("flags zero-variance groups", () => {
-    expect(zeroVarianceGroups([1, 1, 0, 1, -1, -1], 2)).toEqual([true, false, true]);
   });
 });
 

@@ -43,18 +43,6 @@ function isZeroVariance(group: readonly number[]): boolean {
   return group.every((r) => r === group[0]);
 }
 
-/** Per group: true when every reward is equal (the group teaches nothing and is filtered, counted). */
-export function zeroVarianceGroups(rewards: readonly number[], groupSize: number): boolean[] {
-  if (rewards.length % groupSize !== 0) {
-    throw new Error(`rewards length ${rewards.length} is not a multiple of groupSize ${groupSize}`);
-  }
-  const flags: boolean[] = [];
-  for (let start = 0; start < rewards.length; start += groupSize) {
-    flags.push(isZeroVariance(rewards.slice(start, start + groupSize)));
-  }
-  return flags;
-}
-
 export interface ClipOptions {
   readonly epsLow: number;
   readonly epsHigh: number;

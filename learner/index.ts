@@ -1,5 +1,22 @@
 /** What other parts may use from learner/. */
 
-export { aggregateLoss, clippedSurrogate, groupAdvantages, grpoLoss, k3KL, zeroVarianceGroups } from "./grpo.ts";
+export { aggregateLoss, clippedSurrogate, groupAdvantages, grpoLoss, k3KL } from "./grpo.ts";
 export { type GrpoBatch, type GrpoSettings, type GrpoStats, grpoUpdate } from "./grpo-step.ts";
+export {
+  environmentMismatch,
+  grpoSettingsFor,
+  hasSignal,
+  initialPolicy,
+  judgeGroup,
+  type LearnerLink,
+  type LearnerState,
+  learnerCheckpointDir,
+  learnerStepMetrics,
+  loadStartingPolicy,
+  makeLedger,
+  runLearner,
+  saveLearnerCheckpoint,
+  startingPolicy,
+  toGrpoBatch,
+} from "./learner.ts";
 export { learnerRole } from "./learner-actor.ts";

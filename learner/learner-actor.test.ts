@@ -27,7 +27,8 @@ import {
 import { LEARNER_PROGRESS_KEY, type LearnerProgress, NO_LEARNER_PROGRESS } from "../messaging/pipeline-state.ts";
 import { freshExperiment, runWith } from "../test/messaging/fixtures.ts";
 import type { GroupLimits } from "./group-validation.ts";
-import { judgeGroup, learnerRole } from "./learner-actor.ts";
+import { judgeGroup } from "./learner.ts";
+import { learnerRole } from "./learner-actor.ts";
 
 const natsUrl = inject("natsUrl");
 const TINY_POLICY = join(import.meta.dirname, "..", "test", "fixtures", "tiny-policy");

@@ -104,6 +104,17 @@ describe("sampling", () => {
     expect(a.timings.totalMs).toBeGreaterThanOrEqual(a.timings.prefillMs);
   });
 
+  it("with row seeds, a row's tokens follow its own seed wherever it sits in the batch", async () => {
+    const options = { temperature: 1, maxNewTokens: 10, seed: 0 };
+    const [p, q] = [prompts[0]!, prompts[1]!];
+    const pair = await policy.sample([p, q], { ...options, rowSeeds: [7, 8] });
+    const swapped = await policy.sample([q, p], { ...options, rowSeeds: [8, 7] });
+    const alone = await policy.sample([p], { ...options, rowSeeds: [7] });
+    expect([...swapped.sequences[1]!.tokens]).toEqual([...pair.sequences[0]!.tokens]);
+    expect([...alone.sequences[0]!.tokens]).toEqual([...pair.sequences[0]!.tokens]);
+    await expect(policy.sample([p, q], { ...options, rowSeeds: [7] })).rejects.toThrow(/1 row seeds for 2 prompts/);
+  });
+
   it("stops at a stop token (kept) or at the token budget", async () => {
     const result = await policy.sample(prompts, { maxNewTokens: 30, seed: 1, stopTokens: [5, 6, 7, 8, 9, 10] });
     for (const s of result.sequences) {

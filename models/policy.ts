@@ -108,6 +108,11 @@ export interface SamplingOptions {
   readonly maxNewTokens: number;
   /** Same seed + same prompts + same weights → same tokens. */
   readonly seed: number;
+  /**
+   * One seed per row, replacing `seed` for row b's stream: a row's tokens then depend only on its own
+   * seed, not on where it sits in the batch (the pipeline seeds each answer by its group id).
+   */
+  readonly rowSeeds?: readonly number[];
 }
 
 export interface SampledSequence {

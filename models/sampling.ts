@@ -20,8 +20,8 @@ export interface DecodeSession {
 
 /**
  * The sampling loop shared by KV-cached backbones: per-row seeded streams (row b uses
- * mixSeed(seed, b), so a row's tokens do not depend on its batch mates), temperature, top-p, stop
- * tokens, and a budget of min(maxNewTokens, maxSeqLen − prompt length).
+ * rowSeeds[b], else mixSeed(seed, b), so a row's tokens do not depend on its batch mates), temperature,
+ * top-p, stop tokens, and a budget of min(maxNewTokens, maxSeqLen − longest prompt length).
  */
 export async function sampleBatch(
   config: PolicyConfigBase,
@@ -57,7 +57,10 @@ export async function sampleBatch(
   const longest = Math.max(...prompts.map((p) => p.length));
   // Rows share columns, so the longest prompt bounds everyone's budget.
   const budget = Math.min(options.maxNewTokens, config.maxSeqLen - longest);
-  const randoms = prompts.map((_, b) => mulberry32(mixSeed(options.seed, b)));
+  if (options.rowSeeds !== undefined && options.rowSeeds.length !== prompts.length) {
+    throw new Error(`sample: ${options.rowSeeds.length} row seeds for ${prompts.length} prompts`);
+  }
+  const randoms = prompts.map((_, b) => mulberry32(options.rowSeeds?.[b] ?? mixSeed(options.seed, b)));
   const generated = prompts.map(() => [] as number[]);
   const logProbs = prompts.map(() => [] as number[]);
   const stopped = prompts.map(() => false);

@@ -14,6 +14,7 @@ const PARTS = [
   "actors",
   "learner",
   "pretrain",
+  "pipeline",
   "models",
   "rewards",
   "envs",
@@ -34,9 +35,11 @@ const ALLOWED: Record<Part, readonly Part[]> = {
   learner: ["actors", "messaging", "models", "envs", "configs", "rewards"],
   // Pretraining and SFT make base policies offline: no actor, no queue, no learner.
   pretrain: ["models", "envs", "configs"],
-  cli: ["messaging", "actors", "learner", "pretrain", "models", "rewards", "envs", "configs"],
+  // The serial runner drives the roles' work (actors/, learner/) in one process.
+  pipeline: ["actors", "learner", "messaging", "models", "configs"],
+  cli: ["messaging", "actors", "learner", "pretrain", "pipeline", "models", "rewards", "envs", "configs"],
   // Benchmarks measure any part; no part depends on a benchmark.
-  bench: ["messaging", "actors", "learner", "pretrain", "models", "rewards", "envs", "configs"],
+  bench: ["messaging", "actors", "learner", "pretrain", "pipeline", "models", "rewards", "envs", "configs"],
 };
 
 /** Parts another part may import: each offers what it exports in its `index.ts`, and nothing else. */

@@ -1,0 +1,148 @@
+/**
+ * The rollout role's work, written once for both runners (the rollout actor and the serial runner):
+ * read each prompt group with the policy's tokenizer, sample G answers to each, and — with
+ * `rewards.reference: initial-policy` — answer each prompt once with the frozen initial policy, the
+ * relevance judge's reference.
+ *
+ * Every random choice is a function of (seed, group id, policy version, answer): answer a of group g
+ * sampled by version v has its own stream, so a group's answers do not depend on which batch, actor
+ * or order it was sampled in. The actor runner differs from the serial order only in scheduling
+ * (which version samples which group). A reference answer is seeded by its prompt alone.
+ */
+import { Effect, Either } from "effect";
+import type { ExperimentConfig } from "../configs/index.ts";
+import type { Answer, PromptGroup, RolloutGroup } from "../messaging/index.ts";
+import type { Policy, SampledSequence, TextFormat } from "../models/index.ts";
+import { hash32 } from "./environment.ts";
+
+/** The seed of one answer's sampling stream. */
+export const answerSeed = (seed: number, groupId: string, version: number, answer: number): number =>
+  hash32(`${seed}:${groupId}:v${version}:a${answer}`);
+
+/** The seed of a prompt's reference answer (the initial policy's, sampled once per prompt). */
+export const referenceSeed = (seed: number, promptId: string): number => hash32(`reference:${seed}:${promptId}`);
+
+/** A prompt group its policy cannot read (a picture of the wrong size, a picture for a text-only policy). */
+export interface UnreadablePrompt {
+  readonly group: PromptGroup;
+  readonly reason: string;
+}
+
+export interface RolloutBatch {
+  /** One rollout group per readable prompt group, in order. */
+  readonly rollouts: readonly RolloutGroup[];
+  readonly unreadable: readonly UnreadablePrompt[];
+  /** `rollout.*` figures for the metrics stream. */
+  readonly metrics: Readonly<Record<string, number>>;
+}
+
+const toAnswer = (sequence: SampledSequence, text: string): Answer => ({
+  tokens: sequence.tokens as Int32Array<ArrayBuffer>,
+  logProbs: sequence.logProbs as Float32Array<ArrayBuffer>,
+  text,
+  finishReason: sequence.finishReason,
+});
+
+/**
+ * The rollout work over one policy format. `initialPolicy` loads the frozen initial policy (version 0)
+ * the first time a reference is needed; references are cached per prompt.
+ */
+export function makeRolloutWork<E, R>(
+  config: ExperimentConfig,
+  format: TextFormat,
+  initialPolicy: Effect.Effect<Policy, E, R>,
+) {
+  const sampling = {
+    temperature: config.rollout.temperature,
+    topP: config.rollout.topP,
+    maxNewTokens: config.rollout.maxNewTokens,
+    stopTokens: format.stopTokens,
+  };
+  const references = new Map<string, string>();
+  let initial: Policy | undefined;
+
+  /** The initial policy's answer to each prompt not answered yet (one batched call). */
+  const answerReferences = (read: readonly { group: PromptGroup; tokens: Int32Array }[]) =>
+    Effect.gen(function* () {
+      if (config.rewards.reference !== "initial-policy") return;
+      const missing = [...new Map(read.map((r) => [r.group.promptId, r])).values()].filter(
+        (r) => !references.has(r.group.promptId),
+      );
+      if (missing.length === 0) return;
+      initial ??= yield* initialPolicy;
+      const policy = initial;
+      const result = yield* Effect.promise(() =>
+        policy.sample(
+          missing.map((r) => r.tokens),
+          { ...sampling, seed: 0, rowSeeds: missing.map((r) => referenceSeed(config.seed, r.group.promptId)) },
+        ),
+      );
+      for (const [i, r] of missing.entries()) {
+        references.set(r.group.promptId, format.answerText(result.sequences[i]!.tokens));
+      }
+    });
+
+  /** Samples every readable group of `groups` with `policy` (announced as `version`). */
+  const rollOut = (groups: readonly PromptGroup[], policy: Policy, version: number, actor: string) =>
+    Effect.gen(function* () {
+      const read: { group: PromptGroup; tokens: Int32Array<ArrayBuffer> }[] = [];
+      const unreadable: UnreadablePrompt[] = [];
+      for (const group of groups) {
+        const tokens = Either.try(() => format.promptTokens(group.prompt, group.picture));
+        if (Either.isRight(tokens)) read.push({ group, tokens: tokens.right as Int32Array<ArrayBuffer> });
+        else {
+          const why = tokens.left instanceof Error ? tokens.left.message : String(tokens.left);
+          unreadable.push({
+            group,
+            reason: `prompt ${group.promptId} (group ${group.groupId}) cannot be read by this policy: ${why}`,
+          });
+        }
+      }
+      const nothingRead: RolloutBatch = { rollouts: [], unreadable, metrics: {} };
+      if (read.length === 0) return nothingRead;
+      const startedAt = Date.now();
+      const rows = read.flatMap((r) => Array.from({ length: r.group.groupSize }, () => r.tokens));
+      const rowSeeds = read.flatMap((r) =>
+        Array.from({ length: r.group.groupSize }, (_, a) => answerSeed(config.seed, r.group.groupId, version, a)),
+      );
+      const result = yield* Effect.promise(() => policy.sample(rows, { ...sampling, seed: 0, rowSeeds }));
+      yield* answerReferences(read);
+      const finishedAt = Date.now();
+      let row = 0;
+      const rollouts = read.map(({ group, tokens }): RolloutGroup => {
+        const answers = result.sequences
+          .slice(row, row + group.groupSize)
+          .map((sequence) => toAnswer(sequence, format.answerText(sequence.tokens)));
+        row += group.groupSize;
+        const reference = references.get(group.promptId);
+        return {
+          group,
+          promptTokens: tokens,
+          answers,
+          policyVersion: version,
+          timings: { startedAt, finishedAt },
+          actor,
+          ...(reference === undefined ? {} : { reference }),
+        };
+      });
+      const metrics = {
+        "rollout.groups": rollouts.length,
+        "rollout.tokens": result.timings.generatedTokens,
+        "rollout.tokensPerSecond": (1000 * result.timings.generatedTokens) / Math.max(1, result.timings.totalMs),
+        "rollout.sampleMs": result.timings.totalMs,
+        "rollout.batchMs": finishedAt - startedAt,
+        "rollout.startedAt": startedAt,
+        "rollout.unreadable": unreadable.length,
+      };
+      const batch: RolloutBatch = { rollouts, unreadable, metrics };
+      return batch;
+    });
+
+  return {
+    rollOut,
+    /** Frees the initial policy, if it was loaded. */
+    dispose: () => initial?.dispose(),
+  };
+}
+
+export type RolloutWork = ReturnType<typeof makeRolloutWork>;

@@ -1,0 +1,2 @@
+/** What other parts may use from pipeline/: the serial runner (`factrl run CONFIG --serial`). */
+export { runSerial, SerialRunFailed, type SerialRunOptions } from "./serial-runner.ts";
