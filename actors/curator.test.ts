@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Deferred, Effect, Either, Exit, Fiber, Layer } from "effect";
 import { pack } from "msgpackr";
 import { describe, expect, inject, it } from "vitest";
@@ -19,24 +22,92 @@ import {
 } from "../messaging/index.ts";
 import { CURATOR_CURSOR_KEY } from "../messaging/pipeline-state.ts";
 import { addDeadLetteredGroups, curatorRole, groupSequence, promptGroupAt, uniformPrompt } from "./curator.ts";
+import { checkTrainingPool } from "./prompt-choice.ts";
 import { runActor } from "./runtime.ts";
 
 const natsUrl = inject("natsUrl");
 
 describe("curator prompts", () => {
+  const configWith = (curation: Record<string, unknown>, size: "tiny" | "default" = "tiny") =>
+    Either.getOrThrow(decodeConfig({ experiment: "strategy", env: { kind: "factworld", size }, curation }));
+
   it("picks each group's prompt by curation.strategy (uniform), the same for the same seed and sequence", async () => {
-    const config = Either.getOrThrow(
-      decodeConfig({
-        experiment: "strategy",
-        env: { kind: "factworld", size: "tiny" },
-        curation: { strategy: "uniform" },
-      }),
-    );
-    const { train } = await makeEnvironment(config.env);
-    const ids = Array.from({ length: 50 }, (_, n) => promptGroupAt(train, config, n).promptId);
-    expect(ids).toEqual(Array.from({ length: 50 }, (_, n) => uniformPrompt(train, config.seed, n).id));
+    const config = configWith({ strategy: "uniform", checks: "off" });
+    const env = await makeEnvironment(config.env);
+    const ids = Array.from({ length: 50 }, (_, n) => promptGroupAt(env, config, n).promptId);
+    expect(ids).toEqual(Array.from({ length: 50 }, (_, n) => uniformPrompt(env.train, config.seed, n).id));
     expect(new Set(ids).size).toBeGreaterThan(40);
-    expect(Either.isLeft(decodeConfig({ experiment: "strategy", curation: { strategy: "balanced" } }))).toBe(true);
+  });
+
+  it("refuses a strategy that does not exist, and a tail share outside [0, 1], before anything starts", () => {
+    const problem = (curation: Record<string, unknown>) => {
+      const decoded = decodeConfig({ experiment: "strategy", curation });
+      return Either.isLeft(decoded) ? String(decoded.left) : "accepted";
+    };
+    expect(problem({ strategy: "popular" })).toContain(
+      'curation.strategy: expected "uniform" | "balanced", found "popular"',
+    );
+    expect(problem({ tailShare: 1.5 })).toContain("curation.tailShare: expected a number in [0, 1], found 1.5");
+    expect(problem({ checks: "strict" })).toContain("curation.checks:");
+    expect(problem({ strategy: "balanced" })).toBe("accepted");
+  });
+
+  it("balanced: the same seed and cursor give the same prompts, also for a curator that starts over at its cursor", async () => {
+    const config = configWith({ strategy: "balanced" }, "default");
+    const env = await makeEnvironment(config.env);
+    const ids = Array.from({ length: 300 }, (_, n) => promptGroupAt(env, config, n).promptId);
+    // A restarted curator (a new process: a new environment object) asked straight for group 299 replays 0..298.
+    const restarted = { ...env };
+    expect(promptGroupAt(restarted, config, 299).promptId).toBe(ids[299]);
+    expect(Array.from({ length: 300 }, (_, n) => promptGroupAt(restarted, config, n).promptId)).toEqual(ids);
+    const reseeded = { ...config, seed: config.seed + 1 };
+    expect(Array.from({ length: 300 }, (_, n) => promptGroupAt(env, reseeded, n).promptId)).not.toEqual(ids);
+  });
+
+  it("balanced hands the tail of a head-heavy prompt pool more groups than uniform does", async () => {
+    const base = await makeEnvironment(configWith({}, "default").env);
+    const world = base.knowledge!;
+    // A prompt log: each training prompt asked 1 + round(2000 · popularity) times (head entities own most of it).
+    const popularity = new Map(world.entities.map((e) => [e.name, e.popularity]));
+    const log = base.train.flatMap((p) =>
+      Array.from({ length: 1 + Math.round(2000 * popularity.get(p.focus!.entity)!) }, (_, k) => ({
+        ...p,
+        id: `${p.id}#${k}`,
+      })),
+    );
+    const source = { kind: "prompt-log", train: log, knowledge: world };
+    const tailShareOf = (strategy: string) => {
+      const config = configWith({ strategy, checks: "off" }, "default");
+      const groups = Array.from({ length: 1500 }, (_, n) => promptGroupAt(source, config, n));
+      return groups.filter((g) => g.meta.bucket === "tail").length / groups.length;
+    };
+    const uniform = tailShareOf("uniform");
+    const balanced = tailShareOf("balanced");
+    expect(uniform).toBeLessThan(0.3);
+    expect(balanced).toBeGreaterThan(uniform + 0.1);
+  });
+
+  it("checks: report hands rejected prompts out and lists them; enforce never hands them out", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "factrl-checks-"));
+    const report = { ...configWith({ checks: "report" }), output: { dir } };
+    const env = await makeEnvironment(report.env);
+    const values = await Effect.runPromise(checkTrainingPool(report, env));
+    const listed = readFileSync(join(dir, "strategy", "rejected-prompts.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(values["curation.rejected.ambiguous"]).toBe(listed.length);
+    expect(values["curation.pool"]).toBe(env.train.length);
+    expect(listed[0]).toMatchObject({ reason: "ambiguous", suite: expect.any(String), text: expect.any(String) });
+    const rejected = new Set(listed.map((l) => l.id));
+    const handedOut = (config: ExperimentConfig) =>
+      Array.from({ length: 400 }, (_, n) => promptGroupAt(env, config, n).promptId);
+    expect(handedOut(report).some((id) => rejected.has(id))).toBe(true);
+    const enforce = { ...report, curation: { ...report.curation, checks: "enforce" as const } };
+    expect(handedOut(enforce).some((id) => rejected.has(id))).toBe(false);
+    expect(await Effect.runPromise(checkTrainingPool(enforce, env))).toMatchObject({
+      "curation.pool": env.train.length - listed.length,
+    });
   });
 });
 

@@ -25,24 +25,45 @@ import {
 } from "../messaging/index.ts";
 import { CURATOR_CURSOR_KEY, LEARNER_PROGRESS_KEY, type LearnerProgress } from "../messaging/pipeline-state.ts";
 import { experimentEnvironment, hash32 } from "./environment.ts";
+import {
+  balancedPrompts,
+  memoByEnvironment,
+  type PromptChooser,
+  type PromptSource,
+  type PromptStrategy,
+  publishPoolChecks,
+  trainingPool,
+} from "./prompt-choice.ts";
 import type { RoleDefinition } from "./runtime.ts";
 
 /** How often dead letters are read when no learner progress arrives (they do not announce themselves). */
 const RECOUNT_EVERY = Duration.seconds(2);
 
-/**
- * How a strategy picks the prompt of group `sequence`: a pure function of the seed, so a restarted
- * curator republishes the same group.
- */
-type PromptStrategy = (prompts: readonly EnvPrompt[], seed: number, sequence: number) => EnvPrompt;
-
 /** Uniform sampling: the prompt of group `sequence` depends only on the seed (deterministic across restarts). */
-export const uniformPrompt: PromptStrategy = (prompts, seed, sequence) =>
+export const uniformPrompt = (prompts: readonly EnvPrompt[], seed: number, sequence: number): EnvPrompt =>
   prompts[hash32(`${seed}:${sequence}`) % prompts.length]!;
 
 /** The strategies `curation.strategy` names: one entry here per literal its schema allows. */
 export const PROMPT_STRATEGIES: Readonly<Record<ExperimentConfig["curation"]["strategy"], PromptStrategy>> = {
-  uniform: uniformPrompt,
+  uniform:
+    (pool, _env, { seed }) =>
+    (sequence) =>
+      uniformPrompt(pool, seed, sequence),
+  balanced: balancedPrompts,
+};
+
+const choosers = new WeakMap<PromptSource, Map<string, PromptChooser>>();
+
+/**
+ * The prompt of each group of `config` over `env`, from the checked training pool. Made once per
+ * environment and settings: a balanced stream remembers what it handed out, and a new one replays.
+ */
+export const promptChooser = (env: PromptSource, config: ExperimentConfig): PromptChooser => {
+  const { curation, seed } = config;
+  const key = `${curation.strategy}:${seed}:${curation.tailShare}:${curation.checks}:${curation.minFacts}`;
+  return memoByEnvironment(choosers, env, key, () =>
+    PROMPT_STRATEGIES[curation.strategy](trainingPool(env, curation), env, { seed, curation }),
+  );
 };
 
 /** The sequence number of group id `g<sequence>`, or undefined for any other id. */
@@ -68,10 +89,10 @@ export const settledGroups = (progress: LearnerProgress | undefined, deadLettere
 
 /**
  * The prompt group of sequence number `sequence`: id `g<sequence>`, its prompt picked by
- * `curation.strategy`, a pure function of the seed.
+ * `curation.strategy` from the checked training pool, a pure function of the seed and the sequence.
  */
-export const promptGroupAt = (train: readonly EnvPrompt[], config: ExperimentConfig, sequence: number): PromptGroup => {
-  const prompt = PROMPT_STRATEGIES[config.curation.strategy](train, config.seed, sequence);
+export const promptGroupAt = (env: PromptSource, config: ExperimentConfig, sequence: number): PromptGroup => {
+  const prompt = promptChooser(env, config)(sequence);
   return {
     groupId: `g${sequence}`,
     promptId: prompt.id,
@@ -93,7 +114,8 @@ export const curatorRole: RoleDefinition = {
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;
-      const { train } = yield* experimentEnvironment(config);
+      const env = yield* experimentEnvironment(config);
+      yield* publishPoolChecks(actor.id, config, env);
       const progressUpdates = yield* watchState(LEARNER_PROGRESS_KEY);
       let published = (yield* getState(CURATOR_CURSOR_KEY))?.value.published ?? 0;
       let progress = (yield* getState(LEARNER_PROGRESS_KEY))?.value;
@@ -120,7 +142,7 @@ export const curatorRole: RoleDefinition = {
           const credits = config.curation.maxGroupsInFlight - inFlight;
           if (credits > 0) {
             // All the credits' groups at once, acks awaited together; a restart republishes from the cursor (no-ops).
-            const groups = Array.from({ length: credits }, (_, i) => promptGroupAt(train, config, published + i));
+            const groups = Array.from({ length: credits }, (_, i) => promptGroupAt(env, config, published + i));
             yield* actor.inHand(
               publishWorkAll(
                 "prompts",

@@ -16,6 +16,7 @@ export {
 } from "./launcher.ts";
 export { followPolicy, type PolicyFollower, type PolicyInUse } from "./policy-sync.ts";
 export { publishedTextFormat, publishPolicyTokenizer, TokenizerMismatch } from "./policy-tokenizer.ts";
+export { checkTrainingPool } from "./prompt-choice.ts";
 export { createExperimentRewards, makeScoring, rewardRole } from "./reward.ts";
 export { ACTOR_ROLES, makeRoleRegistry, type RoleLoader, type RoleRegistry } from "./roles.ts";
 export { rolloutRole } from "./rollout.ts";

@@ -70,7 +70,7 @@ function learnerBatch(backbone: string, answerLength: number): GrpoBatch {
   const prompts: Int32Array[] = [];
   const answers: Int32Array[] = [];
   for (let g = 0; g < GROUPS; g++) {
-    const group = promptGroupAt(env.train, config, g);
+    const group = promptGroupAt(env, config, g);
     const prompt = env.train.find((p) => p.id === group.promptId) as Prompt;
     const promptTokens = format.promptTokens(group.prompt);
     const reference = format.answerTokens(renderReference(world, prompt));

@@ -15,7 +15,7 @@ import {
   type PathField,
   pathFieldProblem,
 } from "../configs/index.ts";
-import { makeEnvironment, selectSuites } from "../envs/index.ts";
+import { checkPrompts, type Environment, makeEnvironment, selectSuites } from "../envs/index.ts";
 
 /** Why a reward module file does not load, or undefined; the rewards code loads only when there is one. */
 const moduleFileProblem = (module: PathField) =>
@@ -32,6 +32,26 @@ const moduleFileProblem = (module: PathField) =>
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /**
+ * What `curation` needs of the environment: a knowledge base to balance over (`balanced`) or to check
+ * prompts against (`checks: enforce`), and, enforced, a training prompt that passes.
+ */
+export function curationProblem(env: Environment, curation: ExperimentConfig["curation"]): string | undefined {
+  if (!env.knowledge) {
+    if (curation.strategy === "balanced")
+      return `curation.strategy: balanced balances over the environment's knowledge base (entity names, attribute values); env.kind ${env.kind} has none`;
+    if (curation.checks === "enforce")
+      return `curation.checks: enforce checks prompts against the environment's knowledge base; env.kind ${env.kind} has none`;
+    return undefined;
+  }
+  if (curation.checks === "enforce") {
+    const { passed, counts } = checkPrompts(env.knowledge, env.train, { minFacts: curation.minFacts });
+    if (passed.length === 0)
+      return `curation.checks: enforce rejects every one of the ${env.train.length} training prompts (${JSON.stringify(counts)}); lower curation.minFacts or use report`;
+  }
+  return undefined;
+}
+
+/**
  * Why the environment does not build (its file will not parse, its module will not load), or does
  * not have a suite `evaluation.suites` names; undefined when it is fine.
  */
@@ -41,10 +61,10 @@ const environmentProblem = (config: ExperimentConfig) =>
       (env) => {
         try {
           selectSuites(env, config.evaluation.suites);
-          return undefined;
         } catch (error) {
           return `evaluation.suites: ${messageOf(error)}`;
         }
+        return curationProblem(env, config.curation);
       },
       (error: unknown) => `env: ${messageOf(error)}`,
     ),

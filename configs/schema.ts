@@ -462,10 +462,32 @@ export type RewardsSection = typeof RewardsSection.Type;
 
 export const CurationSection = Schema.Struct({
   strategy: setting(
-    Schema.Literal("uniform"),
+    Schema.Literal("uniform", "balanced"),
     "uniform",
-    "How the curator picks each prompt group's prompt: `uniform`, every training prompt equally likely " +
-      "(a pure function of the seed and the group's sequence number).",
+    "How the curator picks each prompt group's prompt (docs/curation.md): `uniform`, every training prompt " +
+      "equally likely; `balanced`, MetaCLIP balancing over the knowledge base's entity names and attribute " +
+      "values, counted over the prompts handed out so far (entries past the threshold t are handed out less). " +
+      "Either way a pure function of the seed and the group's sequence number.",
+  ),
+  tailShare: setting(
+    Share,
+    0.3,
+    "`balanced` only: t is the count below which metadata entries hold this share of all matches among the " +
+      "prompts handed out (MetaCLIP's tail); a prompt whose entries are all above t is handed out with " +
+      "probability 1 − Π(1 − t / count). Smaller cuts the head harder; 1 turns balancing off.",
+  ),
+  checks: setting(
+    Schema.Literal("off", "report", "enforce"),
+    "report",
+    "FACTORY-style prompt checks (fact-seeking, answerable with curation.minFacts facts, unambiguous) on every " +
+      "training prompt, against the knowledge base: `report` counts rejections by reason (curator metrics) and " +
+      "lists them in runs/<experiment>/rejected-prompts.jsonl; `enforce` also never hands them out; `off` skips " +
+      "the checks. An environment without a knowledge base is not checked.",
+  ),
+  minFacts: setting(
+    PositiveInt,
+    2,
+    "A prompt is answerable when its entity has at least this many facts of the asked kinds.",
   ),
   maxGroupsInFlight: setting(
     PositiveInt,

@@ -2,6 +2,32 @@
  * envs/: what other parts may use — the environment interface and its registry, FactWorld (world,
  * corpus, tokenizers, prompts, answers, judge), external prompt loaders, module-file loading.
  */
+
+export {
+  type BalancedPool,
+  BalancedStream,
+  type BalanceOptions,
+  balancePool,
+  balanceProbabilities,
+  balanceThreshold,
+  CHECK_REASONS,
+  type CheckedPrompt,
+  type CheckOptions,
+  type CheckReason,
+  CurationArgumentError,
+  checkPrompt,
+  checkPrompts,
+  citSelect,
+  entryCounts,
+  keepProbability,
+  matchPool,
+  type PromptCheck,
+  type PromptCheckReport,
+  substringMatches,
+  tailShare,
+  thresholdForTailShare,
+  worldMetadata,
+} from "./curation/index.ts";
 export {
   allPrompts,
   checkEnvironment,
@@ -14,7 +40,6 @@ export {
   pictureProblem,
   selectSuites,
 } from "./environment.ts";
-
 export {
   type ExternalFormat,
   type ExternalPrompt,

@@ -16,6 +16,7 @@ import { appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Data, Effect } from "effect";
 import {
+  checkTrainingPool,
   createExperimentRewards,
   describeEvaluation,
   evaluationModules,
@@ -120,6 +121,8 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
     const record = (role: string, step: number, values: Record<string, number>) =>
       appendFileSync(metricsFile, `${JSON.stringify({ role, step, values })}\n`);
 
+    // The pool's prompt checks: counted as the curator's metrics, listed in rejected-prompts.jsonl.
+    record("curator", 0, yield* checkTrainingPool(config, env));
     const ledger = makeLedger(config, start.state);
     let cursor = start.state.curatorCursor ?? 0;
     say(`serial run ${start.resumed ? "resumed" : "starts"} at step ${ledger.progress.step} (${config.experiment})`);
@@ -141,7 +144,7 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
           const inBatch = new Set<string>();
           while (batch.length < want) {
             const count = Math.min(want - batch.length, config.rollout.batch);
-            const groups = Array.from({ length: count }, (_, i) => promptGroupAt(env.train, config, cursor + i));
+            const groups = Array.from({ length: count }, (_, i) => promptGroupAt(env, config, cursor + i));
             cursor += count;
             const rolled = yield* work.rollOut(groups, policy, ledger.progress.policyVersion, "serial");
             const m = rolled.metrics;

@@ -1,4 +1,8 @@
-/** envs/curation: data curation as pure functions — MetaCLIP balancing and CiT selection. */
+/**
+ * envs/curation: data curation as pure functions — MetaCLIP balancing (matching, probabilities,
+ * thresholds; a fixed pool or an online stream), CiT selection, FACTORY-style prompt checks and the
+ * model-in-the-loop hard split, over FactWorld's metadata.
+ */
 export {
   balanceProbabilities,
   CurationArgumentError,
@@ -8,3 +12,23 @@ export {
   tailShare,
   thresholdForTailShare,
 } from "./balance.ts";
+export {
+  CHECK_REASONS,
+  type CheckedPrompt,
+  type CheckOptions,
+  type CheckReason,
+  checkPrompt,
+  checkPrompts,
+  type PromptCheck,
+  type PromptCheckReport,
+} from "./checks.ts";
+export { worldMetadata } from "./metadata.ts";
+export {
+  type BalancedPool,
+  BalancedStream,
+  type BalanceOptions,
+  balancePool,
+  balanceThreshold,
+  entryCounts,
+  matchPool,
+} from "./pool.ts";
