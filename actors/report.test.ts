@@ -3,7 +3,14 @@ import { NO_LEARNER_PROGRESS } from "../messaging/pipeline-state.ts";
 import type { FactualityMetrics } from "../rewards/index.ts";
 import type { EvaluationResult } from "./evaluation.ts";
 import { learnerProgressText } from "./launcher.ts";
-import { comparisonRows, renderOutcome, renderReport, renderStudyTable, verdict } from "./report.ts";
+import {
+  comparisonRows,
+  renderBucketTable,
+  renderOutcome,
+  renderReport,
+  renderStudyTable,
+  verdict,
+} from "./report.ts";
 
 const metrics = (m: Partial<FactualityMetrics>): FactualityMetrics => ({
   answers: 10,
@@ -105,6 +112,51 @@ describe("report", () => {
     expect(table[2]).toBe("| initial (SFT) | 40.0% | 3.00 | 50.0% | 5.0% | 35.0 | 0.500 |");
     expect(table[3]).toMatch(/^\| RL: precision \| 25\.0% \| 3\.05 \| 55\.0% \|/);
     expect(table[4]).toMatch(/^\| RL: full \| 40\.0% .* 0\.700 \|$/);
+  });
+});
+
+describe("the study's popularity table", () => {
+  /** Answers with these precisions (supported of 4 claims) in one bucket. */
+  const answers = (bucket: string, supported: readonly number[]) =>
+    supported.map((s, i) => ({
+      malformed: false,
+      claims: 4,
+      supported: s,
+      length: 10,
+      promptId: `${bucket}:${i}`,
+      suite: "bio",
+      bucket,
+      answer: "",
+      reward: 0,
+    }));
+  const withAnswers = (base: EvaluationResult, list: EvaluationResult["answers"]): EvaluationResult => ({
+    ...base,
+    answers: list,
+  });
+
+  it("shows hallucination per bucket ± its standard error, then each run's changes and whether the tail fell as much", () => {
+    // head: precisions 1, 1, .5, .5 → 25 % ± 14.4 (sd .289 / √4); tail: 0, .5 → 75 % ± 25
+    const initial = withAnswers(before, [...answers("tail", [0, 2]), ...answers("head", [4, 4, 2, 2])]);
+    const headOnly = withAnswers(after, [...answers("tail", [0, 2]), ...answers("head", [4, 4, 4, 4])]);
+    const tailToo = withAnswers(after, [...answers("tail", [4, 2]), ...answers("head", [4, 4, 4, 2])]);
+    const table = renderBucketTable([
+      { name: "uniform", before: initial, after: headOnly },
+      { name: "balanced", before: initial, after: tailToo },
+    ]).split("\n");
+    expect(table).toEqual([
+      "| policy | hallucination head | hallucination tail |",
+      "|---|---:|---:|",
+      "| initial (SFT) | 25.0% ± 14.4 (4) | 75.0% ± 25.0 (2) |",
+      "| RL: uniform | 0.0% ± 0.0 (4) | 75.0% ± 25.0 (2) |",
+      "| RL: balanced | 12.5% ± 12.5 (4) | 25.0% ± 25.0 (2) |",
+      "",
+      "- RL: uniform: head −25.0 pp, tail ±0.0 pp; the tail's hallucination fell less than the head's; overall goals met.",
+      "- RL: balanced: head −12.5 pp, tail −50.0 pp; the tail's hallucination fell at least as much as the head's; overall goals met.",
+    ]);
+  });
+
+  it("is empty when no answer has a bucket", () => {
+    expect(renderBucketTable([{ name: "x", before, after }])).toBe("");
   });
 });
 

@@ -173,6 +173,71 @@ export function renderStudyTable(runs: readonly StudyRun[]): string {
   ].join("\n");
 }
 
+const BUCKET_ORDER = ["head", "torso", "tail"];
+
+/** Hallucination of one bucket's answers with its standard error (over answers that make claims) and their count. */
+function bucketHallucination(result: EvaluationResult, bucket: string) {
+  const precisions = result.answers
+    .filter((a) => a.bucket === bucket && !a.malformed && a.claims > 0)
+    .map((a) => a.supported / a.claims);
+  const n = precisions.length;
+  if (n === 0) return undefined;
+  const mean = precisions.reduce((a, b) => a + b, 0) / n;
+  const variance = n > 1 ? precisions.reduce((a, p) => a + (p - mean) ** 2, 0) / (n - 1) : 0;
+  return { rate: 1 - mean, se: Math.sqrt(variance / n), n };
+}
+
+/**
+ * The study's popularity table: hallucination per bucket (FactWorld: head, torso, tail) of the
+ * initial policy and of each run's final policy, ± one standard error over the answers that make
+ * claims (n of them), then per run the change per bucket, whether the tail's fell at least as much as
+ * the head's, and whether the quick start's overall goals hold. Empty when no answer has a bucket.
+ */
+export function renderBucketTable(runs: readonly StudyRun[]): string {
+  const first = runs[0];
+  if (!first) return "";
+  const seen = new Set(first.before.answers.flatMap((a) => (a.bucket === undefined ? [] : [a.bucket])));
+  const buckets = [...BUCKET_ORDER.filter((b) => seen.has(b)), ...[...seen].filter((b) => !BUCKET_ORDER.includes(b))];
+  if (buckets.length === 0) return "";
+  const cellOf = (result: EvaluationResult, bucket: string) => {
+    const h = bucketHallucination(result, bucket);
+    return h ? `${(100 * h.rate).toFixed(1)}% ± ${(100 * h.se).toFixed(1)} (${h.n})` : "–";
+  };
+  const row = (name: string, result: EvaluationResult) =>
+    `| ${name} | ${buckets.map((b) => cellOf(result, b)).join(" | ")} |`;
+  const points = (v: number) => {
+    const shown = Number(v.toFixed(1));
+    return `${shown < 0 ? "−" : shown > 0 ? "+" : "±"}${Math.abs(shown).toFixed(1)} pp`;
+  };
+  const readings = runs.map((run) => {
+    const change = (bucket: string) => {
+      const before = bucketHallucination(run.before, bucket);
+      const after = bucketHallucination(run.after, bucket);
+      return before && after ? 100 * (after.rate - before.rate) : undefined;
+    };
+    const changes = buckets.map((b) => {
+      const c = change(b);
+      return `${b} ${c === undefined ? "–" : points(c)}`;
+    });
+    const head = change("head");
+    const tail = change("tail");
+    const tailVsHead =
+      head === undefined || tail === undefined
+        ? ""
+        : `; the tail's hallucination fell ${tail <= head ? "at least as much as" : "less than"} the head's`;
+    const goals = verdict(comparisonRows(run.before, run.after)).meetsGoals ? "met" : "not met";
+    return `- RL: ${run.name}: ${changes.join(", ")}${tailVsHead}; overall goals ${goals}.`;
+  });
+  return [
+    `| policy | ${buckets.map((b) => `hallucination ${b}`).join(" | ")} |`,
+    `|---|${buckets.map(() => "---:").join("|")}|`,
+    row("initial (SFT)", first.before),
+    ...runs.map((run) => row(`RL: ${run.name}`, run.after)),
+    "",
+    ...readings,
+  ].join("\n");
+}
+
 export interface RunOutcome {
   readonly experiment: string;
   readonly outcome: "completed" | "failed" | "stopped";

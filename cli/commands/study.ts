@@ -1,18 +1,21 @@
 /**
  * `factrl study CONFIG…`: runs several experiments one after another with the same overrides (seed,
  * budget) and writes one table comparing their final policies — the reward-hacking study
- * (configs/ablations/: precision only, precision + detail, the full reward).
+ * (configs/ablations/: precision only, precision + detail, the full reward) — and, when the
+ * environment has popularity buckets, their hallucination per bucket (the curation study,
+ * configs/curation/: uniform vs balanced prompts). `--serial` runs each with the serial runner.
  */
 import { readdirSync, readFileSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Command } from "commander";
 import { Console, Deferred, Effect } from "effect";
 import type { EvaluationResult } from "../../actors/index.ts";
 // The modules themselves, not actors/index.ts: the index also exports the roles (tfjs and all).
 import { launch } from "../../actors/launcher.ts";
-import { renderStudyTable, type StudyRun } from "../../actors/report.ts";
-import { type ExperimentConfig, loadConfig, runReaders } from "../../configs/index.ts";
+import { renderBucketTable, renderStudyTable, type StudyRun } from "../../actors/report.ts";
+import { ConfigError, type ExperimentConfig, loadConfig, runReaders } from "../../configs/index.ts";
+import { runSerial } from "../../pipeline/index.ts";
 import { checkBeforeStart } from "../preflight.ts";
 import { roles } from "../roles.ts";
 import { runMain } from "../run-main.ts";
@@ -40,7 +43,9 @@ export function registerStudy(program: Command): void {
       collect,
     )
     .option("--out <file>", "where the table goes (default: <output.dir>/study.md)")
-    .action((files: string[], options: { set?: string[]; out?: string }) => {
+    .option("--serial", "run each experiment with the serial runner (one process, no NATS): repeatable")
+    .option("--fresh", "delete each experiment's runs/<experiment>/ before it runs, instead of resuming it")
+    .action((files: string[], options: { set?: string[]; out?: string; serial?: boolean; fresh?: boolean }) => {
       const stop = Effect.runSync(Deferred.make<string>());
       const program = Effect.gen(function* () {
         const configs: ExperimentConfig[] = [];
@@ -49,15 +54,36 @@ export function registerStudy(program: Command): void {
           const config = yield* loadConfig(file, { set: options.set ?? [] });
           configs.push(yield* checkBeforeStart(config, runReaders(config), file));
         }
+        if (options.fresh && configs.some((config) => config.nats.url !== undefined))
+          return yield* new ConfigError({
+            source: "--fresh",
+            problems: ["--fresh: an experiment's state lives on the external NATS server; use new experiment ids"],
+          });
+        let stopAsked = false;
+        yield* Effect.forkDaemon(Deferred.await(stop).pipe(Effect.tap(() => Effect.sync(() => (stopAsked = true)))));
         const runs: StudyRun[] = [];
         for (const [i, config] of configs.entries()) {
           yield* Console.error(`study: ${i + 1}/${configs.length} ${config.experiment}`);
-          yield* launch({ config, roles, entryPoint: ENTRY_POINT, progress: "plain", stop });
+          if (options.fresh)
+            yield* Effect.promise(() =>
+              rm(join(config.output.dir, config.experiment), { recursive: true, force: true }),
+            );
+          if (options.serial) {
+            const result = yield* Effect.scoped(
+              runSerial(config, {
+                stopRequested: () => stopAsked,
+                onLine: (line) => process.stderr.write(`${line}\n`),
+              }),
+            );
+            if (!result.completed) return yield* Console.error(`study stopped during ${config.experiment}`);
+          } else yield* launch({ config, roles, entryPoint: ENTRY_POINT, progress: "plain", stop });
           runs.push({ name: config.experiment, ...evaluations(config) });
         }
         const out = options.out ?? join(configs[0]!.output.dir, "study.md");
-        const table = renderStudyTable(runs);
-        const header = `# Reward study: ${files.map((f) => basename(f)).join(", ")}\n\nOverrides: ${(options.set ?? []).join(" ") || "none"}\n\n`;
+        const buckets = renderBucketTable(runs);
+        const table = `${renderStudyTable(runs)}${buckets ? `\n\nHallucination by popularity bucket:\n\n${buckets}` : ""}`;
+        const flags = [...(options.serial ? ["--serial"] : []), ...(options.set ?? []).map((s) => `--set ${s}`)];
+        const header = `# Study: ${files.map((f) => basename(f)).join(", ")}\n\nOptions: ${flags.join(" ") || "none"}\n\n`;
         yield* Effect.promise(() => writeFile(out, `${header}${table}\n`));
         yield* Console.log(`${table}\n\n(${out})`);
       });
