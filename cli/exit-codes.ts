@@ -8,7 +8,7 @@ export const ExitCode = {
   ok: 0,
   /**
    * The experiment or actor failed (an actor gave up, a process kept crashing, the learner stopped
-   * before its step budget).
+   * before its step budget); `prompts check`: some prompt failed the checks.
    */
   failed: 1,
   /** Bad command line or invalid config: nothing was started. */
@@ -34,6 +34,7 @@ const CODE_BY_TAG: Record<string, number> = {
   ScaleRefused: ExitCode.noLauncher,
   ActorGaveUp: ExitCode.failed,
   ExperimentFailed: ExitCode.failed,
+  PromptsRejected: ExitCode.failed,
   JoinedExperimentFailed: ExitCode.joinedExperimentFailed,
 };
 

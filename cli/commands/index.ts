@@ -14,5 +14,6 @@ export const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   status: () => import("./status.ts").then((module) => module.registerStatus),
   pretrain: () => import("./pretrain.ts").then((module) => module.registerPretrain),
   study: () => import("./study.ts").then((module) => module.registerStudy),
+  prompts: () => import("./prompts.ts").then((module) => module.registerPrompts),
   world: () => import("./world.ts").then((module) => module.registerWorld),
 };

@@ -22,6 +22,7 @@ export {
   type PromptCheck,
   type PromptCheckReport,
 } from "./checks.ts";
+export { hardSplit, type PromptPrecisions } from "./hard-split.ts";
 export { worldMetadata } from "./metadata.ts";
 export {
   type BalancedPool,
