@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { decodePretrainConfig, loadPretrainConfig } from "./pretrain-config.ts";
-import { factWorldSetup } from "./pretrain-factworld.ts";
+import { balancedCorpus, factWorldSetup } from "./pretrain-factworld.ts";
 
 describe("pretrain config", () => {
   it("fills every default from an empty file", () => {
@@ -33,6 +33,23 @@ describe("pretrain config", () => {
     expect(() => decodePretrainConfig({ world: { size: "tiny", people: 0, colour: "red" } }, "x")).toThrow(
       /world[\s\S]*people/,
     );
+  });
+
+  it("balances the corpus and the SFT candidates only when asked, with a share in [0, 1]", () => {
+    const plain = decodePretrainConfig({}, "x");
+    expect([plain.pretrain.balanceTailShare, plain.sft.balanceTailShare]).toEqual([undefined, undefined]);
+    const balanced = decodePretrainConfig({ pretrain: { balanceTailShare: 0.1 }, sft: { balanceTailShare: 0.3 } }, "x");
+    expect([balanced.pretrain.balanceTailShare, balanced.sft.balanceTailShare]).toEqual([0.1, 0.3]);
+    expect(() => decodePretrainConfig({ pretrain: { balanceTailShare: 1.5 } }, "x")).toThrow(
+      /pretrain\.balanceTailShare[\s\S]*\[0, 1\]/,
+    );
+    const world = factWorldSetup("tiny").world;
+    const corpus = balancedCorpus(world, { seed: 1 });
+    const kept = balancedCorpus(world, { seed: 1, balanceTailShare: 0.05 });
+    expect(kept.length).toBeLessThan(corpus.length);
+    const headShare = (docs: readonly { entityId: number }[]) =>
+      docs.filter((d) => world.entities[d.entityId]!.rankFraction <= 0.1).length / docs.length;
+    expect(headShare(kept)).toBeLessThan(headShare(corpus));
   });
 
   it("reports every bad field with its path at once", () => {

@@ -10,6 +10,9 @@ import { CaptionTaskFields, formatProblems, resolveRawConfig, WorldFields } from
 
 const PositiveInt = Schema.Int.pipe(Schema.positive());
 const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative());
+const Share = Schema.Number.pipe(
+  Schema.filter((f) => f >= 0 && f <= 1, { message: () => "Expected a number in [0, 1]" }),
+);
 const PositiveNumber = Schema.Number.pipe(Schema.positive());
 
 const setting = <S extends Schema.Schema.AnyNoContext>(schema: S, value: Schema.Schema.Type<S>, description: string) =>
@@ -68,6 +71,12 @@ export const PretrainStage = Schema.Struct({
   clipNorm: setting(Schema.Number.pipe(Schema.nonNegative()), 1, "Gradient clipping by global norm (0: off)."),
   evalEvery: setting(NonNegativeInt, 100, "Held-out loss every this many steps (and at the end)."),
   checkpointEvery: setting(NonNegativeInt, 100, "Checkpoint every this many steps (and at the end)."),
+  balanceTailShare: Schema.optional(Share).annotations({
+    description:
+      "MetaCLIP-balance the corpus over the world's entity names and attribute values before training " +
+      "(docs/curation.md): t holds this share of all matches, a document is kept with 1 − Π(1 − t / count). " +
+      "Absent: the corpus as generated (head entities own about 70 % of it).",
+  }),
   nameEchoDocuments: setting(
     NonNegativeInt,
     0,
@@ -83,6 +92,11 @@ export const SftStage = Schema.Struct({
   examples: setting(PositiveInt, 1000, "Curated examples (prompts from the train splits, answers from the KB)."),
   maxLength: Schema.optional(PositiveInt).annotations({
     description: "Longest example kept, prompt + answer tokens (default model.maxSeqLen; BLT: bytes, bounds memory).",
+  }),
+  balanceTailShare: Schema.optional(Share).annotations({
+    description:
+      "MetaCLIP-balance the candidate examples (prompt and answer text) over the world's names and values " +
+      "before selecting (docs/curation.md); absent: every candidate that passes the checks.",
   }),
   steps: setting(NonNegativeInt, 300, "Optimiser steps (0 skips SFT)."),
   batch: setting(PositiveInt, 16, "Examples per step."),
@@ -167,6 +181,14 @@ export const PretrainConfig = PretrainConfigFields.pipe(
   Schema.filter(bltOnly(["model", "patching"], (c) => c.model.patching !== undefined, "has patches")),
   Schema.filter(
     bltOnly(["pretrain", "nameEchoDocuments"], (c) => c.pretrain.nameEchoDocuments > 0, "copies made-up names"),
+  ),
+  Schema.filter((c) =>
+    c.vision !== undefined && c.sft.balanceTailShare !== undefined
+      ? {
+          path: ["sft", "balanceTailShare"],
+          message: "The caption task's SFT examples are not balanced over metadata; leave it out with vision",
+        }
+      : undefined,
   ),
   Schema.filter((c) =>
     c.vision !== undefined && c.model.backbone === "blt"

@@ -11,6 +11,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
+  balancePool,
   type CorpusOptions,
   createTokenizer,
   generateCorpus,
@@ -19,6 +20,7 @@ import {
   type World,
   type WorldSpec,
   worldFromSpec,
+  worldMetadata,
 } from "../envs/index.ts";
 import {
   BltPolicy,
@@ -95,6 +97,8 @@ export interface PretrainSettings extends OptimizerSettings {
   readonly seed: number;
   /** BLT only (default `DEFAULT_ENTROPY_PATCHING`). */
   readonly entropy?: EntropyPatchingSettings;
+  /** MetaCLIP-balance the corpus (envs `balancePool` over the world's metadata) at this tail share; absent: as generated. */
+  readonly balanceTailShare?: number;
   /** BLT only: name-echo documents added to the training stream (envs `nameEchoDocuments`; default none). */
   readonly nameEchoDocuments?: number;
   /**
@@ -170,9 +174,7 @@ export async function pretrain(
   if (bytes && settings.vision) throw new Error("pretrain: a blt policy reads bytes, it has no image tokens");
   const checkpointDir = join(outDir, "pretrain");
   const resuming = existsSync(join(checkpointDir, "manifest.json"));
-  let documents = generateCorpus(world, settings.corpus).map((d) =>
-    bytes ? encodeBytes(d.text) : tokenizer.encode(d.text),
-  );
+  let documents = balancedCorpus(world, settings).map((d) => (bytes ? encodeBytes(d.text) : tokenizer.encode(d.text)));
   let image: ImageTokenizer | undefined;
   if (settings.vision) {
     // The codebook is learned once and saved with every checkpoint: a resumed run reads it back.
@@ -245,6 +247,18 @@ export async function pretrain(
     resumedFrom: startStep,
     ...(patching ? { patching } : {}),
   };
+}
+
+/** The corpus, MetaCLIP-balanced over the world's metadata when `balanceTailShare` is set (the same seed keeps the same documents). */
+export function balancedCorpus(world: World, settings: Pick<PretrainSettings, "corpus" | "balanceTailShare" | "seed">) {
+  const corpus = generateCorpus(world, settings.corpus);
+  if (settings.balanceTailShare === undefined) return corpus;
+  const { kept } = balancePool(
+    corpus.map((d) => d.text),
+    worldMetadata(world),
+    { seed: settings.seed, tailShare: settings.balanceTailShare },
+  );
+  return kept.map((i) => corpus[i]!);
 }
 
 /**

@@ -69,6 +69,7 @@ export async function makeBasePolicy(
       checkpointEvery: p.checkpointEvery,
       seed: config.seed,
       nameEchoDocuments: p.nameEchoDocuments,
+      ...(p.balanceTailShare !== undefined ? { balanceTailShare: p.balanceTailShare } : {}),
       entropy: {
         steps: p.entropy.steps,
         batchSize: p.entropy.batch,
@@ -104,6 +105,7 @@ export async function makeBasePolicy(
         totalSteps: s.steps,
         clipNorm: s.clipNorm,
         seed: config.seed,
+        ...(s.balanceTailShare !== undefined ? { balanceTailShare: s.balanceTailShare } : {}),
       },
       (progress) => onEvent({ stage: "sft", progress }),
       ...(vision ? [captionSftTask(world, vision)] : []),

@@ -36,6 +36,20 @@ describe("SFT curation", () => {
     for (const n of Object.values(report.bySuite)) expect(n).toBeLessThan(500);
   });
 
+  it("balances the candidates over the world's metadata first when asked (balanceTailShare), counting what it dropped", () => {
+    const { world, tokenizer } = factWorldSetup("tiny");
+    const all = curateSftExamples(world, tokenizer, { count: 1000, maxSeqLen: 256, seed: 1 });
+    const balanced = curateSftExamples(world, tokenizer, {
+      count: 1000,
+      maxSeqLen: 256,
+      seed: 1,
+      balanceTailShare: 0.05,
+    });
+    const dropped = balanced.report.rejected["balanced out (MetaCLIP)"] ?? 0;
+    expect(dropped).toBeGreaterThan(0);
+    expect(balanced.report.selected).toBe(all.report.selected - dropped);
+  });
+
   it("is deterministic from its seed and drops what does not fit", () => {
     const { world, tokenizer } = factWorldSetup("tiny");
     const a = curateSftExamples(world, tokenizer, { count: 30, maxSeqLen: 128, seed: 4 });

@@ -13,6 +13,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
   analyzeAnswer,
+  balancePool,
   ClaimVerifier,
   captionExamples,
   createTokenizer,
@@ -23,6 +24,7 @@ import {
   type Suite,
   type WordTokenizer,
   type World,
+  worldMetadata,
 } from "../envs/index.ts";
 import {
   checkpointWordTokenizer,
@@ -77,7 +79,12 @@ export interface CurationReport {
 export function curateSftExamples(
   world: World,
   tokenizer: WordTokenizer,
-  options: { readonly count: number; readonly maxSeqLen: number; readonly seed: number },
+  options: {
+    readonly count: number;
+    readonly maxSeqLen: number;
+    readonly seed: number;
+    readonly balanceTailShare?: number;
+  },
   /** The policy's text format (BLT: bytes); the world's words by default. */
   format: TextFormat = wordTextFormat(tokenizer),
 ): { examples: SftExample[]; report: CurationReport } {
@@ -118,7 +125,16 @@ export function curateSftExamples(
     const entityType = world.entities[prompt.focus.entityId]!.type;
     good.push({ prompt, entityType, answerText, promptTokens: promptIds, answerTokens: answerIds });
   }
-  const examples = balancedSelection(good, options.count, options.seed);
+  const pool =
+    options.balanceTailShare === undefined
+      ? good
+      : balancePool(
+          good.map((e) => `${e.prompt.text} ${e.answerText}`),
+          worldMetadata(world),
+          { seed: options.seed, tailShare: options.balanceTailShare },
+        ).kept.map((i) => good[i]!);
+  if (pool.length < good.length) rejected["balanced out (MetaCLIP)"] = good.length - pool.length;
+  const examples = balancedSelection(pool, options.count, options.seed);
   const tally = (key: (e: SftExample) => string) => countBy(examples, key);
   return {
     examples,
@@ -164,6 +180,8 @@ function shuffle<T>(items: readonly T[], random: () => number): T[] {
 export interface SftSettings extends OptimizerSettings {
   /** Curated examples wanted (LIMA: about 1,000). */
   readonly examples: number;
+  /** MetaCLIP-balance the candidates (prompt and answer text) over the world's metadata first; absent: all of them. */
+  readonly balanceTailShare?: number;
   /** Longest example kept (prompt + answer tokens); default the model's maxSeqLen. Activation memory grows with it. */
   readonly maxExampleLength?: number;
   /** Share of the curated examples held out for the eval loss. */
@@ -218,7 +236,12 @@ export interface SftTask {
   readonly tokenizer: WordTokenizer;
   examples(
     format: TextFormat,
-    options: { readonly count: number; readonly maxSeqLen: number; readonly seed: number },
+    options: {
+      readonly count: number;
+      readonly maxSeqLen: number;
+      readonly seed: number;
+      readonly balanceTailShare?: number;
+    },
   ): { examples: readonly Pick<SftExample, "promptTokens" | "answerTokens">[]; report: CurationReport };
 }
 
@@ -298,6 +321,7 @@ export async function finetune(
     count: settings.examples,
     maxSeqLen: Math.min(loaded.policy.config.maxSeqLen, settings.maxExampleLength ?? Number.POSITIVE_INFINITY),
     seed: settings.seed,
+    ...(settings.balanceTailShare === undefined ? {} : { balanceTailShare: settings.balanceTailShare }),
   });
   const heldOut = Math.max(1, Math.round(examples.length * settings.evalFraction));
   const evalSet = examples.slice(0, heldOut);
