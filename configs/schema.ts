@@ -214,6 +214,13 @@ export const FactWorldEnv = Schema.Struct({
     0.2,
     "Share of entities whose prompts are held out for evaluation (splits are disjoint by entity).",
   ),
+  popularPrompts: setting(
+    NonNegativeNumber,
+    0,
+    "Make the training prompts a prompt log: each repeated 1 + round(popularPrompts × its entity's popularity) " +
+      "times, as real prompt sets ask about popular entities more (2000: head entities own 55 % of the pool). " +
+      "0: one prompt per suite and entity. Evaluation prompts are never repeated (docs/curation.md).",
+  ),
 });
 
 /** The generated alt-text's noise (envs/vision/alt-text.ts); each rate is in [0, 1], absent ones keep their defaults. */

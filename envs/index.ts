@@ -86,6 +86,7 @@ export {
   type Prompt,
   type PromptFocus,
   type PromptOptions,
+  popularityLog,
   type Split,
   SUITES,
   type Suite,

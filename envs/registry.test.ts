@@ -130,3 +130,12 @@ export default (options: { n?: number }) => ({
     expect(() => checkEnvironment({ ...base, train: [] }, "env")).toThrow(/no training prompts/);
   });
 });
+
+describe("factworld's prompt log (env.popularPrompts)", () => {
+  it("is what env.popularPrompts makes of the training split; evaluation prompts are not repeated", async () => {
+    const plain = await makeEnvironment({ kind: "factworld", size: "tiny" });
+    const logged = await makeEnvironment({ kind: "factworld", size: "tiny", popularPrompts: 100 });
+    expect(logged.train.length).toBeGreaterThan(plain.train.length);
+    expect(logged.eval).toEqual(plain.eval);
+  });
+});

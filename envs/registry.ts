@@ -11,7 +11,7 @@
 import { basename, dirname } from "node:path";
 import { checkEnvironment, type Environment, EnvironmentError, type EnvPrompt } from "./environment.ts";
 import { loadPromptFile, PROMPT_FIELDS } from "./external.ts";
-import { generatePrompts, SUITES } from "./factworld/prompts.ts";
+import { generatePrompts, popularityLog, SUITES } from "./factworld/prompts.ts";
 import { createRng, hashString } from "./factworld/random.ts";
 import { worldVocabulary } from "./factworld/tokenizer.ts";
 import { type WorldSpec, worldFromSpec } from "./factworld/world.ts";
@@ -63,15 +63,24 @@ export function makeEnvironment(section: EnvSectionLike): Promise<Environment> {
 
 /** FactWorld: the world regenerated from its seeds, its six suites, the knowledge base for the built-in rewards. */
 export function factWorld(
-  section: Exclude<WorldSpec, string> & { readonly promptSeed: number; readonly evalFraction: number },
+  section: Exclude<WorldSpec, string> & {
+    readonly promptSeed: number;
+    readonly evalFraction: number;
+    readonly popularPrompts?: number;
+  },
 ): Environment {
   const world = worldFromSpec(section);
   const prompts = generatePrompts(world, { seed: section.promptSeed, evalFraction: section.evalFraction });
+  const train = popularityLog(
+    world,
+    prompts.filter((p) => p.split === "train"),
+    section.popularPrompts ?? 0,
+  );
   return {
     kind: "factworld",
     description: `FactWorld (${section.size ?? "default"}, seed ${world.options.seed}): ${world.entities.length} entities`,
     modalities: ["text"],
-    train: prompts.filter((p) => p.split === "train"),
+    train,
     eval: prompts.filter((p) => p.split === "eval"),
     suites: SUITES,
     vocabulary: worldVocabulary(world),

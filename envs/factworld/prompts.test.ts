@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { generatePrompts, isAnswerableAndUnambiguous, SUITES } from "./prompts.ts";
+import { generatePrompts, isAnswerableAndUnambiguous, popularityLog, SUITES } from "./prompts.ts";
 import { generateWorld, popularityBucket } from "./world.ts";
 
 describe("generatePrompts", () => {
@@ -47,5 +47,23 @@ describe("generatePrompts", () => {
   it("is deterministic and refuses a bad evalFraction", () => {
     expect(generatePrompts(world)).toEqual(prompts);
     expect(() => generatePrompts(world, { evalFraction: 1.5 })).toThrow(/evalFraction/);
+  });
+});
+
+describe("popularityLog (a prompt log: popular entities asked more)", () => {
+  const world = generateWorld({ size: "tiny" });
+  const prompts = generatePrompts(world).filter((p) => p.split === "train");
+
+  it("repeats each prompt 1 + round(scale · popularity) times; the first copy keeps its id", () => {
+    expect(popularityLog(world, prompts, 0)).toEqual(prompts);
+    const log = popularityLog(world, prompts, 100);
+    for (const p of prompts) {
+      const copies = log.filter((q) => q.id === p.id || q.id.startsWith(`${p.id}#`));
+      expect(copies).toHaveLength(1 + Math.round(100 * world.entities[p.focus.entityId]!.popularity));
+      expect(copies[0]).toBe(p);
+      expect(copies.every((q) => q.text === p.text)).toBe(true);
+    }
+    expect(new Set(log.map((p) => p.id)).size).toBe(log.length);
+    expect(() => popularityLog(world, prompts, -1)).toThrow(/scale/);
   });
 });

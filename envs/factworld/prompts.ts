@@ -139,3 +139,18 @@ export function generatePrompts(world: World, options: Partial<PromptOptions> = 
     }
   return prompts;
 }
+
+/**
+ * A prompt log made from prompts: each repeated 1 + round(scale · popularity of its entity) times, as
+ * real prompt sets ask about popular entities more (the pool MetaCLIP balancing is for). The first
+ * copy keeps its id, the others are `id#k`; scale 0 returns the prompts as they are.
+ */
+export function popularityLog(world: World, prompts: readonly Prompt[], scale: number): Prompt[] {
+  if (!(scale >= 0 && Number.isFinite(scale)))
+    throw new Error(`prompts: scale must be a finite number ≥ 0, got ${scale}`);
+  return prompts.flatMap((p) =>
+    Array.from({ length: 1 + Math.round(scale * world.entities[p.focus.entityId]!.popularity) }, (_, k) =>
+      k === 0 ? p : { ...p, id: `${p.id}#${k}` },
+    ),
+  );
+}
