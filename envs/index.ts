@@ -10,6 +10,7 @@ export {
   balancePool,
   balanceProbabilities,
   balanceThreshold,
+  bigramModel,
   CHECK_REASONS,
   type CheckedPrompt,
   type CheckOptions,
@@ -18,13 +19,21 @@ export {
   checkPrompt,
   checkPrompts,
   citSelect,
+  documentScore,
   entryCounts,
+  filterWeights,
   hardSplit,
   keepProbability,
+  LINE_FILTERS,
+  type LineFilter,
+  lineScores,
   matchPool,
   type PromptCheck,
   type PromptCheckReport,
   type PromptPrecisions,
+  perplexity,
+  pruneLowest,
+  type ReferenceModel,
   substringMatches,
   tailShare,
   thresholdForTailShare,
@@ -61,7 +70,15 @@ export {
   type Verdict,
   type VerifiedClaim,
 } from "./factworld/answers.ts";
-export { type CorpusDocument, type CorpusOptions, DEFAULT_CORPUS_OPTIONS, generateCorpus } from "./factworld/corpus.ts";
+export {
+  BOILERPLATE_LINES,
+  type CorpusDocument,
+  type CorpusOptions,
+  DEFAULT_CORPUS_OPTIONS,
+  generateCorpus,
+  LOW_QUALITY_KINDS,
+  type LowQualityKind,
+} from "./factworld/corpus.ts";
 export { claimSentence, type ParsedClaim, parseSentence } from "./factworld/grammar.ts";
 export {
   DEFAULT_JUDGE_MARGIN,

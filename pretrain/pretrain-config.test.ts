@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { decodePretrainConfig, loadPretrainConfig } from "./pretrain-config.ts";
-import { balancedCorpus, factWorldSetup } from "./pretrain-factworld.ts";
+import { curatedCorpus, factWorldSetup } from "./pretrain-factworld.ts";
 
 describe("pretrain config", () => {
   it("fills every default from an empty file", () => {
@@ -44,12 +44,27 @@ describe("pretrain config", () => {
       /pretrain\.balanceTailShare[\s\S]*\[0, 1\]/,
     );
     const world = factWorldSetup("tiny").world;
-    const corpus = balancedCorpus(world, { seed: 1 });
-    const kept = balancedCorpus(world, { seed: 1, balanceTailShare: 0.05 });
+    const corpus = curatedCorpus(world, { seed: 1 });
+    const kept = curatedCorpus(world, { seed: 1, balanceTailShare: 0.05 });
     expect(kept.length).toBeLessThan(corpus.length);
     const headShare = (docs: readonly { entityId: number }[]) =>
       docs.filter((d) => world.entities[d.entityId]!.rankFraction <= 0.1).length / docs.length;
     expect(headShare(kept)).toBeLessThan(headShare(corpus));
+  });
+
+  it("mixes low-quality lines into the corpus and prunes the lowest-quality share only when asked", () => {
+    const plain = decodePretrainConfig({}, "x");
+    expect([plain.pretrain.lowQualityRate, plain.pretrain.pruneShare]).toEqual([0, undefined]);
+    expect(() => decodePretrainConfig({ pretrain: { pruneShare: -0.2 } }, "x")).toThrow(/pretrain\.pruneShare/);
+    const world = factWorldSetup("tiny").world;
+    const settings = { seed: 1, corpus: { lowQualityRate: 0.15, documents: 500 } };
+    const all = curatedCorpus(world, settings);
+    const pruned = curatedCorpus(world, { ...settings, pruneShare: 0.2 });
+    expect(pruned).toHaveLength(400);
+    const flawed = (docs: readonly { noisy: boolean; lowQuality?: readonly unknown[] }[]) =>
+      docs.filter((d) => d.noisy || (d.lowQuality?.length ?? 0) > 0).length;
+    // the 100 pruned documents all had a garbled text or a low-quality line
+    expect(flawed(all) - flawed(pruned)).toBe(100);
   });
 
   it("reports every bad field with its path at once", () => {

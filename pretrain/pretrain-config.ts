@@ -71,6 +71,17 @@ export const PretrainStage = Schema.Struct({
   clipNorm: setting(Schema.Number.pipe(Schema.nonNegative()), 1, "Gradient clipping by global norm (0: off)."),
   evalEvery: setting(NonNegativeInt, 100, "Held-out loss every this many steps (and at the end)."),
   checkpointEvery: setting(NonNegativeInt, 100, "Checkpoint every this many steps (and at the end)."),
+  lowQualityRate: setting(
+    Share,
+    0,
+    "Per sentence of the corpus, the chance that a low-quality line follows it (boilerplate, a repeated line, a " +
+      "truncated sentence or a wrong fact, equally likely): something for pruneShare to find. 0: the corpus as always.",
+  ),
+  pruneShare: Schema.optional(Share).annotations({
+    description:
+      "Text-quality pruning (docs/curation.md): score every document (line filters weighted by a reference bigram " +
+      "model's perplexity) and drop this share, the lowest first, before pretraining. Absent: keep every document.",
+  }),
   balanceTailShare: Schema.optional(Share).annotations({
     description:
       "MetaCLIP-balance the corpus over the world's entity names and attribute values before training " +

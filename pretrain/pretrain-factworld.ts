@@ -12,10 +12,15 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   balancePool,
+  bigramModel,
+  type CorpusDocument,
   type CorpusOptions,
   createTokenizer,
+  documentScore,
+  filterWeights,
   generateCorpus,
   nameEchoDocuments,
+  pruneLowest,
   type WordTokenizer,
   type World,
   type WorldSpec,
@@ -99,6 +104,8 @@ export interface PretrainSettings extends OptimizerSettings {
   readonly entropy?: EntropyPatchingSettings;
   /** MetaCLIP-balance the corpus (envs `balancePool` over the world's metadata) at this tail share; absent: as generated. */
   readonly balanceTailShare?: number;
+  /** Text-quality pruning: drop this share of the documents, the lowest-scoring first (`curatedCorpus`); absent: none. */
+  readonly pruneShare?: number;
   /** BLT only: name-echo documents added to the training stream (envs `nameEchoDocuments`; default none). */
   readonly nameEchoDocuments?: number;
   /**
@@ -174,7 +181,7 @@ export async function pretrain(
   if (bytes && settings.vision) throw new Error("pretrain: a blt policy reads bytes, it has no image tokens");
   const checkpointDir = join(outDir, "pretrain");
   const resuming = existsSync(join(checkpointDir, "manifest.json"));
-  let documents = balancedCorpus(world, settings).map((d) => (bytes ? encodeBytes(d.text) : tokenizer.encode(d.text)));
+  let documents = curatedCorpus(world, settings).map((d) => (bytes ? encodeBytes(d.text) : tokenizer.encode(d.text)));
   let image: ImageTokenizer | undefined;
   if (settings.vision) {
     // The codebook is learned once and saved with every checkpoint: a resumed run reads it back.
@@ -249,9 +256,36 @@ export async function pretrain(
   };
 }
 
-/** The corpus, MetaCLIP-balanced over the world's metadata when `balanceTailShare` is set (the same seed keeps the same documents). */
-export function balancedCorpus(world: World, settings: Pick<PretrainSettings, "corpus" | "balanceTailShare" | "seed">) {
-  const corpus = generateCorpus(world, settings.corpus);
+/** Documents in a clean corpus of the same world (another seed, nothing garbled) the quality reference model learns from. */
+const REFERENCE_DOCUMENTS = 4000;
+
+/**
+ * The corpus as pretraining reads it: generated, then text-quality pruned (`pruneShare`: line filters
+ * weighted by a bigram model of a clean corpus of the same world, documents scored by the
+ * token-weighted mean of their lines, the lowest share dropped), then MetaCLIP-balanced
+ * (`balanceTailShare`). Each step a function of the seeds: the same settings keep the same documents.
+ */
+export function curatedCorpus(
+  world: World,
+  settings: Pick<PretrainSettings, "corpus" | "balanceTailShare" | "pruneShare" | "seed">,
+): CorpusDocument[] {
+  let corpus = generateCorpus(world, settings.corpus);
+  if (settings.pruneShare !== undefined) {
+    const reference = generateCorpus(world, {
+      seed: (settings.corpus?.seed ?? 1) + 7919,
+      documents: REFERENCE_DOCUMENTS,
+      noiseRate: 0,
+    });
+    const weights = filterWeights(
+      corpus.map((d) => d.lines),
+      bigramModel(reference.flatMap((d) => d.lines)),
+    );
+    const kept = pruneLowest(
+      corpus.map((d) => documentScore(d.lines, weights)),
+      settings.pruneShare,
+    );
+    corpus = kept.map((i) => corpus[i]!);
+  }
   if (settings.balanceTailShare === undefined) return corpus;
   const { kept } = balancePool(
     corpus.map((d) => d.text),

@@ -70,6 +70,8 @@ export async function makeBasePolicy(
       seed: config.seed,
       nameEchoDocuments: p.nameEchoDocuments,
       ...(p.balanceTailShare !== undefined ? { balanceTailShare: p.balanceTailShare } : {}),
+      ...(p.pruneShare !== undefined ? { pruneShare: p.pruneShare } : {}),
+      ...(p.lowQualityRate > 0 ? { corpus: { lowQualityRate: p.lowQualityRate } } : {}),
       entropy: {
         steps: p.entropy.steps,
         batchSize: p.entropy.batch,

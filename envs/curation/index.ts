@@ -1,7 +1,7 @@
 /**
  * envs/curation: data curation as pure functions — MetaCLIP balancing (matching, probabilities,
  * thresholds; a fixed pool or an online stream), CiT selection, FACTORY-style prompt checks and the
- * model-in-the-loop hard split, over FactWorld's metadata.
+ * model-in-the-loop hard split, over FactWorld's metadata; text-quality scoring and pruning.
  */
 export {
   balanceProbabilities,
@@ -33,3 +33,14 @@ export {
   entryCounts,
   matchPool,
 } from "./pool.ts";
+export {
+  bigramModel,
+  documentScore,
+  filterWeights,
+  LINE_FILTERS,
+  type LineFilter,
+  lineScores,
+  perplexity,
+  pruneLowest,
+  type ReferenceModel,
+} from "./quality.ts";

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { generateCorpus } from "./corpus.ts";
+import { ClaimVerifier, extractClaims } from "./answers.ts";
+import { BOILERPLATE_LINES, generateCorpus, LOW_QUALITY_KINDS } from "./corpus.ts";
+import { createTokenizer } from "./tokenizer.ts";
 import { generateWorld, popularityBucket } from "./world.ts";
 
 describe("generateCorpus", () => {
@@ -37,7 +39,38 @@ describe("generateCorpus", () => {
     expect(generateCorpus(world, { documents: 300, noiseRate: 0 }).some((d) => d.noisy)).toBe(false);
   });
 
+  it("adds low-quality lines only when asked, each kind, in the language's own words", () => {
+    const plain = generateCorpus(world, { documents: 400 });
+    expect(generateCorpus(world, { documents: 400, lowQualityRate: 0 })).toEqual(plain);
+    for (const d of plain) expect(d.lines.join(" ")).toBe(d.text);
+    const mixed = generateCorpus(world, { documents: 400, lowQualityRate: 0.2 });
+    // the same documents, entity by entity; garbled ones untouched
+    expect(mixed.map((d) => d.entityId)).toEqual(plain.map((d) => d.entityId));
+    expect(mixed.filter((d) => d.noisy)).toEqual(plain.filter((d) => d.noisy));
+    const added = mixed.flatMap((d) => (d.lowQuality ?? []).map((l) => ({ ...l, text: d.lines[l.line]!, doc: d })));
+    expect(new Set(added.map((a) => a.kind))).toEqual(new Set(LOW_QUALITY_KINDS));
+    for (const a of added) {
+      expect(a.doc.lines.join(" ")).toBe(a.doc.text);
+      if (a.kind === "boilerplate") expect(BOILERPLATE_LINES).toContain(a.text);
+      if (a.kind === "repeated") expect(a.doc.lines[a.line - 1]).toBe(a.text);
+      if (a.kind === "truncated") expect(a.text.endsWith(".")).toBe(false);
+    }
+    const tokenizer = createTokenizer(world);
+    const unk = tokenizer.specialTokens.unk;
+    expect(mixed.some((d) => tokenizer.encode(d.text).includes(unk))).toBe(false);
+    // a wrong fact is a well-formed sentence the knowledge base contradicts
+    const verifier = new ClaimVerifier(world);
+    const wrong = added.filter((a) => a.kind === "wrong-fact");
+    expect(wrong.length).toBeGreaterThan(0);
+    for (const a of wrong) {
+      const claims = verifier.verify(extractClaims(a.text, 0));
+      expect(claims.length).toBeGreaterThan(0);
+      expect(claims.every((c) => c.verdict !== "supported")).toBe(true);
+    }
+  });
+
   it("rejects bad options with a clear error", () => {
+    expect(() => generateCorpus(world, { lowQualityRate: -0.1 })).toThrow(/lowQualityRate/);
     expect(() => generateCorpus(world, { noiseRate: 2 })).toThrow(/noiseRate/);
     expect(() => generateCorpus(world, { minSentences: 3, maxSentences: 2 })).toThrow(/minSentences/);
   });

@@ -16,6 +16,12 @@ export interface CorpusOptions {
   readonly maxSentences: number;
   /** Share of documents that are garbled. */
   readonly noiseRate: number;
+  /**
+   * Per line (sentence) of an ungarbled document, the chance that a low-quality line follows it — web
+   * boilerplate, a repeated line, a truncated sentence or a wrong fact, equally likely — for a
+   * text-quality filter to find. 0 (the default) leaves the corpus exactly as without the option.
+   */
+  readonly lowQualityRate?: number;
 }
 
 export const DEFAULT_CORPUS_OPTIONS: CorpusOptions = { seed: 1, minSentences: 2, maxSentences: 5, noiseRate: 0.05 };
@@ -28,7 +34,24 @@ export interface CorpusDocument {
   readonly text: string;
   /** True when the document was garbled on purpose. */
   readonly noisy: boolean;
+  /** The document's lines (its sentences; a garbled document is one line): `text` is them joined by spaces. */
+  readonly lines: readonly string[];
+  /** The low-quality lines added (`lowQualityRate`), by index into `lines`. */
+  readonly lowQuality?: readonly { readonly line: number; readonly kind: LowQualityKind }[];
 }
+
+export const LOW_QUALITY_KINDS = ["boilerplate", "repeated", "truncated", "wrong-fact"] as const;
+export type LowQualityKind = (typeof LOW_QUALITY_KINDS)[number];
+
+/** Web-page furniture, written in the language's own words (so every word is in the vocabulary). */
+export const BOILERPLATE_LINES: readonly string[] = [
+  "Tell me about the works .",
+  "What do you know ?",
+  "Write a short paragraph .",
+  "Give an overview .",
+  "Explain who was .",
+  "Describe the place .",
+];
 
 /** Templates whose every relation the entity has a value for. */
 function applicableTemplates(entity: Entity): Template[] {
@@ -69,6 +92,9 @@ export function generateCorpus(world: World, options: Partial<CorpusOptions> = {
     throw new Error(`corpus: need 1 ≤ minSentences ≤ maxSentences, got ${opts.minSentences}..${opts.maxSentences}`);
   if (opts.noiseRate < 0 || opts.noiseRate > 1)
     throw new Error(`corpus: noiseRate must be in [0, 1], got ${opts.noiseRate}`);
+  const lowQualityRate = opts.lowQualityRate ?? 0;
+  if (!(lowQualityRate >= 0 && lowQualityRate <= 1))
+    throw new Error(`corpus: lowQualityRate must be in [0, 1], got ${lowQualityRate}`);
   const rng = createRng(opts.seed);
   const count = opts.documents ?? 50 * world.entities.length;
   const sample = weightedSampler(world.entities.map((e) => e.popularity));
@@ -86,7 +112,62 @@ export function generateCorpus(world: World, options: Partial<CorpusOptions> = {
       sentences.add(factSentence(rng, entity, templates));
     const noisy = rng.chance(opts.noiseRate);
     const words = [...sentences].join(" ").split(" ");
-    docs.push({ id, entityId: entity.id, text: (noisy ? garble(rng, words, fillers) : words).join(" "), noisy });
+    const text = (noisy ? garble(rng, words, fillers) : words).join(" ");
+    docs.push({ id, entityId: entity.id, text, noisy, lines: noisy ? [text] : [...sentences] });
   }
-  return docs;
+  // A pass of its own, with its own random stream: the corpus without it is the corpus as it always was.
+  return lowQualityRate > 0 ? addLowQualityLines(world, docs, templatesOf, lowQualityRate, opts.seed) : docs;
+}
+
+/** The first half of a sentence (at least two words), without its final punctuation. */
+const truncated = (sentence: string) => {
+  const words = sentence.split(" ");
+  return words.slice(0, Math.max(2, Math.floor(words.length / 2))).join(" ");
+};
+
+/** A sentence about `entity` stating a one-valued fact with another entity's value for it, or undefined. */
+function wrongFact(rng: Rng, world: World, entity: Entity, templates: readonly Template[]): string | undefined {
+  const single = templates.filter((t) => t.relations.length === 1 && !relationInfo(t.relations[0]!).many);
+  if (single.length === 0) return undefined;
+  const template = rng.pick(single);
+  const relation = template.relations[0]!;
+  const own = new Set(entity.facts.filter((f) => f.relation === relation).map((f) => f.object));
+  const others = world.entities.flatMap((e) =>
+    e.facts.filter((f) => f.relation === relation && !own.has(f.object)).map((f) => f.object),
+  );
+  return others.length === 0 ? undefined : renderTemplate(template, entity.name, { [relation]: rng.pick(others) });
+}
+
+function addLowQualityLines(
+  world: World,
+  docs: readonly CorpusDocument[],
+  templatesOf: readonly Template[][],
+  rate: number,
+  seed: number,
+): CorpusDocument[] {
+  const rng = createRng((seed * 2654435761) ^ 0x51ed27);
+  return docs.map((doc) => {
+    if (doc.noisy) return doc;
+    const entity = world.entities[doc.entityId] as Entity;
+    const templates = templatesOf[entity.id] as Template[];
+    const lines: string[] = [];
+    const lowQuality: { line: number; kind: LowQualityKind }[] = [];
+    for (const line of doc.lines) {
+      lines.push(line);
+      if (!rng.chance(rate)) continue;
+      const kind = rng.pick(LOW_QUALITY_KINDS);
+      const added =
+        kind === "boilerplate"
+          ? rng.pick(BOILERPLATE_LINES)
+          : kind === "repeated"
+            ? line
+            : kind === "truncated"
+              ? truncated(factSentence(rng, entity, templates))
+              : wrongFact(rng, world, entity, templates);
+      if (added === undefined) continue;
+      lowQuality.push({ line: lines.length, kind });
+      lines.push(added);
+    }
+    return lowQuality.length === 0 ? doc : { ...doc, text: lines.join(" "), lines, lowQuality };
+  });
 }
