@@ -26,6 +26,7 @@ export {
   keepProbability,
   LINE_FILTERS,
   type LineFilter,
+  limaSelect,
   lineScores,
   matchPool,
   type PromptCheck,
@@ -34,9 +35,11 @@ export {
   perplexity,
   pruneLowest,
   type ReferenceModel,
+  type SftCandidate,
   substringMatches,
   tailShare,
   thresholdForTailShare,
+  wordJaccard,
   worldMetadata,
 } from "./curation/index.ts";
 export {

@@ -109,6 +109,13 @@ export const SftStage = Schema.Struct({
       "MetaCLIP-balance the candidate examples (prompt and answer text) over the world's names and values " +
       "before selecting (docs/curation.md); absent: every candidate that passes the checks.",
   }),
+  selection: setting(
+    Schema.Literal("round-robin", "lima", "random"),
+    "round-robin",
+    "How the examples are chosen from the curated candidates (docs/curation.md): round-robin over suite and " +
+      "entity type; lima, LIMA's diversity (near-duplicate answers out, then what adds the most facts, entities " +
+      "and suite/relation pairs not yet covered); random, a seeded sample.",
+  ),
   steps: setting(NonNegativeInt, 300, "Optimiser steps (0 skips SFT)."),
   batch: setting(PositiveInt, 16, "Examples per step."),
   learningRate: setting(PositiveNumber, 5e-4, "Peak learning rate."),

@@ -108,6 +108,7 @@ export async function makeBasePolicy(
         clipNorm: s.clipNorm,
         seed: config.seed,
         ...(s.balanceTailShare !== undefined ? { balanceTailShare: s.balanceTailShare } : {}),
+        selection: s.selection,
       },
       (progress) => onEvent({ stage: "sft", progress }),
       ...(vision ? [captionSftTask(world, vision)] : []),

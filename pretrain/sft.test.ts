@@ -50,6 +50,23 @@ describe("SFT curation", () => {
     expect(balanced.report.selected).toBe(all.report.selected - dropped);
   });
 
+  it("selects LIMA-style when asked: no duplicate answers, more entities and facts than a random set of the same size", () => {
+    const { world, tokenizer } = factWorldSetup("default");
+    const coverage = (selection: "lima" | "random") => {
+      const { examples } = curateSftExamples(world, tokenizer, { count: 250, maxSeqLen: 256, seed: 1, selection });
+      return {
+        size: examples.length,
+        entities: new Set(examples.map((e) => e.prompt.focus.entityId)).size,
+        duplicates: examples.length - new Set(examples.map((e) => e.answerText)).size,
+      };
+    };
+    const lima = coverage("lima");
+    const random = coverage("random");
+    expect([lima.size, random.size]).toEqual([250, 250]);
+    expect(lima.duplicates).toBe(0);
+    expect(lima.entities).toBeGreaterThan(random.entities + 40);
+  });
+
   it("is deterministic from its seed and drops what does not fit", () => {
     const { world, tokenizer } = factWorldSetup("tiny");
     const a = curateSftExamples(world, tokenizer, { count: 30, maxSeqLen: 128, seed: 4 });

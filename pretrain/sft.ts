@@ -19,6 +19,7 @@ import {
   createTokenizer,
   type EntityType,
   generatePrompts,
+  limaSelect,
   type Prompt,
   renderReference,
   type Suite,
@@ -84,6 +85,7 @@ export function curateSftExamples(
     readonly maxSeqLen: number;
     readonly seed: number;
     readonly balanceTailShare?: number;
+    readonly selection?: SftSelection;
   },
   /** The policy's text format (BLT: bytes); the world's words by default. */
   format: TextFormat = wordTextFormat(tokenizer),
@@ -96,6 +98,7 @@ export function curateSftExamples(
   const { unk } = tokenizer.specialTokens;
   const candidates = generatePrompts(world).filter((p) => p.split === "train");
   const good: SftExample[] = [];
+  const factsOf = new Map<SftExample, string[]>();
   for (const prompt of candidates) {
     const answerText = renderReference(world, prompt);
     const analysis = analyzeAnswer(verifier, answerText);
@@ -123,7 +126,9 @@ export function curateSftExamples(
       continue;
     }
     const entityType = world.entities[prompt.focus.entityId]!.type;
-    good.push({ prompt, entityType, answerText, promptTokens: promptIds, answerTokens: answerIds });
+    const example = { prompt, entityType, answerText, promptTokens: promptIds, answerTokens: answerIds };
+    factsOf.set(example, [...new Set(analysis.claims.map((c) => `${c.relation}:${c.object}`))]);
+    good.push(example);
   }
   const pool =
     options.balanceTailShare === undefined
@@ -134,7 +139,7 @@ export function curateSftExamples(
           { seed: options.seed, tailShare: options.balanceTailShare },
         ).kept.map((i) => good[i]!);
   if (pool.length < good.length) rejected["balanced out (MetaCLIP)"] = good.length - pool.length;
-  const examples = balancedSelection(pool, options.count, options.seed);
+  const examples = SFT_SELECTIONS[options.selection ?? "round-robin"](pool, options.count, options.seed, factsOf);
   const tally = (key: (e: SftExample) => string) => countBy(examples, key);
   return {
     examples,
@@ -148,6 +153,40 @@ export function curateSftExamples(
     },
   };
 }
+
+/**
+ * How the SFT set is chosen from the curated candidates (`sft.selection`): `round-robin` over (suite,
+ * entity type); `lima`, LIMA's diversity (envs `limaSelect`: near-duplicates out, then what adds the
+ * most facts, entities and suite/relation pairs not yet covered); `random`, a seeded sample (the
+ * ablation's baseline).
+ */
+export type SftSelection = "round-robin" | "lima" | "random";
+
+const SFT_SELECTIONS: Readonly<
+  Record<
+    SftSelection,
+    (
+      pool: readonly SftExample[],
+      count: number,
+      seed: number,
+      factsOf: ReadonlyMap<SftExample, string[]>,
+    ) => SftExample[]
+  >
+> = {
+  "round-robin": (pool, count, seed) => balancedSelection(pool, count, seed),
+  lima: (pool, count, seed, factsOf) =>
+    limaSelect(
+      pool.map((e) => ({
+        entity: e.prompt.focus.entity,
+        suite: e.prompt.suite,
+        facts: factsOf.get(e) ?? [],
+        answer: e.answerText,
+      })),
+      count,
+      seed,
+    ).map((i) => pool[i]!),
+  random: (pool, count, seed) => seededSample(pool, count, seed),
+};
 
 /** Round-robin over (suite, entity type) groups, each group in seeded random order. */
 function balancedSelection(examples: readonly SftExample[], count: number, seed: number): SftExample[] {
@@ -182,6 +221,8 @@ export interface SftSettings extends OptimizerSettings {
   readonly examples: number;
   /** MetaCLIP-balance the candidates (prompt and answer text) over the world's metadata first; absent: all of them. */
   readonly balanceTailShare?: number;
+  /** How the set is chosen from the candidates (default round-robin over suite and entity type). */
+  readonly selection?: SftSelection;
   /** Longest example kept (prompt + answer tokens); default the model's maxSeqLen. Activation memory grows with it. */
   readonly maxExampleLength?: number;
   /** Share of the curated examples held out for the eval loss. */
@@ -241,6 +282,7 @@ export interface SftTask {
       readonly maxSeqLen: number;
       readonly seed: number;
       readonly balanceTailShare?: number;
+      readonly selection?: SftSelection;
     },
   ): { examples: readonly Pick<SftExample, "promptTokens" | "answerTokens">[]; report: CurationReport };
 }
@@ -322,6 +364,7 @@ export async function finetune(
     maxSeqLen: Math.min(loaded.policy.config.maxSeqLen, settings.maxExampleLength ?? Number.POSITIVE_INFINITY),
     seed: settings.seed,
     ...(settings.balanceTailShare === undefined ? {} : { balanceTailShare: settings.balanceTailShare }),
+    ...(settings.selection === undefined ? {} : { selection: settings.selection }),
   });
   const heldOut = Math.max(1, Math.round(examples.length * settings.evalFraction));
   const evalSet = examples.slice(0, heldOut);

@@ -23,6 +23,7 @@ export {
   type PromptCheckReport,
 } from "./checks.ts";
 export { hardSplit, type PromptPrecisions } from "./hard-split.ts";
+export { limaSelect, type SftCandidate, wordJaccard } from "./lima.ts";
 export { worldMetadata } from "./metadata.ts";
 export {
   type BalancedPool,
