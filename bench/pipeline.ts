@@ -193,10 +193,12 @@ async function serialRun(
   const recorded = readFileSync(result.metricsFile, "utf8")
     .split("\n")
     .filter(Boolean)
-    .map((line) => JSON.parse(line) as { role: string; values: Record<string, number> });
+    .map((line) => (JSON.parse(line) as { body: { values: Record<string, number> } }).body.values);
   const split: SyncSplit = {
-    batchMs: recorded.flatMap((m) => (m.values["rollout.batchMs"] === undefined ? [] : [m.values["rollout.batchMs"]])),
-    updateMs: recorded.flatMap((m) => (m.role === "learner" ? [m.values["learner.updateMs"]!] : [])),
+    batchMs: recorded.flatMap((values) => (values["rollout.batchMs"] === undefined ? [] : [values["rollout.batchMs"]])),
+    updateMs: recorded.flatMap((values) =>
+      values["learner.updateMs"] === undefined ? [] : [values["learner.updateMs"]],
+    ),
   };
   const windowSeconds = (stepEnds.at(-1)! - stepEnds[0]!) / 1000;
   return {

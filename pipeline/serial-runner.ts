@@ -68,7 +68,7 @@ export interface SerialRunResult {
   readonly completed: boolean;
   readonly step: number;
   readonly policyVersion: number;
-  /** `runs/<experiment>/metrics.jsonl`: one line per learner step and evaluation. */
+  /** `runs/<experiment>/metrics.jsonl`: one line per rollout batch, learner step and evaluation (the monitor's format). */
   readonly metricsFile: string;
   /** The report, when the final version was evaluated. */
   readonly report?: string;
@@ -117,8 +117,12 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
     const runDir = join(config.output.dir, config.experiment);
     mkdirSync(runDir, { recursive: true });
     const metricsFile = join(runDir, "metrics.jsonl");
+    // The monitor's line format (actors/monitor.ts), so one reader serves both runners.
     const record = (role: string, step: number, values: Record<string, number>) =>
-      appendFileSync(metricsFile, `${JSON.stringify({ role, step, values })}\n`);
+      appendFileSync(
+        metricsFile,
+        `${JSON.stringify({ time: Date.now(), type: "MetricsEvent", sender: role, body: { source: role, step, values, tags: { role } } })}\n`,
+      );
 
     const ledger = makeLedger(config, start.state);
     let cursor = start.state.curatorCursor ?? 0;

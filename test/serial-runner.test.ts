@@ -41,12 +41,11 @@ const metricsOf = (file: string) =>
     .split("\n")
     .filter(Boolean)
     .map((line) => {
-      const { role, step, values } = JSON.parse(line) as { role: string; step: number; values: Record<string, number> };
-      return {
-        role,
-        step,
-        values: Object.fromEntries(Object.entries(values).filter(([k]) => !/(Ms|seconds)$/.test(k))),
+      const { body } = JSON.parse(line) as {
+        body: { step: number; values: Record<string, number>; tags: { role: string } };
       };
+      const values = Object.fromEntries(Object.entries(body.values).filter(([k]) => !/(Ms|seconds)$/.test(k)));
+      return { role: body.tags.role, step: body.step, values };
     });
 
 const weightsOf = (dir: string, experiment: string) =>
