@@ -15,17 +15,16 @@
 import { Duration, Effect, Option, Queue } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
 import type { EnvPrompt } from "../envs/index.ts";
-import {
-  getState,
-  type PromptGroup,
-  publishWorkAll,
-  putState,
-  readDeadLetteredGroups,
-  watchState,
-} from "../messaging/index.ts";
-import { CURATOR_CURSOR_KEY, LEARNER_PROGRESS_KEY, type LearnerProgress } from "../messaging/pipeline-state.ts";
+import { getState, publishWorkAll, putState, readDeadLetteredGroups, watchState } from "../messaging/index.ts";
 import { experimentEnvironment, hash32 } from "./environment.ts";
 import type { RoleDefinition } from "./runtime.ts";
+import {
+  CURATOR_CURSOR_KEY,
+  LEARNER_PROGRESS_KEY,
+  type LearnerProgress,
+  PROMPTS_QUEUE,
+  type PromptGroup,
+} from "./topology.ts";
 
 /** How often dead letters are read when no learner progress arrives (they do not announce themselves). */
 const RECOUNT_EVERY = Duration.seconds(2);
@@ -123,7 +122,7 @@ export const curatorRole: RoleDefinition = {
             const groups = Array.from({ length: credits }, (_, i) => promptGroupAt(train, config, published + i));
             yield* actor.inHand(
               publishWorkAll(
-                "prompts",
+                PROMPTS_QUEUE,
                 groups.map((group) => ({ body: group, msgId: group.groupId })),
               ),
             );

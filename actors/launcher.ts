@@ -35,15 +35,19 @@ import {
   writeResolvedConfig,
 } from "../configs/index.ts";
 import {
+  actorStatusKey,
   type ControlReply,
   connectNats,
+  EXPERIMENT_OUTCOME_KEY,
   Experiment,
   ensureWorkQueues,
   experimentSubjects,
   type FactrlLogger,
   getState,
   type Heartbeat,
+  HeartbeatMessage,
   localServer,
+  MetricsEventMessage,
   makeLogger,
   Nats,
   putState,
@@ -51,14 +55,9 @@ import {
   subscribe,
   watchState,
 } from "../messaging/index.ts";
-import {
-  actorStatusKey,
-  EXPERIMENT_OUTCOME_KEY,
-  LEARNER_PROGRESS_KEY,
-  type LearnerProgress,
-} from "../messaging/pipeline-state.ts";
 import { renderOutcome } from "./report.ts";
 import type { RoleRegistry } from "./roles.ts";
+import { LEARNER_PROGRESS_KEY, type LearnerProgress, PIPELINE_QUEUES } from "./topology.ts";
 
 export class ExperimentFailed extends Data.TaggedError("ExperimentFailed")<{ readonly reason: string }> {
   override get message(): string {
@@ -403,7 +402,10 @@ export const launch = (options: LaunchOptions) =>
         );
       const subjects = experimentSubjects(config.experiment);
       yield* provide(
-        ensureWorkQueues({ ackWaitMs: config.runtime.ackWaitMs, maxDeliver: config.runtime.maxDeliveries }),
+        ensureWorkQueues(PIPELINE_QUEUES, {
+          ackWaitMs: config.runtime.ackWaitMs,
+          maxDeliver: config.runtime.maxDeliveries,
+        }),
       );
       yield* provide(putState(CONFIG_KEY, config));
 
@@ -496,7 +498,7 @@ export const launch = (options: LaunchOptions) =>
       const heartbeats = new Map<string, Heartbeat & { readonly at: number }>();
       /** Each actor process's in-process role restarts (by id, host and pid: a restarted process starts at 0). */
       const inProcessRestarts = new Map<string, number>();
-      const beats = yield* provide(subscribe(subjects.allHeartbeats, ["Heartbeat"]));
+      const beats = yield* provide(subscribe(subjects.allHeartbeats, [HeartbeatMessage]));
       yield* Effect.forkScoped(
         Effect.forever(
           Effect.map(beats.messages.take, (message) => {
@@ -522,7 +524,7 @@ export const launch = (options: LaunchOptions) =>
 
       // The monitor's summary of the experiment's metrics (learner step, reward, evaluation…).
       let summary: Readonly<Record<string, number>> = {};
-      const summaries = yield* provide(subscribe(subjects.metrics("monitor"), ["MetricsEvent"]));
+      const summaries = yield* provide(subscribe(subjects.metrics("monitor"), [MetricsEventMessage]));
       yield* Effect.forkScoped(
         Effect.forever(
           Effect.map(summaries.messages.take, (message) => {

@@ -1,16 +1,8 @@
 /** Realistic sample messages and a test harness for the messaging tests and benchmarks. */
 import { Effect, Layer, type Scope } from "effect";
-import {
-  type Answer,
-  type ConnectionOptions,
-  Experiment,
-  ExperimentLive,
-  Nats,
-  NatsLive,
-  type PromptGroup,
-  type RolloutGroup,
-  type ScoredGroup,
-} from "../../messaging/index.ts";
+// The pipeline's messages are realistic samples of what the work queues carry; topology.ts loads no roles.
+import type { Answer, PromptGroup, RolloutGroup, ScoredGroup } from "../../actors/topology.ts";
+import { type ConnectionOptions, Experiment, ExperimentLive, Nats, NatsLive } from "../../messaging/index.ts";
 
 let counter = 0;
 /** A fresh experiment id per test, so tests sharing one server never see each other's streams. */
