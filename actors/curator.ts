@@ -89,6 +89,7 @@ export const promptGroupAt = (train: readonly EnvPrompt[], config: ExperimentCon
 export const curatorRole: RoleDefinition = {
   name: "curator",
   description: "picks training prompts; keeps at most curation.maxGroupsInFlight prompt groups in flight",
+  queues: [PROMPTS_QUEUE],
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;

@@ -7,11 +7,13 @@ export { describeEvaluation, evaluationModules, evaluatorRole, makeEvaluation } 
 export { IoFailed, tryIo } from "./io.ts";
 export {
   ExperimentFailed,
+  ensureExperimentQueues,
   LAUNCHER_CONTROL_ROLE,
   type LaunchOptions,
   launch,
   MAX_PROCESSES_PER_ROLE,
   natsUrlFile,
+  QueueConflict,
   recordedNatsUrl,
 } from "./launcher.ts";
 export { followPolicy, type PolicyFollower, type PolicyInUse } from "./policy-sync.ts";

@@ -46,6 +46,7 @@ import {
   getState,
   type Heartbeat,
   HeartbeatMessage,
+  type JetStreamError,
   localServer,
   MetricsEventMessage,
   makeLogger,
@@ -53,6 +54,8 @@ import {
   putState,
   serveControl,
   subscribe,
+  type WorkQueue,
+  type WorkQueuesReport,
   watchState,
 } from "../messaging/index.ts";
 import { renderOutcome } from "./report.ts";
@@ -352,6 +355,70 @@ function progressLine(
   return `${config.experiment} ${clock} · ${[...roles, ...busy].join(" · ") || "no actors"} · processed ${processed} · failed ${failed} · restarts ${restarts}${policy}`;
 }
 
+/** Two declarations of one work queue name carry different messages: they would share one stream. */
+export class QueueConflict extends Data.TaggedError("QueueConflict")<{
+  readonly queue: string;
+  readonly declaredBy: readonly [string, string];
+  readonly carrying: readonly [string, string];
+}> {
+  override get message(): string {
+    const [first, second] = this.declaredBy;
+    return (
+      `${first} and ${second} both declare a work queue named ${this.queue}, carrying ${this.carrying[0]} and ` +
+      `${this.carrying[1]}: one stream cannot carry both; rename one of the queues`
+    );
+  }
+}
+
+const carries = (queue: WorkQueue<unknown>) => `${queue.message.name} v${queue.message.version}`;
+
+/** The queues of every declaration, each name once; a name declared with two message types fails. */
+const unionOfQueues = (
+  declarations: ReadonlyArray<readonly [by: string, queues: readonly WorkQueue<unknown>[]]>,
+): Effect.Effect<readonly WorkQueue<unknown>[], QueueConflict> =>
+  Effect.suspend(() => {
+    const byName = new Map<string, { readonly queue: WorkQueue<unknown>; readonly by: string }>();
+    for (const [by, queues] of declarations) {
+      for (const queue of queues) {
+        const seen = byName.get(queue.name);
+        if (seen === undefined) byName.set(queue.name, { queue, by });
+        else if (carries(seen.queue) !== carries(queue)) {
+          return Effect.fail(
+            new QueueConflict({
+              queue: queue.name,
+              declaredBy: [seen.by, by],
+              carrying: [carries(seen.queue), carries(queue)],
+            }),
+          );
+        }
+      }
+    }
+    return Effect.succeed([...byName.values()].map(({ queue }) => queue));
+  });
+
+/**
+ * Creates the experiment's work queues before any actor starts: the pipeline's, and every queue a role
+ * of the registry declares (`RoleDefinition.queues`: a role added with its own queue needs nothing
+ * else), with the run's redelivery settings; removes the acked work a broker crash left in them. It
+ * loads every role of the registry — in `factrl run` their code is loaded already (the serial
+ * runner imports it).
+ */
+export const ensureExperimentQueues = (
+  config: ExperimentConfig,
+  roles: RoleRegistry,
+): Effect.Effect<WorkQueuesReport, QueueConflict | JetStreamError, Nats | Experiment> =>
+  Effect.gen(function* () {
+    const definitions = yield* Effect.promise(() => Promise.all(roles.names.map(roles.load)));
+    const queues = yield* unionOfQueues([
+      ["the pipeline", PIPELINE_QUEUES],
+      ...definitions.flatMap((role) => (role === undefined ? [] : [[`role ${role.name}`, role.queues ?? []] as const])),
+    ]);
+    return yield* ensureWorkQueues(queues, {
+      ackWaitMs: config.runtime.ackWaitMs,
+      maxDeliver: config.runtime.maxDeliveries,
+    });
+  });
+
 /** Runs the experiment until it completes (success), fails (ExperimentFailed) or is stopped by a signal (success). */
 export const launch = (options: LaunchOptions) =>
   Effect.scoped(
@@ -401,12 +468,7 @@ export const launch = (options: LaunchOptions) =>
           }),
         );
       const subjects = experimentSubjects(config.experiment);
-      yield* provide(
-        ensureWorkQueues(PIPELINE_QUEUES, {
-          ackWaitMs: config.runtime.ackWaitMs,
-          maxDeliver: config.runtime.maxDeliveries,
-        }),
-      );
+      yield* provide(ensureExperimentQueues(config, options.roles));
       yield* provide(putState(CONFIG_KEY, config));
 
       // A re-run starts over from "running": actors joining it must not read the last run's end.

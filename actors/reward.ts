@@ -126,6 +126,7 @@ export const makeScoring = (env: Environment, pipeline: RewardPipeline) => {
 export const rewardRole: RoleDefinition = {
   name: "reward",
   description: "scores rollout groups with the reward modules; publishes scored groups",
+  queues: [ROLLOUTS_QUEUE, SCORED_QUEUE],
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;

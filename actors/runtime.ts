@@ -145,6 +145,11 @@ export interface RoleDefinition {
   readonly name: string;
   /** One line for `factrl actor --help`. */
   readonly description: string;
+  /**
+   * The work queues the role takes from or gives to. The launcher creates every queue of every role in
+   * its registry, with the pipeline's own, before it starts any actor (`ensureExperimentQueues`).
+   */
+  readonly queues?: readonly WorkQueue<unknown>[];
   /** When an actor of this role completes, the experiment is over (the launcher stops everything). */
   readonly endsExperiment?: boolean;
   readonly start: (

@@ -85,6 +85,7 @@ export const learnerRole: RoleDefinition = {
   name: "learner",
   description: "GRPO updates from scored groups; publishes weights, checkpoints and resumes",
   endsExperiment: true,
+  queues: [SCORED_QUEUE],
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;

@@ -59,10 +59,10 @@ export function sampleScoredGroup(groupId = "g-1", answers = 8, tokens = 96): Sc
   };
 }
 
-/** Re-runs `probe` until `done` holds for its value (acks are asynchronous) or 5 s pass; returns the last value. */
-export const eventually = <A, E, R>(probe: Effect.Effect<A, E, R>, done: (value: A) => boolean) =>
+/** Re-runs `probe` until `done` holds for its value (acks are asynchronous) or `timeoutMs` pass; returns the last value. */
+export const eventually = <A, E, R>(probe: Effect.Effect<A, E, R>, done: (value: A) => boolean, timeoutMs = 5_000) =>
   Effect.gen(function* () {
-    const deadline = Date.now() + 5_000;
+    const deadline = Date.now() + timeoutMs;
     let value = yield* probe;
     while (!done(value) && Date.now() < deadline) {
       yield* Effect.sleep("50 millis");
