@@ -18,6 +18,7 @@ import {
   Nats,
   pendingWork,
   publishWork,
+  readDeadLetteredGroups,
   readDeadLetters,
   WorkOutcome,
 } from "../messaging/index.ts";
@@ -134,6 +135,9 @@ describe("adding a role with its own queue", () => {
           letters: letters.map(({ reason, groupId }) => ({ reason, groupId })),
           stored,
           pipelineDeadLetters: yield* Effect.forEach(PIPELINE_QUEUES, deadLetterCount),
+          // What the curator counts as settled (its credits) and what this queue's dead letters name.
+          groupsForTheCurator: (yield* readDeadLetteredGroups(PIPELINE_QUEUES)).groupIds,
+          groupsOfTheRole: (yield* readDeadLetteredGroups([COUNTDOWNS_QUEUE])).groupIds,
           exit,
         };
       }),
@@ -159,6 +163,8 @@ describe("adding a role with its own queue", () => {
     ]);
     expect(result.stored).toEqual({ subject: `factrl.${experiment}.deadletter.countdowns`, queue: "countdowns" });
     expect(result.pipelineDeadLetters).toEqual([0, 0, 0]);
+    expect(result.groupsForTheCurator).toEqual([]);
+    expect(result.groupsOfTheRole).toEqual(["c-bad"]);
     expect(Exit.isSuccess(result.exit)).toBe(true);
   }, 90_000);
 

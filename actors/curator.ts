@@ -3,9 +3,10 @@
  * the pipeline (credit-based flow control, so queues stay short and rollouts stay fresh).
  *
  * Credits come back as groups are settled: used, dropped as stale or zero-variance by the learner
- * (its progress in KV), or dead-lettered anywhere on the way — counted by the group each dead letter
- * names, once per group and only for groups this curator issued, so garbage on the queues (which
- * names no group, or one never issued) returns no credit. Group ids are `g<sequence>` and the
+ * (its progress in KV), or dead-lettered on any of the pipeline's queues — counted by the group each
+ * dead letter names, once per group and only for groups this curator issued, so garbage on the
+ * queues (which names no group, or one never issued) returns no credit, and neither does a dead
+ * letter of another role's queue. Group ids are `g<sequence>` and the
  * prompt of a sequence number is a pure function of the seed, so a restarted curator republishes
  * the same group under the same msgID (a no-op) and continues from its cursor in KV.
  *
@@ -22,6 +23,7 @@ import {
   CURATOR_CURSOR_KEY,
   LEARNER_PROGRESS_KEY,
   type LearnerProgress,
+  PIPELINE_QUEUES,
   PROMPTS_QUEUE,
   type PromptGroup,
 } from "./topology.ts";
@@ -103,7 +105,7 @@ export const curatorRole: RoleDefinition = {
       // Only dead letters stored since the last read are fetched; the set only grows, so reading at
       // most every RECOUNT_EVERY gives fewer credits for a moment, never more.
       const readDeadLetters = Effect.gen(function* () {
-        const { groupIds, lastSeq } = yield* readDeadLetteredGroups(deadLettersRead);
+        const { groupIds, lastSeq } = yield* readDeadLetteredGroups(PIPELINE_QUEUES, deadLettersRead);
         addDeadLetteredGroups(deadLettered, groupIds, published);
         deadLettersRead = lastSeq;
       });

@@ -828,31 +828,34 @@ export const readDeadLetters = <A>(
   });
 
 export interface DeadLetteredGroups {
-  /** The group ids that dead letters of every queue name, in stream order (a group dead-lettered twice, twice). */
+  /** The group ids that dead letters of the queues name, in stream order (a group dead-lettered twice, twice). */
   readonly groupIds: ReadonlyArray<string>;
   /** The last dead-letter stream sequence read: pass it as `afterSeq` to read only newer ones next time. */
   readonly lastSeq: number;
 }
 
 /**
- * The group ids named by the dead letters stored after `afterSeq` (all queues). Dead letters that
- * name no group (garbage) are skipped. Read incrementally, a reader (the curator) pays once per
- * dead letter.
+ * The group ids named by the dead letters of `queues` stored after `afterSeq`. Dead letters that name
+ * no group (garbage), and those of other queues (another role's, whose group ids mean something
+ * else), are skipped. Read incrementally, a reader (the curator) pays once per dead letter.
  */
 export const readDeadLetteredGroups = (
+  queues: readonly WorkQueue<unknown>[],
   afterSeq = 0,
 ): Effect.Effect<DeadLetteredGroups, JetStreamError, Nats | Experiment> =>
   Effect.gen(function* () {
     const { manager } = yield* Nats;
     const { subjects } = yield* Experiment;
     const stream = subjects.deadLetterStream;
+    const deadLetterSubjects = new Set(queues.map((queue) => subjects.deadLetter(queue.name)));
     return yield* Effect.tryPromise({
       try: async () => {
         const { state } = await manager.streams.info(stream);
         const groupIds: string[] = [];
         for (let seq = Math.max(afterSeq + 1, state.first_seq); seq <= state.last_seq; seq++) {
           const stored = await manager.streams.getMessage(stream, { seq });
-          const groupId = stored?.header.get("Factrl-Group");
+          if (stored === null || !deadLetterSubjects.has(stored.subject)) continue;
+          const groupId = stored.header.get("Factrl-Group");
           if (groupId) groupIds.push(groupId);
         }
         return { groupIds, lastSeq: Math.max(afterSeq, state.last_seq) };

@@ -231,7 +231,7 @@ describe("broker SIGKILLed and restarted on the same store", () => {
           }
           yield* Fiber.interrupt(sampler);
           yield* Fiber.interrupt(learner);
-          const deadLettered = new Set((yield* readDeadLetteredGroups()).groupIds);
+          const deadLettered = new Set((yield* readDeadLetteredGroups(PIPELINE_QUEUES)).groupIds);
           return { used, rejected, duplicates, deadLettered, pending: yield* pendingEverywhere };
         }),
         { logger },

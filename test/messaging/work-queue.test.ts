@@ -382,7 +382,10 @@ describe("work queues", () => {
         while ((yield* fetcher.fetch({ max: 10 })).length > 0 || fetcher.counters.deadLettered < 4) {
           yield* Effect.sleep("20 millis");
         }
-        return { records: yield* readDeadLetters(ROLLOUTS_QUEUE), groups: yield* readDeadLetteredGroups() };
+        return {
+          records: yield* readDeadLetters(ROLLOUTS_QUEUE),
+          groups: yield* readDeadLetteredGroups(PIPELINE_QUEUES),
+        };
       }),
     );
     expect(result.records.map((record) => record.groupId)).toEqual(["g-named", "g-bad", undefined, undefined]);
