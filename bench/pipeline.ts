@@ -15,6 +15,16 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Effect, Fiber, Layer, Queue } from "effect";
+import {
+  LEARNER_PROGRESS_KEY,
+  type LearnerProgress,
+  PROMPTS_QUEUE,
+  type PromptGroup,
+  ROLLOUTS_QUEUE,
+  type RolloutGroup,
+  SCORED_QUEUE,
+  type ScoredGroup,
+} from "../actors/index.ts";
 import { type ExperimentConfig, loadConfig } from "../configs/index.ts";
 import {
   ExperimentLive,
@@ -22,19 +32,14 @@ import {
   NatsLive,
   openWorkFetcher,
   POLICY_KEY,
-  type PromptGroup,
   pinoLoggerLayer,
   publishWork,
-  type QueueBody,
-  type RolloutGroup,
   rootLogger,
-  type ScoredGroup,
   startLocalServer,
   WorkOutcome,
-  type WorkQueueName,
+  type WorkQueue,
   watchState,
 } from "../messaging/index.ts";
-import { LEARNER_PROGRESS_KEY, type LearnerProgress } from "../messaging/pipeline-state.ts";
 import { runSerial } from "../pipeline/index.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
@@ -338,10 +343,10 @@ function pipelineThroughput(
  * ack): the roles cannot time it for the reward actor (it happens inside actor.consume), and the
  * fetches the rollout actor and learner time include waiting for work to arrive.
  */
-function receiveCostMs<Q extends WorkQueueName>(natsUrl: string, queue: Q, body: QueueBody<Q>, batch: number) {
+function receiveCostMs<A>(natsUrl: string, queue: WorkQueue<A>, body: A, batch: number) {
   const count = 20 * batch;
   return Effect.gen(function* () {
-    yield* ensureWorkQueues();
+    yield* ensureWorkQueues([queue]);
     const publishStarted = performance.now();
     for (let i = 0; i < count; i++) yield* publishWork(queue, body, { msgId: `m${i}` });
     const publishMs = (performance.now() - publishStarted) / count;
@@ -358,7 +363,7 @@ function receiveCostMs<Q extends WorkQueueName>(natsUrl: string, queue: Q, body:
     Effect.provide(
       Layer.merge(
         NatsLive({ servers: natsUrl, name: "bench-receive", logger }),
-        ExperimentLive(`bench-receive-${queue}-${process.pid}`, "bench"),
+        ExperimentLive(`bench-receive-${queue.name}-${process.pid}`, "bench"),
       ),
     ),
     Effect.runPromise,
@@ -409,9 +414,9 @@ async function main() {
     if (!sync || !run) throw new Error("--rounds must be at least 1");
     console.log("measuring the receive cost per work item …");
     const measured = {
-      prompts: await receiveCostMs(server.url, "prompts", sync.payloads.prompt, config.rollout.batch),
-      rollouts: await receiveCostMs(server.url, "rollouts", sync.payloads.rollout, 1),
-      scored: await receiveCostMs(server.url, "scored", sync.payloads.scored, L.groupsPerStep),
+      prompts: await receiveCostMs(server.url, PROMPTS_QUEUE, sync.payloads.prompt, config.rollout.batch),
+      rollouts: await receiveCostMs(server.url, ROLLOUTS_QUEUE, sync.payloads.rollout, 1),
+      scored: await receiveCostMs(server.url, SCORED_QUEUE, sync.payloads.scored, L.groupsPerStep),
     };
     const cost = {
       prompts: measured.prompts.receiveMs,

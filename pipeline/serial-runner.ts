@@ -21,10 +21,12 @@ import {
   evaluationModules,
   experimentEnvironment,
   type IoFailed,
+  type LearnerProgress,
   makeEvaluation,
   makeRolloutWork,
   makeScoring,
   promptGroupAt,
+  type ScoredGroup,
   tryIo,
 } from "../actors/index.ts";
 import type { ExperimentConfig } from "../configs/index.ts";
@@ -41,8 +43,6 @@ import {
   saveLearnerCheckpoint,
   toGrpoBatch,
 } from "../learner/index.ts";
-import type { ScoredGroup } from "../messaging/index.ts";
-import type { LearnerProgress } from "../messaging/pipeline-state.ts";
 import { type BackendInfo, createOptimizer, initBackend, textFormatOfRecord } from "../models/index.ts";
 
 /** The serial run cannot go on: a policy that cannot read the environment, or no learning signal at all. */
