@@ -124,5 +124,6 @@ describe("the serial runner", () => {
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/serial run resumed at step [2-6]/);
     expect(weightsOf(dir, "killed").equals(weightsOf(dir, "straight"))).toBe(true);
-  });
+    // Three runs of the CLI, each starting node, tsx and tfjs: minutes on a loaded 2-core machine.
+  }, 240_000);
 });
