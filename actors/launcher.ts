@@ -22,7 +22,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import { Data, Deferred, Duration, Effect, Schedule } from "effect";
+import { Context, Data, Deferred, Duration, Effect, Layer, Schedule } from "effect";
 import {
   CONFIG_KEY,
   ConfigError,
@@ -37,11 +37,9 @@ import {
 import {
   actorStatusKey,
   type ControlReply,
-  connectNats,
   EXPERIMENT_OUTCOME_KEY,
   Experiment,
   ensureWorkQueues,
-  experimentSubjects,
   type FactrlLogger,
   getState,
   type Heartbeat,
@@ -50,7 +48,7 @@ import {
   localServer,
   MetricsEventMessage,
   makeLogger,
-  Nats,
+  type Nats,
   putState,
   serveControl,
   subscribe,
@@ -60,6 +58,7 @@ import {
 } from "../messaging/index.ts";
 import { renderOutcome } from "./report.ts";
 import type { RoleRegistry } from "./roles.ts";
+import { actorServices } from "./runtime.ts";
 import { LEARNER_PROGRESS_KEY, type LearnerProgress, PIPELINE_QUEUES } from "./topology.ts";
 
 export class ExperimentFailed extends Data.TaggedError("ExperimentFailed")<{ readonly reason: string }> {
@@ -458,16 +457,11 @@ export const launch = (options: LaunchOptions) =>
         natsUrl,
         `factrl-launcher-${config.experiment}`,
       );
-      const nats = yield* connectNats({ ...connectionOptions, logger });
-      const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-        effect.pipe(
-          Effect.provideService(Nats, nats),
-          Effect.provideService(Experiment, {
-            subjects: experimentSubjects(config.experiment),
-            sender: "launcher",
-          }),
-        );
-      const subjects = experimentSubjects(config.experiment);
+      const services = yield* Layer.build(
+        actorServices({ ...connectionOptions, logger }, config.experiment, "launcher", logger),
+      );
+      const { subjects } = Context.get(services, Experiment);
+      const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, services);
       yield* provide(ensureExperimentQueues(config, options.roles));
       yield* provide(putState(CONFIG_KEY, config));
 

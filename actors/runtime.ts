@@ -19,29 +19,43 @@
  */
 import { hostname } from "node:os";
 import { Svcm } from "@nats-io/services";
-import { Cause, Data, Deferred, Duration, Effect, Either, Fiber, Queue, Schedule, type Scope } from "effect";
+import {
+  Cause,
+  Context,
+  Data,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  Fiber,
+  Layer,
+  Queue,
+  Schedule,
+  type Scope,
+} from "effect";
 import { ConfigError, type ExperimentConfig, natsConnectionOptions } from "../configs/index.ts";
 import {
   actorStatusKey,
+  type ConnectError,
+  type ConnectionOptions,
   type ConsumeWorkOptions,
   ControlReplyMessage,
   ControlRequestMessage,
-  connectNats,
   consumeWork,
   decodeEnvelope,
   EXPERIMENT_OUTCOME_KEY,
   Experiment,
-  type ExperimentService,
+  ExperimentLive,
   encodeEnvelope,
   envelope,
-  experimentSubjects,
   type FactrlLogger,
   type Heartbeat,
   HeartbeatMessage,
+  type InvalidNameError,
   type JetStreamError,
   makeLogger,
   Nats,
-  type NatsService,
+  NatsLive,
   pinoLoggerLayer,
   putState,
   validateToken,
@@ -135,6 +149,18 @@ const isFatal = (cause: Cause.Cause<unknown>): boolean =>
 
 /** The services a role's effects may require: the connection and the experiment's names. */
 export type ActorServices = Nats | Experiment;
+
+/**
+ * The services an actor's (or the launcher's) effects run with, as one Layer: its NATS connection
+ * (closed with the scope), the experiment's names with `sender` as its id, and logs through pino.
+ */
+export const actorServices = (
+  connection: ConnectionOptions,
+  experiment: string,
+  sender: string,
+  logger: FactrlLogger,
+): Layer.Layer<ActorServices, ConnectError | InvalidNameError> =>
+  Layer.mergeAll(NatsLive(connection), ExperimentLive(experiment, sender), pinoLoggerLayer(logger));
 
 /**
  * A role: `start` opens its subscriptions and consumers (in the given scope — they close when the
@@ -247,15 +273,10 @@ export const runActor = (options: RunActorOptions) =>
       let draining = false;
 
       const connectionOptions = yield* natsConnectionOptions(config.nats, url, `factrl-${id}`);
-      const nats: NatsService = yield* connectNats({ ...connectionOptions, logger });
-      const experimentService: ExperimentService = { subjects: experimentSubjects(experiment), sender: id };
-      const { subjects } = experimentService;
-      const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-        effect.pipe(
-          Effect.provideService(Nats, nats),
-          Effect.provideService(Experiment, experimentService),
-          Effect.provide(pinoLoggerLayer(logger)),
-        );
+      const services = yield* Layer.build(actorServices({ ...connectionOptions, logger }, experiment, id, logger));
+      const nats = Context.get(services, Nats);
+      const { subjects } = Context.get(services, Experiment);
+      const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, services);
 
       const heartbeat = (): Heartbeat => ({
         role: role.name,
