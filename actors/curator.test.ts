@@ -16,14 +16,13 @@ import {
   getState,
   Nats,
   openWorkFetcher,
-  WORK_QUEUES,
   WorkOutcome,
-  type WorkQueueName,
+  type WorkQueue,
 } from "../messaging/index.ts";
-import { CURATOR_CURSOR_KEY } from "../messaging/pipeline-state.ts";
 import { addDeadLetteredGroups, curatorRole, groupSequence, promptGroupAt, uniformPrompt } from "./curator.ts";
 import { checkTrainingPool } from "./prompt-choice.ts";
 import { runActor } from "./runtime.ts";
+import { CURATOR_CURSOR_KEY, PIPELINE_QUEUES, PromptGroupMessage } from "./topology.ts";
 
 const natsUrl = inject("natsUrl");
 
@@ -139,7 +138,7 @@ describe("curator credits", () => {
       Layer.succeed(Experiment, { subjects: experimentSubjects(config.experiment), sender: "test" }),
     );
     const program = Effect.gen(function* () {
-      yield* ensureWorkQueues();
+      yield* ensureWorkQueues(PIPELINE_QUEUES);
       const { jetstream } = yield* Nats;
       const { subjects } = yield* Experiment;
       const published = Effect.map(getState(CURATOR_CURSOR_KEY), (entry) => entry?.value.published ?? 0);
@@ -149,23 +148,23 @@ describe("curator credits", () => {
 
       // Garbage on every queue: random bytes, bodies that name no group, a group never issued, and
       // (many times) a group that was issued and is dead-lettered for real below.
-      const bodyNaming = (queue: WorkQueueName, groupId: string) =>
-        queue === "prompts"
+      const bodyNaming = (queue: WorkQueue<unknown>, groupId: string) =>
+        queue.name === "prompts"
           ? { groupId }
-          : queue === "rollouts"
+          : queue.name === "rollouts"
             ? { group: { groupId } }
             : { rollout: { group: { groupId } } };
       let garbage = 0;
-      for (const queue of WORK_QUEUES) {
+      for (const queue of PIPELINE_QUEUES) {
         const send = (bytes: Uint8Array) =>
-          Effect.promise(() => jetstream.publish(subjects.work(queue), bytes)).pipe(
+          Effect.promise(() => jetstream.publish(subjects.work(queue.name), bytes)).pipe(
             Effect.tap(() => {
               garbage += 1;
             }),
           );
         for (let i = 0; i < 10; i++) yield* send(Uint8Array.from({ length: 40 + i }, (_, j) => (j * 31 + i) % 256));
         for (const groupId of ["g0", "g0", "g0", "g999999", "x3"]) {
-          const forged = envelope("PromptGroup", bodyNaming(queue, groupId) as never, {
+          const forged = envelope(PromptGroupMessage, bodyNaming(queue, groupId) as never, {
             experiment: config.experiment,
             sender: "forger",
           });
@@ -175,13 +174,13 @@ describe("curator credits", () => {
 
       // Readers of the three queues: garbage is dead-lettered on receipt; g0 is rejected for real (one
       // credit); the other real groups are handed back for much later, so they stay in flight.
-      const readers = yield* Effect.forEach(WORK_QUEUES, (queue) =>
+      const readers = yield* Effect.forEach(PIPELINE_QUEUES, (queue) =>
         Effect.fork(
           Effect.gen(function* () {
             const fetcher = yield* openWorkFetcher(queue);
             for (;;) {
               for (const item of yield* fetcher.fetch({ max: 20 })) {
-                const real = queue === "prompts" ? (item.body as { groupId: string }).groupId : "";
+                const real = queue.name === "prompts" ? (item.body as { groupId: string }).groupId : "";
                 yield* item.settle(
                   real === "g0" ? WorkOutcome.reject("unusable prompt") : WorkOutcome.retry("later", 600_000),
                 );
@@ -190,7 +189,7 @@ describe("curator credits", () => {
           }),
         ),
       );
-      const deadLetters = Effect.forEach(WORK_QUEUES, deadLetterCount).pipe(
+      const deadLetters = Effect.forEach(PIPELINE_QUEUES, deadLetterCount).pipe(
         Effect.map((counts) => counts.reduce((a, b) => a + b, 0)),
       );
       const deadline = Date.now() + 20_000;

@@ -3,9 +3,10 @@
  * the pipeline (credit-based flow control, so queues stay short and rollouts stay fresh).
  *
  * Credits come back as groups are settled: used, dropped as stale or zero-variance by the learner
- * (its progress in KV), or dead-lettered anywhere on the way — counted by the group each dead letter
- * names, once per group and only for groups this curator issued, so garbage on the queues (which
- * names no group, or one never issued) returns no credit. Group ids are `g<sequence>` and the
+ * (its progress in KV), or dead-lettered on any of the pipeline's queues — counted by the group each
+ * dead letter names, once per group and only for groups this curator issued, so garbage on the
+ * queues (which names no group, or one never issued) returns no credit, and neither does a dead
+ * letter of another role's queue. Group ids are `g<sequence>` and the
  * prompt of a sequence number is a pure function of the seed, so a restarted curator republishes
  * the same group under the same msgID (a no-op) and continues from its cursor in KV.
  *
@@ -15,15 +16,7 @@
 import { Duration, Effect, Option, Queue } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
 import type { EnvPrompt } from "../envs/index.ts";
-import {
-  getState,
-  type PromptGroup,
-  publishWorkAll,
-  putState,
-  readDeadLetteredGroups,
-  watchState,
-} from "../messaging/index.ts";
-import { CURATOR_CURSOR_KEY, LEARNER_PROGRESS_KEY, type LearnerProgress } from "../messaging/pipeline-state.ts";
+import { getState, publishWorkAll, putState, readDeadLetteredGroups, watchState } from "../messaging/index.ts";
 import { experimentEnvironment, hash32 } from "./environment.ts";
 import {
   balancedPrompts,
@@ -35,6 +28,14 @@ import {
   trainingPool,
 } from "./prompt-choice.ts";
 import type { RoleDefinition } from "./runtime.ts";
+import {
+  CURATOR_CURSOR_KEY,
+  LEARNER_PROGRESS_KEY,
+  type LearnerProgress,
+  PIPELINE_QUEUES,
+  PROMPTS_QUEUE,
+  type PromptGroup,
+} from "./topology.ts";
 
 /** How often dead letters are read when no learner progress arrives (they do not announce themselves). */
 const RECOUNT_EVERY = Duration.seconds(2);
@@ -111,6 +112,7 @@ export const promptGroupAt = (env: PromptSource, config: ExperimentConfig, seque
 export const curatorRole: RoleDefinition = {
   name: "curator",
   description: "picks training prompts; keeps at most curation.maxGroupsInFlight prompt groups in flight",
+  queues: [PROMPTS_QUEUE],
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;
@@ -125,7 +127,7 @@ export const curatorRole: RoleDefinition = {
       // Only dead letters stored since the last read are fetched; the set only grows, so reading at
       // most every RECOUNT_EVERY gives fewer credits for a moment, never more.
       const readDeadLetters = Effect.gen(function* () {
-        const { groupIds, lastSeq } = yield* readDeadLetteredGroups(deadLettersRead);
+        const { groupIds, lastSeq } = yield* readDeadLetteredGroups(PIPELINE_QUEUES, deadLettersRead);
         addDeadLetteredGroups(deadLettered, groupIds, published);
         deadLettersRead = lastSeq;
       });
@@ -145,7 +147,7 @@ export const curatorRole: RoleDefinition = {
             const groups = Array.from({ length: credits }, (_, i) => promptGroupAt(env, config, published + i));
             yield* actor.inHand(
               publishWorkAll(
-                "prompts",
+                PROMPTS_QUEUE,
                 groups.map((group) => ({ body: group, msgId: group.groupId })),
               ),
             );

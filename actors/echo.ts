@@ -10,8 +10,9 @@
  *   restarts it in the process).
  */
 import { Data, Deferred, Duration, Effect } from "effect";
-import { type Answer, publishWork, WorkOutcome } from "../messaging/index.ts";
+import { publishWork, WorkOutcome } from "../messaging/index.ts";
 import type { RoleDefinition } from "./runtime.ts";
+import { type Answer, PROMPTS_QUEUE, ROLLOUTS_QUEUE } from "./topology.ts";
 
 /** The crash a prompt group asked for (`meta.crash`). */
 export class EchoCrash extends Data.TaggedError("EchoCrash")<{ readonly groupId: string }> {
@@ -32,13 +33,14 @@ const busyWait = (ms: number) =>
 export const makeEchoRole = (concurrency: number): RoleDefinition => ({
   name: "echo",
   description: "diagnostic worker: answers each prompt group with G copies of its prompt",
+  queues: [PROMPTS_QUEUE, ROLLOUTS_QUEUE],
   start: (actor) =>
     Effect.gen(function* () {
       // Completed by a group asking for a crash: the work loop fails (a handler failure would only
       // fail that group).
       const crash = yield* Deferred.make<never, EchoCrash>();
       const work = actor.consume(
-        "prompts",
+        PROMPTS_QUEUE,
         (item) =>
           Effect.gen(function* () {
             const group = item.body;
@@ -56,7 +58,7 @@ export const makeEchoRole = (concurrency: number): RoleDefinition => ({
               finishReason: "stop",
             };
             yield* publishWork(
-              "rollouts",
+              ROLLOUTS_QUEUE,
               {
                 group,
                 promptTokens: tokens,

@@ -15,8 +15,7 @@ import { basename, join } from "node:path";
 import { Duration, Effect } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
 import { type Environment, type EnvPrompt, encodePng, enlarge, selectSuites } from "../envs/index.ts";
-import { Experiment, getState, POLICY_KEY, publishMessage, putState } from "../messaging/index.ts";
-import { EVALUATION_DONE_KEY, LEARNER_PROGRESS_KEY } from "../messaging/pipeline-state.ts";
+import { Experiment, getState, MetricsEventMessage, POLICY_KEY, publishMessage, putState } from "../messaging/index.ts";
 import type { Policy, TextFormat } from "../models/index.ts";
 import type { RewardPipeline } from "../rewards/index.ts";
 import { evaluationSample, experimentEnvironment } from "./environment.ts";
@@ -28,6 +27,7 @@ import { type ReportPicture, renderReport } from "./report.ts";
 import { openRewardPipeline } from "./reward.ts";
 import { type RoleDefinition, RoleFatal } from "./runtime.ts";
 import { useBackend } from "./tf-backend.ts";
+import { EVALUATION_DONE_KEY, LEARNER_PROGRESS_KEY } from "./topology.ts";
 
 const POLL = Duration.seconds(1);
 /** Evaluation pictures the report of a vision run shows, and how much they are enlarged. */
@@ -211,7 +211,7 @@ export const evaluatorRole: RoleDefinition = {
           const { result, values } = yield* tryIo(`evaluating policy version ${version}`, () =>
             evaluation.evaluate(policy, version),
           );
-          yield* publishMessage(subjects.metrics("evaluator"), "MetricsEvent", {
+          yield* publishMessage(subjects.metrics("evaluator"), MetricsEventMessage, {
             source: actor.id,
             values,
             tags: { role: "evaluator", policyVersion: String(version) },

@@ -1,4 +1,4 @@
-/** The actor runtime, the role registry and the launcher: what other parts may use. */
+/** The actor runtime, the role registry, the launcher and the pipeline's topology: what other parts may use. */
 export { curatorRole, promptGroupAt } from "./curator.ts";
 export { echoRole } from "./echo.ts";
 export { EnvironmentUnavailable, evaluationSample, experimentEnvironment, hash32 } from "./environment.ts";
@@ -8,11 +8,13 @@ export { findHardSplit, type HardSplitOptions, type HardSplitResult, type HardSp
 export { IoFailed, tryIo } from "./io.ts";
 export {
   ExperimentFailed,
+  ensureExperimentQueues,
   LAUNCHER_CONTROL_ROLE,
   type LaunchOptions,
   launch,
   MAX_PROCESSES_PER_ROLE,
   natsUrlFile,
+  QueueConflict,
   recordedNatsUrl,
 } from "./launcher.ts";
 export { followPolicy, type PolicyFollower, type PolicyInUse } from "./policy-sync.ts";
@@ -35,3 +37,30 @@ export {
 } from "./runtime.ts";
 export { type ActorStatus, listActors } from "./runtime-status.ts";
 export { useBackend } from "./tf-backend.ts";
+export {
+  Answer,
+  AnswerScore,
+  CURATOR_CURSOR_KEY,
+  CuratorCursor,
+  EVALUATION_DONE_KEY,
+  EvaluationDone,
+  LEARNER_PROGRESS_KEY,
+  LearnerProgress,
+  NO_LEARNER_PROGRESS,
+  PIPELINE_MESSAGES,
+  PIPELINE_QUEUES,
+  POLICY_ARCHITECTURE_KEY,
+  POLICY_TOKENIZER_BLOB,
+  PolicyArchitecture,
+  PROMPTS_QUEUE,
+  PromptGroup,
+  PromptGroupMessage,
+  PromptPicture,
+  RewardFailure,
+  ROLLOUTS_QUEUE,
+  RolloutGroup,
+  RolloutGroupMessage,
+  SCORED_QUEUE,
+  ScoredGroup,
+  ScoredGroupMessage,
+} from "./topology.ts";

@@ -22,7 +22,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import { Data, Deferred, Duration, Effect, Schedule } from "effect";
+import { Context, Data, Deferred, Duration, Effect, Layer, Schedule } from "effect";
 import {
   CONFIG_KEY,
   ConfigError,
@@ -35,30 +35,31 @@ import {
   writeResolvedConfig,
 } from "../configs/index.ts";
 import {
+  actorStatusKey,
   type ControlReply,
-  connectNats,
+  EXPERIMENT_OUTCOME_KEY,
   Experiment,
   ensureWorkQueues,
-  experimentSubjects,
   type FactrlLogger,
   getState,
   type Heartbeat,
+  HeartbeatMessage,
+  type JetStreamError,
   localServer,
+  MetricsEventMessage,
   makeLogger,
-  Nats,
+  type Nats,
   putState,
   serveControl,
   subscribe,
+  type WorkQueue,
+  type WorkQueuesReport,
   watchState,
 } from "../messaging/index.ts";
-import {
-  actorStatusKey,
-  EXPERIMENT_OUTCOME_KEY,
-  LEARNER_PROGRESS_KEY,
-  type LearnerProgress,
-} from "../messaging/pipeline-state.ts";
 import { renderOutcome } from "./report.ts";
 import type { RoleRegistry } from "./roles.ts";
+import { actorServices } from "./runtime.ts";
+import { LEARNER_PROGRESS_KEY, type LearnerProgress, PIPELINE_QUEUES } from "./topology.ts";
 
 export class ExperimentFailed extends Data.TaggedError("ExperimentFailed")<{ readonly reason: string }> {
   override get message(): string {
@@ -353,6 +354,70 @@ function progressLine(
   return `${config.experiment} ${clock} · ${[...roles, ...busy].join(" · ") || "no actors"} · processed ${processed} · failed ${failed} · restarts ${restarts}${policy}`;
 }
 
+/** Two declarations of one work queue name carry different messages: they would share one stream. */
+export class QueueConflict extends Data.TaggedError("QueueConflict")<{
+  readonly queue: string;
+  readonly declaredBy: readonly [string, string];
+  readonly carrying: readonly [string, string];
+}> {
+  override get message(): string {
+    const [first, second] = this.declaredBy;
+    return (
+      `${first} and ${second} both declare a work queue named ${this.queue}, carrying ${this.carrying[0]} and ` +
+      `${this.carrying[1]}: one stream cannot carry both; rename one of the queues`
+    );
+  }
+}
+
+const carries = (queue: WorkQueue<unknown>) => `${queue.message.name} v${queue.message.version}`;
+
+/** The queues of every declaration, each name once; a name declared with two message types fails. */
+const unionOfQueues = (
+  declarations: ReadonlyArray<readonly [by: string, queues: readonly WorkQueue<unknown>[]]>,
+): Effect.Effect<readonly WorkQueue<unknown>[], QueueConflict> =>
+  Effect.suspend(() => {
+    const byName = new Map<string, { readonly queue: WorkQueue<unknown>; readonly by: string }>();
+    for (const [by, queues] of declarations) {
+      for (const queue of queues) {
+        const seen = byName.get(queue.name);
+        if (seen === undefined) byName.set(queue.name, { queue, by });
+        else if (carries(seen.queue) !== carries(queue)) {
+          return Effect.fail(
+            new QueueConflict({
+              queue: queue.name,
+              declaredBy: [seen.by, by],
+              carrying: [carries(seen.queue), carries(queue)],
+            }),
+          );
+        }
+      }
+    }
+    return Effect.succeed([...byName.values()].map(({ queue }) => queue));
+  });
+
+/**
+ * Creates the experiment's work queues before any actor starts: the pipeline's, and every queue a role
+ * of the registry declares (`RoleDefinition.queues`: a role added with its own queue needs nothing
+ * else), with the run's redelivery settings; removes the acked work a broker crash left in them. It
+ * loads every role of the registry — in `factrl run` their code is loaded already (the serial
+ * runner imports it).
+ */
+export const ensureExperimentQueues = (
+  config: ExperimentConfig,
+  roles: RoleRegistry,
+): Effect.Effect<WorkQueuesReport, QueueConflict | JetStreamError, Nats | Experiment> =>
+  Effect.gen(function* () {
+    const definitions = yield* Effect.promise(() => Promise.all(roles.names.map(roles.load)));
+    const queues = yield* unionOfQueues([
+      ["the pipeline", PIPELINE_QUEUES],
+      ...definitions.flatMap((role) => (role === undefined ? [] : [[`role ${role.name}`, role.queues ?? []] as const])),
+    ]);
+    return yield* ensureWorkQueues(queues, {
+      ackWaitMs: config.runtime.ackWaitMs,
+      maxDeliver: config.runtime.maxDeliveries,
+    });
+  });
+
 /** Runs the experiment until it completes (success), fails (ExperimentFailed) or is stopped by a signal (success). */
 export const launch = (options: LaunchOptions) =>
   Effect.scoped(
@@ -392,19 +457,12 @@ export const launch = (options: LaunchOptions) =>
         natsUrl,
         `factrl-launcher-${config.experiment}`,
       );
-      const nats = yield* connectNats({ ...connectionOptions, logger });
-      const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-        effect.pipe(
-          Effect.provideService(Nats, nats),
-          Effect.provideService(Experiment, {
-            subjects: experimentSubjects(config.experiment),
-            sender: "launcher",
-          }),
-        );
-      const subjects = experimentSubjects(config.experiment);
-      yield* provide(
-        ensureWorkQueues({ ackWaitMs: config.runtime.ackWaitMs, maxDeliver: config.runtime.maxDeliveries }),
+      const services = yield* Layer.build(
+        actorServices({ ...connectionOptions, logger }, config.experiment, "launcher", logger),
       );
+      const { subjects } = Context.get(services, Experiment);
+      const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, services);
+      yield* provide(ensureExperimentQueues(config, options.roles));
       yield* provide(putState(CONFIG_KEY, config));
 
       // A re-run starts over from "running": actors joining it must not read the last run's end.
@@ -496,7 +554,7 @@ export const launch = (options: LaunchOptions) =>
       const heartbeats = new Map<string, Heartbeat & { readonly at: number }>();
       /** Each actor process's in-process role restarts (by id, host and pid: a restarted process starts at 0). */
       const inProcessRestarts = new Map<string, number>();
-      const beats = yield* provide(subscribe(subjects.allHeartbeats, ["Heartbeat"]));
+      const beats = yield* provide(subscribe(subjects.allHeartbeats, [HeartbeatMessage]));
       yield* Effect.forkScoped(
         Effect.forever(
           Effect.map(beats.messages.take, (message) => {
@@ -522,7 +580,7 @@ export const launch = (options: LaunchOptions) =>
 
       // The monitor's summary of the experiment's metrics (learner step, reward, evaluation…).
       let summary: Readonly<Record<string, number>> = {};
-      const summaries = yield* provide(subscribe(subjects.metrics("monitor"), ["MetricsEvent"]));
+      const summaries = yield* provide(subscribe(subjects.metrics("monitor"), [MetricsEventMessage]));
       yield* Effect.forkScoped(
         Effect.forever(
           Effect.map(summaries.messages.take, (message) => {

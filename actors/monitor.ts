@@ -10,7 +10,7 @@ import { createWriteStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Chunk, Duration, Effect, Queue, Schedule } from "effect";
-import { Experiment, publishMessage, subscribe } from "../messaging/index.ts";
+import { Experiment, HeartbeatMessage, MetricsEventMessage, publishMessage, subscribe } from "../messaging/index.ts";
 import type { RoleDefinition } from "./runtime.ts";
 
 /** The summary the launcher shows: the newest value of each of these metrics. */
@@ -41,8 +41,8 @@ export const monitorRole: RoleDefinition = {
             stream.end(() => resume(Effect.void));
           }),
       );
-      const metrics = yield* subscribe(subjects.allMetrics, ["MetricsEvent"]);
-      const heartbeats = yield* subscribe(subjects.allHeartbeats, ["Heartbeat"]);
+      const metrics = yield* subscribe(subjects.allMetrics, [MetricsEventMessage]);
+      const heartbeats = yield* subscribe(subjects.allHeartbeats, [HeartbeatMessage]);
       const latest = new Map<string, number>();
 
       const record = (type: string, sender: string, sentAt: number, body: unknown) => {
@@ -70,7 +70,7 @@ export const monitorRole: RoleDefinition = {
       const summarise = Effect.gen(function* () {
         const values = Object.fromEntries(SUMMARY_KEYS.flatMap((k) => (latest.has(k) ? [[k, latest.get(k)!]] : [])));
         if (Object.keys(values).length === 0) return;
-        yield* publishMessage(subjects.metrics("monitor"), "MetricsEvent", {
+        yield* publishMessage(subjects.metrics("monitor"), MetricsEventMessage, {
           source: actor.id,
           values,
           tags: { role: "monitor", kind: "summary" },

@@ -2,15 +2,15 @@ import { join } from "node:path";
 import { Effect, Fiber } from "effect";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { POLICY_KEY, publishPolicy, putState, weightsBlobName } from "../messaging/index.ts";
+import { initBackend, loadCheckpoint } from "../models/index.ts";
+import { freshExperiment, runWith } from "../test/messaging/fixtures.ts";
+import { followPolicy, type PolicyFollower, type PolicyInUse } from "./policy-sync.ts";
 import {
   LEARNER_PROGRESS_KEY,
   type LearnerProgress,
   NO_LEARNER_PROGRESS,
   POLICY_ARCHITECTURE_KEY,
-} from "../messaging/pipeline-state.ts";
-import { initBackend, loadCheckpoint } from "../models/index.ts";
-import { freshExperiment, runWith } from "../test/messaging/fixtures.ts";
-import { followPolicy, type PolicyFollower, type PolicyInUse } from "./policy-sync.ts";
+} from "./topology.ts";
 
 const TINY_POLICY = join(import.meta.dirname, "..", "test", "fixtures", "tiny-policy");
 

@@ -22,8 +22,8 @@ import {
   watchState,
   weightsBlobName,
 } from "../messaging/index.ts";
-import { LEARNER_PROGRESS_KEY, POLICY_ARCHITECTURE_KEY } from "../messaging/pipeline-state.ts";
 import { buildPolicy, type Policy, type PolicyConfigBase } from "../models/index.ts";
+import { LEARNER_PROGRESS_KEY, POLICY_ARCHITECTURE_KEY } from "./topology.ts";
 
 /** How long a reader whose version's weights are gone waits for the newer version's announcement. */
 const SUPERSEDED_WAIT = Duration.seconds(10);

@@ -14,8 +14,8 @@ import {
   putBlob,
   type StateError,
 } from "../messaging/index.ts";
-import { POLICY_ARCHITECTURE_KEY, POLICY_TOKENIZER_BLOB } from "../messaging/pipeline-state.ts";
 import { type TextFormat, textFormatOfRecord } from "../models/index.ts";
+import { POLICY_ARCHITECTURE_KEY, POLICY_TOKENIZER_BLOB } from "./topology.ts";
 
 /** The published tokenizer does not fit the published policy (or is not a tokenizer record at all). */
 export class TokenizerMismatch extends Data.TaggedError("TokenizerMismatch")<{ readonly reason: string }> {

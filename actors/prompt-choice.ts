@@ -21,7 +21,7 @@ import {
   type PromptCheckReport,
   worldMetadata,
 } from "../envs/index.ts";
-import { Experiment, publishMessage } from "../messaging/index.ts";
+import { Experiment, MetricsEventMessage, publishMessage } from "../messaging/index.ts";
 import { tryIo } from "./io.ts";
 
 type Curation = ExperimentConfig["curation"];
@@ -81,7 +81,7 @@ export const publishPoolChecks = (actorId: string, config: ExperimentConfig, env
   Effect.gen(function* () {
     const values = yield* checkTrainingPool(config, env);
     const { subjects } = yield* Experiment;
-    yield* publishMessage(subjects.metrics(actorId), "MetricsEvent", {
+    yield* publishMessage(subjects.metrics(actorId), MetricsEventMessage, {
       source: actorId,
       values,
       tags: { role: "curator" },

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { NO_LEARNER_PROGRESS } from "../messaging/pipeline-state.ts";
 import type { FactualityMetrics } from "../rewards/index.ts";
 import type { EvaluationResult } from "./evaluation.ts";
 import { learnerProgressText } from "./launcher.ts";
 import { comparisonRows, renderBucketTable, renderOutcome, renderReport, renderStudyTable, verdict } from "./report.ts";
+import { NO_LEARNER_PROGRESS } from "./topology.ts";
 
 const metrics = (m: Partial<FactualityMetrics>): FactualityMetrics => ({
   answers: 10,

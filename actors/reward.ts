@@ -10,18 +10,11 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { Effect } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
 import { allPrompts, type Environment, type EnvPrompt } from "../envs/index.ts";
-import {
-  Experiment,
-  Nats,
-  publishMessage,
-  publishWork,
-  type RolloutGroup,
-  type ScoredGroup,
-  WorkOutcome,
-} from "../messaging/index.ts";
+import { Experiment, MetricsEventMessage, Nats, publishMessage, publishWork, WorkOutcome } from "../messaging/index.ts";
 import { createRewardPipeline, type RewardItem, type RewardPipeline } from "../rewards/index.ts";
 import { experimentEnvironment } from "./environment.ts";
 import type { RoleDefinition } from "./runtime.ts";
+import { ROLLOUTS_QUEUE, type RolloutGroup, SCORED_QUEUE, type ScoredGroup } from "./topology.ts";
 
 /**
  * The experiment's reward pipeline over its environment (its knowledge base for the built-ins, its
@@ -133,6 +126,7 @@ export const makeScoring = (env: Environment, pipeline: RewardPipeline) => {
 export const rewardRole: RoleDefinition = {
   name: "reward",
   description: "scores rollout groups with the reward modules; publishes scored groups",
+  queues: [ROLLOUTS_QUEUE, SCORED_QUEUE],
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;
@@ -142,7 +136,7 @@ export const rewardRole: RoleDefinition = {
       const clock = makeStallClock();
 
       return actor.consume(
-        "rollouts",
+        ROLLOUTS_QUEUE,
         (item) =>
           Effect.gen(function* () {
             clock.hold(1);
@@ -154,13 +148,13 @@ export const rewardRole: RoleDefinition = {
               Effect.ensuring(Effect.sync(() => clock.score(-1))),
             );
             const publishStarted = performance.now();
-            yield* publishWork("scored", scored, { msgId: rollout.group.groupId });
+            yield* publishWork(SCORED_QUEUE, scored, { msgId: rollout.group.groupId });
             const publishMs = performance.now() - publishStarted;
             const { scores } = scored;
             const failures = scores.reduce((n, s) => n + s.failures.length, 0);
             const mean = scores.reduce((a, s) => a + s.reward, 0) / Math.max(1, scores.length);
             const { busyMs, stalledMs } = clock.take();
-            yield* publishMessage(subjects.metrics(actor.id), "MetricsEvent", {
+            yield* publishMessage(subjects.metrics(actor.id), MetricsEventMessage, {
               source: actor.id,
               values: {
                 "reward.mean": mean,

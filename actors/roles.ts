@@ -4,8 +4,9 @@
  *
  * The roles living in actors/ are listed here; the learner lives in learner/ (which actors/ may not
  * import), so the full registry is assembled by the CLI (cli/roles.ts). Adding a role is one file
- * exporting a RoleDefinition, one line in one of the two lists, and its count in configs/schema.ts
- * `ActorCounts`.
+ * exporting a RoleDefinition — with the work queues it declares, which the launcher creates — and
+ * one line in one of the two lists; for `factrl run` to start some, its count in configs/schema.ts
+ * `ActorCounts` (docs/pipeline.md, "Adding a role").
  */
 import type { RoleDefinition } from "./runtime.ts";
 

@@ -11,9 +11,9 @@
  */
 import { Effect, Either } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
-import type { Answer, PromptGroup, RolloutGroup } from "../messaging/index.ts";
 import type { Policy, SampledSequence, TextFormat } from "../models/index.ts";
 import { hash32 } from "./environment.ts";
+import type { Answer, PromptGroup, RolloutGroup } from "./topology.ts";
 
 /** The seed of one answer's sampling stream. */
 export const answerSeed = (seed: number, groupId: string, version: number, answer: number): number =>

@@ -13,6 +13,7 @@
 import { Deferred, Duration, Effect, Fiber, Schedule } from "effect";
 import {
   Experiment,
+  MetricsEventMessage,
   openWorkFetcher,
   publishMessage,
   publishWorkAll,
@@ -24,6 +25,7 @@ import { publishedTextFormat } from "./policy-tokenizer.ts";
 import { makeRolloutWork } from "./rollout-work.ts";
 import type { RoleDefinition } from "./runtime.ts";
 import { useBackend } from "./tf-backend.ts";
+import { PROMPTS_QUEUE, type PromptGroup, ROLLOUTS_QUEUE } from "./topology.ts";
 
 /** How long one pull waits for prompt groups before asking again. */
 const PULL_EXPIRES_MS = 1_000;
@@ -31,7 +33,7 @@ const PULL_EXPIRES_MS = 1_000;
 const KEEP_ALIVE = Schedule.spaced(Duration.seconds(5));
 
 /** Runs `work` while telling the server every item is still in progress. */
-const keepingAlive = <A, E, R>(items: readonly WorkItem<"prompts">[], work: Effect.Effect<A, E, R>) =>
+const keepingAlive = <A, E, R>(items: readonly WorkItem<PromptGroup>[], work: Effect.Effect<A, E, R>) =>
   Effect.gen(function* () {
     const ticker = yield* Effect.fork(
       Effect.repeat(
@@ -45,6 +47,7 @@ const keepingAlive = <A, E, R>(items: readonly WorkItem<"prompts">[], work: Effe
 export const rolloutRole: RoleDefinition = {
   name: "rollout",
   description: "samples G answers per prompt group with the current policy; publishes rollout groups",
+  queues: [PROMPTS_QUEUE, ROLLOUTS_QUEUE],
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;
@@ -53,7 +56,7 @@ export const rolloutRole: RoleDefinition = {
       const follower = yield* followPolicy;
       // Prompts arrive as text: they are read with the policy's own tokenizer, as the learner trains it.
       const format = yield* publishedTextFormat;
-      const prompts = yield* openWorkFetcher("prompts");
+      const prompts = yield* openWorkFetcher(PROMPTS_QUEUE);
       const work = makeRolloutWork(config, format, follower.loadVersion(0));
       yield* Effect.addFinalizer(() => Effect.sync(() => work.dispose()));
 
@@ -62,7 +65,7 @@ export const rolloutRole: RoleDefinition = {
        * publish, and its items still to settle. A prompt the policy cannot read is dead-lettered
        * alone, naming the prompt; the rest of the batch goes on.
        */
-      const sampleBatch = (fetched: readonly WorkItem<"prompts">[], settled: Set<WorkItem<"prompts">>) =>
+      const sampleBatch = (fetched: readonly WorkItem<PromptGroup>[], settled: Set<WorkItem<PromptGroup>>) =>
         Effect.gen(function* () {
           // Durations for the metrics: loading weights, then sampling (in work.rollOut's figures).
           const syncStarted = performance.now();
@@ -99,18 +102,18 @@ export const rolloutRole: RoleDefinition = {
        */
       const publishBatch = (
         sampled: SampledBatch,
-        settled: Set<WorkItem<"prompts">>,
+        settled: Set<WorkItem<PromptGroup>>,
         timings: { readonly fetchMs: number; readonly publishMs: number },
       ) =>
         Effect.gen(function* () {
           const started = performance.now();
-          yield* publishWorkAll("rollouts", sampled.rollouts);
+          yield* publishWorkAll(ROLLOUTS_QUEUE, sampled.rollouts);
           for (const item of sampled.items) {
             yield* item.settle(WorkOutcome.done);
             settled.add(item);
           }
           actor.recordProcessed(sampled.items.length);
-          yield* publishMessage(subjects.metrics(actor.id), "MetricsEvent", {
+          yield* publishMessage(subjects.metrics(actor.id), MetricsEventMessage, {
             source: actor.id,
             values: {
               ...sampled.metrics,
@@ -125,7 +128,7 @@ export const rolloutRole: RoleDefinition = {
 
       /** On failure, hands the batch's unsettled prompt groups back: another actor (or this one, later) redoes them. */
       const handingBack =
-        (items: readonly WorkItem<"prompts">[], settled: Set<WorkItem<"prompts">>) =>
+        (items: readonly WorkItem<PromptGroup>[], settled: Set<WorkItem<PromptGroup>>) =>
         <A, E, R>(work: Effect.Effect<A, E, R>) =>
           work.pipe(
             Effect.asVoid,
@@ -166,7 +169,7 @@ export const rolloutRole: RoleDefinition = {
           const fetched = yield* prompts.fetch({ max: config.rollout.batch, expiresMs: PULL_EXPIRES_MS });
           const fetchMs = performance.now() - fetchStarted;
           if (fetched.length === 0) continue;
-          const settled = new Set<WorkItem<"prompts">>();
+          const settled = new Set<WorkItem<PromptGroup>>();
           const handBack = handingBack(fetched, settled);
           yield* actor
             .inHand(

@@ -10,8 +10,15 @@
  */
 import { Svcm } from "@nats-io/services";
 import { Effect, Schema } from "effect";
-import { Experiment, experimentSubjects, Heartbeat, listState, Nats } from "../messaging/index.ts";
-import { ACTOR_STATUS_PREFIX, ActorStatusRecord } from "../messaging/pipeline-state.ts";
+import {
+  ACTOR_STATUS_PREFIX,
+  ActorStatusRecord,
+  Experiment,
+  experimentSubjects,
+  Heartbeat,
+  listState,
+  Nats,
+} from "../messaging/index.ts";
 
 export interface ActorStatus extends Heartbeat {
   /** How long ago the actor's last heartbeat was sent (ms). */

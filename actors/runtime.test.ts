@@ -3,9 +3,13 @@ import { Deferred, Effect, Either, Exit, Fiber, Layer } from "effect";
 import { describe, expect, inject, it } from "vitest";
 import { decodeConfig, type ExperimentConfig } from "../configs/index.ts";
 import {
+  actorStatusKey,
+  ControlReplyMessage,
+  ControlRequestMessage,
   connectNats,
   deadLetterCount,
   decodeEnvelope,
+  EXPERIMENT_OUTCOME_KEY,
   Experiment,
   encodeEnvelope,
   ensureWorkQueues,
@@ -13,16 +17,16 @@ import {
   experimentSubjects,
   getState,
   type Heartbeat,
+  HeartbeatMessage,
   Nats,
   openWorkFetcher,
-  type PromptGroup,
   publishWork,
   putState,
 } from "../messaging/index.ts";
-import { actorStatusKey, EXPERIMENT_OUTCOME_KEY } from "../messaging/pipeline-state.ts";
 import { echoRole, makeEchoRole } from "./echo.ts";
 import { type RoleDefinition, runActor } from "./runtime.ts";
 import { listActors } from "./runtime-status.ts";
+import { PIPELINE_QUEUES, PROMPTS_QUEUE, type PromptGroup, ROLLOUTS_QUEUE } from "./topology.ts";
 
 const natsUrl = inject("natsUrl");
 let experimentCounter = 0;
@@ -61,7 +65,7 @@ const collectHeartbeats = (config: ExperimentConfig) =>
     const heartbeats: Heartbeat[] = [];
     nats.connection.subscribe(experimentSubjects(config.experiment).allHeartbeats, {
       callback: (_error, msg) => {
-        const decoded = decodeEnvelope(msg.data, { accept: ["Heartbeat"] });
+        const decoded = decodeEnvelope(msg.data, { accept: [HeartbeatMessage] });
         if (Either.isRight(decoded)) heartbeats.push(decoded.right.body);
       },
     });
@@ -71,7 +75,7 @@ const collectHeartbeats = (config: ExperimentConfig) =>
 
 /** Takes every rollout waiting in the queue (acking them) and returns their group ids. */
 const drainRollouts = Effect.gen(function* () {
-  const fetcher = yield* openWorkFetcher("rollouts");
+  const fetcher = yield* openWorkFetcher(ROLLOUTS_QUEUE);
   const ids: string[] = [];
   for (;;) {
     const batch = yield* fetcher.fetch({ max: 100, expiresMs: 1_000 });
@@ -95,19 +99,19 @@ describe("actor runtime", () => {
   it("announces itself (heartbeats, $SRV STATS) and works its queue", async () => {
     const config = testConfig();
     const program = Effect.gen(function* () {
-      yield* ensureWorkQueues({ ackWaitMs: 5_000 });
+      yield* ensureWorkQueues(PIPELINE_QUEUES, { ackWaitMs: 5_000 });
       const nats = yield* Nats;
       const heartbeats: { state: string; processed: number; id: string }[] = [];
       nats.connection.subscribe(experimentSubjects(config.experiment).allHeartbeats, {
         callback: (_error, msg) => {
-          const decoded = decodeEnvelope(msg.data, { accept: ["Heartbeat"] });
+          const decoded = decodeEnvelope(msg.data, { accept: [HeartbeatMessage] });
           if (Either.isRight(decoded)) heartbeats.push(decoded.right.body);
         },
       });
       yield* Effect.promise(() => nats.connection.flush());
       const drain = yield* Deferred.make<string>();
       const actor = yield* Effect.fork(runActor({ role: echoRole, config, id: "echo-a", drain }));
-      for (let i = 0; i < 5; i++) yield* publishWork("prompts", promptGroup(i, 0));
+      for (let i = 0; i < 5; i++) yield* publishWork(PROMPTS_QUEUE, promptGroup(i, 0));
       yield* Effect.promise(() => waitFor(() => heartbeats.some((h) => h.processed === 5)));
       expect(heartbeats[0]).toMatchObject({ id: "echo-a", state: "running" });
 
@@ -134,7 +138,7 @@ describe("actor runtime", () => {
     const config = testConfig();
     const groups = 21;
     const program = Effect.gen(function* () {
-      yield* ensureWorkQueues({ ackWaitMs: 30_000 });
+      yield* ensureWorkQueues(PIPELINE_QUEUES, { ackWaitMs: 30_000 });
       const drainA = yield* Deferred.make<string>();
       const drainB = yield* Deferred.make<string>();
       const options = { config } as const;
@@ -142,7 +146,7 @@ describe("actor runtime", () => {
       const a = yield* Effect.fork(runActor({ ...options, role: makeEchoRole(3), id: "echo-a", drain: drainA }));
       const b = yield* Effect.fork(runActor({ ...options, role: echoRole, id: "echo-b", drain: drainB }));
       // One long item keeps A's drain waiting while its other workers are idle.
-      for (let i = 0; i < groups; i++) yield* publishWork("prompts", promptGroup(i, i === 0 ? 1_500 : 50));
+      for (let i = 0; i < groups; i++) yield* publishWork(PROMPTS_QUEUE, promptGroup(i, i === 0 ? 1_500 : 50));
       // Let both actors get going, then drain A while it has work in hand.
       yield* Effect.sleep(300);
       yield* Deferred.succeed(drainA, "test");
@@ -160,7 +164,7 @@ describe("actor runtime", () => {
       yield* Deferred.succeed(drainB, "test");
       expect(Exit.isSuccess(yield* Fiber.await(b))).toBe(true);
       expect(done.size).toBe(groups);
-      expect(yield* deadLetterCount("prompts")).toBe(0);
+      expect(yield* deadLetterCount(PROMPTS_QUEUE)).toBe(0);
     });
     await Effect.runPromise(Effect.scoped(Effect.provide(program, client(config))));
   });
@@ -282,7 +286,7 @@ describe("actor runtime", () => {
   it("an actor without a launcher drains when the experiment completes and fails when it failed; one with a launcher ignores it", async () => {
     const config = testConfig();
     const program = Effect.gen(function* () {
-      yield* ensureWorkQueues();
+      yield* ensureWorkQueues(PIPELINE_QUEUES);
       const joined = yield* Effect.fork(runActor({ role: echoRole, config, id: "echo-joined" }));
       const launched = yield* Deferred.make<string>();
       const child = yield* Effect.fork(
@@ -326,12 +330,16 @@ describe("actor runtime", () => {
   it("a drain control request stops the actor", async () => {
     const config = testConfig();
     const program = Effect.gen(function* () {
-      yield* ensureWorkQueues();
+      yield* ensureWorkQueues(PIPELINE_QUEUES);
       const actor = yield* Effect.fork(runActor({ role: echoRole, config, id: "echo-c" }));
       const nats = yield* Nats;
       const { subjects } = yield* Experiment;
       const request = encodeEnvelope(
-        envelope("ControlRequest", { command: "drain", args: {} }, { experiment: config.experiment, sender: "forger" }),
+        envelope(
+          ControlRequestMessage,
+          { command: "drain", args: {} },
+          { experiment: config.experiment, sender: "forger" },
+        ),
       );
       const reply = yield* Effect.promise(async () => {
         for (;;) {
@@ -342,7 +350,7 @@ describe("actor runtime", () => {
           }
         }
       });
-      const decoded = decodeEnvelope(reply.data, { accept: ["ControlReply"] });
+      const decoded = decodeEnvelope(reply.data, { accept: [ControlReplyMessage] });
       expect(Either.getOrThrow(decoded).body).toMatchObject({ ok: true, message: "echo-c draining" });
       expect(Exit.isSuccess(yield* Fiber.await(actor))).toBe(true);
       // Who asked is on record (the launcher reads it to say why a learner stopped).

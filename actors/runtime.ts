@@ -19,34 +19,51 @@
  */
 import { hostname } from "node:os";
 import { Svcm } from "@nats-io/services";
-import { Cause, Data, Deferred, Duration, Effect, Either, Fiber, Queue, Schedule, type Scope } from "effect";
+import {
+  Cause,
+  Context,
+  Data,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  Fiber,
+  Layer,
+  Queue,
+  Schedule,
+  type Scope,
+} from "effect";
 import { ConfigError, type ExperimentConfig, natsConnectionOptions } from "../configs/index.ts";
 import {
+  actorStatusKey,
+  type ConnectError,
+  type ConnectionOptions,
   type ConsumeWorkOptions,
-  type ControlRequest,
-  connectNats,
+  ControlReplyMessage,
+  ControlRequestMessage,
   consumeWork,
   decodeEnvelope,
+  EXPERIMENT_OUTCOME_KEY,
   Experiment,
-  type ExperimentService,
+  ExperimentLive,
   encodeEnvelope,
   envelope,
-  experimentSubjects,
   type FactrlLogger,
   type Heartbeat,
+  HeartbeatMessage,
+  type InvalidNameError,
   type JetStreamError,
   makeLogger,
   Nats,
-  type NatsService,
+  NatsLive,
   pinoLoggerLayer,
   putState,
   validateToken,
   type WorkItem,
   WorkOutcome,
-  type WorkQueueName,
+  type WorkQueue,
   watchState,
 } from "../messaging/index.ts";
-import { actorStatusKey, EXPERIMENT_OUTCOME_KEY } from "../messaging/pipeline-state.ts";
 
 /** The role gave up: too many restarts in the window. The process exits 1. */
 export class ActorGaveUp extends Data.TaggedError("ActorGaveUp")<{
@@ -94,9 +111,9 @@ export interface ActorContext {
    * interruption). Counts
    * Done as processed and anything else as failed.
    */
-  readonly consume: <Q extends WorkQueueName, E, R>(
-    queue: Q,
-    handler: (item: WorkItem<Q>) => Effect.Effect<WorkOutcome, E, R>,
+  readonly consume: <A, E, R>(
+    queue: WorkQueue<A>,
+    handler: (item: WorkItem<A>) => Effect.Effect<WorkOutcome, E, R>,
     options?: Omit<ConsumeWorkOptions, "counters">,
   ) => Effect.Effect<never, JetStreamError, Nats | Experiment | R>;
 }
@@ -134,6 +151,18 @@ const isFatal = (cause: Cause.Cause<unknown>): boolean =>
 export type ActorServices = Nats | Experiment;
 
 /**
+ * The services an actor's (or the launcher's) effects run with, as one Layer: its NATS connection
+ * (closed with the scope), the experiment's names with `sender` as its id, and logs through pino.
+ */
+export const actorServices = (
+  connection: ConnectionOptions,
+  experiment: string,
+  sender: string,
+  logger: FactrlLogger,
+): Layer.Layer<ActorServices, ConnectError | InvalidNameError> =>
+  Layer.mergeAll(NatsLive(connection), ExperimentLive(experiment, sender), pinoLoggerLayer(logger));
+
+/**
  * A role: `start` opens its subscriptions and consumers (in the given scope — they close when the
  * role stops or restarts) and returns its work loop. The loop runs until interrupted, or returns when
  * the role's job is done (e.g. the learner after its last step): the actor then stops with success.
@@ -142,6 +171,11 @@ export interface RoleDefinition {
   readonly name: string;
   /** One line for `factrl actor --help`. */
   readonly description: string;
+  /**
+   * The work queues the role takes from or gives to. The launcher creates every queue of every role in
+   * its registry, with the pipeline's own, before it starts any actor (`ensureExperimentQueues`).
+   */
+  readonly queues?: readonly WorkQueue<unknown>[];
   /** When an actor of this role completes, the experiment is over (the launcher stops everything). */
   readonly endsExperiment?: boolean;
   readonly start: (
@@ -239,15 +273,10 @@ export const runActor = (options: RunActorOptions) =>
       let draining = false;
 
       const connectionOptions = yield* natsConnectionOptions(config.nats, url, `factrl-${id}`);
-      const nats: NatsService = yield* connectNats({ ...connectionOptions, logger });
-      const experimentService: ExperimentService = { subjects: experimentSubjects(experiment), sender: id };
-      const { subjects } = experimentService;
-      const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-        effect.pipe(
-          Effect.provideService(Nats, nats),
-          Effect.provideService(Experiment, experimentService),
-          Effect.provide(pinoLoggerLayer(logger)),
-        );
+      const services = yield* Layer.build(actorServices({ ...connectionOptions, logger }, experiment, id, logger));
+      const nats = Context.get(services, Nats);
+      const { subjects } = Context.get(services, Experiment);
+      const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, services);
 
       const heartbeat = (): Heartbeat => ({
         role: role.name,
@@ -269,7 +298,7 @@ export const runActor = (options: RunActorOptions) =>
       const publishHeartbeat = Effect.suspend(() => {
         lastHeartbeatAt = Date.now();
         const beat = heartbeat();
-        const message = envelope("Heartbeat", beat, { experiment, sender: id, sentAt: lastHeartbeatAt });
+        const message = envelope(HeartbeatMessage, beat, { experiment, sender: id, sentAt: lastHeartbeatAt });
         nats.connection.publish(subjects.heartbeat(role.name, id), encodeEnvelope(message));
         return provide(putState(statusRecord, { ...beat, sentAt: lastHeartbeatAt })).pipe(
           Effect.timeoutFail({
@@ -309,7 +338,7 @@ export const runActor = (options: RunActorOptions) =>
       const consume: ActorContext["consume"] = (queue, handler, consumeOptions = {}) => {
         // Hand the item back at once, then park this worker until the drain ends: pulling again
         // would only bounce items (each bounce counts as a delivery towards dead-lettering).
-        const handBack = (item: WorkItem<typeof queue>) =>
+        const handBack = (item: WorkItem<unknown>) =>
           item.settle(WorkOutcome.retry(`${id} is draining`, 0)).pipe(Effect.ignore, Effect.zipRight(Effect.never));
         return consumeWork(
           queue,
@@ -387,11 +416,13 @@ export const runActor = (options: RunActorOptions) =>
         metadata: { commands: "drain,status" },
         handler: (error, msg) => {
           if (error) return;
-          const decoded = decodeEnvelope(msg.data, { accept: ["ControlRequest"] });
+          const decoded = decodeEnvelope(msg.data, { accept: [ControlRequestMessage] });
           const reply = (ok: boolean, message: string, data?: unknown) =>
-            msg.respond(encodeEnvelope(envelope("ControlReply", { ok, message, data }, { experiment, sender: id })));
+            msg.respond(
+              encodeEnvelope(envelope(ControlReplyMessage, { ok, message, data }, { experiment, sender: id })),
+            );
           if (Either.isLeft(decoded)) return reply(false, `bad control request: ${decoded.left.message}`);
-          const { command } = decoded.right.body as ControlRequest;
+          const { command } = decoded.right.body;
           if (command === "drain") {
             // Anyone on the server may send one (no auth yet): say who claims to have.
             const sender = quotedSender(decoded.right.sender);

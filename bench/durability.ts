@@ -13,14 +13,14 @@
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { Effect, Layer } from "effect";
+import { PIPELINE_QUEUES, PROMPTS_QUEUE, ROLLOUTS_QUEUE } from "../actors/topology.ts";
 import {
   ExperimentLive,
   ensureWorkQueues,
   NatsLive,
-  type PromptGroup,
   publishWork,
-  type RolloutGroup,
   startLocalServer,
+  type WorkQueue,
 } from "../messaging/index.ts";
 import { samplePromptGroup, sampleRolloutGroup } from "../test/messaging/fixtures.ts";
 
@@ -57,23 +57,21 @@ function benchFsync(dir: string, count: number) {
   );
 }
 
-type Body = PromptGroup | RolloutGroup;
-
 /** One queue's publishes: one at a time (latency) and `inFlight` at once (throughput). */
-const benchPublishes = (label: string, queue: "prompts" | "rollouts", make: (i: number) => Body, count: number) =>
+const benchPublishes = <A>(label: string, queue: WorkQueue<A>, make: (i: number) => A, count: number) =>
   Effect.gen(function* () {
     const micros: number[] = [];
     let start = performance.now();
     for (let i = 0; i < count; i++) {
       const sent = process.hrtime.bigint();
-      yield* publishWork(queue, make(i) as never, { msgId: `${label}-seq-${i}` });
+      yield* publishWork(queue, make(i), { msgId: `${label}-seq-${i}` });
       micros.push(Number(process.hrtime.bigint() - sent) / 1_000);
     }
     const sequentialRate = count / ((performance.now() - start) / 1_000);
     start = performance.now();
     yield* Effect.forEach(
       Array.from({ length: count }, (_, i) => i),
-      (i) => publishWork(queue, make(i) as never, { msgId: `${label}-par-${i}` }),
+      (i) => publishWork(queue, make(i), { msgId: `${label}-par-${i}` }),
       { concurrency: 32, discard: true },
     );
     const parallelRate = count / ((performance.now() - start) / 1_000);
@@ -93,15 +91,15 @@ try {
     const layer = Layer.merge(NatsLive({ servers: server.url }), ExperimentLive("durability", "bench"));
     await Effect.runPromise(
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
         // Warm-up: stream files created, connections and JIT settled.
-        yield* benchPublishes("warm-up", "prompts", (i) => samplePromptGroup(`w${i}`), 100);
+        yield* benchPublishes("warm-up", PROMPTS_QUEUE, (i) => samplePromptGroup(`w${i}`), 100);
         const prompt = samplePromptGroup("g0");
         const rollout = sampleRolloutGroup("g0");
-        yield* benchPublishes("prompt groups", "prompts", (i) => ({ ...prompt, groupId: `g${i}` }), count);
+        yield* benchPublishes("prompt groups", PROMPTS_QUEUE, (i) => ({ ...prompt, groupId: `g${i}` }), count);
         yield* benchPublishes(
           "rollout groups",
-          "rollouts",
+          ROLLOUTS_QUEUE,
           (i) => ({ ...rollout, group: { ...rollout.group, groupId: `g${i}` } }),
           count,
         );

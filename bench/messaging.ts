@@ -10,6 +10,7 @@ import { Objm } from "@nats-io/obj";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Effect, Either, Fiber, Layer, Queue, type Scope } from "effect";
 import { Packr } from "msgpackr";
+import { ROLLOUTS_QUEUE, type RolloutGroup, RolloutGroupMessage } from "../actors/topology.ts";
 import {
   consumeWork,
   decodeEnvelope,
@@ -21,6 +22,7 @@ import {
   experimentSubjects,
   getBlob,
   type MetricsEvent,
+  MetricsEventMessage,
   makePublisher,
   Nats,
   NatsLive,
@@ -28,7 +30,6 @@ import {
   openWorkFetcher,
   publishWork,
   putBlob,
-  type RolloutGroup,
   startLocalServer,
   subscribe,
   WorkOutcome,
@@ -50,7 +51,7 @@ function benchCodec() {
   const meta = { experiment: "bench", sender: "bench" };
   // The JSON a user would otherwise write: typed arrays as number arrays, rebuilt after parsing.
   const toJson = (rollout: RolloutGroup) =>
-    JSON.stringify(envelope("RolloutGroup", rollout, meta), (_key, value) =>
+    JSON.stringify(envelope(RolloutGroupMessage, rollout, meta), (_key, value) =>
       value instanceof Int32Array || value instanceof Float32Array ? Array.from(value) : value,
     );
   const fromJson = (text: string) => {
@@ -74,12 +75,14 @@ function benchCodec() {
     return median(samples) * 1000; // µs per encode+decode
   };
   const factrl = time(() => {
-    const decoded = decodeEnvelope(encodeEnvelope(envelope("RolloutGroup", body, meta)));
+    const decoded = decodeEnvelope(encodeEnvelope(envelope(RolloutGroupMessage, body, meta)), {
+      accept: [RolloutGroupMessage],
+    });
     if (Either.isLeft(decoded)) throw decoded.left;
   });
-  const msgpackOnly = time(() => raw.unpack(raw.pack(envelope("RolloutGroup", body, meta))));
+  const msgpackOnly = time(() => raw.unpack(raw.pack(envelope(RolloutGroupMessage, body, meta))));
   const json = time(() => fromJson(toJson(body)));
-  const msgpackBytes = encodeEnvelope(envelope("RolloutGroup", body, meta)).byteLength;
+  const msgpackBytes = encodeEnvelope(envelope(RolloutGroupMessage, body, meta)).byteLength;
   const jsonBytes = Buffer.byteLength(toJson(body));
   console.log("\n## 1. Codec: rollout group, 8 answers × 96 tokens (encode + decode)");
   console.log(`factrl codec (msgpack + schema validation): ${fmt(factrl, 1)} µs, ${fmt(msgpackBytes)} bytes`);
@@ -132,7 +135,7 @@ async function rawPubSub(url: string, count: number): Promise<Run> {
   const start = performance.now();
   const cpu = cpuMicros();
   for (let i = 0; i < count; i++) {
-    pub.publish(subject, packr.pack(envelope("MetricsEvent", metricsBody, meta)));
+    pub.publish(subject, packr.pack(envelope(MetricsEventMessage, metricsBody, meta)));
     if (i % 1000 === 999) await pub.flush();
   }
   await done;
@@ -157,7 +160,7 @@ async function factrlPubSub(url: string, count: number): Promise<Run> {
   const pubLayer = Layer.merge(NatsLive({ servers: url }), ExperimentLive("bench", "rollout-1"));
   return Effect.runPromise(
     Effect.gen(function* () {
-      const sub = yield* subscribe(subjects.allMetrics, ["MetricsEvent"], { buffer: count + 1 });
+      const sub = yield* subscribe(subjects.allMetrics, [MetricsEventMessage], { buffer: count + 1 });
       const taken = yield* Effect.fork(
         Effect.gen(function* () {
           // A reader drains what has arrived in one go, as the monitor does.
@@ -167,7 +170,7 @@ async function factrlPubSub(url: string, count: number): Promise<Run> {
       );
       const rate = yield* Effect.gen(function* () {
         const { connection } = yield* Nats;
-        const publish = yield* makePublisher(subjects.metrics("rollout-1"), "MetricsEvent");
+        const publish = yield* makePublisher(subjects.metrics("rollout-1"), MetricsEventMessage);
         const start = performance.now();
         const cpu = cpuMicros();
         for (let i = 0; i < count; i++) {
@@ -198,7 +201,7 @@ async function benchPubSub(url: string) {
   }
   const ratios = pairs.map((pair) => pair.factrl.rate / pair.raw.rate);
   const cpuRatios = pairs.map((pair) => pair.raw.cpuPerMessage / pair.factrl.cpuPerMessage);
-  const size = encodeEnvelope(envelope("MetricsEvent", metricsBody, { experiment: "bench", sender: "rollout-1" }));
+  const size = encodeEnvelope(envelope(MetricsEventMessage, metricsBody, { experiment: "bench", sender: "rollout-1" }));
   const row = (name: string, runs: Run[]) =>
     `${name}: median ${fmt(median(runs.map((r) => r.rate)))} msg/s, ${fmt(median(runs.map((r) => r.cpuPerMessage)), 2)} CPU µs/msg`;
   const spread = (values: number[]) =>
@@ -225,17 +228,19 @@ async function benchPubSub(url: string) {
 // ── 3. JetStream work queue ─────────────────────────────────────────────────────────────────────
 async function benchWorkQueue(url: string) {
   const count = Math.round(2_000 * scale);
-  const bytes = encodeEnvelope(envelope("RolloutGroup", sampleRolloutGroup(), { experiment: "bench", sender: "b" }));
+  const bytes = encodeEnvelope(
+    envelope(RolloutGroupMessage, sampleRolloutGroup(), { experiment: "bench", sender: "b" }),
+  );
   const result = await withMessaging(
     url,
     Effect.gen(function* () {
-      yield* ensureWorkQueues();
+      yield* ensureWorkQueues([ROLLOUTS_QUEUE]);
       const publishAll = (concurrency: number) =>
         Effect.gen(function* () {
           const start = performance.now();
           yield* Effect.forEach(
             Array.from({ length: count }, (_, i) => i),
-            (i) => publishWork("rollouts", sampleRolloutGroup(`g-${concurrency}-${i}`)),
+            (i) => publishWork(ROLLOUTS_QUEUE, sampleRolloutGroup(`g-${concurrency}-${i}`)),
             { concurrency, discard: true },
           );
           return count / ((performance.now() - start) / 1000);
@@ -245,7 +250,7 @@ async function benchWorkQueue(url: string) {
           const counters = newWorkCounters();
           const start = performance.now();
           const fiber = yield* Effect.fork(
-            consumeWork("rollouts", () => Effect.succeed(WorkOutcome.done), { concurrency, counters }),
+            consumeWork(ROLLOUTS_QUEUE, () => Effect.succeed(WorkOutcome.done), { concurrency, counters }),
           );
           while (counters.done < count) yield* Effect.sleep("2 millis");
           const rate = count / ((performance.now() - start) / 1000);
@@ -254,7 +259,7 @@ async function benchWorkQueue(url: string) {
         });
       const fetchAll = (batch: number) =>
         Effect.gen(function* () {
-          const fetcher = yield* openWorkFetcher("rollouts");
+          const fetcher = yield* openWorkFetcher(ROLLOUTS_QUEUE);
           const start = performance.now();
           let done = 0;
           while (done < count) {

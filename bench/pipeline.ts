@@ -15,6 +15,16 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Effect, Fiber, Layer, Queue } from "effect";
+import {
+  LEARNER_PROGRESS_KEY,
+  type LearnerProgress,
+  PROMPTS_QUEUE,
+  type PromptGroup,
+  ROLLOUTS_QUEUE,
+  type RolloutGroup,
+  SCORED_QUEUE,
+  type ScoredGroup,
+} from "../actors/index.ts";
 import { type ExperimentConfig, loadConfig } from "../configs/index.ts";
 import {
   ExperimentLive,
@@ -22,19 +32,14 @@ import {
   NatsLive,
   openWorkFetcher,
   POLICY_KEY,
-  type PromptGroup,
   pinoLoggerLayer,
   publishWork,
-  type QueueBody,
-  type RolloutGroup,
   rootLogger,
-  type ScoredGroup,
   startLocalServer,
   WorkOutcome,
-  type WorkQueueName,
+  type WorkQueue,
   watchState,
 } from "../messaging/index.ts";
-import { LEARNER_PROGRESS_KEY, type LearnerProgress } from "../messaging/pipeline-state.ts";
 import { runSerial } from "../pipeline/index.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
@@ -193,10 +198,12 @@ async function serialRun(
   const recorded = readFileSync(result.metricsFile, "utf8")
     .split("\n")
     .filter(Boolean)
-    .map((line) => JSON.parse(line) as { role: string; values: Record<string, number> });
+    .map((line) => (JSON.parse(line) as { body: { values: Record<string, number> } }).body.values);
   const split: SyncSplit = {
-    batchMs: recorded.flatMap((m) => (m.values["rollout.batchMs"] === undefined ? [] : [m.values["rollout.batchMs"]])),
-    updateMs: recorded.flatMap((m) => (m.role === "learner" ? [m.values["learner.updateMs"]!] : [])),
+    batchMs: recorded.flatMap((values) => (values["rollout.batchMs"] === undefined ? [] : [values["rollout.batchMs"]])),
+    updateMs: recorded.flatMap((values) =>
+      values["learner.updateMs"] === undefined ? [] : [values["learner.updateMs"]],
+    ),
   };
   const windowSeconds = (stepEnds.at(-1)! - stepEnds[0]!) / 1000;
   return {
@@ -336,10 +343,10 @@ function pipelineThroughput(
  * ack): the roles cannot time it for the reward actor (it happens inside actor.consume), and the
  * fetches the rollout actor and learner time include waiting for work to arrive.
  */
-function receiveCostMs<Q extends WorkQueueName>(natsUrl: string, queue: Q, body: QueueBody<Q>, batch: number) {
+function receiveCostMs<A>(natsUrl: string, queue: WorkQueue<A>, body: A, batch: number) {
   const count = 20 * batch;
   return Effect.gen(function* () {
-    yield* ensureWorkQueues();
+    yield* ensureWorkQueues([queue]);
     const publishStarted = performance.now();
     for (let i = 0; i < count; i++) yield* publishWork(queue, body, { msgId: `m${i}` });
     const publishMs = (performance.now() - publishStarted) / count;
@@ -356,7 +363,7 @@ function receiveCostMs<Q extends WorkQueueName>(natsUrl: string, queue: Q, body:
     Effect.provide(
       Layer.merge(
         NatsLive({ servers: natsUrl, name: "bench-receive", logger }),
-        ExperimentLive(`bench-receive-${queue}-${process.pid}`, "bench"),
+        ExperimentLive(`bench-receive-${queue.name}-${process.pid}`, "bench"),
       ),
     ),
     Effect.runPromise,
@@ -407,9 +414,9 @@ async function main() {
     if (!sync || !run) throw new Error("--rounds must be at least 1");
     console.log("measuring the receive cost per work item …");
     const measured = {
-      prompts: await receiveCostMs(server.url, "prompts", sync.payloads.prompt, config.rollout.batch),
-      rollouts: await receiveCostMs(server.url, "rollouts", sync.payloads.rollout, 1),
-      scored: await receiveCostMs(server.url, "scored", sync.payloads.scored, L.groupsPerStep),
+      prompts: await receiveCostMs(server.url, PROMPTS_QUEUE, sync.payloads.prompt, config.rollout.batch),
+      rollouts: await receiveCostMs(server.url, ROLLOUTS_QUEUE, sync.payloads.rollout, 1),
+      scored: await receiveCostMs(server.url, SCORED_QUEUE, sync.payloads.scored, L.groupsPerStep),
     };
     const cost = {
       prompts: measured.prompts.receiveMs,

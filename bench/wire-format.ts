@@ -14,12 +14,13 @@
  */
 import { Either } from "effect";
 import { Packr } from "msgpackr";
+import { RolloutGroupMessage, ScoredGroupMessage } from "../actors/topology.ts";
 import {
   decodeEnvelope,
   type Envelope,
   encodeEnvelope,
   envelope,
-  type MessageTypeName,
+  type MessageType,
   unpackWire,
 } from "../messaging/index.ts";
 import { sampleRolloutGroup, sampleScoredGroup } from "../test/messaging/fixtures.ts";
@@ -75,7 +76,7 @@ function row(step: string, before: readonly number[], after: readonly number[], 
   );
 }
 
-function benchMessage(type: MessageTypeName, message: Envelope) {
+function benchMessage<A>(type: MessageType<A>, message: Envelope<A>) {
   const todayBytes = today.pack(message);
   const plainBytes = encodeEnvelope(message);
   const decoded = decodeEnvelope(plainBytes, { accept: [type] });
@@ -90,7 +91,7 @@ function benchMessage(type: MessageTypeName, message: Envelope) {
   // The envelope and schema checks are the same for both formats: today's full decode is its
   // msgpack layer plus what they cost, round by round.
   const todayFull = t.todayDecode.map((value, i) => value + t.plainFull[i]! - t.plainDecode[i]!);
-  console.log(`\n### ${type}: 8 answers × 100 tokens\n`);
+  console.log(`\n### ${type.name}: 8 answers × 100 tokens\n`);
   console.log("| step | today µs | plain µs | plain / today, median (quartiles) of rounds | best rounds, µs |");
   console.log("|---|---|---|---|---|");
   row("encode", t.todayEncode, t.plainEncode);
@@ -102,5 +103,5 @@ function benchMessage(type: MessageTypeName, message: Envelope) {
 
 const meta = { experiment: "bench", sender: "reward-1" };
 console.log(`CPU µs per operation: median of ${ROUNDS} interleaved rounds of ${OPERATIONS} operations each`);
-benchMessage("ScoredGroup", envelope("ScoredGroup", sampleScoredGroup("g-bench", 8, 100), meta));
-benchMessage("RolloutGroup", envelope("RolloutGroup", sampleRolloutGroup("g-bench", 8, 100), meta));
+benchMessage(ScoredGroupMessage, envelope(ScoredGroupMessage, sampleScoredGroup("g-bench", 8, 100), meta));
+benchMessage(RolloutGroupMessage, envelope(RolloutGroupMessage, sampleRolloutGroup("g-bench", 8, 100), meta));

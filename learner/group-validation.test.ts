@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ScoredGroup } from "../messaging/index.ts";
+import type { ScoredGroup } from "../actors/topology.ts";
 import { type GroupLimits, invalidGroupReason } from "./group-validation.ts";
 
 /** A policy of 10 tokens and 8 positions, answers of at most 4 tokens, groups of 2, version 3 published. */

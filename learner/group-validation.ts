@@ -8,7 +8,7 @@
  * Reasons name an index and a number, never the message's own text, so they stay short in logs and
  * dead-letter headers whatever the group holds.
  */
-import type { ScoredGroup } from "../messaging/index.ts";
+import type { ScoredGroup } from "../actors/index.ts";
 
 export interface GroupLimits {
   /** The policy's vocabulary: token ids lie in [0, vocabSize). */

@@ -9,22 +9,29 @@ import { join } from "node:path";
 import { Cause, Deferred, Effect, Either, Exit, Fiber, Option, Queue } from "effect";
 import { describe, expect, inject, it } from "vitest";
 import { ActorGaveUp, runActor } from "../actors/index.ts";
+import {
+  LEARNER_PROGRESS_KEY,
+  type LearnerProgress,
+  NO_LEARNER_PROGRESS,
+  PIPELINE_QUEUES,
+  SCORED_QUEUE,
+  type ScoredGroup,
+} from "../actors/topology.ts";
 import { decodeConfig, type ExperimentConfig } from "../configs/index.ts";
 import {
   deadLetterCount,
   Experiment,
   ensureWorkQueues,
   getState,
+  MetricsEventMessage,
   POLICY_KEY,
   pendingWork,
   publishWorkAll,
   putState,
   readDeadLetters,
-  type ScoredGroup,
   subscribe,
   weightsBlobName,
 } from "../messaging/index.ts";
-import { LEARNER_PROGRESS_KEY, type LearnerProgress, NO_LEARNER_PROGRESS } from "../messaging/pipeline-state.ts";
 import { freshExperiment, runWith } from "../test/messaging/fixtures.ts";
 import type { GroupLimits } from "./group-validation.ts";
 import { judgeGroup } from "./learner.ts";
@@ -84,7 +91,7 @@ function scoredGroup(groupId: string, rewards: readonly [number, number], policy
 
 const publishScored = (groups: readonly ScoredGroup[], msgIdSuffix = "") =>
   publishWorkAll(
-    "scored",
+    SCORED_QUEUE,
     groups.map((body) => ({ body, msgId: body.rollout.group.groupId + msgIdSuffix })),
   );
 
@@ -176,11 +183,11 @@ describe("the learner settles what it drops at once", () => {
       config.experiment,
       Effect.gen(function* () {
         // The real consumer (the server's default max_ack_pending, 1,000): held groups past it stop delivery.
-        yield* ensureWorkQueues();
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
         yield* publishScored(groups);
         const first = yield* startLearner(config);
         const counted = yield* waitUntil("every group counted", progress, (p) => p?.zeroVariance === N, 90_000);
-        const pending = yield* waitUntil("the queue to empty", pendingWork("scored"), (n) => n === 0, 10_000);
+        const pending = yield* waitUntil("the queue to empty", pendingWork(SCORED_QUEUE), (n) => n === 0, 10_000);
         yield* first.stop;
         // No step, so no checkpoint: the resumed learner restores the drops from its journal, and a
         // redelivered group (same id, published again as after a broker crash) is a duplicate.
@@ -209,11 +216,11 @@ describe("the learner settles what it drops at once", () => {
       natsUrl,
       config.experiment,
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
         yield* publishScored(groups);
         const learner = yield* startLearner(config);
         const end = yield* endOf(learner.fiber, 150_000);
-        return { end, progress: yield* progress, pending: yield* pendingWork("scored") };
+        return { end, progress: yield* progress, pending: yield* pendingWork(SCORED_QUEUE) };
       }),
     );
     expect(result.end).toEqual({ completed: true });
@@ -227,9 +234,9 @@ describe("the learner settles what it drops at once", () => {
       natsUrl,
       config.experiment,
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
         const { subjects } = yield* Experiment;
-        const metrics = yield* subscribe(subjects.metrics("learner"), ["MetricsEvent"]);
+        const metrics = yield* subscribe(subjects.metrics("learner"), [MetricsEventMessage]);
         // Only groups without signal (one fetch of groupsPerStep): fetched and dropped, never a step.
         yield* publishScored([scoredGroup("g1", [1, 1]), scoredGroup("g2", [0, 0])]);
         const learner = yield* startLearner(config);
@@ -265,7 +272,7 @@ describe("the learner validates every group before it joins a batch", () => {
       natsUrl,
       config.experiment,
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
         // Fetched in threes, then ones: every poisoned group comes before the batch is full.
         yield* publishScored([
           scoredGroup("g0", [0, 1]),
@@ -279,8 +286,8 @@ describe("the learner validates every group before it joins a batch", () => {
         return {
           end,
           progress: yield* progress,
-          deadLettered: yield* deadLetterCount("scored"),
-          reasons: (yield* readDeadLetters("scored")).map((letter) => letter.reason),
+          deadLettered: yield* deadLetterCount(SCORED_QUEUE),
+          reasons: (yield* readDeadLetters(SCORED_QUEUE)).map((letter) => letter.reason),
         };
       }),
     );
@@ -301,9 +308,9 @@ describe("the learner never applies a non-finite update", () => {
       natsUrl,
       config.experiment,
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
         const { subjects } = yield* Experiment;
-        const metrics = yield* subscribe(subjects.metrics("learner"), ["MetricsEvent"]);
+        const metrics = yield* subscribe(subjects.metrics("learner"), [MetricsEventMessage]);
         // Finite, so valid; but their sum (the group's mean) overflows to ∞ and the advantages are NaN.
         yield* publishScored([scoredGroup("g0", [1.7e308, 8e307])]);
         const learner = yield* startLearner(config);
@@ -340,7 +347,7 @@ describe("the learner is the only writer of the policy pointer", () => {
       natsUrl,
       config.experiment,
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
         const learner = yield* startLearner(config);
         yield* waitUntil("version 0 announced", getState(POLICY_KEY), (entry) => entry?.value.version === 0, 30_000);
         const revision = yield* putState(POLICY_KEY, forgedPointer(999));
@@ -364,7 +371,7 @@ describe("the learner is the only writer of the policy pointer", () => {
       natsUrl,
       config.experiment,
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
         yield* putState(LEARNER_PROGRESS_KEY, progressAt(2));
         const revision = yield* putState(POLICY_KEY, forgedPointer(5_000));
         const learner = yield* startLearner(config);
@@ -386,7 +393,7 @@ describe("the learner is the only writer of the policy pointer", () => {
       natsUrl,
       config.experiment,
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
         // A learner got to version 5 and died before its first checkpoint: progress first, then the pointer.
         yield* putState(LEARNER_PROGRESS_KEY, progressAt(5));
         yield* putState(POLICY_KEY, forgedPointer(5));

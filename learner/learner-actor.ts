@@ -19,10 +19,15 @@
 import { join } from "node:path";
 import { Duration, Effect, Schedule } from "effect";
 import {
+  EVALUATION_DONE_KEY,
   experimentEnvironment,
+  LEARNER_PROGRESS_KEY,
+  POLICY_ARCHITECTURE_KEY,
   publishPolicyTokenizer,
   type RoleDefinition,
   RoleFatal,
+  SCORED_QUEUE,
+  type ScoredGroup,
   useBackend,
 } from "../actors/index.ts";
 import type { ExperimentConfig } from "../configs/index.ts";
@@ -30,17 +35,16 @@ import {
   Experiment,
   getBlob,
   getState,
+  MetricsEventMessage,
   type Nats,
   openWorkFetcher,
   POLICY_KEY,
   publishMessage,
   putState,
-  type ScoredGroup,
   type WorkItem,
   WorkOutcome,
   weightsBlobName,
 } from "../messaging/index.ts";
-import { EVALUATION_DONE_KEY, LEARNER_PROGRESS_KEY, POLICY_ARCHITECTURE_KEY } from "../messaging/pipeline-state.ts";
 import { buildPolicy, createOptimizer, type Policy } from "../models/index.ts";
 import { type Drop, openDropJournal, readDropJournal } from "./drop-journal.ts";
 import { grpoUpdate } from "./grpo-step.ts";
@@ -81,6 +85,7 @@ export const learnerRole: RoleDefinition = {
   name: "learner",
   description: "GRPO updates from scored groups; publishes weights, checkpoints and resumes",
   endsExperiment: true,
+  queues: [SCORED_QUEUE],
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;
@@ -138,9 +143,9 @@ export const learnerRole: RoleDefinition = {
       }
       yield* Effect.addFinalizer(() => Effect.sync(() => reference?.dispose()));
 
-      const scored = yield* openWorkFetcher("scored");
+      const scored = yield* openWorkFetcher(SCORED_QUEUE);
       /** Deliveries settled by the learner only once a checkpoint covers them. */
-      let held: WorkItem<"scored">[] = [];
+      let held: WorkItem<ScoredGroup>[] = [];
       yield* Effect.forkScoped(
         Effect.repeat(
           Effect.suspend(() => Effect.forEach(held, (item) => item.working, { discard: true })),
@@ -149,7 +154,7 @@ export const learnerRole: RoleDefinition = {
       );
 
       const publishMetrics = (values: Record<string, number>) =>
-        publishMessage(subjects.metrics("learner"), "MetricsEvent", {
+        publishMessage(subjects.metrics("learner"), MetricsEventMessage, {
           source: actor.id,
           step: ledger.progress.step,
           values,
@@ -175,7 +180,7 @@ export const learnerRole: RoleDefinition = {
        * Journals the drops (on disk before any is settled), settles them — an invalid group is
        * dead-lettered, with its reason logged by the queue — and counts them.
        */
-      const settleDrops = (drops: readonly { item: WorkItem<"scored">; drop: Drop; outcome?: WorkOutcome }[]) =>
+      const settleDrops = (drops: readonly { item: WorkItem<ScoredGroup>; drop: Drop; outcome?: WorkOutcome }[]) =>
         Effect.gen(function* () {
           if (drops.length === 0) return;
           yield* journal.record(drops.map((d) => d.drop));
@@ -227,7 +232,7 @@ export const learnerRole: RoleDefinition = {
                 const items = yield* scored.fetch({ max: want - batch.length, expiresMs: FETCH_EXPIRES_MS });
                 stalls.fetched(items.length);
                 const limits = ledger.limits(policy);
-                const drops: { item: WorkItem<"scored">; drop: Drop; outcome?: WorkOutcome }[] = [];
+                const drops: { item: WorkItem<ScoredGroup>; drop: Drop; outcome?: WorkOutcome }[] = [];
                 for (const item of items) {
                   const group = item.body;
                   const id = group.rollout.group.groupId;

@@ -12,11 +12,9 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type * as tf from "@tensorflow/tfjs";
 import { Effect } from "effect";
-import { tryIo } from "../actors/index.ts";
+import { type LearnerProgress, NO_LEARNER_PROGRESS, type ScoredGroup, tryIo } from "../actors/index.ts";
 import type { ExperimentConfig } from "../configs/index.ts";
 import { type Environment, tokenizerForVocabulary } from "../envs/index.ts";
-import type { ScoredGroup } from "../messaging/index.ts";
-import { type LearnerProgress, NO_LEARNER_PROGRESS } from "../messaging/pipeline-state.ts";
 import {
   buildPolicy,
   imageTokenizerFromPictures,

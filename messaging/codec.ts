@@ -1,22 +1,64 @@
 /**
  * The one wire format: a msgpack envelope {type, version, experiment, sender, sentAt, id, body}, in
- * plain msgpack (wire.ts: typed arrays as dtype maps; docs/protocol.md). Decoding checks size,
- * msgpack, the envelope, the type and version against the registry, then restores the body's typed
- * arrays and checks it against its schema, and says which of these failed. Encoding refuses a
- * message larger than the limit before anything is sent.
+ * plain msgpack (wire.ts: typed arrays as dtype maps; docs/protocol.md). A message type is a value
+ * (`defineMessage`): its name and version go into the envelope, and a receiver decodes against the
+ * types it takes — no registry of every type. Decoding checks size, msgpack, the envelope, the type
+ * and version against those types, then restores the body's typed arrays and checks it against its
+ * schema, and says which of these failed. Encoding refuses a message larger than the limit before
+ * anything is sent.
  */
 import { nuid } from "@nats-io/transport-node";
 import { Data, Either, ParseResult, Schema } from "effect";
 import { checkFor } from "./fast-check.ts";
 import { boundString } from "./log.ts";
-import { isMessageTypeName, MESSAGE_TYPES, type MessageBody, type MessageTypeName } from "./messages.ts";
 import { fromWire, packWire, unpackPlain, WireFormatError } from "./wire.ts";
 
 /** NATS' default max_payload; factrl messages must fit in it (weights go to the Object Store). */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
-export interface Envelope<N extends MessageTypeName = MessageTypeName> {
-  readonly type: N;
+type Validator<A> = (input: unknown) => Either.Either<A, ParseResult.ParseError>;
+
+/**
+ * A message type: the contract for one kind of message. `name` and `version` travel in the envelope
+ * (bump the version when the body's shape or bytes change: receivers refuse versions they do not
+ * take), and a received body is checked against `schema`.
+ */
+export interface MessageType<A> {
+  readonly name: string;
+  readonly version: number;
+  readonly schema: Schema.Schema.AnyNoContext;
+  /** Checks a received body (already restored from the wire): the fast check, then Effect's decoder. */
+  readonly validate: Validator<A>;
+}
+
+/** The body type of a message type. */
+export type MessageBody<T> = T extends MessageType<infer A> ? A : never;
+
+/** The fast check accepts valid input as is; Effect's decoder judges the rest and explains failures. */
+function validator<A>(schema: Schema.Schema<A, unknown>): Validator<A> {
+  const quick = checkFor(schema.ast);
+  const decode = Schema.decodeUnknownEither(schema, { errors: "all" });
+  return (input) => (quick(input) ? Either.right(input as A) : decode(input));
+}
+
+/**
+ * Defines a message type. Its body travels as is (typed arrays as dtype maps), so the schema's
+ * encoded form must be its type: no transformations.
+ */
+export const defineMessage = <A, I>(definition: {
+  readonly name: string;
+  readonly version: number;
+  readonly schema: Schema.Schema<A, I>;
+}): MessageType<A> => ({
+  name: definition.name,
+  version: definition.version,
+  schema: definition.schema,
+  validate: validator(definition.schema as Schema.Schema<A, unknown>),
+});
+
+export interface Envelope<A = unknown> {
+  /** The message type's name (`RolloutGroup`…). */
+  readonly type: string;
   readonly version: number;
   readonly experiment: string;
   /** Who sent it: an actor id (`rollout-3`) or a tool (`cli`). */
@@ -25,11 +67,8 @@ export interface Envelope<N extends MessageTypeName = MessageTypeName> {
   readonly sentAt: number;
   /** Unique per message (nuid by default); JetStream publishes use it as msgID unless told otherwise. */
   readonly id: string;
-  readonly body: MessageBody<N>;
+  readonly body: A;
 }
-
-/** Any envelope, discriminated by `type`. */
-export type AnyEnvelope = { [N in MessageTypeName]: Envelope<N> }[MessageTypeName];
 
 export class MessageTooLargeError extends Data.TaggedError("MessageTooLargeError")<{
   readonly type: string;
@@ -48,9 +87,8 @@ export type DecodeFailureKind =
   | "too-large"
   | "not-msgpack"
   | "bad-envelope"
-  | "unknown-type"
-  | "unknown-version"
   | "unexpected-type"
+  | "unknown-version"
   | "bad-body";
 
 export class DecodeError extends Data.TaggedError("DecodeError")<{
@@ -71,11 +109,11 @@ export interface EnvelopeMeta {
   readonly sentAt?: number;
 }
 
-/** Builds an envelope for `body`. */
-export function envelope<N extends MessageTypeName>(type: N, body: MessageBody<N>, meta: EnvelopeMeta): Envelope<N> {
+/** Builds an envelope of message type `type` for `body`. */
+export function envelope<A>(type: MessageType<A>, body: NoInfer<A>, meta: EnvelopeMeta): Envelope<A> {
   return {
-    type,
-    version: MESSAGE_TYPES[type].version,
+    type: type.name,
+    version: type.version,
     experiment: meta.experiment,
     sender: meta.sender,
     sentAt: meta.sentAt ?? Date.now(),
@@ -103,21 +141,7 @@ const EnvelopeShape = Schema.Struct({
   body: Schema.Unknown,
 });
 
-type Decoder = (input: unknown) => Either.Either<unknown, ParseResult.ParseError>;
-
-/** The fast check accepts valid input as is; Effect's decoder judges the rest and explains failures. */
-function validator(schema: Schema.Schema<unknown>): Decoder {
-  const quick = checkFor(schema.ast);
-  const decode = Schema.decodeUnknownEither(schema, { errors: "all" });
-  return (input) => (quick(input) ? Either.right(input) : decode(input));
-}
-
-const decodeEnvelopeShape = validator(EnvelopeShape as Schema.Schema<unknown>) as (
-  input: unknown,
-) => Either.Either<typeof EnvelopeShape.Type, ParseResult.ParseError>;
-const bodyDecoders = Object.fromEntries(
-  Object.entries(MESSAGE_TYPES).map(([name, def]) => [name, validator(def.schema as Schema.Schema<unknown>)]),
-) as Record<MessageTypeName, Decoder>;
+const decodeEnvelopeShape = validator(EnvelopeShape as Schema.Schema<typeof EnvelopeShape.Type, unknown>);
 
 /**
  * A decode failure's reason is logged and travels in a dead letter's header, and what it quotes
@@ -142,9 +166,12 @@ const formatParseError = (error: ParseResult.ParseError): string => {
 
 const fail = (kind: DecodeFailureKind, reason: string) => Either.left(new DecodeError({ kind, reason }));
 
-export interface DecodeOptions<N extends MessageTypeName> {
-  /** Accept only these types (e.g. a metrics subscriber takes only MetricsEvent). */
-  readonly accept?: readonly N[];
+/** `A or B`, each type once, for a reason. */
+const namesOf = (types: readonly MessageType<unknown>[]) => [...new Set(types.map((type) => type.name))].join(" or ");
+
+export interface DecodeOptions<A> {
+  /** The message types this receiver takes (e.g. a metrics subscriber takes only MetricsEvent). */
+  readonly accept: readonly MessageType<A>[];
   readonly maxBytes?: number;
 }
 
@@ -160,11 +187,11 @@ export function unpackUnchecked(bytes: Uint8Array): unknown {
   }
 }
 
-/** Unpacks and validates one message; never throws. */
-export function decodeEnvelope<N extends MessageTypeName = MessageTypeName>(
+/** Unpacks and validates one message of one of the `accept`ed types; never throws. */
+export function decodeEnvelope<A>(
   bytes: Uint8Array,
-  options: DecodeOptions<N> = {},
-): Either.Either<{ [K in N]: Envelope<K> }[N], DecodeError> {
+  options: DecodeOptions<A>,
+): Either.Either<Envelope<A>, DecodeError> {
   const maxBytes = options.maxBytes ?? MAX_MESSAGE_BYTES;
   if (bytes.byteLength > maxBytes)
     return fail("too-large", `${bytes.byteLength} bytes, over the ${maxBytes}-byte limit`);
@@ -177,14 +204,28 @@ export function decodeEnvelope<N extends MessageTypeName = MessageTypeName>(
   const shape = decodeEnvelopeShape(raw);
   if (Either.isLeft(shape)) return fail("bad-envelope", `not a factrl envelope: ${formatParseError(shape.left)}`);
   const { type, version } = shape.right;
-  if (!isMessageTypeName(type))
-    return fail("unknown-type", `unknown message type ${boundString(JSON.stringify(type), MAX_ISSUE_CHARS)}`);
-  if (options.accept !== undefined && !(options.accept as readonly string[]).includes(type)) {
-    return fail("unexpected-type", `got ${type}, expected ${options.accept.join(" or ")}`);
+  // A plain loop: this runs for every message a worker receives.
+  let known: MessageType<A> | undefined;
+  let named = false;
+  for (const candidate of options.accept) {
+    if (candidate.name !== type) continue;
+    named = true;
+    if (candidate.version === version) {
+      known = candidate;
+      break;
+    }
   }
-  const known = MESSAGE_TYPES[type].version;
-  if (version !== known) {
-    return fail("unknown-version", `${type} version ${version} is not supported (this build reads version ${known})`);
+  if (!named) {
+    return fail("unexpected-type", `got ${boundString(type, MAX_ISSUE_CHARS)}, expected ${namesOf(options.accept)}`);
+  }
+  if (known === undefined) {
+    const versions = options.accept
+      .flatMap((candidate) => (candidate.name === type ? [candidate.version] : []))
+      .join(" or ");
+    return fail(
+      "unknown-version",
+      `${type} version ${version} is not supported (this build reads version ${versions})`,
+    );
   }
   let wireBody: unknown;
   try {
@@ -193,9 +234,9 @@ export function decodeEnvelope<N extends MessageTypeName = MessageTypeName>(
     if (!(error instanceof WireFormatError)) throw error;
     return fail("bad-body", `${type} v${version}: ${boundString(error.message, MAX_ISSUE_CHARS)}`);
   }
-  const body = bodyDecoders[type](wireBody);
+  const body = known.validate(wireBody);
   if (Either.isLeft(body)) return fail("bad-body", `${type} v${version}: ${formatParseError(body.left)}`);
   // The fast check hands back the input itself: no copy needed then.
   const message = body.right === shape.right.body ? shape.right : { ...shape.right, body: body.right };
-  return Either.right(message as { [K in N]: Envelope<K> }[N]);
+  return Either.right(message as Envelope<A>);
 }

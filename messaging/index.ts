@@ -12,16 +12,18 @@ export {
   weightsBlobName,
 } from "./blobs.ts";
 export {
-  type AnyEnvelope,
   DecodeError,
   type DecodeFailureKind,
   decodeEnvelope,
+  defineMessage,
   type Envelope,
   type EnvelopeMeta,
   encodeEnvelope,
   envelope,
   MAX_MESSAGE_BYTES,
+  type MessageBody,
   MessageTooLargeError,
+  type MessageType,
 } from "./codec.ts";
 export {
   ConnectError,
@@ -52,21 +54,15 @@ export {
 } from "./log.ts";
 export {
   ActorState,
-  Answer,
-  AnswerScore,
   ControlReply,
+  ControlReplyMessage,
   ControlRequest,
+  ControlRequestMessage,
   Heartbeat,
-  isMessageTypeName,
-  MESSAGE_TYPES,
-  type MessageBody,
-  type MessageTypeName,
+  HeartbeatMessage,
   MetricsEvent,
-  PromptGroup,
-  PromptPicture,
-  RewardFailure,
-  RolloutGroup,
-  ScoredGroup,
+  MetricsEventMessage,
+  RUNTIME_MESSAGES,
 } from "./messages.ts";
 export {
   ControlRequestError,
@@ -80,6 +76,14 @@ export {
   type TypedSubscription,
 } from "./pubsub.ts";
 export {
+  ACTOR_STATUS_PREFIX,
+  ActorStatusRecord,
+  actorStatusKey,
+  EXPERIMENT_OUTCOME_KEY,
+  ExperimentOutcome,
+} from "./runtime-state.ts";
+export {
+  defineStateKey,
   getState,
   listState,
   POLICY_KEY,
@@ -96,10 +100,9 @@ export {
   type ExperimentSubjects,
   experimentSubjects,
   InvalidNameError,
+  RESERVED_QUEUE_NAMES,
   validateExperimentId,
   validateToken,
-  WORK_QUEUES,
-  type WorkQueueName,
 } from "./subjects.ts";
 export { packWire, unpackWire, WireFormatError } from "./wire.ts";
 export {
@@ -108,6 +111,7 @@ export {
   type DeadLetteredGroups,
   type DeadLetterRecord,
   deadLetterCount,
+  defineWorkQueue,
   ensureWorkQueues,
   JetStreamError,
   newWorkCounters,
@@ -116,14 +120,13 @@ export {
   pendingWork,
   publishWork,
   publishWorkAll,
-  QUEUE_MESSAGE_TYPE,
-  type QueueBody,
   readDeadLetteredGroups,
   readDeadLetters,
   type WorkCounters,
   type WorkFetcher,
   type WorkItem,
   WorkOutcome,
+  type WorkQueue,
   type WorkQueueSettings,
   type WorkQueuesReport,
   type WorkToPublish,

@@ -17,20 +17,21 @@ import {
   encodeEnvelope,
   envelope,
   MessageTooLargeError,
+  type MessageType,
 } from "./codec.ts";
 import { Nats, type NatsService } from "./connection.ts";
 import { Experiment } from "./experiment.ts";
-import type { ControlReply, ControlRequest, MessageBody, MessageTypeName } from "./messages.ts";
+import { type ControlReply, ControlReplyMessage, type ControlRequest, ControlRequestMessage } from "./messages.ts";
 
 /**
  * A publisher for one subject and message type, with its services resolved once: the call per
  * message is cheap (≈ encode + client publish). Fire-and-forget on core NATS (metrics, heartbeats):
  * may be lost while disconnected. Fails before sending a message over the size limit.
  */
-export const makePublisher = <N extends MessageTypeName>(
+export const makePublisher = <A>(
   subject: string,
-  type: N,
-): Effect.Effect<(body: MessageBody<N>) => Effect.Effect<void, MessageTooLargeError>, never, Nats | Experiment> =>
+  type: MessageType<A>,
+): Effect.Effect<(body: A) => Effect.Effect<void, MessageTooLargeError>, never, Nats | Experiment> =>
   Effect.gen(function* () {
     const nats = yield* Nats;
     const { subjects, sender } = yield* Experiment;
@@ -38,7 +39,7 @@ export const makePublisher = <N extends MessageTypeName>(
     return (body) =>
       Effect.suspend(() => {
         try {
-          nats.connection.publish(subject, encodeEnvelope(envelope(type, body, meta) as Envelope, nats.maxPayload));
+          nats.connection.publish(subject, encodeEnvelope(envelope(type, body, meta), nats.maxPayload));
           return Effect.void;
         } catch (error) {
           return error instanceof MessageTooLargeError ? Effect.fail(error) : Effect.die(error);
@@ -47,10 +48,10 @@ export const makePublisher = <N extends MessageTypeName>(
   });
 
 /** Publishes one message (see makePublisher; use that for a stream of messages). */
-export const publishMessage = <N extends MessageTypeName>(
+export const publishMessage = <A>(
   subject: string,
-  type: N,
-  body: MessageBody<N>,
+  type: MessageType<A>,
+  body: NoInfer<A>,
 ): Effect.Effect<void, MessageTooLargeError, Nats | Experiment> =>
   makePublisher(subject, type).pipe(Effect.flatMap((publish) => publish(body)));
 
@@ -75,10 +76,10 @@ function recordRejection(nats: NatsService, counters: ReceiveCounters, subject: 
   }
 }
 
-export interface TypedSubscription<N extends MessageTypeName> {
+export interface TypedSubscription<A> {
   readonly subject: string;
   /** Valid messages, in arrival order. Take with Queue.take or Stream.fromQueue. */
-  readonly messages: Queue.Dequeue<{ [K in N]: Envelope<K> }[N]>;
+  readonly messages: Queue.Dequeue<Envelope<A>>;
   readonly counters: ReceiveCounters;
 }
 
@@ -113,16 +114,15 @@ const subscribeFlushed = (
  * Subscribes to `subject` (wildcards allowed) for messages of the `accept`ed types. Scoped:
  * unsubscribes when the scope closes. Returns once the server has the subscription.
  */
-export const subscribe = <N extends MessageTypeName>(
+export const subscribe = <A>(
   subject: string,
-  accept: readonly N[],
+  accept: readonly MessageType<A>[],
   options: SubscribeOptions = {},
-): Effect.Effect<TypedSubscription<N>, never, Nats | Scope.Scope> =>
+): Effect.Effect<TypedSubscription<A>, never, Nats | Scope.Scope> =>
   Effect.gen(function* () {
     const nats = yield* Nats;
-    const messages = yield* Effect.acquireRelease(
-      Queue.dropping<{ [K in N]: Envelope<K> }[N]>(options.buffer ?? 10_000),
-      (queue) => Queue.shutdown(queue),
+    const messages = yield* Effect.acquireRelease(Queue.dropping<Envelope<A>>(options.buffer ?? 10_000), (queue) =>
+      Queue.shutdown(queue),
     );
     const counters = newReceiveCounters();
     const decodeOptions = { accept, maxBytes: nats.maxPayload };
@@ -158,11 +158,11 @@ export const requestControl = (
   subject: string,
   request: ControlRequest,
   timeoutMs = 5_000,
-): Effect.Effect<Envelope<"ControlReply">, ControlRequestError, Nats | Experiment> =>
+): Effect.Effect<Envelope<ControlReply>, ControlRequestError, Nats | Experiment> =>
   Effect.gen(function* () {
     const nats = yield* Nats;
     const { subjects, sender } = yield* Experiment;
-    const message = envelope("ControlRequest", request, { experiment: subjects.experiment, sender });
+    const message = envelope(ControlRequestMessage, request, { experiment: subjects.experiment, sender });
     const bytes = yield* Effect.try({
       try: () => encodeEnvelope(message, nats.maxPayload),
       catch: (error) => new ControlRequestError({ subject, kind: "too-large", reason: (error as Error).message }),
@@ -178,7 +178,7 @@ export const requestControl = (
         return new ControlRequestError({ subject, kind, reason: text.trim() });
       },
     });
-    const decoded = decodeEnvelope(reply.data, { accept: ["ControlReply"], maxBytes: nats.maxPayload });
+    const decoded = decodeEnvelope(reply.data, { accept: [ControlReplyMessage], maxBytes: nats.maxPayload });
     if (Either.isLeft(decoded)) {
       return yield* new ControlRequestError({ subject, kind: "bad-reply", reason: decoded.left.message });
     }
@@ -191,7 +191,7 @@ export const requestControl = (
  */
 export const serveControl = <E, R>(
   subject: string,
-  handler: (request: Envelope<"ControlRequest">) => Effect.Effect<ControlReply, E, R>,
+  handler: (request: Envelope<ControlRequest>) => Effect.Effect<ControlReply, E, R>,
   options: { readonly queueGroup?: string } = {},
 ): Effect.Effect<ReceiveCounters, never, Nats | Experiment | Scope.Scope | R> =>
   Effect.gen(function* () {
@@ -200,17 +200,19 @@ export const serveControl = <E, R>(
     const runtime = yield* Effect.runtime<R>();
     const counters = newReceiveCounters();
     const respond = (msg: Msg, reply: ControlReply) => {
-      const message = envelope("ControlReply", reply, { experiment: subjects.experiment, sender });
+      const message = envelope(ControlReplyMessage, reply, { experiment: subjects.experiment, sender });
       try {
         msg.respond(encodeEnvelope(message, nats.maxPayload));
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
-        msg.respond(encodeEnvelope(envelope("ControlReply", { ok: false, message: reason }, message), nats.maxPayload));
+        msg.respond(
+          encodeEnvelope(envelope(ControlReplyMessage, { ok: false, message: reason }, message), nats.maxPayload),
+        );
       }
     };
     const onMessage = (error: Error | null, msg: Msg) => {
       if (error !== null) return;
-      const decoded = decodeEnvelope(msg.data, { accept: ["ControlRequest"], maxBytes: nats.maxPayload });
+      const decoded = decodeEnvelope(msg.data, { accept: [ControlRequestMessage], maxBytes: nats.maxPayload });
       if (Either.isLeft(decoded)) {
         recordRejection(nats, counters, msg.subject, decoded.left);
         if (msg.reply) respond(msg, { ok: false, message: `bad request: ${decoded.left.message}` });

@@ -32,6 +32,9 @@ export interface StateKey<A, I> {
   readonly schema: Schema.Schema<A, I>;
 }
 
+/** Declares a KV key and the schema of its value (JSON: the schema's encoded form is what is stored). */
+export const defineStateKey = <A, I>(definition: StateKey<A, I>): StateKey<A, I> => definition;
+
 /** The current policy: which version rollout actors should use, and where its weights are. */
 export const PolicyPointer = Schema.Struct({
   version: Schema.Int.pipe(Schema.nonNegative()),
@@ -41,10 +44,7 @@ export const PolicyPointer = Schema.Struct({
 });
 export type PolicyPointer = typeof PolicyPointer.Type;
 
-export const POLICY_KEY: StateKey<PolicyPointer, typeof PolicyPointer.Encoded> = {
-  key: "policy",
-  schema: PolicyPointer,
-};
+export const POLICY_KEY = defineStateKey({ key: "policy", schema: PolicyPointer });
 
 const openBucket = (key: string) =>
   Effect.gen(function* () {

@@ -37,18 +37,40 @@ export function validateToken(what: string, value: string): string {
 /** Validates an experiment id (used in every subject and JetStream name of the experiment). */
 export const validateExperimentId = (experiment: string): string => validateToken("experiment id", experiment);
 
-/** The durable work queues: each is one JetStream work-queue stream with one subject. */
-export const WORK_QUEUES = ["prompts", "rollouts", "scored"] as const;
-export type WorkQueueName = (typeof WORK_QUEUES)[number];
+/**
+ * Names a work queue may not take: its stream would be the dead-letter stream (`factrl_<exp>_deadletter`)
+ * or the blob stream (`factrl_<exp>_weights`), or its subject would sit among the runtime's own.
+ */
+export const RESERVED_QUEUE_NAMES: readonly string[] = [
+  "deadletter",
+  "metrics",
+  "heartbeat",
+  "control",
+  "blobs",
+  "weights",
+];
+
+/** Validates a work queue's name (a token, not one of RESERVED_QUEUE_NAMES); throws InvalidNameError. */
+export function validateQueueName(name: string): string {
+  validateToken("work queue name", name);
+  if (RESERVED_QUEUE_NAMES.includes(name)) {
+    throw new InvalidNameError({
+      what: "work queue name",
+      value: name,
+      reason: `is reserved (${RESERVED_QUEUE_NAMES.join(", ")} name other subjects and streams of an experiment)`,
+    });
+  }
+  return name;
+}
 
 export interface ExperimentSubjects {
   readonly experiment: string;
   /** `factrl.<exp>` — the prefix of everything below. */
   readonly root: string;
-  /** The subject a work queue's stream captures. */
-  readonly work: (queue: WorkQueueName) => string;
+  /** The subject a work queue's stream captures (queues are named by their definition: work-queue.ts). */
+  readonly work: (queue: string) => string;
   /** Where a work queue's exhausted or rejected messages go, with the reason in headers. */
-  readonly deadLetter: (queue: WorkQueueName) => string;
+  readonly deadLetter: (queue: string) => string;
   /** `factrl.<exp>.deadletter.>` — every dead-letter subject (captured by the dead-letter stream). */
   readonly allDeadLetters: string;
   readonly metrics: (source: string) => string;
@@ -59,11 +81,11 @@ export interface ExperimentSubjects {
   readonly control: (role: string, id?: string) => string;
   readonly allControl: string;
   /** JetStream stream of a work queue: `factrl_<exp>_<queue>`. */
-  readonly stream: (queue: WorkQueueName) => string;
+  readonly stream: (queue: string) => string;
   /** The stream keeping dead letters for inspection: `factrl_<exp>_deadletter`. */
   readonly deadLetterStream: string;
   /** Durable pull consumer of a work queue shared by all its workers: `<queue>_workers`. */
-  readonly consumer: (queue: WorkQueueName) => string;
+  readonly consumer: (queue: string) => string;
   /** `factrl.<exp>.blobs` — the prefix of blob manifests (`.meta.<name>`) and chunks (`.data.<name>`). */
   readonly blobs: string;
   /** JetStream stream keeping the blobs (policy weights): `factrl_<exp>_weights`. */

@@ -1,6 +1,8 @@
 /**
- * Durable work: prompts, rollouts and scored groups on JetStream work-queue streams, each read by one
- * durable pull consumer shared by every worker of that queue.
+ * Durable work on JetStream work-queue streams. A work queue is a value (`defineWorkQueue`): its name,
+ * the message type it carries and where that message names its group; each is one stream read by one
+ * durable pull consumer shared by every worker of that queue. Which queues exist is the user's to
+ * declare (factrl's pipeline: actors/topology.ts); this file knows none.
  *
  * - Publishing awaits the stream's ack and retries through outages with the same msgID, so a message
  *   is stored exactly once even when a publish is repeated (within the duplicate window, and — after a
@@ -44,29 +46,35 @@ import {
   encodeEnvelope,
   envelope,
   type MessageTooLargeError,
+  type MessageType,
   unpackUnchecked,
 } from "./codec.ts";
 import { Nats, type NatsService } from "./connection.ts";
 import { Experiment, type ExperimentService } from "./experiment.ts";
-import type { MessageBody } from "./messages.ts";
 import { type StreamSettings, upsertStream } from "./streams.ts";
-import { type ExperimentSubjects, WORK_QUEUES, type WorkQueueName } from "./subjects.ts";
+import { type ExperimentSubjects, validateQueueName } from "./subjects.ts";
 
-/** Which message type each queue carries. */
-export const QUEUE_MESSAGE_TYPE = {
-  prompts: "PromptGroup",
-  rollouts: "RolloutGroup",
-  scored: "ScoredGroup",
-} as const satisfies Record<WorkQueueName, string>;
-export type QueueType<Q extends WorkQueueName> = (typeof QUEUE_MESSAGE_TYPE)[Q];
-export type QueueBody<Q extends WorkQueueName> = MessageBody<QueueType<Q>>;
+/**
+ * A durable work queue: subject `factrl.<exp>.<name>`, stream `factrl_<exp>_<name>`, consumer
+ * `<name>_workers`, dead letters on `factrl.<exp>.deadletter.<name>`. Every message on it is of
+ * type `message`.
+ */
+export interface WorkQueue<A> {
+  readonly name: string;
+  readonly message: MessageType<A>;
+  /**
+   * Where a body keeps the id of the group it carries (`["rollout", "group", "groupId"]`). A dead
+   * letter names that group in its `Factrl-Group` header, read from the raw bytes so that a message
+   * failing to decode still says which group it was. Absent: dead letters name no group.
+   */
+  readonly groupIdPath?: readonly string[];
+}
 
-/** Where each queue's message body keeps the id of the group it carries. */
-const GROUP_ID_PATH = {
-  prompts: ["groupId"],
-  rollouts: ["group", "groupId"],
-  scored: ["rollout", "group", "groupId"],
-} as const satisfies Record<WorkQueueName, readonly string[]>;
+/** Defines a work queue; throws InvalidNameError for a name that is not a token or is reserved. */
+export const defineWorkQueue = <A>(definition: WorkQueue<A>): WorkQueue<A> => ({
+  ...definition,
+  name: validateQueueName(definition.name),
+});
 
 /** A group id fit for a header: printable ASCII without spaces, at most 128 characters. */
 const GROUP_ID = /^[\x21-\x7e]{1,128}$/;
@@ -74,11 +82,12 @@ const GROUP_ID = /^[\x21-\x7e]{1,128}$/;
 /**
  * The group id a message of `queue` names, read from its raw bytes so that a message that fails to
  * decode (a bad field elsewhere, an unknown version) still tells which group it was; undefined when
- * the bytes are not msgpack or hold no such string.
+ * the queue's messages name none, or the bytes are not msgpack or hold no such string.
  */
-const groupIdIn = (queue: WorkQueueName, data: Uint8Array): string | undefined => {
+const groupIdIn = (queue: WorkQueue<unknown>, data: Uint8Array): string | undefined => {
+  if (queue.groupIdPath === undefined) return undefined;
   let node: unknown = (unpackUnchecked(data) as { body?: unknown } | undefined)?.body;
-  for (const key of GROUP_ID_PATH[queue]) {
+  for (const key of queue.groupIdPath) {
     node = typeof node === "object" && node !== null ? (node as Record<string, unknown>)[key] : undefined;
   }
   return typeof node === "string" && GROUP_ID.test(node) ? node : undefined;
@@ -124,15 +133,16 @@ const attemptsAllowed = (config: Partial<ConsumerConfig>): number => {
 
 export interface WorkQueuesReport {
   /** Acked messages found below each consumer's ack floor (brought back by a broker crash) and deleted. */
-  readonly strandedRemoved: Readonly<Record<WorkQueueName, number>>;
+  readonly strandedRemoved: Readonly<Record<string, number>>;
 }
 
 /**
- * Creates (or updates) the three work-queue streams, their durable consumers and the dead-letter
- * stream of the experiment, then removes the acked work a broker crash left in the streams.
- * Idempotent: every actor may call it at start.
+ * Creates (or updates) the streams of `queues`, their durable consumers and the dead-letter stream of
+ * the experiment, then removes the acked work a broker crash left in those streams. Idempotent:
+ * every actor may call it at start. A queue listed twice is made once.
  */
 export const ensureWorkQueues = (
+  queues: readonly WorkQueue<unknown>[],
   settings: WorkQueueSettings = {},
 ): Effect.Effect<WorkQueuesReport, JetStreamError, Nats | Experiment> =>
   Effect.gen(function* () {
@@ -145,7 +155,8 @@ export const ensureWorkQueues = (
         try: () => upsertStream(manager, stream),
         catch: jsError(`creating stream ${stream.name}`),
       });
-    for (const queue of WORK_QUEUES) {
+    const names = [...new Set(queues.map((queue) => queue.name))];
+    for (const queue of names) {
       yield* upsert({
         name: subjects.stream(queue),
         subjects: [subjects.work(queue)],
@@ -188,8 +199,8 @@ export const ensureWorkQueues = (
       max_age: nanos(s.deadLetterMaxAgeMs),
       duplicate_window: nanos(s.duplicateWindowMs),
     });
-    const strandedRemoved = { prompts: 0, rollouts: 0, scored: 0 };
-    for (const queue of WORK_QUEUES) strandedRemoved[queue] = (yield* removeStranded(nats, subjects, queue)).removed;
+    const strandedRemoved: Record<string, number> = {};
+    for (const queue of names) strandedRemoved[queue] = (yield* removeStranded(nats, subjects, queue)).removed;
     return { strandedRemoved };
   });
 
@@ -216,7 +227,7 @@ interface StrandedCheck {
 const removeStranded = (
   nats: NatsService,
   subjects: ExperimentSubjects,
-  queue: WorkQueueName,
+  queue: string,
 ): Effect.Effect<StrandedCheck, JetStreamError> => {
   const stream = subjects.stream(queue);
   return Effect.tryPromise({
@@ -270,9 +281,9 @@ export interface PublishWorkOptions {
 }
 
 /** Publishes one work item and waits for the stream to store it; `duplicate` means it was already there. */
-export const publishWork = <Q extends WorkQueueName>(
-  queue: Q,
-  body: QueueBody<Q>,
+export const publishWork = <A>(
+  queue: WorkQueue<A>,
+  body: NoInfer<A>,
   options: PublishWorkOptions = {},
 ): Effect.Effect<
   { readonly seq: number; readonly duplicate: boolean },
@@ -282,16 +293,16 @@ export const publishWork = <Q extends WorkQueueName>(
   Effect.gen(function* () {
     const nats = yield* Nats;
     const { subjects, sender } = yield* Experiment;
-    const message = envelope(QUEUE_MESSAGE_TYPE[queue], body as never, {
+    const message = envelope(queue.message, body, {
       experiment: subjects.experiment,
       sender,
       ...(options.msgId !== undefined ? { id: options.msgId } : {}),
     });
     const bytes = yield* Effect.try({
-      try: () => encodeEnvelope(message as Envelope, nats.maxPayload),
+      try: () => encodeEnvelope(message, nats.maxPayload),
       catch: (error) => error as MessageTooLargeError,
     });
-    const subject = subjects.work(queue);
+    const subject = subjects.work(queue.name);
     const retryFor = Duration.millis(options.retryForMs ?? 60_000);
     const ack = yield* Effect.tryPromise({
       try: () => nats.jetstream.publish(subject, bytes, { msgID: message.id, timeout: 5_000 }),
@@ -314,8 +325,8 @@ export const publishWork = <Q extends WorkQueueName>(
   });
 
 /** One item of a publishWorkAll batch: its body and (for idempotent re-sends) its msgID. */
-export interface WorkToPublish<Q extends WorkQueueName> {
-  readonly body: QueueBody<Q>;
+export interface WorkToPublish<A> {
+  readonly body: A;
   readonly msgId?: string;
 }
 
@@ -325,9 +336,9 @@ export interface WorkToPublish<Q extends WorkQueueName> {
  * per item. Each item retries like publishWork. It fails when any item fails; items already stored
  * stay stored, and re-sending them with the same msgID is a no-op.
  */
-export const publishWorkAll = <Q extends WorkQueueName>(
-  queue: Q,
-  items: ReadonlyArray<WorkToPublish<Q>>,
+export const publishWorkAll = <A>(
+  queue: WorkQueue<A>,
+  items: ReadonlyArray<WorkToPublish<NoInfer<A>>>,
   options: Omit<PublishWorkOptions, "msgId"> = {},
 ): Effect.Effect<
   ReadonlyArray<{ readonly seq: number; readonly duplicate: boolean }>,
@@ -364,9 +375,9 @@ export interface WorkCounters {
 export const newWorkCounters = (): WorkCounters => ({ done: 0, retried: 0, deadLettered: 0 });
 
 /** One delivered work item. Settle it exactly once (fetch API) — `consumeWork` does that for you. */
-export interface WorkItem<Q extends WorkQueueName> {
-  readonly envelope: Envelope<QueueType<Q>>;
-  readonly body: QueueBody<Q>;
+export interface WorkItem<A> {
+  readonly envelope: Envelope<A>;
+  readonly body: A;
   /** 1 on first delivery. */
   readonly deliveryCount: number;
   readonly streamSequence: number;
@@ -376,10 +387,10 @@ export interface WorkItem<Q extends WorkQueueName> {
   readonly settle: (outcome: WorkOutcome) => Effect.Effect<void, JetStreamError>;
 }
 
-interface QueueRuntime {
+interface QueueRuntime<A = unknown> {
   readonly nats: NatsService;
   readonly experiment: ExperimentService;
-  readonly queue: WorkQueueName;
+  readonly queue: WorkQueue<A>;
   readonly consumer: Consumer;
   /** Attempts allowed before dead-lettering. */
   readonly maxDeliver: number;
@@ -396,18 +407,18 @@ interface QueueRuntime {
   };
 }
 
-const openQueue = (queue: WorkQueueName, counters: WorkCounters) =>
+const openQueue = <A>(queue: WorkQueue<A>, counters: WorkCounters) =>
   Effect.gen(function* () {
     const nats = yield* Nats;
     const experiment = yield* Experiment;
-    const stream = experiment.subjects.stream(queue);
-    const name = experiment.subjects.consumer(queue);
+    const stream = experiment.subjects.stream(queue.name);
+    const name = experiment.subjects.consumer(queue.name);
     const consumer = yield* Effect.tryPromise({
       try: () => nats.jetstream.consumers.get(stream, name),
       catch: jsError(`opening consumer ${name} on ${stream} (did ensureWorkQueues run?)`),
     });
     const info = yield* Effect.tryPromise({ try: () => consumer.info(true), catch: jsError(`reading ${name}`) });
-    const runtime: QueueRuntime = {
+    const runtime: QueueRuntime<A> = {
       nats,
       experiment,
       queue,
@@ -437,7 +448,7 @@ const removeStrandedAfterRestart = (runtime: QueueRuntime): Effect.Effect<void> 
     const lookAgain = check.until !== undefined && Date.now() >= check.nextAt;
     if (check.running || !(newServer || lookAgain)) return Effect.void;
     check.running = true;
-    return removeStranded(runtime.nats, runtime.experiment.subjects, runtime.queue).pipe(
+    return removeStranded(runtime.nats, runtime.experiment.subjects, runtime.queue.name).pipe(
       Effect.tap((found) =>
         Effect.sync(() => {
           if (newServer) {
@@ -450,7 +461,7 @@ const removeStrandedAfterRestart = (runtime: QueueRuntime): Effect.Effect<void> 
       ),
       Effect.catchAll((error) =>
         Effect.sync(() =>
-          runtime.nats.logger.warn({ queue: runtime.queue, reason: error.message }, "stranded-work check failed"),
+          runtime.nats.logger.warn({ queue: runtime.queue.name, reason: error.message }, "stranded-work check failed"),
         ),
       ),
       Effect.ensuring(
@@ -482,13 +493,13 @@ const headerValue = (text: string, maxChars: number) => text.slice(0, maxChars).
 const deadLetter = (runtime: QueueRuntime, letter: DeadLetter, reason: string, remove: Effect.Effect<void>) =>
   Effect.gen(function* () {
     const { subjects } = runtime.experiment;
-    const subject = subjects.deadLetter(runtime.queue);
+    const subject = subjects.deadLetter(runtime.queue.name);
     const room = runtime.nats.maxPayload - HEADER_ROOM;
     const truncated = letter.data.byteLength > room;
     const groupId = groupIdIn(runtime.queue, letter.data);
     const h = natsHeaders();
     h.set("Factrl-Reason", headerValue(reason, 1_000));
-    h.set("Factrl-Queue", runtime.queue);
+    h.set("Factrl-Queue", runtime.queue.name);
     h.set("Factrl-Stream-Seq", String(letter.seq));
     h.set("Factrl-Deliveries", String(letter.deliveries));
     if (groupId !== undefined) h.set("Factrl-Group", groupId);
@@ -499,7 +510,7 @@ const deadLetter = (runtime: QueueRuntime, letter: DeadLetter, reason: string, r
     const ack = yield* Effect.tryPromise({
       try: () =>
         runtime.nats.jetstream.publish(subject, truncated ? letter.data.subarray(0, room) : letter.data, {
-          msgID: `dl-${subjects.stream(runtime.queue)}-${letter.seq}`,
+          msgID: `dl-${subjects.stream(runtime.queue.name)}-${letter.seq}`,
           headers: h,
         }),
       catch: jsError(`dead-lettering to ${subject}`),
@@ -509,7 +520,7 @@ const deadLetter = (runtime: QueueRuntime, letter: DeadLetter, reason: string, r
     runtime.counters.deadLettered += 1;
     runtime.nats.logger.warn(
       {
-        queue: runtime.queue,
+        queue: runtime.queue.name,
         seq: letter.seq,
         deliveries: letter.deliveries,
         group: groupId,
@@ -535,7 +546,7 @@ const settleWith = (runtime: QueueRuntime, msg: JsMsg) => (outcome: WorkOutcome)
       case "Done":
         // Confirmed before the worker pulls again: the server handles a plain ack asynchronously, so
         // the next pull could be served first and a worker would hold two deliveries for a moment.
-        yield* Effect.tryPromise({ try: () => msg.ackAck(), catch: jsError(`acking on ${runtime.queue}`) });
+        yield* Effect.tryPromise({ try: () => msg.ackAck(), catch: jsError(`acking on ${runtime.queue.name}`) });
         runtime.counters.done += 1;
         return;
       case "Retry":
@@ -559,7 +570,7 @@ const settleWith = (runtime: QueueRuntime, msg: JsMsg) => (outcome: WorkOutcome)
  * Turns a delivery into a WorkItem, or dead-letters it when it cannot be worked on (undecodable,
  * or delivered more often than allowed because earlier consumers died without acking).
  */
-const toWorkItem = <Q extends WorkQueueName>(runtime: QueueRuntime, msg: JsMsg) =>
+const toWorkItem = <A>(runtime: QueueRuntime<A>, msg: JsMsg) =>
   Effect.gen(function* () {
     if (msg.info.deliveryCount > runtime.maxDeliver) {
       yield* deadLetterDelivery(
@@ -569,15 +580,15 @@ const toWorkItem = <Q extends WorkQueueName>(runtime: QueueRuntime, msg: JsMsg) 
       );
       return undefined;
     }
-    const decoded = decodeEnvelope(msg.data, { accept: [QUEUE_MESSAGE_TYPE[runtime.queue]] });
+    const decoded = decodeEnvelope(msg.data, { accept: [runtime.queue.message] });
     if (Either.isLeft(decoded)) {
       yield* deadLetterDelivery(runtime, msg, `undecodable: ${decoded.left.message}`);
       return undefined;
     }
-    const message = decoded.right as unknown as Envelope<QueueType<Q>>;
-    const item: WorkItem<Q> = {
+    const message = decoded.right;
+    const item: WorkItem<A> = {
       envelope: message,
-      body: message.body as QueueBody<Q>,
+      body: message.body,
       deliveryCount: msg.info.deliveryCount,
       streamSequence: msg.seq,
       working: Effect.sync(() => msg.working()),
@@ -593,17 +604,15 @@ const toWorkItem = <Q extends WorkQueueName>(runtime: QueueRuntime, msg: JsMsg) 
 const orHandBack = (runtime: QueueRuntime, msg: JsMsg) => (error: JetStreamError) =>
   Effect.sync(() => {
     runtime.nats.logger.warn(
-      { queue: runtime.queue, seq: msg.seq, reason: error.message },
+      { queue: runtime.queue.name, seq: msg.seq, reason: error.message },
       "could not settle work item; it will be redelivered",
     );
     msg.nak(1_000);
   });
 
 /** toWorkItem, handing the message back when dead-lettering it failed. */
-const receive = <Q extends WorkQueueName>(runtime: QueueRuntime, msg: JsMsg) =>
-  toWorkItem<Q>(runtime, msg).pipe(
-    Effect.catchAll((error) => orHandBack(runtime, msg)(error).pipe(Effect.as(undefined))),
-  );
+const receive = <A>(runtime: QueueRuntime<A>, msg: JsMsg) =>
+  toWorkItem(runtime, msg).pipe(Effect.catchAll((error) => orHandBack(runtime, msg)(error).pipe(Effect.as(undefined))));
 
 export interface ConsumeWorkOptions {
   /** Items worked on at once (each worker pulls one when it is free). Default 1. */
@@ -619,9 +628,9 @@ export interface ConsumeWorkOptions {
  * (extending the ack deadline while it runs), and applies the outcome. A handler that fails or dies
  * counts as `retry` with the error as reason.
  */
-export const consumeWork = <Q extends WorkQueueName, E, R>(
-  queue: Q,
-  handler: (item: WorkItem<Q>) => Effect.Effect<WorkOutcome, E, R>,
+export const consumeWork = <A, E, R>(
+  queue: WorkQueue<A>,
+  handler: (item: WorkItem<A>) => Effect.Effect<WorkOutcome, E, R>,
   options: ConsumeWorkOptions = {},
 ): Effect.Effect<never, JetStreamError, Nats | Experiment | R> =>
   Effect.gen(function* () {
@@ -631,7 +640,7 @@ export const consumeWork = <Q extends WorkQueueName, E, R>(
     // Runs the handler; the outcome is applied afterwards, outside any interruption.
     const work = (msg: JsMsg) =>
       Effect.gen(function* () {
-        const item = yield* receive<Q>(runtime, msg);
+        const item = yield* receive(runtime, msg);
         if (item === undefined) return undefined;
         const ticker = yield* Effect.fork(
           Effect.repeat(item.working, Schedule.spaced(keepAlive)).pipe(Effect.delay(keepAlive)),
@@ -665,11 +674,13 @@ export const consumeWork = <Q extends WorkQueueName, E, R>(
                 }
                 return pulled;
               }),
-            catch: jsError(`pulling from ${queue}`),
+            catch: jsError(`pulling from ${queue.name}`),
           }).pipe(
             // A pull fails while the server is away; the client reconnects by itself, so wait and pull again.
             Effect.tapError((error) =>
-              Effect.sync(() => runtime.nats.logger.warn({ queue, reason: error.message }, "pull failed; retrying")),
+              Effect.sync(() =>
+                runtime.nats.logger.warn({ queue: queue.name, reason: error.message }, "pull failed; retrying"),
+              ),
             ),
             Effect.retry(Schedule.spaced(Duration.millis(500))),
           ),
@@ -690,7 +701,7 @@ export const consumeWork = <Q extends WorkQueueName, E, R>(
     ).pipe(Effect.andThen(Effect.never));
   }).pipe(Effect.scoped);
 
-export interface WorkFetcher<Q extends WorkQueueName> {
+export interface WorkFetcher<A> {
   /**
    * Fetches up to `max` items (default 1), waiting at most `expiresMs` (default 1 s, the server's
    * minimum). Undecodable or over-delivered messages are dead-lettered and left out. A failed pull
@@ -699,18 +710,18 @@ export interface WorkFetcher<Q extends WorkQueueName> {
   readonly fetch: (options?: {
     readonly max?: number;
     readonly expiresMs?: number;
-  }) => Effect.Effect<ReadonlyArray<WorkItem<Q>>, JetStreamError>;
+  }) => Effect.Effect<ReadonlyArray<WorkItem<A>>, JetStreamError>;
   readonly counters: WorkCounters;
 }
 
 /** The raw pull API (for the learner): fetch batches and settle each item yourself. */
-export const openWorkFetcher = <Q extends WorkQueueName>(
-  queue: Q,
+export const openWorkFetcher = <A>(
+  queue: WorkQueue<A>,
   counters: WorkCounters = newWorkCounters(),
-): Effect.Effect<WorkFetcher<Q>, JetStreamError, Nats | Experiment> =>
+): Effect.Effect<WorkFetcher<A>, JetStreamError, Nats | Experiment> =>
   Effect.gen(function* () {
     const runtime = yield* openQueue(queue, counters);
-    const fetch: WorkFetcher<Q>["fetch"] = (options = {}) =>
+    const fetch: WorkFetcher<A>["fetch"] = (options = {}) =>
       Effect.gen(function* () {
         yield* removeStrandedAfterRestart(runtime);
         const messages = yield* Effect.promise(async () => {
@@ -726,15 +737,19 @@ export const openWorkFetcher = <Q extends WorkQueueName>(
             // loaded machine): the client reconnects by itself and callers pull again, so keep what
             // arrived; a delivery cut off on the way is redelivered after ack_wait.
             runtime.nats.logger.warn(
-              { queue, reason: error instanceof Error ? error.message : String(error), received: out.length },
+              {
+                queue: queue.name,
+                reason: error instanceof Error ? error.message : String(error),
+                received: out.length,
+              },
               "fetch failed; keeping what arrived",
             );
           }
           return out;
         });
-        const items: WorkItem<Q>[] = [];
+        const items: WorkItem<A>[] = [];
         for (const msg of messages) {
-          const item = yield* receive<Q>(runtime, msg);
+          const item = yield* receive(runtime, msg);
           if (item !== undefined) items.push(item);
         }
         return items;
@@ -743,11 +758,11 @@ export const openWorkFetcher = <Q extends WorkQueueName>(
   });
 
 /** How many messages the dead-letter stream holds for `queue`. */
-export const deadLetterCount = (queue: WorkQueueName): Effect.Effect<number, JetStreamError, Nats | Experiment> =>
+export const deadLetterCount = (queue: WorkQueue<unknown>): Effect.Effect<number, JetStreamError, Nats | Experiment> =>
   Effect.gen(function* () {
     const { manager } = yield* Nats;
     const { subjects } = yield* Experiment;
-    const subject = subjects.deadLetter(queue);
+    const subject = subjects.deadLetter(queue.name);
     const info = yield* Effect.tryPromise({
       try: () => manager.streams.info(subjects.deadLetterStream, { subjects_filter: subject }),
       catch: jsError(`reading ${subjects.deadLetterStream}`),
@@ -755,7 +770,7 @@ export const deadLetterCount = (queue: WorkQueueName): Effect.Effect<number, Jet
     return info.state.subjects?.[subject] ?? 0;
   });
 
-export interface DeadLetterRecord {
+export interface DeadLetterRecord<A> {
   /** Sequence in the dead-letter stream. */
   readonly seq: number;
   readonly time: Date;
@@ -768,23 +783,24 @@ export interface DeadLetterRecord {
   /** The original's size when only its first bytes were kept (it was too big to carry the headers). */
   readonly truncatedFrom: number | undefined;
   /** The message itself, or why it could not be decoded. */
-  readonly message: Either.Either<Envelope, string>;
+  readonly message: Either.Either<Envelope<A>, string>;
 }
 
 /** The oldest `limit` dead letters of `queue`, with their reasons, for operators and tools. */
-export const readDeadLetters = (
-  queue: WorkQueueName,
+export const readDeadLetters = <A>(
+  queue: WorkQueue<A>,
   limit = 100,
-): Effect.Effect<ReadonlyArray<DeadLetterRecord>, JetStreamError, Nats | Experiment> =>
+): Effect.Effect<ReadonlyArray<DeadLetterRecord<A>>, JetStreamError, Nats | Experiment> =>
   Effect.gen(function* () {
     const { manager } = yield* Nats;
     const { subjects } = yield* Experiment;
     const stream = subjects.deadLetterStream;
-    const subject = subjects.deadLetter(queue);
+    const subject = subjects.deadLetter(queue.name);
+    const accept = [queue.message];
     return yield* Effect.tryPromise({
       try: async () => {
         const { state } = await manager.streams.info(stream);
-        const records: DeadLetterRecord[] = [];
+        const records: DeadLetterRecord<A>[] = [];
         for (let seq = state.first_seq; seq <= state.last_seq && records.length < limit; seq++) {
           const stored = await manager.streams.getMessage(stream, { seq }).catch(() => null);
           if (stored === null || stored.subject !== subject) continue;
@@ -801,7 +817,7 @@ export const readDeadLetters = (
             truncatedFrom,
             message:
               truncatedFrom === undefined
-                ? Either.mapLeft(decodeEnvelope(stored.data), (error) => error.message)
+                ? Either.mapLeft(decodeEnvelope(stored.data, { accept }), (error) => error.message)
                 : Either.left(`only the first ${stored.data.byteLength} of ${truncatedFrom} bytes were kept`),
           });
         }
@@ -812,31 +828,34 @@ export const readDeadLetters = (
   });
 
 export interface DeadLetteredGroups {
-  /** The group ids that dead letters of every queue name, in stream order (a group dead-lettered twice, twice). */
+  /** The group ids that dead letters of the queues name, in stream order (a group dead-lettered twice, twice). */
   readonly groupIds: ReadonlyArray<string>;
   /** The last dead-letter stream sequence read: pass it as `afterSeq` to read only newer ones next time. */
   readonly lastSeq: number;
 }
 
 /**
- * The group ids named by the dead letters stored after `afterSeq` (all queues). Dead letters that
- * name no group (garbage) are skipped. Read incrementally, a reader (the curator) pays once per
- * dead letter.
+ * The group ids named by the dead letters of `queues` stored after `afterSeq`. Dead letters that name
+ * no group (garbage), and those of other queues (another role's, whose group ids mean something
+ * else), are skipped. Read incrementally, a reader (the curator) pays once per dead letter.
  */
 export const readDeadLetteredGroups = (
+  queues: readonly WorkQueue<unknown>[],
   afterSeq = 0,
 ): Effect.Effect<DeadLetteredGroups, JetStreamError, Nats | Experiment> =>
   Effect.gen(function* () {
     const { manager } = yield* Nats;
     const { subjects } = yield* Experiment;
     const stream = subjects.deadLetterStream;
+    const deadLetterSubjects = new Set(queues.map((queue) => subjects.deadLetter(queue.name)));
     return yield* Effect.tryPromise({
       try: async () => {
         const { state } = await manager.streams.info(stream);
         const groupIds: string[] = [];
         for (let seq = Math.max(afterSeq + 1, state.first_seq); seq <= state.last_seq; seq++) {
           const stored = await manager.streams.getMessage(stream, { seq });
-          const groupId = stored?.header.get("Factrl-Group");
+          if (stored === null || !deadLetterSubjects.has(stored.subject)) continue;
+          const groupId = stored.header.get("Factrl-Group");
           if (groupId) groupIds.push(groupId);
         }
         return { groupIds, lastSeq: Math.max(afterSeq, state.last_seq) };
@@ -846,13 +865,14 @@ export const readDeadLetteredGroups = (
   });
 
 /** How many messages wait in a work queue (not yet acked). */
-export const pendingWork = (queue: WorkQueueName): Effect.Effect<number, JetStreamError, Nats | Experiment> =>
+export const pendingWork = (queue: WorkQueue<unknown>): Effect.Effect<number, JetStreamError, Nats | Experiment> =>
   Effect.gen(function* () {
     const { manager } = yield* Nats;
     const { subjects } = yield* Experiment;
+    const stream = subjects.stream(queue.name);
     const info = yield* Effect.tryPromise({
-      try: () => manager.streams.info(subjects.stream(queue)),
-      catch: jsError(`reading ${subjects.stream(queue)}`),
+      try: () => manager.streams.info(stream),
+      catch: jsError(`reading ${stream}`),
     });
     return info.state.messages;
   });

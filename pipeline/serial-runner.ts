@@ -22,10 +22,12 @@ import {
   evaluationModules,
   experimentEnvironment,
   type IoFailed,
+  type LearnerProgress,
   makeEvaluation,
   makeRolloutWork,
   makeScoring,
   promptGroupAt,
+  type ScoredGroup,
   tryIo,
 } from "../actors/index.ts";
 import type { ExperimentConfig } from "../configs/index.ts";
@@ -42,8 +44,6 @@ import {
   saveLearnerCheckpoint,
   toGrpoBatch,
 } from "../learner/index.ts";
-import type { ScoredGroup } from "../messaging/index.ts";
-import type { LearnerProgress } from "../messaging/pipeline-state.ts";
 import { type BackendInfo, createOptimizer, initBackend, textFormatOfRecord } from "../models/index.ts";
 
 /** The serial run cannot go on: a policy that cannot read the environment, or no learning signal at all. */
@@ -69,7 +69,7 @@ export interface SerialRunResult {
   readonly completed: boolean;
   readonly step: number;
   readonly policyVersion: number;
-  /** `runs/<experiment>/metrics.jsonl`: one line per learner step and evaluation. */
+  /** `runs/<experiment>/metrics.jsonl`: one line per rollout batch, learner step and evaluation (the monitor's format). */
   readonly metricsFile: string;
   /** The report, when the final version was evaluated. */
   readonly report?: string;
@@ -118,8 +118,12 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
     const runDir = join(config.output.dir, config.experiment);
     mkdirSync(runDir, { recursive: true });
     const metricsFile = join(runDir, "metrics.jsonl");
+    // The monitor's line format (actors/monitor.ts), so one reader serves both runners.
     const record = (role: string, step: number, values: Record<string, number>) =>
-      appendFileSync(metricsFile, `${JSON.stringify({ role, step, values })}\n`);
+      appendFileSync(
+        metricsFile,
+        `${JSON.stringify({ time: Date.now(), type: "MetricsEvent", sender: role, body: { source: role, step, values, tags: { role } } })}\n`,
+      );
 
     // The pool's prompt checks: counted as the curator's metrics, listed in rejected-prompts.jsonl.
     record("curator", 0, yield* checkTrainingPool(config, env));

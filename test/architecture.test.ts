@@ -57,9 +57,6 @@ const ENTRY_POINTS: Readonly<Record<string, string>> = {
   "actors/roles.ts": "light: the lazy role registry",
   "actors/runtime.ts": "light: the actor runtime, without the roles",
   "actors/runtime-status.ts": "light: `factrl status`, without the roles",
-  // Pipeline vocabulary that issue 15 moves out of messaging/ (the pipeline declares its own
-  // topology); messaging/index.ts does not offer it meanwhile.
-  "messaging/pipeline-state.ts": "the pipeline's shared state, on its way out of messaging/",
 };
 
 /**

@@ -5,18 +5,20 @@ import { join } from "node:path";
 import { Effect, Layer, ManagedRuntime } from "effect";
 import { describe, expect, inject, it } from "vitest";
 import { type ActorStatus, listActors } from "../actors/index.ts";
+import { PIPELINE_QUEUES } from "../actors/topology.ts";
 import { formatStatusTable } from "../cli/commands/status.ts";
 import { CONFIG_KEY, decodeConfig, renderConfig } from "../configs/index.ts";
 import {
   connectNats,
+  EXPERIMENT_OUTCOME_KEY,
   Experiment,
+  type ExperimentOutcome,
   ensureWorkQueues,
   experimentSubjects,
   makeLogger,
   Nats,
   putState,
 } from "../messaging/index.ts";
-import { EXPERIMENT_OUTCOME_KEY, type ExperimentOutcome } from "../messaging/pipeline-state.ts";
 import { FACTRL, isAlive, runCli, startCli, waitFor, workDir } from "./cli-helpers.ts";
 
 const natsUrl = inject("natsUrl");
@@ -102,7 +104,7 @@ describe("factrl command line", () => {
     // What the launcher does: queues and config at start, then the experiment's outcome.
     const launcherSays = (outcome: ExperimentOutcome["outcome"], reason: string) =>
       runtime.runPromise(putState(EXPERIMENT_OUTCOME_KEY, { outcome, reason, at: Date.now() }));
-    await runtime.runPromise(ensureWorkQueues());
+    await runtime.runPromise(ensureWorkQueues(PIPELINE_QUEUES));
     await runtime.runPromise(putState(CONFIG_KEY, config));
     const join = async (id: string) => {
       await launcherSays("running", "started by a launcher");

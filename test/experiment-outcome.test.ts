@@ -10,10 +10,14 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Effect, Either, Layer, ManagedRuntime } from "effect";
 import { describe, expect, inject, it } from "vitest";
+import { LEARNER_PROGRESS_KEY } from "../actors/topology.ts";
 import { CONFIG_KEY } from "../configs/index.ts";
 import {
+  ControlReplyMessage,
+  ControlRequestMessage,
   connectNats,
   decodeEnvelope,
+  EXPERIMENT_OUTCOME_KEY,
   Experiment,
   encodeEnvelope,
   envelope,
@@ -22,7 +26,6 @@ import {
   Nats,
   rootLogger,
 } from "../messaging/index.ts";
-import { EXPERIMENT_OUTCOME_KEY, LEARNER_PROGRESS_KEY } from "../messaging/pipeline-state.ts";
 import { logLines, startCli, waitFor } from "./cli-helpers.ts";
 
 const natsUrl = inject("natsUrl");
@@ -50,12 +53,12 @@ function experimentClient(experiment: string) {
         Effect.gen(function* () {
           const nats = yield* Nats;
           const request = encodeEnvelope(
-            envelope("ControlRequest", { command: "drain", args: {} }, { experiment, sender }),
+            envelope(ControlRequestMessage, { command: "drain", args: {} }, { experiment, sender }),
           );
           const reply = yield* Effect.promise(() =>
             nats.connection.request(experimentSubjects(experiment).control(role, id), request, { timeout: 5_000 }),
           );
-          return Either.getOrThrow(decodeEnvelope(reply.data, { accept: ["ControlReply"] })).body;
+          return Either.getOrThrow(decodeEnvelope(reply.data, { accept: [ControlReplyMessage] })).body;
         }),
       ),
     close: () => runtime.dispose(),

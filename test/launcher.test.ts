@@ -7,15 +7,8 @@ import { join } from "node:path";
 import { Layer, ManagedRuntime } from "effect";
 import { describe, expect, it } from "vitest";
 import { type ActorStatus, listActors } from "../actors/index.ts";
-import {
-  connectNats,
-  Experiment,
-  experimentSubjects,
-  makeLogger,
-  Nats,
-  type PromptGroup,
-  publishWork,
-} from "../messaging/index.ts";
+import { PROMPTS_QUEUE, type PromptGroup } from "../actors/topology.ts";
+import { connectNats, Experiment, experimentSubjects, makeLogger, Nats, publishWork } from "../messaging/index.ts";
 import { isAlive, logLines, runCli, startCli, waitFor, workDir } from "./cli-helpers.ts";
 
 const config = (experiment: string, maxRestarts: number) => `
@@ -42,7 +35,7 @@ function statusClient(url: string, experiment: string) {
     queuePrompt: (groupId: string, meta: PromptGroup["meta"]) =>
       runtime.runPromise(
         publishWork(
-          "prompts",
+          PROMPTS_QUEUE,
           {
             groupId,
             promptId: groupId,

@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { Effect, Layer } from "effect";
 import { describe, expect, inject, it } from "vitest";
 import { listActors } from "../actors/index.ts";
+import { CURATOR_CURSOR_KEY, LEARNER_PROGRESS_KEY, PIPELINE_QUEUES } from "../actors/topology.ts";
 import {
   connectNats,
   deadLetterCount,
@@ -19,9 +20,7 @@ import {
   Nats,
   pendingWork,
   rootLogger,
-  WORK_QUEUES,
 } from "../messaging/index.ts";
-import { CURATOR_CURSOR_KEY, LEARNER_PROGRESS_KEY } from "../messaging/pipeline-state.ts";
 import { readCheckpointManifest } from "../models/index.ts";
 import { logLines, startCli, waitFor } from "./cli-helpers.ts";
 
@@ -52,7 +51,7 @@ const ledger = (experiment: string) =>
       const published = (yield* getState(CURATOR_CURSOR_KEY))?.value.published ?? 0;
       let deadLettered = 0;
       let pending = 0;
-      for (const queue of WORK_QUEUES) {
+      for (const queue of PIPELINE_QUEUES) {
         deadLettered += yield* deadLetterCount(queue);
         pending += yield* pendingWork(queue);
       }

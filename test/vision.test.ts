@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Effect, Layer } from "effect";
 import { describe, expect, inject, it } from "vitest";
+import { LEARNER_PROGRESS_KEY, PROMPTS_QUEUE } from "../actors/topology.ts";
 import { decodePng } from "../envs/index.ts";
 import {
   connectNats,
@@ -24,7 +25,6 @@ import {
   Nats,
   rootLogger,
 } from "../messaging/index.ts";
-import { LEARNER_PROGRESS_KEY } from "../messaging/pipeline-state.ts";
 import { startCli } from "./cli-helpers.ts";
 
 const natsUrl = inject("natsUrl");
@@ -75,7 +75,7 @@ const ledger = (experiment: string) =>
     Effect.gen(function* () {
       return {
         progress: (yield* getState(LEARNER_PROGRESS_KEY))?.value,
-        deadLettered: yield* deadLetterCount("prompts"),
+        deadLettered: yield* deadLetterCount(PROMPTS_QUEUE),
       };
     }).pipe(
       Effect.provide(

@@ -8,6 +8,7 @@
 import { Effect, Fiber } from "effect";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
+import { PIPELINE_QUEUES, PROMPTS_QUEUE, ROLLOUTS_QUEUE } from "../../actors/topology.ts";
 import {
   consumeWork,
   ensureWorkQueues,
@@ -17,7 +18,6 @@ import {
   publishWork,
   readDeadLetteredGroups,
   startLocalServer,
-  WORK_QUEUES,
   WorkOutcome,
 } from "../../messaging/index.ts";
 import { freshExperiment, runWith, samplePromptGroup, sampleRolloutGroup } from "./fixtures.ts";
@@ -60,9 +60,10 @@ describe("broker SIGKILLed and restarted on the same store", () => {
         first.url,
         experiment,
         Effect.gen(function* () {
-          yield* ensureWorkQueues({ ackWaitMs: 2_000 });
-          for (let i = 0; i < 30; i++) yield* publishWork("prompts", samplePromptGroup(`g${i}`), { msgId: `g${i}` });
-          const fetcher = yield* openWorkFetcher("prompts");
+          yield* ensureWorkQueues(PIPELINE_QUEUES, { ackWaitMs: 2_000 });
+          for (let i = 0; i < 30; i++)
+            yield* publishWork(PROMPTS_QUEUE, samplePromptGroup(`g${i}`), { msgId: `g${i}` });
+          const fetcher = yield* openWorkFetcher(PROMPTS_QUEUE);
           let acked = 0;
           while (acked < 20) {
             for (const item of yield* fetcher.fetch({ max: 20 - acked })) {
@@ -80,11 +81,11 @@ describe("broker SIGKILLed and restarted on the same store", () => {
         second.url,
         experiment,
         Effect.gen(function* () {
-          const storedAfterCrash = yield* pendingWork("prompts");
-          const report = yield* ensureWorkQueues({ ackWaitMs: 2_000 });
-          const storedAfterCheck = yield* pendingWork("prompts");
+          const storedAfterCrash = yield* pendingWork(PROMPTS_QUEUE);
+          const report = yield* ensureWorkQueues(PIPELINE_QUEUES, { ackWaitMs: 2_000 });
+          const storedAfterCheck = yield* pendingWork(PROMPTS_QUEUE);
           // Whatever is left comes out: the held message after its ack wait, then the undelivered ones.
-          const fetcher = yield* openWorkFetcher("prompts");
+          const fetcher = yield* openWorkFetcher(PROMPTS_QUEUE);
           const received: string[] = [];
           const deadline = Date.now() + 15_000;
           while (received.length < storedAfterCheck && Date.now() < deadline) {
@@ -93,7 +94,7 @@ describe("broker SIGKILLed and restarted on the same store", () => {
               yield* item.settle(WorkOutcome.done);
             }
           }
-          return { storedAfterCrash, report, storedAfterCheck, received, left: yield* pendingWork("prompts") };
+          return { storedAfterCrash, report, storedAfterCheck, received, left: yield* pendingWork(PROMPTS_QUEUE) };
         }),
       );
       // The crash brought back acked work (the defect this guards against), and all of it was removed.
@@ -112,13 +113,13 @@ describe("broker SIGKILLed and restarted on the same store", () => {
         first.url,
         freshExperiment("stranded-live"),
         Effect.gen(function* () {
-          yield* ensureWorkQueues({ ackWaitMs: 2_000 });
+          yield* ensureWorkQueues(PIPELINE_QUEUES, { ackWaitMs: 2_000 });
           const seen: string[] = [];
           // "hold" is handed back once, so it is pending (delivered, unacked) at the crash: the acked
           // messages after it come back above the ack floor, and fall below it once "hold" is done.
           const worker = yield* Effect.fork(
             consumeWork(
-              "prompts",
+              PROMPTS_QUEUE,
               (item) =>
                 Effect.sync(() => {
                   seen.push(item.body.groupId);
@@ -128,19 +129,20 @@ describe("broker SIGKILLed and restarted on the same store", () => {
               { pullExpiresMs: 1_000 },
             ),
           );
-          yield* publishWork("prompts", samplePromptGroup("hold"), { msgId: "hold" });
-          for (let i = 0; i < 10; i++) yield* publishWork("prompts", samplePromptGroup(`a${i}`), { msgId: `a${i}` });
+          yield* publishWork(PROMPTS_QUEUE, samplePromptGroup("hold"), { msgId: "hold" });
+          for (let i = 0; i < 10; i++)
+            yield* publishWork(PROMPTS_QUEUE, samplePromptGroup(`a${i}`), { msgId: `a${i}` });
           while (seen.length < 11) yield* Effect.sleep("20 millis");
           yield* Effect.sleep(STATE_FLUSHED);
           yield* Effect.promise(restart);
-          for (let i = 0; i < 5; i++) yield* publishWork("prompts", samplePromptGroup(`b${i}`), { msgId: `b${i}` });
+          for (let i = 0; i < 5; i++) yield* publishWork(PROMPTS_QUEUE, samplePromptGroup(`b${i}`), { msgId: `b${i}` });
           const deadline = Date.now() + 20_000;
           const worked = () => seen.filter((id) => id !== "hold");
-          while ((worked().length < 15 || (yield* pendingWork("prompts")) > 0) && Date.now() < deadline) {
+          while ((worked().length < 15 || (yield* pendingWork(PROMPTS_QUEUE)) > 0) && Date.now() < deadline) {
             yield* Effect.sleep("100 millis");
           }
           yield* Fiber.interrupt(worker);
-          return { worked: worked(), holds: seen.length - worked().length, left: yield* pendingWork("prompts") };
+          return { worked: worked(), holds: seen.length - worked().length, left: yield* pendingWork(PROMPTS_QUEUE) };
         }),
         { logger },
       );
@@ -166,15 +168,15 @@ describe("broker SIGKILLed and restarted on the same store", () => {
         first.url,
         freshExperiment("ledger"),
         Effect.gen(function* () {
-          yield* ensureWorkQueues({ ackWaitMs: 2_000 });
+          yield* ensureWorkQueues(PIPELINE_QUEUES, { ackWaitMs: 2_000 });
           // Stage 1 (a rollout actor): each prompt group becomes a rollout group, published under its group id.
           const sampler = yield* Effect.fork(
             consumeWork(
-              "prompts",
+              PROMPTS_QUEUE,
               (item) =>
-                publishWork("rollouts", sampleRolloutGroup(item.body.groupId, 2, 8), { msgId: item.body.groupId }).pipe(
-                  Effect.as(WorkOutcome.done),
-                ),
+                publishWork(ROLLOUTS_QUEUE, sampleRolloutGroup(item.body.groupId, 2, 8), {
+                  msgId: item.body.groupId,
+                }).pipe(Effect.as(WorkOutcome.done)),
               { concurrency: 2, pullExpiresMs: 1_000 },
             ),
           );
@@ -185,7 +187,7 @@ describe("broker SIGKILLed and restarted on the same store", () => {
           let duplicates = 0;
           const learner = yield* Effect.fork(
             Effect.gen(function* () {
-              const fetcher = yield* openWorkFetcher("rollouts");
+              const fetcher = yield* openWorkFetcher(ROLLOUTS_QUEUE);
               for (;;) {
                 for (const item of yield* fetcher.fetch({ max: 8, expiresMs: 1_000 })) {
                   const id = item.body.group.groupId;
@@ -211,7 +213,7 @@ describe("broker SIGKILLed and restarted on the same store", () => {
             Effect.forEach(
               Array.from({ length: GROUPS }, (_, i) => i),
               (i) =>
-                publishWork("prompts", samplePromptGroup(`g${i}`), { msgId: `g${i}` }).pipe(
+                publishWork(PROMPTS_QUEUE, samplePromptGroup(`g${i}`), { msgId: `g${i}` }).pipe(
                   Effect.zipRight(Effect.sleep("4 millis")),
                 ),
               { discard: true },
@@ -221,7 +223,7 @@ describe("broker SIGKILLed and restarted on the same store", () => {
           yield* Effect.promise(restart); // SIGKILL with work in every stage, then the same store again
           yield* Fiber.join(curator);
           const deadline = Date.now() + 45_000;
-          const pendingEverywhere = Effect.forEach(WORK_QUEUES, pendingWork).pipe(
+          const pendingEverywhere = Effect.forEach(PIPELINE_QUEUES, pendingWork).pipe(
             Effect.map((counts) => counts.reduce((a, b) => a + b, 0)),
           );
           while ((used.size + rejected.size < GROUPS || (yield* pendingEverywhere) > 0) && Date.now() < deadline) {
@@ -229,7 +231,7 @@ describe("broker SIGKILLed and restarted on the same store", () => {
           }
           yield* Fiber.interrupt(sampler);
           yield* Fiber.interrupt(learner);
-          const deadLettered = new Set((yield* readDeadLetteredGroups()).groupIds);
+          const deadLettered = new Set((yield* readDeadLetteredGroups(PIPELINE_QUEUES)).groupIds);
           return { used, rejected, duplicates, deadLettered, pending: yield* pendingEverywhere };
         }),
         { logger },

@@ -1,16 +1,8 @@
 /** Realistic sample messages and a test harness for the messaging tests and benchmarks. */
 import { Effect, Layer, type Scope } from "effect";
-import {
-  type Answer,
-  type ConnectionOptions,
-  Experiment,
-  ExperimentLive,
-  Nats,
-  NatsLive,
-  type PromptGroup,
-  type RolloutGroup,
-  type ScoredGroup,
-} from "../../messaging/index.ts";
+// The pipeline's messages are realistic samples of what the work queues carry; topology.ts loads no roles.
+import type { Answer, PromptGroup, RolloutGroup, ScoredGroup } from "../../actors/topology.ts";
+import { type ConnectionOptions, Experiment, ExperimentLive, Nats, NatsLive } from "../../messaging/index.ts";
 
 let counter = 0;
 /** A fresh experiment id per test, so tests sharing one server never see each other's streams. */
@@ -67,10 +59,10 @@ export function sampleScoredGroup(groupId = "g-1", answers = 8, tokens = 96): Sc
   };
 }
 
-/** Re-runs `probe` until `done` holds for its value (acks are asynchronous) or 5 s pass; returns the last value. */
-export const eventually = <A, E, R>(probe: Effect.Effect<A, E, R>, done: (value: A) => boolean) =>
+/** Re-runs `probe` until `done` holds for its value (acks are asynchronous) or `timeoutMs` pass; returns the last value. */
+export const eventually = <A, E, R>(probe: Effect.Effect<A, E, R>, done: (value: A) => boolean, timeoutMs = 5_000) =>
   Effect.gen(function* () {
-    const deadline = Date.now() + 5_000;
+    const deadline = Date.now() + timeoutMs;
     let value = yield* probe;
     while (!done(value) && Date.now() < deadline) {
       yield* Effect.sleep("50 millis");

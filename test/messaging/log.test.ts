@@ -3,6 +3,7 @@ import { Effect, Either } from "effect";
 import { Packr } from "msgpackr";
 import { pino } from "pino";
 import { describe, expect, inject, it } from "vitest";
+import { PIPELINE_QUEUES, SCORED_QUEUE, ScoredGroupMessage } from "../../actors/topology.ts";
 import {
   boundLogValue,
   createLogger,
@@ -34,7 +35,7 @@ const poisonedScoredGroup = () => {
   const group = sampleScoredGroup("g-poison", 2, 4);
   const body = { ...group, rollout: { ...group.rollout, policyVersion: "x".repeat(900_000) } };
   return new Packr({ useRecords: false, moreTypes: true }).pack(
-    envelope("ScoredGroup", body as never, { experiment: "e", sender: "forger" }),
+    envelope(ScoredGroupMessage, body as never, { experiment: "e", sender: "forger" }),
   );
 };
 
@@ -76,7 +77,7 @@ describe("logging", () => {
 
 describe("bounded log lines (untrusted input in messages)", () => {
   it("a decode failure names the wrong field and quotes at most a few hundred characters of it", () => {
-    const decoded = decodeEnvelope(poisonedScoredGroup());
+    const decoded = decodeEnvelope(poisonedScoredGroup(), { accept: [ScoredGroupMessage] });
     if (Either.isRight(decoded)) throw new Error("expected a rejection");
     expect(decoded.left.kind).toBe("bad-body");
     expect(decoded.left.reason).toMatch(
@@ -128,13 +129,13 @@ describe("bounded log lines (untrusted input in messages)", () => {
       inject("natsUrl"),
       freshExperiment(),
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
         const { jetstream } = yield* Nats;
         const { subjects } = yield* Experiment;
         yield* Effect.promise(() => jetstream.publish(subjects.work("scored"), poisonedScoredGroup()));
-        const fetcher = yield* openWorkFetcher("scored");
+        const fetcher = yield* openWorkFetcher(SCORED_QUEUE);
         expect(yield* fetcher.fetch({ max: 1 })).toEqual([]);
-        return yield* eventually(pendingWork("scored"), (n) => n === 0);
+        return yield* eventually(pendingWork(SCORED_QUEUE), (n) => n === 0);
       }),
       { logger: createLogger(sink) },
     );

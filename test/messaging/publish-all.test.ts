@@ -1,23 +1,25 @@
 import { Effect } from "effect";
 import { describe, expect, inject, it } from "vitest";
+import { PIPELINE_QUEUES, PROMPTS_QUEUE, ROLLOUTS_QUEUE, SCORED_QUEUE } from "../../actors/topology.ts";
 import {
   decodeEnvelope,
   ensureWorkQueues,
   MessageTooLargeError,
   pendingWork,
   publishWorkAll,
+  type WorkQueue,
 } from "../../messaging/index.ts";
 import { Experiment, freshExperiment, Nats, runWith, samplePromptGroup, sampleRolloutGroup } from "./fixtures.ts";
 
 const url = () => inject("natsUrl");
 
 /** The envelope id of the message stored at `seq` in `queue`'s stream. */
-const storedId = (queue: "prompts" | "rollouts", seq: number) =>
+const storedId = (queue: WorkQueue<unknown>, seq: number) =>
   Effect.gen(function* () {
     const { manager } = yield* Nats;
     const { subjects } = yield* Experiment;
-    const stored = yield* Effect.promise(() => manager.streams.getMessage(subjects.stream(queue), { seq }));
-    const decoded = decodeEnvelope(stored!.data);
+    const stored = yield* Effect.promise(() => manager.streams.getMessage(subjects.stream(queue.name), { seq }));
+    const decoded = decodeEnvelope(stored!.data, { accept: [queue.message] });
     if (decoded._tag === "Left") throw decoded.left;
     return decoded.right.id;
   });
@@ -29,18 +31,18 @@ describe("publishWorkAll", () => {
       url(),
       freshExperiment(),
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
         const acks = yield* publishWorkAll(
-          "prompts",
+          PROMPTS_QUEUE,
           ids.map((id) => ({ body: samplePromptGroup(id), msgId: id })),
         );
-        const stored = yield* Effect.forEach(acks, (ack) => storedId("prompts", ack.seq));
+        const stored = yield* Effect.forEach(acks, (ack) => storedId(PROMPTS_QUEUE, ack.seq));
         // The same batch again with one new item: only the new one is stored.
         const again = yield* publishWorkAll(
-          "prompts",
+          PROMPTS_QUEUE,
           [...ids, "g-f"].map((id) => ({ body: samplePromptGroup(id), msgId: id })),
         );
-        return { acks, stored, again, pending: yield* pendingWork("prompts") };
+        return { acks, stored, again, pending: yield* pendingWork(PROMPTS_QUEUE) };
       }),
     );
     expect(result.acks.map((a) => a.duplicate)).toEqual([false, false, false, false, false]);
@@ -52,7 +54,7 @@ describe("publishWorkAll", () => {
   });
 
   it("returns no acks for an empty batch", async () => {
-    const acks = await runWith(url(), freshExperiment(), publishWorkAll("scored", []));
+    const acks = await runWith(url(), freshExperiment(), publishWorkAll(SCORED_QUEUE, []));
     expect(acks).toEqual([]);
   });
 
@@ -61,14 +63,14 @@ describe("publishWorkAll", () => {
       url(),
       freshExperiment(),
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
         const error = yield* Effect.flip(
-          publishWorkAll("rollouts", [
+          publishWorkAll(ROLLOUTS_QUEUE, [
             { body: sampleRolloutGroup("g-ok"), msgId: "g-ok" },
             { body: sampleRolloutGroup("g-huge", 8, 40_000), msgId: "g-huge" },
           ]),
         );
-        return { error, pending: yield* pendingWork("rollouts") };
+        return { error, pending: yield* pendingWork(ROLLOUTS_QUEUE) };
       }),
     );
     expect(result.error).toBeInstanceOf(MessageTooLargeError);

@@ -9,10 +9,13 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   ControlRequestError,
+  ControlRequestMessage,
   envelope,
   experimentSubjects,
+  HeartbeatMessage,
   type LocalServer,
   MessageTooLargeError,
+  MetricsEventMessage,
   publishMessage,
   requestControl,
   serveControl,
@@ -60,20 +63,20 @@ describe("core subscriptions", () => {
       rawPackr.pack({ ...valid, version: 99 }), // unknown version
       new Uint8Array(2 * 1024 * 1024).fill(0x90), // oversize
     ];
-    const validMetrics = envelope("MetricsEvent", { source: "learner", values: { loss: 1.5 }, tags: {} }, meta);
+    const validMetrics = envelope(MetricsEventMessage, { source: "learner", values: { loss: 1.5 }, tags: {} }, meta);
     const validHeartbeat = envelope(
-      "Heartbeat",
+      HeartbeatMessage,
       { role: "rollout", id: "1", host: "h", pid: 1, uptimeMs: 1, processed: 0, failed: 0, state: "running" },
       meta,
     );
-    const validRequest = envelope("ControlRequest", { command: "status", args: {} }, meta);
+    const validRequest = envelope(ControlRequestMessage, { command: "status", args: {} }, meta);
 
     const result = await runWith(
       server.url,
       experiment,
       Effect.gen(function* () {
-        const metrics = yield* subscribe(subjects.allMetrics, ["MetricsEvent"]);
-        const heartbeats = yield* subscribe(subjects.allHeartbeats, ["Heartbeat"]);
+        const metrics = yield* subscribe(subjects.allMetrics, [MetricsEventMessage]);
+        const heartbeats = yield* subscribe(subjects.allHeartbeats, [HeartbeatMessage]);
         const control = yield* serveControl(subjects.control("rollout"), (request) =>
           Effect.succeed({ ok: true, message: `did ${request.body.command}` }),
         );
@@ -137,12 +140,12 @@ describe("core subscriptions", () => {
       server.url,
       experiment,
       Effect.gen(function* () {
-        const sub = yield* subscribe(subjects.allMetrics, ["MetricsEvent"]);
+        const sub = yield* subscribe(subjects.allMetrics, [MetricsEventMessage]);
         const values = Object.fromEntries(Array.from({ length: 120_000 }, (_, i) => [`metric_${i}`, i]));
         const error = yield* Effect.flip(
-          publishMessage(subjects.metrics("x"), "MetricsEvent", { source: "x", values, tags: {} }),
+          publishMessage(subjects.metrics("x"), MetricsEventMessage, { source: "x", values, tags: {} }),
         );
-        yield* publishMessage(subjects.metrics("x"), "MetricsEvent", { source: "x", values: { ok: 1 }, tags: {} });
+        yield* publishMessage(subjects.metrics("x"), MetricsEventMessage, { source: "x", values: { ok: 1 }, tags: {} });
         const first = yield* Queue.take(sub.messages);
         return { error, first, counters: sub.counters };
       }),

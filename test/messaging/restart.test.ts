@@ -1,9 +1,11 @@
 import { Chunk, Effect, Fiber, Queue } from "effect";
 import { describe, expect, it } from "vitest";
+import { PIPELINE_QUEUES, PROMPTS_QUEUE } from "../../actors/topology.ts";
 import {
   consumeWork,
   ensureWorkQueues,
   experimentSubjects,
+  MetricsEventMessage,
   openWorkFetcher,
   POLICY_KEY,
   publishMessage,
@@ -29,7 +31,7 @@ describe("nats-server restarted mid-stream", () => {
         first.url,
         experiment,
         Effect.gen(function* () {
-          yield* ensureWorkQueues({ ackWaitMs: 2_000 });
+          yield* ensureWorkQueues(PIPELINE_QUEUES, { ackWaitMs: 2_000 });
           yield* publishPolicy(1, new Uint8Array([1]));
           const policies = yield* watchState(POLICY_KEY);
           const initial = yield* Queue.take(policies);
@@ -37,7 +39,7 @@ describe("nats-server restarted mid-stream", () => {
           let deliveries = 0;
           const consumer = yield* Effect.fork(
             consumeWork(
-              "prompts",
+              PROMPTS_QUEUE,
               (item) =>
                 Effect.sync(() => {
                   deliveries += 1;
@@ -47,12 +49,12 @@ describe("nats-server restarted mid-stream", () => {
               { concurrency: 2, pullExpiresMs: 1_000 },
             ),
           );
-          const metrics = yield* subscribe(subjects.allMetrics, ["MetricsEvent"]);
+          const metrics = yield* subscribe(subjects.allMetrics, [MetricsEventMessage]);
           const publisher = yield* Effect.fork(
             Effect.forEach(
               Array.from({ length: TOTAL }, (_, i) => i),
               (i) =>
-                publishWork("prompts", samplePromptGroup(`g-${i}`), { msgId: `g-${i}` }).pipe(
+                publishWork(PROMPTS_QUEUE, samplePromptGroup(`g-${i}`), { msgId: `g-${i}` }).pipe(
                   Effect.zipRight(Effect.sleep("5 millis")),
                 ),
               { discard: true },
@@ -68,7 +70,7 @@ describe("nats-server restarted mid-stream", () => {
           while (received.size < TOTAL && Date.now() < deadline) yield* Effect.sleep("50 millis");
           yield* Fiber.interrupt(consumer);
           // The core subscription was re-made by the client after the reconnect.
-          yield* publishMessage(subjects.metrics("learner"), "MetricsEvent", {
+          yield* publishMessage(subjects.metrics("learner"), MetricsEventMessage, {
             source: "learner",
             values: { after: 1 },
             tags: {},
@@ -104,9 +106,10 @@ describe("nats-server restarted mid-stream", () => {
         first.url,
         freshExperiment("fetch-restart"),
         Effect.gen(function* () {
-          yield* ensureWorkQueues({ ackWaitMs: 2_000 });
-          for (let i = 0; i < 5; i++) yield* publishWork("prompts", samplePromptGroup(`f-${i}`), { msgId: `f-${i}` });
-          const fetcher = yield* openWorkFetcher("prompts");
+          yield* ensureWorkQueues(PIPELINE_QUEUES, { ackWaitMs: 2_000 });
+          for (let i = 0; i < 5; i++)
+            yield* publishWork(PROMPTS_QUEUE, samplePromptGroup(`f-${i}`), { msgId: `f-${i}` });
+          const fetcher = yield* openWorkFetcher(PROMPTS_QUEUE);
           const received = new Set<string>();
           const take = (max: number) =>
             Effect.gen(function* () {

@@ -1,14 +1,24 @@
-import { Either } from "effect";
+import { Either, Schema } from "effect";
 import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
 import {
+  PIPELINE_MESSAGES,
+  PromptGroupMessage,
+  RolloutGroupMessage,
+  ScoredGroupMessage,
+} from "../../actors/topology.ts";
+import {
   decodeEnvelope,
+  defineMessage,
   encodeEnvelope,
   envelope,
   experimentSubjects,
+  HeartbeatMessage,
   InvalidNameError,
-  MESSAGE_TYPES,
   MessageTooLargeError,
+  type MessageType,
+  MetricsEventMessage,
+  RUNTIME_MESSAGES,
   validateExperimentId,
 } from "../../messaging/index.ts";
 import { samplePromptGroup, sampleRolloutGroup, sampleScoredGroup } from "./fixtures.ts";
@@ -58,13 +68,13 @@ describe("subjects", () => {
 describe("codec", () => {
   it("round-trips a scored group with typed arrays intact", () => {
     const body = sampleScoredGroup("g-9");
-    const bytes = encodeEnvelope(envelope("ScoredGroup", body, { ...meta, id: "m1", sentAt: 5 }));
-    const decoded = decodeEnvelope(bytes, { accept: ["ScoredGroup"] });
+    const bytes = encodeEnvelope(envelope(ScoredGroupMessage, body, { ...meta, id: "m1", sentAt: 5 }));
+    const decoded = decodeEnvelope(bytes, { accept: [ScoredGroupMessage] });
     expect(Either.isRight(decoded)).toBe(true);
     if (Either.isLeft(decoded)) return;
     expect(decoded.right).toMatchObject({
       type: "ScoredGroup",
-      version: MESSAGE_TYPES.ScoredGroup.version,
+      version: 4,
       id: "m1",
       sentAt: 5,
       sender: "tester",
@@ -77,14 +87,15 @@ describe("codec", () => {
   });
 
   it("gives every message a unique id by default", () => {
-    const a = envelope("MetricsEvent", { source: "x", values: {}, tags: {} }, meta);
-    const b = envelope("MetricsEvent", { source: "x", values: {}, tags: {} }, meta);
+    const a = envelope(MetricsEventMessage, { source: "x", values: {}, tags: {} }, meta);
+    const b = envelope(MetricsEventMessage, { source: "x", values: {}, tags: {} }, meta);
     expect(a.id).not.toBe(b.id);
-    expect(a.version).toBe(MESSAGE_TYPES.MetricsEvent.version);
+    expect(a).toMatchObject({ type: "MetricsEvent", version: 1 });
   });
 
-  const reject = (bytes: Uint8Array, options = {}) => {
-    const result = decodeEnvelope(bytes, options);
+  /** A receiver taking every message type factrl sends, unless told otherwise. */
+  const reject = (bytes: Uint8Array, options: { accept?: readonly MessageType<unknown>[] } = {}) => {
+    const result = decodeEnvelope(bytes, { accept: options.accept ?? [...RUNTIME_MESSAGES, ...PIPELINE_MESSAGES] });
     if (Either.isRight(result)) throw new Error("expected a rejection");
     return result.left;
   };
@@ -92,12 +103,20 @@ describe("codec", () => {
   it("says why it rejects each kind of bad input", () => {
     expect(reject(new Uint8Array([0xc1, 0xff, 0x00])).kind).toBe("not-msgpack");
     expect(reject(rawPackr.pack({ hello: "world" }))).toMatchObject({ kind: "bad-envelope" });
-    const good = envelope("Heartbeat", heartbeat(), meta);
-    expect(reject(rawPackr.pack({ ...good, type: "Nope" }))).toMatchObject({ kind: "unknown-type" });
+    const good = envelope(HeartbeatMessage, heartbeat(), meta);
+    expect(reject(rawPackr.pack({ ...good, type: "Nope" }))).toMatchObject({
+      kind: "unexpected-type",
+      reason: expect.stringMatching(/^got Nope, expected MetricsEvent or Heartbeat or .* or ScoredGroup$/),
+    });
+    // The type comes from the message: quoted at most a few hundred characters into the reason.
+    expect(reject(rawPackr.pack({ ...good, type: "N".repeat(10_000) })).reason.length).toBeLessThan(400);
     expect(reject(rawPackr.pack({ ...good, version: 2 })).reason).toBe(
       "Heartbeat version 2 is not supported (this build reads version 1)",
     );
-    expect(reject(rawPackr.pack(good), { accept: ["MetricsEvent"] })).toMatchObject({ kind: "unexpected-type" });
+    expect(reject(rawPackr.pack(good), { accept: [MetricsEventMessage] })).toMatchObject({
+      kind: "unexpected-type",
+      reason: "got Heartbeat, expected MetricsEvent",
+    });
     const wrongShape = reject(rawPackr.pack({ ...good, body: { ...good.body, pid: "12", state: "dancing" } }));
     expect(wrongShape.kind).toBe("bad-body");
     expect(wrongShape.reason).toMatch(/\["pid"\]/);
@@ -105,40 +124,62 @@ describe("codec", () => {
     expect(reject(new Uint8Array(2_000_000)).kind).toBe("too-large");
   });
 
+  it("decodes a message type defined anywhere, in the versions its receiver takes", () => {
+    const NoteV1 = defineMessage({ name: "Note", version: 1, schema: Schema.Struct({ text: Schema.String }) });
+    const NoteV2 = defineMessage({
+      name: "Note",
+      version: 2,
+      schema: Schema.Struct({ text: Schema.String, at: Schema.Number }),
+    });
+    const v1 = encodeEnvelope(envelope(NoteV1, { text: "hi" }, meta));
+    expect(decodeEnvelope(v1, { accept: [NoteV2, NoteV1] })).toMatchObject({
+      right: { type: "Note", version: 1, body: { text: "hi" } },
+    });
+    expect(reject(v1, { accept: [NoteV2] })).toMatchObject({
+      kind: "unknown-version",
+      reason: "Note version 1 is not supported (this build reads version 2)",
+    });
+    // Each version's body is checked against its own schema.
+    const v2WithoutTime = rawPackr.pack({ ...envelope(NoteV1, { text: "hi" }, meta), version: 2 });
+    expect(reject(v2WithoutTime, { accept: [NoteV1, NoteV2] }).reason).toMatch(/^Note v2: \["at"\]: is missing/);
+  });
+
   it("rejects number arrays where typed arrays belong, and mismatched lengths", () => {
     const rollout = sampleRolloutGroup("g", 2, 4);
     const asNumbers = { ...rollout, answers: rollout.answers.map((a) => ({ ...a, tokens: Array.from(a.tokens) })) };
-    expect(reject(rawPackr.pack(envelope("RolloutGroup", asNumbers as never, meta))).reason).toMatch(/Int32Array/);
+    expect(reject(rawPackr.pack(envelope(RolloutGroupMessage, asNumbers as never, meta))).reason).toMatch(/Int32Array/);
     const short = { ...rollout, answers: [rollout.answers[0]!] };
-    expect(reject(rawPackr.pack(envelope("RolloutGroup", short, meta))).reason).toMatch(
+    expect(reject(rawPackr.pack(envelope(RolloutGroupMessage, short, meta))).reason).toMatch(
       /expected groupSize=2 answers, got 1/,
     );
     const ragged = { ...rollout, answers: rollout.answers.map((a) => ({ ...a, logProbs: new Float32Array(3) })) };
-    expect(reject(rawPackr.pack(envelope("RolloutGroup", ragged, meta))).reason).toMatch(/same length/);
+    expect(reject(rawPackr.pack(envelope(RolloutGroupMessage, ragged, meta))).reason).toMatch(/same length/);
   });
 
   it("carries a prompt's picture as bytes, and rejects a picture of the wrong size naming the prompt", () => {
     const pixels = Uint8Array.from({ length: 4 * 2 * 3 }, (_, i) => i * 7);
     const group = { ...samplePromptGroup("g-pic"), picture: { width: 4, height: 2, pixels } };
-    const decoded = decodeEnvelope(encodeEnvelope(envelope("PromptGroup", group, meta)), { accept: ["PromptGroup"] });
+    const decoded = decodeEnvelope(encodeEnvelope(envelope(PromptGroupMessage, group, meta)), {
+      accept: [PromptGroupMessage],
+    });
     if (Either.isLeft(decoded)) throw new Error(decoded.left.reason);
     const picture = decoded.right.body.picture!;
     expect(picture.pixels).toBeInstanceOf(Uint8Array);
     expect([picture.width, picture.height, ...picture.pixels]).toEqual([4, 2, ...pixels]);
     const short = { ...group, picture: { width: 4, height: 3, pixels } };
-    expect(reject(rawPackr.pack(envelope("PromptGroup", short, meta))).reason).toMatch(
+    expect(reject(rawPackr.pack(envelope(PromptGroupMessage, short, meta))).reason).toMatch(
       /prompt p-42: its 4×3 picture has 24 bytes of pixels, expected 36/,
     );
     const empty = { ...group, picture: { width: 0, height: 0, pixels: new Uint8Array(0) } };
-    expect(reject(rawPackr.pack(envelope("PromptGroup", empty, meta))).reason).toMatch(
+    expect(reject(rawPackr.pack(envelope(PromptGroupMessage, empty, meta))).reason).toMatch(
       /prompt p-42: its picture is empty \(0×0\)/,
     );
   });
 
   it("refuses to encode an oversize message, saying how big it is", () => {
     const big = sampleRolloutGroup("g", 8, 50_000);
-    expect(() => encodeEnvelope(envelope("RolloutGroup", big, meta))).toThrow(MessageTooLargeError);
-    expect(() => encodeEnvelope(envelope("RolloutGroup", big, meta))).toThrow(/over the 1048576-byte limit/);
+    expect(() => encodeEnvelope(envelope(RolloutGroupMessage, big, meta))).toThrow(MessageTooLargeError);
+    expect(() => encodeEnvelope(envelope(RolloutGroupMessage, big, meta))).toThrow(/over the 1048576-byte limit/);
   });
 });
 

@@ -6,18 +6,32 @@
 import { Effect, Either } from "effect";
 import { describe, expect, inject, it } from "vitest";
 import {
+  PIPELINE_MESSAGES,
+  PIPELINE_QUEUES,
+  PROMPTS_QUEUE,
+  PromptGroupMessage,
+  ROLLOUTS_QUEUE,
+  RolloutGroupMessage,
+  SCORED_QUEUE,
+  ScoredGroupMessage,
+} from "../../actors/topology.ts";
+import {
+  ControlReplyMessage,
+  ControlRequestMessage,
   decodeEnvelope,
   type Envelope,
   encodeEnvelope,
   ensureWorkQueues,
   envelope,
-  MESSAGE_TYPES,
+  HeartbeatMessage,
   type MessageBody,
-  type MessageTypeName,
+  type MessageType,
+  MetricsEventMessage,
   packWire,
   publishWork,
+  RUNTIME_MESSAGES,
   unpackWire,
-  WORK_QUEUES,
+  type WorkQueue,
 } from "../../messaging/index.ts";
 import { decodeWithPython, encodeWithPython, jsonView } from "../plain-msgpack.ts";
 import {
@@ -32,8 +46,23 @@ import {
 
 const meta = { experiment: "exp1", sender: "rollout-1", id: "m-1", sentAt: 1_764_000_000_500 };
 
-/** One of every message type (the record's type makes a new message type fail to compile here). */
-const samples: { readonly [N in MessageTypeName]: MessageBody<N> } = {
+const TYPES = {
+  PromptGroup: PromptGroupMessage,
+  RolloutGroup: RolloutGroupMessage,
+  ScoredGroup: ScoredGroupMessage,
+  MetricsEvent: MetricsEventMessage,
+  Heartbeat: HeartbeatMessage,
+  ControlRequest: ControlRequestMessage,
+  ControlReply: ControlReplyMessage,
+};
+type TypeName = keyof typeof TYPES;
+/** Every message type factrl sends: the first test fails when one has no sample here. */
+const EVERY_TYPE: readonly MessageType<unknown>[] = [...RUNTIME_MESSAGES, ...PIPELINE_MESSAGES];
+/** Any of them, to decode what Python wrote. */
+const accept = { accept: EVERY_TYPE };
+
+/** One of every message type. */
+const samples: { readonly [N in TypeName]: MessageBody<(typeof TYPES)[N]> } = {
   PromptGroup: { ...samplePromptGroup("g-1", 8), focus: undefined },
   RolloutGroup: { ...sampleRolloutGroup("g-2", 8, 100), reference: "Zorvath Ekkal is a painter." },
   ScoredGroup: sampleScoredGroup("g-3", 8, 100),
@@ -53,10 +82,15 @@ const samples: { readonly [N in MessageTypeName]: MessageBody<N> } = {
   ControlRequest: { command: "scale", args: { role: "rollout", count: 3 } },
   ControlReply: { ok: true, message: "rollout-1 draining", data: undefined },
 };
-const names = Object.keys(samples) as MessageTypeName[];
-const envelopes = names.map((name) => envelope(name, samples[name] as never, meta) as Envelope);
+const names = Object.keys(samples) as TypeName[];
+const envelopes = names.map((name) => envelope(TYPES[name] as MessageType<unknown>, samples[name], meta));
 
 describe("the wire format, read and written by Python's msgpack", () => {
+  it("has a sample of every message type factrl sends", () => {
+    expect([...names].sort()).toEqual(EVERY_TYPE.map((type) => type.name).sort());
+    expect(names.map((name) => TYPES[name])).toEqual(expect.arrayContaining([...EVERY_TYPE]));
+  });
+
   it("Python reads every message type factrl publishes, field for field", () => {
     const read = decodeWithPython(envelopes.map((message) => encodeEnvelope(message)));
     expect(read).toEqual(envelopes.map(jsonView));
@@ -84,12 +118,15 @@ describe("the wire format, read and written by Python's msgpack", () => {
   it("what Python writes decodes to factrl's messages, typed arrays and 64-bit ints included", () => {
     // Python packs epoch milliseconds as 64-bit ints and arrays as dtype maps of its own making.
     const written = encodeWithPython(envelopes.map(jsonView));
-    const decoded = written.map((bytes) => decodeEnvelope(bytes));
+    const decoded = written.map((bytes) => decodeEnvelope(bytes, accept));
     for (const [i, result] of decoded.entries()) {
       if (Either.isLeft(result)) throw new Error(`${names[i]}: ${result.left.message}`);
       expect(result.right).toEqual(envelopes[i]);
     }
-    const rollout = decoded[names.indexOf("RolloutGroup")] as Either.Right<never, Envelope<"RolloutGroup">>;
+    const rollout = decoded[names.indexOf("RolloutGroup")] as Either.Right<
+      never,
+      Envelope<MessageBody<typeof RolloutGroupMessage>>
+    >;
     expect(rollout.right.body.promptTokens).toBeInstanceOf(Int32Array);
     expect(rollout.right.body.answers[7]!.logProbs).toBeInstanceOf(Float32Array);
     expect(rollout.right.body.answers[7]!.logProbs).toEqual(samples.RolloutGroup.answers[7]!.logProbs);
@@ -122,39 +159,46 @@ describe("the wire format, read and written by Python's msgpack", () => {
   });
 
   it("the work queues store plain msgpack: Python reads what the pipeline publishes", async () => {
-    const bodies = { prompts: samples.PromptGroup, rollouts: samples.RolloutGroup, scored: samples.ScoredGroup };
-    const stored = await runWith(
+    /** The bytes the queue's stream stores for `body`. */
+    const stored = <A>(queue: WorkQueue<A>, body: A) =>
+      Effect.gen(function* () {
+        const { manager } = yield* Nats;
+        const { subjects } = yield* Experiment;
+        const ack = yield* publishWork(queue, body, { msgId: `g-${queue.name}` });
+        const message = yield* Effect.promise(() =>
+          manager.streams.getMessage(subjects.stream(queue.name), { seq: ack.seq }),
+        );
+        return message!.data;
+      });
+    const bytes = await runWith(
       inject("natsUrl"),
       freshExperiment(),
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
-        const { manager } = yield* Nats;
-        const { subjects } = yield* Experiment;
-        return yield* Effect.forEach(WORK_QUEUES, (queue) =>
-          Effect.gen(function* () {
-            const ack = yield* publishWork(queue, bodies[queue] as never, { msgId: `g-${queue}` });
-            const message = yield* Effect.promise(() =>
-              manager.streams.getMessage(subjects.stream(queue), { seq: ack.seq }),
-            );
-            return message!.data;
-          }),
-        );
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
+        return [
+          yield* stored(PROMPTS_QUEUE, samples.PromptGroup),
+          yield* stored(ROLLOUTS_QUEUE, samples.RolloutGroup),
+          yield* stored(SCORED_QUEUE, samples.ScoredGroup),
+        ];
       }),
       {},
       "rollout-7",
     );
-    const read = decodeWithPython(stored) as { type: string; version: number; sender: string; body: unknown }[];
-    const types = ["PromptGroup", "RolloutGroup", "ScoredGroup"] as const;
-    expect(read.map(({ type, version, sender }) => ({ type, version, sender }))).toEqual(
-      types.map((type) => ({ type, version: MESSAGE_TYPES[type].version, sender: "rollout-7" })),
+    const read = decodeWithPython(bytes) as { type: string; version: number; sender: string; body: unknown }[];
+    expect(read.map(({ type, version, sender }) => ({ type, version, sender }))).toEqual([
+      { type: "PromptGroup", version: 3, sender: "rollout-7" },
+      { type: "RolloutGroup", version: 4, sender: "rollout-7" },
+      { type: "ScoredGroup", version: 4, sender: "rollout-7" },
+    ]);
+    expect(read.map((message) => message.body)).toEqual(
+      [samples.PromptGroup, samples.RolloutGroup, samples.ScoredGroup].map(jsonView),
     );
-    expect(read.map((message) => message.body)).toEqual(WORK_QUEUES.map((queue) => jsonView(bodies[queue])));
   });
 });
 
 describe("typed arrays on the wire", () => {
-  const reject = (body: unknown, type: MessageTypeName = "RolloutGroup") => {
-    const result = decodeEnvelope(packWire({ ...envelope(type, {} as never, meta), body }));
+  const reject = (body: unknown, type: MessageType<unknown> = RolloutGroupMessage) => {
+    const result = decodeEnvelope(packWire({ ...envelope(type, {}, meta), body }), accept);
     if (Either.isRight(result)) throw new Error("expected a rejection");
     return result.left;
   };
@@ -187,7 +231,7 @@ describe("typed arrays on the wire", () => {
   it("rejects hostile nesting with a clear error, never a stack overflow", () => {
     /** A ControlRequest whose args hold `depth` lists one inside the other, as bytes (msgpackr would not pack it). */
     const nestedRequest = (depth: number) => {
-      const bytes = Buffer.from(packWire({ ...envelope("ControlRequest", {} as never, meta), body: "@body@" }));
+      const bytes = Buffer.from(packWire({ ...envelope(ControlRequestMessage, {} as never, meta), body: "@body@" }));
       const marker = Buffer.from(packWire("@body@"));
       const at = bytes.indexOf(marker);
       const lists = Buffer.alloc(depth, 0x91); // a one-item list, `depth` times, around a nil
@@ -201,7 +245,7 @@ describe("typed arrays on the wire", () => {
         bytes.subarray(at + marker.length),
       ]);
     };
-    expect(decodeEnvelope(nestedRequest(1_000))).toMatchObject({
+    expect(decodeEnvelope(nestedRequest(1_000), accept)).toMatchObject({
       left: {
         kind: "bad-body",
         reason: expect.stringMatching(
@@ -213,7 +257,7 @@ describe("typed arrays on the wire", () => {
     // below that the walk must not be the one to overflow: every depth is a DecodeError, none throws.
     const kinds = new Set<string>();
     for (let depth = 500; depth <= 20_000; depth += 250) {
-      const result = decodeEnvelope(nestedRequest(depth));
+      const result = decodeEnvelope(nestedRequest(depth), accept);
       if (Either.isRight(result)) throw new Error(`accepted ${depth} levels`);
       kinds.add(result.left.kind);
     }
@@ -221,8 +265,8 @@ describe("typed arrays on the wire", () => {
   });
 
   it("decoded arrays own their memory: changing the received bytes changes nothing", () => {
-    const bytes = encodeEnvelope(envelope("RolloutGroup", sampleRolloutGroup("g", 2, 4), meta));
-    const decoded = decodeEnvelope(bytes, { accept: ["RolloutGroup"] });
+    const bytes = encodeEnvelope(envelope(RolloutGroupMessage, sampleRolloutGroup("g", 2, 4), meta));
+    const decoded = decodeEnvelope(bytes, { accept: [RolloutGroupMessage] });
     if (Either.isLeft(decoded)) throw decoded.left;
     const before = Array.from(decoded.right.body.answers[0]!.tokens);
     bytes.fill(0);

@@ -2,6 +2,13 @@ import { Deferred, Effect, Either, Fiber, Ref } from "effect";
 import { pack } from "msgpackr";
 import { describe, expect, inject, it } from "vitest";
 import {
+  PIPELINE_QUEUES,
+  PROMPTS_QUEUE,
+  ROLLOUTS_QUEUE,
+  RolloutGroupMessage,
+  SCORED_QUEUE,
+} from "../../actors/topology.ts";
+import {
   consumeWork,
   deadLetterCount,
   ensureWorkQueues,
@@ -52,15 +59,15 @@ describe("work queues", () => {
       url(),
       freshExperiment(),
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
-        yield* publishWork("rollouts", sampleRolloutGroup("g-rt"));
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
+        yield* publishWork(ROLLOUTS_QUEUE, sampleRolloutGroup("g-rt"));
         const got = yield* Deferred.make<ReturnType<typeof sampleRolloutGroup>>();
         const fiber = yield* Effect.fork(
-          consumeWork("rollouts", (item) => Deferred.succeed(got, item.body).pipe(Effect.as(WorkOutcome.done))),
+          consumeWork(ROLLOUTS_QUEUE, (item) => Deferred.succeed(got, item.body).pipe(Effect.as(WorkOutcome.done))),
         );
         const body = yield* Deferred.await(got);
         yield* Fiber.interrupt(fiber);
-        return { body, pending: yield* pendingWork("rollouts") };
+        return { body, pending: yield* pendingWork(ROLLOUTS_QUEUE) };
       }),
     );
     expect(received.body.group.groupId).toBe("g-rt");
@@ -75,11 +82,11 @@ describe("work queues", () => {
       url(),
       freshExperiment(),
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
-        const first = yield* publishWork("prompts", samplePromptGroup("g-dup"), { msgId: "g-dup" });
-        const second = yield* publishWork("prompts", samplePromptGroup("g-dup"), { msgId: "g-dup" });
-        const other = yield* publishWork("prompts", samplePromptGroup("g-other"), { msgId: "g-other" });
-        return { first, second, other, pending: yield* pendingWork("prompts") };
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
+        const first = yield* publishWork(PROMPTS_QUEUE, samplePromptGroup("g-dup"), { msgId: "g-dup" });
+        const second = yield* publishWork(PROMPTS_QUEUE, samplePromptGroup("g-dup"), { msgId: "g-dup" });
+        const other = yield* publishWork(PROMPTS_QUEUE, samplePromptGroup("g-other"), { msgId: "g-other" });
+        return { first, second, other, pending: yield* pendingWork(PROMPTS_QUEUE) };
       }),
     );
     expect(result.first.duplicate).toBe(false);
@@ -95,8 +102,8 @@ describe("work queues", () => {
       url(),
       experiment,
       Effect.gen(function* () {
-        yield* ensureWorkQueues({ ackWaitMs: 1_000 });
-        yield* publishWork("prompts", samplePromptGroup("g-crash"));
+        yield* ensureWorkQueues(PIPELINE_QUEUES, { ackWaitMs: 1_000 });
+        yield* publishWork(PROMPTS_QUEUE, samplePromptGroup("g-crash"));
       }),
     );
     // The first consumer takes the message, then its process "dies": the connection closes, no ack.
@@ -104,7 +111,7 @@ describe("work queues", () => {
       url(),
       experiment,
       Effect.gen(function* () {
-        const fetcher = yield* openWorkFetcher("prompts");
+        const fetcher = yield* openWorkFetcher(PROMPTS_QUEUE);
         return (yield* fetcher.fetch({ max: 1 })).map((item) => item.body.groupId);
       }),
     );
@@ -113,12 +120,12 @@ describe("work queues", () => {
       url(),
       experiment,
       Effect.gen(function* () {
-        const fetcher = yield* openWorkFetcher("prompts");
+        const fetcher = yield* openWorkFetcher(PROMPTS_QUEUE);
         const items = yield* fetcher.fetch({ max: 1, expiresMs: 3_000 });
         for (const item of items) yield* item.settle(WorkOutcome.done);
         return {
           items: items.map((item) => ({ id: item.body.groupId, deliveries: item.deliveryCount })),
-          pending: yield* eventually(pendingWork("prompts"), (n) => n === 0),
+          pending: yield* eventually(pendingWork(PROMPTS_QUEUE), (n) => n === 0),
         };
       }),
     );
@@ -131,14 +138,14 @@ describe("work queues", () => {
       url(),
       freshExperiment(),
       Effect.gen(function* () {
-        yield* ensureWorkQueues({ maxDeliver: 3 });
+        yield* ensureWorkQueues(PIPELINE_QUEUES, { maxDeliver: 3 });
         const deadLetters = yield* watchDeadLetters("rollouts");
         const attempts = yield* Ref.make(0);
         const counters = newWorkCounters();
-        yield* publishWork("rollouts", sampleRolloutGroup("g-poison"));
+        yield* publishWork(ROLLOUTS_QUEUE, sampleRolloutGroup("g-poison"));
         const fiber = yield* Effect.fork(
           consumeWork(
-            "rollouts",
+            ROLLOUTS_QUEUE,
             () => Ref.update(attempts, (n) => n + 1).pipe(Effect.as(WorkOutcome.retry("model not loaded", 0))),
             { counters, concurrency: 2 },
           ),
@@ -150,8 +157,8 @@ describe("work queues", () => {
           attempts: yield* Ref.get(attempts),
           counters,
           deadLetters,
-          stored: yield* deadLetterCount("rollouts"),
-          pending: yield* pendingWork("rollouts"),
+          stored: yield* deadLetterCount(ROLLOUTS_QUEUE),
+          pending: yield* pendingWork(ROLLOUTS_QUEUE),
         };
       }),
     );
@@ -168,10 +175,10 @@ describe("work queues", () => {
       url(),
       freshExperiment(),
       Effect.gen(function* () {
-        yield* ensureWorkQueues({ maxDeliver: 1, ackWaitMs: 1_000 });
+        yield* ensureWorkQueues(PIPELINE_QUEUES, { maxDeliver: 1, ackWaitMs: 1_000 });
         const deadLetters = yield* watchDeadLetters("prompts");
-        yield* publishWork("prompts", samplePromptGroup("g-abandoned"));
-        const fetcher = yield* openWorkFetcher("prompts");
+        yield* publishWork(PROMPTS_QUEUE, samplePromptGroup("g-abandoned"));
+        const fetcher = yield* openWorkFetcher(PROMPTS_QUEUE);
         const first = yield* fetcher.fetch({ max: 1 }); // taken and never settled: a dead consumer
         const second = yield* fetcher.fetch({ max: 1, expiresMs: 3_000 });
         yield* Effect.sleep("200 millis");
@@ -180,7 +187,7 @@ describe("work queues", () => {
           second: second.length,
           deadLetters,
           counters: fetcher.counters,
-          pending: yield* pendingWork("prompts"),
+          pending: yield* pendingWork(PROMPTS_QUEUE),
         };
       }),
     );
@@ -197,14 +204,14 @@ describe("work queues", () => {
       url(),
       freshExperiment(),
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
         const { jetstream } = yield* Nats;
         const { subjects } = yield* Experiment;
         const deadLetters = yield* watchDeadLetters("scored");
         yield* Effect.promise(() => jetstream.publish(subjects.work("scored"), new Uint8Array([0xc1, 7, 7])));
-        const fetcher = yield* openWorkFetcher("scored");
+        const fetcher = yield* openWorkFetcher(SCORED_QUEUE);
         const undecodable = yield* fetcher.fetch({ max: 5 });
-        yield* publishWork("scored", {
+        yield* publishWork(SCORED_QUEUE, {
           rollout: sampleRolloutGroup("g-rej", 1, 4),
           scores: [{ reward: 1, components: {}, failures: [] }],
           scorer: "r",
@@ -216,8 +223,8 @@ describe("work queues", () => {
         return {
           undecodable: undecodable.length,
           deadLetters,
-          pending: yield* pendingWork("scored"),
-          records: yield* readDeadLetters("scored"),
+          pending: yield* pendingWork(SCORED_QUEUE),
+          records: yield* readDeadLetters(SCORED_QUEUE),
         };
       }),
     );
@@ -242,13 +249,13 @@ describe("work queues", () => {
       url(),
       freshExperiment(),
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
-        for (let i = 0; i < 12; i++) yield* publishWork("prompts", samplePromptGroup(`g-${i}`));
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
+        for (let i = 0; i < 12; i++) yield* publishWork(PROMPTS_QUEUE, samplePromptGroup(`g-${i}`));
         const { manager } = yield* Nats;
         const { subjects } = yield* Experiment;
         const counters = newWorkCounters();
         const fiber = yield* Effect.fork(
-          consumeWork("prompts", () => Effect.sleep("150 millis").pipe(Effect.as(WorkOutcome.done)), {
+          consumeWork(PROMPTS_QUEUE, () => Effect.sleep("150 millis").pipe(Effect.as(WorkOutcome.done)), {
             concurrency: 3,
             counters,
           }),
@@ -275,10 +282,10 @@ describe("work queues", () => {
       url(),
       freshExperiment(),
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
         const huge = sampleRolloutGroup("g-huge", 8, 40_000); // 8 × 40k tokens × (4+4+16 bytes) ≫ 1 MiB
-        const error = yield* Effect.flip(publishWork("rollouts", huge));
-        return { error, pending: yield* pendingWork("rollouts") };
+        const error = yield* Effect.flip(publishWork(ROLLOUTS_QUEUE, huge));
+        return { error, pending: yield* pendingWork(ROLLOUTS_QUEUE) };
       }),
     );
     expect(result.error).toBeInstanceOf(MessageTooLargeError);
@@ -292,8 +299,8 @@ describe("work queues", () => {
       url(),
       freshExperiment(),
       Effect.gen(function* () {
-        yield* ensureWorkQueues({ maxDeliver: 5, ackWaitMs: 30_000 });
-        yield* ensureWorkQueues({ maxDeliver: 2, ackWaitMs: 4_000 });
+        yield* ensureWorkQueues(PIPELINE_QUEUES, { maxDeliver: 5, ackWaitMs: 30_000 });
+        yield* ensureWorkQueues(PIPELINE_QUEUES, { maxDeliver: 2, ackWaitMs: 4_000 });
         const { manager } = yield* Nats;
         const { subjects } = yield* Experiment;
         return yield* Effect.promise(() =>
@@ -310,7 +317,7 @@ describe("work queues", () => {
     const error = await runWith(
       url(),
       freshExperiment(),
-      Effect.flip(publishWork("prompts", samplePromptGroup("g-x"), { retryForMs: 300 })),
+      Effect.flip(publishWork(PROMPTS_QUEUE, samplePromptGroup("g-x"), { retryForMs: 300 })),
     );
     expect(error.message).toMatch(/did ensureWorkQueues run\?/);
   });
@@ -319,9 +326,9 @@ describe("work queues", () => {
       url(),
       freshExperiment(),
       Effect.gen(function* () {
-        yield* ensureWorkQueues({ maxDeliver: 1, ackWaitMs: 1_000 });
+        yield* ensureWorkQueues(PIPELINE_QUEUES, { maxDeliver: 1, ackWaitMs: 1_000 });
         const deadLetters = yield* watchDeadLetters("prompts");
-        yield* publishWork("prompts", samplePromptGroup("g-lost"));
+        yield* publishWork(PROMPTS_QUEUE, samplePromptGroup("g-lost"));
         // A plain JetStream reader takes two deliveries and drops them: the attempt, and the delivery
         // on which a factrl worker would have dead-lettered it.
         const { jetstream } = yield* Nats;
@@ -334,10 +341,16 @@ describe("work queues", () => {
           const msg = yield* Effect.promise(() => raw.next({ expires: 2_500 }));
           if (msg) taken.push(msg.info.deliveryCount);
         }
-        const fetcher = yield* openWorkFetcher("prompts");
+        const fetcher = yield* openWorkFetcher(PROMPTS_QUEUE);
         const received = yield* fetcher.fetch({ max: 1, expiresMs: 3_000 });
-        const pending = yield* eventually(pendingWork("prompts"), (n) => n === 0);
-        return { taken, received: received.length, deadLetters, pending, stored: yield* deadLetterCount("prompts") };
+        const pending = yield* eventually(pendingWork(PROMPTS_QUEUE), (n) => n === 0);
+        return {
+          taken,
+          received: received.length,
+          deadLetters,
+          pending,
+          stored: yield* deadLetterCount(PROMPTS_QUEUE),
+        };
       }),
     );
     expect(result.taken).toEqual([1, 2]);
@@ -353,23 +366,26 @@ describe("work queues", () => {
       url(),
       freshExperiment(),
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
         const { jetstream } = yield* Nats;
         const { subjects } = yield* Experiment;
         const raw = (value: unknown) => Effect.promise(() => jetstream.publish(subjects.work("rollouts"), pack(value)));
         const good = sampleRolloutGroup("g-named", 1, 4);
-        yield* raw({ ...envelope("RolloutGroup", good, { experiment: "x", sender: "t" }), version: 99 });
+        yield* raw({ ...envelope(RolloutGroupMessage, good, { experiment: "x", sender: "t" }), version: 99 });
         yield* raw({
-          ...envelope("RolloutGroup", good, { experiment: "x", sender: "t" }),
+          ...envelope(RolloutGroupMessage, good, { experiment: "x", sender: "t" }),
           body: { group: { groupId: "g-bad" } },
         });
         yield* raw({ body: { group: { groupId: "with space" } } });
         yield* raw([1, 2, 3]);
-        const fetcher = yield* openWorkFetcher("rollouts");
+        const fetcher = yield* openWorkFetcher(ROLLOUTS_QUEUE);
         while ((yield* fetcher.fetch({ max: 10 })).length > 0 || fetcher.counters.deadLettered < 4) {
           yield* Effect.sleep("20 millis");
         }
-        return { records: yield* readDeadLetters("rollouts"), groups: yield* readDeadLetteredGroups() };
+        return {
+          records: yield* readDeadLetters(ROLLOUTS_QUEUE),
+          groups: yield* readDeadLetteredGroups(PIPELINE_QUEUES),
+        };
       }),
     );
     expect(result.records.map((record) => record.groupId)).toEqual(["g-named", "g-bad", undefined, undefined]);
@@ -382,17 +398,17 @@ describe("work queues", () => {
       url(),
       freshExperiment(),
       Effect.gen(function* () {
-        yield* ensureWorkQueues();
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
         const { jetstream, maxPayload } = yield* Nats;
         const { subjects } = yield* Experiment;
         const size = maxPayload - 64; // fits alone; with the dead letter's headers it would not
         const junk = Uint8Array.from({ length: size }, (_, i) => (i * 7919) % 251);
         junk[0] = 0xc1; // never valid msgpack
         yield* Effect.promise(() => jetstream.publish(subjects.work("scored"), junk));
-        const fetcher = yield* openWorkFetcher("scored");
+        const fetcher = yield* openWorkFetcher(SCORED_QUEUE);
         const received = yield* fetcher.fetch({ max: 1 });
-        const pending = yield* eventually(pendingWork("scored"), (n) => n === 0);
-        return { size, received: received.length, pending, records: yield* readDeadLetters("scored") };
+        const pending = yield* eventually(pendingWork(SCORED_QUEUE), (n) => n === 0);
+        return { size, received: received.length, pending, records: yield* readDeadLetters(SCORED_QUEUE) };
       }),
     );
     expect(result.received).toBe(0);
