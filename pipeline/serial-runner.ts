@@ -102,13 +102,14 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
     const format = textFormatOfRecord(config.model.backbone, start.tokenizer, config.model.init ?? "a fresh policy");
     const work = makeRolloutWork(config, format, Effect.succeed(initial.policy));
     const rewards = yield* Effect.acquireRelease(
-      Effect.promise(() => createExperimentRewards(config, env)),
+      // A `service` module needs NATS: the serial runner says so instead of failing with a defect.
+      tryIo("building the reward pipeline", () => createExperimentRewards(config, env)),
       (r) => Effect.promise(() => r.close()),
     );
     const score = makeScoring(env, rewards);
     const evaluating = config.actors.evaluator > 0;
     const evaluationRewards = yield* Effect.acquireRelease(
-      Effect.promise(() =>
+      tryIo("building the evaluation's reward pipeline", () =>
         createExperimentRewards(config, env, undefined, evaluationModules(config.rewards.modules, env)),
       ),
       (r) => Effect.promise(() => r.close()),
