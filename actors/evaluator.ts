@@ -19,7 +19,7 @@ import { Experiment, getState, MetricsEventMessage, POLICY_KEY, publishMessage, 
 import type { Policy, TextFormat } from "../models/index.ts";
 import type { RewardPipeline } from "../rewards/index.ts";
 import { evaluationSample, experimentEnvironment } from "./environment.ts";
-import { answerPrompts, type EvaluationResult, evaluateAnswers } from "./evaluation.ts";
+import { answerPrompts, type EvaluationResult, type EvaluationSampling, evaluateAnswers } from "./evaluation.ts";
 import { tryIo } from "./io.ts";
 import { followPolicy } from "./policy-sync.ts";
 import { publishedTextFormat } from "./policy-tokenizer.ts";
@@ -95,6 +95,15 @@ export function evaluationModules(
   return [...modules, ...missing];
 }
 
+/** How evaluation answers are sampled: the evaluation's temperature (else the rollouts') and seed, the rollouts' budget. */
+export const evaluationSampling = (config: ExperimentConfig): EvaluationSampling => ({
+  temperature: config.evaluation.temperature ?? config.rollout.temperature,
+  topP: config.rollout.topP,
+  maxNewTokens: config.rollout.maxNewTokens,
+  seed: config.evaluation.seed,
+  batch: Math.max(1, config.rollout.batch * config.rollout.groupSize),
+});
+
 /**
  * The evaluator role's work, written once for both runners: the fixed evaluation sample, the initial
  * policy's answers (the relevance references), one evaluation per version (written to
@@ -110,13 +119,7 @@ export function makeEvaluation(
   const prompts = evaluationSample(env.eval, config.evaluation.promptsPerSuite, config.evaluation.seed, suites);
   const runDir = join(config.output.dir, config.experiment);
   const outDir = join(runDir, "eval");
-  const sampling = {
-    temperature: config.evaluation.temperature ?? config.rollout.temperature,
-    topP: config.rollout.topP,
-    maxNewTokens: config.rollout.maxNewTokens,
-    seed: config.evaluation.seed,
-    batch: Math.max(1, config.rollout.batch * config.rollout.groupSize),
-  };
+  const sampling = evaluationSampling(config);
   const startedAt = Date.now();
   let references: ReadonlyMap<string, string> | undefined;
   let before: EvaluationResult | undefined;

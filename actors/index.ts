@@ -3,7 +3,13 @@ export { curatorRole, promptGroupAt } from "./curator.ts";
 export { echoRole } from "./echo.ts";
 export { EnvironmentUnavailable, evaluationSample, experimentEnvironment, hash32 } from "./environment.ts";
 export type { EvaluationResult } from "./evaluation.ts";
-export { describeEvaluation, evaluationModules, evaluatorRole, makeEvaluation } from "./evaluator.ts";
+export {
+  describeEvaluation,
+  evaluationModules,
+  evaluationSampling,
+  evaluatorRole,
+  makeEvaluation,
+} from "./evaluator.ts";
 export { findHardSplit, type HardSplitOptions, type HardSplitResult, type HardSplitRow } from "./hard-split.ts";
 export { IoFailed, tryIo } from "./io.ts";
 export {

@@ -76,17 +76,20 @@ export interface CurationReport {
   readonly byBucket: Readonly<Record<string, number>>;
 }
 
+/** What to curate: how many examples, how long at most, the seed, and how they are balanced and chosen. */
+export interface SftCurationOptions {
+  readonly count: number;
+  readonly maxSeqLen: number;
+  readonly seed: number;
+  readonly balanceTailShare?: number;
+  readonly selection?: SftSelection;
+}
+
 /** Curates up to `count` SFT examples from the train split. */
 export function curateSftExamples(
   world: World,
   tokenizer: WordTokenizer,
-  options: {
-    readonly count: number;
-    readonly maxSeqLen: number;
-    readonly seed: number;
-    readonly balanceTailShare?: number;
-    readonly selection?: SftSelection;
-  },
+  options: SftCurationOptions,
   /** The policy's text format (BLT: bytes); the world's words by default. */
   format: TextFormat = wordTextFormat(tokenizer),
 ): { examples: SftExample[]; report: CurationReport } {
@@ -277,13 +280,7 @@ export interface SftTask {
   readonly tokenizer: WordTokenizer;
   examples(
     format: TextFormat,
-    options: {
-      readonly count: number;
-      readonly maxSeqLen: number;
-      readonly seed: number;
-      readonly balanceTailShare?: number;
-      readonly selection?: SftSelection;
-    },
+    options: SftCurationOptions,
   ): { examples: readonly Pick<SftExample, "promptTokens" | "answerTokens">[]; report: CurationReport };
 }
 

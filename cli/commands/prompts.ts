@@ -146,7 +146,9 @@ function hardCommand(file: string, options: HardOptions) {
     const hardShare = yield* share("--share", options.share);
     const samples = yield* positiveInt("--samples", options.samples, 2);
     // The policy's code (tfjs) loads only here.
-    const { findHardSplit, experimentEnvironment } = yield* Effect.promise(() => import("../../actors/index.ts"));
+    const { evaluationSampling, findHardSplit, experimentEnvironment } = yield* Effect.promise(
+      () => import("../../actors/index.ts"),
+    );
     const { initialPolicy } = yield* Effect.promise(() => import("../../learner/index.ts"));
     const { initBackend, textFormatOfRecord } = yield* Effect.promise(() => import("../../models/index.ts"));
     yield* Effect.promise(() => initBackend({ backend: config.model.backend, threads: config.model.threads }));
@@ -156,13 +158,7 @@ function hardCommand(file: string, options: HardOptions) {
     const source = config.model.init ?? "a fresh policy";
     const { policy, tokenizer } = yield* Effect.promise(() => initialPolicy(config, env));
     const format = textFormatOfRecord(config.model.backbone, tokenizer, source);
-    const sampling = {
-      temperature: config.evaluation.temperature ?? config.rollout.temperature,
-      topP: config.rollout.topP,
-      maxNewTokens: config.rollout.maxNewTokens,
-      seed: config.evaluation.seed,
-      batch: Math.max(1, config.rollout.batch * config.rollout.groupSize),
-    };
+    const sampling = evaluationSampling(config);
     yield* Console.error(`prompts hard: ${env.eval.length} evaluation prompts, ${samples}+1 answers each (${source})`);
     const result = yield* Effect.promise(() =>
       findHardSplit(policy, format, env.knowledge!, env.eval, {
