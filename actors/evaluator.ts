@@ -95,7 +95,7 @@ export function evaluationModules(
   return [...modules, ...missing];
 }
 
-/** How evaluations answer: one seeded answer per prompt, at the evaluation temperature, batched. */
+/** How evaluation answers are sampled: the evaluation's temperature (else the rollouts') and seed, the rollouts' budget. */
 export const evaluationSampling = (config: ExperimentConfig): EvaluationSampling => ({
   temperature: config.evaluation.temperature ?? config.rollout.temperature,
   topP: config.rollout.topP,

@@ -6,7 +6,10 @@
  *     1 + round(2000 · popularity) times: real prompt sets ask about popular entities more);
  *   - the time to rebuild a balanced curator's state at that cursor (a restart replays from 0);
  *   - the FACTORY-style checks of the training pool, rejections by reason;
- *   - MetaCLIP balancing of the pretraining corpus: documents kept and their buckets per tail share.
+ *   - MetaCLIP balancing of the pretraining corpus: documents kept and their buckets per tail share;
+ *   - text-quality pruning of a corpus with low-quality lines (lowQualityRate 0.15): the filters'
+ *     weights, and what pruning 20 % and 40 % removes, by kind of flaw;
+ *   - the SFT set's coverage (entities, facts, repeated answers) by selection, at 250 and 1,000.
  * Run: node bin/run-ts.mjs bench/curation.ts [--groups 2400]
  * Figures: BENCHMARKS.md, "## Curation".
  */
@@ -18,13 +21,21 @@ import { poolChecks } from "../actors/prompt-choice.ts";
 import { decodeConfig } from "../configs/index.ts";
 import {
   balancePool,
+  bigramModel,
   CHECK_REASONS,
+  createTokenizer,
+  documentScore,
   type Environment,
+  filterWeights,
   generateCorpus,
+  LINE_FILTERS,
+  LOW_QUALITY_KINDS,
   makeEnvironment,
   popularityBucket,
+  pruneLowest,
   worldMetadata,
 } from "../envs/index.ts";
+import { curateSftExamples, type SftSelection } from "../pretrain/sft.ts";
 
 const { values } = parseArgs({ options: { groups: { type: "string", default: "2400" } } });
 const groups = Number(values.groups);
@@ -101,3 +112,53 @@ for (const tailShare of [0.1, 0.3, 0.5]) {
     `| balanced, tailShare ${tailShare} (t ${threshold}) | ${docs.length} | ${bucketsOf(docs).map(pct).join(" | ")} | ${docs.filter((d) => d.noisy).length} | ${seconds.toFixed(1)} |`,
   );
 }
+
+const flawed = generateCorpus(world, { lowQualityRate: 0.15 });
+const started = performance.now();
+const reference = generateCorpus(world, { seed: 7920, documents: 4000, noiseRate: 0 });
+const weights = filterWeights(
+  flawed.map((d) => d.lines),
+  bigramModel(reference.flatMap((d) => d.lines)),
+);
+const scores = flawed.map((d) => documentScore(d.lines, weights));
+console.log(
+  `\ntext-quality pruning (lowQualityRate 0.15, ${flawed.length} documents; scored in ${((performance.now() - started) / 1000).toFixed(1)} s); ` +
+    `filter weights: ${LINE_FILTERS.map((f, i) => `${f.name} ${weights[i]!.toFixed(3)}`).join(", ")}`,
+);
+const isFlawed = (d: (typeof flawed)[number]) => d.noisy || (d.lowQuality?.length ?? 0) > 0;
+const kinds = [...LOW_QUALITY_KINDS, "garbled"] as const;
+const docsWith = (kind: (typeof kinds)[number]) =>
+  flawed.filter((d) => (kind === "garbled" ? d.noisy : (d.lowQuality ?? []).some((l) => l.kind === kind)));
+console.log(`| pruned | flawed among pruned | ${kinds.map((k) => `documents with ${k} pruned`).join(" | ")} |`);
+console.log(`|---|---:|${kinds.map(() => "---:").join("|")}|`);
+console.log(
+  `| (corpus) | ${pct(flawed.filter(isFlawed).length / flawed.length)} | ${kinds.map((k) => docsWith(k).length).join(" | ")} |`,
+);
+for (const q of [0.2, 0.4]) {
+  const kept = new Set(pruneLowest(scores, q));
+  const pruned = flawed.filter((d) => !kept.has(d.id));
+  const cells = kinds.map((k) => {
+    const all = docsWith(k);
+    return pct(all.filter((d) => !kept.has(d.id)).length / all.length);
+  });
+  console.log(`| ${pct(q)} | ${pct(pruned.filter(isFlawed).length / pruned.length)} | ${cells.join(" | ")} |`);
+}
+
+const tokenizer = createTokenizer(world);
+console.log("\n| SFT selection | examples | entities | facts | repeated answers | head / torso / tail |");
+console.log("|---|---:|---:|---:|---:|---|");
+for (const count of [250, 1000])
+  for (const selection of ["round-robin", "lima", "random"] as SftSelection[]) {
+    const { examples, report } = curateSftExamples(world, tokenizer, { count, maxSeqLen: 256, seed: 1, selection });
+    const facts = new Set(
+      examples.flatMap((e) =>
+        world.entities[e.prompt.focus.entityId]!.facts.filter((f) => e.prompt.focus.aspects.includes(f.relation)).map(
+          (f) => `${f.subject}:${f.relation}:${f.object}`,
+        ),
+      ),
+    );
+    const b = report.byBucket;
+    console.log(
+      `| ${selection}, ${count} asked | ${examples.length} | ${new Set(examples.map((e) => e.prompt.focus.entityId)).size} | ${facts.size} | ${examples.length - new Set(examples.map((e) => e.answerText)).size} | ${b.head ?? 0} / ${b.torso ?? 0} / ${b.tail ?? 0} |`,
+    );
+  }

@@ -128,6 +128,11 @@ describe("pretrain config", () => {
       evalFraction: 0.2,
     });
     expect(() => decodePretrainConfig({ vision: { captions: "fresh" } }, "x")).toThrow(/vision\.captions/);
+    // the text policy's SFT curation does not apply to captions: refused, not silently ignored
+    expect(() => decodePretrainConfig({ vision: {}, sft: { selection: "lima" } }, "x")).toThrow(/sft\.selection/);
+    expect(() => decodePretrainConfig({ vision: {}, sft: { balanceTailShare: 0.3 } }, "x")).toThrow(
+      /sft\.balanceTailShare/,
+    );
     expect(() => decodePretrainConfig({ model: { backbone: "blt" }, vision: {} }, "x")).toThrow(
       /vision: A blt policy reads bytes: it has no image tokens/,
     );

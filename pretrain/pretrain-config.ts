@@ -184,6 +184,12 @@ const bltOnly =
       ? undefined
       : { path, message: `Only the blt backbone ${what}, actual ${c.model.backbone}` };
 
+/** A setting for a text policy's data only: an error at `path` when it is set with `vision`. */
+const textOnly =
+  (path: readonly string[], isSet: (c: PretrainConfigFields) => boolean, message: string) =>
+  (c: PretrainConfigFields) =>
+    c.vision === undefined || !isSet(c) ? undefined : { path, message };
+
 export const PretrainConfig = PretrainConfigFields.pipe(
   Schema.filter((c) =>
     c.model.dModel % c.model.heads === 0
@@ -200,13 +206,19 @@ export const PretrainConfig = PretrainConfigFields.pipe(
   Schema.filter(
     bltOnly(["pretrain", "nameEchoDocuments"], (c) => c.pretrain.nameEchoDocuments > 0, "copies made-up names"),
   ),
-  Schema.filter((c) =>
-    c.vision !== undefined && c.sft.balanceTailShare !== undefined
-      ? {
-          path: ["sft", "balanceTailShare"],
-          message: "The caption task's SFT examples are not balanced over metadata; leave it out with vision",
-        }
-      : undefined,
+  Schema.filter(
+    textOnly(
+      ["sft", "balanceTailShare"],
+      (c) => c.sft.balanceTailShare !== undefined,
+      "The caption task's SFT examples are not balanced over metadata; leave it out with vision",
+    ),
+  ),
+  Schema.filter(
+    textOnly(
+      ["sft", "selection"],
+      (c) => c.sft.selection === "lima",
+      "The caption task's SFT examples are a seeded sample; LIMA selection is for FactWorld's answers",
+    ),
   ),
   Schema.filter((c) =>
     c.vision !== undefined && c.model.backbone === "blt"

@@ -76,8 +76,8 @@ export interface CurationReport {
   readonly byBucket: Readonly<Record<string, number>>;
 }
 
-/** How many SFT examples to choose, and how: the length limit, the seed, balancing and selection. */
-export interface SftPoolOptions {
+/** What to curate: how many examples, how long at most, the seed, and how they are balanced and chosen. */
+export interface SftCurationOptions {
   readonly count: number;
   readonly maxSeqLen: number;
   readonly seed: number;
@@ -89,7 +89,7 @@ export interface SftPoolOptions {
 export function curateSftExamples(
   world: World,
   tokenizer: WordTokenizer,
-  options: SftPoolOptions,
+  options: SftCurationOptions,
   /** The policy's text format (BLT: bytes); the world's words by default. */
   format: TextFormat = wordTextFormat(tokenizer),
 ): { examples: SftExample[]; report: CurationReport } {
@@ -280,7 +280,7 @@ export interface SftTask {
   readonly tokenizer: WordTokenizer;
   examples(
     format: TextFormat,
-    options: SftPoolOptions,
+    options: SftCurationOptions,
   ): { examples: readonly Pick<SftExample, "promptTokens" | "answerTokens">[]; report: CurationReport };
 }
 

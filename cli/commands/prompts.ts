@@ -146,7 +146,7 @@ function hardCommand(file: string, options: HardOptions) {
     const hardShare = yield* share("--share", options.share);
     const samples = yield* positiveInt("--samples", options.samples, 2);
     // The policy's code (tfjs) loads only here.
-    const { findHardSplit, experimentEnvironment, evaluationSampling } = yield* Effect.promise(
+    const { evaluationSampling, findHardSplit, experimentEnvironment } = yield* Effect.promise(
       () => import("../../actors/index.ts"),
     );
     const { initialPolicy } = yield* Effect.promise(() => import("../../learner/index.ts"));
