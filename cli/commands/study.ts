@@ -82,7 +82,11 @@ export function registerStudy(program: Command): void {
         const out = options.out ?? join(configs[0]!.output.dir, "study.md");
         const buckets = renderBucketTable(runs);
         const table = `${renderStudyTable(runs)}${buckets ? `\n\nHallucination by popularity bucket:\n\n${buckets}` : ""}`;
-        const flags = [...(options.serial ? ["--serial"] : []), ...(options.set ?? []).map((s) => `--set ${s}`)];
+        const flags = [
+          ...(options.serial ? ["--serial"] : []),
+          ...(options.fresh ? ["--fresh"] : []),
+          ...(options.set ?? []).map((s) => `--set ${s}`),
+        ];
         const header = `# Study: ${files.map((f) => basename(f)).join(", ")}\n\nOptions: ${flags.join(" ") || "none"}\n\n`;
         yield* Effect.promise(() => writeFile(out, `${header}${table}\n`));
         yield* Console.log(`${table}\n\n(${out})`);
