@@ -4,6 +4,8 @@
  * the benchmarks and the test fixtures. The learner actor does not import it: what both need (the
  * optimiser, the model config and tokenizer records) lives in models/.
  */
+
+export { comparePretrainTable, type NamedReport, readPretrainReport, stepsToLoss } from "./compare.ts";
 export {
   evalLoss,
   evalWindows,

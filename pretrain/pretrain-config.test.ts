@@ -2,8 +2,9 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { generateCorpus } from "../envs/index.ts";
 import { decodePretrainConfig, loadPretrainConfig } from "./pretrain-config.ts";
-import { curatedCorpus, factWorldSetup } from "./pretrain-factworld.ts";
+import { curatedCorpus, factWorldSetup, pretrainingCorpus } from "./pretrain-factworld.ts";
 
 describe("pretrain config", () => {
   it("fills every default from an empty file", () => {
@@ -44,8 +45,8 @@ describe("pretrain config", () => {
       /pretrain\.balanceTailShare[\s\S]*\[0, 1\]/,
     );
     const world = factWorldSetup("tiny").world;
-    const corpus = curatedCorpus(world, { seed: 1 });
-    const kept = curatedCorpus(world, { seed: 1, balanceTailShare: 0.05 });
+    const corpus = generateCorpus(world);
+    const kept = curatedCorpus(world, corpus, { seed: 1, balanceTailShare: 0.05 });
     expect(kept.length).toBeLessThan(corpus.length);
     const headShare = (docs: readonly { entityId: number }[]) =>
       docs.filter((d) => world.entities[d.entityId]!.rankFraction <= 0.1).length / docs.length;
@@ -58,13 +59,37 @@ describe("pretrain config", () => {
     expect(() => decodePretrainConfig({ pretrain: { pruneShare: -0.2 } }, "x")).toThrow(/pretrain\.pruneShare/);
     const world = factWorldSetup("tiny").world;
     const settings = { seed: 1, corpus: { lowQualityRate: 0.15, documents: 500 } };
-    const all = curatedCorpus(world, settings);
-    const pruned = curatedCorpus(world, { ...settings, pruneShare: 0.2 });
+    const all = generateCorpus(world, settings.corpus);
+    const pruned = curatedCorpus(world, all, { ...settings, pruneShare: 0.2 });
     expect(pruned).toHaveLength(400);
     const flawed = (docs: readonly { noisy: boolean; lowQuality?: readonly unknown[] }[]) =>
       docs.filter((d) => d.noisy || (d.lowQuality?.length ?? 0) > 0).length;
     // the 100 pruned documents all had a garbled text or a low-quality line
     expect(flawed(all) - flawed(pruned)).toBe(100);
+  });
+
+  it("holds out the same clean documents whatever the curation, and never trains on them", () => {
+    const world = factWorldSetup("tiny").world;
+    const settings = { seed: 1, evalFraction: 0.1, corpus: { lowQualityRate: 0.3, documents: 300 } };
+    const full = pretrainingCorpus(world, settings);
+    const pruned = pretrainingCorpus(world, { ...settings, pruneShare: 0.4 });
+    expect(full.heldOut).toHaveLength(30);
+    expect(pruned.heldOut).toEqual(full.heldOut);
+    expect(full.train).toHaveLength(270);
+    expect(pruned.train).toHaveLength(162);
+    const heldOutIds = new Set(full.heldOut.map((d) => d.id));
+    expect(full.train.some((d) => heldOutIds.has(d.id))).toBe(false);
+    const generated = generateCorpus(world, settings.corpus).slice(0, 30);
+    expect(generated.some((d) => (d.lowQuality?.length ?? 0) > 0)).toBe(true);
+    full.heldOut.forEach((d, i) => {
+      const added = new Set(generated[i]!.lowQuality?.map((l) => l.line));
+      expect(d.lowQuality ?? []).toEqual([]);
+      expect(d.lines).toEqual(generated[i]!.lines.filter((_, line) => !added.has(line)));
+      expect(d.text).toBe(d.lines.join(" "));
+    });
+    // without low-quality lines or curation it is the plain split every shipped policy was made with
+    const plain = pretrainingCorpus(world, { seed: 1, evalFraction: 0.1, corpus: { documents: 300 } });
+    expect([...plain.heldOut, ...plain.train]).toEqual(generateCorpus(world, { documents: 300 }));
   });
 
   it("reports every bad field with its path at once", () => {

@@ -162,6 +162,9 @@ export interface PretrainOutcome extends TrainingResult {
   readonly resumedFrom: number;
   /** BLT with entropy patching: the patching it trained with. */
   readonly patching?: PatchingSummary;
+  /** Tokens in the training stream (what curation shrinks) and in the held-out one. */
+  readonly trainTokens: number;
+  readonly heldOutTokens: number;
 }
 
 /**
@@ -181,7 +184,11 @@ export async function pretrain(
   if (bytes && settings.vision) throw new Error("pretrain: a blt policy reads bytes, it has no image tokens");
   const checkpointDir = join(outDir, "pretrain");
   const resuming = existsSync(join(checkpointDir, "manifest.json"));
-  let documents = curatedCorpus(world, settings).map((d) => (bytes ? encodeBytes(d.text) : tokenizer.encode(d.text)));
+  const corpus = pretrainingCorpus(world, settings);
+  let documents = [...corpus.heldOut, ...corpus.train].map((d) =>
+    bytes ? encodeBytes(d.text) : tokenizer.encode(d.text),
+  );
+  let heldOut = corpus.heldOut.length;
   let image: ImageTokenizer | undefined;
   if (settings.vision) {
     // The codebook is learned once and saved with every checkpoint: a resumed run reads it back.
@@ -192,9 +199,10 @@ export async function pretrain(
           codebookSize: settings.vision.codebookSize,
           seed: settings.seed,
         });
+    // A captioner's held-out windows come from the mixed stream, so its eval loss covers pictures too.
     documents = mixedDocuments(documents, pictureDocumentTokens(pictures, image, tokenizer), settings.seed);
+    heldOut = heldOutCount(documents.length, settings.evalFraction);
   }
-  const heldOut = Math.max(1, Math.round(documents.length * settings.evalFraction));
   const { bos, eos } = bytes ? BYTE_TOKENIZER_RECORD.specialTokens : tokenizer.specialTokens;
   const trainStream = concatTokens([
     tokenStream(documents.slice(heldOut), bos, eos),
@@ -253,23 +261,54 @@ export async function pretrain(
     checkpointDir,
     resumedFrom: startStep,
     ...(patching ? { patching } : {}),
+    trainTokens: trainStream.length,
+    heldOutTokens: evalStream.length,
   };
 }
 
 /** Documents in a clean corpus of the same world (another seed, nothing garbled) the quality reference model learns from. */
 const REFERENCE_DOCUMENTS = 4000;
 
+const heldOutCount = (documents: number, evalFraction: number): number =>
+  Math.max(1, Math.round(documents * evalFraction));
+
 /**
- * The corpus as pretraining reads it: generated, then text-quality pruned (`pruneShare`: line filters
+ * The generated corpus split before any curation: the first `evalFraction` of its documents are held
+ * out, with their low-quality lines removed, and the rest curated for training. So every curation
+ * of one corpus (pruned, balanced or not) is measured on the same held-out text, the world's clean
+ * text, and never trains on it. Without curation and low-quality lines this is the plain split.
+ */
+export function pretrainingCorpus(
+  world: World,
+  settings: Pick<PretrainSettings, "corpus" | "balanceTailShare" | "pruneShare" | "seed" | "evalFraction">,
+): { readonly heldOut: CorpusDocument[]; readonly train: CorpusDocument[] } {
+  const generated = generateCorpus(world, settings.corpus);
+  const count = heldOutCount(generated.length, settings.evalFraction);
+  return {
+    heldOut: generated.slice(0, count).map(withoutLowQualityLines),
+    train: curatedCorpus(world, generated.slice(count), settings),
+  };
+}
+
+function withoutLowQualityLines(document: CorpusDocument): CorpusDocument {
+  if (!document.lowQuality?.length) return document;
+  const added = new Set(document.lowQuality.map((l) => l.line));
+  const lines = document.lines.filter((_, i) => !added.has(i));
+  return { id: document.id, entityId: document.entityId, noisy: document.noisy, lines, text: lines.join(" ") };
+}
+
+/**
+ * Pretraining documents as training reads them: text-quality pruned (`pruneShare`: line filters
  * weighted by a bigram model of a clean corpus of the same world, documents scored by the
  * token-weighted mean of their lines, the lowest share dropped), then MetaCLIP-balanced
  * (`balanceTailShare`). Each step a function of the seeds: the same settings keep the same documents.
  */
 export function curatedCorpus(
   world: World,
+  generated: readonly CorpusDocument[],
   settings: Pick<PretrainSettings, "corpus" | "balanceTailShare" | "pruneShare" | "seed">,
 ): CorpusDocument[] {
-  let corpus = generateCorpus(world, settings.corpus);
+  let corpus = [...generated];
   if (settings.pruneShare !== undefined) {
     const reference = generateCorpus(world, {
       seed: (settings.corpus?.seed ?? 1) + 7919,

@@ -19,6 +19,10 @@ export interface BasePolicyReport {
     readonly steps: number;
     readonly resumedFrom: number;
     readonly finalEvalLoss: number;
+    /** The held-out loss at every step it was measured (`pretrain.evalEvery`) in this run. */
+    readonly evalLosses: readonly { readonly step: number; readonly loss: number }[];
+    readonly trainTokens: number;
+    readonly heldOutTokens: number;
     /** BLT: the entropy patching it trained with. */
     readonly patching?: PatchingSummary;
   };
@@ -165,6 +169,9 @@ export async function makeBasePolicy(
       steps: pre.steps,
       resumedFrom: pre.resumedFrom,
       finalEvalLoss: pre.finalEvalLoss,
+      evalLosses: pre.history.flatMap((p) => (p.evalLoss === undefined ? [] : [{ step: p.step, loss: p.evalLoss }])),
+      trainTokens: pre.trainTokens,
+      heldOutTokens: pre.heldOutTokens,
       ...(pre.patching ? { patching: pre.patching } : {}),
     },
     ...(sftSummary ? { sft: sftSummary } : {}),

@@ -13,6 +13,7 @@ export const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   scale: () => import("./scale.ts").then((module) => module.registerScale),
   status: () => import("./status.ts").then((module) => module.registerStatus),
   pretrain: () => import("./pretrain.ts").then((module) => module.registerPretrain),
+  "compare-pretrain": () => import("./pretrain.ts").then((module) => module.registerComparePretrain),
   study: () => import("./study.ts").then((module) => module.registerStudy),
   prompts: () => import("./prompts.ts").then((module) => module.registerPrompts),
   world: () => import("./world.ts").then((module) => module.registerWorld),

@@ -2,7 +2,13 @@
 import type { Command } from "commander";
 import { Console, Effect } from "effect";
 import { initBackend } from "../../models/index.ts";
-import { loadPretrainConfig, makeBasePolicy, type PipelineEvent } from "../../pretrain/index.ts";
+import {
+  comparePretrainTable,
+  loadPretrainConfig,
+  makeBasePolicy,
+  type PipelineEvent,
+  readPretrainReport,
+} from "../../pretrain/index.ts";
 import { checkPaths } from "../preflight.ts";
 import { runMain, UsageError } from "../run-main.ts";
 
@@ -70,6 +76,28 @@ export function registerPretrain(program: Command): void {
           }),
         );
         yield* Console.log(`report: ${config.output}/report.json`);
+      });
+      runMain(program);
+    });
+}
+
+export function registerComparePretrain(program: Command): void {
+  program
+    .command("compare-pretrain")
+    .description(
+      "base policies side by side: training tokens, held-out loss, steps to the first run's held-out loss, factuality by bucket",
+    )
+    .argument(
+      "<run-dirs...>",
+      "`factrl pretrain` output directories (each with report.json); the first is the reference",
+    )
+    .action((runDirs: string[]) => {
+      const program = Effect.gen(function* () {
+        const runs = yield* Effect.try({
+          try: () => runDirs.map(readPretrainReport),
+          catch: (error) => new UsageError({ reason: (error as Error).message }),
+        });
+        yield* Console.log(comparePretrainTable(runs));
       });
       runMain(program);
     });
