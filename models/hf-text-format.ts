@@ -18,6 +18,8 @@ import { Tokenizer } from "@huggingface/tokenizers";
 /** What a checkpoint stores as the tokenizer of an imported policy: the two Hugging Face files, verbatim. */
 export interface HuggingFaceTokenizerRecord {
   readonly kind: "huggingface";
+  /** The model's end-of-sequence id (config.json's `eos_token_id`, the first of a list): answers end with it. */
+  readonly eos: number;
   /** tokenizer.json */
   readonly tokenizer: Record<string, unknown>;
   /** tokenizer_config.json (`{}` when the directory had none). */
@@ -30,11 +32,14 @@ export const isHuggingFaceTokenizerRecord = (record: unknown): record is Hugging
 const THINK_OPEN = "<think>";
 const THINK_CLOSE = "</think>";
 
-/** Building a tokenizer parses its whole vocabulary and merges: once per record. */
-const built = new WeakMap<HuggingFaceTokenizerRecord, Tokenizer>();
+/** Building a tokenizer parses its whole vocabulary and merges: once per tokenizer.json object. */
+const built = new WeakMap<object, Tokenizer>();
 
-export function huggingFaceTokenizer(record: HuggingFaceTokenizerRecord, source: string): Tokenizer {
-  let tokenizer = built.get(record);
+export function huggingFaceTokenizer(
+  record: Pick<HuggingFaceTokenizerRecord, "tokenizer" | "config">,
+  source: string,
+): Tokenizer {
+  let tokenizer = built.get(record.tokenizer);
   if (!tokenizer) {
     try {
       tokenizer = new Tokenizer(record.tokenizer, record.config);
@@ -43,7 +48,7 @@ export function huggingFaceTokenizer(record: HuggingFaceTokenizerRecord, source:
         `${source}: tokenizer.json cannot be read by @huggingface/tokenizers (${(error as Error).message})`,
       );
     }
-    built.set(record, tokenizer);
+    built.set(record.tokenizer, tokenizer);
   }
   return tokenizer;
 }
@@ -74,13 +79,10 @@ export interface HuggingFaceTextFormat {
   readonly stopTokens: readonly number[];
 }
 
-/** The text format of a Hugging Face tokenizer whose end-of-sequence id is `eos`. */
-export function huggingFaceTextFormat(
-  record: HuggingFaceTokenizerRecord,
-  eos: number,
-  source: string,
-): HuggingFaceTextFormat {
+/** The text format of a Hugging Face tokenizer record; `source` names where it came from in errors. */
+export function huggingFaceTextFormat(record: HuggingFaceTokenizerRecord, source: string): HuggingFaceTextFormat {
   const tokenizer = huggingFaceTokenizer(record, source);
+  const { eos } = record;
   return {
     kind: "tokens",
     promptTokens: (text, picture) => {

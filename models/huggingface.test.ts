@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseAnswer } from "../envs/index.ts";
 import { initBackend } from "./backend.ts";
 import type { DensePolicy } from "./dense.ts";
 import { huggingFaceTextFormat } from "./hf-text-format.ts";
@@ -55,13 +56,23 @@ describe.each(["tiny-llama", "tiny-qwen2"])("Hugging Face %s", (name) => {
   it("tokenizes the reference text to the reference ids, and decodes the answer back", async () => {
     const ref = await reference(dir);
     const { policy, tokenizer } = await importHuggingFaceModel(dir);
-    const format = huggingFaceTextFormat(tokenizer, policy.config.specialTokens.eos, dir);
+    const format = huggingFaceTextFormat(tokenizer, dir);
     // The prompt format appends "\n", which the reference text ends with.
     expect(Array.from(format.promptTokens(ref.text.slice(0, -1)))).toEqual(ref.ids);
     const answer = "<think> the capital </think> Paris is in France.";
     const tokens = format.answerTokens(answer);
     expect(tokens.at(-1)).toBe(policy.config.specialTokens.eos);
     expect(format.answerText([...tokens, 5, 6])).toBe(answer);
+    // The rewards read the decoded text: its reasoning/answer split is the one every backbone's has.
+    expect(parseAnswer(format.answerText(tokens))).toMatchObject({
+      ok: true,
+      reasoning: "the capital",
+      answer: " Paris is in France.",
+    });
+    // Qwen2's fixture has <think> and </think> as tokens of their own, Llama's spells them in pieces.
+    const thinkTokens = format.answerTokens("<think>").length - 1;
+    if (name === "tiny-qwen2") expect(thinkTokens).toBe(1);
+    else expect(thinkTokens).toBeGreaterThan(1);
     policy.dispose();
   });
 

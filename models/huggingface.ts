@@ -47,12 +47,12 @@ export async function loadHuggingFaceModel(dir: string): Promise<Policy> {
 /** The policy in a Hugging Face model directory, with the tokenizer record it is used through. */
 export async function importHuggingFaceModel(dir: string): Promise<ImportedModel> {
   const hfConfig = await readJson(join(dir, "config.json"));
-  const tokenizer: HuggingFaceTokenizerRecord = {
-    kind: "huggingface",
+  const files = {
     tokenizer: await readJson(join(dir, "tokenizer.json")),
     config: existsSync(join(dir, "tokenizer_config.json")) ? await readJson(join(dir, "tokenizer_config.json")) : {},
   };
-  const { config, architecture } = denseConfigOf(hfConfig, tokenizer, join(dir, "config.json"));
+  const { config, architecture } = denseConfigOf(hfConfig, files, join(dir, "config.json"));
+  const tokenizer: HuggingFaceTokenizerRecord = { kind: "huggingface", eos: config.specialTokens.eos, ...files };
   const stored = await readSafetensorsDir(dir);
   const weightsFile = existsSync(join(dir, SINGLE_FILE)) ? join(dir, SINGLE_FILE) : dir;
   const policy = new DensePolicy(config);
@@ -172,7 +172,7 @@ function tensorLayout(config: DenseConfig): { hf: string; variable: string; tran
 /** The dense config of a config.json, refusing what the dense backbone does not compute (naming the field). */
 function denseConfigOf(
   hf: Record<string, unknown>,
-  tokenizerRecord: HuggingFaceTokenizerRecord,
+  tokenizerRecord: Pick<HuggingFaceTokenizerRecord, "tokenizer" | "config">,
   source: string,
 ): { config: DenseConfig; architecture: Architecture } {
   const problems: string[] = [];
