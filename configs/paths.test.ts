@@ -117,6 +117,40 @@ describe("config paths", () => {
   });
 });
 
+describe("model.init: hf:DIR", () => {
+  const initProblems = (init: string) =>
+    problems(
+      everyPath({
+        env: "prompts.jsonl",
+        init,
+        creds: "a-file",
+        ca: "a-file",
+        cert: "a-file",
+        key: "a-file",
+        storeDir: "runs/x/nats",
+        module: join(dir, "a-file"),
+        output: "runs",
+      }),
+    );
+  mkdirSync(join(dir, "hf-model"));
+  writeFileSync(join(dir, "hf-model", "config.json"), "{}");
+
+  it("names the Hugging Face files a directory lacks, and accepts one that has them", () => {
+    expect(initProblems("hf:absent")).toEqual([`model.init: no such Hugging Face model directory ${dir}/absent`]);
+    expect(initProblems("hf:hf-model")).toEqual([
+      `model.init: ${dir}/hf-model has no tokenizer.json, model.safetensors (or model.safetensors.index.json) (not a Hugging Face model directory)`,
+    ]);
+    writeFileSync(join(dir, "hf-model", "tokenizer.json"), "{}");
+    writeFileSync(join(dir, "hf-model", "model.safetensors.index.json"), "{}");
+    expect(initProblems("hf:hf-model")).toEqual([]);
+    // A factrl checkpoint is no Hugging Face directory, and the other way round.
+    expect(initProblems("hf:checkpoint")).toHaveLength(1);
+    expect(initProblems("hf-model")).toEqual([
+      `model.init: ${dir}/hf-model has no manifest.json (not a factrl checkpoint, or its save was interrupted)`,
+    ]);
+  });
+});
+
 describe("NATS URLs", () => {
   it("accepts nats://, tls://, HOST:PORT and comma-separated clusters", () => {
     for (const url of [

@@ -167,10 +167,10 @@ def tokenizer_files(kind, merges):
         },
     }
     if kind == "llama":
-        config = {"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>", "model_max_length": 64, "tokenizer_class": "PreTrainedTokenizerFast"}
+        config = {"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>", "model_max_length": 256, "tokenizer_class": "PreTrainedTokenizerFast"}
         ids = [added["<|begin_of_text|>"]] + bpe_encode(TEXT, vocab, merges, {})
     else:
-        config = {"bos_token": None, "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "model_max_length": 64, "tokenizer_class": "Qwen2Tokenizer"}
+        config = {"bos_token": None, "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "model_max_length": 256, "tokenizer_class": "Qwen2Tokenizer"}
         ids = bpe_encode(TEXT, vocab, merges, {t: added[t] for t in ("<think>", "</think>")})
     return tokenizer, config, added, ids, len(vocab) + len(specials)
 
@@ -262,7 +262,7 @@ def write_model(out, kind, seed):
         cfg = {
             "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
             "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-            "num_key_value_heads": 2, "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "rope_theta": 500000.0,
+            "num_key_value_heads": 2, "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 500000.0,
             "rope_scaling": None, "attention_bias": False, "mlp_bias": False, "tie_word_embeddings": False,
             "bos_token_id": added["<|begin_of_text|>"], "eos_token_id": added["<|end_of_text|>"], "vocab_size": vocab_size,
             "torch_dtype": "float32",
@@ -271,7 +271,7 @@ def write_model(out, kind, seed):
         cfg = {
             "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_act": "silu",
             "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4,
-            "num_key_value_heads": 1, "max_position_embeddings": 64, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+            "num_key_value_heads": 1, "max_position_embeddings": 256, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
             "use_sliding_window": False, "tie_word_embeddings": True, "bos_token_id": added["<|endoftext|>"],
             "eos_token_id": added["<|endoftext|>"], "vocab_size": vocab_size, "torch_dtype": "bfloat16",
         }
