@@ -24,7 +24,7 @@ import type {
 import { mulberry32, normalArray } from "./random.ts";
 import { type DecodeSession, sampleBatch } from "./sampling.ts";
 import { registerWasmSegmentSum } from "./segment-sum-kernel.ts";
-import { assignPolicyWeights, encodePolicyWeights } from "./weights-file.ts";
+import { assignPolicyWeights, encodePolicyWeights, trainableVariable } from "./weights-file.ts";
 
 export interface DenseConfig extends PolicyConfigBase {
   readonly backbone: "dense";
@@ -107,8 +107,10 @@ export class DensePolicy implements Policy {
   private readonly headDim: number;
   private readonly normEps: number;
 
-  constructor(config: DenseConfig) {
+  /** `randomWeights: false` starts every weight at 0 (norms at 1) for a caller that assigns them all next (an import). */
+  constructor(config: DenseConfig, options: { readonly randomWeights?: boolean } = {}) {
     validateDenseConfig(config);
+    const random = mulberry32(config.initSeed);
     registerWasmSegmentSum();
     this.config = config;
     this.headDim = config.dModel / config.nHeads;
@@ -116,15 +118,16 @@ export class DensePolicy implements Policy {
     const { vocabSize: V, dModel: d, dFF, nLayers, maxSeqLen } = config;
     const kvWidth = (config.nKvHeads ?? config.nHeads) * this.headDim;
     const swiglu = config.mlp === "swiglu";
-    const random = mulberry32(config.initSeed);
     const prefix = `dense${nextInstance++}/`;
     const names: string[] = [];
     const variables: tf.Variable[] = [];
     const make = (name: string, shape: number[], init: "normal" | "ones" | "zeros", std = 0.02): tf.Variable => {
       const size = shape.reduce((a, b) => a * b, 1);
       const values =
-        init === "normal" ? normalArray(size, std, random) : new Float32Array(size).fill(init === "ones" ? 1 : 0);
-      const variable = tf.variable(tf.tensor(values, shape), true, prefix + name);
+        init === "normal" && options.randomWeights !== false
+          ? normalArray(size, std, random)
+          : new Float32Array(size).fill(init === "ones" ? 1 : 0);
+      const variable = trainableVariable(values, shape, prefix + name);
       names.push(name);
       variables.push(variable);
       return variable;

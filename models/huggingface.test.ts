@@ -118,6 +118,14 @@ describe.each(["tiny-llama", "tiny-qwen2"])("Hugging Face %s", (name) => {
     policy.dispose();
   });
 
+  it("holds each weight once (the variables' initial tensors are freed when the import assigns them)", async () => {
+    const before = tf.memory().numBytes;
+    const policy = await loadHuggingFaceModel(dir);
+    expect(tf.memory().numBytes - before).toBe(4 * policy.parameterCount());
+    policy.dispose();
+    expect(tf.memory().numBytes).toBe(before);
+  });
+
   it("exports to the same layout, and import → export → import is bit-identical", async () => {
     const first = await importHuggingFaceModel(dir);
     const out = await tempDir();

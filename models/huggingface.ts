@@ -55,7 +55,7 @@ export async function importHuggingFaceModel(dir: string): Promise<ImportedModel
   const tokenizer: HuggingFaceTokenizerRecord = { kind: "huggingface", eos: config.specialTokens.eos, ...files };
   const stored = await readSafetensorsDir(dir);
   const weightsFile = existsSync(join(dir, SINGLE_FILE)) ? join(dir, SINGLE_FILE) : dir;
-  const policy = new DensePolicy(config);
+  const policy = new DensePolicy(config, { randomWeights: false }); // every weight is assigned below
   try {
     const names = new Set(policy.variableNames);
     for (const { hf, variable, transpose } of tensorLayout(config)) {

@@ -33,6 +33,8 @@ export interface StoredTensor extends NamedFloatTensor {
 export const SINGLE_FILE = "model.safetensors";
 export const INDEX_FILE = "model.safetensors.index.json";
 
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
 const elementCount = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Every tensor of one safetensors file's bytes; `source` names the file in errors. */
@@ -93,6 +95,8 @@ export function parseSafetensors(bytes: Uint8Array, source: string): Map<string,
 /** Little-endian raw values → float32, exactly. */
 function toFloat32(raw: Uint8Array, dtype: SafetensorsDtype): Float32Array {
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  // A copy of the bytes (the file's data need not be 4-byte aligned; a Buffer's .slice would be a view).
+  if (dtype === "F32" && LITTLE_ENDIAN) return new Float32Array(new Uint8Array(raw).buffer);
   const out = new Float32Array(raw.length / BYTES_PER_ELEMENT[dtype]);
   if (dtype === "F32") {
     for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(4 * i, true);
