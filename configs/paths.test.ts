@@ -32,6 +32,19 @@ const everyPath = (paths: Record<string, string>) =>
     }),
   );
 
+/** Every path field set to something that is there and fits. */
+const FINE = {
+  env: "prompts.jsonl",
+  init: "checkpoint",
+  creds: "a-file",
+  ca: "a-file",
+  cert: "a-file",
+  key: "a-file",
+  storeDir: "runs/x/nats",
+  module: join(dir, "a-file"),
+  output: "runs",
+};
+
 const problems = (config: ReturnType<typeof everyPath>, readers = runReaders(config)) =>
   configPaths(config, readers).flatMap((field) => pathFieldProblem(field, dir) ?? []);
 
@@ -82,18 +95,7 @@ describe("config paths", () => {
       `rewards.modules[1].path: no such file ${dir}/absent.ts`,
       `output.dir: ${dir}/a-file is not a directory`,
     ]);
-    const fine = everyPath({
-      env: "prompts.jsonl",
-      init: "checkpoint",
-      creds: "a-file",
-      ca: "a-file",
-      cert: "a-file",
-      key: "a-file",
-      storeDir: "runs/x/nats",
-      module: join(dir, "a-file"),
-      output: "runs",
-    });
-    expect(problems(fine)).toEqual([]);
+    expect(problems(everyPath(FINE))).toEqual([]);
   });
 
   it("checks only what the starting processes read: model.init is the learner's, module files the reward's and evaluator's", () => {
@@ -118,20 +120,7 @@ describe("config paths", () => {
 });
 
 describe("model.init: hf:DIR", () => {
-  const initProblems = (init: string) =>
-    problems(
-      everyPath({
-        env: "prompts.jsonl",
-        init,
-        creds: "a-file",
-        ca: "a-file",
-        cert: "a-file",
-        key: "a-file",
-        storeDir: "runs/x/nats",
-        module: join(dir, "a-file"),
-        output: "runs",
-      }),
-    );
+  const initProblems = (init: string) => problems(everyPath({ ...FINE, init }));
   mkdirSync(join(dir, "hf-model"));
   writeFileSync(join(dir, "hf-model", "config.json"), "{}");
 

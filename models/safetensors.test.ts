@@ -1,3 +1,4 @@
+import { mkdtempSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,15 +44,9 @@ function halfByDefinition(h: number): number {
 }
 
 describe("safetensors", () => {
-  const dirs: string[] = [];
-  const tempDir = async () => {
-    const dir = await mkdtemp(join(tmpdir(), "safetensors-"));
-    dirs.push(dir);
-    return dir;
-  };
-  afterAll(async () => {
-    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-  });
+  const root = mkdtempSync(join(tmpdir(), "safetensors-"));
+  const tempDir = () => mkdtemp(join(root, "case-"));
+  afterAll(() => rm(root, { recursive: true, force: true }));
 
   it("round-trips F32 tensors bit for bit, header aligned to 8 bytes", () => {
     const a = Float32Array.from([1.5, -0, Number.NaN, 3.4e38, 1e-45, -7]);
