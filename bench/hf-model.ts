@@ -105,7 +105,7 @@ try {
   }
 
   const optimizer = createOptimizer({ learningRate: 1e-4, warmupSteps: 1, totalSteps: 100, clipNorm: 1 });
-  for (const [batch, length] of quick ? [[2, 32]] : [[4, 128]]) {
+  for (const [batch, length] of quick ? [[2, 32]] : [[1, 128]]) {
     const step = () => {
       const rows = prompts(batch!, length! + 1);
       return trainStep(

@@ -68,6 +68,12 @@ export async function startingPolicy(config: ExperimentConfig, env: Environment,
   return { ...(await initialPolicy(config, env)), state: fresh, resumed: false };
 }
 
+/** The policy at `path` with its tokenizer record: a factrl checkpoint, or `hf:DIR` a Hugging Face model. */
+export async function loadPolicyFrom(path: string): Promise<{ readonly policy: Policy; readonly tokenizer: unknown }> {
+  const hfDir = huggingFaceDir(path);
+  return hfDir !== undefined ? importHuggingFaceModel(hfDir) : loadCheckpoint(path);
+}
+
 /**
  * The policy version 0 is (the same every time for a config): `model.init` (a checkpoint, or `hf:DIR`
  * a Hugging Face model; converted to the configured backbone), else a fresh one over the environment's
@@ -80,8 +86,7 @@ export async function initialPolicy(
   const m = config.model;
   const motSettings = m.backbone === "mot" ? { untie: m.untie, modalities: m.modalities } : {};
   if (m.init) {
-    const hfDir = huggingFaceDir(m.init);
-    const loaded = hfDir !== undefined ? await importHuggingFaceModel(hfDir) : await loadCheckpoint(m.init);
+    const loaded = await loadPolicyFrom(m.init);
     const policy = await policyStartingFrom(loaded.policy, m.backbone, m.init, motSettings);
     if (policy !== loaded.policy) loaded.policy.dispose();
     return { policy, tokenizer: loaded.tokenizer };

@@ -4,7 +4,7 @@
  * `factrl export-hf` writes the learner's checkpoint back in the Hugging Face layout, which imports to
  * exactly the trained weights.
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -68,6 +68,32 @@ describe("a Hugging Face model in factrl", () => {
     expect(await bits(back.policy)).toEqual(trainedBits);
     for (const policy of [trained.policy, original.policy, back.policy]) policy.dispose();
   }, 300_000);
+
+  it("factrl eval scores an hf:DIR policy on the environment's evaluation sample and writes every answer", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "factrl-hf-eval-"));
+    const result = await runCli(
+      [
+        "eval",
+        join(REPO, "configs/tiny.yaml"),
+        "--policy",
+        `hf:${LLAMA}`,
+        "--set",
+        "evaluation.promptsPerSuite=1",
+        "--set",
+        "rollout.maxNewTokens=8",
+        "--set",
+        `output.dir=${dir}`,
+      ],
+      dir,
+    );
+    expect(result.stderr).not.toMatch(/factrl:/);
+    expect(result.code).toBe(0);
+    // Random weights never write the <think> format: every answer is malformed, in every suite.
+    expect(result.stdout).toMatch(/\| \*\*all\*\* \| 6 \| – \| – \| – \| 100\.0% \|/);
+    const written = JSON.parse(readFileSync(join(dir, "tiny", "eval", "v0.json"), "utf8"));
+    expect(written.answers).toHaveLength(6);
+    expect(written.answers.every((a: { reward: number }) => a.reward === -1)).toBe(true);
+  }, 120_000);
 
   it("export-hf refuses a checkpoint of a FactWorld-tokenizer policy, naming why", async () => {
     const dir = await mkdtemp(join(tmpdir(), "factrl-hf-export-"));
