@@ -6,8 +6,9 @@
  * 49,152, tied embeddings (134.5 M parameters). The directory is written first by factrl's own export
  * (F32 safetensors), with the tiny Llama fixture's tokenizer (ids are all the benchmark needs).
  *
- *   node bin/run-ts.mjs bench/hf-model.ts           # full
- *   node bin/run-ts.mjs bench/hf-model.ts --quick   # 4 layers, seconds
+ *   node bin/run-ts.mjs bench/hf-model.ts                      # export, import, sampling
+ *   node bin/run-ts.mjs bench/hf-model.ts --train [--layers N]  # training steps, in a process of their own
+ *   node bin/run-ts.mjs bench/hf-model.ts --quick               # 4 layers, seconds
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -21,10 +22,17 @@ import { readSafetensorsDir } from "../models/safetensors.ts";
 import { trainStep } from "../pretrain/index.ts";
 
 const quick = process.argv.includes("--quick");
+const train = process.argv.includes("--train");
+/** Layers of the model whose training step is timed (`--train --layers N`; default all 30). */
+const layersArgument = process.argv.indexOf("--layers");
+const LAYERS = layersArgument > 0 ? Number(process.argv[layersArgument + 1]) : quick ? 4 : 30;
 const REPO = resolve(import.meta.dirname, "..");
 const FIXTURE = join(REPO, "models/fixtures/hf/tiny-llama");
 
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+/** The wasm backend's heap (it grows, never shrinks; 4 GiB at most): what runs out first. */
+const wasmHeap = () =>
+  (tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.buffer.byteLength ?? Number.NaN;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const time = async <T>(run: () => Promise<T> | T): Promise<{ ms: number; value: T }> => {
   const start = performance.now();
@@ -55,7 +63,7 @@ const SMOLLM_135M: DenseConfig = {
   },
   initSeed: 1,
   dModel: 576,
-  nLayers: quick ? 4 : 30,
+  nLayers: LAYERS,
   nHeads: 9,
   nKvHeads: 3,
   dFF: 1536,
@@ -66,9 +74,13 @@ const SMOLLM_135M: DenseConfig = {
   normEps: 1e-5,
 };
 
-const dir = await mkdtemp(join(tmpdir(), "factrl-hf-bench-"));
-try {
-  {
+const random = mulberry32(3);
+const prompts = (batch: number, length: number) =>
+  Array.from({ length: batch }, () => Int32Array.from({ length }, () => 100 + Math.floor(random() * 1000)));
+
+async function loadAndSample() {
+  const dir = await mkdtemp(join(tmpdir(), "factrl-hf-bench-"));
+  try {
     const made = new DensePolicy(SMOLLM_135M);
     const written = await time(() =>
       exportHuggingFaceModel(made, { ...fixtureTokenizer, eos: SMOLLM_135M.specialTokens.eos }, dir),
@@ -77,35 +89,43 @@ try {
       `shape: ${(made.parameterCount() / 1e6).toFixed(1)} M parameters; export-hf wrote it in ${written.ms.toFixed(0)} ms`,
     );
     made.dispose();
-  }
-  const readOnly = await time(() => readSafetensorsDir(dir));
-  console.log(`read model.safetensors (F32) alone: ${readOnly.ms.toFixed(0)} ms`);
-  readOnly.value.clear();
+    const readOnly = await time(() => readSafetensorsDir(dir));
+    console.log(`read model.safetensors (F32) alone: ${readOnly.ms.toFixed(0)} ms`);
+    readOnly.value.clear();
 
-  const rssBefore = process.memoryUsage().rss;
-  const loaded = await time(() => importHuggingFaceModel(dir));
-  const { policy } = loaded.value;
-  const rssAfter = process.memoryUsage().rss;
-  console.log(
-    `import (config, safetensors, tokenizer, weights into tfjs): ${loaded.ms.toFixed(0)} ms; tensors ${gib(tf.memory().numBytes)}; RSS ${gib(rssBefore)} → ${gib(rssAfter)}`,
-  );
-
-  const random = mulberry32(3);
-  const prompts = (batch: number, length: number) =>
-    Array.from({ length: batch }, () => Int32Array.from({ length }, () => 100 + Math.floor(random() * 1000)));
-  for (const batch of [1, 8]) {
-    const newTokens = quick ? 16 : 32;
-    const rows = prompts(batch, 32);
-    await policy.sample(rows, { maxNewTokens: 2, seed: 1, stopTokens: [] }); // warm-up
-    const sampled = await policy.sample(rows, { maxNewTokens: newTokens, seed: 1, stopTokens: [] });
-    const t = sampled.timings;
+    const loaded = await time(() => importHuggingFaceModel(dir));
+    const { policy } = loaded.value;
     console.log(
-      `sampling batch ${batch}, 32-token prompts, ${newTokens} new tokens: prefill ${t.prefillMs.toFixed(0)} ms, decode ${t.decodeMs.toFixed(0)} ms → ${((t.generatedTokens / t.decodeMs) * 1000).toFixed(1)} tokens/s decoding`,
+      `import (config, safetensors, tokenizer, weights into tfjs): ${loaded.ms.toFixed(0)} ms; tensors ${gib(tf.memory().numBytes)}; wasm heap ${gib(wasmHeap())}; RSS ${gib(process.memoryUsage().rss)}`,
     );
+    for (const batch of [1, 8]) {
+      const newTokens = quick ? 16 : 32;
+      const rows = prompts(batch, 32);
+      await policy.sample(rows, { maxNewTokens: 2, seed: 1, stopTokens: [] }); // warm-up
+      const sampled = await policy.sample(rows, { maxNewTokens: newTokens, seed: 1, stopTokens: [] });
+      const t = sampled.timings;
+      console.log(
+        `sampling batch ${batch}, 32-token prompts, ${newTokens} new tokens: prefill ${t.prefillMs.toFixed(0)} ms, decode ${t.decodeMs.toFixed(0)} ms → ${((t.generatedTokens / t.decodeMs) * 1000).toFixed(1)} tokens/s decoding`,
+      );
+    }
+    policy.dispose();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
+}
 
+/** Training steps (LM loss, Adam, clipping: the learner's optimiser path) on random weights of the shape. */
+async function trainSteps() {
+  const policy = new DensePolicy(SMOLLM_135M);
   const optimizer = createOptimizer({ learningRate: 1e-4, warmupSteps: 1, totalSteps: 100, clipNorm: 1 });
-  for (const [batch, length] of quick ? [[2, 32]] : [[1, 128]]) {
+  console.log(`training: ${LAYERS} layers, ${(policy.parameterCount() / 1e6).toFixed(1)} M parameters`);
+  for (const [batch, length] of quick
+    ? [[2, 32]]
+    : [
+        [1, 64],
+        [1, 128],
+        [4, 128],
+      ]) {
     const step = () => {
       const rows = prompts(batch!, length! + 1);
       return trainStep(
@@ -120,10 +140,10 @@ try {
     const runs: number[] = [];
     for (let i = 0; i < 3; i++) runs.push((await time(step)).ms);
     console.log(
-      `training step (LM loss, Adam), batch ${batch} × ${length} tokens: first ${warm.ms.toFixed(0)} ms, then median ${median(runs).toFixed(0)} ms (${((batch! * length!) / (median(runs) / 1000)).toFixed(0)} tokens/s); tensors ${gib(tf.memory().numBytes)}, RSS ${gib(process.memoryUsage().rss)}`,
+      `training step, batch ${batch} × ${length} tokens: first ${warm.ms.toFixed(0)} ms, then median ${median(runs).toFixed(0)} ms (${((batch! * length!) / (median(runs) / 1000)).toFixed(0)} tokens/s); tensors ${gib(tf.memory().numBytes)}, wasm heap ${gib(wasmHeap())}, RSS ${gib(process.memoryUsage().rss)}`,
     );
   }
   policy.dispose();
-} finally {
-  await rm(dir, { recursive: true, force: true });
 }
+
+await (train ? trainSteps() : loadAndSample());

@@ -14,6 +14,7 @@ import { initBackend } from "./backend.ts";
 import type { DensePolicy } from "./dense.ts";
 import { huggingFaceTextFormat } from "./hf-text-format.ts";
 import { exportHuggingFaceModel, importHuggingFaceModel, loadHuggingFaceModel } from "./huggingface.ts";
+import { policyStartingFrom } from "./registry.ts";
 import { readSafetensorsFile } from "./safetensors.ts";
 
 const FIXTURES = join(import.meta.dirname, "fixtures", "hf");
@@ -205,6 +206,14 @@ describe("Hugging Face import refuses bad input, naming the file and the field o
     const file = join(dir, "model.safetensors");
     await truncate(file, (await readFile(file)).length - 100);
     await expect(importHuggingFaceModel(dir)).rejects.toThrow(`${file}: truncated: tensor lm_head.weight ends at byte`);
+  });
+
+  it("MoT refuses to start from an imported model", async () => {
+    const { policy } = await importHuggingFaceModel(join(FIXTURES, "tiny-qwen2"));
+    await expect(policyStartingFrom(policy, "mot", "hf:tiny-qwen2")).rejects.toThrow(
+      /hf:tiny-qwen2 is a Llama-shaped dense policy .*: MoT has none of these/,
+    );
+    policy.dispose();
   });
 
   it("export refuses a policy that has no Hugging Face layout", async () => {
