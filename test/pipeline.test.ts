@@ -3,7 +3,7 @@
  * against the test's real nats-server, starting from the tiny SFT fixture policy. After each run the
  * test reads the experiment's KV state and streams to check that no prompt group was lost.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -165,6 +165,39 @@ describe("every backbone runs GRPO through the actors", () => {
     expect(metrics.some((m) => m.tags.role === "evaluator" && m.tags.policyVersion === "4")).toBe(true);
     expect(readFileSync(join(runDir, "report.md"), "utf8")).toMatch(/\| \*\*average\*\* \|/);
   }, 240_000);
+
+  it("a Hugging Face model (model.init: hf:DIR) runs GRPO through the actors with its own tokenizer", async () => {
+    const experiment = `pipe-hf-${process.pid}`;
+    // Random weights never write the <think> format, so FactWorld's terms are all −1: a reward that
+    // varies with the text (shorter is better) gives the learner groups with a signal.
+    const moduleDir = await mkdtemp(join(tmpdir(), "factrl-pipeline-hf-"));
+    const brevity = join(moduleDir, "brevity.mjs");
+    writeFileSync(
+      brevity,
+      'export default { name: "brevity", version: "1.0.0", score: async (batch) => batch.map((item) => ({ ok: true, components: { brevity: -item.answer.length / 100 } })) };\n',
+    );
+    const { run, runDir } = await runTiny(experiment, [
+      `model.init=hf:${join(REPO, "models", "fixtures", "hf", "tiny-qwen2")}`,
+      `rewards.modules=[{ path: ${brevity}, weight: 1 }]`,
+      "rollout.maxNewTokens=12",
+      "learner.totalSteps=2",
+      "evaluation.promptsPerSuite=1",
+    ]);
+    const { code } = await run.exited;
+    expect(code, run.output().slice(-3000)).toBe(0);
+
+    const manifest = await readCheckpointManifest(join(runDir, "checkpoints", "learner"));
+    expect(manifest.config).toMatchObject({ backbone: "dense", mlp: "swiglu", nKvHeads: 1, qkvBias: true });
+    const tokenizer = JSON.parse(readFileSync(join(runDir, "checkpoints", "learner", "tokenizer.json"), "utf8"));
+    expect(tokenizer).toMatchObject({ kind: "huggingface" });
+    expectLearnedThroughActors(runDir, 2);
+    // The evaluator decoded the answers through the model's tokenizer: text, not ids or <unk>s.
+    const final = JSON.parse(readFileSync(join(runDir, "eval", "v2.json"), "utf8")) as {
+      answers: { answer: string }[];
+    };
+    expect(final.answers.length).toBeGreaterThan(0);
+    expect(final.answers.every((a) => a.answer.length > 0 && !a.answer.includes("<unk>"))).toBe(true);
+  }, 600_000);
 
   it("BLT reads and writes bytes: its byte-level SFT policy runs GRPO through the actors", async () => {
     const experiment = `pipe-blt-${process.pid}`;
