@@ -4,9 +4,11 @@
  * experiment's reward scores it, in this process. The evaluator role's own work (makeEvaluation),
  * without a learner: its answers are also its relevance references, so relevance says nothing here.
  */
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Effect } from "effect";
 import {
+  claimLines,
   createExperimentRewards,
   type EvaluationResult,
   evaluationModules,
@@ -23,6 +25,11 @@ export interface PolicyEvaluation {
   readonly result: EvaluationResult;
   /** Where every answer, its claims' counts and its reward were written. */
   readonly file: string;
+  /**
+   * VeriScore-style JSONL, one line per answer with its claims and each claim's verdict, when the
+   * environment has a knowledge base to verify against (FactWorld); absent otherwise.
+   */
+  readonly claimsFile?: string;
 }
 
 export const evaluatePolicy = (config: ExperimentConfig) =>
@@ -50,5 +57,12 @@ export const evaluatePolicy = (config: ExperimentConfig) =>
     );
     const evaluation = makeEvaluation(config, env, format, rewards);
     const result = yield* tryIo(`evaluating ${source}`, () => evaluation.baseline(loaded.policy));
-    return { result, file: join(config.output.dir, config.experiment, "eval", "v0.json") } satisfies PolicyEvaluation;
+    const evalDir = join(config.output.dir, config.experiment, "eval");
+    const world = env.knowledge;
+    if (world === undefined) return { result, file: join(evalDir, "v0.json") } satisfies PolicyEvaluation;
+    const claimsFile = join(evalDir, "claims.jsonl");
+    yield* tryIo(`writing ${claimsFile}`, () =>
+      writeFile(claimsFile, `${claimLines(world, evaluation.prompts, result.answers).join("\n")}\n`),
+    );
+    return { result, file: join(evalDir, "v0.json"), claimsFile } satisfies PolicyEvaluation;
   });

@@ -93,6 +93,13 @@ describe("a Hugging Face model in factrl", () => {
     const written = JSON.parse(readFileSync(join(dir, "tiny", "eval", "v0.json"), "utf8"));
     expect(written.answers).toHaveLength(6);
     expect(written.answers.every((a: { reward: number }) => a.reward === -1)).toBe(true);
+    const claims = readFileSync(join(dir, "tiny", "eval", "claims.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(claims).toHaveLength(6);
+    expect(claims.every((c) => c.well_formed === false && c.claim_list.length === 0)).toBe(true);
+    expect(result.stdout).toMatch(/every claim with its verdict \(VeriScore-style JSONL\): .*claims\.jsonl/);
   }, 120_000);
 
   it("export-hf refuses a checkpoint of a FactWorld-tokenizer policy, naming why", async () => {

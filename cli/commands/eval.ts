@@ -27,9 +27,10 @@ export function registerEval(program: Command): void {
         const config = yield* loadConfig(file, { set }).pipe(
           Effect.flatMap((config) => checkBeforeStart(config, ["learner", "evaluator"], file)),
         );
-        const { result, file: written } = yield* Effect.scoped(evaluatePolicy(config));
+        const { result, file: written, claimsFile } = yield* Effect.scoped(evaluatePolicy(config));
         yield* Console.log(
-          `${config.model.init ?? "a fresh policy"} on ${result.answers.length} evaluation prompts (temperature ${config.evaluation.temperature ?? config.rollout.temperature}):\n\n${renderEvaluationTable(result)}\n\nevery answer with its scores: ${written}`,
+          `${config.model.init ?? "a fresh policy"} on ${result.answers.length} evaluation prompts (temperature ${config.evaluation.temperature ?? config.rollout.temperature}):\n\n${renderEvaluationTable(result)}\n\nevery answer with its scores: ${written}` +
+            (claimsFile ? `\nevery claim with its verdict (VeriScore-style JSONL): ${claimsFile}` : ""),
         );
       });
       runMain(program);
