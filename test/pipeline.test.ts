@@ -148,6 +148,24 @@ describe("GRPO pipeline (real processes)", () => {
   }, 300_000);
 });
 
+/**
+ * A run that ended well after `steps` learner steps: its learner checkpoint's manifest and tokenizer
+ * record, and the answers of its final evaluation.
+ */
+async function finishedRun(run: ReturnType<typeof startCli>, runDir: string, steps: number) {
+  const { code } = await run.exited;
+  expect(code, run.output().slice(-3000)).toBe(0);
+  const checkpoint = join(runDir, "checkpoints", "learner");
+  const manifest = await readCheckpointManifest(checkpoint);
+  const tokenizer = JSON.parse(readFileSync(join(checkpoint, "tokenizer.json"), "utf8")) as unknown;
+  expectLearnedThroughActors(runDir, steps);
+  const { answers } = JSON.parse(readFileSync(join(runDir, "eval", `v${steps}.json`), "utf8")) as {
+    answers: { answer: string }[];
+  };
+  expect(answers.length).toBeGreaterThan(0);
+  return { manifest, tokenizer, answers };
+}
+
 describe("every backbone runs GRPO through the actors", () => {
   it("MoT starts from the dense SFT checkpoint: rollouts sample with MoT, the learner steps, the evaluator reports", async () => {
     const experiment = `pipe-mot-${process.pid}`;
@@ -183,20 +201,11 @@ describe("every backbone runs GRPO through the actors", () => {
       "learner.totalSteps=2",
       "evaluation.promptsPerSuite=1",
     ]);
-    const { code } = await run.exited;
-    expect(code, run.output().slice(-3000)).toBe(0);
-
-    const manifest = await readCheckpointManifest(join(runDir, "checkpoints", "learner"));
+    const { manifest, tokenizer, answers } = await finishedRun(run, runDir, 2);
     expect(manifest.config).toMatchObject({ backbone: "dense", mlp: "swiglu", nKvHeads: 1, qkvBias: true });
-    const tokenizer = JSON.parse(readFileSync(join(runDir, "checkpoints", "learner", "tokenizer.json"), "utf8"));
     expect(tokenizer).toMatchObject({ kind: "huggingface" });
-    expectLearnedThroughActors(runDir, 2);
     // The evaluator decoded the answers through the model's tokenizer: text, not ids or <unk>s.
-    const final = JSON.parse(readFileSync(join(runDir, "eval", "v2.json"), "utf8")) as {
-      answers: { answer: string }[];
-    };
-    expect(final.answers.length).toBeGreaterThan(0);
-    expect(final.answers.every((a) => a.answer.length > 0 && !a.answer.includes("<unk>"))).toBe(true);
+    expect(answers.every((a) => a.answer.length > 0 && !a.answer.includes("<unk>"))).toBe(true);
   }, 600_000);
 
   it("BLT reads and writes bytes: its byte-level SFT policy runs GRPO through the actors", async () => {
@@ -208,20 +217,11 @@ describe("every backbone runs GRPO through the actors", () => {
       "evaluation.promptsPerSuite=1",
       "learner.maxPolicyLag=0", // step 2 needs groups sampled by version 1: rollouts must follow it
     ]);
-    const { code } = await run.exited;
-    expect(code, run.output().slice(-3000)).toBe(0);
-
-    const manifest = await readCheckpointManifest(join(runDir, "checkpoints", "learner"));
+    const { manifest, tokenizer, answers } = await finishedRun(run, runDir, 2);
     expect(manifest.config).toMatchObject({ backbone: "blt", vocabSize: 260 });
-    const tokenizer = JSON.parse(readFileSync(join(runDir, "checkpoints", "learner", "tokenizer.json"), "utf8"));
     expect(tokenizer).toMatchObject({ kind: "bytes" });
-    expectLearnedThroughActors(runDir, 2);
     // The evaluator read the byte policy's answers back as text in the world's format.
-    const final = JSON.parse(readFileSync(join(runDir, "eval", "v2.json"), "utf8")) as {
-      answers: { answer: string }[];
-    };
-    expect(final.answers.length).toBeGreaterThan(0);
-    const formed = final.answers.filter((a) => /^<think> .* <\/think> /.test(a.answer));
-    expect(formed.length).toBeGreaterThan(final.answers.length / 2);
+    const formed = answers.filter((a) => /^<think> .* <\/think> /.test(a.answer));
+    expect(formed.length).toBeGreaterThan(answers.length / 2);
   }, 600_000);
 });
