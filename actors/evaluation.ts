@@ -4,7 +4,7 @@
  * and summarise per suite — hallucination rate, detail, relevance win rate, abstention, length.
  * Used by the evaluator actor and its report (report.ts); `factrl study` compares the results.
  */
-import type { EnvPrompt } from "../envs/index.ts";
+import { analyzeAnswer, ClaimVerifier, type EnvPrompt, type World } from "../envs/index.ts";
 import type { Policy, TextFormat } from "../models/index.ts";
 import {
   type AnswerResult,
@@ -112,4 +112,32 @@ export async function evaluateAnswers(
     ),
     answers: evaluated,
   };
+}
+
+/**
+ * One line per answer, in VeriScore's field names: `claim_list`, and `claim_verification_result` with
+ * FactWorld's three verdicts (supported | contradicted | unverifiable); a malformed answer has no claims.
+ */
+export function claimLines(
+  world: World,
+  prompts: readonly EnvPrompt[],
+  answers: readonly { promptId: string; answer: string }[],
+): string[] {
+  const verifier = new ClaimVerifier(world);
+  const textOf = new Map(prompts.map((p) => [p.id, p.text]));
+  return answers.map(({ promptId, answer }) => {
+    const analysis = analyzeAnswer(verifier, answer);
+    const claims = analysis.claims.map((c) => ({
+      claim: `${c.subject} ${c.relation} ${c.object}`,
+      verdict: c.verdict,
+    }));
+    return JSON.stringify({
+      prompt_id: promptId,
+      question: textOf.get(promptId) ?? "",
+      response: answer,
+      well_formed: analysis.format.ok,
+      claim_list: claims.map((c) => c.claim),
+      claim_verification_result: claims.map((c) => ({ claim: c.claim, verification_result: c.verdict })),
+    });
+  });
 }

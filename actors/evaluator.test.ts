@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { factWorld, selectSuites } from "../envs/index.ts";
+import { factWorld, selectSuites, valuesOf } from "../envs/index.ts";
 import { evaluationSample } from "./environment.ts";
+import { claimLines } from "./evaluation.ts";
 import { evaluationModules } from "./evaluator.ts";
 
 const factworld = factWorld({ size: "tiny", promptSeed: 1, evalFraction: 0.2 });
@@ -49,5 +50,37 @@ describe("the suites evaluated (evaluation.suites)", () => {
     expect(() => selectSuites(factworld, ["bio", "factworld"])).toThrow(
       'environment factworld: no suite "factworld" (its suites: bio, longfact, factory, fava, alpacafact, factbench-hard)',
     );
+  });
+});
+
+describe("claimLines (factrl eval's VeriScore-style JSONL)", () => {
+  it("lists each claim with its verdict, and none for a malformed answer", () => {
+    const world = factworld.knowledge!;
+    const person = world.entities.find((e) => e.type === "person" && valuesOf(e, "birthplace").length > 0)!;
+    const [birthplace] = valuesOf(person, "birthplace");
+    const wrongPlace = world.entities.find((e) => e.type === "place" && e.name !== birthplace)!.name;
+    const prompt = { ...factworld.eval[0]!, id: "p1", text: `Tell me about ${person.name} .` };
+    const lines = claimLines(
+      world,
+      [prompt],
+      [
+        {
+          promptId: "p1",
+          answer: `<think> x </think> ${person.name} was born in ${birthplace}. ${person.name} was born in ${wrongPlace} .`,
+        },
+        { promptId: "p1", answer: `${person.name} was born in ${birthplace} .` },
+      ],
+    ).map((line) => JSON.parse(line));
+    expect(lines[0]).toMatchObject({
+      prompt_id: "p1",
+      question: `Tell me about ${person.name} .`,
+      well_formed: true,
+      claim_list: [`${person.name} birthplace ${birthplace}`, `${person.name} birthplace ${wrongPlace}`],
+      claim_verification_result: [
+        { claim: `${person.name} birthplace ${birthplace}`, verification_result: "supported" },
+        { claim: `${person.name} birthplace ${wrongPlace}`, verification_result: "contradicted" },
+      ],
+    });
+    expect(lines[1]).toMatchObject({ well_formed: false, claim_list: [], claim_verification_result: [] });
   });
 });

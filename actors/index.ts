@@ -2,7 +2,7 @@
 export { curatorRole, promptGroupAt } from "./curator.ts";
 export { echoRole } from "./echo.ts";
 export { EnvironmentUnavailable, evaluationSample, experimentEnvironment, hash32 } from "./environment.ts";
-export type { EvaluationResult } from "./evaluation.ts";
+export { claimLines, type EvaluationResult } from "./evaluation.ts";
 export {
   describeEvaluation,
   evaluationModules,

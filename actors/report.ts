@@ -39,6 +39,21 @@ export function comparisonRows(before: EvaluationResult, after: EvaluationResult
 const pct = (v: number | null) => (v === null ? "–" : `${(100 * v).toFixed(1)}%`);
 const num = (v: number | null, digits = 2) => (v === null ? "–" : v.toFixed(digits));
 
+/** One policy's evaluation (`factrl eval`): per suite, per bucket when the prompts have them, and overall. */
+export function renderEvaluationTable(result: EvaluationResult): string {
+  const row = (name: string, m: FactualityMetrics) =>
+    `| ${name} | ${m.answers} | ${pct(m.hallucinationRate)} | ${num(m.detail)} | ${pct(m.abstentionRate)} | ${pct(m.malformedRate)} | ${num(m.meanLength, 1)} |`;
+  return [
+    "| suite / bucket | answers | hallucination | supported claims | abstention | malformed | length (words) |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+    ...Object.entries(result.bySuite).map(([suite, m]) => row(suite, m)),
+    ...Object.entries(result.byBucket).map(([bucket, m]) => row(`bucket ${bucket}`, m)),
+    row("**all**", result.overall),
+    "",
+    `mean reward ${result.overall.reward.toFixed(3)}`,
+  ].join("\n");
+}
+
 export interface ReportVerdict {
   readonly hallucinationDropPoints: number | null;
   readonly detailChange: number | null;

@@ -13,7 +13,14 @@ export {
   writeResolvedConfig,
 } from "./loader.ts";
 export { embeddedServerAuthArgs, natsConnectionOptions } from "./nats.ts";
-export { configPaths, type PathField, pathFieldProblem, runReaders } from "./paths.ts";
+export {
+  configPaths,
+  HUGGING_FACE_PREFIX,
+  huggingFaceDir,
+  type PathField,
+  pathFieldProblem,
+  runReaders,
+} from "./paths.ts";
 export {
   ActorCounts,
   AltTextNoise,

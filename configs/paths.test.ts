@@ -32,6 +32,19 @@ const everyPath = (paths: Record<string, string>) =>
     }),
   );
 
+/** Every path field set to something that is there and fits. */
+const FINE = {
+  env: "prompts.jsonl",
+  init: "checkpoint",
+  creds: "a-file",
+  ca: "a-file",
+  cert: "a-file",
+  key: "a-file",
+  storeDir: "runs/x/nats",
+  module: join(dir, "a-file"),
+  output: "runs",
+};
+
 const problems = (config: ReturnType<typeof everyPath>, readers = runReaders(config)) =>
   configPaths(config, readers).flatMap((field) => pathFieldProblem(field, dir) ?? []);
 
@@ -82,18 +95,7 @@ describe("config paths", () => {
       `rewards.modules[1].path: no such file ${dir}/absent.ts`,
       `output.dir: ${dir}/a-file is not a directory`,
     ]);
-    const fine = everyPath({
-      env: "prompts.jsonl",
-      init: "checkpoint",
-      creds: "a-file",
-      ca: "a-file",
-      cert: "a-file",
-      key: "a-file",
-      storeDir: "runs/x/nats",
-      module: join(dir, "a-file"),
-      output: "runs",
-    });
-    expect(problems(fine)).toEqual([]);
+    expect(problems(everyPath(FINE))).toEqual([]);
   });
 
   it("checks only what the starting processes read: model.init is the learner's, module files the reward's and evaluator's", () => {
@@ -114,6 +116,27 @@ describe("config paths", () => {
     expect(fields(["evaluator"])).toEqual(["rewards.modules[1].path"]);
     expect(fields(["launcher"])).toEqual(["nats.embedded.storeDir"]);
     expect(runReaders(config)).toEqual(["launcher", "curator", "rollout", "reward", "learner", "evaluator", "monitor"]);
+  });
+});
+
+describe("model.init: hf:DIR", () => {
+  const initProblems = (init: string) => problems(everyPath({ ...FINE, init }));
+  mkdirSync(join(dir, "hf-model"));
+  writeFileSync(join(dir, "hf-model", "config.json"), "{}");
+
+  it("names the Hugging Face files a directory lacks, and accepts one that has them", () => {
+    expect(initProblems("hf:absent")).toEqual([`model.init: no such Hugging Face model directory ${dir}/absent`]);
+    expect(initProblems("hf:hf-model")).toEqual([
+      `model.init: ${dir}/hf-model has no tokenizer.json, model.safetensors (or model.safetensors.index.json) (not a Hugging Face model directory)`,
+    ]);
+    writeFileSync(join(dir, "hf-model", "tokenizer.json"), "{}");
+    writeFileSync(join(dir, "hf-model", "model.safetensors.index.json"), "{}");
+    expect(initProblems("hf:hf-model")).toEqual([]);
+    // A factrl checkpoint is no Hugging Face directory, and the other way round.
+    expect(initProblems("hf:checkpoint")).toHaveLength(1);
+    expect(initProblems("hf-model")).toEqual([
+      `model.init: ${dir}/hf-model has no manifest.json (not a factrl checkpoint, or its save was interrupted)`,
+    ]);
   });
 });
 

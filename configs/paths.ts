@@ -84,6 +84,22 @@ const canAccess = (path: string, mode: number): boolean => {
   }
 };
 
+/** `model.init: hf:DIR` names a Hugging Face model directory instead of a factrl checkpoint. */
+export const HUGGING_FACE_PREFIX = "hf:";
+
+/** The Hugging Face directory a checkpoint field names (`hf:DIR`), or undefined for a factrl checkpoint. */
+export const huggingFaceDir = (path: string): string | undefined =>
+  path.startsWith(HUGGING_FACE_PREFIX) ? path.slice(HUGGING_FACE_PREFIX.length) : undefined;
+
+/** What is missing from a Hugging Face model directory, or undefined (models/huggingface.ts checks the contents). */
+function huggingFaceDirProblem(full: string): string | undefined {
+  if (!statOf(full)?.isDirectory()) return `no such Hugging Face model directory ${full}`;
+  const missing = ["config.json", "tokenizer.json"].filter((file) => !statOf(join(full, file))?.isFile());
+  if (!["model.safetensors", "model.safetensors.index.json"].some((file) => statOf(join(full, file))?.isFile()))
+    missing.push("model.safetensors (or model.safetensors.index.json)");
+  return missing.length > 0 ? `${full} has no ${missing.join(", ")} (not a Hugging Face model directory)` : undefined;
+}
+
 /** What is wrong with `full` for a field of this kind, or undefined. */
 function pathProblem(kind: PathCheck["kind"], full: string): string | undefined {
   const stat = statOf(full);
@@ -120,7 +136,9 @@ function pathProblem(kind: PathCheck["kind"], full: string): string | undefined 
  * /abs/path`), or undefined. Relative paths resolve from `cwd`; problems name the absolute path.
  */
 export function pathFieldProblem({ field, path, check }: PathField, cwd: string = process.cwd()): string | undefined {
-  const problem = pathProblem(check.kind, resolve(cwd, path));
+  const hf = check.kind === "checkpoint" ? huggingFaceDir(path) : undefined;
+  const problem =
+    hf !== undefined ? huggingFaceDirProblem(resolve(cwd, hf)) : pathProblem(check.kind, resolve(cwd, path));
   return problem === undefined ? undefined : `${field}: ${problem}`;
 }
 

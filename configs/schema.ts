@@ -320,7 +320,7 @@ export const ModelSection = Schema.Struct({
   positions: setting(Schema.Literal("rope", "learned"), "rope", "Position encoding: rope | learned."),
   init: optional(
     pathString({ kind: "checkpoint", readBy: ["learner"] }),
-    "Checkpoint directory to start from (e.g. a pretrained policy); absent: random init.",
+    "Checkpoint directory to start from (e.g. a pretrained policy), or `hf:DIR` for a Hugging Face model directory (Llama, Qwen2; docs/models.md); absent: random init.",
   ),
   backend: setting(
     Schema.Literal("auto", "tensorflow", "wasm", "cpu"),

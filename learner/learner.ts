@@ -13,12 +13,13 @@ import { join } from "node:path";
 import type * as tf from "@tensorflow/tfjs";
 import { Effect } from "effect";
 import { type LearnerProgress, NO_LEARNER_PROGRESS, type ScoredGroup, tryIo } from "../actors/index.ts";
-import type { ExperimentConfig } from "../configs/index.ts";
+import { type ExperimentConfig, huggingFaceDir } from "../configs/index.ts";
 import { type Environment, tokenizerForVocabulary } from "../envs/index.ts";
 import {
   buildPolicy,
   imageTokenizerFromPictures,
   imageTokenizerOfRecord,
+  importHuggingFaceModel,
   loadCheckpoint,
   modelConfigFor,
   type Policy,
@@ -67,9 +68,16 @@ export async function startingPolicy(config: ExperimentConfig, env: Environment,
   return { ...(await initialPolicy(config, env)), state: fresh, resumed: false };
 }
 
+/** The policy at `path` with its tokenizer record: a factrl checkpoint, or `hf:DIR` a Hugging Face model. */
+export async function loadPolicyFrom(path: string): Promise<{ readonly policy: Policy; readonly tokenizer: unknown }> {
+  const hfDir = huggingFaceDir(path);
+  return hfDir !== undefined ? importHuggingFaceModel(hfDir) : loadCheckpoint(path);
+}
+
 /**
- * The policy version 0 is (the same every time for a config): `model.init` (converted to the
- * configured backbone), else a fresh one over the environment's vocabulary.
+ * The policy version 0 is (the same every time for a config): `model.init` (a checkpoint, or `hf:DIR`
+ * a Hugging Face model; converted to the configured backbone), else a fresh one over the environment's
+ * vocabulary.
  */
 export async function initialPolicy(
   config: ExperimentConfig,
@@ -78,7 +86,7 @@ export async function initialPolicy(
   const m = config.model;
   const motSettings = m.backbone === "mot" ? { untie: m.untie, modalities: m.modalities } : {};
   if (m.init) {
-    const loaded = await loadCheckpoint(m.init);
+    const loaded = await loadPolicyFrom(m.init);
     const policy = await policyStartingFrom(loaded.policy, m.backbone, m.init, motSettings);
     if (policy !== loaded.policy) loaded.policy.dispose();
     return { policy, tokenizer: loaded.tokenizer };

@@ -1,6 +1,8 @@
 /**
  * The dense backbone: a decoder-only, pre-norm (RMSNorm), causal transformer with RoPE or learned
- * positions, a SiLU MLP and an untied output projection.
+ * positions, a SiLU MLP and an untied output projection. Optional fields make it the Llama / Qwen2
+ * decoder too (models/huggingface.ts): a SwiGLU MLP, grouped-query attention, q/k/v biases, an
+ * output layer tied to the token embedding, and the checkpoint's RMSNorm epsilon.
  *
  * Laid out for the wasm backend's fast paths: every projection is one plain 2-D matMul on
  * [B·T, d]; heads are folded into the batch dimension once per layer with a 4-D transpose. The
@@ -22,7 +24,7 @@ import type {
 import { mulberry32, normalArray } from "./random.ts";
 import { type DecodeSession, sampleBatch } from "./sampling.ts";
 import { registerWasmSegmentSum } from "./segment-sum-kernel.ts";
-import { assignPolicyWeights, encodePolicyWeights } from "./weights-file.ts";
+import { assignPolicyWeights, encodePolicyWeights, trainableVariable } from "./weights-file.ts";
 
 export interface DenseConfig extends PolicyConfigBase {
   readonly backbone: "dense";
@@ -37,6 +39,16 @@ export interface DenseConfig extends PolicyConfigBase {
   readonly positions: "rope" | "learned";
   /** RoPE base frequency. Default 10000. */
   readonly ropeBase?: number;
+  /** "silu": silu(x·W1)·W2; "swiglu" (Llama): (silu(x·W1) ⊙ x·W3)·W2. Default "silu". */
+  readonly mlp?: "silu" | "swiglu";
+  /** Key/value heads (grouped-query attention), each serving nHeads / nKvHeads consecutive query heads. Default nHeads. */
+  readonly nKvHeads?: number;
+  /** Biases on the q, k and v projections (Qwen2). Default false. */
+  readonly qkvBias?: boolean;
+  /** The output layer is the token embedding, transposed (no `output` variable). Default false. */
+  readonly tieEmbeddings?: boolean;
+  /** RMSNorm's epsilon. Default 1e-5. */
+  readonly normEps?: number;
 }
 
 const NORM_EPS = 1e-5;
@@ -49,10 +61,16 @@ interface Layer {
   readonly wq: tf.Variable;
   readonly wk: tf.Variable;
   readonly wv: tf.Variable;
+  /** q/k/v biases, with `qkvBias`. */
+  readonly bq: tf.Variable | undefined;
+  readonly bk: tf.Variable | undefined;
+  readonly bv: tf.Variable | undefined;
   readonly wo: tf.Variable;
   readonly norm2: tf.Variable;
   readonly w1: tf.Variable;
   readonly w2: tf.Variable;
+  /** SwiGLU's up projection, with `mlp: "swiglu"` (w1 is then the gate). */
+  readonly w3: tf.Variable | undefined;
 }
 
 /**
@@ -84,23 +102,32 @@ export class DensePolicy implements Policy {
   private readonly positionEmbedding: tf.Variable | undefined;
   private readonly layers: readonly Layer[];
   private readonly finalNorm: tf.Variable;
-  private readonly output: tf.Variable;
+  /** Absent with `tieEmbeddings`: the logits are then hidden · token_embeddingᵀ. */
+  private readonly output: tf.Variable | undefined;
   private readonly headDim: number;
+  private readonly normEps: number;
 
-  constructor(config: DenseConfig) {
+  /** `randomWeights: false` starts every weight at 0 (norms at 1) for a caller that assigns them all next (an import). */
+  constructor(config: DenseConfig, options: { readonly randomWeights?: boolean } = {}) {
     validateDenseConfig(config);
+    const random = mulberry32(config.initSeed);
     registerWasmSegmentSum();
     this.config = config;
     this.headDim = config.dModel / config.nHeads;
+    this.normEps = config.normEps ?? NORM_EPS;
     const { vocabSize: V, dModel: d, dFF, nLayers, maxSeqLen } = config;
-    const random = mulberry32(config.initSeed);
+    const kvWidth = (config.nKvHeads ?? config.nHeads) * this.headDim;
+    const swiglu = config.mlp === "swiglu";
     const prefix = `dense${nextInstance++}/`;
     const names: string[] = [];
     const variables: tf.Variable[] = [];
-    const make = (name: string, shape: number[], init: "normal" | "ones", std = 0.02): tf.Variable => {
+    const make = (name: string, shape: number[], init: "normal" | "ones" | "zeros", std = 0.02): tf.Variable => {
       const size = shape.reduce((a, b) => a * b, 1);
-      const values = init === "ones" ? new Float32Array(size).fill(1) : normalArray(size, std, random);
-      const variable = tf.variable(tf.tensor(values, shape), true, prefix + name);
+      const values =
+        init === "normal" && options.randomWeights !== false
+          ? normalArray(size, std, random)
+          : new Float32Array(size).fill(init === "ones" ? 1 : 0);
+      const variable = trainableVariable(values, shape, prefix + name);
       names.push(name);
       variables.push(variable);
       return variable;
@@ -112,15 +139,19 @@ export class DensePolicy implements Policy {
     this.layers = Array.from({ length: nLayers }, (_, i) => ({
       norm1: make(`layer${i}/norm1`, [d], "ones"),
       wq: make(`layer${i}/wq`, [d, d], "normal"),
-      wk: make(`layer${i}/wk`, [d, d], "normal"),
-      wv: make(`layer${i}/wv`, [d, d], "normal"),
+      wk: make(`layer${i}/wk`, [d, kvWidth], "normal"),
+      wv: make(`layer${i}/wv`, [d, kvWidth], "normal"),
+      bq: config.qkvBias ? make(`layer${i}/bq`, [d], "zeros") : undefined,
+      bk: config.qkvBias ? make(`layer${i}/bk`, [kvWidth], "zeros") : undefined,
+      bv: config.qkvBias ? make(`layer${i}/bv`, [kvWidth], "zeros") : undefined,
       wo: make(`layer${i}/wo`, [d, d], "normal", residualStd),
       norm2: make(`layer${i}/norm2`, [d], "ones"),
       w1: make(`layer${i}/w1`, [d, dFF], "normal"),
       w2: make(`layer${i}/w2`, [dFF, d], "normal", residualStd),
+      w3: swiglu ? make(`layer${i}/w3`, [d, dFF], "normal") : undefined,
     }));
     this.finalNorm = make("final_norm", [d], "ones");
-    this.output = make("output", [d, V], "normal");
+    this.output = config.tieEmbeddings ? undefined : make("output", [d, V], "normal");
     this.trainableVariables = variables;
     this.variableNames = names;
   }
@@ -208,15 +239,18 @@ export class DensePolicy implements Policy {
     const rope =
       this.config.positions === "rope" ? ropeTables(frame, this.headDim, this.config.ropeBase ?? 10000) : undefined;
     const cache: LayerCache[] = [];
+    const eps = this.normEps;
     this.layers.forEach((layer, i) => {
-      const attended = this.attention(layer, rmsNorm(x, layer.norm1), frame, rope, past?.[i]);
+      const attended = this.attention(layer, rmsNorm(x, layer.norm1, eps), frame, rope, past?.[i]);
       if (past) cache.push(attended.cache);
       x = tf.add(x, attended.out);
-      const h = rmsNorm(x, layer.norm2);
-      const up = tf.matMul(h, layer.w1);
-      x = tf.add(x, tf.matMul(tf.mul(up, tf.sigmoid(up)), layer.w2));
+      const h = rmsNorm(x, layer.norm2, eps);
+      const gate = tf.matMul(h, layer.w1);
+      const activated = tf.mul(gate, tf.sigmoid(gate));
+      const hidden = layer.w3 ? tf.mul(activated, tf.matMul(h, layer.w3)) : activated;
+      x = tf.add(x, tf.matMul(hidden, layer.w2));
     });
-    return { hidden: rmsNorm(x, this.finalNorm).reshape([-1, d]) as tf.Tensor2D, cache };
+    return { hidden: rmsNorm(x, this.finalNorm, eps).reshape([-1, d]) as tf.Tensor2D, cache };
   }
 
   private attention(
@@ -226,11 +260,14 @@ export class DensePolicy implements Policy {
     rope: RopeTables | undefined,
     past: LayerCache | undefined,
   ): { out: tf.Tensor2D; cache: LayerCache } {
-    const project = (w: tf.Variable) => tf.matMul(h, w) as tf.Tensor2D;
+    const project = (w: tf.Variable, bias: tf.Variable | undefined) =>
+      (bias ? tf.add(tf.matMul(h, w), bias) : tf.matMul(h, w)) as tf.Tensor2D;
+    const { nHeads, nKvHeads = nHeads } = this.config;
+    const shared = (rows: tf.Tensor2D) => repeatKvHeads(rows, nKvHeads, nHeads / nKvHeads);
     const { context, cache } = attendHeads(
-      project(layer.wq),
-      project(layer.wk),
-      project(layer.wv),
+      project(layer.wq, layer.bq),
+      shared(project(layer.wk, layer.bk)),
+      shared(project(layer.wv, layer.bv)),
       frame,
       rope,
       past,
@@ -240,17 +277,31 @@ export class DensePolicy implements Policy {
   }
 
   private logits(hidden: tf.Tensor2D): tf.Tensor2D {
-    return tf.matMul(hidden, this.output);
+    return this.output ? tf.matMul(hidden, this.output) : tf.matMul(hidden, this.tokenEmbedding, false, true);
   }
+}
+
+/**
+ * Grouped-query attention's key/value rows [N, nKv·dh] → [N, nKv·groups·dh]: kv head j serves query
+ * heads j·groups … j·groups + groups − 1 (Hugging Face's `repeat_kv`). Identity without grouping.
+ */
+function repeatKvHeads(rows: tf.Tensor2D, nKvHeads: number, groups: number): tf.Tensor2D {
+  if (groups === 1) return rows;
+  const [n, width] = rows.shape;
+  const dh = width / nKvHeads;
+  return tf.tile(rows.reshape([n, nKvHeads, 1, dh]), [1, 1, groups, 1]).reshape([n, width * groups]) as tf.Tensor2D;
 }
 
 /** Forward FLOPs per token of this decoder shape (multiply-add = 2; also MoT's, one modality per token). */
 export function transformerFlopsPerToken(
-  config: Pick<DenseConfig, "dModel" | "dFF" | "nLayers" | "vocabSize">,
+  config: Pick<DenseConfig, "dModel" | "dFF" | "nLayers" | "vocabSize" | "nHeads" | "nKvHeads" | "mlp">,
   contextLength: number,
 ): number {
   const { dModel: d, dFF, nLayers, vocabSize: V } = config;
-  const perLayer = 2 * (4 * d * d + 2 * d * dFF) + 2 * 2 * contextLength * d; // projections + QKᵀ and AV
+  const kvWidth = (d * (config.nKvHeads ?? config.nHeads)) / config.nHeads;
+  const mlpMatrices = config.mlp === "swiglu" ? 3 : 2;
+  const projections = 2 * d * d + 2 * d * kvWidth + mlpMatrices * d * dFF;
+  const perLayer = 2 * projections + 2 * 2 * contextLength * d; // projections + QKᵀ and AV
   return nLayers * perLayer + 2 * d * V;
 }
 
@@ -380,9 +431,9 @@ export function applyRope(x: tf.Tensor4D, rope: RopeTables): tf.Tensor4D {
   return tf.add(tf.mul(x, rope.cos), tf.mul(rotateHalf(x), rope.sin));
 }
 
-export function rmsNorm<T extends tf.Tensor>(x: T, gain: tf.Variable): T {
+export function rmsNorm<T extends tf.Tensor>(x: T, gain: tf.Variable, eps = NORM_EPS): T {
   const meanSquare = tf.mean(tf.square(x), -1, true);
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, NORM_EPS))), gain);
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), gain);
 }
 
 /** Rows start at position 0, right padding only: a causal mask is all the masking needed. */
@@ -649,6 +700,12 @@ export function keepCache(cache: LayerCache): LayerCache {
 export function validateDenseConfig(config: DenseConfig): void {
   const problems = transformerShapeProblems(config);
   if (config.backbone !== "dense") problems.push(`backbone must be "dense", got ${JSON.stringify(config.backbone)}`);
+  const { nKvHeads, mlp, normEps } = config;
+  if (nKvHeads !== undefined && (!Number.isInteger(nKvHeads) || nKvHeads <= 0 || config.nHeads % nKvHeads !== 0))
+    problems.push(`nKvHeads (${nKvHeads}) must be a positive divisor of nHeads (${config.nHeads})`);
+  if (mlp !== undefined && mlp !== "silu" && mlp !== "swiglu")
+    problems.push(`mlp must be "silu" or "swiglu", got ${JSON.stringify(mlp)}`);
+  if (normEps !== undefined && !(normEps > 0)) problems.push(`normEps must be > 0, got ${JSON.stringify(normEps)}`);
   if (problems.length > 0) throw new Error(`invalid dense model config: ${problems.join("; ")}`);
 }
 

@@ -13,6 +13,14 @@ export {
 } from "./checkpoint.ts";
 export { type DenseConfig, DensePolicy } from "./dense.ts";
 export { eventLoopYielder, yieldToEventLoop } from "./event-loop.ts";
+export { type HuggingFaceTokenizerRecord, isHuggingFaceTokenizerRecord } from "./hf-text-format.ts";
+export {
+  exportHuggingFaceModel,
+  HuggingFaceError,
+  type ImportedModel,
+  importHuggingFaceModel,
+  loadHuggingFaceModel,
+} from "./huggingface.ts";
 export {
   accumulateGradients,
   createOptimizer,

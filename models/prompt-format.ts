@@ -5,9 +5,12 @@
  * - words (dense, MoT): `<bos> prompt words <sep>`; the policy writes `<think> … </think> answer <eos>`.
  * - bytes (BLT): `BOS` + the prompt's UTF-8 bytes + "\n"; the policy writes the answer's bytes
  *   (`<think>` tags are plain text) and `EOS`. The same text, so the same rewards apply unchanged.
+ * - tokens (a policy imported from Hugging Face): its own tokenizer, `<think>` tags as text
+ *   (models/hf-text-format.ts).
  */
 import { type Picture, tokenizerFromWords, type WordTokenizer } from "../envs/index.ts";
 import { BOS, decodeBytes, EOS, encodeBytes } from "./blt/tokens.ts";
+import { huggingFaceTextFormat, isHuggingFaceTokenizerRecord } from "./hf-text-format.ts";
 import type { TokenRange } from "./policy.ts";
 import {
   codebookFromJson,
@@ -20,7 +23,8 @@ import {
 } from "./vq.ts";
 
 export interface TextFormat {
-  readonly kind: "words" | "bytes";
+  /** FactWorld's words, UTF-8 bytes (BLT), or a Hugging Face tokenizer's tokens (models/hf-text-format.ts). */
+  readonly kind: "words" | "bytes" | "tokens";
   /**
    * The tokens a policy continues to answer `text` about `picture` (if any): the picture's image
    * tokens come right after `<bos>`, before the text. A policy without image tokens refuses a picture.
@@ -142,10 +146,16 @@ export function imageTokenizerOfRecord(record: unknown, source: string): ImageTo
 /**
  * The text format of a policy from the tokenizer record saved with it (a checkpoint's tokenizer.json,
  * or the one the learner publishes): `{ kind: "bytes" }` for BLT, `{ words: [...] }` for word
- * policies, with `image: { codebook, offset }` for policies that read pictures.
+ * policies, with `image: { codebook, offset }` for policies that read pictures, `{ kind: "huggingface" }`
+ * for a policy imported from Hugging Face.
  */
 export function textFormatOfRecord(backbone: string, record: unknown, source: string): TextFormat {
   const kind = (record as { kind?: unknown } | undefined)?.kind;
+  if (isHuggingFaceTokenizerRecord(record)) {
+    if (backbone !== "dense")
+      throw new Error(`${source}: a Hugging Face tokenizer goes with a dense policy, not ${backbone}`);
+    return huggingFaceTextFormat(record, source);
+  }
   if (backbone === "blt") {
     if (kind !== "bytes")
       throw new Error(`${source}: a blt policy needs a byte tokenizer, got ${JSON.stringify(kind)}`);

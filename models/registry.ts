@@ -32,6 +32,11 @@ export async function policyStartingFrom(
   extra: Readonly<Record<string, unknown>> = {},
 ): Promise<Policy> {
   if (base.config.backbone === backbone) return base;
+  if (backbone === "mot" && base instanceof DensePolicy && isLlamaShaped(base.config)) {
+    throw new Error(
+      `${source} is a Llama-shaped dense policy (SwiGLU, grouped-query attention, q/k/v biases or tied embeddings): MoT has none of these, so it cannot start from it; train it as backbone dense`,
+    );
+  }
   if (backbone === "mot" && base instanceof DensePolicy) {
     const mot = new MotPolicy({ ...base.config, ...extra, backbone: "mot" });
     await mot.importDenseWeights(await base.exportWeights(), source);
@@ -42,3 +47,10 @@ export async function policyStartingFrom(
       " (MoT can start from a dense checkpoint; BLT needs a byte-level one, e.g. models/checkpoints/quickstart-blt)",
   );
 }
+
+/** A dense config using any of the Hugging Face (Llama / Qwen2) options. */
+const isLlamaShaped = (config: DenseConfig): boolean =>
+  config.mlp === "swiglu" ||
+  (config.nKvHeads ?? config.nHeads) !== config.nHeads ||
+  config.qkvBias === true ||
+  config.tieEmbeddings === true;

@@ -14,6 +14,15 @@ export class WeightsFormatError extends Error {
   override readonly name = "WeightsFormatError";
 }
 
+/**
+ * A trainable variable holding `values`. The tensor it is made from is freed: tf.variable shares its
+ * data, and the tensor's own reference would keep a second copy alive once the variable is assigned
+ * new weights (a loaded checkpoint or an import then held every weight twice).
+ */
+export function trainableVariable(values: Float32Array, shape: readonly number[], name: string): tf.Variable {
+  return tf.tidy(() => tf.variable(tf.tensor(values, shape as number[]), true, name));
+}
+
 export interface NamedTensor {
   readonly name: string;
   readonly tensor: tf.Tensor;

@@ -3,7 +3,7 @@
  * against the test's real nats-server, starting from the tiny SFT fixture policy. After each run the
  * test reads the experiment's KV state and streams to check that no prompt group was lost.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -148,6 +148,24 @@ describe("GRPO pipeline (real processes)", () => {
   }, 300_000);
 });
 
+/**
+ * A run that ended well after `steps` learner steps: its learner checkpoint's manifest and tokenizer
+ * record, and the answers of its final evaluation.
+ */
+async function finishedRun(run: ReturnType<typeof startCli>, runDir: string, steps: number) {
+  const { code } = await run.exited;
+  expect(code, run.output().slice(-3000)).toBe(0);
+  const checkpoint = join(runDir, "checkpoints", "learner");
+  const manifest = await readCheckpointManifest(checkpoint);
+  const tokenizer = JSON.parse(readFileSync(join(checkpoint, "tokenizer.json"), "utf8")) as unknown;
+  expectLearnedThroughActors(runDir, steps);
+  const { answers } = JSON.parse(readFileSync(join(runDir, "eval", `v${steps}.json`), "utf8")) as {
+    answers: { answer: string }[];
+  };
+  expect(answers.length).toBeGreaterThan(0);
+  return { manifest, tokenizer, answers };
+}
+
 describe("every backbone runs GRPO through the actors", () => {
   it("MoT starts from the dense SFT checkpoint: rollouts sample with MoT, the learner steps, the evaluator reports", async () => {
     const experiment = `pipe-mot-${process.pid}`;
@@ -166,6 +184,30 @@ describe("every backbone runs GRPO through the actors", () => {
     expect(readFileSync(join(runDir, "report.md"), "utf8")).toMatch(/\| \*\*average\*\* \|/);
   }, 240_000);
 
+  it("a Hugging Face model (model.init: hf:DIR) runs GRPO through the actors with its own tokenizer", async () => {
+    const experiment = `pipe-hf-${process.pid}`;
+    // Random weights never write the <think> format, so FactWorld's terms are all −1: a reward that
+    // varies with the text (shorter is better) gives the learner groups with a signal.
+    const moduleDir = await mkdtemp(join(tmpdir(), "factrl-pipeline-hf-"));
+    const brevity = join(moduleDir, "brevity.mjs");
+    writeFileSync(
+      brevity,
+      'export default { name: "brevity", version: "1.0.0", score: async (batch) => batch.map((item) => ({ ok: true, components: { brevity: -item.answer.length / 100 } })) };\n',
+    );
+    const { run, runDir } = await runTiny(experiment, [
+      `model.init=hf:${join(REPO, "models", "fixtures", "hf", "tiny-qwen2")}`,
+      `rewards.modules=[{ path: ${brevity}, weight: 1 }]`,
+      "rollout.maxNewTokens=12",
+      "learner.totalSteps=2",
+      "evaluation.promptsPerSuite=1",
+    ]);
+    const { manifest, tokenizer, answers } = await finishedRun(run, runDir, 2);
+    expect(manifest.config).toMatchObject({ backbone: "dense", mlp: "swiglu", nKvHeads: 1, qkvBias: true });
+    expect(tokenizer).toMatchObject({ kind: "huggingface" });
+    // The evaluator decoded the answers through the model's tokenizer: text, not ids or <unk>s.
+    expect(answers.every((a) => a.answer.length > 0 && !a.answer.includes("<unk>"))).toBe(true);
+  }, 600_000);
+
   it("BLT reads and writes bytes: its byte-level SFT policy runs GRPO through the actors", async () => {
     const experiment = `pipe-blt-${process.pid}`;
     // Bytes are ~6× as many steps as words to sample: fewer steps and evaluation prompts keep it quick.
@@ -175,20 +217,11 @@ describe("every backbone runs GRPO through the actors", () => {
       "evaluation.promptsPerSuite=1",
       "learner.maxPolicyLag=0", // step 2 needs groups sampled by version 1: rollouts must follow it
     ]);
-    const { code } = await run.exited;
-    expect(code, run.output().slice(-3000)).toBe(0);
-
-    const manifest = await readCheckpointManifest(join(runDir, "checkpoints", "learner"));
+    const { manifest, tokenizer, answers } = await finishedRun(run, runDir, 2);
     expect(manifest.config).toMatchObject({ backbone: "blt", vocabSize: 260 });
-    const tokenizer = JSON.parse(readFileSync(join(runDir, "checkpoints", "learner", "tokenizer.json"), "utf8"));
     expect(tokenizer).toMatchObject({ kind: "bytes" });
-    expectLearnedThroughActors(runDir, 2);
     // The evaluator read the byte policy's answers back as text in the world's format.
-    const final = JSON.parse(readFileSync(join(runDir, "eval", "v2.json"), "utf8")) as {
-      answers: { answer: string }[];
-    };
-    expect(final.answers.length).toBeGreaterThan(0);
-    const formed = final.answers.filter((a) => /^<think> .* <\/think> /.test(a.answer));
-    expect(formed.length).toBeGreaterThan(final.answers.length / 2);
+    const formed = answers.filter((a) => /^<think> .* <\/think> /.test(a.answer));
+    expect(formed.length).toBeGreaterThan(answers.length / 2);
   }, 600_000);
 });

@@ -17,4 +17,6 @@ export const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   study: () => import("./study.ts").then((module) => module.registerStudy),
   prompts: () => import("./prompts.ts").then((module) => module.registerPrompts),
   world: () => import("./world.ts").then((module) => module.registerWorld),
+  eval: () => import("./eval.ts").then((module) => module.registerEval),
+  "export-hf": () => import("./export-hf.ts").then((module) => module.registerExportHf),
 };

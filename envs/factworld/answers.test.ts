@@ -51,6 +51,17 @@ describe("claim extraction", () => {
     expect(answer.slice(start, end)).toBe(`${person.name} was born in ${birthplace} in ${year} .`);
   });
 
+  it("reads a stop attached to the last word as a tokenizer's text writes it (France.)", () => {
+    const spaced = `${person.name} was born in ${birthplace} . ${person.name} was born in ${year} .`;
+    const attached = `${person.name} was born in ${birthplace}. ${person.name} was born in ${year}.`;
+    const claims = extractClaims(attached);
+    expect(claims.map(({ relation, object }) => [relation, object])).toEqual(
+      extractClaims(spaced).map(({ relation, object }) => [relation, object]),
+    );
+    expect(claims).toHaveLength(2);
+    expect(attached.slice(...claims[0]!.span)).toBe(`${person.name} was born in ${birthplace}.`);
+  });
+
   it("yields no claim for sentences with no verifiable claim", () => {
     expect(
       extractClaims(`Little is known about ${person.name} . ${person.name} is well known . I am not sure .`),

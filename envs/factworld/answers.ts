@@ -36,7 +36,12 @@ export interface Claim extends ParsedClaim {
   readonly span: readonly [number, number];
 }
 
-/** The claims of a text made of sentences of the grammar (sentences end with ".", "?" or "!"). */
+const isSentenceStop = (word: string) => word === "." || word === "?" || word === "!";
+
+/**
+ * The claims of a text made of sentences of the grammar (sentences end with ".", "?" or "!", as a
+ * word of its own or attached to the last word).
+ */
 export function extractClaims(text: string, offset = 0): Claim[] {
   const claims: Claim[] = [];
   let words: string[] = [];
@@ -54,10 +59,13 @@ export function extractClaims(text: string, offset = 0): Claim[] {
     if (i >= n) break;
     let j = i;
     while (j < n && text.charCodeAt(j) > 32) j++;
-    const word = text.slice(i, j);
+    // A real tokenizer's text ends sentences as people write them ("France."): the stop is a word of its own.
+    const attachedStop = j - i > 1 && isSentenceStop(text[j - 1]!);
+    const word = text.slice(i, attachedStop ? j - 1 : j);
     if (sentenceStart < 0) sentenceStart = i;
     words.push(word);
-    if (word === "." || word === "?" || word === "!") flush(j);
+    if (attachedStop) words.push(text[j - 1]!);
+    if (attachedStop || isSentenceStop(word)) flush(j);
     i = j;
   }
   flush(n);

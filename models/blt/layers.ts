@@ -16,6 +16,7 @@ import {
   trainingFrame,
 } from "../dense.ts";
 import { normalArray, type Random } from "../random.ts";
+import { trainableVariable } from "../weights-file.ts";
 
 export { type LayerCache, rmsNorm };
 /** Additive attention bias for a hidden key: exp underflows to exactly 0. */
@@ -33,7 +34,7 @@ export class ParameterSet {
   make(name: string, shape: number[], init: "normal" | "ones", std = 0.02): tf.Variable {
     const size = shape.reduce((a, b) => a * b, 1);
     const values = init === "ones" ? new Float32Array(size).fill(1) : normalArray(size, std, this.random);
-    const variable = tf.variable(tf.tensor(values, shape), true, this.prefix + name);
+    const variable = trainableVariable(values, shape, this.prefix + name);
     this.names.push(name);
     this.variables.push(variable);
     return variable;

@@ -45,7 +45,7 @@ import {
 import { mulberry32, normalArray } from "../random.ts";
 import { type DecodeSession, sampleBatch } from "../sampling.ts";
 import { registerWasmSegmentSum } from "../segment-sum-kernel.ts";
-import { assignPolicyWeights, encodePolicyWeights } from "../weights-file.ts";
+import { assignPolicyWeights, encodePolicyWeights, trainableVariable } from "../weights-file.ts";
 import { type Grouping, groupBySlot } from "./routing.ts";
 
 export type ModalityName = keyof typeof Modality;
@@ -132,7 +132,7 @@ export class MotPolicy implements Policy {
     const make = (name: string, denseName: string, shape: number[], init: "normal" | "ones", std: number) => {
       const size = shape.reduce((a, b) => a * b, 1);
       const values = init === "ones" ? new Float32Array(size).fill(1) : normalArray(size, std, random);
-      const variable = tf.variable(tf.tensor(values, shape), true, prefix + name);
+      const variable = trainableVariable(values, shape, prefix + name);
       names.push(name);
       variables.push(variable);
       denseNames.set(name, denseName);
