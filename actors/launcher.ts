@@ -296,7 +296,7 @@ function makeSupervisor(
 }
 
 const SUMMARY_FIELDS: readonly (readonly [string, string, (v: number) => string])[] = [
-  ["learner.rewardMean", "reward", (v) => v.toFixed(3)],
+  ["learner.reward.mean", "reward", (v) => v.toFixed(3)],
   ["rollout.tokensPerSecond", "tok/s", (v) => v.toFixed(0)],
   ["eval.hallucinationRate", "eval hallucination", (v) => `${(100 * v).toFixed(1)}%`],
   ["eval.detail", "eval detail", (v) => v.toFixed(2)],

@@ -16,9 +16,9 @@ import type { RoleDefinition } from "./runtime.ts";
 /** The summary the launcher shows: the newest value of each of these metrics. */
 const SUMMARY_KEYS = [
   "learner.step",
-  "learner.rewardMean",
+  "learner.reward.mean",
   "learner.policyVersion",
-  "learner.stale",
+  "learner.drops.stale",
   "rollout.tokensPerSecond",
   "eval.hallucinationRate",
   "eval.detail",

@@ -52,7 +52,6 @@ import {
   environmentMismatch,
   grpoSettingsFor,
   type LearnerLink,
-  learnerStepMetrics,
   loadStartingPolicy,
   makeLedger,
   runLearner,
@@ -61,6 +60,7 @@ import {
 } from "./learner.ts";
 import { ownPolicyPointer, startingAnnouncement } from "./policy-pointer.ts";
 import { type StallReport, watchForStalls } from "./stall-watchdog.ts";
+import { learnerStepMetrics } from "./step-metrics.ts";
 
 const KEEP_ALIVE = Schedule.spaced(Duration.seconds(5));
 const FETCH_EXPIRES_MS = 1_000;
@@ -312,14 +312,13 @@ export const learnerRole: RoleDefinition = {
         ),
         /** Used groups wait unacked for a checkpoint; the consumer stops delivering at its max-ack-pending. */
         mustCheckpoint: () => held.length + L.groupsPerStep > MAX_HELD_DELIVERIES,
-        stepped: (stats, groups) =>
+        stepped: (stats, groups, trainedOn) =>
           Effect.gen(function* () {
             stalls.stepCompleted();
             actor.recordProcessed(groups.length);
             const { progress } = ledger;
-            const rewards = groups.flatMap((g) => g.scores.map((s) => s.reward));
             yield* publishMetrics({
-              ...learnerStepMetrics(stats, rewards, progress),
+              ...learnerStepMetrics(stats, groups, progress, trainedOn),
               "learner.stepMs": timings.updateMs + timings.publishMs + timings.checkpointMs,
               "learner.collectMs": timings.collectMs,
               "learner.updateMs": timings.updateMs,

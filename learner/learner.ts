@@ -262,27 +262,6 @@ export function makeLedger(config: ExperimentConfig, start: LearnerState, journa
 
 export type Ledger = ReturnType<typeof makeLedger>;
 
-/** A step's `learner.*` figures (the same in both runners; the actor adds its timings). */
-export const learnerStepMetrics = (
-  stats: GrpoStats,
-  rewards: readonly number[],
-  progress: LearnerProgress,
-): Record<string, number> => ({
-  "learner.loss": stats.loss,
-  "learner.gradNorm": stats.gradNorm,
-  "learner.clipFraction": stats.clipFraction,
-  "learner.ratio": stats.meanRatio,
-  "learner.kl": stats.kl,
-  "learner.rewardMean": rewards.reduce((a, b) => a + b, 0) / rewards.length,
-  "learner.consumed": progress.consumed,
-  "learner.stale": progress.stale,
-  "learner.zeroVariance": progress.zeroVariance,
-  "learner.duplicates": progress.duplicates,
-  "learner.invalid": progress.invalid,
-  "learner.skippedSteps": progress.skippedSteps,
-  "learner.policyVersion": progress.policyVersion,
-});
-
 /** Where the learner loop's groups come from, and where its updates, versions and checkpoints go. */
 export interface LearnerLink<E, R> {
   /** `want` usable groups (every other delivery settled and counted), or undefined once asked to stop. */
@@ -296,8 +275,11 @@ export interface LearnerLink<E, R> {
   readonly checkpoint: Effect.Effect<void, E, R>;
   /** Whether to checkpoint now even if not due (the actor runner: too many deliveries held). */
   readonly mustCheckpoint: () => boolean;
-  /** A step completed (weights published and checkpointed as due): report it. */
-  readonly stepped: (stats: GrpoStats, groups: readonly ScoredGroup[]) => Effect.Effect<void, E, R>;
+  /**
+   * A step completed (weights published and checkpointed as due): report it. `trainedOn`: the policy
+   * version the update started from (a group's lag is measured against it).
+   */
+  readonly stepped: (stats: GrpoStats, groups: readonly ScoredGroup[], trainedOn: number) => Effect.Effect<void, E, R>;
 }
 
 /** The learner loop: until the step budget is spent, or `collect` says stop. Returns whether the budget was spent. */
@@ -315,6 +297,7 @@ export const runLearner = <E, R>(config: ExperimentConfig, ledger: Ledger, link:
         continue;
       }
       const step = ledger.progress.step + 1;
+      const trainedOn = ledger.progress.policyVersion;
       const last = step === L.totalSteps;
       ledger.progress = { ...withoutStall(ledger.progress), step };
       if (step % L.publishEvery === 0 || last) {
@@ -325,7 +308,7 @@ export const runLearner = <E, R>(config: ExperimentConfig, ledger: Ledger, link:
       if (step % L.checkpointEvery === 0 || last || link.mustCheckpoint()) yield* link.checkpoint;
       // Done only once the final version is published and checkpointed.
       ledger.progress = { ...ledger.progress, done: last };
-      yield* link.stepped(stats, groups);
+      yield* link.stepped(stats, groups, trainedOn);
     }
     return true;
   });

@@ -235,15 +235,14 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
         ),
       ),
       mustCheckpoint: () => false,
-      stepped: (stats, groups) =>
+      stepped: (stats, groups, trainedOn) =>
         Effect.sync(() => {
           const { progress } = ledger;
-          const rewards = groups.flatMap((g) => g.scores.map((s) => s.reward));
-          const values = learnerStepMetrics(stats, rewards, progress);
+          const values = learnerStepMetrics(stats, groups, progress, trainedOn);
           record("learner", progress.step, { ...values, "learner.updateMs": updateMs });
           options.onStep?.({ groups, progress });
           say(
-            `step ${progress.step}/${L.totalSteps} loss ${stats.loss.toFixed(4)} reward ${values["learner.rewardMean"]!.toFixed(3)} ` +
+            `step ${progress.step}/${L.totalSteps} loss ${stats.loss.toFixed(4)} reward ${values["learner.reward.mean"]!.toFixed(3)} ` +
               `(zero-variance ${progress.zeroVariance}, invalid ${progress.invalid})`,
           );
         }),

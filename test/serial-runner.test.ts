@@ -62,6 +62,17 @@ describe("the serial runner", () => {
     const metrics = metricsOf(a.metricsFile);
     expect(metrics.filter((m) => m.role === "learner").map((m) => m.step)).toEqual([1, 2, 3, 4]);
     expect(metrics.filter((m) => m.role === "evaluator").map((m) => m.step)).toEqual([2, 4]);
+    // Every step reports the reward's terms and components (docs/metrics.md), with their spread.
+    const step = metrics.find((m) => m.role === "learner")!.values;
+    for (const name of [
+      "reward",
+      "term.precision",
+      "term.precision.supported",
+      "term.format.malformed",
+      "answerTokens",
+    ])
+      expect(Object.keys(step), name).toEqual(expect.arrayContaining([`learner.${name}.mean`, `learner.${name}.std`]));
+    expect(step["learner.policyLag.max"]).toBe(0);
     expect(metricsOf(b.metricsFile)).toEqual(metrics);
     expect(weightsOf(dir, "b").equals(weightsOf(dir, "a"))).toBe(true);
     expect(weightsOf(dir, "c").equals(weightsOf(dir, "a"))).toBe(false);
