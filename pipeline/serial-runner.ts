@@ -253,7 +253,7 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
       const written = yield* tryIo("writing the report", () =>
         evaluation.report(finalResult!, ledger.progress.step, policy.config.backbone),
       );
-      if (written.picturesMissing) yield* Effect.logWarning(written.picturesMissing);
+      if (written.incomplete) yield* Effect.logWarning(written.incomplete);
       report = written.report;
     }
     return {

@@ -12,8 +12,10 @@ import { join, resolve } from "node:path";
 import { Effect } from "effect";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../configs/index.ts";
+import { lineChartSvg, studyChart } from "../dashboard/index.ts";
 import { runSerial, type SerialRunOptions } from "../pipeline/serial-runner.ts";
 import { runCli, startCli, waitFor } from "./cli-helpers.ts";
+import { parseSvg, seriesPoints } from "./svg-reader.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const TINY = join(REPO, "configs/tiny.yaml");
@@ -73,6 +75,23 @@ describe("the serial runner", () => {
     ])
       expect(Object.keys(step), name).toEqual(expect.arrayContaining([`learner.${name}.mean`, `learner.${name}.std`]));
     expect(step["learner.policyLag.max"]).toBe(0);
+    // The report embeds its plots, drawn from the run's own records: 4 steps, versions 0, 2 and 4.
+    const report = readFileSync(a.report!, "utf8");
+    for (const plot of ["reward", "reward-terms", "eval-hallucinationRate", "eval-detail", "eval-relevanceWinRate"])
+      expect(report).toContain(`(report-plots/${plot}.svg)`);
+    const plotOf = (name: string) =>
+      seriesPoints(parseSvg(readFileSync(join(dir, "a", "report-plots", `${name}.svg`), "utf8")));
+    expect(plotOf("reward").get("reward")).toHaveLength(4);
+    expect([...plotOf("reward-terms").keys()]).toEqual(expect.arrayContaining(["format", "precision"]));
+    const hallucination = plotOf("eval-hallucinationRate");
+    expect(hallucination.get("all suites")).toHaveLength(3);
+    expect(hallucination.size).toBeGreaterThan(1);
+    // The study's figure: one line per arm over the evaluated versions.
+    const study = seriesPoints(
+      parseSvg(lineChartSvg(studyChart(["a", "c"].map((name) => ({ name, runDir: join(dir, name) }))))),
+    );
+    expect([...study.keys()]).toEqual(["a", "c"]);
+    expect(study.get("c")).toHaveLength(3);
     expect(metricsOf(b.metricsFile)).toEqual(metrics);
     expect(weightsOf(dir, "b").equals(weightsOf(dir, "a"))).toBe(true);
     expect(weightsOf(dir, "c").equals(weightsOf(dir, "a"))).toBe(false);
