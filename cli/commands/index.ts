@@ -16,4 +16,5 @@ export const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   study: () => import("./study.ts").then((module) => module.registerStudy),
   prompts: () => import("./prompts.ts").then((module) => module.registerPrompts),
   world: () => import("./world.ts").then((module) => module.registerWorld),
+  dashboard: () => import("./dashboard.ts").then((module) => module.registerDashboard),
 };
