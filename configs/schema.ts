@@ -558,6 +558,12 @@ export const OutputSection = Schema.Struct({
     "runs",
     "Where runs/<experiment>/ (config, metrics, checkpoints) is written.",
   ),
+  lineageShare: setting(
+    Share,
+    1,
+    "Share of the scored groups whose lineage (prompt, sampling and training versions, reward terms and " +
+      "latency, fate) the learner records in runs/<experiment>/lineage.jsonl; chosen by group id. `factrl trace`.",
+  ),
 });
 export type OutputSection = typeof OutputSection.Type;
 

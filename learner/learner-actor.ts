@@ -58,6 +58,7 @@ import {
   saveLearnerCheckpoint,
   toGrpoBatch,
 } from "./learner.ts";
+import { openLineage } from "./lineage.ts";
 import { ownPolicyPointer, startingAnnouncement } from "./policy-pointer.ts";
 import { type StallReport, watchForStalls } from "./stall-watchdog.ts";
 import { learnerStepMetrics } from "./step-metrics.ts";
@@ -105,7 +106,11 @@ export const learnerRole: RoleDefinition = {
       const journalGeneration = start.state.dropJournal ?? 0;
       const journaled = yield* readDropJournal(journalDir, journalGeneration);
       const journal = yield* openDropJournal(journalDir, journalGeneration);
-      const ledger = makeLedger(config, start.state, journaled);
+      const lineage = yield* Effect.acquireRelease(
+        Effect.sync(() => openLineage(config)),
+        (l) => Effect.promise(() => l.close()),
+      );
+      const ledger = makeLedger(config, start.state, journaled, lineage);
 
       // One progress write at a time, each of the newest progress, so the KV value never goes back.
       const progressWrites = yield* Effect.makeSemaphore(1);

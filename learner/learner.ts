@@ -29,6 +29,7 @@ import {
 import { countDrops, type Drop, type DropReason } from "./drop-journal.ts";
 import { type GroupLimits, invalidGroupReason } from "./group-validation.ts";
 import type { GrpoBatch, GrpoSettings, GrpoStats } from "./grpo-step.ts";
+import type { Lineage } from "./lineage.ts";
 
 /** What a learner checkpoint carries besides weights and Adam state. */
 export interface LearnerState {
@@ -207,7 +208,12 @@ export const grpoSettingsFor = (config: ExperimentConfig): GrpoSettings => ({
 export const withoutStall = ({ stalledSince: _, ...progress }: LearnerProgress): LearnerProgress => progress;
 
 /** The learner's bookkeeping: progress, the groups used and dropped, and the verdict on each delivered group. */
-export function makeLedger(config: ExperimentConfig, start: LearnerState, journaled: readonly Drop[] = []) {
+export function makeLedger(
+  config: ExperimentConfig,
+  start: LearnerState,
+  journaled: readonly Drop[] = [],
+  lineage?: Lineage,
+) {
   let progress = countDrops(withoutStall(start.progress), journaled);
   const used = new Set(start.usedGroups);
   const dropped = new Set([
@@ -223,14 +229,21 @@ export function makeLedger(config: ExperimentConfig, start: LearnerState, journa
     set progress(next: LearnerProgress) {
       progress = next;
     },
-    /** The verdict on a delivered group, given the groups already collected for this step. */
-    judge: (group: ScoredGroup, limits: GroupLimits, inBatch: ReadonlySet<string>) =>
-      judgeGroup(group, {
+    /** The verdict on a delivered group, given the groups already collected for this step (traced when dropped). */
+    judge: (group: ScoredGroup, limits: GroupLimits, inBatch: ReadonlySet<string>) => {
+      const verdict = judgeGroup(group, {
         limits,
         maxPolicyLag: config.learner.maxPolicyLag,
         isSettled: (id) => used.has(id) || dropped.has(id),
         isInHand: (id) => inBatch.has(id) || usedSinceCheckpoint.has(id),
-      }),
+      });
+      if (verdict._tag === "Invalid") lineage?.dropped(group, "invalid", verdict.reason);
+      else if (verdict._tag === "Drop") lineage?.dropped(group, verdict.reason);
+      return verdict;
+    },
+    /** The groups of an update started from version `trainedOn`: traced as used at `step`, or skipped. */
+    traceTrained: (groups: readonly ScoredGroup[], trainedOn: number, step?: number) =>
+      lineage?.trained(groups, trainedOn, step),
     /** Counts drops (the journal has them on disk first, in the actor runner). */
     recordDrops: (drops: readonly Drop[]) => {
       progress = countDrops(progress, drops);
@@ -292,12 +305,14 @@ export const runLearner = <E, R>(config: ExperimentConfig, ledger: Ledger, link:
       const stats = yield* link.update(groups);
       ledger.recordUsed(groups);
       if (stats.skipped !== undefined) {
+        ledger.traceTrained(groups, ledger.progress.policyVersion);
         yield* link.skipped(groups, stats.skipped);
         if (link.mustCheckpoint()) yield* link.checkpoint;
         continue;
       }
       const step = ledger.progress.step + 1;
       const trainedOn = ledger.progress.policyVersion;
+      ledger.traceTrained(groups, trainedOn, step);
       const last = step === L.totalSteps;
       ledger.progress = { ...withoutStall(ledger.progress), step };
       if (step % L.publishEvery === 0 || last) {

@@ -40,6 +40,7 @@ import {
   learnerStepMetrics,
   loadStartingPolicy,
   makeLedger,
+  openLineage,
   runLearner,
   saveLearnerCheckpoint,
   toGrpoBatch,
@@ -128,7 +129,11 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
 
     // The pool's prompt checks: counted as the curator's metrics, listed in rejected-prompts.jsonl.
     record("curator", 0, yield* checkTrainingPool(config, env));
-    const ledger = makeLedger(config, start.state);
+    const lineage = yield* Effect.acquireRelease(
+      Effect.sync(() => openLineage(config)),
+      (l) => Effect.promise(() => l.close()),
+    );
+    const ledger = makeLedger(config, start.state, [], lineage);
     let cursor = start.state.curatorCursor ?? 0;
     say(`serial run ${start.resumed ? "resumed" : "starts"} at step ${ledger.progress.step} (${config.experiment})`);
     if (evaluating) {

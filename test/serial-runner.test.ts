@@ -13,6 +13,7 @@ import { Effect } from "effect";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../configs/index.ts";
 import { lineChartSvg, studyChart } from "../dashboard/index.ts";
+import type { LineageRecord } from "../learner/index.ts";
 import { runSerial, type SerialRunOptions } from "../pipeline/serial-runner.ts";
 import { runCli, startCli, waitFor } from "./cli-helpers.ts";
 import { parseSvg, seriesPoints } from "./svg-reader.ts";
@@ -86,6 +87,25 @@ describe("the serial runner", () => {
     const hallucination = plotOf("eval-hallucinationRate");
     expect(hallucination.get("all suites")).toHaveLength(3);
     expect(hallucination.size).toBeGreaterThan(1);
+    // Lineage (output.lineageShare 1): every group the learner received, with its fate; the counts add up.
+    const lineage = readFileSync(join(dir, "a", "lineage.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as LineageRecord);
+    const used = lineage.filter((r) => r.fate === "used");
+    expect(used.map((r) => r.step)).toEqual([1, 1, 2, 2, 3, 3, 4, 4]);
+    expect(used.every((r) => r.trainedOn === r.step! - 1 && r.policyLag === r.trainedOn! - r.sampledBy)).toBe(true);
+    const last = metrics.filter((m) => m.role === "learner").at(-1)!.values;
+    expect(lineage.filter((r) => r.fate === "zeroVariance")).toHaveLength(last["learner.drops.zeroVariance"]!);
+    expect(used[0]!.answers[0]!.terms).toHaveProperty("precision");
+    expect(used[0]!.rewardLatencyMs).toBeGreaterThanOrEqual(0);
+    const trace = await runCli(["trace", used[0]!.groupId, join(dir, "a")], REPO);
+    expect(trace.code, trace.stderr).toBe(0);
+    expect(trace.stdout).toContain(`group ${used[0]!.groupId}`);
+    expect(trace.stdout).toContain("used in learner step 1 (trained on policy v0, lag 0)");
+    const unknown = await runCli(["trace", "no-such-group", join(dir, "a")], REPO);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("group no-such-group is not in");
     // The study's figure: one line per arm over the evaluated versions.
     const study = seriesPoints(
       parseSvg(lineChartSvg(studyChart(["a", "c"].map((name) => ({ name, runDir: join(dir, name) }))))),

@@ -17,4 +17,5 @@ export const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   prompts: () => import("./prompts.ts").then((module) => module.registerPrompts),
   world: () => import("./world.ts").then((module) => module.registerWorld),
   dashboard: () => import("./dashboard.ts").then((module) => module.registerDashboard),
+  trace: () => import("./trace.ts").then((module) => module.registerTrace),
 };
