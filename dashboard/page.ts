@@ -80,7 +80,8 @@ function draw() {
     const plot = new uPlot({
       title: spec.title, width: Math.max(320, el.clientWidth - 8), height: 220,
       scales: { x: { time: !!spec.time } },
-      axes: [{ label: spec.time ? "" : "learner step" }, {}],
+      // Steps are whole numbers: no ticks between them.
+      axes: [spec.time ? {} : { label: "learner step", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] }, {}],
       series: [{ label: spec.time ? "time" : "step" }, ...series.map((s, i) => ({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: 1.5, spanGaps: true }))],
     }, data, el);
     plots.set(spec.id, { plot, labels });
@@ -139,6 +140,8 @@ async function start() {
   events.onopen = () => { document.getElementById("live").textContent = "live"; };
   events.onerror = () => { document.getElementById("live").textContent = "disconnected (retrying)"; };
   setInterval(renderActors, 5000);
+  // The initial policy's evaluation publishes no metrics event: look for new evaluation files too.
+  setInterval(async () => { evaluations = await (await fetch("/api/evaluations" + q)).json(); renderEvaluations(); }, 10000);
 }
 start().catch((error) => { document.getElementById("live").textContent = "could not load: " + error.message; });
 `;

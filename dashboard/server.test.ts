@@ -3,7 +3,7 @@
  * parser, the token, live records by SSE, malformed records counted and dropped, and the error pages
  * of a missing or older run directory.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -136,7 +136,8 @@ describe("the dashboard server", () => {
   });
 
   it("gives the page, and a snapshot with the curves, actors, evaluations and config", async () => {
-    const { base } = await serve(runDir(RECORDS));
+    const dir = runDir(RECORDS);
+    const { base } = await serve(dir);
     const page = await get(base);
     expect(page.status).toBe(200);
     expect(page.text).toContain('id="chart-reward"');
@@ -150,6 +151,18 @@ describe("the dashboard server", () => {
     expect(snapshot.malformed).toBe(3);
     expect(snapshot.config).toBe("experiment: dash\n");
     expect(snapshot.evaluations).toEqual([]);
+    // An evaluation written later is served in version order; a file that is not one is left out.
+    mkdirSync(join(dir, "eval"));
+    const suite = { hallucinationRate: 0.3, detail: 1.5, relevanceWinRate: 0.5 };
+    for (const version of [10, 2])
+      writeFileSync(
+        join(dir, "eval", `v${version}.json`),
+        JSON.stringify({ version, overall: suite, bySuite: { bio: suite }, answers: [] }),
+      );
+    writeFileSync(join(dir, "eval", "v3.json"), "{cut mid-write");
+    const evaluations = JSON.parse((await get(`${base}api/evaluations`)).text);
+    expect(evaluations.map((e: { version: number }) => e.version)).toEqual([2, 10]);
+    expect(evaluations[0].bySuite.bio).toEqual(suite);
   });
 
   it("streams records appended to the run by SSE", async () => {

@@ -105,6 +105,8 @@ export function startDashboard(options: DashboardOptions): Promise<DashboardServ
           "application/json",
           JSON.stringify({ ...state.snapshot(), evaluations: readEvaluations(runDir), config: configText() ?? null }),
         );
+      case "/api/evaluations":
+        return send(res, 200, "application/json", JSON.stringify(readEvaluations(runDir)));
       case "/api/events": {
         res.writeHead(200, {
           "content-type": "text/event-stream",
