@@ -113,6 +113,40 @@ function renderEvaluations() {
     "</table>").join("");
 }
 
+let lagPlot;
+async function refreshLineage() {
+  const { lagHistogram } = await (await fetch("/api/lineage" + q)).json();
+  const el = document.getElementById("chart-lag-histogram");
+  const total = lagHistogram.reduce((a, b) => a + b, 0);
+  el.dataset.points = String(total);
+  if (total === 0) return;
+  const data = [lagHistogram.map((_, i) => i), lagHistogram];
+  if (lagPlot && lagPlot.data[0].length === data[0].length) { lagPlot.setData(data); return; }
+  if (lagPlot) lagPlot.destroy();
+  el.innerHTML = "";
+  lagPlot = new uPlot({
+    title: "Policy lag of the groups used (lineage: groups per lag)", width: Math.max(320, el.clientWidth - 8), height: 200,
+    scales: { x: { time: false, range: (u, lo, hi) => [lo - 0.5, hi + 0.5] } },
+    axes: [{ label: "versions behind the trained policy", incrs: [1, 2, 5, 10] }, {}],
+    series: [{ label: "lag" }, { label: "groups", stroke: COLOURS[0], fill: COLOURS[0] + "88", paths: uPlot.paths.bars({ size: [0.6] }), points: { show: false } }],
+  }, data, el);
+}
+
+async function searchLineage(event) {
+  event.preventDefault();
+  const value = document.getElementById("lineage-id").value.trim();
+  const by = document.getElementById("lineage-by").value;
+  const out = document.getElementById("lineage-results");
+  if (!value) return;
+  const { lines, matched } = await (await fetch("/api/lineage" + (q ? q + "&" : "?") + by + "=" + encodeURIComponent(value))).json();
+  out.textContent = matched === 0 ? "No traced group matches (output.lineageShare, or never delivered to the learner)." :
+    (matched > lines.length ? "newest " + lines.length + " of " + matched + "\n\n" : "") +
+    lines.map((l) => "group " + l.groupId + " · prompt " + l.promptId + " (" + l.suite + ") · " + l.fate +
+      (l.fate === "used" ? " in step " + l.step + ", trained on v" + l.trainedOn + ", lag " + l.policyLag : l.reason ? ": " + l.reason : "") +
+      "\n  sampled by v" + l.sampledBy + " on " + l.rolloutActor + " in " + Math.round(l.sampleMs) + " ms; reward " + Math.round(l.rewardLatencyMs) + " ms later by " + l.scorer +
+      "\n" + l.answers.map((a, i) => "  answer " + (i + 1) + ": reward " + a.reward.toFixed(3) + " (" + a.tokens + " tokens, " + a.finishReason + ") " + a.text).join("\n")).join("\n\n");
+}
+
 function addMetrics(r) {
   if (r.tags && r.tags.kind === "summary") return;
   for (const [k, v] of Object.entries(r.values)) {
@@ -139,7 +173,10 @@ async function start() {
   events.addEventListener("evaluations", (e) => { evaluations = JSON.parse(e.data); renderEvaluations(); });
   events.onopen = () => { document.getElementById("live").textContent = "live"; };
   events.onerror = () => { document.getElementById("live").textContent = "disconnected (retrying)"; };
+  document.getElementById("lineage-form").addEventListener("submit", (e) => searchLineage(e).catch((error) => { document.getElementById("lineage-results").textContent = error.message; }));
+  refreshLineage();
   setInterval(renderActors, 5000);
+  setInterval(refreshLineage, 10000);
   // The initial policy's evaluation publishes no metrics event: look for new evaluation files too.
   setInterval(async () => { evaluations = await (await fetch("/api/evaluations" + q)).json(); renderEvaluations(); }, 10000);
 }
@@ -160,6 +197,11 @@ export function dashboardPage(runDir: string): string {
 <div class="charts">${charts.join("")}</div>
 <h2>Evaluations</h2>
 <div id="evaluations"></div>
+<h2>Lineage</h2>
+<div class="charts"><div class="chart" id="chart-lag-histogram" data-points="0"><div class="empty">policy lag: no traced group used yet</div></div></div>
+<form id="lineage-form"><select id="lineage-by"><option value="group">group id</option><option value="prompt">prompt id</option></select>
+<input id="lineage-id" size="32" placeholder="e.g. g12 or bio:6"> <button>trace</button> <span class="muted">(also: factrl trace GROUP_ID)</span></form>
+<pre id="lineage-results"></pre>
 <h2>Actors</h2>
 <div id="actors"></div>
 <h2>Resolved config</h2>

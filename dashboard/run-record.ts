@@ -4,8 +4,9 @@
  * dashboard, the report's plots and `factrl study` read runs through here. A line that is not a
  * well-formed event is counted and left out, never fatal: the file is written by other processes.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createReadStream, existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 
 export interface MetricsRecord {
   readonly time: number;
@@ -176,3 +177,44 @@ export function readEvaluations(runDir: string): EvaluationRecord[] {
     })
     .sort((a, b) => a.version - b.version);
 }
+
+/** A line of `lineage.jsonl` (learner/lineage.ts has its full shape), read as far as the readers need. */
+export interface LineageLine {
+  readonly groupId: string;
+  readonly promptId: string;
+  readonly fate: string;
+  readonly policyLag?: number;
+  readonly [field: string]: unknown;
+}
+
+/**
+ * The lineage lines of a run directory that `keep` accepts, in the order they were written; a line
+ * that is not one (cut by a crash mid-write) is skipped. None when the run recorded no lineage.
+ */
+export async function readLineage(runDir: string, keep: (line: LineageLine) => boolean): Promise<LineageLine[]> {
+  const file = join(runDir, "lineage.jsonl");
+  if (!existsSync(file)) return [];
+  const found: LineageLine[] = [];
+  const lines = createInterface({ input: createReadStream(file), crlfDelay: Number.POSITIVE_INFINITY });
+  for await (const text of lines) {
+    if (text.trim() === "") continue;
+    let line: unknown;
+    try {
+      line = JSON.parse(text);
+    } catch {
+      continue;
+    }
+    if (isObject(line) && typeof line.groupId === "string" && typeof line.promptId === "string")
+      if (keep(line as unknown as LineageLine)) found.push(line as unknown as LineageLine);
+  }
+  return found;
+}
+
+/** How many used groups had each policy lag (index = lag in versions). */
+export const lagHistogram = (lines: readonly LineageLine[]): number[] => {
+  const counts: number[] = [];
+  for (const l of lines)
+    if (l.fate === "used" && typeof l.policyLag === "number" && l.policyLag >= 0)
+      counts[l.policyLag] = (counts[l.policyLag] ?? 0) + 1;
+  return Array.from(counts, (c) => c ?? 0);
+};

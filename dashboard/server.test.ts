@@ -192,6 +192,26 @@ describe("the dashboard server", () => {
     expect(data).toMatchObject({ role: "learner", step: 3, values: { "learner.reward.mean": 0.9 } });
   });
 
+  it("searches the lineage by group or prompt, and counts the used groups' policy lags", async () => {
+    const dir = runDir(RECORDS);
+    const lineage = [
+      { groupId: "g1", promptId: "bio:1", fate: "used", policyLag: 0 },
+      { groupId: "g2", promptId: "bio:1", fate: "used", policyLag: 2 },
+      { groupId: "g3", promptId: "bio:2", fate: "stale" },
+      { groupId: "g4", promptId: "bio:2", fate: "used", policyLag: 2 },
+    ];
+    writeFileSync(join(dir, "lineage.jsonl"), `${lineage.map((l) => JSON.stringify(l)).join("\n")}\n{cut`);
+    const { base } = await serve(dir);
+    const json = async (path: string) => JSON.parse((await get(`${base}${path}`)).text);
+    expect(await json("api/lineage")).toEqual({ lagHistogram: [1, 0, 2] });
+    expect((await json("api/lineage?group=g3")).lines).toEqual([lineage[2]]);
+    expect((await json("api/lineage?prompt=bio:1")).lines.map((l: { groupId: string }) => l.groupId)).toEqual([
+      "g1",
+      "g2",
+    ]);
+    expect(await json("api/lineage?group=nope")).toEqual({ lines: [], matched: 0 });
+  });
+
   it("with a token, refuses requests without it (uPlot's file excepted)", async () => {
     const { base, server } = await serve(runDir(RECORDS), "s3cret");
     expect(server.url).toBe(`${base}?token=s3cret`);

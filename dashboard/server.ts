@@ -10,7 +10,7 @@ import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { dashboardPage, errorPage } from "./page.ts";
-import { type RunEvent, readEvaluations } from "./run-record.ts";
+import { lagHistogram, type RunEvent, readEvaluations, readLineage } from "./run-record.ts";
 import type { DashboardState } from "./state.ts";
 
 export interface DashboardOptions {
@@ -31,6 +31,8 @@ export interface DashboardServer {
 }
 
 const SSE_KEEPALIVE_MS = 15_000;
+/** Lineage lines a search returns (the newest). */
+const LINEAGE_LIMIT = 200;
 
 const require = createRequire(import.meta.url);
 const asset = (file: string) => readFileSync(require.resolve(`uplot/dist/${file}`));
@@ -105,6 +107,24 @@ export function startDashboard(options: DashboardOptions): Promise<DashboardServ
           "application/json",
           JSON.stringify({ ...state.snapshot(), evaluations: readEvaluations(runDir), config: configText() ?? null }),
         );
+      case "/api/lineage": {
+        // ?group=ID or ?prompt=ID: that group's (or prompt's) lines, at most LINEAGE_LIMIT; neither: the lag histogram.
+        const group = url.searchParams.get("group");
+        const prompt = url.searchParams.get("prompt");
+        const reply = (body: unknown) => send(res, 200, "application/json", JSON.stringify(body));
+        const failed = (error: Error) => send(res, 500, "text/plain; charset=utf-8", `${error.message}\n`);
+        if (group || prompt)
+          readLineage(runDir, (l) => (group ? l.groupId === group : l.promptId === prompt)).then(
+            (lines) => reply({ lines: lines.slice(-LINEAGE_LIMIT), matched: lines.length }),
+            failed,
+          );
+        else
+          readLineage(runDir, (l) => l.fate === "used").then(
+            (lines) => reply({ lagHistogram: lagHistogram(lines) }),
+            failed,
+          );
+        return;
+      }
       case "/api/evaluations":
         return send(res, 200, "application/json", JSON.stringify(readEvaluations(runDir)));
       case "/api/events": {

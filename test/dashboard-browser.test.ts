@@ -2,10 +2,11 @@
  * The dashboard in a real browser: a tiny run (`factrl run configs/tiny.yaml`, every role its own
  * process, the test's nats-server), the address the launcher prints opened in headless Chromium
  * (Debian's `chromium`, driven by playwright-core; .ci/run installs it), until a learner curve has
- * points, the actor table lists the run's actors and the initial evaluation is shown. The screenshot is a test artefact
+ * points, the actor table lists the run's actors, the initial evaluation is shown and the lineage
+ * view has its lag histogram and finds a group. The screenshot is a test artefact
  * (test-artifacts/dashboard.png; docs/dashboard.png is one of them).
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -72,6 +73,20 @@ describe("the dashboard in a browser", () => {
       // The initial policy's evaluation, per suite (found by the page's poll of the evaluation files).
       await page.waitForSelector("#evaluations table", { timeout: 120_000 });
       expect(await page.locator("#evaluations th", { hasText: "v0" }).count()).toBeGreaterThan(0);
+      // The lineage: the policy-lag histogram has the used groups, and a search finds one group's path.
+      await page.waitForFunction(
+        'Number(document.querySelector("#chart-lag-histogram")?.getAttribute("data-points") ?? 0) > 0',
+        undefined,
+        { timeout: 60_000 },
+      );
+      const traced = JSON.parse(readFileSync(join(outDir, experiment, "lineage.jsonl"), "utf8").split("\n")[0]!);
+      await page.fill("#lineage-id", traced.groupId);
+      await page.click("#lineage-form button");
+      await page.waitForFunction(
+        `document.querySelector("#lineage-results").textContent.includes("group ${traced.groupId} ")`,
+        undefined,
+        { timeout: 10_000 },
+      );
       expect(await page.locator("#live").textContent()).toBe("live");
       expect(await page.locator("#config").textContent()).toContain(`experiment: ${experiment}`);
       expect(errors).toEqual([]);

@@ -5,11 +5,11 @@
  * and terms, and its fate: used in which step (trained on which version, at what lag), skipped, or
  * dropped and why. `--prompt` lists every traced group of one prompt instead.
  */
-import { createReadStream, existsSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import { Console, Effect } from "effect";
+import { readLineage } from "../../dashboard/index.ts";
 import type { LineageRecord } from "../../learner/index.ts";
 import { runMain, UsageError } from "../run-main.ts";
 
@@ -47,22 +47,6 @@ export function formatLineage(r: LineageRecord): string {
   ].join("\n");
 }
 
-/** The lineage records matching `keep`, in the order they were written. */
-async function readLineage(file: string, keep: (r: LineageRecord) => boolean): Promise<LineageRecord[]> {
-  const found: LineageRecord[] = [];
-  const lines = createInterface({ input: createReadStream(file), crlfDelay: Number.POSITIVE_INFINITY });
-  for await (const line of lines) {
-    if (line.trim() === "") continue;
-    try {
-      const record = JSON.parse(line) as LineageRecord;
-      if (keep(record)) found.push(record);
-    } catch {
-      // A line cut by a crash mid-write: the rest of the file is still good.
-    }
-  }
-  return found;
-}
-
 export function registerTrace(program: Command): void {
   program
     .command("trace")
@@ -79,11 +63,11 @@ export function registerTrace(program: Command): void {
           return yield* new UsageError({
             reason: `${file} does not exist: is ${runDir} a run directory, and did its run record lineage (output.lineageShare > 0)?`,
           });
-        const records = yield* Effect.promise(() =>
-          readLineage(file, (r) =>
+        const records = (yield* Effect.promise(() =>
+          readLineage(runDir, (r) =>
             options.prompt !== undefined ? r.promptId === options.prompt : r.groupId === groupId,
           ),
-        );
+        )) as unknown as LineageRecord[];
         if (records.length === 0)
           return yield* new UsageError({
             reason:
