@@ -13,9 +13,18 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Chunk, Duration, Effect, Queue, Schedule } from "effect";
 import { makeDashboardState, startDashboard } from "../dashboard/index.ts";
-import { Experiment, HeartbeatMessage, MetricsEventMessage, publishMessage, subscribe } from "../messaging/index.ts";
+import {
+  deadLetterCount,
+  Experiment,
+  HeartbeatMessage,
+  MetricsEventMessage,
+  pendingWork,
+  publishMessage,
+  subscribe,
+} from "../messaging/index.ts";
 import { tryIo } from "./io.ts";
 import type { RoleDefinition } from "./runtime.ts";
+import { PIPELINE_QUEUES } from "./topology.ts";
 
 /** The summary the launcher shows: the newest value of each of these metrics. */
 const SUMMARY_KEYS = [
@@ -28,6 +37,8 @@ const SUMMARY_KEYS = [
   "eval.detail",
 ] as const;
 const SUMMARY_EVERY = Duration.seconds(1);
+/** How often the work queues' depths are read from JetStream (a stream-info request per queue). */
+const QUEUES_EVERY = Duration.seconds(5);
 
 export const monitorRole: RoleDefinition = {
   name: "monitor",
@@ -104,6 +115,22 @@ export const monitorRole: RoleDefinition = {
         });
       }).pipe(Effect.repeat(Schedule.spaced(SUMMARY_EVERY)));
 
-      return Effect.all([collectMetrics, collectHeartbeats, summarise], { concurrency: "unbounded", discard: true });
+      // Queue depths: messages waiting in each work queue, and those dead-lettered so far.
+      const readQueues = Effect.gen(function* () {
+        const values: Record<string, number> = {};
+        for (const queue of PIPELINE_QUEUES) {
+          values[`queue.${queue.name}.pending`] = yield* pendingWork(queue);
+          values[`queue.${queue.name}.deadLettered`] = yield* deadLetterCount(queue);
+        }
+        record("MetricsEvent", actor.id, Date.now(), { source: actor.id, values, tags: { role: "queue" } });
+      }).pipe(
+        Effect.catchAll((error) => Effect.logWarning(`cannot read the work queues' depths: ${error.message}`)),
+        Effect.repeat(Schedule.spaced(QUEUES_EVERY)),
+      );
+
+      return Effect.all([collectMetrics, collectHeartbeats, summarise, readQueues], {
+        concurrency: "unbounded",
+        discard: true,
+      });
     }),
 };

@@ -56,6 +56,8 @@ const CHARTS = [
   { id: "drops", title: "Groups consumed and dropped (totals)", series: () =>
     ["learner.consumed", ...pick(/^learner\.drops\./)].map((k) => ({ label: labelOf(k), points: curve(learner, k) })) },
   { id: "throughput", title: "Rollout tokens per second", time: true, series: () => [{ label: "tokens/s", points: curve(timed, "rollout.tokensPerSecond") }] },
+  { id: "queues", title: "Work queues: messages waiting", time: true, series: () =>
+    [...timed.keys()].filter((k) => /^queue\.\w+\.pending$/.test(k)).sort().map((k) => ({ label: k.split(".")[1], points: curve(timed, k) })) },
 ];
 const plots = new Map();
 
@@ -159,6 +161,9 @@ function addMetrics(r) {
 }
 
 async function start() {
+  // One element per chart, from CHARTS: the page's list of charts is this one.
+  document.getElementById("training").innerHTML = CHARTS.map((c) =>
+    '<div class="chart" id="chart-' + c.id + '" data-points="0"><div class="empty">' + esc(c.title) + ": no points yet</div></div>").join("");
   const snap = await (await fetch("/api/snapshot" + q)).json();
   for (const [k, v] of Object.entries(snap.learner)) learner.set(k, v);
   for (const [k, v] of Object.entries(snap.timed)) timed.set(k, v);
@@ -184,9 +189,6 @@ start().catch((error) => { document.getElementById("live").textContent = "could 
 `;
 
 export function dashboardPage(runDir: string): string {
-  const charts = ["reward", "terms", "components", "length", "shares", "update", "lag", "drops", "throughput"].map(
-    (id) => `<div class="chart" id="chart-${id}" data-points="0"><div class="empty">${id}: no points yet</div></div>`,
-  );
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>factrl · ${escapeHtml(runDir)}</title>
 <link rel="stylesheet" href="uplot.css"><style>${STYLE}</style></head>
@@ -194,7 +196,7 @@ export function dashboardPage(runDir: string): string {
 <h1>factrl dashboard</h1>
 <div class="muted">${escapeHtml(runDir)} · <span id="live">loading</span> · records dropped as malformed: <span id="malformed">0</span> · names: docs/metrics.md · Prometheus: <a href="metrics">/metrics</a></div>
 <h2>Training</h2>
-<div class="charts">${charts.join("")}</div>
+<div class="charts" id="training"></div>
 <h2>Evaluations</h2>
 <div id="evaluations"></div>
 <h2>Lineage</h2>

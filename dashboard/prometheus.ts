@@ -49,6 +49,11 @@ export function prometheusSeries(name: string, source: string): PrometheusSeries
       kind: "counter",
       scale: 1,
     };
+  const queue = /^queue\.(\w+)\.(pending|deadLettered)$/.exec(name);
+  if (queue)
+    return queue[2] === "pending"
+      ? { name: "factrl_queue_pending_messages", labels: { queue: queue[1]!, source }, kind: "gauge", scale: 1 }
+      : { name: "factrl_queue_dead_lettered_total", labels: { queue: queue[1]!, source }, kind: "counter", scale: 1 };
   const rejected = /^curation\.rejected\.(.+)$/.exec(name);
   if (rejected)
     return {

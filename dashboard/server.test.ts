@@ -103,6 +103,15 @@ describe("prometheusSeries", () => {
     expect(prometheusSeries("learner.truncatedShare", "l").name).toBe("factrl_learner_truncated_ratio");
     expect(prometheusSeries("eval.seconds", "e").name).toBe("factrl_eval_seconds");
     expect(prometheusSeries("rollout.tokensPerSecond", "r").name).toBe("factrl_rollout_tokens_per_second");
+    expect(prometheusSeries("queue.scored.pending", "monitor-1")).toMatchObject({
+      name: "factrl_queue_pending_messages",
+      labels: { queue: "scored" },
+      kind: "gauge",
+    });
+    expect(prometheusSeries("queue.scored.deadLettered", "monitor-1")).toMatchObject({
+      name: "factrl_queue_dead_lettered_total",
+      kind: "counter",
+    });
   });
 });
 
@@ -140,7 +149,7 @@ describe("the dashboard server", () => {
     const { base } = await serve(dir);
     const page = await get(base);
     expect(page.status).toBe(200);
-    expect(page.text).toContain('id="chart-reward"');
+    expect(page.text).toContain('id="training"');
     expect((await get(`${base}uplot.js`)).text).toContain("uPlot");
     const snapshot = JSON.parse((await get(`${base}api/snapshot`)).text);
     expect(snapshot.learner["learner.reward.mean"]).toEqual([

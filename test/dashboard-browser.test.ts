@@ -73,6 +73,12 @@ describe("the dashboard in a browser", () => {
       // The initial policy's evaluation, per suite (found by the page's poll of the evaluation files).
       await page.waitForSelector("#evaluations table", { timeout: 120_000 });
       expect(await page.locator("#evaluations th", { hasText: "v0" }).count()).toBeGreaterThan(0);
+      // The monitor reads the work queues' depths from JetStream.
+      await page.waitForFunction(
+        'Number(document.querySelector("#chart-queues")?.getAttribute("data-points") ?? 0) > 0',
+        undefined,
+        { timeout: 30_000 },
+      );
       // The lineage: the policy-lag histogram has the used groups, and a search finds one group's path.
       await page.waitForFunction(
         'Number(document.querySelector("#chart-lag-histogram")?.getAttribute("data-points") ?? 0) > 0',
