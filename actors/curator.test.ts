@@ -88,7 +88,7 @@ describe("curator prompts", () => {
 
   it("checks: report hands rejected prompts out and lists them; enforce never hands them out", async () => {
     const dir = mkdtempSync(join(tmpdir(), "factrl-checks-"));
-    const report = { ...configWith({ checks: "report" }), output: { dir } };
+    const report = { ...configWith({ checks: "report" }), output: { ...configWith({ checks: "report" }).output, dir } };
     const env = await makeEnvironment(report.env);
     const values = await Effect.runPromise(checkTrainingPool(report, env));
     const listed = readFileSync(join(dir, "strategy", "rejected-prompts.jsonl"), "utf8")

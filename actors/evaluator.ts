@@ -14,6 +14,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { Duration, Effect } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
+import { writeRunPlots } from "../dashboard/index.ts";
 import { type Environment, type EnvPrompt, encodePng, enlarge, selectSuites } from "../envs/index.ts";
 import { Experiment, getState, MetricsEventMessage, POLICY_KEY, publishMessage, putState } from "../messaging/index.ts";
 import type { Policy, TextFormat } from "../models/index.ts";
@@ -159,29 +160,34 @@ export function makeEvaluation(
       return { result, values };
     },
     /**
-     * Writes `report.md` (initial vs `after`; pictures when the prompts have them): its path, and why
-     * the pictures are missing if they could not be written.
+     * Writes `report.md` (initial vs `after`; its plots; pictures when the prompts have them): its
+     * path, and why plots or pictures are missing if they could not be written.
      */
     report: async (after: EvaluationResult, steps: number, backbone: string) => {
       if (!before) throw new Error("report: the baseline (the initial policy) is not evaluated yet");
-      // Pictures are a help to the reader: a report without them beats no report.
-      let picturesMissing: string | undefined;
+      // Pictures and plots are a help to the reader: a report without them beats no report.
+      let incomplete: string | undefined;
       const pictures = await writeReportPictures(join(runDir, "report-pictures"), prompts, before, after).catch(
         (error: Error) => {
-          picturesMissing = `report pictures not written: ${error.message}`;
+          incomplete = `report pictures not written: ${error.message}`;
           return [];
         },
       );
+      const plots = await writeRunPlots(runDir).catch((error: Error) => {
+        incomplete = `${incomplete ? `${incomplete}; ` : ""}report plots not written: ${error.message}`;
+        return [];
+      });
       const text = renderReport(config.experiment, before, after, {
         steps,
         wallSeconds: (Date.now() - startedAt) / 1000,
         backbone,
         temperature: sampling.temperature,
         pictures,
+        plots,
       });
       const report = join(runDir, "report.md");
       await writeFile(report, text);
-      return { report, picturesMissing };
+      return { report, incomplete };
     },
   };
 }
@@ -243,10 +249,10 @@ export const evaluatorRole: RoleDefinition = {
             const after = yield* evaluate(policy, version);
             lastEvaluated = version;
             if (final && version === progress!.policyVersion) {
-              const { report, picturesMissing } = yield* tryIo("writing the report", () =>
+              const { report, incomplete } = yield* tryIo("writing the report", () =>
                 evaluation.report(after, progress!.step, policy.config.backbone),
               );
-              if (picturesMissing) yield* Effect.logWarning(picturesMissing);
+              if (incomplete) yield* Effect.logWarning(incomplete);
               yield* putState(EVALUATION_DONE_KEY, { finalVersion: version, report });
               yield* Effect.logInfo(`report written to ${report}`);
               return;

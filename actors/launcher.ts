@@ -296,7 +296,7 @@ function makeSupervisor(
 }
 
 const SUMMARY_FIELDS: readonly (readonly [string, string, (v: number) => string])[] = [
-  ["learner.rewardMean", "reward", (v) => v.toFixed(3)],
+  ["learner.reward.mean", "reward", (v) => v.toFixed(3)],
   ["rollout.tokensPerSecond", "tok/s", (v) => v.toFixed(0)],
   ["eval.hallucinationRate", "eval hallucination", (v) => `${(100 * v).toFixed(1)}%`],
   ["eval.detail", "eval detail", (v) => v.toFixed(2)],
@@ -580,11 +580,21 @@ export const launch = (options: LaunchOptions) =>
 
       // The monitor's summary of the experiment's metrics (learner step, reward, evaluation…).
       let summary: Readonly<Record<string, number>> = {};
+      const dashboards = new Set<string>();
       const summaries = yield* provide(subscribe(subjects.metrics("monitor"), [MetricsEventMessage]));
       yield* Effect.forkScoped(
         Effect.forever(
           Effect.map(summaries.messages.take, (message) => {
             summary = message.body.values;
+            // Where the monitor serves the dashboard: told once per monitor.
+            const url = message.body.tags.dashboard;
+            if (url !== undefined && !dashboards.has(url)) {
+              dashboards.add(url);
+              logger.info(
+                { dashboard: url },
+                `dashboard: ${url} (Prometheus: ${url.replace(/\/(\?.*)?$/, "/metrics")})`,
+              );
+            }
           }),
         ),
       );

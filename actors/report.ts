@@ -4,6 +4,7 @@
  * environment with pictures a few of them with both policies' captions. Pure: numbers in, Markdown
  * out (the evaluator writes the pictures' PNG files).
  */
+import { plotsMarkdown, type ReportPlot } from "../dashboard/index.ts";
 import type { FactualityMetrics } from "../rewards/index.ts";
 import type { EvaluationResult } from "./evaluation.ts";
 
@@ -122,6 +123,8 @@ export function renderReport(
     readonly temperature: number;
     /** For an environment with pictures: a few of them, written next to the report. */
     readonly pictures?: readonly ReportPicture[];
+    /** Training curves and per-suite evaluations, written next to the report. */
+    readonly plots?: readonly ReportPlot[];
   },
 ): string {
   const rows = comparisonRows(before, after);
@@ -158,6 +161,7 @@ export function renderReport(
       `relevance win rate ${pct(v.relevanceWinRate)}. ` +
       `Goals (≥ 10 pp less hallucination, ≤ 5 % less detail, win rate ≥ 50 %): ${v.meetsGoals ? "met" : "not met"}.`,
     "",
+    ...plotsMarkdown(context.plots ?? []),
     ...pictureSection(context.pictures ?? []),
   ];
   return lines.join("\n");

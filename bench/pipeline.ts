@@ -483,8 +483,8 @@ async function main() {
     const learner = byRole(run.metrics, "learner").sort((a, b) => a.step! - b.step!);
     const finalProgress = learner.at(-1)!.values;
     console.log(
-      `\nlearner: consumed ${finalProgress["learner.consumed"]}, stale ${finalProgress["learner.stale"]}, ` +
-        `zero-variance ${finalProgress["learner.zeroVariance"]}, duplicates ${finalProgress["learner.duplicates"]}`,
+      `\nlearner: consumed ${finalProgress["learner.consumed"]}, stale ${finalProgress["learner.drops.stale"]}, ` +
+        `zero-variance ${finalProgress["learner.drops.zeroVariance"]}, duplicates ${finalProgress["learner.drops.duplicates"]}`,
     );
 
     // ── 2. messaging share per role ──
@@ -493,9 +493,9 @@ async function main() {
     const promptsReceived = total(rollout, "rollout.groups");
     const scoredReceived =
       finalProgress["learner.consumed"]! +
-      finalProgress["learner.stale"]! +
-      finalProgress["learner.zeroVariance"]! +
-      finalProgress["learner.duplicates"]!;
+      finalProgress["learner.drops.stale"]! +
+      finalProgress["learner.drops.zeroVariance"]! +
+      finalProgress["learner.drops.duplicates"]!;
     const rows = [
       {
         role: "rollout",

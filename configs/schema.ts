@@ -558,8 +558,36 @@ export const OutputSection = Schema.Struct({
     "runs",
     "Where runs/<experiment>/ (config, metrics, checkpoints) is written.",
   ),
+  lineageShare: setting(
+    Share,
+    1,
+    "Share of the scored groups whose lineage (prompt, sampling and training versions, reward terms and " +
+      "latency, fate) the learner records in runs/<experiment>/lineage.jsonl; chosen by group id. `factrl trace`.",
+  ),
 });
 export type OutputSection = typeof OutputSection.Type;
+
+// ── dashboard ────────────────────────────────────────────────────────────────────────────────────
+
+export const DashboardSection = Schema.Struct({
+  enabled: setting(
+    Schema.Boolean,
+    true,
+    "The monitor serves the live dashboard and Prometheus /metrics (docs/metrics.md).",
+  ),
+  host: setting(
+    NonEmptyString,
+    "127.0.0.1",
+    "Address the dashboard listens on: 127.0.0.1 keeps it to this machine; 0.0.0.0 exposes it (set a token).",
+  ),
+  port: setting(
+    Schema.Int.pipe(Schema.between(0, 65_535, expecting("an integer in [0, 65535]"))),
+    0,
+    "Port of the dashboard; 0 picks a free one (`factrl run` prints where). Fix it for a Prometheus scrape.",
+  ),
+  token: optional(NonEmptyString, "When set, every request must carry it (`?token=` or `Authorization: Bearer`)."),
+});
+export type DashboardSection = typeof DashboardSection.Type;
 
 // ── the whole config ─────────────────────────────────────────────────────────────────────────────
 
@@ -577,6 +605,7 @@ const ExperimentConfigFields = Schema.Struct({
   evaluation: section(EvaluationSection, "Periodic evaluation."),
   runtime: section(RuntimeSection, "Actor lifecycle."),
   output: section(OutputSection, "Outputs."),
+  dashboard: section(DashboardSection, "The live dashboard the monitor serves."),
 });
 
 /**

@@ -11,7 +11,6 @@ export {
   type LearnerLink,
   type LearnerState,
   learnerCheckpointDir,
-  learnerStepMetrics,
   loadStartingPolicy,
   makeLedger,
   runLearner,
@@ -20,3 +19,5 @@ export {
   toGrpoBatch,
 } from "./learner.ts";
 export { learnerRole } from "./learner-actor.ts";
+export { type LineageRecord, lineageDraw, lineageFile, openLineage } from "./lineage.ts";
+export { learnerStepMetrics, meanAndStd } from "./step-metrics.ts";

@@ -3,6 +3,7 @@
  * policy: dropped groups settled at once, the stall watchdog, invalid groups dead-lettered alone,
  * and the policy pointer's single writer.
  */
+import { readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,6 +37,7 @@ import { freshExperiment, runWith } from "../test/messaging/fixtures.ts";
 import type { GroupLimits } from "./group-validation.ts";
 import { judgeGroup } from "./learner.ts";
 import { learnerRole } from "./learner-actor.ts";
+import { type LineageRecord, lineageFile } from "./lineage.ts";
 
 const natsUrl = inject("natsUrl");
 const TINY_POLICY = join(import.meta.dirname, "..", "test", "fixtures", "tiny-policy");
@@ -298,6 +300,19 @@ describe("the learner validates every group before it joins a batch", () => {
       "rejected: answer 1 token 1 is 5000, outside the vocabulary [0, 378)",
       "rejected: claims policy version 1000000000, but the newest published is 0",
     ]);
+    // The lineage says what became of each: three used in step 1, two dead-lettered with their reason.
+    const lineage = readFileSync(lineageFile(config), "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as LineageRecord);
+    const fates = Object.fromEntries(lineage.map((r) => [r.groupId, r.fate === "used" ? `used ${r.step}` : r.reason]));
+    expect(fates).toEqual({
+      g0: "used 1",
+      g1: "used 1",
+      g3: "used 1",
+      g2: "answer 1 token 1 is 5000, outside the vocabulary [0, 378)",
+      g4: "claims policy version 1000000000, but the newest published is 0",
+    });
   }, 90_000);
 });
 

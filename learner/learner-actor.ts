@@ -52,15 +52,16 @@ import {
   environmentMismatch,
   grpoSettingsFor,
   type LearnerLink,
-  learnerStepMetrics,
   loadStartingPolicy,
   makeLedger,
   runLearner,
   saveLearnerCheckpoint,
   toGrpoBatch,
 } from "./learner.ts";
+import { openLineage } from "./lineage.ts";
 import { ownPolicyPointer, startingAnnouncement } from "./policy-pointer.ts";
 import { type StallReport, watchForStalls } from "./stall-watchdog.ts";
+import { learnerStepMetrics } from "./step-metrics.ts";
 
 const KEEP_ALIVE = Schedule.spaced(Duration.seconds(5));
 const FETCH_EXPIRES_MS = 1_000;
@@ -105,7 +106,11 @@ export const learnerRole: RoleDefinition = {
       const journalGeneration = start.state.dropJournal ?? 0;
       const journaled = yield* readDropJournal(journalDir, journalGeneration);
       const journal = yield* openDropJournal(journalDir, journalGeneration);
-      const ledger = makeLedger(config, start.state, journaled);
+      const lineage = yield* Effect.acquireRelease(
+        Effect.sync(() => openLineage(config)),
+        (l) => Effect.promise(() => l.close()),
+      );
+      const ledger = makeLedger(config, start.state, journaled, lineage);
 
       // One progress write at a time, each of the newest progress, so the KV value never goes back.
       const progressWrites = yield* Effect.makeSemaphore(1);
@@ -312,14 +317,13 @@ export const learnerRole: RoleDefinition = {
         ),
         /** Used groups wait unacked for a checkpoint; the consumer stops delivering at its max-ack-pending. */
         mustCheckpoint: () => held.length + L.groupsPerStep > MAX_HELD_DELIVERIES,
-        stepped: (stats, groups) =>
+        stepped: (stats, groups, trainedOn) =>
           Effect.gen(function* () {
             stalls.stepCompleted();
             actor.recordProcessed(groups.length);
             const { progress } = ledger;
-            const rewards = groups.flatMap((g) => g.scores.map((s) => s.reward));
             yield* publishMetrics({
-              ...learnerStepMetrics(stats, rewards, progress),
+              ...learnerStepMetrics(stats, groups, progress, trainedOn),
               "learner.stepMs": timings.updateMs + timings.publishMs + timings.checkpointMs,
               "learner.collectMs": timings.collectMs,
               "learner.updateMs": timings.updateMs,

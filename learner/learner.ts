@@ -30,6 +30,7 @@ import {
 import { countDrops, type Drop, type DropReason } from "./drop-journal.ts";
 import { type GroupLimits, invalidGroupReason } from "./group-validation.ts";
 import type { GrpoBatch, GrpoSettings, GrpoStats } from "./grpo-step.ts";
+import type { Lineage } from "./lineage.ts";
 
 /** What a learner checkpoint carries besides weights and Adam state. */
 export interface LearnerState {
@@ -215,7 +216,12 @@ export const grpoSettingsFor = (config: ExperimentConfig): GrpoSettings => ({
 export const withoutStall = ({ stalledSince: _, ...progress }: LearnerProgress): LearnerProgress => progress;
 
 /** The learner's bookkeeping: progress, the groups used and dropped, and the verdict on each delivered group. */
-export function makeLedger(config: ExperimentConfig, start: LearnerState, journaled: readonly Drop[] = []) {
+export function makeLedger(
+  config: ExperimentConfig,
+  start: LearnerState,
+  journaled: readonly Drop[] = [],
+  lineage?: Lineage,
+) {
   let progress = countDrops(withoutStall(start.progress), journaled);
   const used = new Set(start.usedGroups);
   const dropped = new Set([
@@ -231,14 +237,21 @@ export function makeLedger(config: ExperimentConfig, start: LearnerState, journa
     set progress(next: LearnerProgress) {
       progress = next;
     },
-    /** The verdict on a delivered group, given the groups already collected for this step. */
-    judge: (group: ScoredGroup, limits: GroupLimits, inBatch: ReadonlySet<string>) =>
-      judgeGroup(group, {
+    /** The verdict on a delivered group, given the groups already collected for this step (traced when dropped). */
+    judge: (group: ScoredGroup, limits: GroupLimits, inBatch: ReadonlySet<string>) => {
+      const verdict = judgeGroup(group, {
         limits,
         maxPolicyLag: config.learner.maxPolicyLag,
         isSettled: (id) => used.has(id) || dropped.has(id),
         isInHand: (id) => inBatch.has(id) || usedSinceCheckpoint.has(id),
-      }),
+      });
+      if (verdict._tag === "Invalid") lineage?.dropped(group, "invalid", verdict.reason);
+      else if (verdict._tag === "Drop") lineage?.dropped(group, verdict.reason);
+      return verdict;
+    },
+    /** The groups of an update started from version `trainedOn`: traced as used at `step`, or skipped. */
+    traceTrained: (groups: readonly ScoredGroup[], trainedOn: number, step?: number) =>
+      lineage?.trained(groups, trainedOn, step),
     /** Counts drops (the journal has them on disk first, in the actor runner). */
     recordDrops: (drops: readonly Drop[]) => {
       progress = countDrops(progress, drops);
@@ -270,27 +283,6 @@ export function makeLedger(config: ExperimentConfig, start: LearnerState, journa
 
 export type Ledger = ReturnType<typeof makeLedger>;
 
-/** A step's `learner.*` figures (the same in both runners; the actor adds its timings). */
-export const learnerStepMetrics = (
-  stats: GrpoStats,
-  rewards: readonly number[],
-  progress: LearnerProgress,
-): Record<string, number> => ({
-  "learner.loss": stats.loss,
-  "learner.gradNorm": stats.gradNorm,
-  "learner.clipFraction": stats.clipFraction,
-  "learner.ratio": stats.meanRatio,
-  "learner.kl": stats.kl,
-  "learner.rewardMean": rewards.reduce((a, b) => a + b, 0) / rewards.length,
-  "learner.consumed": progress.consumed,
-  "learner.stale": progress.stale,
-  "learner.zeroVariance": progress.zeroVariance,
-  "learner.duplicates": progress.duplicates,
-  "learner.invalid": progress.invalid,
-  "learner.skippedSteps": progress.skippedSteps,
-  "learner.policyVersion": progress.policyVersion,
-});
-
 /** Where the learner loop's groups come from, and where its updates, versions and checkpoints go. */
 export interface LearnerLink<E, R> {
   /** `want` usable groups (every other delivery settled and counted), or undefined once asked to stop. */
@@ -304,8 +296,11 @@ export interface LearnerLink<E, R> {
   readonly checkpoint: Effect.Effect<void, E, R>;
   /** Whether to checkpoint now even if not due (the actor runner: too many deliveries held). */
   readonly mustCheckpoint: () => boolean;
-  /** A step completed (weights published and checkpointed as due): report it. */
-  readonly stepped: (stats: GrpoStats, groups: readonly ScoredGroup[]) => Effect.Effect<void, E, R>;
+  /**
+   * A step completed (weights published and checkpointed as due): report it. `trainedOn`: the policy
+   * version the update started from (a group's lag is measured against it).
+   */
+  readonly stepped: (stats: GrpoStats, groups: readonly ScoredGroup[], trainedOn: number) => Effect.Effect<void, E, R>;
 }
 
 /** The learner loop: until the step budget is spent, or `collect` says stop. Returns whether the budget was spent. */
@@ -318,11 +313,14 @@ export const runLearner = <E, R>(config: ExperimentConfig, ledger: Ledger, link:
       const stats = yield* link.update(groups);
       ledger.recordUsed(groups);
       if (stats.skipped !== undefined) {
+        ledger.traceTrained(groups, ledger.progress.policyVersion);
         yield* link.skipped(groups, stats.skipped);
         if (link.mustCheckpoint()) yield* link.checkpoint;
         continue;
       }
       const step = ledger.progress.step + 1;
+      const trainedOn = ledger.progress.policyVersion;
+      ledger.traceTrained(groups, trainedOn, step);
       const last = step === L.totalSteps;
       ledger.progress = { ...withoutStall(ledger.progress), step };
       if (step % L.publishEvery === 0 || last) {
@@ -333,7 +331,7 @@ export const runLearner = <E, R>(config: ExperimentConfig, ledger: Ledger, link:
       if (step % L.checkpointEvery === 0 || last || link.mustCheckpoint()) yield* link.checkpoint;
       // Done only once the final version is published and checkpointed.
       ledger.progress = { ...ledger.progress, done: last };
-      yield* link.stepped(stats, groups);
+      yield* link.stepped(stats, groups, trainedOn);
     }
     return true;
   });

@@ -40,6 +40,7 @@ import {
   learnerStepMetrics,
   loadStartingPolicy,
   makeLedger,
+  openLineage,
   runLearner,
   saveLearnerCheckpoint,
   toGrpoBatch,
@@ -128,7 +129,11 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
 
     // The pool's prompt checks: counted as the curator's metrics, listed in rejected-prompts.jsonl.
     record("curator", 0, yield* checkTrainingPool(config, env));
-    const ledger = makeLedger(config, start.state);
+    const lineage = yield* Effect.acquireRelease(
+      Effect.sync(() => openLineage(config)),
+      (l) => Effect.promise(() => l.close()),
+    );
+    const ledger = makeLedger(config, start.state, [], lineage);
     let cursor = start.state.curatorCursor ?? 0;
     say(`serial run ${start.resumed ? "resumed" : "starts"} at step ${ledger.progress.step} (${config.experiment})`);
     if (evaluating) {
@@ -235,15 +240,14 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
         ),
       ),
       mustCheckpoint: () => false,
-      stepped: (stats, groups) =>
+      stepped: (stats, groups, trainedOn) =>
         Effect.sync(() => {
           const { progress } = ledger;
-          const rewards = groups.flatMap((g) => g.scores.map((s) => s.reward));
-          const values = learnerStepMetrics(stats, rewards, progress);
+          const values = learnerStepMetrics(stats, groups, progress, trainedOn);
           record("learner", progress.step, { ...values, "learner.updateMs": updateMs });
           options.onStep?.({ groups, progress });
           say(
-            `step ${progress.step}/${L.totalSteps} loss ${stats.loss.toFixed(4)} reward ${values["learner.rewardMean"]!.toFixed(3)} ` +
+            `step ${progress.step}/${L.totalSteps} loss ${stats.loss.toFixed(4)} reward ${values["learner.reward.mean"]!.toFixed(3)} ` +
               `(zero-variance ${progress.zeroVariance}, invalid ${progress.invalid})`,
           );
         }),
@@ -254,7 +258,7 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
       const written = yield* tryIo("writing the report", () =>
         evaluation.report(finalResult!, ledger.progress.step, policy.config.backbone),
       );
-      if (written.picturesMissing) yield* Effect.logWarning(written.picturesMissing);
+      if (written.incomplete) yield* Effect.logWarning(written.incomplete);
       report = written.report;
     }
     return {

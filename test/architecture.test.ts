@@ -20,6 +20,7 @@ const PARTS = [
   "envs",
   "configs",
   "cli",
+  "dashboard",
   "bench",
 ] as const;
 type Part = (typeof PARTS)[number];
@@ -31,15 +32,17 @@ const ALLOWED: Record<Part, readonly Part[]> = {
   models: ["envs"],
   rewards: ["envs", "messaging"],
   configs: ["messaging"],
-  actors: ["messaging", "models", "rewards", "envs", "configs"],
+  // Reads what a run directory records and shows it (plots, the dashboard, Prometheus): no role inside.
+  dashboard: ["messaging", "configs"],
+  actors: ["messaging", "models", "rewards", "envs", "configs", "dashboard"],
   learner: ["actors", "messaging", "models", "envs", "configs", "rewards"],
   // Pretraining and SFT make base policies offline: no actor, no queue, no learner.
   pretrain: ["models", "envs", "configs"],
   // The serial runner drives the roles' work (actors/, learner/) in one process.
   pipeline: ["actors", "learner", "messaging", "models", "configs"],
-  cli: ["messaging", "actors", "learner", "pretrain", "pipeline", "models", "rewards", "envs", "configs"],
-  // Benchmarks measure any part; no part depends on a benchmark.
-  bench: ["messaging", "actors", "learner", "pretrain", "pipeline", "models", "rewards", "envs", "configs"],
+  cli: ["messaging", "actors", "learner", "pretrain", "pipeline", "models", "rewards", "envs", "configs", "dashboard"],
+  // Benchmarks measure any part but the command line; no part depends on a benchmark.
+  bench: PARTS.filter((part) => part !== "bench" && part !== "cli"),
 };
 
 /** Parts another part may import: each offers what it exports in its `index.ts`, and nothing else. */

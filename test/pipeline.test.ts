@@ -94,7 +94,16 @@ describe("GRPO pipeline (real processes)", () => {
     const metrics = expectLearnedThroughActors(runDir, 4);
     const finalEval = metrics.find((m) => m.tags.role === "evaluator" && m.tags.policyVersion === "4");
     expect(finalEval?.values["eval.hallucinationRate"]).toBeTypeOf("number");
-    expect(readFileSync(join(runDir, "report.md"), "utf8")).toMatch(/\| \*\*average\*\* \|/);
+    const report = readFileSync(join(runDir, "report.md"), "utf8");
+    expect(report).toMatch(/\| \*\*average\*\* \|/);
+    // The actor runner reports the same per-step metrics as the serial one, and the report its plots.
+    const step = metrics.find((m) => m.tags.role === "learner")!.values;
+    expect(Object.keys(step)).toEqual(
+      expect.arrayContaining(["learner.reward.std", "learner.term.precision.mean", "learner.policyLag.max"]),
+    );
+    expect(report).toContain("(report-plots/reward.svg)");
+    // The monitor served the dashboard and the launcher said where.
+    expect(run.output()).toMatch(/dashboard: http:\/\/127\.0\.0\.1:\d+\//);
 
     const { progress, published, deadLettered, pending } = await ledger(experiment);
     expect(progress).toMatchObject({ step: 4, policyVersion: 4, consumed: 8, done: true });

@@ -12,8 +12,11 @@ import { join, resolve } from "node:path";
 import { Effect } from "effect";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../configs/index.ts";
+import { lineChartSvg, studyChart } from "../dashboard/index.ts";
+import type { LineageRecord } from "../learner/index.ts";
 import { runSerial, type SerialRunOptions } from "../pipeline/serial-runner.ts";
 import { runCli, startCli, waitFor } from "./cli-helpers.ts";
+import { parseSvg, seriesPoints } from "./svg-reader.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const TINY = join(REPO, "configs/tiny.yaml");
@@ -62,6 +65,53 @@ describe("the serial runner", () => {
     const metrics = metricsOf(a.metricsFile);
     expect(metrics.filter((m) => m.role === "learner").map((m) => m.step)).toEqual([1, 2, 3, 4]);
     expect(metrics.filter((m) => m.role === "evaluator").map((m) => m.step)).toEqual([2, 4]);
+    // Every step reports the reward's terms and components (docs/metrics.md), with their spread.
+    const step = metrics.find((m) => m.role === "learner")!.values;
+    for (const name of [
+      "reward",
+      "term.precision",
+      "term.precision.supported",
+      "term.format.malformed",
+      "answerTokens",
+    ])
+      expect(Object.keys(step), name).toEqual(expect.arrayContaining([`learner.${name}.mean`, `learner.${name}.std`]));
+    expect(step["learner.policyLag.max"]).toBe(0);
+    // The report embeds its plots, drawn from the run's own records: 4 steps, versions 0, 2 and 4.
+    const report = readFileSync(a.report!, "utf8");
+    for (const plot of ["reward", "reward-terms", "eval-hallucinationRate", "eval-detail", "eval-relevanceWinRate"])
+      expect(report).toContain(`(report-plots/${plot}.svg)`);
+    const plotOf = (name: string) =>
+      seriesPoints(parseSvg(readFileSync(join(dir, "a", "report-plots", `${name}.svg`), "utf8")));
+    expect(plotOf("reward").get("reward")).toHaveLength(4);
+    expect([...plotOf("reward-terms").keys()]).toEqual(expect.arrayContaining(["format", "precision"]));
+    const hallucination = plotOf("eval-hallucinationRate");
+    expect(hallucination.get("all suites")).toHaveLength(3);
+    expect(hallucination.size).toBeGreaterThan(1);
+    // Lineage (output.lineageShare 1): every group the learner received, with its fate; the counts add up.
+    const lineage = readFileSync(join(dir, "a", "lineage.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as LineageRecord);
+    const used = lineage.filter((r) => r.fate === "used");
+    expect(used.map((r) => r.step)).toEqual([1, 1, 2, 2, 3, 3, 4, 4]);
+    expect(used.every((r) => r.trainedOn === r.step! - 1 && r.policyLag === r.trainedOn! - r.sampledBy)).toBe(true);
+    const last = metrics.filter((m) => m.role === "learner").at(-1)!.values;
+    expect(lineage.filter((r) => r.fate === "zeroVariance")).toHaveLength(last["learner.drops.zeroVariance"]!);
+    expect(used[0]!.answers[0]!.terms).toHaveProperty("precision");
+    expect(used[0]!.rewardLatencyMs).toBeGreaterThanOrEqual(0);
+    const trace = await runCli(["trace", used[0]!.groupId, join(dir, "a")], REPO);
+    expect(trace.code, trace.stderr).toBe(0);
+    expect(trace.stdout).toContain(`group ${used[0]!.groupId}`);
+    expect(trace.stdout).toContain("used in learner step 1 (trained on policy v0, lag 0)");
+    const unknown = await runCli(["trace", "no-such-group", join(dir, "a")], REPO);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("group no-such-group is not in");
+    // The study's figure: one line per arm over the evaluated versions.
+    const study = seriesPoints(
+      parseSvg(lineChartSvg(studyChart(["a", "c"].map((name) => ({ name, runDir: join(dir, name) }))))),
+    );
+    expect([...study.keys()]).toEqual(["a", "c"]);
+    expect(study.get("c")).toHaveLength(3);
     expect(metricsOf(b.metricsFile)).toEqual(metrics);
     expect(weightsOf(dir, "b").equals(weightsOf(dir, "a"))).toBe(true);
     expect(weightsOf(dir, "c").equals(weightsOf(dir, "a"))).toBe(false);

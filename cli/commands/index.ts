@@ -19,4 +19,6 @@ export const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   world: () => import("./world.ts").then((module) => module.registerWorld),
   eval: () => import("./eval.ts").then((module) => module.registerEval),
   "export-hf": () => import("./export-hf.ts").then((module) => module.registerExportHf),
+  dashboard: () => import("./dashboard.ts").then((module) => module.registerDashboard),
+  trace: () => import("./trace.ts").then((module) => module.registerTrace),
 };

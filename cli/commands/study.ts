@@ -7,7 +7,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { rm, writeFile } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import type { Command } from "commander";
 import { Console, Deferred, Effect } from "effect";
 import type { EvaluationResult } from "../../actors/index.ts";
@@ -15,6 +15,7 @@ import type { EvaluationResult } from "../../actors/index.ts";
 import { launch } from "../../actors/launcher.ts";
 import { renderBucketTable, renderStudyTable, type StudyRun } from "../../actors/report.ts";
 import { ConfigError, type ExperimentConfig, loadConfig, runReaders } from "../../configs/index.ts";
+import { lineChartSvg, studyChart } from "../../dashboard/index.ts";
 import { runSerial } from "../../pipeline/index.ts";
 import { checkBeforeStart } from "../preflight.ts";
 import { roles } from "../roles.ts";
@@ -88,7 +89,14 @@ export function registerStudy(program: Command): void {
           ...(options.set ?? []).map((s) => `--set ${s}`),
         ];
         const header = `# Study: ${files.map((f) => basename(f)).join(", ")}\n\nOptions: ${flags.join(" ") || "none"}\n\n`;
-        yield* Effect.promise(() => writeFile(out, `${header}${table}\n`));
+        // The arms over training, next to the table.
+        const figure = out.replace(/(\.md)?$/, ".svg");
+        const chart = studyChart(
+          configs.map((c) => ({ name: c.experiment, runDir: join(c.output.dir, c.experiment) })),
+        );
+        yield* Effect.promise(() => writeFile(figure, lineChartSvg(chart)));
+        const embed = `\n\n![${chart.title}](${relative(dirname(out), figure)})`;
+        yield* Effect.promise(() => writeFile(out, `${header}${table}${embed}\n`));
         yield* Console.log(`${table}\n\n(${out})`);
       });
       runMain(program, { onSignal: (signal) => Effect.runSync(Deferred.succeed(stop, signal)) });
