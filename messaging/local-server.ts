@@ -23,6 +23,11 @@ export interface LocalServerOptions {
   readonly port?: number;
   /** JetStream store directory; by default a fresh temporary directory, removed on stop. */
   readonly storeDir?: string;
+  /**
+   * A config file that says everything about JetStream (store, sync): the server gets `-c FILE` and
+   * the port, no `-js`/`-sd` (`storeDir` must name the store it sets). Cluster nodes start this way.
+   */
+  readonly configFile?: string;
   /** Extra command-line arguments (e.g. `--user`/`--pass`, `-c config`). */
   readonly extraArgs?: readonly string[];
   /** How long to wait for the server to listen. */
@@ -62,10 +67,10 @@ export function findNatsServerBinary(): string | undefined {
 
 const LISTENING = /Listening for client connections on [^\s]*:(\d+)/;
 
-const SYNC_ALWAYS_CONFIG = "jetstream {\n  sync_interval: always\n}\n";
+export const SYNC_ALWAYS_CONFIG = "jetstream {\n  sync_interval: always\n}\n";
 
 /** What the server says its version is (`nats-server: v2.9.10`), or "unknown version". */
-function serverVersion(binary: string): string {
+export function serverVersion(binary: string): string {
   const out = spawnSync(binary, ["--version"], { encoding: "utf8", timeout: 5_000 });
   return /v?\d+\.\d+\.\d+\S*/.exec(`${out.stdout ?? ""}`)?.[0] ?? "unknown version";
 }
@@ -73,7 +78,7 @@ function serverVersion(binary: string): string {
 const syncSupport = new Map<string, boolean>();
 
 /** Whether `binary` accepts `sync_interval: always`: asks the server to check such a config (`-t`), once per binary. */
-function supportsSyncAlways(binary: string, configFile: string): boolean {
+export function supportsSyncAlways(binary: string, configFile: string): boolean {
   const known = syncSupport.get(binary);
   if (known !== undefined) return known;
   const check = spawnSync(binary, ["-c", configFile, "-t"], { encoding: "utf8", timeout: 10_000 });
@@ -85,7 +90,7 @@ function supportsSyncAlways(binary: string, configFile: string): boolean {
 const warnedAbout = new Set<string>();
 
 /** Says once per process and binary what a server without sync_interval puts at risk, and what to do. */
-function warnNoSyncAlways(binary: string): void {
+export function warnNoSyncAlways(binary: string): void {
   if (warnedAbout.has(binary)) return;
   warnedAbout.add(binary);
   rootLogger()
@@ -126,7 +131,8 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
   const configDir = await mkdtemp(join(tmpdir(), "factrl-nats-config-"));
   const configFile = join(configDir, "sync-always.conf");
   await writeFile(configFile, SYNC_ALWAYS_CONFIG);
-  const supported = options.syncAlways === false ? false : supportsSyncAlways(binary, configFile);
+  const supported =
+    options.syncAlways === false || options.configFile !== undefined ? false : supportsSyncAlways(binary, configFile);
   if (options.syncAlways === true && !supported) {
     await rm(configDir, { recursive: true, force: true });
     throw new LocalServerError({
@@ -135,14 +141,12 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
   }
   if (options.syncAlways === undefined && !supported) warnNoSyncAlways(binary);
   const args = [
-    ...(supported ? ["-c", configFile] : []),
+    ...(options.configFile !== undefined ? ["-c", options.configFile] : supported ? ["-c", configFile] : []),
     "-a",
     "127.0.0.1",
     "-p",
     String(options.port ?? -1),
-    "-js",
-    "-sd",
-    storeDir,
+    ...(options.configFile !== undefined ? [] : ["-js", "-sd", storeDir]),
     ...(options.extraArgs ?? []),
   ];
   const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });

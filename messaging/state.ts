@@ -48,10 +48,10 @@ export const POLICY_KEY = defineStateKey({ key: "policy", schema: PolicyPointer 
 
 const openBucket = (key: string) =>
   Effect.gen(function* () {
-    const { jetstream } = yield* Nats;
+    const { jetstream, replicas } = yield* Nats;
     const { subjects } = yield* Experiment;
     return yield* Effect.tryPromise({
-      try: () => new Kvm(jetstream).create(subjects.stateBucket, { history: 5 }),
+      try: () => new Kvm(jetstream).create(subjects.stateBucket, { history: 5, replicas }),
       catch: (error) => new StateError({ key, reason: `opening ${subjects.stateBucket}: ${String(error)}` }),
     });
   });

@@ -163,6 +163,7 @@ export const ensureWorkQueues = (
         retention: RetentionPolicy.Workqueue,
         storage: StorageType.File,
         duplicate_window: nanos(s.duplicateWindowMs),
+        num_replicas: nats.replicas,
       });
       const consumer = {
         durable_name: subjects.consumer(queue),
@@ -198,6 +199,7 @@ export const ensureWorkQueues = (
       storage: StorageType.File,
       max_age: nanos(s.deadLetterMaxAgeMs),
       duplicate_window: nanos(s.duplicateWindowMs),
+      num_replicas: nats.replicas,
     });
     const strandedRemoved: Record<string, number> = {};
     for (const queue of names) strandedRemoved[queue] = (yield* removeStranded(nats, subjects, queue)).removed;

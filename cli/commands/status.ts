@@ -91,7 +91,7 @@ export function registerStatus(program: Command): void {
         const target = yield* resolveTarget(options);
         const actors = yield* listActors(target.experiment).pipe(
           Effect.scoped,
-          Effect.provide(commandLayer(target, "factrl-status")),
+          Effect.provide(commandLayer(target, "factrl-status", "dashboard")),
         );
         if (options.json) return yield* Console.log(JSON.stringify(actors));
         if (actors.length === 0) return yield* Console.log(`no live actors in experiment ${target.experiment}`);
