@@ -161,6 +161,11 @@ export const permissionDenied = (operation: string, subject: string): string =>
   `this user may not ${operation === "publish" ? "publish to" : "subscribe to"} ${JSON.stringify(subject)} ` +
   "(its permissions come from `factrl nats auth`: docs/security.md)";
 
+/** Whether `error` (or what caused it) is the server refusing this user a subject: retrying cannot help. */
+export const isPermissionViolation = (error: unknown): boolean =>
+  error instanceof PermissionViolationError ||
+  (error instanceof Error && error.cause !== undefined && isPermissionViolation(error.cause));
+
 /** Logs each status change until the connection closes (the iterator ends then). */
 async function logStatus(connection: NatsConnection, logger: FactrlLogger): Promise<void> {
   for await (const status of connection.status()) {

@@ -51,6 +51,8 @@ export interface LocalServer {
   readonly stop: () => Promise<void>;
   /** Hard kill, keeping the store: for fault tests that restart the server on the same port and store. */
   readonly kill: () => Promise<void>;
+  /** The last lines the server logged (up to 1 MB of them). */
+  readonly log: () => string;
 }
 
 export function findNatsServerBinary(): string | undefined {
@@ -64,6 +66,8 @@ export function findNatsServerBinary(): string | undefined {
   }
   return undefined;
 }
+
+const MAX_LOG = 1_000_000;
 
 const LISTENING = /Listening for client connections on [^\s]*:(\d+)/;
 
@@ -151,8 +155,9 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
   ];
   const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
 
+  // What the server said (the last MAX_LOG characters): tests read its complaints, e.g. permission violations.
+  let log = "";
   const port = await new Promise<number>((resolve, reject) => {
-    let log = "";
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       reject(
@@ -168,9 +173,12 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
         clearTimeout(timer);
         child.stderr?.off("data", onData);
         child.stdout?.off("data", onData);
-        // Keep draining the pipes so the server never blocks on a full one.
-        child.stderr?.resume();
-        child.stdout?.resume();
+        // Keep draining the pipes so the server never blocks on a full one, keeping the tail of what it says.
+        const keep = (more: Buffer) => {
+          log = (log + more.toString()).slice(-MAX_LOG);
+        };
+        child.stderr?.on("data", keep);
+        child.stdout?.on("data", keep);
         resolve(Number(match[1]));
       }
     };
@@ -203,7 +211,16 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     if (!(await waitForExit(child, 5_000))) await kill();
     if (ownsStore) await rm(storeDir, { recursive: true, force: true });
   };
-  return { url: `nats://127.0.0.1:${port}`, port, storeDir, pid: child.pid ?? -1, syncAlways: supported, stop, kill };
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir,
+    pid: child.pid ?? -1,
+    syncAlways: supported,
+    log: () => log,
+    stop,
+    kill,
+  };
 }
 
 /** The local server as a scoped resource: started on acquire, stopped when the scope closes. */

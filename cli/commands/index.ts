@@ -17,4 +17,5 @@ export const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   study: () => import("./study.ts").then((module) => module.registerStudy),
   prompts: () => import("./prompts.ts").then((module) => module.registerPrompts),
   world: () => import("./world.ts").then((module) => module.registerWorld),
+  nats: () => import("./nats.ts").then((module) => module.registerNats),
 };
