@@ -11,8 +11,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { nkeys } from "@nats-io/transport-node";
-import { experimentLayout, roleAccess } from "../actors/access.ts";
-import type { RoleDefinition } from "../actors/runtime.ts";
+import { experimentLayout, type RoleDefinition, roleAccess } from "../actors/index.ts";
 import {
   dashboardPermissions,
   launcherPermissions,
