@@ -39,6 +39,7 @@ import {
   type ControlReply,
   EXPERIMENT_OUTCOME_KEY,
   Experiment,
+  ensureBlobStream,
   ensureWorkQueues,
   type FactrlLogger,
   getState,
@@ -466,6 +467,8 @@ export const launch = (options: LaunchOptions) =>
       const { subjects } = Context.get(services, Experiment);
       const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, services);
       yield* provide(ensureExperimentQueues(config, options.roles));
+      // The blob stream too: the learner may store blobs in it, but creating it is the launcher's right.
+      yield* provide(ensureBlobStream);
       yield* provide(putState(CONFIG_KEY, config));
 
       // A re-run starts over from "running": actors joining it must not read the last run's end.

@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { Effect, Either } from "effect";
 import { describe, expect, it } from "vitest";
 import { decodeConfig } from "./loader.ts";
-import { configPaths, pathFieldProblem } from "./paths.ts";
 import { natsConnectionOptions as asEffect, embeddedServerAuthArgs } from "./nats.ts";
+import { configPaths, pathFieldProblem } from "./paths.ts";
 
 const natsConnectionOptions = (...args: Parameters<typeof asEffect>) => Effect.runSync(asEffect(...args));
 
@@ -42,7 +42,11 @@ describe("nats section → connection options", () => {
   it("connects a role with its nats.roleAuth entry and its own inbox; a role without one uses nats.auth", () => {
     const dir = mkdtempSync(join(tmpdir(), "factrl-roleauth-"));
     writeFileSync(join(dir, "rollout.nk"), "SUAROLLOUTSEED\n");
-    const section = nats({ auth: { token: "shared" }, roleAuth: { rollout: { nkey: join(dir, "rollout.nk") } }, replicas: 3 });
+    const section = nats({
+      auth: { token: "shared" },
+      roleAuth: { rollout: { nkey: join(dir, "rollout.nk") } },
+      replicas: 3,
+    });
     expect(natsConnectionOptions(section, "nats://a:1", "n", { kind: "rollout", experiment: "x" })).toEqual({
       servers: ["nats://a:1"],
       name: "n",

@@ -15,6 +15,7 @@ import {
   connect as natsConnect,
   nkeyAuthenticator,
   PermissionViolationError,
+  TimeoutError,
   UserAuthenticationExpiredError,
 } from "@nats-io/transport-node";
 import { Context, Data, Duration, Effect, Layer, Schedule, type Scope } from "effect";
@@ -165,6 +166,15 @@ export const permissionDenied = (operation: string, subject: string): string =>
 export const isPermissionViolation = (error: unknown): boolean =>
   error instanceof PermissionViolationError ||
   (error instanceof Error && error.cause !== undefined && isPermissionViolation(error.cause));
+
+/**
+ * Whether `error` is a JetStream request that got no answer in time — what a cluster gives while a
+ * stream elects a new leader after losing a node, or while a node restarts: worth retrying.
+ */
+export const isLeaderless = (error: unknown): boolean =>
+  error instanceof TimeoutError ||
+  (error instanceof Error && /timeout|temporarily unavailable/i.test(error.message)) ||
+  (error instanceof Error && error.cause !== undefined && isLeaderless(error.cause));
 
 /** Logs each status change until the connection closes (the iterator ends then). */
 async function logStatus(connection: NatsConnection, logger: FactrlLogger): Promise<void> {

@@ -12,10 +12,9 @@ import { join, resolve } from "node:path";
 import { Kvm } from "@nats-io/kv";
 import { Effect, Layer } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CURATOR_CURSOR_KEY, LEARNER_PROGRESS_KEY, PIPELINE_QUEUES } from "../actors/topology.ts";
+import { LEARNER_PROGRESS_KEY } from "../actors/topology.ts";
 import {
   connectNats,
-  deadLetterCount,
   Experiment,
   experimentSubjects,
   getBlob,
@@ -23,12 +22,12 @@ import {
   type LocalCluster,
   Nats,
   POLICY_KEY,
-  pendingWork,
   rootLogger,
   startLocalCluster,
 } from "../messaging/index.ts";
 import { readCheckpointManifest } from "../models/index.ts";
 import { startCli, waitFor } from "./cli-helpers.ts";
+import { readLedger } from "./ledger.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const TINY = join(REPO, "configs", "tiny.yaml");
@@ -116,14 +115,7 @@ describe("the pipeline on a 3-node cluster", () => {
     const ledger = await withExperiment(
       experiment,
       Effect.gen(function* () {
-        const progress = (yield* getState(LEARNER_PROGRESS_KEY))?.value;
-        const published = (yield* getState(CURATOR_CURSOR_KEY))?.value.published ?? 0;
-        let deadLettered = 0;
-        let pending = 0;
-        for (const queue of PIPELINE_QUEUES) {
-          deadLettered += yield* deadLetterCount(queue);
-          pending += yield* pendingWork(queue);
-        }
+        const { progress, published, deadLettered, pending } = yield* readLedger;
         const pointer = (yield* getState(POLICY_KEY))?.value;
         const finalWeights = pointer === undefined ? 0 : (yield* getBlob(pointer.weights)).length;
         // The pointer's history (the bucket keeps 5 revisions): the versions it moved through, in order.
@@ -140,9 +132,20 @@ describe("the pipeline on a 3-node cluster", () => {
         return { progress, published, deadLettered, pending, pointer, finalWeights, pointerVersions };
       }),
     );
-    expect(ledger.progress).toMatchObject({ step: 6, policyVersion: 6, consumed: 12, done: true });
+    // What the node's death cost the learner (a role restarted in its process re-publishes its
+    // checkpoint's weights as a new version, so versions may run ahead of steps).
+    const learnerTrouble = readFileSync(join(runDir, "logs", "learner-1.log"), "utf8")
+      .split("\n")
+      .filter((line) => line.startsWith("{") && JSON.parse(line).level >= 40)
+      .map((line) => JSON.parse(line).msg as string);
+    console.info(`learner warnings and errors during the run:\n${learnerTrouble.join("\n")}`);
+    expect(ledger.progress).toMatchObject({ step: 6, consumed: 12, done: true });
     expect(
-      ledger.progress!.consumed + ledger.progress!.stale + ledger.progress!.zeroVariance + ledger.deadLettered + ledger.pending,
+      ledger.progress!.consumed +
+        ledger.progress!.stale +
+        ledger.progress!.zeroVariance +
+        ledger.deadLettered +
+        ledger.pending,
     ).toBe(ledger.published);
     const manifest = await readCheckpointManifest(join(runDir, "checkpoints", "learner"));
     const used = (manifest.trainerState as { usedGroups: string[] }).usedGroups;
@@ -151,8 +154,10 @@ describe("the pipeline on a 3-node cluster", () => {
     // The pointer moved through every version, one at a time, up to the last; its weights are readable.
     // (Metrics are not a record of versions: they are core NATS messages, and one published while its
     // sender's node is down is dropped — a run here lost the learner's step-3 event.)
-    expect(ledger.pointerVersions).toEqual([2, 3, 4, 5, 6]);
-    expect(ledger.pointer?.version).toBe(6);
+    const last = ledger.progress!.policyVersion;
+    expect(last).toBeGreaterThanOrEqual(6);
+    expect(ledger.pointerVersions).toEqual([last - 4, last - 3, last - 2, last - 1, last]);
+    expect(ledger.pointer?.version).toBe(last);
     expect(ledger.finalWeights).toBeGreaterThan(0);
   }, 400_000);
 });

@@ -6,7 +6,7 @@
  */
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { connect, nkeyAuthenticator, nkeys, PermissionViolationError } from "@nats-io/transport-node";
 import { Deferred, Effect, Either, Fiber, Layer } from "effect";
 import { pino } from "pino";
@@ -48,6 +48,8 @@ import {
   weightsBlobName,
 } from "../messaging/index.ts";
 import { HeartbeatMessage } from "../messaging/messages.ts";
+import { startCli } from "./cli-helpers.ts";
+import { readLedger } from "./ledger.ts";
 import { freshExperiment, samplePromptGroup, sampleRolloutGroup, sampleScoredGroup } from "./messaging/fixtures.ts";
 
 let dir: string;
@@ -55,12 +57,15 @@ let server: LocalServer;
 let files: NatsAuthFiles;
 const A = freshExperiment("authA");
 const B = freshExperiment("authB");
+/** The experiment of the full pipeline run (its own state, untouched by the other tests). */
+const C = freshExperiment("authC");
+const REPO = resolve(import.meta.dirname, "..");
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "factrl-auth-test-"));
   const definitions = await Promise.all(roles.names.map(roles.load));
   files = writeNatsAuth({
-    experiments: [A, B],
+    experiments: [A, B, C],
     outDir: join(dir, "auth"),
     roles: definitions.flatMap((role) => (role === undefined ? [] : [role])),
     rewardServices: ["judge"],
@@ -244,6 +249,33 @@ describe("per-role permissions from factrl nats auth", () => {
         .filter((line) => /Violation/.test(line)),
     ).toEqual([]);
   }, 90_000);
+
+  it("runs the tiny pipeline with every role on its own key: it completes and the server refuses nothing", async () => {
+    const config = join(dir, "tiny-secured.yaml");
+    const roleAuth = Object.entries(files.experiments[C]!.seeds)
+      .map(([kind, seed]) => `    ${kind}: { nkey: ${JSON.stringify(seed)} }`)
+      .join("\n");
+    await writeFile(
+      config,
+      `extends: ${JSON.stringify(join(REPO, "configs", "tiny.yaml"))}\nexperiment: ${C}\n` +
+        `output: { dir: ${JSON.stringify(join(dir, "runs"))} }\nnats:\n  url: ${server.url}\n  roleAuth:\n${roleAuth}\n`,
+    );
+    const violationsBefore = server
+      .log()
+      .split("\n")
+      .filter((line) => /Violation/.test(line)).length;
+    const run = startCli(["run", config], REPO);
+    const { code } = await run.exited;
+    expect(code, run.output().slice(-3000)).toBe(0);
+    const ledger = await runAs({ experiment: C, kind: "dashboard" }, C, readLedger);
+    expect(Either.isRight(ledger) && ledger.right.progress).toMatchObject({ step: 4, done: true });
+    const violations = server
+      .log()
+      .split("\n")
+      .filter((line) => /Violation/.test(line))
+      .slice(violationsBefore);
+    expect(violations).toEqual([]);
+  }, 300_000);
 
   it("refuses a rollout actor that writes the weights or moves the policy pointer, naming the subject", async () => {
     const rollout = { experiment: A, kind: "rollout" };
