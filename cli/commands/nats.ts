@@ -35,8 +35,10 @@ interface ClusterOptions {
 
 export function registerNats(program: Command): void {
   const nats = program.command("nats").description("set up NATS for factrl: per-role credentials, a local cluster");
+  // Usage mistakes in a subcommand reach main.ts as CommanderErrors (exit 2), like the top-level ones.
   nats
     .command("auth")
+    .exitOverride()
     .description("write an NKey per role and the nats-server config giving each only what its role declares")
     .requiredOption("--experiment <id>", "experiment id (repeat for several on one server)", collect)
     .option("--out <dir>", "where to write the server config, the keys and the config snippets", "nats-auth")
@@ -86,6 +88,7 @@ export function registerNats(program: Command): void {
     });
   nats
     .command("cluster")
+    .exitOverride()
     .description("write the configs of a local JetStream cluster under DIR and run it until Ctrl-C")
     .requiredOption("--dir <dir>", "where each node's config and store go")
     .option("--nodes <n>", "how many nodes", positiveInt, 3)
