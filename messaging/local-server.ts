@@ -16,7 +16,11 @@ import { delimiter, join } from "node:path";
 import { Data, Effect, type Scope } from "effect";
 import { rootLogger } from "./log.ts";
 
-export class LocalServerError extends Data.TaggedError("LocalServerError")<{ readonly reason: string }> {}
+export class LocalServerError extends Data.TaggedError("LocalServerError")<{ readonly reason: string }> {
+  override get message(): string {
+    return this.reason;
+  }
+}
 
 export interface LocalServerOptions {
   /** Port to listen on; by default the server picks a free one. */

@@ -137,7 +137,10 @@ describe("the pipeline on a 3-node cluster", () => {
     const learnerTrouble = readFileSync(join(runDir, "logs", "learner-1.log"), "utf8")
       .split("\n")
       .filter((line) => line.startsWith("{") && JSON.parse(line).level >= 40)
-      .map((line) => JSON.parse(line).msg as string);
+      .map((line) => {
+        const { msg, cause } = JSON.parse(line) as { msg: string; cause?: string };
+        return cause === undefined ? msg : `${msg}: ${cause.split("\n")[0]}`;
+      });
     console.info(`learner warnings and errors during the run:\n${learnerTrouble.join("\n")}`);
     expect(ledger.progress).toMatchObject({ step: 6, consumed: 12, done: true });
     expect(
