@@ -18,7 +18,7 @@ export interface RoleAccess {
   readonly takes: readonly string[];
   /** Work queues its actors publish to. */
   readonly gives: readonly string[];
-  /** KV keys it writes (a trailing `.*` stands for one more token). */
+  /** KV keys it writes (each actor writes its own status record besides; see rolePermissions). */
   readonly writesState: readonly string[];
   /** Whether it stores blobs (the policy weights, the tokenizer). */
   readonly writesBlobs: boolean;
