@@ -13,6 +13,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureExperimentQueues } from "../actors/launcher.ts";
 import { runActor } from "../actors/runtime.ts";
+import { listActors } from "../actors/runtime-status.ts";
 import {
   CURATOR_CURSOR_KEY,
   EVALUATION_DONE_KEY,
@@ -48,7 +49,7 @@ import {
   weightsBlobName,
 } from "../messaging/index.ts";
 import { HeartbeatMessage } from "../messaging/messages.ts";
-import { startCli } from "./cli-helpers.ts";
+import { startCli, waitFor } from "./cli-helpers.ts";
 import { readLedger } from "./ledger.ts";
 import { freshExperiment, samplePromptGroup, sampleRolloutGroup, sampleScoredGroup } from "./messaging/fixtures.ts";
 
@@ -265,6 +266,18 @@ describe("per-role permissions from factrl nats auth", () => {
       .split("\n")
       .filter((line) => /Violation/.test(line)).length;
     const run = startCli(["run", config], REPO);
+    // While it runs, the dashboard key finds the actors live, asking only this experiment's services.
+    const live = await waitFor(
+      "actors answering the dashboard",
+      async () => {
+        const actors = await runAs({ experiment: C, kind: "dashboard" }, C, listActors(C, 1_000, roles.names));
+        const answered = Either.isRight(actors) ? actors.right.filter((actor) => actor.answered) : [];
+        return answered.length >= 3 && answered;
+      },
+      120_000,
+      500,
+    );
+    expect(new Set(live.map((actor) => actor.role)).size).toBeGreaterThanOrEqual(2);
     const { code } = await run.exited;
     expect(code, run.output().slice(-3000)).toBe(0);
     const ledger = await runAs({ experiment: C, kind: "dashboard" }, C, readLedger);
