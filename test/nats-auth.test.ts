@@ -390,3 +390,52 @@ describe("per-role permissions from factrl nats auth", () => {
     expect(messageOf(result)).toMatch(/^NATS server refused the credentials .*Authorization Violation/);
   }, 30_000);
 });
+
+describe("the generated config with TLS", () => {
+  it("serves TLS with client verification: a role connects with its key and a client certificate, not without one", async () => {
+    const tlsFile = (name: string) => join(import.meta.dirname, "messaging", "tls", name);
+    const tlsDir = await mkdtemp(join(tmpdir(), "factrl-auth-tls-"));
+    const experiment = freshExperiment("authT");
+    const definitions = await Promise.all(roles.names.map(roles.load));
+    const generated = writeNatsAuth({
+      experiments: [experiment],
+      outDir: join(tlsDir, "auth"),
+      roles: definitions.flatMap((role) => (role === undefined ? [] : [role])),
+      tls: { cert: tlsFile("server.pem"), key: tlsFile("server.key"), ca: tlsFile("ca.pem") },
+    });
+    const serverConfig = join(tlsDir, "server.conf");
+    await writeFile(
+      serverConfig,
+      `jetstream { store_dir: ${JSON.stringify(join(tlsDir, "store"))} }\ninclude "auth/nats-server.conf"\n`,
+    );
+    const tlsServer = await startLocalServer({ configFile: serverConfig, storeDir: join(tlsDir, "store") });
+    try {
+      const seed = generated.experiments[experiment]!.seeds.rollout!;
+      const connectAs = (tls: Record<string, string>) =>
+        Effect.runPromise(
+          Effect.gen(function* () {
+            const config = Either.getOrThrow(
+              decodeConfig({ experiment, nats: { roleAuth: { rollout: { nkey: seed } }, tls } }),
+            );
+            const url = `tls://127.0.0.1:${tlsServer.port}`;
+            const options = yield* natsConnectionOptions(config.nats, url, "tls-test", { kind: "rollout", experiment });
+            return yield* connectNats({ ...options, connectAttempts: 1, logger: capturingLogger().logger }).pipe(
+              Effect.map(({ connection }) => connection.getServer()),
+              Effect.scoped,
+            );
+          }).pipe(Effect.either),
+        );
+      const withCertificate = await connectAs({
+        ca: tlsFile("ca.pem"),
+        cert: tlsFile("client.pem"),
+        key: tlsFile("client.key"),
+      });
+      expect(withCertificate).toEqual(Either.right(`127.0.0.1:${tlsServer.port}`));
+      const withoutCertificate = await connectAs({ ca: tlsFile("ca.pem") });
+      expect(Either.isLeft(withoutCertificate)).toBe(true);
+    } finally {
+      await tlsServer.stop();
+      await rm(tlsDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});

@@ -2,6 +2,8 @@
  * `factrl nats auth`: per-role NKeys and permissions for a secured server (docs/security.md).
  * `factrl nats cluster`: a local 3-node JetStream cluster, for tests and trials (docs/operations.md).
  */
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
 import { Console, Effect } from "effect";
 import { LocalServerError, type ServerTls, startLocalCluster } from "../../messaging/index.ts";
@@ -54,14 +56,18 @@ export function registerNats(program: Command): void {
         if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
           return yield* new UsageError({ reason: "--tls-cert and --tls-key go together" });
         }
+        // The server and the clients read these from elsewhere: absolute paths, checked now.
+        const tlsFile = (option: string, path: string | undefined) =>
+          path === undefined
+            ? Effect.succeed(undefined)
+            : existsSync(path)
+              ? Effect.succeed(resolve(path))
+              : new UsageError({ reason: `${option}: no such file ${resolve(path)}` });
+        const cert = yield* tlsFile("--tls-cert", options.tlsCert);
+        const key = yield* tlsFile("--tls-key", options.tlsKey);
+        const ca = yield* tlsFile("--tls-ca", options.tlsCa);
         const tls: ServerTls | undefined =
-          options.tlsCert !== undefined && options.tlsKey !== undefined
-            ? {
-                cert: options.tlsCert,
-                key: options.tlsKey,
-                ...(options.tlsCa !== undefined ? { ca: options.tlsCa } : {}),
-              }
-            : undefined;
+          cert !== undefined && key !== undefined ? { cert, key, ...(ca !== undefined ? { ca } : {}) } : undefined;
         const definitions = yield* Effect.promise(() => Promise.all(roles.names.map(roles.load)));
         const files = yield* Effect.try({
           try: () =>
