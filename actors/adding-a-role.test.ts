@@ -41,7 +41,8 @@ const COUNTDOWNS_QUEUE = defineWorkQueue({ name: "countdowns", message: Countdow
 const makeCountdownRole = (seen: Countdown[]): RoleDefinition => ({
   name: "countdown",
   description: "passes each countdown on with one less, through its own queue, until zero",
-  queues: [COUNTDOWNS_QUEUE],
+  takes: [COUNTDOWNS_QUEUE],
+  gives: [COUNTDOWNS_QUEUE],
   start: (actor) =>
     Effect.succeed(
       actor.consume(COUNTDOWNS_QUEUE, (item) =>
@@ -173,7 +174,7 @@ describe("adding a role with its own queue", () => {
     const impostor = defineWorkQueue({ name: "prompts", message: CountdownMessage, groupIdPath: ["groupId"] });
     const roles = makeRoleRegistry({
       echo: ACTOR_ROLES.echo!,
-      impostor: async () => ({ ...makeCountdownRole([]), name: "impostor", queues: [impostor] }),
+      impostor: async () => ({ ...makeCountdownRole([]), name: "impostor", gives: [impostor] }),
     });
     const error = await runWith(
       natsUrl,

@@ -112,7 +112,8 @@ export const promptGroupAt = (env: PromptSource, config: ExperimentConfig, seque
 export const curatorRole: RoleDefinition = {
   name: "curator",
   description: "picks training prompts; keeps at most curation.maxGroupsInFlight prompt groups in flight",
-  queues: [PROMPTS_QUEUE],
+  gives: [PROMPTS_QUEUE],
+  writes: [CURATOR_CURSOR_KEY],
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;

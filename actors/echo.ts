@@ -33,7 +33,8 @@ const busyWait = (ms: number) =>
 export const makeEchoRole = (concurrency: number): RoleDefinition => ({
   name: "echo",
   description: "diagnostic worker: answers each prompt group with G copies of its prompt",
-  queues: [PROMPTS_QUEUE, ROLLOUTS_QUEUE],
+  takes: [PROMPTS_QUEUE],
+  gives: [ROLLOUTS_QUEUE],
   start: (actor) =>
     Effect.gen(function* () {
       // Completed by a group asking for a crash: the work loop fails (a handler failure would only

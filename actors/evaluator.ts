@@ -200,6 +200,7 @@ export const describeEvaluation = ({ version, overall: o }: EvaluationResult) =>
 export const evaluatorRole: RoleDefinition = {
   name: "evaluator",
   description: "evaluates the initial, periodic and final policies on every suite; writes the report",
+  writes: [EVALUATION_DONE_KEY],
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;

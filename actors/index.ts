@@ -1,4 +1,5 @@
 /** The actor runtime, the role registry, the launcher and the pipeline's topology: what other parts may use. */
+export { experimentLayout, roleAccess } from "./access.ts";
 export { curatorRole, promptGroupAt } from "./curator.ts";
 export { echoRole } from "./echo.ts";
 export { EnvironmentUnavailable, evaluationSample, experimentEnvironment, hash32 } from "./environment.ts";

@@ -39,6 +39,7 @@ import {
   type ControlReply,
   EXPERIMENT_OUTCOME_KEY,
   Experiment,
+  ensureBlobStream,
   ensureWorkQueues,
   type FactrlLogger,
   getState,
@@ -397,7 +398,7 @@ const unionOfQueues = (
 
 /**
  * Creates the experiment's work queues before any actor starts: the pipeline's, and every queue a role
- * of the registry declares (`RoleDefinition.queues`: a role added with its own queue needs nothing
+ * of the registry declares (`RoleDefinition.takes` and `gives`: a role added with its own queue needs nothing
  * else), with the run's redelivery settings; removes the acked work a broker crash left in them. It
  * loads every role of the registry — in `factrl run` their code is loaded already (the serial
  * runner imports it).
@@ -410,7 +411,9 @@ export const ensureExperimentQueues = (
     const definitions = yield* Effect.promise(() => Promise.all(roles.names.map(roles.load)));
     const queues = yield* unionOfQueues([
       ["the pipeline", PIPELINE_QUEUES],
-      ...definitions.flatMap((role) => (role === undefined ? [] : [[`role ${role.name}`, role.queues ?? []] as const])),
+      ...definitions.flatMap((role) =>
+        role === undefined ? [] : [[`role ${role.name}`, [...(role.takes ?? []), ...(role.gives ?? [])]] as const],
+      ),
     ]);
     return yield* ensureWorkQueues(queues, {
       ackWaitMs: config.runtime.ackWaitMs,
@@ -456,6 +459,7 @@ export const launch = (options: LaunchOptions) =>
         config.nats,
         natsUrl,
         `factrl-launcher-${config.experiment}`,
+        { kind: "launcher", experiment: config.experiment },
       );
       const services = yield* Layer.build(
         actorServices({ ...connectionOptions, logger }, config.experiment, "launcher", logger),
@@ -463,6 +467,8 @@ export const launch = (options: LaunchOptions) =>
       const { subjects } = Context.get(services, Experiment);
       const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, services);
       yield* provide(ensureExperimentQueues(config, options.roles));
+      // The blob stream too: the learner may store blobs in it, but creating it is the launcher's right.
+      yield* provide(ensureBlobStream);
       yield* provide(putState(CONFIG_KEY, config));
 
       // A re-run starts over from "running": actors joining it must not read the last run's end.

@@ -11,7 +11,7 @@ import { Effect } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
 import { allPrompts, type Environment, type EnvPrompt } from "../envs/index.ts";
 import { Experiment, MetricsEventMessage, Nats, publishMessage, publishWork, WorkOutcome } from "../messaging/index.ts";
-import { createRewardPipeline, type RewardItem, type RewardPipeline } from "../rewards/index.ts";
+import { ANY_REWARD_SERVICE, createRewardPipeline, type RewardItem, type RewardPipeline } from "../rewards/index.ts";
 import { experimentEnvironment } from "./environment.ts";
 import type { RoleDefinition } from "./runtime.ts";
 import { ROLLOUTS_QUEUE, type RolloutGroup, SCORED_QUEUE, type ScoredGroup } from "./topology.ts";
@@ -126,7 +126,9 @@ export const makeScoring = (env: Environment, pipeline: RewardPipeline) => {
 export const rewardRole: RoleDefinition = {
   name: "reward",
   description: "scores rollout groups with the reward modules; publishes scored groups",
-  queues: [ROLLOUTS_QUEUE, SCORED_QUEUE],
+  takes: [ROLLOUTS_QUEUE],
+  gives: [SCORED_QUEUE],
+  requests: ANY_REWARD_SERVICE,
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;

@@ -47,7 +47,8 @@ const keepingAlive = <A, E, R>(items: readonly WorkItem<PromptGroup>[], work: Ef
 export const rolloutRole: RoleDefinition = {
   name: "rollout",
   description: "samples G answers per prompt group with the current policy; publishes rollout groups",
-  queues: [PROMPTS_QUEUE, ROLLOUTS_QUEUE],
+  takes: [PROMPTS_QUEUE],
+  gives: [ROLLOUTS_QUEUE],
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;

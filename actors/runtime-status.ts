@@ -33,8 +33,12 @@ export interface ActorStatus extends Heartbeat {
 const StatsData = Schema.Struct({ ...Heartbeat.fields, heartbeatAgeMs: Schema.Number });
 const decodeStats = Schema.decodeUnknownOption(StatsData);
 
-/** The actors that answered `$SRV.STATS` within the wait. */
-const answeringActors = (experiment: string, maxWaitMs: number) =>
+/**
+ * The actors that answered `$SRV.STATS` within the wait: every service on the server, or — given
+ * `roles` — only the services of those roles of this experiment (`$SRV.STATS.factrl-<exp>-<role>`),
+ * the only ones a user with `factrl nats auth`'s permissions may ask.
+ */
+const answeringActors = (experiment: string, maxWaitMs: number, roles: readonly string[] | undefined) =>
   Effect.gen(function* () {
     const { connection } = yield* Nats;
     const replies = yield* Effect.promise(async () => {
@@ -44,13 +48,17 @@ const answeringActors = (experiment: string, maxWaitMs: number) =>
         strategy: "stall",
         stall: 300,
       });
-      const found = [];
-      try {
-        for await (const stats of await client.stats()) found.push(stats);
-      } catch {
-        // no responders: nobody is running
-      }
-      return found;
+      const ask = async (name?: string) => {
+        const found = [];
+        try {
+          for await (const stats of await client.stats(name)) found.push(stats);
+        } catch {
+          // no responders: nobody is running
+        }
+        return found;
+      };
+      const services = roles?.map((role) => experimentSubjects(experiment).service(role));
+      return services === undefined ? ask() : (await Promise.all(services.map(ask))).flat();
     });
     const actors: ActorStatus[] = [];
     for (const reply of replies) {
@@ -72,15 +80,19 @@ function fromRecord(record: ActorStatusRecord, now: number): ActorStatus {
 }
 
 /**
- * The actors of `experiment`, sorted by role then id: those that answer, and those that do not but
+ * The actors of `experiment` (asking only `roles`' services when given), sorted by role then id: those that answer, and those that do not but
  * whose record says they have not stopped. Waits up to `maxWaitMs` for the first answer and stops once
  * answers stall (the services client's "stall" strategy).
  */
-export const listActors = (experiment: string, maxWaitMs = 1_500): Effect.Effect<ActorStatus[], never, Nats> =>
+export const listActors = (
+  experiment: string,
+  maxWaitMs = 1_500,
+  roles?: readonly string[],
+): Effect.Effect<ActorStatus[], never, Nats> =>
   Effect.gen(function* () {
     const [answered, records] = yield* Effect.all(
       [
-        answeringActors(experiment, maxWaitMs),
+        answeringActors(experiment, maxWaitMs, roles),
         listState(ACTOR_STATUS_PREFIX, ActorStatusRecord).pipe(
           Effect.provideService(Experiment, { subjects: experimentSubjects(experiment), sender: "status" }),
           // Without records, status still lists every actor that answers.

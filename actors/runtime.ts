@@ -172,10 +172,21 @@ export interface RoleDefinition {
   /** One line for `factrl actor --help`. */
   readonly description: string;
   /**
-   * The work queues the role takes from or gives to. The launcher creates every queue of every role in
-   * its registry, with the pipeline's own, before it starts any actor (`ensureExperimentQueues`).
+   * What the role does on the server, declared once: the launcher creates every queue of every role in
+   * its registry before it starts any actor (`ensureExperimentQueues`), and `factrl nats auth` gives the
+   * role's users exactly these rights (messaging/permissions.ts). An undeclared write is refused by a
+   * server running with the generated permissions.
    */
-  readonly queues?: readonly WorkQueue<unknown>[];
+  /** Work queues its actors take work from. */
+  readonly takes?: readonly WorkQueue<unknown>[];
+  /** Work queues its actors publish to. */
+  readonly gives?: readonly WorkQueue<unknown>[];
+  /** State keys its actors write (besides each actor's own status record, which every actor writes). */
+  readonly writes?: readonly { readonly key: string }[];
+  /** Whether its actors store blobs (the policy's weights and tokenizer). */
+  readonly writesBlobs?: boolean;
+  /** Subjects of outside services its actors send requests to (NATS wildcards allowed). */
+  readonly requests?: readonly string[];
   /** When an actor of this role completes, the experiment is over (the launcher stops everything). */
   readonly endsExperiment?: boolean;
   readonly start: (
@@ -272,7 +283,10 @@ export const runActor = (options: RunActorOptions) =>
       const drainStarted = yield* Deferred.make<void>();
       let draining = false;
 
-      const connectionOptions = yield* natsConnectionOptions(config.nats, url, `factrl-${id}`);
+      const connectionOptions = yield* natsConnectionOptions(config.nats, url, `factrl-${id}`, {
+        kind: role.name,
+        experiment,
+      });
       const services = yield* Layer.build(actorServices({ ...connectionOptions, logger }, experiment, id, logger));
       const nats = Context.get(services, Nats);
       const { subjects } = Context.get(services, Experiment);
@@ -400,7 +414,7 @@ export const runActor = (options: RunActorOptions) =>
         Effect.promise(() =>
           // @nats-io/services bundles its own nats-core types; the connection is the same at run time.
           new Svcm(nats.connection as unknown as ConstructorParameters<typeof Svcm>[0]).add({
-            name: `factrl-${experiment}-${role.name}`,
+            name: subjects.service(role.name),
             version: "0.1.0",
             description: `factrl ${role.name} actor of experiment ${experiment}`,
             metadata: { experiment, role: role.name, actor: id, host: hostname(), pid: String(process.pid) },

@@ -13,6 +13,7 @@ import {
   type ExperimentConfig,
   loadConfig,
   NATS_URL_FORM,
+  type NatsUser,
   natsConnectionOptions,
   natsUrlProblem,
 } from "../configs/index.ts";
@@ -74,17 +75,22 @@ export const resolveTarget = (options: NatsTargetOptions) =>
     return { experiment, url, config };
   });
 
-/** The Nats and Experiment services for a command (sender `cli`). */
+/**
+ * The Nats and Experiment services for a command (sender `cli`), connecting as `kind` (whose
+ * `nats.roleAuth` entry applies: `launcher` for commands that change a run, `dashboard` for those
+ * that only look, a role's name for an actor).
+ */
 export const commandLayer = (
   target: { readonly experiment: string; readonly url: string; readonly config: ExperimentConfig | undefined },
   name: string,
+  kind: NatsUser["kind"],
 ) =>
   Layer.merge(
     Layer.scoped(
       Nats,
       Effect.flatMap(
         target.config !== undefined
-          ? natsConnectionOptions(target.config.nats, target.url, name)
+          ? natsConnectionOptions(target.config.nats, target.url, name, { kind, experiment: target.experiment })
           : Effect.succeed({ servers: target.url.split(","), name }),
         (options) =>
           connectNats({

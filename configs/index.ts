@@ -12,7 +12,7 @@ export {
   runDirectory,
   writeResolvedConfig,
 } from "./loader.ts";
-export { embeddedServerAuthArgs, natsConnectionOptions } from "./nats.ts";
+export { embeddedServerAuthArgs, type NatsUser, natsConnectionOptions } from "./nats.ts";
 export {
   configPaths,
   HUGGING_FACE_PREFIX,

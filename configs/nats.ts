@@ -4,27 +4,47 @@
  */
 import { readFileSync } from "node:fs";
 import { Effect } from "effect";
-import type { ConnectionOptions } from "../messaging/index.ts";
+import { type ConnectionOptions, experimentSubjects } from "../messaging/index.ts";
 import { ConfigError } from "./loader.ts";
-import type { NatsSection } from "./schema.ts";
+import type { NatsAuth, NatsSection, NatsUserKind } from "./schema.ts";
 
-/** Connection options for `url` with the config's auth and TLS; an unreadable nkey file is a ConfigError. */
+/** Who is connecting: which entry of `nats.roleAuth` applies, in which experiment. */
+export interface NatsUser {
+  /** A role's name, `launcher` or `dashboard` (a role with no entry in `nats.roleAuth` uses `nats.auth`). */
+  readonly kind: NatsUserKind | (string & {});
+  readonly experiment: string;
+}
+
+/**
+ * Connection options for `url` with the config's auth and TLS; an unreadable nkey file is a ConfigError.
+ * With `user`, its `nats.roleAuth` entry (when there is one) replaces `nats.auth`, and replies come to
+ * the role's own inbox, the only one its generated permissions let it read.
+ */
 export const natsConnectionOptions = (
   nats: NatsSection,
   url: string,
   name: string,
+  user?: NatsUser,
 ): Effect.Effect<Omit<ConnectionOptions, "logger" | "connectAttempts">, ConfigError> =>
-  Effect.try({ try: () => connectionOptionsOrThrow(nats, url, name), catch: (error) => error as ConfigError });
+  Effect.try({ try: () => connectionOptionsOrThrow(nats, url, name, user), catch: (error) => error as ConfigError });
 
 function connectionOptionsOrThrow(
   nats: NatsSection,
   url: string,
   name: string,
+  user: NatsUser | undefined,
 ): Omit<ConnectionOptions, "logger" | "connectAttempts"> {
-  const auth = nats.auth;
+  const roleAuth =
+    user === undefined ? undefined : (nats.roleAuth as Readonly<Record<string, NatsAuth>> | undefined)?.[user.kind];
+  const auth = roleAuth ?? nats.auth;
+  const authField = roleAuth !== undefined ? `nats.roleAuth.${user?.kind}` : "nats.auth";
   const options: { -readonly [K in keyof ConnectionOptions]: ConnectionOptions[K] } = {
     servers: url.split(",").map((server) => server.trim()),
     name,
+    replicas: nats.replicas,
+    ...(user !== undefined && roleAuth !== undefined
+      ? { inboxPrefix: experimentSubjects(user.experiment).inbox(user.kind) }
+      : {}),
   };
   if (auth !== undefined) {
     if ("token" in auth) options.token = auth.token;
@@ -36,7 +56,10 @@ function connectionOptionsOrThrow(
       try {
         options.nkeySeed = readFileSync(auth.nkey, "utf8").trim();
       } catch (error) {
-        throw new ConfigError({ source: "nats.auth.nkey", problems: [`cannot read ${auth.nkey}: ${String(error)}`] });
+        throw new ConfigError({
+          source: `${authField}.nkey`,
+          problems: [`cannot read ${auth.nkey}: ${String(error)}`],
+        });
       }
     }
   }

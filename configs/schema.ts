@@ -110,22 +110,65 @@ export const ExperimentId = Schema.String.pipe(
 ).annotations({ identifier: "ExperimentId" });
 export type ExperimentId = typeof ExperimentId.Type;
 
+// ── actors ───────────────────────────────────────────────────────────────────────────────────────
+
+const count = (defaultValue: number, description: string) => setting(NonNegativeInt, defaultValue, description);
+
+/** How many processes of each role `factrl run` starts on this machine (more can join from other hosts). */
+export const ActorCounts = Schema.Struct({
+  curator: count(1, "Curators: pick prompts and keep at most curation.maxGroupsInFlight groups queued."),
+  rollout: count(2, "Rollout actors: sample rollout.groupSize answers per prompt with the current policy."),
+  reward: count(1, "Reward actors: score answers with the reward modules."),
+  learner: count(1, "Learners: GRPO updates from scored groups; publish weights."),
+  evaluator: count(1, "Evaluators: score published policies on the evaluation suites."),
+  monitor: count(1, "Monitors: collect metrics, show progress, write metrics JSONL."),
+  echo: count(0, "Diagnostic workers that echo work-queue messages; for smoke tests of a deployment."),
+});
+export type ActorCounts = typeof ActorCounts.Type;
+export type RoleName = keyof ActorCounts;
+export const ROLE_NAMES = Object.keys(ActorCounts.fields) as readonly RoleName[];
+
 // ── nats ─────────────────────────────────────────────────────────────────────────────────────────
 
-export const NatsAuth = Schema.Union(
-  Schema.Struct({ token: NonEmptyString.annotations({ description: "Shared token." }) }),
-  Schema.Struct({
-    user: NonEmptyString.annotations({ description: "User name." }),
-    pass: Schema.String.annotations({ description: "Password." }),
-  }),
-  Schema.Struct({
-    creds: pathString({ kind: "file" }).annotations({ description: "Path to a .creds file (JWT + nkey seed)." }),
-  }),
-  Schema.Struct({
-    nkey: pathString({ kind: "file" }).annotations({ description: "Path to a file holding an nkey seed." }),
-  }),
-).annotations({ identifier: "NatsAuth", description: "One of: {token} | {user, pass} | {creds} | {nkey}." });
+/** The forms of credentials; an nkey or creds file is checked before start by the processes in `readBy`. */
+const natsAuth = (readBy?: readonly ConfigReader[]) =>
+  Schema.Union(
+    Schema.Struct({ token: NonEmptyString.annotations({ description: "Shared token." }) }),
+    Schema.Struct({
+      user: NonEmptyString.annotations({ description: "User name." }),
+      pass: Schema.String.annotations({ description: "Password." }),
+    }),
+    Schema.Struct({
+      creds: pathString({ kind: "file", ...(readBy !== undefined ? { readBy } : {}) }).annotations({
+        description: "Path to a .creds file (JWT + nkey seed).",
+      }),
+    }),
+    Schema.Struct({
+      nkey: pathString({ kind: "file", ...(readBy !== undefined ? { readBy } : {}) }).annotations({
+        description: "Path to a file holding an nkey seed.",
+      }),
+    }),
+  ).annotations({ identifier: "NatsAuth", description: "One of: {token} | {user, pass} | {creds} | {nkey}." });
+
+export const NatsAuth = natsAuth();
 export type NatsAuth = typeof NatsAuth.Type;
+
+/**
+ * Credentials per role: the processes of a role connect with its entry (and read replies on their
+ * role's own inbox, `_INBOX.factrl.<experiment>.<role>`, which is all their permissions let them
+ * read); `launcher` is `factrl run` and the commands that change a run (`scale`), `dashboard` the
+ * read-only ones (`status`). A role without an entry uses `nats.auth`. `factrl nats auth` writes them.
+ */
+export const NatsRoleAuth = Schema.Struct({
+  ...(Object.fromEntries(
+    ROLE_NAMES.map((role) => [role, optional(natsAuth([role]), `Credentials of the ${role} actors.`)]),
+  ) as Record<RoleName, ReturnType<typeof optional<ReturnType<typeof natsAuth>>>>),
+  launcher: optional(natsAuth(["launcher"]), "Credentials of `factrl run` and `factrl scale`."),
+  dashboard: optional(natsAuth([]), "Credentials of the read-only commands (`factrl status`)."),
+});
+export type NatsRoleAuth = typeof NatsRoleAuth.Type;
+/** Who connects: a role, the launcher, or a read-only command. */
+export type NatsUserKind = keyof NatsRoleAuth;
 
 export const NatsTls = Schema.Struct({
   ca: optional(pathString({ kind: "file" }), "CA certificate (PEM file) to verify the server with."),
@@ -154,27 +197,18 @@ export const NatsSection = Schema.Struct({
   ),
   embedded: section(EmbeddedNats, "The local nats-server `factrl run` starts when `url` is absent."),
   auth: optional(NatsAuth, "Credentials; absent means none. Applied to the embedded server too (token, user/pass)."),
+  roleAuth: optional(
+    NatsRoleAuth,
+    "Credentials per role (`factrl nats auth` writes them); a role without one uses auth.",
+  ),
+  replicas: setting(
+    Schema.Literal(1, 3, 5),
+    1,
+    "Copies of every stream, consumer, KV bucket and blob: 1 on one server, 3 on a cluster (survives one node).",
+  ),
   tls: optional(NatsTls, "TLS settings; absent means plain TCP (or TLS if the URL says tls://)."),
 });
 export type NatsSection = typeof NatsSection.Type;
-
-// ── actors ───────────────────────────────────────────────────────────────────────────────────────
-
-const count = (defaultValue: number, description: string) => setting(NonNegativeInt, defaultValue, description);
-
-/** How many processes of each role `factrl run` starts on this machine (more can join from other hosts). */
-export const ActorCounts = Schema.Struct({
-  curator: count(1, "Curators: pick prompts and keep at most curation.maxGroupsInFlight groups queued."),
-  rollout: count(2, "Rollout actors: sample rollout.groupSize answers per prompt with the current policy."),
-  reward: count(1, "Reward actors: score answers with the reward modules."),
-  learner: count(1, "Learners: GRPO updates from scored groups; publish weights."),
-  evaluator: count(1, "Evaluators: score published policies on the evaluation suites."),
-  monitor: count(1, "Monitors: collect metrics, show progress, write metrics JSONL."),
-  echo: count(0, "Diagnostic workers that echo work-queue messages; for smoke tests of a deployment."),
-});
-export type ActorCounts = typeof ActorCounts.Type;
-export type RoleName = keyof ActorCounts;
-export const ROLE_NAMES = Object.keys(ActorCounts.fields) as readonly RoleName[];
 
 // ── env ──────────────────────────────────────────────────────────────────────────────────────────
 

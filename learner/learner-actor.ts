@@ -86,7 +86,9 @@ export const learnerRole: RoleDefinition = {
   name: "learner",
   description: "GRPO updates from scored groups; publishes weights, checkpoints and resumes",
   endsExperiment: true,
-  queues: [SCORED_QUEUE],
+  takes: [SCORED_QUEUE],
+  writes: [POLICY_KEY, POLICY_ARCHITECTURE_KEY, LEARNER_PROGRESS_KEY],
+  writesBlobs: true,
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;

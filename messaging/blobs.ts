@@ -52,9 +52,12 @@ const storeError = (name: string, doing: string) => (error: unknown) =>
 /** The blob stream of each experiment, set up once per connection (every actor may be the first). */
 const ready = new WeakMap<JetStreamManager, Map<string, Promise<void>>>();
 
-/** The experiment's blob stream, set up on first use: its manager and name. */
-const openBlobStream = Effect.gen(function* () {
-  const { manager } = yield* Nats;
+/**
+ * The experiment's blob stream, set up on first use: its manager and name. The launcher sets it up
+ * before any actor starts, so readers without the right to create streams find it there.
+ */
+export const ensureBlobStream = Effect.gen(function* () {
+  const { manager, replicas } = yield* Nats;
   const { subjects } = yield* Experiment;
   const stream = subjects.weightsStream;
   const byStream = ready.get(manager) ?? new Map<string, Promise<void>>();
@@ -66,6 +69,7 @@ const openBlobStream = Effect.gen(function* () {
       subjects: [`${subjects.blobs}.>`],
       storage: StorageType.File,
       allow_direct: true,
+      num_replicas: replicas,
     }).catch((error: unknown) => {
       byStream.delete(stream); // the next call tries again
       throw error;
@@ -84,7 +88,7 @@ const openBlob = (name: string) =>
       catch: storeError(name, "name"),
     });
     const { subjects } = yield* Experiment;
-    const { manager, stream } = yield* openBlobStream;
+    const { manager, stream } = yield* ensureBlobStream;
     return {
       manager,
       stream,
@@ -202,7 +206,7 @@ export const getBlob = (name: string): Effect.Effect<Uint8Array, BlobError, Nats
 /** Lists the blobs in the store. */
 export const listBlobs = (): Effect.Effect<ReadonlyArray<BlobInfo>, BlobError, Nats | Experiment> =>
   Effect.gen(function* () {
-    const { manager, stream } = yield* openBlobStream;
+    const { manager, stream } = yield* ensureBlobStream;
     const { subjects } = yield* Experiment;
     const prefix = `${subjects.blobs}.meta.`;
     const info = yield* Effect.tryPromise({

@@ -14,6 +14,8 @@ import {
   type NatsConnection,
   connect as natsConnect,
   nkeyAuthenticator,
+  PermissionViolationError,
+  TimeoutError,
   UserAuthenticationExpiredError,
 } from "@nats-io/transport-node";
 import { Context, Data, Duration, Effect, Layer, Schedule, type Scope } from "effect";
@@ -39,6 +41,13 @@ export interface ConnectionOptions {
     readonly certFile?: string;
     readonly keyFile?: string;
   };
+  /**
+   * Where replies to this connection's requests arrive (`<prefix>.<unique>`; default `_INBOX`). A user
+   * with per-role permissions may subscribe only to its own prefix (messaging/permissions.ts).
+   */
+  readonly inboxPrefix?: string;
+  /** Copies of each stream, consumer, KV bucket and blob this connection creates (1; 3 on a cluster). */
+  readonly replicas?: number;
   /** Initial connect attempts before giving up (default 5); auth/TLS/config errors do not retry. */
   readonly connectAttempts?: number;
   /** Delay before the second attempt, doubling after (default 250 ms). */
@@ -75,6 +84,8 @@ export interface NatsService {
   readonly manager: JetStreamManager;
   /** The largest message factrl may send on this connection (min of its limit and the server's). */
   readonly maxPayload: number;
+  /** Copies of each stream, consumer, KV bucket and blob this connection creates. */
+  readonly replicas: number;
   readonly logger: FactrlLogger;
 }
 
@@ -127,6 +138,7 @@ function clientOptions(options: ConnectionOptions, servers: string) {
       reconnectTimeWait: 1_000,
       // Async stack traces cost an Error per request (every JetStream publish/pull); our errors say where.
       noAsyncTraces: true,
+      ...(options.inboxPrefix !== undefined ? { inboxPrefix: options.inboxPrefix } : {}),
       ...(options.token !== undefined ? { token: options.token } : {}),
       ...(options.user !== undefined ? { user: options.user } : {}),
       ...(options.pass !== undefined ? { pass: options.pass } : {}),
@@ -145,6 +157,25 @@ function clientOptions(options: ConnectionOptions, servers: string) {
   });
 }
 
+/** What a permission violation means, in words naming the subject. */
+export const permissionDenied = (operation: string, subject: string): string =>
+  `this user may not ${operation === "publish" ? "publish to" : "subscribe to"} ${JSON.stringify(subject)} ` +
+  "(its permissions come from `factrl nats auth`: docs/security.md)";
+
+/** Whether `error` (or what caused it) is the server refusing this user a subject: retrying cannot help. */
+export const isPermissionViolation = (error: unknown): boolean =>
+  error instanceof PermissionViolationError ||
+  (error instanceof Error && error.cause !== undefined && isPermissionViolation(error.cause));
+
+/**
+ * Whether `error` is a JetStream request that got no answer in time — what a cluster gives while a
+ * stream elects a new leader after losing a node, or while a node restarts: worth retrying.
+ */
+export const isLeaderless = (error: unknown): boolean =>
+  error instanceof TimeoutError ||
+  (error instanceof Error && /timeout|temporarily unavailable/i.test(error.message)) ||
+  (error instanceof Error && error.cause !== undefined && isLeaderless(error.cause));
+
 /** Logs each status change until the connection closes (the iterator ends then). */
 async function logStatus(connection: NatsConnection, logger: FactrlLogger): Promise<void> {
   for await (const status of connection.status()) {
@@ -159,7 +190,12 @@ async function logStatus(connection: NatsConnection, logger: FactrlLogger): Prom
         logger.info({ server: status.server }, "NATS reconnected");
         break;
       case "error":
-        logger.error({ err: status.error }, "NATS error");
+        if (status.error instanceof PermissionViolationError) {
+          // The operation itself fails too (a request or JetStream call rejects with the same text); this line
+          // says which subject the credentials lack, for whoever reads the log rather than the error.
+          const { operation, subject } = status.error;
+          logger.error({ operation, subject }, `NATS refused permission: ${permissionDenied(operation, subject)}`);
+        } else logger.error({ err: status.error }, "NATS error");
         break;
       case "slowConsumer":
         logger.warn({ subject: status.sub.getSubject(), pending: status.pending }, "NATS slow consumer");
@@ -213,6 +249,7 @@ export function connectNats(options: ConnectionOptions): Effect.Effect<NatsServi
       jetstream: jetstream(connection),
       manager,
       maxPayload: Math.min(MAX_MESSAGE_BYTES, serverMax),
+      replicas: options.replicas ?? 1,
       logger,
     };
     return service;

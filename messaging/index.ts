@@ -6,6 +6,7 @@ export {
   BlobError,
   type BlobInfo,
   deleteBlob,
+  ensureBlobStream,
   getBlob,
   listBlobs,
   putBlob,
@@ -36,10 +37,18 @@ export {
 } from "./connection.ts";
 export { Experiment, ExperimentLive, type ExperimentService } from "./experiment.ts";
 export {
+  type ClusterNode,
+  clusterNodeConfig,
+  type LocalCluster,
+  type LocalClusterOptions,
+  startLocalCluster,
+} from "./local-cluster.ts";
+export {
   type LocalServer,
   LocalServerError,
   type LocalServerOptions,
   localServer,
+  serverVersion,
   startLocalServer,
 } from "./local-server.ts";
 export {
@@ -64,6 +73,18 @@ export {
   MetricsEventMessage,
   RUNTIME_MESSAGES,
 } from "./messages.ts";
+export {
+  dashboardPermissions,
+  type ExperimentLayout,
+  launcherPermissions,
+  type Permissions,
+  type RoleAccess,
+  rewardServicePermissions,
+  rolePermissions,
+  type ServerTls,
+  type ServerUser,
+  serverAuthConfig,
+} from "./permissions.ts";
 export {
   ControlRequestError,
   makePublisher,

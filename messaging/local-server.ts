@@ -16,13 +16,22 @@ import { delimiter, join } from "node:path";
 import { Data, Effect, type Scope } from "effect";
 import { rootLogger } from "./log.ts";
 
-export class LocalServerError extends Data.TaggedError("LocalServerError")<{ readonly reason: string }> {}
+export class LocalServerError extends Data.TaggedError("LocalServerError")<{ readonly reason: string }> {
+  override get message(): string {
+    return this.reason;
+  }
+}
 
 export interface LocalServerOptions {
   /** Port to listen on; by default the server picks a free one. */
   readonly port?: number;
   /** JetStream store directory; by default a fresh temporary directory, removed on stop. */
   readonly storeDir?: string;
+  /**
+   * A config file that says everything about JetStream (store, sync): the server gets `-c FILE` and
+   * the port, no `-js`/`-sd` (`storeDir` must name the store it sets). Cluster nodes start this way.
+   */
+  readonly configFile?: string;
   /** Extra command-line arguments (e.g. `--user`/`--pass`, `-c config`). */
   readonly extraArgs?: readonly string[];
   /** How long to wait for the server to listen. */
@@ -46,6 +55,8 @@ export interface LocalServer {
   readonly stop: () => Promise<void>;
   /** Hard kill, keeping the store: for fault tests that restart the server on the same port and store. */
   readonly kill: () => Promise<void>;
+  /** The last lines the server logged (up to 1 MB of them). */
+  readonly log: () => string;
 }
 
 export function findNatsServerBinary(): string | undefined {
@@ -60,12 +71,14 @@ export function findNatsServerBinary(): string | undefined {
   return undefined;
 }
 
+const MAX_LOG = 1_000_000;
+
 const LISTENING = /Listening for client connections on [^\s]*:(\d+)/;
 
-const SYNC_ALWAYS_CONFIG = "jetstream {\n  sync_interval: always\n}\n";
+export const SYNC_ALWAYS_CONFIG = "jetstream {\n  sync_interval: always\n}\n";
 
 /** What the server says its version is (`nats-server: v2.9.10`), or "unknown version". */
-function serverVersion(binary: string): string {
+export function serverVersion(binary: string): string {
   const out = spawnSync(binary, ["--version"], { encoding: "utf8", timeout: 5_000 });
   return /v?\d+\.\d+\.\d+\S*/.exec(`${out.stdout ?? ""}`)?.[0] ?? "unknown version";
 }
@@ -73,7 +86,7 @@ function serverVersion(binary: string): string {
 const syncSupport = new Map<string, boolean>();
 
 /** Whether `binary` accepts `sync_interval: always`: asks the server to check such a config (`-t`), once per binary. */
-function supportsSyncAlways(binary: string, configFile: string): boolean {
+export function supportsSyncAlways(binary: string, configFile: string): boolean {
   const known = syncSupport.get(binary);
   if (known !== undefined) return known;
   const check = spawnSync(binary, ["-c", configFile, "-t"], { encoding: "utf8", timeout: 10_000 });
@@ -85,7 +98,7 @@ function supportsSyncAlways(binary: string, configFile: string): boolean {
 const warnedAbout = new Set<string>();
 
 /** Says once per process and binary what a server without sync_interval puts at risk, and what to do. */
-function warnNoSyncAlways(binary: string): void {
+export function warnNoSyncAlways(binary: string): void {
   if (warnedAbout.has(binary)) return;
   warnedAbout.add(binary);
   rootLogger()
@@ -126,7 +139,8 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
   const configDir = await mkdtemp(join(tmpdir(), "factrl-nats-config-"));
   const configFile = join(configDir, "sync-always.conf");
   await writeFile(configFile, SYNC_ALWAYS_CONFIG);
-  const supported = options.syncAlways === false ? false : supportsSyncAlways(binary, configFile);
+  const supported =
+    options.syncAlways === false || options.configFile !== undefined ? false : supportsSyncAlways(binary, configFile);
   if (options.syncAlways === true && !supported) {
     await rm(configDir, { recursive: true, force: true });
     throw new LocalServerError({
@@ -135,20 +149,19 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
   }
   if (options.syncAlways === undefined && !supported) warnNoSyncAlways(binary);
   const args = [
-    ...(supported ? ["-c", configFile] : []),
+    ...(options.configFile !== undefined ? ["-c", options.configFile] : supported ? ["-c", configFile] : []),
     "-a",
     "127.0.0.1",
     "-p",
     String(options.port ?? -1),
-    "-js",
-    "-sd",
-    storeDir,
+    ...(options.configFile !== undefined ? [] : ["-js", "-sd", storeDir]),
     ...(options.extraArgs ?? []),
   ];
   const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
 
+  // What the server said (the last MAX_LOG characters): tests read its complaints, e.g. permission violations.
+  let log = "";
   const port = await new Promise<number>((resolve, reject) => {
-    let log = "";
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       reject(
@@ -164,9 +177,12 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
         clearTimeout(timer);
         child.stderr?.off("data", onData);
         child.stdout?.off("data", onData);
-        // Keep draining the pipes so the server never blocks on a full one.
-        child.stderr?.resume();
-        child.stdout?.resume();
+        // Keep draining the pipes so the server never blocks on a full one, keeping the tail of what it says.
+        const keep = (more: Buffer) => {
+          log = (log + more.toString()).slice(-MAX_LOG);
+        };
+        child.stderr?.on("data", keep);
+        child.stdout?.on("data", keep);
         resolve(Number(match[1]));
       }
     };
@@ -199,7 +215,16 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     if (!(await waitForExit(child, 5_000))) await kill();
     if (ownsStore) await rm(storeDir, { recursive: true, force: true });
   };
-  return { url: `nats://127.0.0.1:${port}`, port, storeDir, pid: child.pid ?? -1, syncAlways: supported, stop, kill };
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir,
+    pid: child.pid ?? -1,
+    syncAlways: supported,
+    log: () => log,
+    stop,
+    kill,
+  };
 }
 
 /** The local server as a scoped resource: started on acquire, stopped when the scope closes. */

@@ -7,9 +7,9 @@
  * restart), with isUpdate=true; `watchState` compares revisions so each revision is reported once.
  */
 import { type KV, Kvm } from "@nats-io/kv";
-import { Data, Effect, Either, ParseResult, Queue, Schema, type Scope } from "effect";
+import { Data, Duration, Effect, Either, ParseResult, Queue, Schedule, Schema, type Scope } from "effect";
 import { type BlobError, type BlobInfo, deleteBlob, weightsBlobName, writeBlob } from "./blobs.ts";
-import { Nats } from "./connection.ts";
+import { isLeaderless, Nats } from "./connection.ts";
 import { Experiment } from "./experiment.ts";
 
 export class StateError extends Data.TaggedError("StateError")<{
@@ -46,14 +46,33 @@ export type PolicyPointer = typeof PolicyPointer.Type;
 
 export const POLICY_KEY = defineStateKey({ key: "policy", schema: PolicyPointer });
 
+/**
+ * A call on the state bucket. A timeout is retried for up to 30 s: on a cluster, the bucket's stream
+ * answers nothing while it elects a new leader after a node is lost (a few seconds), and a role
+ * failing on that would be restarted (re-publishing, re-loading) for nothing.
+ */
+const stateCall = <A>(key: string, doing: string, call: () => Promise<A>) =>
+  Effect.tryPromise({
+    try: call,
+    catch: (error) => ({ error, state: new StateError({ key, reason: `${doing}${String(error)}` }) }),
+  }).pipe(
+    Effect.retry({
+      schedule: Schedule.exponential(Duration.millis(100)).pipe(
+        Schedule.either(Schedule.spaced(Duration.seconds(2))),
+        Schedule.upTo(Duration.seconds(30)),
+      ),
+      while: ({ error }) => isLeaderless(error),
+    }),
+    Effect.mapError(({ state }) => state),
+  );
+
 const openBucket = (key: string) =>
   Effect.gen(function* () {
-    const { jetstream } = yield* Nats;
+    const { jetstream, replicas } = yield* Nats;
     const { subjects } = yield* Experiment;
-    return yield* Effect.tryPromise({
-      try: () => new Kvm(jetstream).create(subjects.stateBucket, { history: 5 }),
-      catch: (error) => new StateError({ key, reason: `opening ${subjects.stateBucket}: ${String(error)}` }),
-    });
+    return yield* stateCall(key, `opening ${subjects.stateBucket}: `, () =>
+      new Kvm(jetstream).create(subjects.stateBucket, { history: 5, replicas }),
+    );
   });
 
 const decodeValue = <A, I>(state: StateKey<A, I>, bytes: Uint8Array): Either.Either<A, StateError> => {
@@ -75,10 +94,7 @@ export const putState = <A, I>(state: StateKey<A, I>, value: A): Effect.Effect<n
   Effect.gen(function* () {
     const kv = yield* openBucket(state.key);
     const json = JSON.stringify(Schema.encodeSync(state.schema)(value));
-    return yield* Effect.tryPromise({
-      try: () => kv.put(state.key, json),
-      catch: (error) => new StateError({ key: state.key, reason: String(error) }),
-    });
+    return yield* stateCall(state.key, "", () => kv.put(state.key, json));
   });
 
 /** Reads the current value, or undefined when the key was never written (or was deleted). */
@@ -87,10 +103,7 @@ export const getState = <A, I>(
 ): Effect.Effect<StateEntry<A> | undefined, StateError, Nats | Experiment> =>
   Effect.gen(function* () {
     const kv = yield* openBucket(state.key);
-    const entry = yield* Effect.tryPromise({
-      try: () => kv.get(state.key),
-      catch: (error) => new StateError({ key: state.key, reason: String(error) }),
-    });
+    const entry = yield* stateCall(state.key, "", () => kv.get(state.key));
     if (entry === null || entry.operation !== "PUT") return undefined;
     const value = yield* decodeValue(state, entry.value);
     return { value, revision: entry.revision };

@@ -92,6 +92,12 @@ export interface ExperimentSubjects {
   readonly weightsStream: string;
   /** KV bucket for small shared state (current policy version): `factrl_<exp>_state`. */
   readonly stateBucket: string;
+  /** The JetStream stream behind the KV bucket: `KV_factrl_<exp>_state`. */
+  readonly stateStream: string;
+  /** Where replies to a role's requests arrive: `_INBOX.factrl.<exp>.<role>` (its users may read only there). */
+  readonly inbox: (role: string) => string;
+  /** The NATS services-protocol name of a role's actors ($SRV.STATS.<name>): `factrl-<exp>-<role>`. */
+  readonly service: (role: string) => string;
 }
 
 /** All names of one experiment; throws InvalidNameError for a bad experiment id. */
@@ -119,5 +125,8 @@ export function experimentSubjects(experiment: string): ExperimentSubjects {
     blobs: `${root}.blobs`,
     weightsStream: `factrl_${experiment}_weights`,
     stateBucket: `factrl_${experiment}_state`,
+    stateStream: `KV_factrl_${experiment}_state`,
+    inbox: (role) => `_INBOX.factrl.${experiment}.${validateToken("role", role)}`,
+    service: (role) => `factrl-${experiment}-${validateToken("role", role)}`,
   };
 }

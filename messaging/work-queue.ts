@@ -49,7 +49,7 @@ import {
   type MessageType,
   unpackUnchecked,
 } from "./codec.ts";
-import { Nats, type NatsService } from "./connection.ts";
+import { isPermissionViolation, Nats, type NatsService } from "./connection.ts";
 import { Experiment, type ExperimentService } from "./experiment.ts";
 import { type StreamSettings, upsertStream } from "./streams.ts";
 import { type ExperimentSubjects, validateQueueName } from "./subjects.ts";
@@ -96,6 +96,8 @@ const groupIdIn = (queue: WorkQueue<unknown>, data: Uint8Array): string | undefi
 export class JetStreamError extends Data.TaggedError("JetStreamError")<{
   readonly operation: string;
   readonly reason: string;
+  /** The server refused this user the subject (its permissions): permanent, not retried. */
+  readonly denied?: boolean;
 }> {
   override get message(): string {
     return `JetStream ${this.operation} failed: ${this.reason}`;
@@ -103,7 +105,11 @@ export class JetStreamError extends Data.TaggedError("JetStreamError")<{
 }
 
 const jsError = (operation: string) => (error: unknown) =>
-  new JetStreamError({ operation, reason: error instanceof Error ? error.message : String(error) });
+  new JetStreamError({
+    operation,
+    reason: error instanceof Error ? error.message : String(error),
+    denied: isPermissionViolation(error),
+  });
 
 export interface WorkQueueSettings {
   /** How long a delivered message may go unacked before it is redelivered (default 30 s). */
@@ -163,6 +169,7 @@ export const ensureWorkQueues = (
         retention: RetentionPolicy.Workqueue,
         storage: StorageType.File,
         duplicate_window: nanos(s.duplicateWindowMs),
+        num_replicas: nats.replicas,
       });
       const consumer = {
         durable_name: subjects.consumer(queue),
@@ -198,6 +205,7 @@ export const ensureWorkQueues = (
       storage: StorageType.File,
       max_age: nanos(s.deadLetterMaxAgeMs),
       duplicate_window: nanos(s.duplicateWindowMs),
+      num_replicas: nats.replicas,
     });
     const strandedRemoved: Record<string, number> = {};
     for (const queue of names) strandedRemoved[queue] = (yield* removeStranded(nats, subjects, queue)).removed;
@@ -311,15 +319,16 @@ export const publishWork = <A>(
         const hint = /no responders/i.test(`${failure.reason} ${(error as Error)?.cause ?? ""}`)
           ? " (no stream stores this subject, or JetStream is restarting: did ensureWorkQueues run?)"
           : "";
-        return new JetStreamError({ operation: failure.operation, reason: failure.reason + hint });
+        return new JetStreamError({ ...failure, reason: failure.reason + hint });
       },
     }).pipe(
-      Effect.retry(
-        Schedule.exponential(Duration.millis(100)).pipe(
+      Effect.retry({
+        schedule: Schedule.exponential(Duration.millis(100)).pipe(
           Schedule.either(Schedule.spaced(Duration.seconds(2))),
           Schedule.upTo(retryFor),
         ),
-      ),
+        while: (error) => !error.denied,
+      }),
     );
     return { seq: ack.seq, duplicate: ack.duplicate };
   });
@@ -677,12 +686,13 @@ export const consumeWork = <A, E, R>(
             catch: jsError(`pulling from ${queue.name}`),
           }).pipe(
             // A pull fails while the server is away; the client reconnects by itself, so wait and pull again.
+            // A pull the server refuses this user (its permissions) fails the consumer: waiting cannot help.
             Effect.tapError((error) =>
               Effect.sync(() =>
                 runtime.nats.logger.warn({ queue: queue.name, reason: error.message }, "pull failed; retrying"),
               ),
             ),
-            Effect.retry(Schedule.spaced(Duration.millis(500))),
+            Effect.retry({ schedule: Schedule.spaced(Duration.millis(500)), while: (error) => !error.denied }),
           ),
         );
         if (msg === null) return;

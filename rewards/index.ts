@@ -48,6 +48,7 @@ export {
   type RewardPrompt,
 } from "./module.ts";
 export {
+  ANY_REWARD_SERVICE,
   type InfoReply,
   type NatsModuleOptions,
   natsRewardModule,

@@ -12,10 +12,18 @@ export const REWARD_PROTOCOL_VERSION = 1;
 // factrl's plain msgpack (messaging/wire.ts): no extension types, no shared structures, 64-bit ints
 // as numbers, so any language's msgpack library reads and writes these bodies.
 
+const subjectsOf = (service: string) => ({
+  score: `factrl.reward.${service}.score`,
+  info: `factrl.reward.${service}.info`,
+});
+
 export const rewardSubjects = (service: string) => {
   if (!/^[-\w]+$/.test(service)) throw new Error(`reward service name "${service}" must match [A-Za-z0-9_-]+`);
-  return { score: `factrl.reward.${service}.score`, info: `factrl.reward.${service}.info` };
+  return subjectsOf(service);
 };
+
+/** The subjects of every reward service: what a reward actor may send requests to. */
+export const ANY_REWARD_SERVICE: readonly string[] = Object.values(subjectsOf("*"));
 
 export interface ScoreRequest {
   readonly protocol: number;

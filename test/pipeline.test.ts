@@ -10,19 +10,10 @@ import { join, resolve } from "node:path";
 import { Effect, Layer } from "effect";
 import { describe, expect, inject, it } from "vitest";
 import { listActors } from "../actors/index.ts";
-import { CURATOR_CURSOR_KEY, LEARNER_PROGRESS_KEY, PIPELINE_QUEUES } from "../actors/topology.ts";
-import {
-  connectNats,
-  deadLetterCount,
-  Experiment,
-  experimentSubjects,
-  getState,
-  Nats,
-  pendingWork,
-  rootLogger,
-} from "../messaging/index.ts";
+import { connectNats, Experiment, experimentSubjects, Nats, rootLogger } from "../messaging/index.ts";
 import { readCheckpointManifest } from "../models/index.ts";
 import { logLines, startCli, waitFor } from "./cli-helpers.ts";
+import { readLedger } from "./ledger.ts";
 
 const natsUrl = inject("natsUrl");
 /** The test polls the experiment's state often: only warnings from its own connections. */
@@ -43,21 +34,7 @@ const withExperiment = <A, E>(experiment: string, effect: Effect.Effect<A, E, Na
   );
 
 /** Where every published prompt group ended up. */
-const ledger = (experiment: string) =>
-  withExperiment(
-    experiment,
-    Effect.gen(function* () {
-      const progress = (yield* getState(LEARNER_PROGRESS_KEY))?.value;
-      const published = (yield* getState(CURATOR_CURSOR_KEY))?.value.published ?? 0;
-      let deadLettered = 0;
-      let pending = 0;
-      for (const queue of PIPELINE_QUEUES) {
-        deadLettered += yield* deadLetterCount(queue);
-        pending += yield* pendingWork(queue);
-      }
-      return { progress, published, deadLettered, pending };
-    }),
-  );
+const ledger = (experiment: string) => withExperiment(experiment, readLedger);
 
 const metricsOf = (runDir: string) =>
   readFileSync(join(runDir, "metrics.jsonl"), "utf8")

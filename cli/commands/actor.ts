@@ -43,7 +43,7 @@ export function registerActor(program: Command): void {
           target.config ??
           (yield* getState(CONFIG_KEY).pipe(
             Effect.scoped,
-            Effect.provide(commandLayer(target, `factrl-${roleName}-config`)),
+            Effect.provide(commandLayer(target, `factrl-${roleName}-config`, roleName)),
             Effect.mapError(
               (error) =>
                 new ConfigError({ source: "NATS", problems: [`cannot read the published config: ${error.message}`] }),

@@ -21,4 +21,5 @@ export const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   "export-hf": () => import("./export-hf.ts").then((module) => module.registerExportHf),
   dashboard: () => import("./dashboard.ts").then((module) => module.registerDashboard),
   trace: () => import("./trace.ts").then((module) => module.registerTrace),
+  nats: () => import("./nats.ts").then((module) => module.registerNats),
 };

@@ -44,7 +44,7 @@ export function registerScale(program: Command): void {
             });
           }).pipe(
             Effect.scoped,
-            Effect.provide(commandLayer(target, "factrl-scale")),
+            Effect.provide(commandLayer(target, "factrl-scale", "launcher")),
             Effect.mapError((error) =>
               error._tag === "ControlRequestError" && (error.kind === "no-responders" || error.kind === "timeout")
                 ? new ScaleRefused({

@@ -7,6 +7,7 @@ import { Console, Effect } from "effect";
 // The module itself, not actors/index.ts: the index also exports the roles (tfjs and all).
 import { type ActorStatus, listActors } from "../../actors/runtime-status.ts";
 import { commandLayer, natsOption, resolveTarget } from "../nats-target.ts";
+import { roles } from "../roles.ts";
 import { runMain } from "../run-main.ts";
 
 const duration = (ms: number): string => {
@@ -89,9 +90,10 @@ export function registerStatus(program: Command): void {
     .action((options: { experiment: string; nats?: string; config?: string; outputDir: string; json?: boolean }) => {
       const run = Effect.gen(function* () {
         const target = yield* resolveTarget(options);
-        const actors = yield* listActors(target.experiment).pipe(
+        // Asked by role: a dashboard key may not ask every service on the server (docs/security.md).
+        const actors = yield* listActors(target.experiment, undefined, roles.names).pipe(
           Effect.scoped,
-          Effect.provide(commandLayer(target, "factrl-status")),
+          Effect.provide(commandLayer(target, "factrl-status", "dashboard")),
         );
         if (options.json) return yield* Console.log(JSON.stringify(actors));
         if (actors.length === 0) return yield* Console.log(`no live actors in experiment ${target.experiment}`);
