@@ -64,6 +64,7 @@ const makeStallClock = () => {
   let since = performance.now();
   let busyMs = 0;
   let stalledMs = 0;
+  let takenAt = since;
   const advance = () => {
     const now = performance.now();
     if (held > 0) busyMs += now - since;
@@ -79,12 +80,13 @@ const makeStallClock = () => {
       advance();
       scoring += delta;
     },
-    /** Busy and stalled ms since the last call. */
+    /** Busy and stalled ms since the last call, and the wall time they are out of. */
     take: () => {
       advance();
-      const taken = { busyMs, stalledMs };
+      const taken = { busyMs, stalledMs, wallMs: since - takenAt };
       busyMs = 0;
       stalledMs = 0;
+      takenAt = since;
       return taken;
     },
   };
@@ -155,7 +157,7 @@ export const rewardRole: RoleDefinition = {
             const { scores } = scored;
             const failures = scores.reduce((n, s) => n + s.failures.length, 0);
             const mean = scores.reduce((a, s) => a + s.reward, 0) / Math.max(1, scores.length);
-            const { busyMs, stalledMs } = clock.take();
+            const { busyMs, stalledMs, wallMs } = clock.take();
             yield* publishMessage(subjects.metrics(actor.id), MetricsEventMessage, {
               source: actor.id,
               values: {
@@ -166,6 +168,9 @@ export const rewardRole: RoleDefinition = {
                 "reward.publishMs": publishMs,
                 "reward.busyMs": busyMs,
                 "reward.stalledMs": stalledMs,
+                // Shares of the wall time since the last report: scoring, and holding groups with none scored.
+                "reward.busyShare": wallMs > 0 ? (busyMs - stalledMs) / wallMs : 0,
+                "reward.stalledShare": wallMs > 0 ? stalledMs / wallMs : 0,
               },
               tags: { role: "reward", policyVersion: String(rollout.policyVersion) },
             });

@@ -101,6 +101,8 @@ export const rolloutRole: RoleDefinition = {
        * Publishes a sampled batch's rollout groups together (acks awaited together), then settles its
        * prompt groups: a prompt group is settled only once its rollout group is stored.
        */
+      // Shares of the wall time between batch reports: sampling (busy), and weights/acks (stalled).
+      let reportedAt = performance.now();
       const publishBatch = (
         sampled: SampledBatch,
         settled: Set<WorkItem<PromptGroup>>,
@@ -114,6 +116,12 @@ export const rolloutRole: RoleDefinition = {
             settled.add(item);
           }
           actor.recordProcessed(sampled.items.length);
+          const now = performance.now();
+          const wallMs = now - reportedAt;
+          reportedAt = now;
+          const ackMs = now - started;
+          const metrics: Readonly<Record<string, number | undefined>> = sampled.metrics;
+          const [sampleMs, syncMs] = [metrics["rollout.sampleMs"] ?? 0, metrics["rollout.syncMs"] ?? 0];
           yield* publishMessage(subjects.metrics(actor.id), MetricsEventMessage, {
             source: actor.id,
             values: {
@@ -121,7 +129,9 @@ export const rolloutRole: RoleDefinition = {
               "rollout.fetchMs": timings.fetchMs,
               // The loop's wait for messaging (the previous batch's acks) vs this batch's own publish-to-acks time.
               "rollout.publishMs": timings.publishMs,
-              "rollout.ackMs": performance.now() - started,
+              "rollout.ackMs": ackMs,
+              "rollout.busyShare": Math.min(1, sampleMs / wallMs),
+              "rollout.stalledShare": Math.min(1, (syncMs + timings.publishMs + ackMs) / wallMs),
             },
             tags: { role: "rollout", policyVersion: String(sampled.version) },
           });

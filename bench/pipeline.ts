@@ -10,7 +10,7 @@
  * (figures in BENCHMARKS.md, "## Pipeline"; only ratios within one round mean much on a shared machine).
  */
 import { spawn } from "node:child_process";
-import { createWriteStream, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { createWriteStream, mkdtempSync, readFileSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -41,6 +41,7 @@ import {
   watchState,
 } from "../messaging/index.ts";
 import { runSerial } from "../pipeline/index.ts";
+import { processTreeCpu } from "./process-tree.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const { values: args } = parseArgs({
@@ -99,41 +100,6 @@ interface Throughput {
 const cpuMarks = (totalSteps: number) => {
   const from = Math.max(2, Math.round(0.2 * totalSteps));
   return { from, to: Math.max(from + 1, Math.round(0.9 * totalSteps)) };
-};
-
-/** CPU seconds used so far by `root` and every process below it, by role (`actor <role>`, else the command). */
-const processTreeCpu = (root: number): Map<string, number> => {
-  const procs = readdirSync("/proc")
-    .filter((name) => /^\d+$/.test(name))
-    .flatMap((pid) => {
-      try {
-        const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-        // After "pid (comm) ": ppid at index 1, utime and stime (clock ticks of 1/100 s) at 11 and 12.
-        return [{ pid: Number(pid), ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / 100 }];
-      } catch {
-        return []; // gone meanwhile
-      }
-    });
-  const inTree = new Set([root]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const p of procs) {
-      if (!inTree.has(p.pid) && inTree.has(p.ppid)) {
-        inTree.add(p.pid);
-        grew = true;
-      }
-    }
-  }
-  const byRole = new Map<string, number>();
-  for (const p of procs.filter((q) => inTree.has(q.pid))) {
-    let cmd = "";
-    try {
-      cmd = readFileSync(`/proc/${p.pid}/cmdline`, "utf8").replaceAll("\0", " ");
-    } catch {}
-    const role = /\bactor (\w+)/.exec(cmd)?.[1] ?? (/nats-server/.test(cmd) ? "nats-server" : "launcher");
-    byRole.set(role, (byRole.get(role) ?? 0) + p.cpu);
-  }
-  return byRole;
 };
 
 const perStep = (before: Map<string, number>, after: Map<string, number>, steps: number) =>

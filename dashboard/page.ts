@@ -5,6 +5,7 @@
  * heartbeats, and the resolved config. Each chart's element says how many points it has
  * (`data-points`), which the browser test waits for.
  */
+import { PER_ACTOR_METRIC } from "./state.ts";
 
 const escapeHtml = (text: string) =>
   text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
@@ -24,6 +25,7 @@ pre { background: #f6f6f6; padding: .6rem; max-height: 24rem; overflow: auto; fo
 
 /** Runs in the browser: kept as plain JavaScript text (no build step). */
 const SCRIPT = String.raw`
+const PER_ACTOR_METRIC = ${PER_ACTOR_METRIC};
 const token = new URLSearchParams(location.search).get("token");
 const q = token ? "?token=" + encodeURIComponent(token) : "";
 const learner = new Map(), timed = new Map(), actors = new Map();
@@ -32,6 +34,8 @@ const COLOURS = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9
 
 const pick = (pattern) => [...learner.keys()].filter((k) => pattern.test(k)).sort();
 const curve = (map, key) => map.get(key) || [];
+const perActor = (name) => [...timed.keys()].filter((k) => k.startsWith(name + "@")).sort()
+  .map((k) => ({ label: k.slice(name.length + 1), points: curve(timed, k) }));
 const labelOf = (key) => key.replace(/^learner\.(term\.)?/, "").replace(/\.mean$/, "");
 const CHARTS = [
   { id: "reward", title: "Reward (mean ± std over the step's answers)", series: () => {
@@ -55,7 +59,11 @@ const CHARTS = [
     ["policyLag.mean", "policyLag.max"].map((k) => ({ label: k, points: curve(learner, "learner." + k) })) },
   { id: "drops", title: "Groups consumed and dropped (totals)", series: () =>
     ["learner.consumed", ...pick(/^learner\.drops\./)].map((k) => ({ label: labelOf(k), points: curve(learner, k) })) },
-  { id: "throughput", title: "Rollout tokens per second", time: true, series: () => [{ label: "tokens/s", points: curve(timed, "rollout.tokensPerSecond") }] },
+  { id: "throughput", title: "Rollout tokens per second, per actor", time: true, series: () => perActor("rollout.tokensPerSecond") },
+  { id: "busy", title: "Share of time busy (sampling, scoring), per actor", time: true, series: () =>
+    [...perActor("rollout.busyShare"), ...perActor("reward.busyShare")] },
+  { id: "stalled", title: "Share of time stalled (work in hand, waiting on messaging or weights), per actor", time: true, series: () =>
+    [...perActor("rollout.stalledShare"), ...perActor("reward.stalledShare")] },
   { id: "queues", title: "Work queues: messages waiting", time: true, series: () =>
     [...timed.keys()].filter((k) => /^queue\.\w+\.pending$/.test(k)).sort().map((k) => ({ label: k.split(".")[1], points: curve(timed, k) })) },
 ];
@@ -154,9 +162,12 @@ function addMetrics(r) {
   for (const [k, v] of Object.entries(r.values)) {
     const map = r.role === "learner" && r.step !== undefined ? learner : timed;
     const x = map === learner ? r.step : r.time / 1000;
-    if (!map.has(k)) map.set(k, []);
-    const pts = map.get(k);
-    if (pts.length > 0 && pts[pts.length - 1][0] === x) pts[pts.length - 1] = [x, v]; else pts.push([x, v]);
+    const keys = map === timed && PER_ACTOR_METRIC.test(k) ? [k, k + "@" + r.source] : [k];
+    for (const key of keys) {
+      if (!map.has(key)) map.set(key, []);
+      const pts = map.get(key);
+      if (pts.length > 0 && pts[pts.length - 1][0] === x) pts[pts.length - 1] = [x, v]; else pts.push([x, v]);
+    }
   }
 }
 

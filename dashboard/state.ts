@@ -7,6 +7,12 @@
 import { makePrometheus, type Prometheus } from "./prometheus.ts";
 import { type HeartbeatRecord, type MetricsRecord, parseRunEvent, type RunEvent } from "./run-record.ts";
 
+/**
+ * Timed metrics also kept per actor (as `name@source`), for the per-actor charts: throughput and the
+ * shares of time busy and stalled. The rest are charted over all actors together.
+ */
+export const PER_ACTOR_METRIC = /(?:tokensPerSecond|busyShare|stalledShare)$/;
+
 /** Points kept per curve; beyond it every other old point is dropped (the shape stays, memory does not grow). */
 export const MAX_POINTS = 5_000;
 
@@ -15,7 +21,7 @@ export type CurvePoint = readonly [number, number];
 export interface DashboardSnapshot {
   /** Learner metrics by step. */
   readonly learner: Readonly<Record<string, readonly CurvePoint[]>>;
-  /** Other roles' metrics by time (epoch seconds), every source together. */
+  /** Other roles' metrics by time (epoch seconds), every source together; per-actor ones also as `name@source`. */
   readonly timed: Readonly<Record<string, readonly CurvePoint[]>>;
   readonly actors: readonly HeartbeatRecord[];
   readonly malformed: number;
@@ -52,7 +58,10 @@ export function makeDashboardState(prometheus: Prometheus = makePrometheus()) {
     for (const [name, value] of Object.entries(r.values)) {
       if (!Number.isFinite(value)) continue;
       if (r.role === "learner" && r.step !== undefined) add(learner, name, [r.step, value]);
-      else add(timed, name, [r.time / 1000, value]);
+      else {
+        add(timed, name, [r.time / 1000, value]);
+        if (PER_ACTOR_METRIC.test(name)) add(timed, `${name}@${r.source}`, [r.time / 1000, value]);
+      }
     }
     prometheus.metrics(r);
   };
