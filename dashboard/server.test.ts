@@ -79,6 +79,27 @@ const RECORDS = [
   line("Heartbeat", { role: "rollout" }),
 ];
 
+describe("the dashboard state", () => {
+  it("keeps throughput and busy/stalled shares per actor as well as over all actors", () => {
+    const state = makeDashboardState();
+    const timedLine = (source: string, time: number, values: Record<string, number>) =>
+      line("MetricsEvent", { source, values, tags: {} }, time);
+    state.ingestLine(timedLine("rollout-0", 1_000, { "rollout.busyShare": 0.8, "rollout.fetchMs": 3 }));
+    state.ingestLine(timedLine("rollout-1", 2_000, { "rollout.busyShare": 0.4 }));
+    state.ingestLine(timedLine("reward-0", 3_000, { "reward.stalledShare": 0.1 }));
+    const { timed } = state.snapshot();
+    expect(timed["rollout.busyShare"]).toEqual([
+      [1, 0.8],
+      [2, 0.4],
+    ]);
+    expect(timed["rollout.busyShare@rollout-0"]).toEqual([[1, 0.8]]);
+    expect(timed["rollout.busyShare@rollout-1"]).toEqual([[2, 0.4]]);
+    expect(timed["reward.stalledShare@reward-0"]).toEqual([[3, 0.1]]);
+    // Other timed metrics stay one curve over all actors.
+    expect(Object.keys(timed).filter((k) => k.startsWith("rollout.fetchMs"))).toEqual(["rollout.fetchMs"]);
+  });
+});
+
 describe("prometheusSeries", () => {
   it("maps the names of docs/metrics.md to Prometheus conventions: snake case, units, totals, labels", () => {
     expect(prometheusSeries("learner.updateMs", "learner")).toEqual({

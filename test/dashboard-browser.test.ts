@@ -79,6 +79,13 @@ describe("the dashboard in a browser", () => {
         undefined,
         { timeout: 30_000 },
       );
+      // Each actor reports its busy and stalled shares: the per-actor charts have curves.
+      for (const chart of ["busy", "stalled", "throughput"])
+        await page.waitForFunction(
+          `Number(document.querySelector("#chart-${chart}")?.getAttribute("data-points") ?? 0) > 0`,
+          undefined,
+          { timeout: 30_000 },
+        );
       // The lineage: the policy-lag histogram has the used groups, and a search finds one group's path.
       await page.waitForFunction(
         'Number(document.querySelector("#chart-lag-histogram")?.getAttribute("data-points") ?? 0) > 0',
