@@ -4,14 +4,17 @@
  * module, and that the environment builds (its prompt file parses, its module loads and has the
  * Environment's shape) and has every suite `evaluation.suites` names. All problems at once, each
  * with its field, as one ConfigError (exit 2) — not an actor that crashes and restarts five times
- * over a file that was never there.
+ * over a file that was never there. A Hugging Face model (`hf:DIR`) is checked whole, from its
+ * config.json and safetensors headers (models/huggingface.ts checkHuggingFaceModel).
  */
+import { resolve } from "node:path";
 import { Effect } from "effect";
 import {
   ConfigError,
   type ConfigReader,
   configPaths,
   type ExperimentConfig,
+  huggingFaceDir,
   type PathField,
   pathFieldProblem,
 } from "../configs/index.ts";
@@ -26,6 +29,22 @@ const moduleFileProblem = (module: PathField) =>
       return undefined;
     } catch (error) {
       return `${module.field}: ${(error as Error).message}`;
+    }
+  });
+
+/**
+ * Why a Hugging Face model directory (`hf:DIR`, its files in place) will not import — an architecture
+ * or option the dense backbone lacks, a tensor missing or of another shape than config.json implies, a
+ * safetensors file cut short — read from config.json and the safetensors headers, no weight loaded.
+ */
+const huggingFaceModelProblem = (field: PathField, dir: string) =>
+  Effect.promise(async () => {
+    const { checkHuggingFaceModel } = await import("../models/index.ts");
+    try {
+      await checkHuggingFaceModel(resolve(dir));
+      return undefined;
+    } catch (error) {
+      return `${field.field}: ${messageOf(error)}`;
     }
   });
 
@@ -75,8 +94,11 @@ export const checkPaths = (fields: readonly PathField[], source: string, config?
   Effect.gen(function* () {
     const problems: string[] = [];
     for (const field of fields) {
+      const hf = field.check.kind === "checkpoint" ? huggingFaceDir(field.path) : undefined;
       const problem =
-        pathFieldProblem(field) ?? (field.check.kind === "module" ? yield* moduleFileProblem(field) : undefined);
+        pathFieldProblem(field) ??
+        (field.check.kind === "module" ? yield* moduleFileProblem(field) : undefined) ??
+        (hf !== undefined ? yield* huggingFaceModelProblem(field, hf) : undefined);
       if (problem !== undefined) problems.push(problem);
     }
     // Built only when its own paths are in place: a missing file is said once, by its field.
