@@ -71,21 +71,45 @@ export function curationProblem(env: Environment, curation: ExperimentConfig["cu
 }
 
 /**
+ * A built-in reward module that verifies claims against a knowledge base (`knowledgeModules`:
+ * precision, detail, relevance), named in `rewards.modules` for an environment that has none and
+ * brings no module of that name itself. `format` needs none.
+ */
+export function knowledgeRewardProblems(
+  env: Environment,
+  modules: ExperimentConfig["rewards"]["modules"],
+  knowledgeModules: readonly string[],
+): string[] {
+  if (env.knowledge) return [];
+  return modules.flatMap((module, i) =>
+    "name" in module && knowledgeModules.includes(module.name) && !env.rewardModules?.[module.name]
+      ? [
+          `rewards.modules[${i}]: ${module.name} verifies claims against the environment's knowledge base (FactWorld's); env.kind ${env.kind} has none — judge with an http: module (an OpenAI-compatible judge, docs/rewards.md) or a module of your own`,
+        ]
+      : [],
+  );
+}
+
+/**
  * Why the environment does not build (its file will not parse, its module will not load), or does
  * not have a suite `evaluation.suites` names; undefined when it is fine.
  */
-const environmentProblem = (config: ExperimentConfig) =>
+const environmentProblems = (config: ExperimentConfig) =>
   Effect.promise(() =>
     makeEnvironment(config.env).then(
-      (env) => {
+      async (env) => {
+        const problems: string[] = [];
         try {
           selectSuites(env, config.evaluation.suites);
         } catch (error) {
-          return `evaluation.suites: ${messageOf(error)}`;
+          problems.push(`evaluation.suites: ${messageOf(error)}`);
         }
-        return curationProblem(env, config.curation);
+        const curation = curationProblem(env, config.curation);
+        if (curation !== undefined) problems.push(curation);
+        const { KNOWLEDGE_BASE_MODULES } = await import("../rewards/index.ts");
+        return [...problems, ...knowledgeRewardProblems(env, config.rewards.modules, KNOWLEDGE_BASE_MODULES)];
       },
-      (error: unknown) => `env: ${messageOf(error)}`,
+      (error: unknown) => [`env: ${messageOf(error)}`],
     ),
   );
 
@@ -106,8 +130,7 @@ export const checkPaths = (fields: readonly PathField[], source: string, config?
       (field) => field.field.startsWith("env.") && problems.some((p) => p.startsWith(field.field)),
     );
     if (config !== undefined && !envField) {
-      const problem = yield* environmentProblem(config);
-      if (problem !== undefined) problems.push(problem);
+      problems.push(...(yield* environmentProblems(config)));
     }
     if (problems.length > 0) return yield* new ConfigError({ source, problems });
   });

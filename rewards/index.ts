@@ -65,6 +65,7 @@ export {
   createRewardPipeline,
   defaultRegistry,
   type FactoryContext,
+  KNOWLEDGE_BASE_MODULES,
   loadModuleFile,
   type ModuleContext,
   type ModuleFactory,
