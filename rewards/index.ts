@@ -14,9 +14,11 @@ export { type ComposedScore, composeReward, type WeightedTerm } from "./compose.
 export {
   extractionPrompt,
   HttpJudge,
+  type HttpJudgeModule,
   type HttpJudgeOptions,
   type HttpJudgeTarget,
   httpJudgeModule,
+  isHttpJudgeModule,
   type JudgeLabel,
   type Judgement,
   NO_VERIFIABLE_CLAIM,
