@@ -4,14 +4,17 @@
  * module, and that the environment builds (its prompt file parses, its module loads and has the
  * Environment's shape) and has every suite `evaluation.suites` names. All problems at once, each
  * with its field, as one ConfigError (exit 2) — not an actor that crashes and restarts five times
- * over a file that was never there.
+ * over a file that was never there. A Hugging Face model (`hf:DIR`) is checked whole, from its
+ * config.json and safetensors headers (models/huggingface.ts checkHuggingFaceModel).
  */
+import { resolve } from "node:path";
 import { Effect } from "effect";
 import {
   ConfigError,
   type ConfigReader,
   configPaths,
   type ExperimentConfig,
+  huggingFaceDir,
   type PathField,
   pathFieldProblem,
 } from "../configs/index.ts";
@@ -26,6 +29,22 @@ const moduleFileProblem = (module: PathField) =>
       return undefined;
     } catch (error) {
       return `${module.field}: ${(error as Error).message}`;
+    }
+  });
+
+/**
+ * Why a Hugging Face model directory (`hf:DIR`, its files in place) will not import — an architecture
+ * or option the dense backbone lacks, a tensor missing or of another shape than config.json implies, a
+ * safetensors file cut short — read from config.json and the safetensors headers, no weight loaded.
+ */
+const huggingFaceModelProblem = (field: PathField, dir: string) =>
+  Effect.promise(async () => {
+    const { checkHuggingFaceModel } = await import("../models/index.ts");
+    try {
+      await checkHuggingFaceModel(resolve(dir));
+      return undefined;
+    } catch (error) {
+      return `${field.field}: ${messageOf(error)}`;
     }
   });
 
@@ -52,21 +71,45 @@ export function curationProblem(env: Environment, curation: ExperimentConfig["cu
 }
 
 /**
+ * A built-in reward module that verifies claims against a knowledge base (`knowledgeModules`:
+ * precision, detail, relevance), named in `rewards.modules` for an environment that has none and
+ * brings no module of that name itself. `format` needs none.
+ */
+export function knowledgeRewardProblems(
+  env: Environment,
+  modules: ExperimentConfig["rewards"]["modules"],
+  knowledgeModules: readonly string[],
+): string[] {
+  if (env.knowledge) return [];
+  return modules.flatMap((module, i) =>
+    "name" in module && knowledgeModules.includes(module.name) && !env.rewardModules?.[module.name]
+      ? [
+          `rewards.modules[${i}]: ${module.name} verifies claims against the environment's knowledge base (FactWorld's); env.kind ${env.kind} has none — judge with an http: module (an OpenAI-compatible judge, docs/rewards.md) or a module of your own`,
+        ]
+      : [],
+  );
+}
+
+/**
  * Why the environment does not build (its file will not parse, its module will not load), or does
  * not have a suite `evaluation.suites` names; undefined when it is fine.
  */
-const environmentProblem = (config: ExperimentConfig) =>
+const environmentProblems = (config: ExperimentConfig) =>
   Effect.promise(() =>
     makeEnvironment(config.env).then(
-      (env) => {
+      async (env) => {
+        const problems: string[] = [];
         try {
           selectSuites(env, config.evaluation.suites);
         } catch (error) {
-          return `evaluation.suites: ${messageOf(error)}`;
+          problems.push(`evaluation.suites: ${messageOf(error)}`);
         }
-        return curationProblem(env, config.curation);
+        const curation = curationProblem(env, config.curation);
+        if (curation !== undefined) problems.push(curation);
+        const { KNOWLEDGE_BASE_MODULES } = await import("../rewards/index.ts");
+        return [...problems, ...knowledgeRewardProblems(env, config.rewards.modules, KNOWLEDGE_BASE_MODULES)];
       },
-      (error: unknown) => `env: ${messageOf(error)}`,
+      (error: unknown) => [`env: ${messageOf(error)}`],
     ),
   );
 
@@ -75,8 +118,11 @@ export const checkPaths = (fields: readonly PathField[], source: string, config?
   Effect.gen(function* () {
     const problems: string[] = [];
     for (const field of fields) {
+      const hf = field.check.kind === "checkpoint" ? huggingFaceDir(field.path) : undefined;
       const problem =
-        pathFieldProblem(field) ?? (field.check.kind === "module" ? yield* moduleFileProblem(field) : undefined);
+        pathFieldProblem(field) ??
+        (field.check.kind === "module" ? yield* moduleFileProblem(field) : undefined) ??
+        (hf !== undefined ? yield* huggingFaceModelProblem(field, hf) : undefined);
       if (problem !== undefined) problems.push(problem);
     }
     // Built only when its own paths are in place: a missing file is said once, by its field.
@@ -84,8 +130,7 @@ export const checkPaths = (fields: readonly PathField[], source: string, config?
       (field) => field.field.startsWith("env.") && problems.some((p) => p.startsWith(field.field)),
     );
     if (config !== undefined && !envField) {
-      const problem = yield* environmentProblem(config);
-      if (problem !== undefined) problems.push(problem);
+      problems.push(...(yield* environmentProblems(config)));
     }
     if (problems.length > 0) return yield* new ConfigError({ source, problems });
   });

@@ -13,7 +13,12 @@ import { parseAnswer } from "../envs/index.ts";
 import { initBackend } from "./backend.ts";
 import type { DensePolicy } from "./dense.ts";
 import { huggingFaceTextFormat } from "./hf-text-format.ts";
-import { exportHuggingFaceModel, importHuggingFaceModel, loadHuggingFaceModel } from "./huggingface.ts";
+import {
+  checkHuggingFaceModel,
+  exportHuggingFaceModel,
+  importHuggingFaceModel,
+  loadHuggingFaceModel,
+} from "./huggingface.ts";
 import { policyStartingFrom } from "./registry.ts";
 import { readSafetensorsFile } from "./safetensors.ts";
 
@@ -147,6 +152,11 @@ describe.each(["tiny-llama", "tiny-qwen2"])("Hugging Face %s", (name) => {
 });
 
 describe("Hugging Face import refuses bad input, naming the file and the field or tensor", () => {
+  /** The header-only check (what preflight runs, before any actor) and the import say the same. */
+  const refused = async (dir: string, message: string | RegExp) => {
+    await expect(checkHuggingFaceModel(dir)).rejects.toThrow(message);
+    await expect(importHuggingFaceModel(dir)).rejects.toThrow(message);
+  };
   const copyOf = async (name: string) => {
     const dir = await tempDir();
     await cp(join(FIXTURES, name), dir, { recursive: true });
@@ -164,9 +174,8 @@ describe("Hugging Face import refuses bad input, naming the file and the field o
       c.architectures = ["GPT2LMHeadModel"];
       c.hidden_act = "gelu";
     });
-    const error = importHuggingFaceModel(dir);
-    await expect(error).rejects.toThrow(`${join(dir, "config.json")}: architectures is ["GPT2LMHeadModel"]`);
-    await expect(importHuggingFaceModel(dir)).rejects.toThrow(/hidden_act = "gelu" is not supported/);
+    await refused(dir, `${join(dir, "config.json")}: architectures is ["GPT2LMHeadModel"]`);
+    await refused(dir, /hidden_act = "gelu" is not supported/);
   });
 
   it("scaled RoPE and sliding windows", async () => {
@@ -175,19 +184,26 @@ describe("Hugging Face import refuses bad input, naming the file and the field o
       c.rope_scaling = { rope_type: "llama3", factor: 8 };
       c.use_sliding_window = true;
     });
-    await expect(importHuggingFaceModel(dir)).rejects.toThrow(
-      /config\.json: rope_scaling = .* is not supported.*; use_sliding_window = true/,
-    );
+    await refused(dir, /config\.json: rope_scaling = .* is not supported.*; use_sliding_window = true/);
   });
 
   it("a missing file", async () => {
     const dir = await copyOf("tiny-llama");
     await rm(join(dir, "tokenizer.json"));
-    await expect(importHuggingFaceModel(dir)).rejects.toThrow(`${join(dir, "tokenizer.json")}: cannot read (ENOENT)`);
+    await refused(dir, `${join(dir, "tokenizer.json")}: cannot read (ENOENT)`);
     const sharded = await copyOf("tiny-qwen2");
     await rm(join(sharded, "model-00002-of-00002.safetensors"));
-    await expect(importHuggingFaceModel(sharded)).rejects.toThrow(
+    await refused(
+      sharded,
       /model-00002-of-00002\.safetensors: missing \(model\.safetensors\.index\.json puts tensor model\.layers\.\d+\.\S+ there\)/,
+    );
+    const noTensor = await copyOf("tiny-llama");
+    await editConfig(noTensor, (c) => {
+      c.num_hidden_layers = 3;
+    });
+    await refused(
+      noTensor,
+      `${join(noTensor, "model.safetensors")}: missing tensor model.layers.2.input_layernorm.weight`,
     );
   });
 
@@ -196,7 +212,8 @@ describe("Hugging Face import refuses bad input, naming the file and the field o
     await editConfig(dir, (c) => {
       c.intermediate_size = 80;
     });
-    await expect(importHuggingFaceModel(dir)).rejects.toThrow(
+    await refused(
+      dir,
       `${join(dir, "model.safetensors")}: tensor model.layers.0.mlp.gate_proj.weight has shape [64,32], config.json makes it [80,32]`,
     );
   });
@@ -205,7 +222,9 @@ describe("Hugging Face import refuses bad input, naming the file and the field o
     const dir = await copyOf("tiny-llama");
     const file = join(dir, "model.safetensors");
     await truncate(file, (await readFile(file)).length - 100);
-    await expect(importHuggingFaceModel(dir)).rejects.toThrow(`${file}: truncated: tensor lm_head.weight ends at byte`);
+    await refused(dir, `${file}: truncated: tensor lm_head.weight ends at byte`);
+    await truncate(file, 4);
+    await refused(dir, `${file}: truncated: 4 bytes, not even the 8-byte header length`);
   });
 
   it("MoT refuses to start from an imported model", async () => {

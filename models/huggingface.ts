@@ -22,7 +22,14 @@ import {
   thinkTokenIds,
 } from "./hf-text-format.ts";
 import type { Policy } from "./policy.ts";
-import { type NamedFloatTensor, readSafetensorsDir, SINGLE_FILE, writeSafetensorsDir } from "./safetensors.ts";
+import {
+  INDEX_FILE,
+  type NamedFloatTensor,
+  readSafetensorsDir,
+  readSafetensorsDirHeaders,
+  SINGLE_FILE,
+  writeSafetensorsDir,
+} from "./safetensors.ts";
 
 export class HuggingFaceError extends Error {
   override readonly name = "HuggingFaceError";
@@ -46,29 +53,16 @@ export async function loadHuggingFaceModel(dir: string): Promise<Policy> {
 
 /** The policy in a Hugging Face model directory, with the tokenizer record it is used through. */
 export async function importHuggingFaceModel(dir: string): Promise<ImportedModel> {
-  const hfConfig = await readJson(join(dir, "config.json"));
-  const files = {
-    tokenizer: await readJson(join(dir, "tokenizer.json")),
-    config: existsSync(join(dir, "tokenizer_config.json")) ? await readJson(join(dir, "tokenizer_config.json")) : {},
-  };
-  const { config, architecture } = denseConfigOf(hfConfig, files, join(dir, "config.json"));
-  const tokenizer: HuggingFaceTokenizerRecord = { kind: "huggingface", eos: config.specialTokens.eos, ...files };
+  const { config, architecture, tokenizer, layout } = await checkHuggingFaceModel(dir);
   const stored = await readSafetensorsDir(dir);
-  const weightsFile = existsSync(join(dir, SINGLE_FILE)) ? join(dir, SINGLE_FILE) : dir;
   const policy = new DensePolicy(config, { randomWeights: false }); // every weight is assigned below
   try {
     const names = new Set(policy.variableNames);
-    for (const { hf, variable, transpose } of tensorLayout(config)) {
-      const tensor = stored.get(hf);
-      if (!tensor) throw new HuggingFaceError(`${weightsFile}: missing tensor ${hf}`);
+    for (const { hf, variable, transpose, shape } of layout) {
+      const tensor = stored.get(hf)!; // checkHuggingFaceModel found it, with this shape
       const target = policy.trainableVariables[policy.variableNames.indexOf(variable)]!;
-      const expected = transpose ? [...target.shape].reverse() : target.shape;
-      if (tensor.shape.join(",") !== expected.join(","))
-        throw new HuggingFaceError(
-          `${weightsFile}: tensor ${hf} has shape [${tensor.shape}], config.json makes it [${expected}]`,
-        );
       tf.tidy(() => {
-        const values = tf.tensor(tensor.values, tensor.shape as number[]);
+        const values = tf.tensor(tensor.values, [...shape]);
         target.assign(transpose ? values.transpose() : values);
       });
       names.delete(variable);
@@ -79,6 +73,35 @@ export async function importHuggingFaceModel(dir: string): Promise<ImportedModel
     throw error;
   }
   return { policy, tokenizer, architecture };
+}
+
+/**
+ * Everything about a Hugging Face model directory that can be wrong, found without reading a weight:
+ * config.json (an architecture and options the dense backbone computes), tokenizer.json, and every
+ * tensor the config implies present in the safetensors headers with the config's shape, inside a file
+ * that is not cut short. Errors name the file, and the tensor where there is one. `factrl` runs it
+ * before any actor starts (cli/preflight.ts); importing runs it first too.
+ */
+export async function checkHuggingFaceModel(dir: string) {
+  const hfConfig = await readJson(join(dir, "config.json"));
+  const files = {
+    tokenizer: await readJson(join(dir, "tokenizer.json")),
+    config: existsSync(join(dir, "tokenizer_config.json")) ? await readJson(join(dir, "tokenizer_config.json")) : {},
+  };
+  const { config, architecture } = denseConfigOf(hfConfig, files, join(dir, "config.json"));
+  const tokenizer: HuggingFaceTokenizerRecord = { kind: "huggingface", eos: config.specialTokens.eos, ...files };
+  const headers = await readSafetensorsDirHeaders(dir);
+  const layout = tensorLayout(config);
+  const weightsFile = existsSync(join(dir, SINGLE_FILE)) ? join(dir, SINGLE_FILE) : join(dir, INDEX_FILE);
+  for (const { hf, shape } of layout) {
+    const entry = headers.get(hf);
+    if (!entry) throw new HuggingFaceError(`${weightsFile}: missing tensor ${hf}`);
+    if (entry.shape.join(",") !== shape.join(","))
+      throw new HuggingFaceError(
+        `${entry.file}: tensor ${hf} has shape [${entry.shape}], config.json makes it [${shape}]`,
+      );
+  }
+  return { config, architecture, tokenizer, layout };
 }
 
 /**
@@ -131,41 +154,55 @@ export async function exportHuggingFaceModel(policy: Policy, tokenizer: unknown,
 }
 
 /** Hugging Face tensor name ↔ dense variable name, and whether the matrix is stored transposed. */
-function tensorLayout(config: DenseConfig): { hf: string; variable: string; transpose: boolean }[] {
-  const layout = [{ hf: "model.embed_tokens.weight", variable: "token_embedding", transpose: false }];
+interface TensorPlace {
+  readonly hf: string;
+  readonly variable: string;
+  readonly transpose: boolean;
+  /** Its shape as Hugging Face stores it (linear layers [out, in]). */
+  readonly shape: readonly number[];
+}
+
+function tensorLayout(config: DenseConfig): TensorPlace[] {
+  const { vocabSize: V, dModel: d, dFF } = config;
+  const kv = (d / config.nHeads) * (config.nKvHeads ?? config.nHeads); // width of the key/value heads
+  const layout: TensorPlace[] = [
+    { hf: "model.embed_tokens.weight", variable: "token_embedding", transpose: false, shape: [V, d] },
+  ];
   for (let i = 0; i < config.nLayers; i++) {
     const at = `model.layers.${i}`;
-    const linear = (hf: string, variable: string) => ({
+    const linear = (hf: string, variable: string, out: number, inp: number): TensorPlace => ({
       hf: `${at}.${hf}`,
       variable: `layer${i}/${variable}`,
       transpose: true,
+      shape: [out, inp],
     });
-    const vector = (hf: string, variable: string) => ({
+    const vector = (hf: string, variable: string, width: number): TensorPlace => ({
       hf: `${at}.${hf}`,
       variable: `layer${i}/${variable}`,
       transpose: false,
+      shape: [width],
     });
     layout.push(
-      vector("input_layernorm.weight", "norm1"),
-      linear("self_attn.q_proj.weight", "wq"),
-      linear("self_attn.k_proj.weight", "wk"),
-      linear("self_attn.v_proj.weight", "wv"),
+      vector("input_layernorm.weight", "norm1", d),
+      linear("self_attn.q_proj.weight", "wq", d, d),
+      linear("self_attn.k_proj.weight", "wk", kv, d),
+      linear("self_attn.v_proj.weight", "wv", kv, d),
       ...(config.qkvBias
         ? [
-            vector("self_attn.q_proj.bias", "bq"),
-            vector("self_attn.k_proj.bias", "bk"),
-            vector("self_attn.v_proj.bias", "bv"),
+            vector("self_attn.q_proj.bias", "bq", d),
+            vector("self_attn.k_proj.bias", "bk", kv),
+            vector("self_attn.v_proj.bias", "bv", kv),
           ]
         : []),
-      linear("self_attn.o_proj.weight", "wo"),
-      vector("post_attention_layernorm.weight", "norm2"),
-      linear("mlp.gate_proj.weight", "w1"),
-      linear("mlp.up_proj.weight", "w3"),
-      linear("mlp.down_proj.weight", "w2"),
+      linear("self_attn.o_proj.weight", "wo", d, d),
+      vector("post_attention_layernorm.weight", "norm2", d),
+      linear("mlp.gate_proj.weight", "w1", dFF, d),
+      linear("mlp.up_proj.weight", "w3", dFF, d),
+      linear("mlp.down_proj.weight", "w2", d, dFF),
     );
   }
-  layout.push({ hf: "model.norm.weight", variable: "final_norm", transpose: false });
-  if (!config.tieEmbeddings) layout.push({ hf: "lm_head.weight", variable: "output", transpose: true });
+  layout.push({ hf: "model.norm.weight", variable: "final_norm", transpose: false, shape: [d] });
+  if (!config.tieEmbeddings) layout.push({ hf: "lm_head.weight", variable: "output", transpose: true, shape: [V, d] });
   return layout;
 }
 

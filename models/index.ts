@@ -15,6 +15,7 @@ export { type DenseConfig, DensePolicy } from "./dense.ts";
 export { eventLoopYielder, yieldToEventLoop } from "./event-loop.ts";
 export { type HuggingFaceTokenizerRecord, isHuggingFaceTokenizerRecord } from "./hf-text-format.ts";
 export {
+  checkHuggingFaceModel,
   exportHuggingFaceModel,
   HuggingFaceError,
   type ImportedModel,

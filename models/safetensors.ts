@@ -8,7 +8,7 @@
  * F32. Every error names the file, and the tensor where there is one.
  */
 import { existsSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { type FileHandle, open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 export class SafetensorsError extends Error {
@@ -37,26 +37,38 @@ const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
 const elementCount = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
-/** Every tensor of one safetensors file's bytes; `source` names the file in errors. */
-export function parseSafetensors(bytes: Uint8Array, source: string): Map<string, StoredTensor> {
+/** What a safetensors header says of one tensor: where its bytes are, relative to the data's start. */
+export interface TensorEntry {
+  readonly name: string;
+  readonly dtype: SafetensorsDtype;
+  readonly shape: readonly number[];
+  readonly begin: number;
+  readonly end: number;
+}
+
+/** The header of a file of `fileLength` bytes whose first bytes are `head`; every entry checked to fit in the file. */
+function parseHeader(
+  head: Uint8Array,
+  fileLength: number,
+  source: string,
+): { readonly dataStart: number; readonly entries: TensorEntry[] } {
   const fail = (what: string): never => {
     throw new SafetensorsError(`${source}: ${what}`);
   };
-  if (bytes.length < 8) fail(`truncated: ${bytes.length} bytes, not even the 8-byte header length`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = Number(view.getBigUint64(0, true));
-  if (8 + headerLength > bytes.length)
-    fail(`truncated: the header says it is ${headerLength} bytes, the file has ${bytes.length - 8} after the length`);
+  if (fileLength < 8) fail(`truncated: ${fileLength} bytes, not even the 8-byte header length`);
+  const headerLength = Number(new DataView(head.buffer, head.byteOffset, head.byteLength).getBigUint64(0, true));
+  if (8 + headerLength > fileLength)
+    fail(`truncated: the header says it is ${headerLength} bytes, the file has ${fileLength - 8} after the length`);
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+    header = JSON.parse(new TextDecoder().decode(head.subarray(8, 8 + headerLength)));
   } catch (error) {
     return fail(`bad header: not JSON (${(error as Error).message})`);
   }
   if (typeof header !== "object" || header === null || Array.isArray(header)) fail("bad header: not a JSON object");
   const dataStart = 8 + headerLength;
-  const dataLength = bytes.length - dataStart;
-  const tensors = new Map<string, StoredTensor>();
+  const dataLength = fileLength - dataStart;
+  const entries: TensorEntry[] = [];
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") continue;
     const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as Record<string, unknown>;
@@ -81,14 +93,22 @@ export function parseSafetensors(bytes: Uint8Array, source: string): Map<string,
       );
     if (end > dataLength)
       fail(`truncated: ${at} ends at byte ${end} of the data, which has ${dataLength} bytes (file cut short?)`);
-    const raw = bytes.subarray(dataStart + begin, dataStart + end);
+    entries.push({ name, dtype: dtype as SafetensorsDtype, shape: shape as number[], begin, end });
+  }
+  return { dataStart, entries };
+}
+
+/** Every tensor of one safetensors file's bytes; `source` names the file in errors. */
+export function parseSafetensors(bytes: Uint8Array, source: string): Map<string, StoredTensor> {
+  const { dataStart, entries } = parseHeader(bytes, bytes.length, source);
+  const tensors = new Map<string, StoredTensor>();
+  for (const { name, dtype, shape, begin, end } of entries)
     tensors.set(name, {
       name,
-      dtype: dtype as SafetensorsDtype,
-      shape: shape as number[],
-      values: toFloat32(raw, dtype as SafetensorsDtype),
+      dtype,
+      shape,
+      values: toFloat32(bytes.subarray(dataStart + begin, dataStart + end), dtype),
     });
-  }
   return tensors;
 }
 
@@ -160,19 +180,59 @@ export async function readSafetensorsFile(path: string): Promise<Map<string, Sto
   try {
     bytes = await readFile(path);
   } catch (error) {
-    throw new SafetensorsError(`${path}: cannot read (${(error as NodeJS.ErrnoException).code ?? error})`);
+    throw cannotRead(path, error);
   }
   return parseSafetensors(bytes, path);
+}
+
+const cannotRead = (path: string, error: unknown) =>
+  new SafetensorsError(`${path}: cannot read (${(error as NodeJS.ErrnoException).code ?? error})`);
+
+/**
+ * The tensors one safetensors file holds, from its header alone (no weights read): each checked to
+ * fit in the file, so a file cut short is found without reading it.
+ */
+export async function readSafetensorsHeader(path: string): Promise<Map<string, TensorEntry>> {
+  let file: FileHandle | undefined;
+  try {
+    file = await open(path, "r");
+    const { size } = await file.stat();
+    const length = new Uint8Array(8);
+    await file.read(length, 0, Math.min(8, size), 0);
+    const headerLength = size < 8 ? 0 : Number(new DataView(length.buffer).getBigUint64(0, true));
+    const head = new Uint8Array(8 + Math.min(headerLength, Math.max(0, size - 8)));
+    head.set(length);
+    if (head.length > 8) await file.read(head, 8, head.length - 8, 8);
+    return new Map(parseHeader(head, size, path).entries.map((entry) => [entry.name, entry]));
+  } catch (error) {
+    if (error instanceof SafetensorsError) throw error;
+    throw cannotRead(path, error);
+  } finally {
+    await file?.close();
+  }
 }
 
 /**
  * Every tensor of a model directory: `model.safetensors`, or the shards `model.safetensors.index.json`
  * lists (each tensor must be in the shard the index names).
  */
-export async function readSafetensorsDir(dir: string): Promise<Map<string, StoredTensor>> {
+export const readSafetensorsDir = (dir: string): Promise<Map<string, StoredTensor>> =>
+  tensorsOfDir(dir, readSafetensorsFile);
+
+/** Every tensor of a model directory as its headers describe it (readSafetensorsHeader), with the file it is in. */
+export const readSafetensorsDirHeaders = (dir: string): Promise<Map<string, TensorEntry & { readonly file: string }>> =>
+  tensorsOfDir(dir, async (path) => {
+    const entries = await readSafetensorsHeader(path);
+    return new Map([...entries].map(([name, entry]) => [name, { ...entry, file: path }]));
+  });
+
+async function tensorsOfDir<T>(
+  dir: string,
+  readOne: (path: string) => Promise<Map<string, T>>,
+): Promise<Map<string, T>> {
   const single = join(dir, SINGLE_FILE);
   const index = join(dir, INDEX_FILE);
-  if (existsSync(single)) return readSafetensorsFile(single);
+  if (existsSync(single)) return readOne(single);
   if (!existsSync(index)) throw new SafetensorsError(`${dir}: no ${SINGLE_FILE} and no ${INDEX_FILE}`);
   let weightMap: unknown;
   try {
@@ -188,11 +248,11 @@ export async function readSafetensorsDir(dir: string): Promise<Map<string, Store
       throw new SafetensorsError(`${index}: weight_map.${name} must be a file name, got ${JSON.stringify(shard)}`);
     byShard.set(shard, [...(byShard.get(shard) ?? []), name]);
   }
-  const tensors = new Map<string, StoredTensor>();
+  const tensors = new Map<string, T>();
   for (const [shard, names] of byShard) {
     const path = join(dir, shard);
     if (!existsSync(path)) throw new SafetensorsError(`${path}: missing (${INDEX_FILE} puts tensor ${names[0]} there)`);
-    const stored = await readSafetensorsFile(path);
+    const stored = await readOne(path);
     for (const name of names) {
       const tensor = stored.get(name);
       if (!tensor) throw new SafetensorsError(`${path}: no tensor ${name} (${INDEX_FILE} says it is there)`);

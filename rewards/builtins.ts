@@ -5,6 +5,7 @@
  */
 import {
   type AnswerAnalysis,
+  type AnswerFormat,
   analyzeAnswer,
   ClaimVerifier,
   type EnvPrompt,
@@ -110,11 +111,12 @@ function module(name: string, scoreOne: (item: RewardItem) => ModuleOutcome): Re
 /**
  * format = −1 and malformed = 1 for a malformed answer; 0 and 0 otherwise (the composition applies
  * the penalty). An answer cut off by the token budget is malformed too: it never finished, and
- * rewarding it would teach the policy to write until the budget runs out.
+ * rewarding it would teach the policy to write until the budget runs out. It reads the format only
+ * (`parse`: envs parseAnswer, or the analyzer's cached analysis), so it needs no knowledge base.
  */
-export const formatModule = (analyzer: FactWorldAnalyzer) =>
+export const formatModule = (parse: (answer: string) => AnswerFormat) =>
   module("format", (item) => {
-    const ok = item.truncated !== true && analyzer.analyze(item.answer).format.ok;
+    const ok = item.truncated !== true && parse(item.answer).ok;
     return scored({ format: ok ? 0 : -1, malformed: ok ? 0 : 1 });
   });
 

@@ -1,7 +1,14 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HttpJudge, NO_VERIFIABLE_CLAIM, parseExtraction, parseVerification } from "./http-judge.ts";
+import {
+  HttpJudge,
+  httpJudgeModule,
+  isHttpJudgeModule,
+  NO_VERIFIABLE_CLAIM,
+  parseExtraction,
+  parseVerification,
+} from "./http-judge.ts";
 import { judgementRecord } from "./records.ts";
 import { createRewardPipeline } from "./registry.ts";
 
@@ -76,6 +83,32 @@ describe("HTTP judge over a real socket", () => {
     });
     expect(malformed!.components.judge).toBe(0);
     expect(seen.every((s) => s.auth === "Bearer sekret" && s.model === "judge-1" && s.temperature === 0)).toBe(true);
+  });
+
+  it("requireThink: false judges a model that writes no <think> block on its whole answer, and keeps each judgement", async () => {
+    const [think, plain] = [true, false].map((requireThink) => httpJudgeModule({ url, model: "j" }, { requireThink }));
+    const items = [
+      { prompt: { id: "p", text: "Tell me about cities." }, answer: "Rome is in Italy and Oslo is on Mars." },
+      { prompt: { id: "t", text: "Tell me about cities." }, answer: "<think> plan </think> Rome is in Italy." },
+    ];
+    const signal = new AbortController().signal;
+    expect(await think!.score(items, signal)).toEqual([
+      { ok: true, components: { judge: 0, supported: 0, unsupported: 0, claims: 0 } },
+      { ok: true, components: { judge: 1, supported: 1, unsupported: 0, claims: 1 } },
+    ]);
+    expect(think!.judgementOf("p", items[0]!.answer)).toBeUndefined(); // not judged: malformed
+    expect(await plain!.score(items, signal)).toEqual([
+      { ok: true, components: { judge: 0.5, supported: 1, unsupported: 1, claims: 2 } },
+      { ok: true, components: { judge: 1, supported: 1, unsupported: 0, claims: 1 } },
+    ]);
+    expect(plain!.judgementOf("t", items[1]!.answer)).toMatchObject({
+      response: "Rome is in Italy.", // what follows </think> when there is one
+      verifications: [{ claim: "Rome is in Italy.", label: "supported" }],
+    });
+    expect(isHttpJudgeModule(plain!)).toBe(true);
+    expect(() => httpJudgeModule({ url, model: "j" }, { requireThink: "no" as unknown as boolean })).toThrow(
+      /requireThink must be true or false/,
+    );
   });
 
   it("an HTTP error fails only that answer, with the status in the message", async () => {

@@ -21,7 +21,21 @@ export interface HttpJudgeOptions {
   /** Chat completions in flight at once (default 8). */
   readonly concurrency?: number;
   readonly maxTokens?: number;
+  /**
+   * true (default): only the answer part after `</think>` is judged, and a malformed answer scores 0
+   * (the format term penalises it). false: a model that writes no `<think>` block (a base or chat
+   * model, an API) is judged on its whole answer, or on what follows `</think>` when there is one.
+   */
+  readonly requireThink?: boolean;
 }
+
+/** The http judge's module: also the judgement behind each recent score, for VeriScore-style reports. */
+export interface HttpJudgeModule extends RewardModule {
+  /** The judgement of `answer` to the prompt `promptId` if this module scored it recently (the last 4096 kept). */
+  judgementOf(promptId: string, answer: string): Judgement | undefined;
+}
+
+const KEPT_JUDGEMENTS = 4096;
 
 export const NO_VERIFIABLE_CLAIM = "No verifiable claim.";
 
@@ -180,18 +194,26 @@ export function judgementComponents(name: string, j: Judgement): Record<string, 
 export function httpJudgeModule(
   target: HttpJudgeTarget,
   options: Readonly<Record<string, unknown>> & HttpJudgeOptions = {},
-): RewardModule {
+): HttpJudgeModule {
   const judge = new HttpJudge(target, options);
   const name = nameOption(options, "judge", "http judge");
+  if (options.requireThink !== undefined && typeof options.requireThink !== "boolean")
+    throw new Error(
+      `http judge: option requireThink must be true or false, got ${JSON.stringify(options.requireThink)}`,
+    );
+  const requireThink = options.requireThink ?? true;
+  const judgements = new Map<string, Judgement>();
+  const keyOf = (promptId: string, answer: string) => `${promptId}\u0000${answer}`;
   const scoreOne = async (item: RewardItem, signal: AbortSignal): Promise<ModuleOutcome> => {
     const format = parseAnswer(item.answer);
     // Only the answer part is judged; a malformed answer has none (the format term penalises it).
-    if (!format.ok) return { ok: true, components: { [name]: 0, supported: 0, unsupported: 0, claims: 0 } };
+    if (!format.ok && requireThink)
+      return { ok: true, components: { [name]: 0, supported: 0, unsupported: 0, claims: 0 } };
     try {
-      return {
-        ok: true,
-        components: judgementComponents(name, await judge.judge(item.prompt.text, format.answer.trim(), signal)),
-      };
+      const judgement = await judge.judge(item.prompt.text, (format.ok ? format.answer : item.answer).trim(), signal);
+      if (judgements.size >= KEPT_JUDGEMENTS) judgements.clear();
+      judgements.set(keyOf(item.prompt.id, item.answer), judgement);
+      return { ok: true, components: judgementComponents(name, judgement) };
     } catch (error) {
       return { ok: false, error: { kind: "judge", message: (error as Error).message } };
     }
@@ -200,5 +222,9 @@ export function httpJudgeModule(
     name,
     version: `http:${target.model}`,
     score: (batch, signal) => Promise.all(batch.map((item) => scoreOne(item, signal))),
+    judgementOf: (promptId, answer) => judgements.get(keyOf(promptId, answer)),
   };
 }
+
+export const isHttpJudgeModule = (module: RewardModule): module is HttpJudgeModule =>
+  typeof (module as Partial<HttpJudgeModule>).judgementOf === "function";

@@ -67,7 +67,7 @@ describe("registry and pipeline configuration errors", () => {
       /unknown reward module "nope" \(known: format, precision, detail, relevance\)/,
     );
     await expect(createRewardPipeline({ ...base, modules: [{ name: "precision", weight: 1 }] })).rejects.toThrow(
-      /needs FactWorld/,
+      /reward module "precision" verifies claims against the environment's knowledge base .* has none: judge with an http: module instead/,
     );
     await expect(createRewardPipeline({ ...base, modules: [{ service: "judge", weight: 1 }] })).rejects.toThrow(
       /needs a NATS connection/,
@@ -85,6 +85,19 @@ describe("registry and pipeline configuration errors", () => {
       ),
     ).rejects.toThrow(/two modules are named "precision"/);
     expect(() => defaultRegistry().register("format", () => ({}) as never)).toThrow(/already registered/);
+  });
+
+  it("format needs no knowledge base: the same verdicts with and without a world", async () => {
+    const config = { timeoutMs: 1000, retries: 0, modules: [{ name: "format", weight: 1 }] };
+    const item = (answer: string, truncated = false) => ({ prompt: { id: "q", text: "tell me" }, answer, truncated });
+    const batch = [item("<think> plan </think> An answer."), item("no markers"), item("<think> cut", true)];
+    const scores = async (pipeline: Awaited<ReturnType<typeof createRewardPipeline>>) =>
+      (await pipeline.score(batch)).map((s) => s.reward);
+    const without = await scores(await createRewardPipeline(config));
+    expect(without).toEqual([0, -1, -1]);
+    expect(await scores(await createRewardPipeline(config, { world: generateWorld({ size: "tiny" }) }))).toEqual(
+      without,
+    );
   });
 });
 

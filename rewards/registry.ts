@@ -5,7 +5,7 @@
  */
 import { isAbsolute, resolve } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { type EnvPrompt, type EnvRewardFactory, importDefaultExport, type World } from "../envs/index.ts";
+import { type EnvPrompt, type EnvRewardFactory, importDefaultExport, parseAnswer, type World } from "../envs/index.ts";
 import { detailModule, FactWorldAnalyzer, formatModule, precisionModule, relevanceModule } from "./builtins.ts";
 import { type ComposedScore, composeReward, type WeightedTerm } from "./compose.ts";
 import { type HttpJudgeTarget, httpJudgeModule } from "./http-judge.ts";
@@ -46,8 +46,14 @@ export interface FactoryContext extends ModuleContext {
 
 export type ModuleFactory = (options: Options, context: FactoryContext) => RewardModule | Promise<RewardModule>;
 
+/** The built-ins that verify claims against the environment's knowledge base (FactWorld's); `format` needs none. */
+export const KNOWLEDGE_BASE_MODULES = ["precision", "detail", "relevance"] as const;
+
 const needAnalyzer = (name: string, context: FactoryContext): FactWorldAnalyzer => {
-  if (!context.analyzer) throw new Error(`reward module "${name}" needs FactWorld (give the pipeline a world)`);
+  if (!context.analyzer)
+    throw new Error(
+      `reward module "${name}" verifies claims against the environment's knowledge base (FactWorld's), and this environment has none: judge with an http: module instead (docs/rewards.md)`,
+    );
   return context.analyzer;
 };
 
@@ -86,10 +92,12 @@ export class RewardRegistry {
   }
 }
 
-/** The built-ins: format, precision, detail, relevance. */
+/** The built-ins: format (any environment), precision, detail, relevance (a knowledge base's). */
 export function defaultRegistry(): RewardRegistry {
   return new RewardRegistry()
-    .register("format", (_, c) => formatModule(needAnalyzer("format", c)))
+    .register("format", (_, c) =>
+      formatModule(c.analyzer ? (answer) => c.analyzer!.analyze(answer).format : parseAnswer),
+    )
     .register("precision", (_, c) => precisionModule(needAnalyzer("precision", c)))
     .register("detail", (o, c) => detailModule(needAnalyzer("detail", c), o))
     .register("relevance", (o, c) => relevanceModule(needAnalyzer("relevance", c), o));

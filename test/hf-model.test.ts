@@ -4,8 +4,8 @@
  * `factrl export-hf` writes the learner's checkpoint back in the Hugging Face layout, which imports to
  * exactly the trained weights.
  */
-import { readFileSync, writeFileSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { cp, mkdtemp, truncate } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Effect } from "effect";
@@ -100,6 +100,29 @@ describe("a Hugging Face model in factrl", () => {
     expect(claims).toHaveLength(6);
     expect(claims.every((c) => c.well_formed === false && c.claim_list.length === 0)).toBe(true);
     expect(result.stdout).toMatch(/every claim with its verdict \(VeriScore-style JSONL\): .*claims\.jsonl/);
+  }, 120_000);
+
+  it("a broken Hugging Face directory is a config error before anything starts (run, eval), naming the file and the tensor", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "factrl-hf-bad-"));
+    const truncated = join(dir, "truncated");
+    const gelu = join(dir, "gelu");
+    for (const copy of [truncated, gelu]) await cp(LLAMA, copy, { recursive: true });
+    const weights = join(truncated, "model.safetensors");
+    await truncate(weights, statSync(weights).size - 100);
+    const config = JSON.parse(readFileSync(join(gelu, "config.json"), "utf8"));
+    writeFileSync(join(gelu, "config.json"), JSON.stringify({ ...config, hidden_act: "gelu" }));
+    const tiny = join(REPO, "configs/tiny.yaml");
+    const [run, evaluation] = await Promise.all([
+      runCli(["run", tiny, "--dry-run", "--set", `model.init=hf:${truncated}`], dir),
+      runCli(["eval", tiny, "--policy", `hf:${gelu}`], dir),
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`- model.init: ${weights}: truncated: tensor lm_head.weight ends at byte`);
+    expect(evaluation.code).toBe(2);
+    expect(evaluation.stderr).toContain(
+      `- model.init: ${join(gelu, "config.json")}: hidden_act = "gelu" is not supported`,
+    );
+    expect(evaluation.stderr).not.toMatch(/tfjs backend/); // refused before the policy is loaded
   }, 120_000);
 
   it("export-hf refuses a checkpoint of a FactWorld-tokenizer policy, naming why", async () => {
