@@ -24,20 +24,26 @@
  *        [--nats URL --replicas N]  (an existing server or cluster instead of local ones)
  */
 import { type ChildProcess, fork } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Deferred, Duration, Effect, Either, Fiber, Layer, Queue } from "effect";
-import { PROMPTS_QUEUE, type PromptGroup, SCORED_QUEUE, type ScoredGroup, ScoredGroupMessage } from "../actors/index.ts";
-import { loadConfig } from "../configs/index.ts";
 import {
-  decodeEnvelope,
+  PROMPTS_QUEUE,
+  type PromptGroup,
+  SCORED_QUEUE,
+  type ScoredGroup,
+  ScoredGroupMessage,
+} from "../actors/topology.ts";
+import {
   deadLetterCount,
-  encodeEnvelope,
-  envelope,
+  decodeEnvelope,
   ExperimentLive,
+  encodeEnvelope,
   ensureWorkQueues,
+  envelope,
   type LocalCluster,
   type LocalServer,
   Nats,
@@ -55,7 +61,6 @@ import {
   watchState,
   weightsBlobName,
 } from "../messaging/index.ts";
-import { runSerial } from "../pipeline/index.ts";
 import { processTreeCpu, totalCpu } from "./process-tree.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
@@ -74,9 +79,10 @@ const { values: args } = parseArgs({
     "version-ms": { type: "string", default: "250" },
     "actors-per-process": { type: "string", default: "16" },
     record: { type: "string", default: "16" },
+    acks: { type: "string", default: "serial" },
   },
 });
-const quiet = rootLogger().child({ component: "bench-scale" }, { level: "error" });
+const quiet = rootLogger().child({ component: "bench-scale" }, { level: process.env.SCALE_LOG ?? "error" });
 const connection = (url: string, replicas: number, name: string) =>
   NatsLive({ servers: url.split(","), replicas, name, logger: quiet });
 
@@ -114,7 +120,13 @@ const replay = (recorded: ScoredGroup, prompt: PromptGroup, version: number, act
   const now = Date.now();
   return {
     ...recorded,
-    rollout: { ...recorded.rollout, group: prompt, policyVersion: version, actor, timings: { startedAt: now, finishedAt: now } },
+    rollout: {
+      ...recorded.rollout,
+      group: prompt,
+      policyVersion: version,
+      actor,
+      timings: { startedAt: now, finishedAt: now },
+    },
   };
 };
 
@@ -180,7 +192,10 @@ async function runWorker() {
         for (const item of fetched) yield* item.settle(WorkOutcome.done);
         stats.promptsAcked += fetched.length;
       }
-    }).pipe(Effect.scoped, Effect.provide(Layer.merge(connection(spec.url, spec.replicas, id), ExperimentLive(spec.experiment, id))));
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.merge(connection(spec.url, spec.replicas, id), ExperimentLive(spec.experiment, id))),
+    );
 
   const all = Effect.runFork(Effect.all(spec.actorIds.map(actor), { concurrency: "unbounded", discard: true }));
   await Effect.runPromise(Deferred.await(ready));
@@ -200,6 +215,11 @@ async function runWorker() {
 
 /** Real sampled and scored groups: the serial runner on configs/tiny.yaml (G = 8), encoded with the real codec. */
 async function recordGroups(count: number): Promise<Uint8Array[]> {
+  // Imported here: the worker processes need neither tfjs nor the config loader.
+  const [{ loadConfig }, { runSerial }] = await Promise.all([
+    import("../configs/index.ts"),
+    import("../pipeline/index.ts"),
+  ]);
   const config = await Effect.runPromise(
     loadConfig(join(REPO, "configs/tiny.yaml"), {
       set: [
@@ -214,9 +234,9 @@ async function recordGroups(count: number): Promise<Uint8Array[]> {
   );
   const groups: ScoredGroup[] = [];
   await Effect.runPromise(Effect.scoped(runSerial(config, { onStep: (step) => groups.push(...step.groups) })));
-  return groups.slice(0, count).map((body) =>
-    encodeEnvelope(envelope(ScoredGroupMessage, body, { experiment: "bench", sender: "recorder" })),
-  );
+  return groups
+    .slice(0, count)
+    .map((body) => encodeEnvelope(envelope(ScoredGroupMessage, body, { experiment: "bench", sender: "recorder" })));
 }
 
 interface Broker {
@@ -236,6 +256,10 @@ interface ArmResult {
   readonly ackMs: readonly number[];
   readonly batchMs: readonly number[];
   readonly lags: readonly number[];
+  /** ms per consumer ack (settle done: an ack the server confirms). */
+  readonly settleMs: readonly number[];
+  /** The whole machine's busy share over the window (every tenant's processes, not only this bench's). */
+  readonly boxBusy: number;
   readonly ledger: {
     readonly published: number;
     readonly consumed: number;
@@ -251,6 +275,14 @@ interface ArmResult {
   readonly versions: number;
 }
 
+/** The machine's CPU time so far, busy and total (clock ticks, from the first line of /proc/stat). */
+const boxCpu = () => {
+  const ticks = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = ticks.reduce((a, b) => a + b, 0);
+  // idle and iowait are the 4th and 5th fields.
+  return { busy: total - ticks[3]! - ticks[4]!, total };
+};
+
 const spawnWorker = () =>
   fork(join(REPO, "bin/run-ts.mjs"), ["bench/scale.ts", "--worker"], {
     cwd: REPO,
@@ -264,14 +296,22 @@ const nextMessage = (child: ChildProcess) =>
     child.once("exit", (code) => reject(new Error(`worker exited with ${code}`)));
   });
 
-async function runArm(broker: Broker, actors: number, recorded: readonly Uint8Array[], arm: string): Promise<ArmResult> {
+async function runArm(
+  broker: Broker,
+  actors: number,
+  recorded: readonly Uint8Array[],
+  arm: string,
+): Promise<ArmResult> {
   const seconds = Number(args.seconds);
   const warmup = Number(args.warmup);
   const perProcess = Number(args["actors-per-process"]);
   const inFlight = actors * Number(args["in-flight-per-actor"]);
   const experiment = `scale-${process.pid}-${arm}`;
   const processes = Math.ceil(actors / perProcess);
-  const layer = Layer.merge(connection(broker.url, broker.replicas, "bench-consumer"), ExperimentLive(experiment, "learner"));
+  const layer = Layer.merge(
+    connection(broker.url, broker.replicas, "bench-consumer"),
+    ExperimentLive(experiment, "learner"),
+  );
 
   return Effect.runPromise(
     Effect.gen(function* () {
@@ -282,7 +322,14 @@ async function runArm(broker: Broker, actors: number, recorded: readonly Uint8Ar
       const workers = Array.from({ length: processes }, (_, p) => {
         const child = spawnWorker();
         const ids = Array.from({ length: actors }, (_, a) => `rollout-${a}`).filter((_, a) => a % processes === p);
-        child.send({ url: broker.url, replicas: broker.replicas, experiment, actorIds: ids, batch: Number(args.batch), recorded } satisfies WorkerSpec);
+        child.send({
+          url: broker.url,
+          replicas: broker.replicas,
+          experiment,
+          actorIds: ids,
+          batch: Number(args.batch),
+          recorded,
+        } satisfies WorkerSpec);
         return child;
       });
       yield* Effect.promise(() => Promise.all(workers.map(nextMessage)));
@@ -296,6 +343,7 @@ async function runArm(broker: Broker, actors: number, recorded: readonly Uint8Ar
       // The consumer: the learner's fetch, each group's lag against the version it has announced.
       const scored = yield* openWorkFetcher(SCORED_QUEUE);
       const lags: number[] = [];
+      const settleMs: number[] = [];
       const seen = new Set<string>();
       let consumed = 0;
       let consumedInWindow = 0;
@@ -312,8 +360,12 @@ async function runArm(broker: Broker, actors: number, recorded: readonly Uint8Ar
               if (seen.has(id)) duplicatesConsumed += 1;
               seen.add(id);
               lags.push(version - item.body.rollout.policyVersion);
-              yield* item.settle(WorkOutcome.done);
             }
+            // The learner settles its groups one after another (each ack confirmed); `--acks parallel` all at once.
+            const acked = yield* Effect.forEach(items, (item) => Effect.timed(item.settle(WorkOutcome.done)), {
+              concurrency: args.acks === "parallel" ? "unbounded" : 1,
+            });
+            for (const [took] of acked) settleMs.push(Duration.toMillis(took));
             consumed += items.length;
             if (now >= windowFrom && now <= stopAt) consumedInWindow += items.length;
           }
@@ -354,10 +406,12 @@ async function runArm(broker: Broker, actors: number, recorded: readonly Uint8Ar
       );
 
       yield* Effect.sleep(Math.max(0, windowFrom - Date.now()));
-      const cpuFrom = { broker: broker.cpu(), consumer: process.cpuUsage() };
+      const cpuFrom = { broker: broker.cpu(), consumer: process.cpuUsage(), box: boxCpu() };
       yield* Effect.sleep(Math.max(0, stopAt - Date.now()));
       const brokerCpu = broker.cpu();
       const consumerCpu = process.cpuUsage(cpuFrom.consumer);
+      const box = boxCpu();
+      const boxBusy = (box.busy - cpuFrom.box.busy) / (box.total - cpuFrom.box.total);
       yield* Fiber.join(feeder);
       yield* Fiber.join(ticker);
       const done = yield* Effect.promise(() => Promise.all(results));
@@ -395,10 +449,14 @@ async function runArm(broker: Broker, actors: number, recorded: readonly Uint8Ar
         ackMs: workerResults.flatMap((r) => r.ackMs),
         batchMs: workerResults.flatMap((r) => r.batchMs),
         lags,
+        settleMs,
+        boxBusy,
         ledger,
         cores: {
           broker:
-            brokerCpu === undefined || cpuFrom.broker === undefined ? undefined : (brokerCpu - cpuFrom.broker) / seconds,
+            brokerCpu === undefined || cpuFrom.broker === undefined
+              ? undefined
+              : (brokerCpu - cpuFrom.broker) / seconds,
           consumer: (consumerCpu.user + consumerCpu.system) / 1e6 / seconds,
           actors: sum((r) => r.cpuSeconds) / seconds,
         },
@@ -418,15 +476,16 @@ const fmt = (n: number | undefined, digits = 0) =>
 function report(results: readonly ArmResult[]) {
   console.log("\n## Throughput and publish-ack latency");
   console.log(
-    "| broker | actors (processes) | groups/s consumed | groups/s stored | ack p50 / p95 / p99 ms | batch ack p50 / p99 ms | cores: broker / consumer / actors |",
+    "| broker | actors (processes) | groups/s consumed | groups/s stored | publish-ack p50 / p95 / p99 ms | batch p50 / p99 ms | consumer ack p50 / p99 ms | cores: broker / consumer / actors | machine busy |",
   );
-  console.log("|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|");
   for (const r of results) {
     console.log(
       `| ${r.broker} | ${r.actors} (${r.processes}) | ${fmt(r.consumedPerSecond)} | ${fmt(r.publishedPerSecond)} | ` +
         `${fmt(percentile(r.ackMs, 0.5), 1)} / ${fmt(percentile(r.ackMs, 0.95), 1)} / ${fmt(percentile(r.ackMs, 0.99), 1)} | ` +
         `${fmt(percentile(r.batchMs, 0.5), 1)} / ${fmt(percentile(r.batchMs, 0.99), 1)} | ` +
-        `${fmt(r.cores.broker, 2)} / ${fmt(r.cores.consumer, 2)} / ${fmt(r.cores.actors, 2)} |`,
+        `${fmt(percentile(r.settleMs, 0.5), 1)} / ${fmt(percentile(r.settleMs, 0.99), 1)} | ` +
+        `${fmt(r.cores.broker, 2)} / ${fmt(r.cores.consumer, 2)} / ${fmt(r.cores.actors, 2)} | ${fmt(100 * r.boxBusy)} % |`,
     );
   }
   console.log("\n## Ledger (after the actors stopped and the consumer drained)");
@@ -459,7 +518,9 @@ async function main() {
   const counts = args.actors.split(",").map(Number);
   const topologies = args.topologies.split(",");
   console.log(
-    `factrl scale bench — node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")} at start`,
+    `factrl scale bench — node ${process.version}, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")} at start`,
   );
   const started = performance.now();
   const recorded = await recordGroups(Number(args.record));
@@ -502,7 +563,11 @@ async function main() {
       }
     }
     report(results);
-    console.log(`\nload average ${loadavg().map((l) => l.toFixed(1)).join(" ")} at the end`);
+    console.log(
+      `\nload average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(" ")} at the end`,
+    );
   } finally {
     for (const stop of stops) await stop();
   }
