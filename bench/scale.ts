@@ -8,7 +8,8 @@
  *     few real groups (G = 8, the default); their ScoredGroups are encoded with the real codec and
  *     handed to the actors, which decode them (sampling is replaced by replaying these);
  *   - a curator-like feeder publishes PromptGroups (publishWorkAll) to the `prompts` work queue,
- *     keeping at most `--in-flight` groups outstanding (the curator's credits);
+ *     keeping at most `--in-flight-per-actor` (16) groups per actor outstanding (the curator's credits;
+ *     `--in-flight N` fixes the window whatever the actor count, as curation.maxGroupsInFlight does);
  *   - each actor is the rollout actor's messaging loop on its own NATS connection: fetch up to
  *     `--batch` prompt groups (openWorkFetcher), take the newest version announced on the `policy` KV
  *     key (watchState), publish the replayed groups stamped with it and the prompt's group id as msgID
@@ -20,7 +21,8 @@
  * Actors live `--actors-per-process` (16) to a worker process, each with its own connection, so
  * the broker sees one client per actor as in a deployment (one actor per process there).
  *
- * Run: node bin/run-ts.mjs bench/scale.ts [--actors 1,4,16,64] [--seconds 10] [--topologies single,cluster]
+ * Run: node bin/run-ts.mjs bench/scale.ts [--actors 1,4,16,64] [--seconds 10] [--warmup 2] [--topologies single,cluster]
+ *        [--acks serial|parallel] [--in-flight N] [--batch 4] [--fetch 8] [--version-ms 250]
  *        [--nats URL --replicas N]  (an existing server or cluster instead of local ones)
  */
 import { type ChildProcess, fork } from "node:child_process";
@@ -76,6 +78,7 @@ const { values: args } = parseArgs({
     batch: { type: "string", default: "4" },
     fetch: { type: "string", default: "8" },
     "in-flight-per-actor": { type: "string", default: "16" },
+    "in-flight": { type: "string" },
     "version-ms": { type: "string", default: "250" },
     "actors-per-process": { type: "string", default: "16" },
     record: { type: "string", default: "16" },
@@ -305,7 +308,7 @@ async function runArm(
   const seconds = Number(args.seconds);
   const warmup = Number(args.warmup);
   const perProcess = Number(args["actors-per-process"]);
-  const inFlight = actors * Number(args["in-flight-per-actor"]);
+  const inFlight = Number(args["in-flight"] ?? actors * Number(args["in-flight-per-actor"]));
   const experiment = `scale-${process.pid}-${arm}`;
   const processes = Math.ceil(actors / perProcess);
   const layer = Layer.merge(
