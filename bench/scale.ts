@@ -302,6 +302,7 @@ const nextMessage = (child: ChildProcess) =>
 async function runArm(
   broker: Broker,
   actors: number,
+  acks: string,
   recorded: readonly Uint8Array[],
   arm: string,
 ): Promise<ArmResult> {
@@ -366,7 +367,7 @@ async function runArm(
             }
             // The learner settles its groups one after another (each ack confirmed); `--acks parallel` all at once.
             const acked = yield* Effect.forEach(items, (item) => Effect.timed(item.settle(WorkOutcome.done)), {
-              concurrency: args.acks === "parallel" ? "unbounded" : 1,
+              concurrency: acks === "parallel" ? "unbounded" : 1,
             });
             for (const [took] of acked) settleMs.push(Duration.toMillis(took));
             consumed += items.length;
@@ -444,7 +445,7 @@ async function runArm(
         yield* Effect.promise(() => manager.streams.delete(name));
       }
       return {
-        broker: broker.label,
+        broker: acks === "parallel" ? `${broker.label}, parallel acks` : broker.label,
         actors,
         processes,
         consumedPerSecond: consumedInWindow / seconds,
@@ -525,6 +526,10 @@ async function main() {
       .map((l) => l.toFixed(1))
       .join(" ")} at start`,
   );
+  console.log(
+    `settings: batch ${args.batch}, consumer fetch ${args.fetch}, acks ${args.acks}, in flight ${args["in-flight"] ?? `${args["in-flight-per-actor"]} per actor`}, ` +
+      `a version every ${args["version-ms"]} ms, ${args["actors-per-process"]} actors a process, window ${args.seconds} s after ${args.warmup} s`,
+  );
   const started = performance.now();
   const recorded = await recordGroups(Number(args.record));
   console.log(
@@ -558,11 +563,13 @@ async function main() {
     // Arms interleaved (each actor count on every broker before the next count): they share the machine's load of the moment.
     for (const actors of counts) {
       for (const [b, broker] of brokers.entries()) {
-        const result = await runArm(broker, actors, recorded, `${actors}a${b}`);
-        console.log(
-          `${broker.label}, ${actors} actors: ${fmt(result.consumedPerSecond)} groups/s consumed, ack p50 ${fmt(percentile(result.ackMs, 0.5), 1)} ms`,
-        );
-        results.push(result);
+        for (const acks of args.acks.split(",")) {
+          const result = await runArm(broker, actors, acks, recorded, `${actors}a${b}${acks[0]}`);
+          console.log(
+            `${result.broker}, ${actors} actors: ${fmt(result.consumedPerSecond)} groups/s consumed, ack p50 ${fmt(percentile(result.ackMs, 0.5), 1)} ms`,
+          );
+          results.push(result);
+        }
       }
     }
     report(results);
