@@ -20,10 +20,11 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { Context, Data, Deferred, Duration, Effect, Layer, Schedule } from "effect";
 import {
+  actorCount,
   CONFIG_KEY,
   ConfigError,
   type ExperimentConfig,
@@ -428,7 +429,7 @@ export const launch = (options: LaunchOptions) =>
       const { config } = options;
       const logger = makeLogger({ experiment: config.experiment, role: "launcher" });
       for (const role of ROLE_NAMES) {
-        if (config.actors[role] > 0 && !options.roles.has(role)) {
+        if (config.actors[role] !== 0 && !options.roles.has(role)) {
           return yield* new ConfigError({
             source: "actors",
             problems: [
@@ -606,7 +607,8 @@ export const launch = (options: LaunchOptions) =>
       );
 
       for (const role of ROLE_NAMES) {
-        for (let n = 0; n < config.actors[role]; n++) supervisor.grow(role);
+        const count = actorCount(config.actors, role, availableParallelism());
+        for (let n = 0; n < count; n++) supervisor.grow(role);
       }
       const startedAt = Date.now();
       logger.info(

@@ -5,8 +5,11 @@
  *      in one process with no NATS), same config;
  *   2. the share of each role's busy time spent in messaging (fetch, decode, encode, publish, ack);
  *   3. weight sync: the learner publishing version v → every rollout actor sampling with v (or newer).
- * Run: node bin/run-ts.mjs bench/pipeline.ts [--steps N] [--rounds N] [--config FILE] [--set key=value …]
- *      [--serial-only] (the serial runner alone: its CPU per learner step)
+ * Run: node bin/run-ts.mjs bench/pipeline.ts [--steps N] [--rounds N] [--rollout-actors 1,2,4] [--config FILE]
+ *      [--set key=value …] [--serial-only] (the serial runner alone: its CPU per learner step)
+ * With several rollout-actor counts, each round runs the serial runner and one actor pipeline per
+ * count, the order alternating between rounds, and reports each pipeline's throughput and CPU per
+ * learner step as ratios to the serial runner of the same round.
  * (figures in BENCHMARKS.md, "## Pipeline"; only ratios within one round mean much on a shared machine).
  */
 import { spawn } from "node:child_process";
@@ -51,13 +54,14 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "2" },
     set: { type: "string", multiple: true, default: [] },
     "serial-only": { type: "boolean", default: false },
+    "rollout-actors": { type: "string", default: "2" },
   },
 });
 /**
  * The benchmark's config: tiny's world and policy with the quick start's batch shape (G = 8, 8 groups a
- * step, 4 prompts a rollout batch, 24 groups in flight, 2 rollout actors; tiny.yaml narrows the
- * window to 6); evaluation off (the throughput is the learning loop's); a checkpoint every 10 steps.
- * `--set` overrides any of it.
+ * step, 4 prompts a rollout batch, 24 groups in flight; tiny.yaml narrows the window to 6); evaluation
+ * off (the throughput is the learning loop's); a checkpoint every 10 steps. `--set` overrides any of
+ * it; the rollout actors' count is `--rollout-actors`'s, per arm.
  */
 const SETS = [
   `learner.totalSteps=${args.steps}`,
@@ -65,12 +69,14 @@ const SETS = [
   "learner.groupsPerStep=8",
   "rollout.batch=4",
   "curation.maxGroupsInFlight=24",
-  "actors.rollout=2",
   "learner.checkpointEvery=10",
   "actors.evaluator=0",
   "evaluation.every=0",
   ...(args.set ?? []),
 ];
+const ROLLOUT_ACTORS = args["rollout-actors"]!.split(",").map(Number);
+if (!ROLLOUT_ACTORS.every((n) => Number.isInteger(n) && n > 0))
+  throw new Error(`--rollout-actors: expected positive integers separated by commas, got ${args["rollout-actors"]}`);
 const logger = rootLogger().child({ component: "bench-pipeline" }, { level: "warn" });
 
 const median = (values: readonly number[]) =>
@@ -205,8 +211,8 @@ interface PolicyAnnouncement {
   readonly seenAt: number;
 }
 
-async function actorPipeline(natsUrl: string, serverPid: number, round: number) {
-  const experiment = `bench-pipeline-${process.pid}-${round}`;
+async function actorPipeline(natsUrl: string, serverPid: number, round: number, rolloutActors: number) {
+  const experiment = `bench-pipeline-${process.pid}-${round}-${rolloutActors}`;
   const outDir = mkdtempSync(join(tmpdir(), "factrl-bench-pipeline-"));
   const layer = Layer.merge(
     NatsLive({ servers: natsUrl, name: "bench-pipeline", logger }),
@@ -252,7 +258,9 @@ async function actorPipeline(natsUrl: string, serverPid: number, round: number) 
       args.config!,
       "--nats",
       natsUrl,
-      ...[`experiment=${experiment}`, `output.dir=${outDir}`, ...SETS].flatMap((s) => ["--set", s]),
+      ...[`experiment=${experiment}`, `output.dir=${outDir}`, ...SETS, `actors.rollout=${rolloutActors}`].flatMap(
+        (s) => ["--set", s],
+      ),
     ],
     { cwd: REPO, env: { ...process.env, FACTRL_NATS_URL: "" }, stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -274,7 +282,7 @@ async function actorPipeline(natsUrl: string, serverPid: number, round: number) 
     .map((line) => JSON.parse(line))
     .filter((event) => event.type === "MetricsEvent")
     .map((event): MetricsLine => ({ time: event.time, sender: event.sender, ...event.body }));
-  return { metrics, announcements, totalSeconds, cpuSeconds, cpuPerStep, logFile };
+  return { experiment, metrics, announcements, totalSeconds, cpuSeconds, cpuPerStep, logFile };
 }
 
 const byRole = (metrics: readonly MetricsLine[], role: string) => metrics.filter((m) => m.tags.role === role);
@@ -359,23 +367,24 @@ async function main() {
   const server = await startLocalServer();
   try {
     // Rounds alternate which variant goes first, so a change in the machine's load hits both alike.
-    const rounds: { sync: Throughput; actors: Throughput; load: string }[] = [];
+    const rounds: { sync: Throughput; actors: Map<number, Throughput>; load: string }[] = [];
     let sync: Awaited<ReturnType<typeof serialRun>> | undefined;
     let run: Awaited<ReturnType<typeof actorPipeline>> | undefined;
+    const arms: ("sync" | number)[] = ["sync", ...ROLLOUT_ACTORS];
     for (let round = 0; round < Number(args.rounds); round++) {
       const load = loadavg()[0]!.toFixed(1);
-      for (const variant of round % 2 === 0 ? ["sync", "actors"] : ["actors", "sync"]) {
+      const actors = new Map<number, Throughput>();
+      for (const arm of round % 2 === 0 ? arms : [...arms].reverse()) {
         console.log(
-          `round ${round + 1}: running the ${variant === "sync" ? "serial runner (factrl run --serial)" : "actor pipeline (factrl run)"} …`,
+          `round ${round + 1}: running the ${arm === "sync" ? "serial runner (factrl run --serial)" : `actor pipeline (factrl run, ${arm} rollout actors)`} …`,
         );
-        if (variant === "sync") sync = await serialRun(config);
-        else run = await actorPipeline(server.url, server.pid, round);
+        if (arm === "sync") sync = await serialRun(config);
+        else {
+          run = await actorPipeline(server.url, server.pid, round, arm);
+          actors.set(arm, pipelineThroughput(run.metrics, G, run.totalSeconds, run.cpuSeconds, run.cpuPerStep));
+        }
       }
-      rounds.push({
-        sync: sync!.throughput,
-        actors: pipelineThroughput(run!.metrics, G, run!.totalSeconds, run!.cpuSeconds, run!.cpuPerStep),
-        load: `${load} → ${loadavg()[0]!.toFixed(1)}`,
-      });
+      rounds.push({ sync: sync!.throughput, actors, load: `${load} → ${loadavg()[0]!.toFixed(1)}` });
     }
     if (!sync || !run) throw new Error("--rounds must be at least 1");
     console.log("measuring the receive cost per work item …");
@@ -397,16 +406,31 @@ async function main() {
     console.log("|---|---|---|---|---|---|---|");
     for (const [i, r] of rounds.entries()) {
       for (const [name, t] of [
-        ["serial runner, one process", r.sync],
-        ["actor pipeline, one process per role", r.actors],
-      ] as const) {
+        ["serial runner, one process", r.sync] as const,
+        ...[...r.actors].map(([n, t]) => [`actor pipeline, ${n} rollout actors`, t] as const),
+      ]) {
         console.log(
           `| ${i + 1} (${r.load}) | ${name} | ${fmt(t.learnedPerSecond)} | ${fmt(t.scoredPerSecond)} | ${fmt(t.windowSeconds)} s | ${fmt(t.totalSeconds)} s | ${fmt(t.cpuSeconds)} s |`,
         );
       }
+      for (const [n, actors] of r.actors) {
+        console.log(
+          `| ${i + 1} | **ratio actors (${n} rollout) / serial** | **${fmt(actors.learnedPerSecond / r.sync.learnedPerSecond, 2)}×** | ` +
+            `${fmt(actors.scoredPerSecond / r.sync.scoredPerSecond, 2)}× | | ${fmt(r.sync.totalSeconds / actors.totalSeconds, 2)}× | ${fmt(actors.cpuSeconds / r.sync.cpuSeconds, 2)}× the CPU |`,
+        );
+      }
+    }
+    console.log("\n### Against the serial runner, by rollout actors (goal: throughput ≥ 1.0×, CPU per step ≤ 1.2×)\n");
+    console.log("| rollout actors | throughput ratio (answers learned / s) | CPU per learner step ratio | rounds |");
+    console.log("|---|---|---|---|");
+    for (const n of ROLLOUT_ACTORS) {
+      const ratios = rounds.map((r) => ({
+        throughput: r.actors.get(n)!.learnedPerSecond / r.sync.learnedPerSecond,
+        cpu: sum(Object.values(r.actors.get(n)!.cpuPerStep)) / r.sync.cpuPerStep.loop!,
+      }));
       console.log(
-        `| ${i + 1} | **ratio actors / serial** | **${fmt(r.actors.learnedPerSecond / r.sync.learnedPerSecond, 2)}×** | ` +
-          `${fmt(r.actors.scoredPerSecond / r.sync.scoredPerSecond, 2)}× | | ${fmt(r.sync.totalSeconds / r.actors.totalSeconds, 2)}× | ${fmt(r.actors.cpuSeconds / r.sync.cpuSeconds, 2)}× the CPU |`,
+        `| ${n} | **${fmt(median(ratios.map((x) => x.throughput)), 2)}×** | **${fmt(median(ratios.map((x) => x.cpu)), 2)}×** | ` +
+          `${ratios.map((x) => `${fmt(x.throughput, 2)}× / ${fmt(x.cpu, 2)}×`).join(", ")} |`,
       );
     }
     const cores = availableParallelism();
@@ -415,17 +439,23 @@ async function main() {
         `the pipeline's by process). With ${cores} cores to itself the pipeline can go at most ${cores} × loop / pipeline ` +
         "times as fast as the loop:\n",
     );
-    const roles = [...new Set(rounds.flatMap((r) => Object.keys(r.actors.cpuPerStep)))].sort();
-    console.log(`| round | loop | pipeline | ${roles.join(" | ")} | ceiling ${cores} × loop / pipeline |`);
-    console.log(`|---|---|---|${roles.map(() => "---|").join("")}---|`);
+    const roles = [
+      ...new Set(rounds.flatMap((r) => [...r.actors.values()].flatMap((t) => Object.keys(t.cpuPerStep)))),
+    ].sort();
+    console.log(
+      `| round | rollout actors | loop | pipeline | ${roles.join(" | ")} | ceiling ${cores} × loop / pipeline |`,
+    );
+    console.log(`|---|---|---|---|${roles.map(() => "---|").join("")}---|`);
     for (const [i, r] of rounds.entries()) {
-      const loopCpu = r.sync.cpuPerStep.loop!;
-      const pipelineCpu = sum(Object.values(r.actors.cpuPerStep));
-      console.log(
-        `| ${i + 1} | ${fmt(loopCpu, 3)} | ${fmt(pipelineCpu, 3)} | ${roles.map((role) => fmt(r.actors.cpuPerStep[role] ?? 0, 3)).join(" | ")} | ${fmt((cores * loopCpu) / pipelineCpu, 2)}× |`,
-      );
+      for (const [n, actors] of r.actors) {
+        const loopCpu = r.sync.cpuPerStep.loop!;
+        const pipelineCpu = sum(Object.values(actors.cpuPerStep));
+        console.log(
+          `| ${i + 1} | ${n} | ${fmt(loopCpu, 3)} | ${fmt(pipelineCpu, 3)} | ${roles.map((role) => fmt(actors.cpuPerStep[role] ?? 0, 3)).join(" | ")} | ${fmt((cores * loopCpu) / pipelineCpu, 2)}× |`,
+        );
+      }
     }
-    console.log(`\nSections 2 and 3 read the last actor run (round ${rounds.length}).`);
+    console.log(`\nSections 2 and 3 read the last actor run (round ${rounds.length}, ${run.experiment}).`);
     const pipelineOps = (role: string, key: string) => byRole(run.metrics, role).map((m) => m.values[key]!);
     console.log(
       "\nThe same operations in the last round (median ms; contention for the cores shows as a ratio above 1):\n",

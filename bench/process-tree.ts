@@ -1,8 +1,15 @@
-/** CPU accounting of process trees from /proc (Linux), shared by the benches that spawn runs. */
+/** Accounting of process trees from /proc (Linux), shared by the benches that spawn runs. */
 import { readdirSync, readFileSync } from "node:fs";
 
-/** CPU seconds used so far by `root` and every process below it, by role (`actor <role>`, else the command). */
-export const processTreeCpu = (root: number): Map<string, number> => {
+/** One process of a tree: its role (`actor <role>`, `nats-server`, else `launcher`) and CPU seconds so far. */
+export interface TreeProcess {
+  readonly pid: number;
+  readonly role: string;
+  readonly cpu: number;
+}
+
+/** `root` and every process below it. */
+export const processTree = (root: number): TreeProcess[] => {
   const procs = readdirSync("/proc")
     .filter((name) => /^\d+$/.test(name))
     .flatMap((pid) => {
@@ -24,15 +31,22 @@ export const processTreeCpu = (root: number): Map<string, number> => {
       }
     }
   }
+  return procs
+    .filter((q) => inTree.has(q.pid))
+    .map((p) => {
+      let cmd = "";
+      try {
+        cmd = readFileSync(`/proc/${p.pid}/cmdline`, "utf8").replaceAll("\0", " ");
+      } catch {}
+      const role = /\bactor (\w+)/.exec(cmd)?.[1] ?? (/nats-server/.test(cmd) ? "nats-server" : "launcher");
+      return { pid: p.pid, role, cpu: p.cpu };
+    });
+};
+
+/** CPU seconds used so far by `root` and every process below it, by role. */
+export const processTreeCpu = (root: number): Map<string, number> => {
   const byRole = new Map<string, number>();
-  for (const p of procs.filter((q) => inTree.has(q.pid))) {
-    let cmd = "";
-    try {
-      cmd = readFileSync(`/proc/${p.pid}/cmdline`, "utf8").replaceAll("\0", " ");
-    } catch {}
-    const role = /\bactor (\w+)/.exec(cmd)?.[1] ?? (/nats-server/.test(cmd) ? "nats-server" : "launcher");
-    byRole.set(role, (byRole.get(role) ?? 0) + p.cpu);
-  }
+  for (const p of processTree(root)) byRole.set(p.role, (byRole.get(p.role) ?? 0) + p.cpu);
   return byRole;
 };
 

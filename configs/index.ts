@@ -1,4 +1,6 @@
 /** Experiment configs: the schema (one exported schema per section) and the loader. */
+
+export { actorCount, autoRolloutActors } from "./actor-count.ts";
 export {
   ConfigError,
   decodeConfig,

@@ -42,7 +42,7 @@ describe("config schema", () => {
     expect(config.rollout.groupSize).toBe(8);
     expect(config.model.backbone).toBe("dense");
     expect(config.env).toMatchObject({ kind: "factworld", size: "default" });
-    expect(config.actors).toMatchObject({ curator: 1, rollout: 2, echo: 0 });
+    expect(config.actors).toMatchObject({ curator: 1, rollout: "auto", echo: 0 });
     expect(config.nats.url).toBeUndefined();
     expect(config.runtime.restart.maxRestarts).toBe(5);
   });

@@ -142,8 +142,8 @@ export function pathFieldProblem({ field, path, check }: PathField, cwd: string 
   return problem === undefined ? undefined : `${field}: ${problem}`;
 }
 
-/** The processes `factrl run` starts for `config`: the launcher and every role with a count above 0. */
+/** The processes `factrl run` starts for `config`: the launcher and every role with a count above 0 (or `auto`). */
 export const runReaders = (config: ExperimentConfig): ConfigReader[] => [
   "launcher",
-  ...Object.entries(config.actors).flatMap(([role, count]) => (count > 0 ? [role as ConfigReader] : [])),
+  ...Object.entries(config.actors).flatMap(([role, count]) => (count !== 0 ? [role as ConfigReader] : [])),
 ];

@@ -43,6 +43,7 @@ const describeType = (ast: SchemaAST.AST): string => {
 
 /** Int refinements read better as "integer" than as "number". */
 const leafType = (ast: SchemaAST.AST): string => {
+  if (ast._tag === "Union") return ast.types.map(leafType).join(" | ");
   const text = String(ast);
   if (/\bInt\b/.test(text)) return "integer";
   return describeType(ast);

@@ -117,7 +117,12 @@ const count = (defaultValue: number, description: string) => setting(NonNegative
 /** How many processes of each role `factrl run` starts on this machine (more can join from other hosts). */
 export const ActorCounts = Schema.Struct({
   curator: count(1, "Curators: pick prompts and keep at most curation.maxGroupsInFlight groups queued."),
-  rollout: count(2, "Rollout actors: sample rollout.groupSize answers per prompt with the current policy."),
+  rollout: setting(
+    Schema.Union(NonNegativeInt, Schema.Literal("auto")),
+    "auto",
+    "Rollout actors: sample rollout.groupSize answers per prompt with the current policy. `auto`: the " +
+      'machine\'s cores less one per learner, at least one (docs/pipeline.md, "How many actors").',
+  ),
   reward: count(1, "Reward actors: score answers with the reward modules."),
   learner: count(1, "Learners: GRPO updates from scored groups; publish weights."),
   evaluator: count(1, "Evaluators: score published policies on the evaluation suites."),
