@@ -11,6 +11,7 @@ export {
   readCheckpointManifest,
   saveCheckpoint,
 } from "./checkpoint.ts";
+export { contrastiveScores, DecodingParameterError, guidedLogits } from "./decoding.ts";
 export { type DenseConfig, DensePolicy } from "./dense.ts";
 export { eventLoopYielder, yieldToEventLoop } from "./event-loop.ts";
 export { type HuggingFaceTokenizerRecord, isHuggingFaceTokenizerRecord } from "./hf-text-format.ts";
