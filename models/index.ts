@@ -56,6 +56,7 @@ export {
 } from "./prompt-format.ts";
 export { mixSeed, mulberry32, type Random } from "./random.ts";
 export { buildPolicy, policyStartingFrom } from "./registry.ts";
+export * from "./retrieval/index.ts";
 export { type DecodeSession, logSoftmax, sampleBatch, sampleToken } from "./sampling.ts";
 export { registerWasmSegmentSum } from "./segment-sum-kernel.ts";
 export {
