@@ -41,6 +41,18 @@ export interface EnvPrompt {
  * A reward module an environment brings (its own verifier: exact match for a toy task, say). Same
  * contract as rewards/module.ts's RewardModule; checked there when the pipeline is built.
  */
+/**
+ * One document of the environment's corpus: what a retriever indexes (docs/retrieval.md). FactWorld's
+ * are its pretraining corpus as generated, noise included — garbled documents stay in, as the web's do.
+ */
+export interface EnvDocument {
+  /** Stable within the environment (`doc-<n>` for FactWorld). */
+  readonly id: string;
+  readonly text: string;
+  /** What the document is about (FactWorld: its entity's name, a prompt's `focus.entity`). */
+  readonly about?: string;
+}
+
 export type EnvRewardFactory = (options: Readonly<Record<string, unknown>>) => unknown;
 
 export interface Environment {
@@ -57,6 +69,8 @@ export interface Environment {
   readonly vocabulary?: readonly string[];
   /** The knowledge base the built-in factuality rewards verify claims against (FactWorld). */
   readonly knowledge?: World;
+  /** Its corpus, built on first call (a retriever indexes it; the other roles never need it). */
+  readonly documents?: () => readonly EnvDocument[];
   /** Reward modules of its own, by name; configs use them as `- name: NAME` beside the built-ins. */
   readonly rewardModules?: Readonly<Record<string, EnvRewardFactory>>;
 }
@@ -138,6 +152,8 @@ export function checkEnvironment(value: unknown, source: string): Environment {
   }
   if (env.vocabulary !== undefined && !isStringArray(env.vocabulary))
     problems.push("vocabulary: expected an array of strings");
+  if (env.documents !== undefined && typeof env.documents !== "function")
+    problems.push("documents: expected a function returning the corpus' documents");
   if (env.rewardModules !== undefined) {
     const modules = env.rewardModules as Record<string, unknown>;
     if (typeof modules !== "object" || modules === null) problems.push("rewardModules: expected an object");

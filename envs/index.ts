@@ -45,6 +45,7 @@ export {
 export {
   allPrompts,
   checkEnvironment,
+  type EnvDocument,
   type Environment,
   EnvironmentError,
   type EnvPrompt,

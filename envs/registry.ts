@@ -9,12 +9,19 @@
  * function of `options` returning one). Adding a built-in kind is one `register` line below.
  */
 import { basename, dirname } from "node:path";
-import { checkEnvironment, type Environment, EnvironmentError, type EnvPrompt } from "./environment.ts";
+import {
+  checkEnvironment,
+  type EnvDocument,
+  type Environment,
+  EnvironmentError,
+  type EnvPrompt,
+} from "./environment.ts";
 import { loadPromptFile, PROMPT_FIELDS } from "./external.ts";
+import { DEFAULT_CORPUS_OPTIONS, generateCorpus } from "./factworld/corpus.ts";
 import { generatePrompts, popularityLog, SUITES } from "./factworld/prompts.ts";
 import { createRng, hashString } from "./factworld/random.ts";
 import { worldVocabulary } from "./factworld/tokenizer.ts";
-import { type WorldSpec, worldFromSpec } from "./factworld/world.ts";
+import { type World, type WorldSpec, worldFromSpec } from "./factworld/world.ts";
 import { importDefaultExport } from "./module-file.ts";
 import type { AltTextOptions } from "./vision/alt-text.ts";
 import { captionRewardModules } from "./vision/caption-rewards.ts";
@@ -85,8 +92,22 @@ export function factWorld(
     suites: SUITES,
     vocabulary: worldVocabulary(world),
     knowledge: world,
+    documents: corpusOf(world),
   };
 }
+
+/** The world's pretraining corpus with its default options (noise included), made once when first asked. */
+const corpusOf = (world: World): (() => readonly EnvDocument[]) => {
+  let documents: readonly EnvDocument[] | undefined;
+  return () => {
+    documents ??= generateCorpus(world, DEFAULT_CORPUS_OPTIONS).map((document) => ({
+      id: `doc-${document.id}`,
+      text: document.text,
+      about: world.entities[document.entityId]!.name,
+    }));
+    return documents;
+  };
+};
 
 // ── factworld-vision ───────────────────────────────────────────────────────────────────────────────
 

@@ -88,14 +88,30 @@ export {
 export {
   ControlRequestError,
   makePublisher,
+  newReceiveCounters,
   publishMessage,
   type ReceiveCounters,
+  recordRejection,
   requestControl,
+  requestMessage,
   type SubscribeOptions,
   serveControl,
   subscribe,
   type TypedSubscription,
 } from "./pubsub.ts";
+export {
+  MAX_RETRIEVE_K,
+  RETRIEVE_ENDPOINT,
+  RETRIEVE_REPLIES,
+  RetrievedPassage,
+  RetrieveFailure,
+  RetrieveFailureMessage,
+  RetrieveReply,
+  RetrieveReplyMessage,
+  RetrieveRequest,
+  RetrieveRequestMessage,
+  retrieveSubject,
+} from "./retrieval.ts";
 export {
   ACTOR_STATUS_PREFIX,
   ActorStatusRecord,

@@ -64,10 +64,10 @@ export interface ReceiveCounters {
   readonly rejectedByKind: Partial<Record<DecodeFailureKind, number>>;
 }
 
-const newReceiveCounters = (): ReceiveCounters => ({ accepted: 0, rejected: 0, dropped: 0, rejectedByKind: {} });
+export const newReceiveCounters = (): ReceiveCounters => ({ accepted: 0, rejected: 0, dropped: 0, rejectedByKind: {} });
 
 /** Logs a rejection, at most ~10 lines per kind then every power of ten, so a flood cannot drown the log. */
-function recordRejection(nats: NatsService, counters: ReceiveCounters, subject: string, error: DecodeError) {
+export function recordRejection(nats: NatsService, counters: ReceiveCounters, subject: string, error: DecodeError) {
   counters.rejected += 1;
   const count = (counters.rejectedByKind[error.kind] ?? 0) + 1;
   counters.rejectedByKind[error.kind] = count;
@@ -149,20 +149,22 @@ export class ControlRequestError extends Data.TaggedError("ControlRequestError")
   readonly reason: string;
 }> {
   override get message(): string {
-    return `control request to ${this.subject} failed (${this.kind}): ${this.reason}`;
+    return `request to ${this.subject} failed (${this.kind}): ${this.reason}`;
   }
 }
 
-/** Sends a control request and waits for one reply. */
-export const requestControl = (
+/** Sends a request of message type `type` and waits for one reply of one of the `accept`ed types. */
+export const requestMessage = <Q, A>(
   subject: string,
-  request: ControlRequest,
+  type: MessageType<Q>,
+  request: NoInfer<Q>,
+  accept: readonly MessageType<A>[],
   timeoutMs = 5_000,
-): Effect.Effect<Envelope<ControlReply>, ControlRequestError, Nats | Experiment> =>
+): Effect.Effect<Envelope<A>, ControlRequestError, Nats | Experiment> =>
   Effect.gen(function* () {
     const nats = yield* Nats;
     const { subjects, sender } = yield* Experiment;
-    const message = envelope(ControlRequestMessage, request, { experiment: subjects.experiment, sender });
+    const message = envelope(type, request, { experiment: subjects.experiment, sender });
     const bytes = yield* Effect.try({
       try: () => encodeEnvelope(message, nats.maxPayload),
       catch: (error) => new ControlRequestError({ subject, kind: "too-large", reason: (error as Error).message }),
@@ -178,12 +180,20 @@ export const requestControl = (
         return new ControlRequestError({ subject, kind, reason: text.trim() });
       },
     });
-    const decoded = decodeEnvelope(reply.data, { accept: [ControlReplyMessage], maxBytes: nats.maxPayload });
+    const decoded = decodeEnvelope(reply.data, { accept, maxBytes: nats.maxPayload });
     if (Either.isLeft(decoded)) {
       return yield* new ControlRequestError({ subject, kind: "bad-reply", reason: decoded.left.message });
     }
     return decoded.right;
   });
+
+/** Sends a control request and waits for one reply. */
+export const requestControl = (
+  subject: string,
+  request: ControlRequest,
+  timeoutMs = 5_000,
+): Effect.Effect<Envelope<ControlReply>, ControlRequestError, Nats | Experiment> =>
+  requestMessage(subject, ControlRequestMessage, request, [ControlReplyMessage], timeoutMs);
 
 /**
  * Answers control requests on `subject` with `handler` until the scope closes. A request that does

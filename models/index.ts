@@ -11,6 +11,7 @@ export {
   readCheckpointManifest,
   saveCheckpoint,
 } from "./checkpoint.ts";
+export { contrastiveScores, DecodingParameterError, guidedLogits } from "./decoding.ts";
 export { type DenseConfig, DensePolicy } from "./dense.ts";
 export { eventLoopYielder, yieldToEventLoop } from "./event-loop.ts";
 export { type HuggingFaceTokenizerRecord, isHuggingFaceTokenizerRecord } from "./hf-text-format.ts";
@@ -56,6 +57,7 @@ export {
 } from "./prompt-format.ts";
 export { mixSeed, mulberry32, type Random } from "./random.ts";
 export { buildPolicy, policyStartingFrom } from "./registry.ts";
+export * from "./retrieval/index.ts";
 export { type DecodeSession, logSoftmax, sampleBatch, sampleToken } from "./sampling.ts";
 export { registerWasmSegmentSum } from "./segment-sum-kernel.ts";
 export {
