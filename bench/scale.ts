@@ -22,7 +22,7 @@
  * the broker sees one client per actor as in a deployment (one actor per process there).
  *
  * Run: node bin/run-ts.mjs bench/scale.ts [--actors 1,4,16,64] [--seconds 10] [--warmup 2] [--topologies single,cluster]
- *        [--acks serial|parallel] [--in-flight N] [--batch 4] [--fetch 8] [--version-ms 250]
+ *        [--acks serial[,parallel]] [--in-flight N] [--batch 4] [--fetch 8] [--version-ms 250]
  *        [--nats URL --replicas N]  (an existing server or cluster instead of local ones)
  */
 import { type ChildProcess, fork } from "node:child_process";
@@ -240,6 +240,7 @@ async function recordGroups(count: number): Promise<Uint8Array[]> {
   );
   const groups: ScoredGroup[] = [];
   await Effect.runPromise(Effect.scoped(runSerial(config, { onStep: (step) => groups.push(...step.groups) })));
+  await rm(config.output.dir, { recursive: true, force: true });
   return groups
     .slice(0, count)
     .map((body) => encodeEnvelope(envelope(ScoredGroupMessage, body, { experiment: "bench", sender: "recorder" })));
