@@ -22,7 +22,7 @@
  * the broker sees one client per actor as in a deployment (one actor per process there).
  *
  * Run: node bin/run-ts.mjs bench/scale.ts [--actors 1,4,16,64] [--seconds 10] [--warmup 2] [--topologies single,cluster]
- *        [--acks serial|parallel] [--in-flight N] [--batch 4] [--fetch 8] [--version-ms 250]
+ *        [--acks serial[,parallel]] [--in-flight N] [--batch 4] [--fetch 8] [--version-ms 250]
  *        [--nats URL --replicas N]  (an existing server or cluster instead of local ones)
  */
 import { type ChildProcess, fork } from "node:child_process";
@@ -103,9 +103,14 @@ interface WorkerSpec {
 }
 
 interface WorkerResult {
-  /** Stored by this worker's publishes (not duplicates), in the window and in all. */
+  /** Stored by this worker's publishes in the window (acks not answered "duplicate"). */
   readonly publishedInWindow: number;
-  readonly published: number;
+  /**
+   * Every group id whose publish was acknowledged, "duplicate" answers included: publishWork retries
+   * an ack that timed out with the same msgID, and the retry finds the first attempt stored.
+   */
+  readonly storedIds: readonly string[];
+  /** Acks answered "duplicate". */
   readonly duplicates: number;
   readonly promptsAcked: number;
   /** ms from each publish to its ack, and from each batch's first publish to its last ack. */
@@ -147,7 +152,7 @@ async function runWorker() {
   process.on("message", (m) => release(m as ToWorker));
   const stats = {
     publishedInWindow: 0,
-    published: 0,
+    storedIds: [] as string[],
     duplicates: 0,
     promptsAcked: 0,
     ackMs: [] as number[],
@@ -183,13 +188,11 @@ async function runWorker() {
         );
         const now = Date.now();
         stats.batchMs.push(performance.now() - started);
-        for (const [took, ack] of acks) {
+        for (const [i, [took, ack]] of acks.entries()) {
           stats.ackMs.push(Duration.toMillis(took));
+          stats.storedIds.push(fetched[i]!.body.groupId);
           if (ack.duplicate) stats.duplicates += 1;
-          else {
-            stats.published += 1;
-            if (now >= windowFrom && now <= stopAt) stats.publishedInWindow += 1;
-          }
+          else if (now >= windowFrom && now <= stopAt) stats.publishedInWindow += 1;
         }
         // The prompts are settled only once their groups are stored, as the rollout actor does.
         for (const item of fetched) yield* item.settle(WorkOutcome.done);
@@ -237,6 +240,7 @@ async function recordGroups(count: number): Promise<Uint8Array[]> {
   );
   const groups: ScoredGroup[] = [];
   await Effect.runPromise(Effect.scoped(runSerial(config, { onStep: (step) => groups.push(...step.groups) })));
+  await rm(config.output.dir, { recursive: true, force: true });
   return groups
     .slice(0, count)
     .map((body) => encodeEnvelope(envelope(ScoredGroupMessage, body, { experiment: "bench", sender: "recorder" })));
@@ -264,7 +268,10 @@ interface ArmResult {
   /** The whole machine's busy share over the window (every tenant's processes, not only this bench's). */
   readonly boxBusy: number;
   readonly ledger: {
+    /** Distinct groups the actors' publishes stored. */
     readonly published: number;
+    /** Publishes answered "duplicate" (a retried publish whose first attempt was stored). */
+    readonly duplicateAcks: number;
     readonly consumed: number;
     readonly pending: number;
     readonly deadLettered: number;
@@ -425,7 +432,8 @@ async function runArm(
       const workerResults = done.map((m) => (m as { result: WorkerResult }).result);
       const sum = (f: (r: WorkerResult) => number) => workerResults.reduce((total, r) => total + f(r), 0);
       const ledger = {
-        published: sum((r) => r.published),
+        published: new Set(workerResults.flatMap((r) => r.storedIds)).size,
+        duplicateAcks: sum((r) => r.duplicates),
         consumed,
         pending: yield* pendingWork(SCORED_QUEUE),
         deadLettered: (yield* deadLetterCount(SCORED_QUEUE)) + (yield* deadLetterCount(PROMPTS_QUEUE)),
@@ -494,16 +502,16 @@ function report(results: readonly ArmResult[]) {
   }
   console.log("\n## Ledger (after the actors stopped and the consumer drained)");
   console.log(
-    "| broker | actors | scored stored | consumed | pending | dead-lettered | consumed twice | adds up | prompts published | acked | pending |",
+    "| broker | actors | scored stored | consumed | pending | dead-lettered | consumed twice | adds up | acks answered duplicate | prompts published | acked | pending |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of results) {
     const l = r.ledger;
     const addsUp = l.published === l.consumed + l.pending + l.deadLettered && l.duplicatesConsumed === 0;
     const promptsAddUp = l.promptsPublished === l.promptsAcked + l.promptsPending;
     console.log(
       `| ${r.broker} | ${r.actors} | ${l.published} | ${l.consumed} | ${l.pending} | ${l.deadLettered} | ${l.duplicatesConsumed} | ` +
-        `${addsUp && promptsAddUp ? "yes" : "**NO**"} | ${l.promptsPublished} | ${l.promptsAcked} | ${l.promptsPending} |`,
+        `${addsUp && promptsAddUp ? "yes" : "**NO**"} | ${l.duplicateAcks} | ${l.promptsPublished} | ${l.promptsAcked} | ${l.promptsPending} |`,
     );
   }
   console.log(`\n## Policy lag of consumed groups (a new version every ${args["version-ms"]} ms)`);
