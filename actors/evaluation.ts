@@ -4,12 +4,16 @@
  * and summarise per suite — hallucination rate, detail, relevance win rate, abstention, length.
  * Used by the evaluator actor and its report (report.ts); `factrl study` compares the results.
  */
-import { analyzeAnswer, ClaimVerifier, type EnvPrompt, type World } from "../envs/index.ts";
+import { analyzeAnswer, ClaimVerifier, type Environment, type EnvPrompt, type World } from "../envs/index.ts";
 import type { Policy, TextFormat } from "../models/index.ts";
 import {
   type AnswerResult,
   answerResultOf,
+  chatCompletion,
   type FactualityMetrics,
+  type HttpJudgeTarget,
+  isHttpJudgeModule,
+  judgementRecord,
   type RewardPipeline,
   summarize,
   summarizeBy,
@@ -67,6 +71,38 @@ export async function answerPrompts(
   }
   return answers;
 }
+
+/** Writes one answer per prompt: a policy here (answerPrompts), or a model behind an API (openAiAnswerer). */
+export type Answerer = (prompts: readonly EnvPrompt[], sampling: EvaluationSampling) => Promise<GeneratedAnswer[]>;
+
+/**
+ * A model behind any OpenAI-compatible chat API (vLLM, llama.cpp's server, a hosted one) answering
+ * each prompt as one user message, at the evaluation's temperature, top-p, seed and token budget; a
+ * reply cut off by the budget (`finish_reason: length`) is truncated, as a policy's would be. Such a
+ * model writes no `<think>` block: judge it with `requireThink: false` (docs/rewards.md).
+ */
+export const openAiAnswerer =
+  (target: HttpJudgeTarget, concurrency = 8): Answerer =>
+  async (prompts, sampling) => {
+    const answers: GeneratedAnswer[] = new Array(prompts.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < prompts.length) {
+        const i = next++;
+        if (prompts[i]!.picture !== undefined)
+          throw new Error(`prompt ${prompts[i]!.id} has a picture: factrl sends an API model text only`);
+        const reply = await chatCompletion(target, prompts[i]!.text, {
+          temperature: sampling.temperature,
+          topP: sampling.topP,
+          maxTokens: sampling.maxNewTokens,
+          seed: sampling.seed + i,
+        });
+        answers[i] = { text: reply.content, truncated: reply.finishReason === "length" };
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, prompts.length) }, worker));
+    return answers;
+  };
 
 /** Scores answers (one per prompt) against `references` (one per prompt, or none: the knowledge base's). */
 export async function evaluateAnswers(
@@ -138,6 +174,38 @@ export function claimLines(
       well_formed: analysis.format.ok,
       claim_list: claims.map((c) => c.claim),
       claim_verification_result: claims.map((c) => ({ claim: c.claim, verification_result: c.verdict })),
+    });
+  });
+}
+
+/**
+ * VeriScore-style JSONL lines of `answers`, one per answer: FactWorld's verifier where the
+ * environment has a knowledge base (claimLines), else the first http: judge's judgements of them
+ * (rewards/records.ts judgementRecord, with `prompt_id`; an answer it did not judge has no claims);
+ * undefined when there is neither.
+ */
+export function claimRecordLines(
+  env: Pick<Environment, "kind" | "knowledge">,
+  prompts: readonly EnvPrompt[],
+  answers: readonly { promptId: string; answer: string }[],
+  pipeline: RewardPipeline,
+  model: string,
+): string[] | undefined {
+  if (env.knowledge) return claimLines(env.knowledge, prompts, answers);
+  const judge = pipeline.modules.find(isHttpJudgeModule);
+  if (!judge) return undefined;
+  const textOf = new Map(prompts.map((p) => [p.id, p.text]));
+  return answers.map(({ promptId, answer }) => {
+    const question = textOf.get(promptId) ?? "";
+    const judgement = judge.judgementOf(promptId, answer) ?? {
+      question,
+      response: answer,
+      claimList: [],
+      verifications: [],
+    };
+    return JSON.stringify({
+      prompt_id: promptId,
+      ...judgementRecord({ question, promptSource: env.kind, model }, judgement),
     });
   });
 }

@@ -20,7 +20,13 @@ import { Experiment, getState, MetricsEventMessage, POLICY_KEY, publishMessage, 
 import type { Policy, TextFormat } from "../models/index.ts";
 import type { RewardPipeline } from "../rewards/index.ts";
 import { evaluationSample, experimentEnvironment } from "./environment.ts";
-import { answerPrompts, type EvaluationResult, type EvaluationSampling, evaluateAnswers } from "./evaluation.ts";
+import {
+  type Answerer,
+  answerPrompts,
+  type EvaluationResult,
+  type EvaluationSampling,
+  evaluateAnswers,
+} from "./evaluation.ts";
 import { tryIo } from "./io.ts";
 import { followPolicy } from "./policy-sync.ts";
 import { publishedTextFormat } from "./policy-tokenizer.ts";
@@ -113,7 +119,8 @@ export const evaluationSampling = (config: ExperimentConfig): EvaluationSampling
 export function makeEvaluation(
   config: ExperimentConfig,
   env: Environment,
-  format: TextFormat,
+  /** The policy's text format; absent when only an Answerer (a model behind an API) is evaluated. */
+  format: TextFormat | undefined,
   pipeline: RewardPipeline,
 ) {
   const suites = selectSuites(env, config.evaluation.suites);
@@ -125,6 +132,10 @@ export function makeEvaluation(
   let references: ReadonlyMap<string, string> | undefined;
   let before: EvaluationResult | undefined;
 
+  const policyAnswers = (policy: Policy) => {
+    if (!format) throw new Error("evaluate: a policy of this process needs its text format");
+    return answerPrompts(policy, format, prompts, sampling);
+  };
   const save = async (result: EvaluationResult) => {
     await mkdir(outDir, { recursive: true });
     await writeFile(join(outDir, `v${result.version}.json`), `${JSON.stringify(result, null, 1)}\n`);
@@ -133,8 +144,8 @@ export function makeEvaluation(
   return {
     prompts,
     /** Evaluates the initial policy; its answers become the relevance references of every later version. */
-    baseline: async (initial: Policy): Promise<EvaluationResult> => {
-      const answers = await answerPrompts(initial, format, prompts, sampling);
+    baseline: async (initial: Policy | Answerer): Promise<EvaluationResult> => {
+      const answers = typeof initial === "function" ? await initial(prompts, sampling) : await policyAnswers(initial);
       references = new Map(prompts.map((p, i) => [p.id, answers[i]!.text]));
       before = await evaluateAnswers(0, prompts, answers, pipeline, references);
       await save(before);
@@ -144,7 +155,7 @@ export function makeEvaluation(
     evaluate: async (policy: Policy, version: number) => {
       if (!references) throw new Error("evaluate: the baseline (the initial policy) is not evaluated yet");
       const began = Date.now();
-      const answers = await answerPrompts(policy, format, prompts, sampling);
+      const answers = await policyAnswers(policy);
       const result = await evaluateAnswers(version, prompts, answers, pipeline, references);
       await save(result);
       const o = result.overall;

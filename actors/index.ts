@@ -3,7 +3,7 @@ export { experimentLayout, roleAccess } from "./access.ts";
 export { curatorRole, promptGroupAt } from "./curator.ts";
 export { echoRole } from "./echo.ts";
 export { EnvironmentUnavailable, evaluationSample, experimentEnvironment, hash32 } from "./environment.ts";
-export { claimLines, type EvaluationResult } from "./evaluation.ts";
+export { type Answerer, claimRecordLines, type EvaluationResult, openAiAnswerer } from "./evaluation.ts";
 export {
   describeEvaluation,
   evaluationModules,

@@ -1,5 +1,6 @@
 /**
- * `factrl eval`: one policy — `model.init`, a factrl checkpoint or `hf:DIR` — answers the environment's
+ * `factrl eval`: one policy — `model.init`, a factrl checkpoint or `hf:DIR`, or a model behind an
+ * OpenAI-compatible API (`openai:URL`) — answers the environment's
  * evaluation sample (the evaluator's: `evaluation.promptsPerSuite` per suite, seeded) and the
  * experiment's reward scores it, in this process. The evaluator role's own work (makeEvaluation),
  * without a learner: its answers are also its relevance references, so relevance says nothing here.
@@ -8,17 +9,19 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Effect } from "effect";
 import {
-  claimLines,
+  type Answerer,
+  claimRecordLines,
   createExperimentRewards,
   type EvaluationResult,
   evaluationModules,
   experimentEnvironment,
   makeEvaluation,
+  openAiAnswerer,
   tryIo,
 } from "../actors/index.ts";
 import type { ExperimentConfig } from "../configs/index.ts";
 import { environmentMismatch, initialPolicy } from "../learner/index.ts";
-import { initBackend, textFormatOfRecord } from "../models/index.ts";
+import { initBackend, type Policy, textFormatOfRecord } from "../models/index.ts";
 import { SerialRunFailed } from "./serial-runner.ts";
 
 export interface PolicyEvaluation {
@@ -26,19 +29,55 @@ export interface PolicyEvaluation {
   /** Where every answer, its claims' counts and its reward were written. */
   readonly file: string;
   /**
-   * VeriScore-style JSONL, one line per answer with its claims and each claim's verdict, when the
-   * environment has a knowledge base to verify against (FactWorld); absent otherwise.
+   * VeriScore-style JSONL, one line per answer with its claims and each claim's verdict: FactWorld's
+   * verifier where the environment has a knowledge base, else the first http: judge's judgements;
+   * absent when there is neither.
    */
   readonly claimsFile?: string;
 }
 
-export const evaluatePolicy = (config: ExperimentConfig) =>
+/** What answers: the config's policy (`model.init`, loaded here), or a model behind an OpenAI-compatible API. */
+export type EvaluatedPolicy =
+  | { readonly kind: "config" }
+  | { readonly kind: "openai"; readonly target: Parameters<typeof openAiAnswerer>[0] };
+
+type Environment = Parameters<typeof makeEvaluation>[1];
+
+export const evaluatePolicy = (config: ExperimentConfig, policy: EvaluatedPolicy = { kind: "config" }) =>
+  Effect.gen(function* () {
+    const env = yield* experimentEnvironment(config);
+    const { answerer, format } =
+      policy.kind === "openai"
+        ? { answerer: openAiAnswerer(policy.target) as Answerer | Policy, format: undefined }
+        : yield* loadedPolicy(config, env);
+    const rewards = yield* Effect.acquireRelease(
+      tryIo("building the evaluation's reward pipeline", () =>
+        createExperimentRewards(config, env, undefined, evaluationModules(config.rewards.modules, env)),
+      ),
+      (r) => Effect.promise(() => r.close()),
+    );
+    const evaluation = makeEvaluation(config, env, format, rewards);
+    const result = yield* tryIo(`evaluating ${describePolicy(config, policy)}`, () => evaluation.baseline(answerer));
+    const evalDir = join(config.output.dir, config.experiment, "eval");
+    const file = join(evalDir, "v0.json");
+    const lines = claimRecordLines(env, evaluation.prompts, result.answers, rewards, describePolicy(config, policy));
+    if (lines === undefined) return { result, file } satisfies PolicyEvaluation;
+    const claimsFile = join(evalDir, "claims.jsonl");
+    yield* tryIo(`writing ${claimsFile}`, () => writeFile(claimsFile, `${lines.join("\n")}\n`));
+    return { result, file, claimsFile } satisfies PolicyEvaluation;
+  });
+
+/** How the evaluated policy is named in reports and records. */
+export const describePolicy = (config: ExperimentConfig, policy: EvaluatedPolicy): string =>
+  policy.kind === "openai" ? `${policy.target.model} at ${policy.target.url}` : (config.model.init ?? "a fresh policy");
+
+/** The config's policy (`model.init`, or a fresh one), loaded in this process with its text format. */
+const loadedPolicy = (config: ExperimentConfig, env: Environment) =>
   Effect.gen(function* () {
     const source = config.model.init ?? "a fresh policy";
     yield* tryIo("starting the tfjs backend", () =>
       initBackend({ backend: config.model.backend, threads: config.model.threads }),
     );
-    const env = yield* experimentEnvironment(config);
     const loaded = yield* Effect.acquireRelease(
       tryIo(`loading the policy (${source})`, () => initialPolicy(config, env)),
       (l) => Effect.sync(() => l.policy.dispose()),
@@ -49,20 +88,5 @@ export const evaluatePolicy = (config: ExperimentConfig) =>
       try: () => textFormatOfRecord(config.model.backbone, loaded.tokenizer, source),
       catch: (error) => new SerialRunFailed({ reason: (error as Error).message }),
     });
-    const rewards = yield* Effect.acquireRelease(
-      tryIo("building the evaluation's reward pipeline", () =>
-        createExperimentRewards(config, env, undefined, evaluationModules(config.rewards.modules, env)),
-      ),
-      (r) => Effect.promise(() => r.close()),
-    );
-    const evaluation = makeEvaluation(config, env, format, rewards);
-    const result = yield* tryIo(`evaluating ${source}`, () => evaluation.baseline(loaded.policy));
-    const evalDir = join(config.output.dir, config.experiment, "eval");
-    const world = env.knowledge;
-    if (world === undefined) return { result, file: join(evalDir, "v0.json") } satisfies PolicyEvaluation;
-    const claimsFile = join(evalDir, "claims.jsonl");
-    yield* tryIo(`writing ${claimsFile}`, () =>
-      writeFile(claimsFile, `${claimLines(world, evaluation.prompts, result.answers).join("\n")}\n`),
-    );
-    return { result, file: join(evalDir, "v0.json"), claimsFile } satisfies PolicyEvaluation;
+    return { answerer: loaded.policy as Answerer | Policy, format };
   });

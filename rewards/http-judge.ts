@@ -99,6 +99,62 @@ export interface Judgement {
   readonly verifications: readonly { readonly claim: string; readonly label: JudgeLabel }[];
 }
 
+export interface ChatCompletion {
+  readonly content: string;
+  /** `length` when max_tokens ran out before the model stopped. */
+  readonly finishReason: string | undefined;
+}
+
+/**
+ * One chat completion (POST {url}/chat/completions, one user message) from an OpenAI-compatible API:
+ * the judge's calls, and `factrl eval --policy openai:URL`'s answers. Throws with the status and the
+ * start of the body on an HTTP error, or when the reply has no message content.
+ */
+export async function chatCompletion(
+  target: HttpJudgeTarget,
+  content: string,
+  sampling: {
+    readonly temperature: number;
+    readonly maxTokens: number;
+    readonly topP?: number;
+    readonly seed?: number;
+  },
+  signal?: AbortSignal,
+): Promise<ChatCompletion> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  const key = target.apiKeyEnv ? process.env[target.apiKeyEnv] : undefined;
+  if (key) headers.authorization = `Bearer ${key}`;
+  const url = `${target.url.replace(/\/$/, "")}/chat/completions`;
+  const response = await fetch(url, {
+    method: "POST",
+    headers,
+    signal,
+    body: JSON.stringify({
+      model: target.model,
+      messages: [{ role: "user", content }],
+      temperature: sampling.temperature,
+      max_tokens: sampling.maxTokens,
+      ...(sampling.topP === undefined ? {} : { top_p: sampling.topP }),
+      ...(sampling.seed === undefined ? {} : { seed: sampling.seed }),
+    }),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}: ${text.slice(0, 200)}`);
+  let body: { choices?: { message?: { content?: unknown }; finish_reason?: unknown }[] };
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new Error(`${url}: reply is not JSON: ${text.slice(0, 200)}`);
+  }
+  const choice = body.choices?.[0];
+  if (typeof choice?.message?.content !== "string")
+    throw new Error(`${url}: reply has no choices[0].message.content: ${text.slice(0, 200)}`);
+  return {
+    content: choice.message.content,
+    finishReason: typeof choice.finish_reason === "string" ? choice.finish_reason : undefined,
+  };
+}
+
 /** Keeps at most `limit` calls in flight. */
 function limiter(limit: number) {
   let active = 0;
@@ -131,36 +187,12 @@ export class HttpJudge {
     this.maxTokens = positiveIntOption(options, "maxTokens", 512, "http judge");
   }
 
-  /** One chat completion; throws with the status and the start of the body on an HTTP error. */
+  /** One chat completion at temperature 0; throws with the status and the start of the body on an HTTP error. */
   async complete(content: string, signal?: AbortSignal): Promise<string> {
-    return this.limit(async () => {
-      const headers: Record<string, string> = { "content-type": "application/json" };
-      const key = this.target.apiKeyEnv ? process.env[this.target.apiKeyEnv] : undefined;
-      if (key) headers.authorization = `Bearer ${key}`;
-      const response = await fetch(`${this.target.url.replace(/\/$/, "")}/chat/completions`, {
-        method: "POST",
-        headers,
-        signal,
-        body: JSON.stringify({
-          model: this.target.model,
-          messages: [{ role: "user", content }],
-          temperature: 0,
-          max_tokens: this.maxTokens,
-        }),
-      });
-      const text = await response.text();
-      if (!response.ok) throw new Error(`http judge: HTTP ${response.status}: ${text.slice(0, 200)}`);
-      let body: { choices?: { message?: { content?: unknown } }[] };
-      try {
-        body = JSON.parse(text);
-      } catch {
-        throw new Error(`http judge: reply is not JSON: ${text.slice(0, 200)}`);
-      }
-      const message = body.choices?.[0]?.message?.content;
-      if (typeof message !== "string")
-        throw new Error(`http judge: reply has no choices[0].message.content: ${text.slice(0, 200)}`);
-      return message;
-    });
+    return this.limit(
+      async () =>
+        (await chatCompletion(this.target, content, { temperature: 0, maxTokens: this.maxTokens }, signal)).content,
+    );
   }
 
   async judge(question: string, response: string, signal?: AbortSignal): Promise<Judgement> {

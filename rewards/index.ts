@@ -12,6 +12,8 @@ export {
 } from "./builtins.ts";
 export { type ComposedScore, composeReward, type WeightedTerm } from "./compose.ts";
 export {
+  type ChatCompletion,
+  chatCompletion,
   extractionPrompt,
   HttpJudge,
   type HttpJudgeModule,
