@@ -162,7 +162,8 @@ function makeSupervisor(
       "--parent-pid",
       String(process.pid),
     ];
-    const child = spawn(process.execPath, args, { stdio: ["ignore", log, log] });
+    // Node's own flags pass on: `node --cpu-prof bin/factrl.mjs run …` profiles every actor process.
+    const child = spawn(process.execPath, [...process.execArgv, ...args], { stdio: ["ignore", log, log] });
     closeSync(log);
     slot.child = child;
     child.once("error", (error) => logger.error({ actor: slot.id, err: error }, "could not start actor process"));

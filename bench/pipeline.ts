@@ -12,8 +12,7 @@
  * learner step as ratios to the serial runner of the same round.
  * (figures in BENCHMARKS.md, "## Pipeline"; only ratios within one round mean much on a shared machine).
  */
-import { spawn } from "node:child_process";
-import { createWriteStream, mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -44,7 +43,7 @@ import {
   watchState,
 } from "../messaging/index.ts";
 import { runSerial } from "../pipeline/index.ts";
-import { processTreeCpu } from "./process-tree.ts";
+import { processTreeCpu, spawnFactrlRun } from "./process-tree.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const { values: args } = parseArgs({
@@ -249,24 +248,13 @@ async function actorPipeline(natsUrl: string, serverPid: number, round: number, 
   const started = performance.now();
   const cpuStarted = childrenCpuSeconds();
   const logFile = join(outDir, "factrl-run.log");
-  const log = createWriteStream(logFile);
-  const child = spawn(
-    process.execPath,
-    [
-      join(REPO, "bin", "factrl.mjs"),
-      "run",
-      args.config!,
-      "--nats",
-      natsUrl,
-      ...[`experiment=${experiment}`, `output.dir=${outDir}`, ...SETS, `actors.rollout=${rolloutActors}`].flatMap(
-        (s) => ["--set", s],
-      ),
-    ],
-    { cwd: REPO, env: { ...process.env, FACTRL_NATS_URL: "" }, stdio: ["ignore", "pipe", "pipe"] },
+  const child = spawnFactrlRun(
+    args.config!,
+    natsUrl,
+    [`experiment=${experiment}`, `output.dir=${outDir}`, ...SETS, `actors.rollout=${rolloutActors}`],
+    logFile,
   );
   runPid = child.pid;
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
   const code = await new Promise<number | null>((done) => child.once("exit", done));
   const totalSeconds = (performance.now() - started) / 1000;
   const cpuSeconds = childrenCpuSeconds() - cpuStarted;

@@ -1,5 +1,30 @@
-/** Accounting of process trees from /proc (Linux), shared by the benches that spawn runs. */
-import { readdirSync, readFileSync } from "node:fs";
+/** Runs spawned by the benches, and accounting of their process trees from /proc (Linux). */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream, readdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+const REPO = resolve(import.meta.dirname, "..");
+
+/**
+ * `factrl run CONFIG --nats URL --set …` against the bench's own server (FACTRL_NATS_URL cleared so
+ * the environment cannot redirect it), its output into `logFile`.
+ */
+export const spawnFactrlRun = (
+  config: string,
+  natsUrl: string,
+  sets: readonly string[],
+  logFile: string,
+): ChildProcess => {
+  const child = spawn(
+    process.execPath,
+    [join(REPO, "bin", "factrl.mjs"), "run", config, "--nats", natsUrl, ...sets.flatMap((s) => ["--set", s])],
+    { cwd: REPO, env: { ...process.env, FACTRL_NATS_URL: "" }, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const log = createWriteStream(logFile);
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  return child;
+};
 
 /** One process of a tree: its role (`actor <role>`, `nats-server`, else `launcher`) and CPU seconds so far. */
 export interface TreeProcess {

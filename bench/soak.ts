@@ -10,18 +10,16 @@
  * The run's learner.totalSteps is set out of reach; the run is stopped (SIGINT, a graceful drain)
  * when the minutes are up. Figures in BENCHMARKS.md, "Soak".
  */
-import { spawn } from "node:child_process";
-import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { Effect, Layer, ManagedRuntime } from "effect";
+import { Layer, ManagedRuntime } from "effect";
 import { PIPELINE_QUEUES } from "../actors/index.ts";
 import { ExperimentLive, NatsLive, pendingWork, rootLogger, startLocalServer } from "../messaging/index.ts";
-import { processTree } from "./process-tree.ts";
+import { processTree, spawnFactrlRun } from "./process-tree.ts";
 import { type ProcessSample, processTrend } from "./soak-stats.ts";
 
-const REPO = resolve(import.meta.dirname, "..");
 const { values: args } = parseArgs({
   options: {
     config: { type: "string", default: "configs/quickstart.yaml" },
@@ -48,24 +46,12 @@ const runtime = ManagedRuntime.make(
   Layer.merge(NatsLive({ servers: server.url, name: "bench-soak", logger }), ExperimentLive(experiment, "bench")),
 );
 const logFile = join(outDir, "factrl-run.log");
-const log = createWriteStream(logFile);
-const child = spawn(
-  process.execPath,
-  [
-    join(REPO, "bin", "factrl.mjs"),
-    "run",
-    args.config!,
-    "--nats",
-    server.url,
-    ...[`experiment=${experiment}`, `output.dir=${outDir}`, "learner.totalSteps=1000000", ...args.set!].flatMap((s) => [
-      "--set",
-      s,
-    ]),
-  ],
-  { cwd: REPO, env: { ...process.env, FACTRL_NATS_URL: "" }, stdio: ["ignore", "pipe", "pipe"] },
+const child = spawnFactrlRun(
+  args.config!,
+  server.url,
+  [`experiment=${experiment}`, `output.dir=${outDir}`, "learner.totalSteps=1000000", ...args.set!],
+  logFile,
 );
-child.stdout.pipe(log);
-child.stderr.pipe(log);
 let exitCode: number | null | undefined;
 const exited = new Promise<void>((done) =>
   child.once("exit", (code) => {
