@@ -1,8 +1,16 @@
-/** CPU accounting of process trees from /proc (Linux), shared by the benches that spawn runs. */
+/** Process trees from /proc (Linux): CPU accounting shared by the benches that spawn runs, and the chaos suite's victims. */
 import { readdirSync, readFileSync } from "node:fs";
 
-/** CPU seconds used so far by `root` and every process below it, by role (`actor <role>`, else the command). */
-export const processTreeCpu = (root: number): Map<string, number> => {
+export interface TreeProcess {
+  readonly pid: number;
+  /** CPU seconds used so far. */
+  readonly cpu: number;
+  /** The command line, arguments separated by spaces. */
+  readonly cmd: string;
+}
+
+/** `root` and every process below it. */
+export const processesBelow = (root: number): TreeProcess[] => {
   const procs = readdirSync("/proc")
     .filter((name) => /^\d+$/.test(name))
     .flatMap((pid) => {
@@ -24,14 +32,23 @@ export const processTreeCpu = (root: number): Map<string, number> => {
       }
     }
   }
+  return procs
+    .filter((p) => inTree.has(p.pid))
+    .map(({ pid, cpu }) => {
+      let cmd = "";
+      try {
+        cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+      } catch {}
+      return { pid, cpu, cmd };
+    });
+};
+
+/** CPU seconds used so far by `root` and every process below it, by role (`actor <role>`, else the command). */
+export const processTreeCpu = (root: number): Map<string, number> => {
   const byRole = new Map<string, number>();
-  for (const p of procs.filter((q) => inTree.has(q.pid))) {
-    let cmd = "";
-    try {
-      cmd = readFileSync(`/proc/${p.pid}/cmdline`, "utf8").replaceAll("\0", " ");
-    } catch {}
+  for (const { cpu, cmd } of processesBelow(root)) {
     const role = /\bactor (\w+)/.exec(cmd)?.[1] ?? (/nats-server/.test(cmd) ? "nats-server" : "launcher");
-    byRole.set(role, (byRole.get(role) ?? 0) + p.cpu);
+    byRole.set(role, (byRole.get(role) ?? 0) + cpu);
   }
   return byRole;
 };
