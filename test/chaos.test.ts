@@ -12,11 +12,9 @@
  *   FACTRL_CHAOS_SEED=7 FACTRL_CHAOS_STEPS=40 FACTRL_CHAOS_EVENTS=20 npx vitest run test/chaos.test.ts
  */
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Effect, Fiber, Layer, ManagedRuntime, Queue } from "effect";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { LEARNER_PROGRESS_KEY } from "../actors/topology.ts";
 import {
   connectNats,
@@ -24,12 +22,10 @@ import {
   experimentSubjects,
   getBlob,
   getState,
-  type LocalCluster,
   Nats,
   POLICY_KEY,
   RETAINED_POLICY_VERSIONS,
   rootLogger,
-  startLocalCluster,
   watchState,
   weightsBlobName,
 } from "../messaging/index.ts";
@@ -44,6 +40,7 @@ import {
 } from "./chaos.ts";
 import { logLines, startCli } from "./cli-helpers.ts";
 import { checkpointUsedGroups, readLedger, readPolicyRecord } from "./ledger.ts";
+import { useLocalCluster } from "./local-cluster.ts";
 
 const SEED = Number(process.env.FACTRL_CHAOS_SEED ?? 1);
 const STEPS = Number(process.env.FACTRL_CHAOS_STEPS ?? 10);
@@ -54,18 +51,7 @@ const CHAOS = join(REPO, "configs", "chaos.yaml");
 const natsUrl = inject("natsUrl");
 const quietLogger = rootLogger().child({ component: "chaos-test" }, { level: "error" });
 
-let cluster: LocalCluster;
-let dir: string;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "factrl-chaos-"));
-  cluster = await startLocalCluster({ nodes: 3, dir: join(dir, "nats") });
-}, 60_000);
-
-afterAll(async () => {
-  await cluster?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+const fixture = useLocalCluster("factrl-chaos-");
 
 /** One connection to the experiment's state, kept for the whole run (it reconnects to another node). */
 const experimentRuntime = (servers: string, experiment: string) =>
@@ -84,7 +70,12 @@ const startRun = (experiment: string, servers: string, sets: readonly string[]) 
       CHAOS,
       "--nats",
       servers,
-      ...[`experiment=${experiment}`, `output.dir=${join(dir, "runs")}`, `seed=${SEED}`, `learner.totalSteps=${STEPS}`]
+      ...[
+        `experiment=${experiment}`,
+        `output.dir=${join(fixture.dir, "runs")}`,
+        `seed=${SEED}`,
+        `learner.totalSteps=${STEPS}`,
+      ]
         .concat(sets)
         .flatMap((set) => ["--set", set]),
     ],
@@ -126,13 +117,13 @@ describe("chaos", () => {
       console.info(`chaos schedule (FACTRL_CHAOS_SEED=${SEED}):\n${schedule.map((e) => JSON.stringify(e)).join("\n")}`);
       const experiment = `chaos-${process.pid}`;
       const reference = startRun(`chaos-ref-${process.pid}`, natsUrl, []);
-      const run = startRun(experiment, cluster.url, ["nats.replicas=3"]);
+      const run = startRun(experiment, fixture.cluster.url, ["nats.replicas=3"]);
       let ended = false;
       void run.exited.then(() => {
         ended = true;
       });
 
-      const state = experimentRuntime(cluster.url, experiment);
+      const state = experimentRuntime(fixture.cluster.url, experiment);
       // Every version the pointer announces, as it announces it.
       const announced: number[] = [];
       const watcher = state.runFork(
@@ -153,7 +144,7 @@ describe("chaos", () => {
       const fired: { event: ChaosEvent; victim: string }[] = [];
       const fire = async (event: ChaosEvent): Promise<string | undefined> => {
         if (event.target === "node") {
-          const node = pickOne(cluster.nodes, event.pick)!;
+          const node = pickOne(fixture.cluster.nodes, event.pick)!;
           await node.kill();
           await sleep(event.downMs);
           await node.start();
@@ -195,7 +186,7 @@ describe("chaos", () => {
       const killedProcesses = fired.filter((f) => f.event.target !== "node").map((f) => f.victim);
       expect(killedProcesses.filter((id) => !restarted.has(id))).toEqual([]);
 
-      const runDir = join(dir, "runs", experiment);
+      const runDir = join(fixture.dir, "runs", experiment);
       const learnerKills = fired.filter((f) => f.event.target === "learner").length;
       const resumes = readFileSync(join(runDir, "logs", "learner-1.log"), "utf8").match(/learner resumed at step/g);
       expect(resumes?.length ?? 0).toBeGreaterThanOrEqual(learnerKills);
@@ -239,7 +230,7 @@ describe("chaos", () => {
 
       // The final evaluation (of the last version) is within noise of the undisturbed run's.
       const chaosEval = runEvaluations(runDir).final;
-      const referenceEval = runEvaluations(join(dir, "runs", `chaos-ref-${process.pid}`)).final;
+      const referenceEval = runEvaluations(join(fixture.dir, "runs", `chaos-ref-${process.pid}`)).final;
       expect(chaosEval.version).toBe(last);
       const gap = Math.abs(chaosEval.overall.reward - referenceEval.overall.reward);
       console.info(

@@ -6,48 +6,30 @@
  * the policy pointer moved through every version up to the last, whose weights are readable.
  */
 import { readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Effect, Layer } from "effect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { LEARNER_PROGRESS_KEY } from "../actors/topology.ts";
-import {
-  connectNats,
-  Experiment,
-  experimentSubjects,
-  getState,
-  type LocalCluster,
-  Nats,
-  rootLogger,
-  startLocalCluster,
-} from "../messaging/index.ts";
+import { connectNats, Experiment, experimentSubjects, getState, Nats, rootLogger } from "../messaging/index.ts";
 import { startCli, waitFor } from "./cli-helpers.ts";
 import { checkpointUsedGroups, readLedger, readPolicyRecord } from "./ledger.ts";
+import { useLocalCluster } from "./local-cluster.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const TINY = join(REPO, "configs", "tiny.yaml");
 const quietLogger = rootLogger().child({ component: "cluster-pipeline-test" }, { level: "error" });
 
-let cluster: LocalCluster;
-let dir: string;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "factrl-cluster-run-"));
-  cluster = await startLocalCluster({ nodes: 3, dir: join(dir, "nats") });
-}, 60_000);
-
-afterAll(async () => {
-  await cluster?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+const fixture = useLocalCluster("factrl-cluster-run-");
 
 const withExperiment = <A, E>(experiment: string, effect: Effect.Effect<A, E, Nats | Experiment>) =>
   Effect.runPromise(
     effect.pipe(
       Effect.provide(
         Layer.merge(
-          Layer.scoped(Nats, connectNats({ servers: cluster.url.split(","), replicas: 3, logger: quietLogger })),
+          Layer.scoped(
+            Nats,
+            connectNats({ servers: fixture.cluster.url.split(","), replicas: 3, logger: quietLogger }),
+          ),
           Layer.succeed(Experiment, { subjects: experimentSubjects(experiment), sender: "cluster-test" }),
         ),
       ),
@@ -57,13 +39,13 @@ const withExperiment = <A, E>(experiment: string, effect: Effect.Effect<A, E, Na
 describe("the pipeline on a 3-node cluster", () => {
   it("completes through a SIGKILLed and restarted node: the ledger adds up, no group used twice, no version lost", async () => {
     const experiment = `cluster-run-${process.pid}`;
-    const outDir = join(dir, "runs");
+    const outDir = join(fixture.dir, "runs");
     const run = startCli(
       [
         "run",
         TINY,
         "--nats",
-        cluster.url,
+        fixture.cluster.url,
         ...["experiment=" + experiment, `output.dir=${outDir}`, "nats.replicas=3", "learner.totalSteps=6"].flatMap(
           (set) => ["--set", set],
         ),
@@ -88,7 +70,7 @@ describe("the pipeline on a 3-node cluster", () => {
       }),
     );
     expect(leader.replicas).toBe(3);
-    const victim = cluster.nodes.find((node) => node.name === leader.name)!;
+    const victim = fixture.cluster.nodes.find((node) => node.name === leader.name)!;
     await victim.kill();
     await new Promise((r) => setTimeout(r, 3_000));
     await victim.start();
