@@ -1,4 +1,4 @@
-/** Runs spawned by the benches, and accounting of their process trees from /proc (Linux). */
+/** Runs spawned by the benches, and their process trees from /proc (Linux): CPU accounting, and the chaos suite's victims. */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -31,6 +31,8 @@ export interface TreeProcess {
   readonly pid: number;
   readonly role: string;
   readonly cpu: number;
+  /** The command line, arguments separated by spaces. */
+  readonly cmd: string;
 }
 
 /** `root` and every process below it. */
@@ -64,7 +66,7 @@ export const processTree = (root: number): TreeProcess[] => {
         cmd = readFileSync(`/proc/${p.pid}/cmdline`, "utf8").replaceAll("\0", " ");
       } catch {}
       const role = /\bactor (\w+)/.exec(cmd)?.[1] ?? (/nats-server/.test(cmd) ? "nats-server" : "launcher");
-      return { pid: p.pid, role, cpu: p.cpu };
+      return { pid: p.pid, role, cpu: p.cpu, cmd };
     });
 };
 

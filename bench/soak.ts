@@ -69,7 +69,7 @@ const queueLast = new Map<string, number>();
 const started = Date.now();
 const sample = async () => {
   const minute = (Date.now() - started) / 60_000;
-  for (const p of [...processTree(child.pid!), { pid: server.pid, role: "nats-server", cpu: 0 }]) {
+  for (const p of [...processTree(child.pid!), { pid: server.pid, role: "nats-server", cpu: 0, cmd: "nats-server" }]) {
     try {
       const key = `${p.role} ${p.pid}`;
       samples.set(key, [...(samples.get(key) ?? []), { minute, rssMb: rssMb(p.pid), fds: openFds(p.pid) }]);

@@ -137,6 +137,8 @@ export const learnerRole: RoleDefinition = {
       if (announcement._tag === "Publish") {
         yield* pointer.publish(ledger.progress.policyVersion, yield* Effect.promise(() => policy.exportWeights()));
       }
+      if (start.recoveredFrom !== undefined)
+        yield* Effect.logWarning(`finished an interrupted checkpoint save: resuming from ${start.recoveredFrom}`);
       yield* Effect.logInfo(
         `learner ${start.resumed ? "resumed" : "starts"} at step ${ledger.progress.step}, policy version ${ledger.progress.policyVersion}`,
       );

@@ -24,6 +24,7 @@ import {
   modelConfigFor,
   type Policy,
   policyStartingFrom,
+  recoverInterruptedSave,
   saveCheckpoint,
   tokenizerRecordFor,
 } from "../models/index.ts";
@@ -54,6 +55,8 @@ export const learnerCheckpointDir = (config: ExperimentConfig) =>
  */
 export async function startingPolicy(config: ExperimentConfig, env: Environment, optimizer: tf.AdamOptimizer) {
   const resumeDir = learnerCheckpointDir(config);
+  // A learner killed in the middle of saving left its checkpoint beside the directory, not in it.
+  const recoveredFrom = await recoverInterruptedSave(resumeDir);
   if (existsSync(join(resumeDir, "manifest.json"))) {
     const resumed = await loadCheckpoint(resumeDir, { optimizer });
     const state = resumed.trainerState as LearnerState;
@@ -63,10 +66,11 @@ export async function startingPolicy(config: ExperimentConfig, env: Environment,
       tokenizer: resumed.tokenizer,
       state: { ...state, progress: { ...NO_LEARNER_PROGRESS, ...state.progress } },
       resumed: true,
+      recoveredFrom,
     };
   }
   const fresh: LearnerState = { progress: NO_LEARNER_PROGRESS, usedGroups: [] };
-  return { ...(await initialPolicy(config, env)), state: fresh, resumed: false };
+  return { ...(await initialPolicy(config, env)), state: fresh, resumed: false, recoveredFrom };
 }
 
 /** The policy at `path` with its tokenizer record: a factrl checkpoint, or `hf:DIR` a Hugging Face model. */

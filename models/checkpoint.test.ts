@@ -1,10 +1,10 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend } from "./backend.ts";
-import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { loadCheckpoint, recoverInterruptedSave, saveCheckpoint } from "./checkpoint.ts";
 import { type DenseConfig, DensePolicy } from "./dense.ts";
 
 const config: DenseConfig = {
@@ -86,6 +86,31 @@ describe("checkpoints", () => {
     await saveCheckpoint(dir, { policy, step: 9 });
     expect((await loadCheckpoint(dir, { policy })).step).toBe(9);
     expect(readdirSync(root).filter((f) => f.startsWith(".replace"))).toEqual([]);
+  });
+
+  it("a save killed between its two renames is finished before the next load: the newer checkpoint, not none", async () => {
+    // Found by the chaos suite: a learner SIGKILLed there left no checkpoint and restarted at step 0.
+    const dir = join(root, "interrupted");
+    await saveCheckpoint(dir, { policy, step: 2 });
+    // What saveCheckpoint of step 3 leaves when killed after moving step 2 aside: both beside `dir`.
+    await saveCheckpoint(join(root, ".interrupted.tmp-77-2000"), { policy, step: 3 });
+    renameSync(dir, join(root, ".interrupted.old-77-2001"));
+    expect(await recoverInterruptedSave(dir)).toBe(join(root, ".interrupted.tmp-77-2000"));
+    expect((await loadCheckpoint(dir, { policy })).step).toBe(3);
+    expect(readdirSync(root).filter((f) => f.startsWith(".interrupted"))).toEqual([]);
+
+    // Killed while writing the new one (incomplete: no manifest yet) after the old one was moved
+    // aside: the old one comes back.
+    await saveCheckpoint(join(root, ".interrupted.tmp-78-3000"), { policy, step: 4 });
+    writeFileSync(join(root, ".interrupted.tmp-78-3000", "manifest.json"), "{");
+    renameSync(dir, join(root, ".interrupted.old-78-3001"));
+    expect(await recoverInterruptedSave(dir)).toBe(join(root, ".interrupted.old-78-3001"));
+    expect((await loadCheckpoint(dir, { policy })).step).toBe(3);
+    expect(readdirSync(root).filter((f) => f.startsWith(".interrupted"))).toEqual([]);
+
+    // Nothing was interrupted: nothing to do.
+    expect(await recoverInterruptedSave(dir)).toBeUndefined();
+    expect(await recoverInterruptedSave(join(root, "never-saved"))).toBeUndefined();
   });
 
   it("float16 storage halves weights.bin and stays within half precision", async () => {

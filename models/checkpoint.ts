@@ -8,11 +8,12 @@
  *   tokenizer.json  the tokenizer (whatever JSON the caller gives, e.g. its word list)
  *
  * Saving writes a sibling temp directory and renames it into place, so a crash mid-write never
- * replaces a good checkpoint with a half-written one.
+ * replaces a good checkpoint with a half-written one; a crash between moving the old one aside and
+ * renaming the new one in is finished by `recoverInterruptedSave` before the next load.
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type * as tf from "@tensorflow/tfjs";
 import type { Policy, PolicyConfigBase } from "./policy.ts";
@@ -88,6 +89,54 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
   if (hadOld) await rename(dir, old);
   await rename(temp, dir);
   if (hadOld) await rm(old, { recursive: true, force: true });
+}
+
+/** Is `dir` a checkpoint whose every listed file is there, at its listed size? (Digests: checked on load.) */
+async function isComplete(dir: string): Promise<boolean> {
+  try {
+    const manifest = JSON.parse(await readFile(join(dir, "manifest.json"), "utf8")) as CheckpointManifest;
+    for (const [name, { bytes }] of Object.entries(manifest.files)) {
+      if ((await stat(join(dir, name))).size !== bytes) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Finishes a save a crash interrupted. `saveCheckpoint` writes the new checkpoint beside `dir`
+ * (`.NAME.tmp-…`), moves the old one aside (`.NAME.old-…`) and renames the new one in: killed between
+ * those renames, it leaves no checkpoint at `dir`, and a resume would start over from the initial
+ * policy (seen in the chaos suite: a learner SIGKILLed there restarted at step 0). With no checkpoint
+ * at `dir`, the newest complete one beside it — the new one, written in full before the renames, else
+ * the old one — is renamed into place. The leftovers of interrupted saves are removed. Returns the
+ * directory it put in place, if any. Only one process may save to `dir`.
+ */
+export async function recoverInterruptedSave(dir: string): Promise<string | undefined> {
+  const parent = dirname(dir);
+  if (!existsSync(parent)) return undefined;
+  const stamp = (name: string) => Number(/-(\d+)$/.exec(name)?.[1] ?? 0);
+  const leftovers = (prefix: string, entries: readonly string[]) =>
+    entries
+      .filter((name) => name.startsWith(`.${basename(dir)}.${prefix}-`))
+      .sort((a, b) => stamp(b) - stamp(a))
+      .map((name) => join(parent, name));
+  const entries = await readdir(parent);
+  const candidates = [...leftovers("tmp", entries), ...leftovers("old", entries)];
+  let restored: string | undefined;
+  if (!existsSync(join(dir, "manifest.json"))) {
+    for (const candidate of candidates) {
+      if (await isComplete(candidate)) {
+        await rm(dir, { recursive: true, force: true });
+        await rename(candidate, dir);
+        restored = candidate;
+        break;
+      }
+    }
+  }
+  for (const leftover of candidates) if (leftover !== restored) await rm(leftover, { recursive: true, force: true });
+  return restored;
 }
 
 /**

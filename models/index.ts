@@ -9,6 +9,7 @@ export {
   type LoadedCheckpoint,
   loadCheckpoint,
   readCheckpointManifest,
+  recoverInterruptedSave,
   saveCheckpoint,
 } from "./checkpoint.ts";
 export { contrastiveScores, DecodingParameterError, guidedLogits } from "./decoding.ts";

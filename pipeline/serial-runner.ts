@@ -135,6 +135,8 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
     );
     const ledger = makeLedger(config, start.state, [], lineage);
     let cursor = start.state.curatorCursor ?? 0;
+    if (start.recoveredFrom !== undefined)
+      say(`finished an interrupted checkpoint save: resuming from ${start.recoveredFrom}`);
     say(`serial run ${start.resumed ? "resumed" : "starts"} at step ${ledger.progress.step} (${config.experiment})`);
     if (evaluating) {
       const baseline = yield* tryIo("evaluating the initial policy", () => evaluation.baseline(initial.policy));

@@ -6,52 +6,30 @@
  * the policy pointer moved through every version up to the last, whose weights are readable.
  */
 import { readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { Kvm } from "@nats-io/kv";
 import { Effect, Layer } from "effect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { LEARNER_PROGRESS_KEY } from "../actors/topology.ts";
-import {
-  connectNats,
-  Experiment,
-  experimentSubjects,
-  getBlob,
-  getState,
-  type LocalCluster,
-  Nats,
-  POLICY_KEY,
-  rootLogger,
-  startLocalCluster,
-} from "../messaging/index.ts";
-import { readCheckpointManifest } from "../models/index.ts";
+import { connectNats, Experiment, experimentSubjects, getState, Nats, rootLogger } from "../messaging/index.ts";
 import { startCli, waitFor } from "./cli-helpers.ts";
-import { readLedger } from "./ledger.ts";
+import { checkpointUsedGroups, readLedger, readPolicyRecord } from "./ledger.ts";
+import { useLocalCluster } from "./local-cluster.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const TINY = join(REPO, "configs", "tiny.yaml");
 const quietLogger = rootLogger().child({ component: "cluster-pipeline-test" }, { level: "error" });
 
-let cluster: LocalCluster;
-let dir: string;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "factrl-cluster-run-"));
-  cluster = await startLocalCluster({ nodes: 3, dir: join(dir, "nats") });
-}, 60_000);
-
-afterAll(async () => {
-  await cluster?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+const fixture = useLocalCluster("factrl-cluster-run-");
 
 const withExperiment = <A, E>(experiment: string, effect: Effect.Effect<A, E, Nats | Experiment>) =>
   Effect.runPromise(
     effect.pipe(
       Effect.provide(
         Layer.merge(
-          Layer.scoped(Nats, connectNats({ servers: cluster.url.split(","), replicas: 3, logger: quietLogger })),
+          Layer.scoped(
+            Nats,
+            connectNats({ servers: fixture.cluster.url.split(","), replicas: 3, logger: quietLogger }),
+          ),
           Layer.succeed(Experiment, { subjects: experimentSubjects(experiment), sender: "cluster-test" }),
         ),
       ),
@@ -61,13 +39,13 @@ const withExperiment = <A, E>(experiment: string, effect: Effect.Effect<A, E, Na
 describe("the pipeline on a 3-node cluster", () => {
   it("completes through a SIGKILLed and restarted node: the ledger adds up, no group used twice, no version lost", async () => {
     const experiment = `cluster-run-${process.pid}`;
-    const outDir = join(dir, "runs");
+    const outDir = join(fixture.dir, "runs");
     const run = startCli(
       [
         "run",
         TINY,
         "--nats",
-        cluster.url,
+        fixture.cluster.url,
         ...["experiment=" + experiment, `output.dir=${outDir}`, "nats.replicas=3", "learner.totalSteps=6"].flatMap(
           (set) => ["--set", set],
         ),
@@ -92,7 +70,7 @@ describe("the pipeline on a 3-node cluster", () => {
       }),
     );
     expect(leader.replicas).toBe(3);
-    const victim = cluster.nodes.find((node) => node.name === leader.name)!;
+    const victim = fixture.cluster.nodes.find((node) => node.name === leader.name)!;
     await victim.kill();
     await new Promise((r) => setTimeout(r, 3_000));
     await victim.start();
@@ -115,21 +93,7 @@ describe("the pipeline on a 3-node cluster", () => {
     const ledger = await withExperiment(
       experiment,
       Effect.gen(function* () {
-        const { progress, published, deadLettered, pending } = yield* readLedger;
-        const pointer = (yield* getState(POLICY_KEY))?.value;
-        const finalWeights = pointer === undefined ? 0 : (yield* getBlob(pointer.weights)).length;
-        // The pointer's history (the bucket keeps 5 revisions): the versions it moved through, in order.
-        const { jetstream } = yield* Nats;
-        const { subjects } = yield* Experiment;
-        const pointerVersions = yield* Effect.promise(async () => {
-          const kv = await new Kvm(jetstream).open(subjects.stateBucket);
-          const versions: number[] = [];
-          for await (const entry of await kv.history({ key: POLICY_KEY.key })) {
-            if (entry.operation === "PUT") versions.push(entry.json<{ version: number }>().version);
-          }
-          return versions;
-        });
-        return { progress, published, deadLettered, pending, pointer, finalWeights, pointerVersions };
+        return { ...(yield* readLedger), ...(yield* readPolicyRecord) };
       }),
     );
     // What the node's death cost the learner (a role restarted in its process re-publishes its
@@ -143,15 +107,8 @@ describe("the pipeline on a 3-node cluster", () => {
       });
     console.info(`learner warnings and errors during the run:\n${learnerTrouble.join("\n")}`);
     expect(ledger.progress).toMatchObject({ step: 6, consumed: 12, done: true });
-    expect(
-      ledger.progress!.consumed +
-        ledger.progress!.stale +
-        ledger.progress!.zeroVariance +
-        ledger.deadLettered +
-        ledger.pending,
-    ).toBe(ledger.published);
-    const manifest = await readCheckpointManifest(join(runDir, "checkpoints", "learner"));
-    const used = (manifest.trainerState as { usedGroups: string[] }).usedGroups;
+    expect(ledger.accounted).toBe(ledger.published);
+    const used = await checkpointUsedGroups(runDir);
     expect(used).toHaveLength(12);
     expect(new Set(used).size).toBe(12);
     // The pointer moved through every version, one at a time, up to the last; its weights are readable.
