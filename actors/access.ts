@@ -15,6 +15,7 @@ export const roleAccess = (role: RoleDefinition): RoleAccess => ({
   writesState: (role.writes ?? []).map((key) => key.key),
   writesBlobs: role.writesBlobs ?? false,
   requests: role.requests ?? [],
+  serves: role.serves ?? [],
 });
 
 /** The experiment as the permission sets see it: the pipeline's queues and every role's, every role. */

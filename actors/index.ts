@@ -27,6 +27,7 @@ export {
 export { followPolicy, type PolicyFollower, type PolicyInUse } from "./policy-sync.ts";
 export { publishedTextFormat, publishPolicyTokenizer, TokenizerMismatch } from "./policy-tokenizer.ts";
 export { checkTrainingPool } from "./prompt-choice.ts";
+export { openConfiguredRetriever, RetrieverUnavailable, retrieverRole } from "./retriever.ts";
 export { createExperimentRewards, makeScoring, rewardRole } from "./reward.ts";
 export { ACTOR_ROLES, makeRoleRegistry, type RoleLoader, type RoleRegistry } from "./roles.ts";
 export { rolloutRole } from "./rollout.ts";

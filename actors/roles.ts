@@ -19,6 +19,7 @@ export const ACTOR_ROLES: Readonly<Record<string, RoleLoader>> = {
   evaluator: () => import("./evaluator.ts").then((module) => module.evaluatorRole),
   monitor: () => import("./monitor.ts").then((module) => module.monitorRole),
   echo: () => import("./echo.ts").then((module) => module.echoRole),
+  retriever: () => import("./retriever.ts").then((module) => module.retrieverRole),
 };
 
 export interface RoleRegistry {

@@ -111,11 +111,25 @@ export interface ActorContext {
    * interruption). Counts
    * Done as processed and anything else as failed.
    */
+  /**
+   * Answers requests on `factrl.<exp>.<endpoint>` (declared in RoleDefinition.serves) as an endpoint
+   * of the actor's NATS service, so `$SRV.INFO`/`STATS` list it with its request and error counts;
+   * the role's actors share it as one queue group. `answer` gets the request's bytes; a reply with
+   * `error` set is sent with the services protocol's error headers (Nats-Service-Error) and counted as
+   * failed in the heartbeat (`factrl status`, the STATS data), one without as processed.
+   */
+  readonly serve: (endpoint: string, answer: (request: Uint8Array) => Promise<ServedReply>) => Effect.Effect<void>;
   readonly consume: <A, E, R>(
     queue: WorkQueue<A>,
     handler: (item: WorkItem<A>) => Effect.Effect<WorkOutcome, E, R>,
     options?: Omit<ConsumeWorkOptions, "counters">,
   ) => Effect.Effect<never, JetStreamError, Nats | Experiment | R>;
+}
+
+/** An endpoint's reply: the bytes to send, and why the request was refused or failed, if it was. */
+export interface ServedReply {
+  readonly data: Uint8Array;
+  readonly error?: string;
 }
 
 export class Draining extends Data.TaggedError("Draining")<{ readonly id: string }> {}
@@ -187,6 +201,8 @@ export interface RoleDefinition {
   readonly writesBlobs?: boolean;
   /** Subjects of outside services its actors send requests to (NATS wildcards allowed). */
   readonly requests?: readonly string[];
+  /** Endpoints its actors answer requests on, each `factrl.<exp>.<endpoint>` (ActorContext.serve). */
+  readonly serves?: readonly string[];
   /** When an actor of this role completes, the experiment is over (the launcher stops everything). */
   readonly endsExperiment?: boolean;
   readonly start: (
@@ -407,6 +423,30 @@ export const runActor = (options: RunActorOptions) =>
         draining: Deferred.await(drainStarted),
         inHand,
         consume,
+        serve: (endpoint, answer) =>
+          Effect.sync(() => {
+            if (!(role.serves ?? []).includes(endpoint))
+              throw new Error(`role ${role.name} serves ${endpoint} without declaring it (RoleDefinition.serves)`);
+            service.addEndpoint(endpoint, {
+              subject: `${subjects.root}.${endpoint}`,
+              queue: subjects.service(role.name),
+              handler: (error, msg) => {
+                if (error) return;
+                answer(msg.data).then(
+                  (reply) => {
+                    countOutcome(reply.error === undefined);
+                    if (reply.error === undefined) msg.respond(reply.data);
+                    else msg.respondError(400, reply.error, reply.data);
+                  },
+                  (failure: unknown) => {
+                    countOutcome(false);
+                    logger.error({ subject: msg.subject, err: failure }, `${endpoint} failed`);
+                    msg.respondError(500, failure instanceof Error ? failure.message : String(failure));
+                  },
+                );
+              },
+            });
+          }),
       };
 
       // ── control endpoint + NATS services protocol ($SRV.PING/INFO/STATS) ──

@@ -128,6 +128,10 @@ export const ActorCounts = Schema.Struct({
   evaluator: count(1, "Evaluators: score published policies on the evaluation suites."),
   monitor: count(1, "Monitors: collect metrics, show progress, write metrics JSONL."),
   echo: count(0, "Diagnostic workers that echo work-queue messages; for smoke tests of a deployment."),
+  retriever: count(
+    0,
+    "Retrievers: answer `factrl.<exp>.retrieve` with documents from retrieval.index (docs/retrieval.md).",
+  ),
 });
 export type ActorCounts = typeof ActorCounts.Type;
 export type RoleName = keyof ActorCounts;
@@ -562,6 +566,51 @@ export const EvaluationSection = Schema.Struct({
 });
 export type EvaluationSection = typeof EvaluationSection.Type;
 
+// ── retrieval ────────────────────────────────────────────────────────────────────────────────────
+
+export const BiEncoderSection = Schema.Struct({
+  dim: setting(PositiveInt, 64, "Embedding size d."),
+  steps: setting(PositiveInt, 300, "Training steps (one batch each)."),
+  batchSize: setting(
+    Schema.Int.pipe(Schema.greaterThanOrEqualTo(2, expecting("an integer ≥ 2"))),
+    64,
+    "(question, supporting document) pairs per batch: each question's in-batch negatives are the other documents.",
+  ),
+  learningRate: setting(PositiveNumber, 0.01, "Adam's learning rate."),
+  temperature: setting(PositiveNumber, 0.05, "InfoNCE temperature τ."),
+  seed: setting(Schema.Int, 1, "Seed of the initial embeddings and the batch order."),
+});
+
+export const RetrievalSection = Schema.Struct({
+  kind: setting(
+    Schema.Literal("bm25", "dense"),
+    "bm25",
+    "bm25: lexical (MiniSearch's BM25); dense: the bi-encoder trained by `factrl retriever build`.",
+  ),
+  index: setting(
+    NonEmptyString,
+    "runs/retrieval/index",
+    "The index directory `factrl retriever build` writes and a retriever actor loads (refused when built for another world or tokenizer).",
+  ),
+  candidatesPerResult: setting(
+    PositiveInt,
+    4,
+    "Candidates taken in relevance order per document returned, for the diversity rule to skip some.",
+  ),
+  maxSimilarity: setting(
+    Share,
+    0.9,
+    "Diversity (CM3Leon): a candidate more similar than this to a document already chosen is skipped.",
+  ),
+  queryDropout: setting(
+    Schema.Number.pipe(Schema.between(0, 0.99, expecting("a number in [0, 0.99]"))),
+    0.2,
+    "Query dropout (CM3Leon): the share of query words dropped when a request retrieves for training.",
+  ),
+  biEncoder: section(BiEncoderSection, "The dense retriever's bi-encoder (built by `factrl retriever build`)."),
+});
+export type RetrievalSection = typeof RetrievalSection.Type;
+
 // ── runtime ──────────────────────────────────────────────────────────────────────────────────────
 
 export const RestartPolicy = Schema.Struct({
@@ -645,6 +694,7 @@ const ExperimentConfigFields = Schema.Struct({
   runtime: section(RuntimeSection, "Actor lifecycle."),
   output: section(OutputSection, "Outputs."),
   dashboard: section(DashboardSection, "The live dashboard the monitor serves."),
+  retrieval: section(RetrievalSection, "The retriever: its index and CM3Leon's retrieval rules (docs/retrieval.md)."),
 });
 
 /**

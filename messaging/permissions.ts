@@ -24,6 +24,8 @@ export interface RoleAccess {
   readonly writesBlobs: boolean;
   /** Subjects of outside services it sends requests to (the reward services). */
   readonly requests: readonly string[];
+  /** Endpoints it answers requests on, each `factrl.<exp>.<endpoint>` (the retriever's `retrieve`). */
+  readonly serves?: readonly string[];
 }
 
 /** One user's permissions, as nats-server's `permissions` block takes them. */
@@ -112,6 +114,7 @@ export function rolePermissions(layout: ExperimentLayout, access: RoleAccess): P
     // Control requests to the role and to each of its actors, and the services protocol under its name.
     subjects.control(role),
     `${subjects.control(role)}.*`,
+    ...(access.serves ?? []).map((endpoint) => `${subjects.root}.${endpoint}`),
     ...["PING", "INFO", "STATS"].flatMap((verb) => [
       `$SRV.${verb}`,
       `$SRV.${verb}.${service}`,

@@ -22,4 +22,5 @@ export const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   dashboard: () => import("./dashboard.ts").then((module) => module.registerDashboard),
   trace: () => import("./trace.ts").then((module) => module.registerTrace),
   nats: () => import("./nats.ts").then((module) => module.registerNats),
+  retriever: () => import("./retriever.ts").then((module) => module.registerRetriever),
 };
