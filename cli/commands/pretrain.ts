@@ -51,7 +51,9 @@ function describe(event: PipelineEvent): string | undefined {
 export function registerPretrain(program: Command): void {
   program
     .command("pretrain")
-    .description("make the base policy: pretrain on the FactWorld corpus (resumable), SFT, factuality report")
+    .description(
+      "make the base policy: pretrain on the FactWorld corpus (resumable), SFT, factuality report; or SFT a Hugging Face model (init: hf:DIR)",
+    )
     .argument("<config>", "pretrain config (YAML), e.g. configs/pretrain.yaml")
     .option("--set <key=value>", "override a config value, e.g. --set pretrain.steps=100 (repeatable)", collect, [])
     .action((file: string, options: { set: string[] }) => {
