@@ -1,11 +1,11 @@
 /**
  * `factrl pretrain` from a Hugging Face model (`init: hf:DIR`, the tiny Llama fixture of
  * models/fixtures/hf): SFT on the tiny world's curated answers in the model's own tokenizer lowers
- * the loss, writes a checkpoint that loads with that tokenizer, and `factrl export-hf` gives back
- * exactly the fine-tuned weights. The stages that cannot apply to an imported model are refused by
+ * the loss, writes a checkpoint that loads with that tokenizer and that an experiment's `model.init`
+ * starts from, and `factrl export-hf` gives back exactly the fine-tuned weights. The stages that cannot apply to an imported model are refused by
  * field.
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -88,6 +88,27 @@ describe("factrl pretrain from init: hf:DIR", () => {
     expect(back.policy.config).toEqual(original.policy.config);
     expect(await bits(back.policy)).toEqual(trainedBits);
     for (const policy of [original.policy, trained.policy, shipped.policy, back.policy]) policy.dispose();
+
+    // An experiment starts from it: model.init names the SFT checkpoint (factrl eval reads it as the run would).
+    const evaluated = await runCli(
+      [
+        "eval",
+        join(REPO, "configs/tiny.yaml"),
+        "--set",
+        `model.init=${report.checkpoint}`,
+        "--set",
+        "evaluation.promptsPerSuite=1",
+        "--set",
+        "rollout.maxNewTokens=8",
+        "--set",
+        `output.dir=${dir}`,
+      ],
+      dir,
+    );
+    expect(evaluated.stderr).not.toMatch(/factrl:/);
+    expect(evaluated.code).toBe(0);
+    const written = JSON.parse(readFileSync(join(dir, "tiny", "eval", "v0.json"), "utf8"));
+    expect(written.answers).toHaveLength(6);
   }, 300_000);
 
   it("checks the init directory before anything starts", async () => {
