@@ -8,9 +8,10 @@ import { readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { BasePolicyReport } from "./pretrain-pipeline.ts";
 
+/** A report with a corpus stage to compare (one that started from `init: hf:DIR` has none). */
 export interface NamedReport {
   readonly name: string;
-  readonly report: BasePolicyReport;
+  readonly report: BasePolicyReport & { readonly pretrain: NonNullable<BasePolicyReport["pretrain"]> };
 }
 
 /** A run directory's report.json; one from before the held-out curve was recorded reads as having none. */
@@ -24,11 +25,13 @@ export function readPretrainReport(runDir: string): NamedReport {
   }
   const pretrain = report.pretrain;
   if (typeof pretrain?.finalEvalLoss !== "number") {
-    throw new Error(`compare-pretrain: ${file} is not a factrl pretrain report (no pretrain.finalEvalLoss)`);
+    throw new Error(
+      `compare-pretrain: ${file} is not a factrl pretrain report (no pretrain.finalEvalLoss; a run from init: hf:DIR has no corpus stage)`,
+    );
   }
   return {
     name: basename(runDir),
-    report: { ...report, pretrain: { ...pretrain, evalLosses: pretrain.evalLosses ?? [] } } as BasePolicyReport,
+    report: { ...report, pretrain: { ...pretrain, evalLosses: pretrain.evalLosses ?? [] } } as NamedReport["report"],
   };
 }
 

@@ -162,6 +162,14 @@ const PretrainConfigFields = Schema.Struct({
     "The FactWorld to pretrain on: a size preset (`tiny`, `default`), or `{ size, seed, people, … }` to override " +
       "any of its options; an experiment on the policy names the same world in its `env` section.",
   ),
+  init: Schema.optional(
+    Schema.String.pipe(Schema.pattern(/^hf:.+/, { message: () => "Expected hf:DIR, a Hugging Face model directory" })),
+  ).annotations({
+    description:
+      'Start from a Hugging Face model directory (`hf:DIR`; Llama, Qwen2 — docs/models.md "Your own model") instead of a ' +
+      "fresh policy: no corpus stage (pretrain.steps must be 0), SFT on the world's curated answers in the model's " +
+      "own tokenizer, then the report and export. The architecture is the model's: leave `model` out.",
+  }),
   seed: setting(Schema.Int, 1, "Seed of weight init, data order and sampling."),
   backend: setting(Schema.Literal("auto", "tensorflow", "wasm", "cpu"), "auto", "tfjs backend (see docs/models.md)."),
   model: section(PretrainModel, "The policy's architecture."),
@@ -177,6 +185,26 @@ const PretrainConfigFields = Schema.Struct({
 });
 type PretrainConfigFields = typeof PretrainConfigFields.Type;
 
+const DEFAULT_MODEL = JSON.stringify(Schema.decodeUnknownSync(PretrainModel)({}));
+
+/**
+ * What a Hugging Face start (`init: hf:DIR`) cannot do, as an error at the field: the corpus stage
+ * trains FactWorld's word tokenizer, the architecture is the model's own, and it reads no pictures.
+ */
+const hfInitProblem = (c: PretrainConfigFields) => {
+  if (c.init === undefined) return undefined;
+  if (c.pretrain.steps > 0)
+    return {
+      path: ["pretrain", "steps"],
+      message: `The corpus stage trains FactWorld's word tokenizer, not ${c.init}'s: set pretrain.steps: 0 with init (SFT uses the model's own tokenizer), actual ${c.pretrain.steps}`,
+    };
+  if (JSON.stringify(c.model) !== DEFAULT_MODEL)
+    return { path: ["model"], message: `The architecture is ${c.init}'s config.json: leave model out with init` };
+  if (c.vision !== undefined)
+    return { path: ["vision"], message: `${c.init} is a text model: it has no image tokens for the caption task` };
+  return undefined;
+};
+
 /** A setting only the blt backbone has: an error at `path` when it is set for another backbone. */
 const bltOnly =
   (path: readonly string[], isSet: (c: PretrainConfigFields) => boolean, what: string) => (c: PretrainConfigFields) =>
@@ -191,6 +219,7 @@ const textOnly =
     c.vision === undefined || !isSet(c) ? undefined : { path, message };
 
 export const PretrainConfig = PretrainConfigFields.pipe(
+  Schema.filter(hfInitProblem),
   Schema.filter((c) =>
     c.model.dModel % c.model.heads === 0
       ? undefined

@@ -5,17 +5,30 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { captionExamples, generatePrompts } from "../envs/index.ts";
-import { type Policy, saveCheckpoint, textFormatFor, tokenizerRecordFor } from "../models/index.ts";
+import { huggingFaceDir } from "../configs/index.ts";
+import { captionExamples, generatePrompts, type WordTokenizer, type World } from "../envs/index.ts";
+import {
+  type HuggingFaceTokenizerRecord,
+  type ImageTokenizer,
+  importHuggingFaceModel,
+  type Policy,
+  saveCheckpoint,
+  textFormatFor,
+  textFormatOfRecord,
+  tokenizerRecordFor,
+} from "../models/index.ts";
 import type { TrainingProgress } from "./pretrain.ts";
 import type { PretrainConfig } from "./pretrain-config.ts";
-import { DEFAULT_PRETRAIN, type PatchingSummary, pretrain } from "./pretrain-factworld.ts";
+import { DEFAULT_PRETRAIN, factWorldSetup, type PatchingSummary, pretrain } from "./pretrain-factworld.ts";
 import { type CaptionReport, evaluateCaptions, seededSample, type VisionPretraining } from "./pretrain-vision.ts";
 import { type CurationReport, captionSftTask, DEFAULT_SFT, finetune } from "./sft.ts";
 import { evaluateFactuality, type FactualityReport } from "./sft-eval.ts";
 
 export interface BasePolicyReport {
-  readonly pretrain: {
+  /** The Hugging Face model it started from (`init: hf:DIR`), which has no corpus stage. */
+  readonly init?: string;
+  /** The corpus stage (absent with `init`). */
+  readonly pretrain?: {
     readonly steps: number;
     readonly resumedFrom: number;
     readonly finalEvalLoss: number;
@@ -52,6 +65,142 @@ export async function makeBasePolicy(
   onEvent: (event: PipelineEvent) => void = () => {},
 ): Promise<BasePolicyReport> {
   const started = performance.now();
+  const vision = visionPretraining(config);
+  const start =
+    config.init !== undefined ? await importedStart(config, config.init) : await pretrainedStart(config, onEvent);
+  const { world, tokenizer, image } = start;
+  let policy: Policy = start.policy;
+  let checkpoint = start.checkpointDir;
+  let step = start.step;
+  let sftSummary: BasePolicyReport["sft"];
+  if (config.sft.steps > 0) {
+    start.policy.dispose();
+    const s = config.sft;
+    const sft = await finetune(
+      world,
+      start.checkpointDir,
+      join(config.output, "sft"),
+      {
+        ...DEFAULT_SFT,
+        examples: s.examples,
+        ...(s.maxLength !== undefined ? { maxExampleLength: s.maxLength } : {}),
+        batchSize: s.batch,
+        learningRate: s.learningRate,
+        warmupSteps: s.warmupSteps,
+        totalSteps: s.steps,
+        clipNorm: s.clipNorm,
+        seed: config.seed,
+        ...(s.balanceTailShare !== undefined ? { balanceTailShare: s.balanceTailShare } : {}),
+        selection: s.selection,
+      },
+      (progress) => onEvent({ stage: "sft", progress }),
+      ...(vision ? [captionSftTask(world, vision)] : []),
+    );
+    policy = sft.policy;
+    checkpoint = sft.checkpointDir;
+    step = sft.resumedFrom + sft.steps;
+    sftSummary = {
+      steps: sft.steps,
+      resumedFrom: sft.resumedFrom,
+      finalEvalLoss: sft.finalEvalLoss,
+      curation: sft.curation,
+    };
+  }
+  // An imported policy reads and writes through its own tokenizer (models/hf-text-format.ts).
+  const record = start.record ?? tokenizerRecordFor(policy.config.backbone, tokenizer, image);
+  const format = start.record
+    ? textFormatOfRecord(policy.config.backbone, start.record, start.checkpointDir)
+    : textFormatFor(policy.config.backbone, tokenizer, image);
+
+  let factuality: FactualityReport | undefined;
+  let captions: CaptionReport | undefined;
+  if (config.evaluation.prompts > 0 && vision) {
+    const evalPictures = seededSample(
+      captionExamples(world, vision.task).filter((e) => e.prompt.split === "eval"),
+      config.evaluation.prompts,
+      config.seed,
+    );
+    onEvent({ stage: "evaluate", prompts: evalPictures.length });
+    captions = await evaluateCaptions(policy, format, world, evalPictures, {
+      temperature: config.evaluation.temperature,
+      maxNewTokens: config.evaluation.maxNewTokens,
+      seed: config.seed,
+      batchSize: config.evaluation.batch,
+    });
+  } else if (config.evaluation.prompts > 0) {
+    const evalPrompts = seededSample(
+      generatePrompts(world).filter((prompt) => prompt.split === "eval"),
+      config.evaluation.prompts,
+      config.seed,
+    );
+    onEvent({ stage: "evaluate", prompts: evalPrompts.length });
+    factuality = await evaluateFactuality(
+      policy,
+      world,
+      tokenizer,
+      evalPrompts,
+      {
+        temperature: config.evaluation.temperature,
+        topP: 1,
+        maxNewTokens: config.evaluation.maxNewTokens,
+        seed: config.seed,
+        batchSize: config.evaluation.batch,
+      },
+      format,
+    );
+  }
+  const summary = {
+    ...(start.pretrain ? { pretrain: start.pretrain } : {}),
+    ...(config.init !== undefined ? { init: config.init } : {}),
+    ...(sftSummary ? { sft: sftSummary } : {}),
+    ...(factuality ? { factuality } : {}),
+    ...(captions ? { captions } : {}),
+    checkpoint,
+  };
+  if (config.export) {
+    await saveCheckpoint(config.export.dir, {
+      policy,
+      step,
+      tokenizer: record,
+      weightsDtype: config.export.dtype,
+      trainerState: { madeBy: "factrl pretrain", world: config.world, report: summary },
+    });
+  }
+  policy.dispose();
+  const report: BasePolicyReport = {
+    ...summary,
+    ...(config.export ? { exported: config.export.dir } : {}),
+    seconds: (performance.now() - started) / 1000,
+  };
+  mkdirSync(config.output, { recursive: true });
+  writeFileSync(join(config.output, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
+  onEvent({ stage: "done", report });
+  return report;
+}
+
+/** The config's `vision` section as pretraining settings (absent: a text policy). */
+function visionPretraining(config: PretrainConfig): VisionPretraining | undefined {
+  if (!config.vision) return undefined;
+  const { codebookSize, pictureDocuments, captions, altText, ...task } = config.vision;
+  return { task: { ...task, altText: altText ?? {} }, codebookSize, pictureDocuments, captions };
+}
+
+/** Where SFT starts: the pretrained policy, or the imported one (with its tokenizer record). */
+interface Start {
+  readonly world: World;
+  /** The world's words: claims are read in them whatever the policy's tokenizer. */
+  readonly tokenizer: WordTokenizer;
+  readonly image?: ImageTokenizer;
+  readonly policy: Policy;
+  readonly checkpointDir: string;
+  readonly step: number;
+  /** An imported policy's own tokenizer record (models/hf-text-format.ts). */
+  readonly record?: HuggingFaceTokenizerRecord;
+  readonly pretrain?: BasePolicyReport["pretrain"];
+}
+
+/** The corpus stage (resumable) on FactWorld's words. */
+async function pretrainedStart(config: PretrainConfig, onEvent: (event: PipelineEvent) => void): Promise<Start> {
   // The config names layers and heads as a user would; the BLT-only settings are there only when set.
   const { layers: nLayers, heads: nHeads, ...shape } = config.model;
   const model = { ...shape, nLayers, nHeads };
@@ -89,82 +238,13 @@ export async function makeBasePolicy(
     (progress) => onEvent({ stage: "pretrain", progress }),
     (patching) => onEvent({ stage: "patching", patching }),
   );
-  const { world, tokenizer, image } = pre;
-  let policy: Policy = pre.policy;
-  let checkpoint = pre.checkpointDir;
-  let step = pre.steps + pre.resumedFrom;
-  let sftSummary: BasePolicyReport["sft"];
-  if (config.sft.steps > 0) {
-    pre.policy.dispose();
-    const s = config.sft;
-    const sft = await finetune(
-      world,
-      pre.checkpointDir,
-      join(config.output, "sft"),
-      {
-        ...DEFAULT_SFT,
-        examples: s.examples,
-        ...(s.maxLength !== undefined ? { maxExampleLength: s.maxLength } : {}),
-        batchSize: s.batch,
-        learningRate: s.learningRate,
-        warmupSteps: s.warmupSteps,
-        totalSteps: s.steps,
-        clipNorm: s.clipNorm,
-        seed: config.seed,
-        ...(s.balanceTailShare !== undefined ? { balanceTailShare: s.balanceTailShare } : {}),
-        selection: s.selection,
-      },
-      (progress) => onEvent({ stage: "sft", progress }),
-      ...(vision ? [captionSftTask(world, vision)] : []),
-    );
-    policy = sft.policy;
-    checkpoint = sft.checkpointDir;
-    step = sft.resumedFrom + sft.steps;
-    sftSummary = {
-      steps: sft.steps,
-      resumedFrom: sft.resumedFrom,
-      finalEvalLoss: sft.finalEvalLoss,
-      curation: sft.curation,
-    };
-  }
-
-  let factuality: FactualityReport | undefined;
-  let captions: CaptionReport | undefined;
-  if (config.evaluation.prompts > 0 && vision) {
-    const evalPictures = seededSample(
-      captionExamples(world, vision.task).filter((e) => e.prompt.split === "eval"),
-      config.evaluation.prompts,
-      config.seed,
-    );
-    onEvent({ stage: "evaluate", prompts: evalPictures.length });
-    captions = await evaluateCaptions(
-      policy,
-      textFormatFor(policy.config.backbone, tokenizer, image),
-      world,
-      evalPictures,
-      {
-        temperature: config.evaluation.temperature,
-        maxNewTokens: config.evaluation.maxNewTokens,
-        seed: config.seed,
-        batchSize: config.evaluation.batch,
-      },
-    );
-  } else if (config.evaluation.prompts > 0) {
-    const evalPrompts = seededSample(
-      generatePrompts(world).filter((prompt) => prompt.split === "eval"),
-      config.evaluation.prompts,
-      config.seed,
-    );
-    onEvent({ stage: "evaluate", prompts: evalPrompts.length });
-    factuality = await evaluateFactuality(policy, world, tokenizer, evalPrompts, {
-      temperature: config.evaluation.temperature,
-      topP: 1,
-      maxNewTokens: config.evaluation.maxNewTokens,
-      seed: config.seed,
-      batchSize: config.evaluation.batch,
-    });
-  }
-  const summary = {
+  return {
+    world: pre.world,
+    tokenizer: pre.tokenizer,
+    ...(pre.image ? { image: pre.image } : {}),
+    policy: pre.policy,
+    checkpointDir: pre.checkpointDir,
+    step: pre.steps + pre.resumedFrom,
     pretrain: {
       steps: pre.steps,
       resumedFrom: pre.resumedFrom,
@@ -174,35 +254,22 @@ export async function makeBasePolicy(
       heldOutTokens: pre.heldOutTokens,
       ...(pre.patching ? { patching: pre.patching } : {}),
     },
-    ...(sftSummary ? { sft: sftSummary } : {}),
-    ...(factuality ? { factuality } : {}),
-    ...(captions ? { captions } : {}),
-    checkpoint,
   };
-  if (config.export) {
-    await saveCheckpoint(config.export.dir, {
-      policy,
-      step,
-      tokenizer: tokenizerRecordFor(policy.config.backbone, tokenizer, image),
-      weightsDtype: config.export.dtype,
-      trainerState: { madeBy: "factrl pretrain", world: config.world, report: summary },
-    });
-  }
-  policy.dispose();
-  const report: BasePolicyReport = {
-    ...summary,
-    ...(config.export ? { exported: config.export.dir } : {}),
-    seconds: (performance.now() - started) / 1000,
-  };
-  mkdirSync(config.output, { recursive: true });
-  writeFileSync(join(config.output, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
-  onEvent({ stage: "done", report });
-  return report;
 }
 
-/** The config's `vision` section as pretraining settings (absent: a text policy). */
-function visionPretraining(config: PretrainConfig): VisionPretraining | undefined {
-  if (!config.vision) return undefined;
-  const { codebookSize, pictureDocuments, captions, altText, ...task } = config.vision;
-  return { task: { ...task, altText: altText ?? {} }, codebookSize, pictureDocuments, captions };
+/**
+ * `init: hf:DIR`: the imported policy, saved as step 0 in `OUTPUT/init` (SFT starts and resumes from
+ * checkpoints; the Hugging Face tokenizer travels in it).
+ */
+async function importedStart(config: PretrainConfig, init: string): Promise<Start> {
+  const imported = await importHuggingFaceModel(huggingFaceDir(init) ?? init);
+  const checkpointDir = join(config.output, "init");
+  await saveCheckpoint(checkpointDir, {
+    policy: imported.policy,
+    step: 0,
+    tokenizer: imported.tokenizer,
+    trainerState: { madeBy: "factrl pretrain", init },
+  });
+  const { world, tokenizer } = factWorldSetup(config.world);
+  return { world, tokenizer, policy: imported.policy, checkpointDir, step: 0, record: imported.tokenizer };
 }

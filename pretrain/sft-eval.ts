@@ -4,7 +4,7 @@
  * rate = 1 − mean precision over answers that make claims).
  */
 import { analyzeAnswer, ClaimVerifier, type Prompt, type WordTokenizer, type World } from "../envs/index.ts";
-import { type Policy, textFormatFor } from "../models/index.ts";
+import { type Policy, type TextFormat, textFormatFor } from "../models/index.ts";
 
 export interface FactualityStats {
   readonly answers: number;
@@ -64,9 +64,10 @@ export async function evaluateFactuality(
   tokenizer: WordTokenizer,
   prompts: readonly Prompt[],
   sampling: EvaluationSampling = DEFAULT_EVALUATION_SAMPLING,
+  /** The policy's text format: the backbone's over the world's words by default (a Hugging Face policy's is its own). */
+  format: TextFormat = textFormatFor(policy.config.backbone, tokenizer),
 ): Promise<FactualityReport> {
   const verifier = new ClaimVerifier(world);
-  const format = textFormatFor(policy.config.backbone, tokenizer);
   const scored: Scored[] = [];
   const samples: { prompt: string; bucket: string; answer: string }[] = [];
   for (let at = 0; at < prompts.length; at += sampling.batchSize) {

@@ -30,8 +30,8 @@ import {
 import {
   checkpointWordTokenizer,
   createOptimizer,
-  type ImageTokenizer,
   imageTokenizerOfRecord,
+  isHuggingFaceTokenizerRecord,
   loadCheckpoint,
   mulberry32,
   type OptimizerSettings,
@@ -39,6 +39,7 @@ import {
   type PromptAnswerBatch,
   type TextFormat,
   textFormatFor,
+  textFormatOfRecord,
   tokenizerRecordFor,
   wordTextFormat,
 } from "../models/index.ts";
@@ -328,8 +329,9 @@ export interface SftOutcome extends TrainingResult {
 }
 
 /**
- * Fine-tunes the policy in `fromCheckpoint` (a pretrained one) on `task`'s examples (by default
- * curated answers about `world`), writing `checkpointDir`. Fresh optimiser state: SFT is a new phase.
+ * Fine-tunes the policy in `fromCheckpoint` (a pretrained one, or one imported from Hugging Face,
+ * whose examples are in its own tokenizer's format) on `task`'s examples (by default curated answers
+ * about `world`), writing `checkpointDir`. Fresh optimiser state: SFT is a new phase.
  * If `checkpointDir` already holds a checkpoint, SFT resumes from it (weights, Adam state, step; the
  * batches depend only on the step), so an interrupted `factrl pretrain` picks up where it stopped.
  */
@@ -347,16 +349,27 @@ export async function finetune(
   const loaded = await loadCheckpoint(source, resume ? { optimizer } : {});
   const { backbone } = loaded.policy.config;
   let tokenizer: WordTokenizer;
-  let image: ImageTokenizer | undefined;
+  let format: TextFormat;
+  let record: unknown;
   try {
-    tokenizer = checkpointWordTokenizer(loaded.tokenizer, backbone, task.tokenizer, source);
-    image = imageTokenizerOfRecord(loaded.tokenizer, source);
+    if (isHuggingFaceTokenizerRecord(loaded.tokenizer)) {
+      // A policy imported from Hugging Face reads and writes through its own tokenizer, which the
+      // checkpoint keeps; the world's words still find the claims and the unknown words.
+      tokenizer = task.tokenizer;
+      format = textFormatOfRecord(backbone, loaded.tokenizer, source);
+      record = loaded.tokenizer;
+    } else {
+      tokenizer = checkpointWordTokenizer(loaded.tokenizer, backbone, task.tokenizer, source);
+      const image = imageTokenizerOfRecord(loaded.tokenizer, source);
+      format = textFormatFor(backbone, tokenizer, image);
+      record = tokenizerRecordFor(backbone, tokenizer, image);
+    }
   } catch (error) {
     loaded.policy.dispose();
     optimizer.dispose();
     throw error;
   }
-  const { examples, report } = task.examples(textFormatFor(backbone, tokenizer, image), {
+  const { examples, report } = task.examples(format, {
     count: settings.examples,
     maxSeqLen: Math.min(loaded.policy.config.maxSeqLen, settings.maxExampleLength ?? Number.POSITIVE_INFINITY),
     seed: settings.seed,
@@ -378,7 +391,7 @@ export async function finetune(
     batchAt: exampleBatches(trainSet, settings.batchSize, settings.seed),
     evalBatches,
     checkpointDir,
-    tokenizer: tokenizerRecordFor(backbone, tokenizer, image),
+    tokenizer: record,
     startStep: resume ? loaded.step : 0,
     ...(onProgress ? { onProgress } : {}),
   });

@@ -1,4 +1,7 @@
-/** `factrl pretrain CONFIG`: make the base policy (pretrain on FactWorld → SFT → factuality report). */
+/**
+ * `factrl pretrain CONFIG`: make the base policy (pretrain on FactWorld → SFT → factuality report),
+ * or fine-tune a Hugging Face model (`init: hf:DIR`) on the world's answers in its own tokenizer.
+ */
 import type { Command } from "commander";
 import { Console, Effect } from "effect";
 import { initBackend } from "../../models/index.ts";
@@ -48,7 +51,9 @@ function describe(event: PipelineEvent): string | undefined {
 export function registerPretrain(program: Command): void {
   program
     .command("pretrain")
-    .description("make the base policy: pretrain on the FactWorld corpus (resumable), SFT, factuality report")
+    .description(
+      "make the base policy: pretrain on the FactWorld corpus (resumable), SFT, factuality report; or SFT a Hugging Face model (init: hf:DIR)",
+    )
     .argument("<config>", "pretrain config (YAML), e.g. configs/pretrain.yaml")
     .option("--set <key=value>", "override a config value, e.g. --set pretrain.steps=100 (repeatable)", collect, [])
     .action((file: string, options: { set: string[] }) => {
@@ -57,10 +62,14 @@ export function registerPretrain(program: Command): void {
           try: () => loadPretrainConfig(file, options.set),
           catch: (error) => new UsageError({ reason: (error as Error).message }),
         });
-        // The directories it writes: a pretraining that cannot save is found before its first step.
+        // The directories it writes, and the model it starts from (`init: hf:DIR`, checked whole): a
+        // pretraining that cannot start or save is found before its first step.
         const directory = { kind: "directory" } as const;
         yield* checkPaths(
           [
+            ...(config.init !== undefined
+              ? [{ field: "init", path: config.init, check: { kind: "checkpoint" } as const }]
+              : []),
             { field: "output", path: config.output, check: directory },
             ...(config.export !== undefined
               ? [{ field: "export.dir", path: config.export.dir, check: directory }]
