@@ -12,18 +12,16 @@
  *   may hold (they ignore versions they have passed), and refuses to start over a pointer ahead of
  *   everything it announced.
  */
-import { Effect, Queue, Schema, type Scope } from "effect";
+import { Effect, Queue, type Scope } from "effect";
 import { ANY_POINTER_WRITE, RoleFatal } from "../actors/index.ts";
 import {
   type BlobError,
   type Experiment,
   type Nats,
-  POLICY_KEY,
   type PolicyPointer,
   publishPolicy,
   type StateEntry,
   type StateError,
-  type StateKey,
   watchState,
 } from "../messaging/index.ts";
 
