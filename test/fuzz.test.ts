@@ -11,10 +11,12 @@
  * place and that the readers survive all of them.
  */
 import { Kvm } from "@nats-io/kv";
-import { Effect, Either, Fiber, Queue, type Scope } from "effect";
+import { Deferred, Effect, Either, Exit, Fiber, Queue, type Scope } from "effect";
 import pino from "pino";
 import { beforeAll, describe, expect, inject, it } from "vitest";
+import { echoRole } from "../actors/echo.ts";
 import { followPolicy } from "../actors/policy-sync.ts";
+import { runActor } from "../actors/runtime.ts";
 import {
   LEARNER_PROGRESS_KEY,
   NO_LEARNER_PROGRESS,
@@ -23,7 +25,9 @@ import {
   ROLLOUTS_QUEUE,
   SCORED_QUEUE,
 } from "../actors/topology.ts";
+import { decodeConfig } from "../configs/index.ts";
 import {
+  ControlReplyMessage,
   ControlRequestMessage,
   consumeWork,
   decodeEnvelope,
@@ -82,28 +86,6 @@ const interleave = (bad: readonly Mutant[], good: (index: number) => Uint8Array)
 
 const accepts = <A>(type: MessageType<A>, bytes: Uint8Array) =>
   Either.isRight(decodeEnvelope(bytes, { accept: [type] }));
-
-describe("the codec under fuzzing", () => {
-  // The other types are decoded by the readers of their subjects below; control requests by the actor runtime.
-  const cases: [string, MessageType<unknown>, unknown][] = [
-    ["ControlRequest", ControlRequestMessage, { command: "status", args: {} }],
-  ];
-  it.each(cases)("%s: every mutant decodes or is refused with a bounded reason, never a throw", (_, type, body) => {
-    const original = encodeEnvelope(envelope(type, body, META));
-    const verdicts = { accepted: 0, refused: 0 };
-    for (const mutant of mutants(SEED, [original], "msgpack", MUTANTS_PER_SUBJECT)) {
-      const decoded = decodeEnvelope(mutant.bytes, { accept: [type] });
-      if (Either.isRight(decoded)) verdicts.accepted += 1;
-      else {
-        verdicts.refused += 1;
-        expect(decoded.left.reason.length, `${mutant.kind} at ${mutant.where}`).toBeLessThan(2_000);
-      }
-    }
-    expect(verdicts.accepted + verdicts.refused).toBe(MUTANTS_PER_SUBJECT);
-    // Most mutants break the message; some (an extra field, a long string) leave it valid.
-    expect(verdicts.refused).toBeGreaterThan(MUTANTS_PER_SUBJECT / 2);
-  });
-});
 
 /** A sample of each queue's message with its group id set to `id`. */
 const goodWork = (queue: WorkQueue<unknown>, id: string): unknown =>
@@ -270,6 +252,65 @@ describe("core subscriptions under fuzzing", () => {
     },
     120_000,
   );
+});
+
+describe("control requests under fuzzing", () => {
+  it("an actor answers every control request, refuses and counts every bad one, and keeps serving", async () => {
+    const config = Either.getOrThrow(
+      decodeConfig({ experiment: freshExperiment("fz"), nats: { url: natsUrl }, runtime: { heartbeatMs: 200 } }),
+    );
+    const status = (id: string) =>
+      encodeEnvelope(envelope(ControlRequestMessage, { command: "status", args: {} }, { ...META, id }));
+    const stream = interleave(mutants(SEED + 13, [status("orig")], "msgpack", MUTANTS_PER_SUBJECT), (i) =>
+      status(`good-${i}`),
+    );
+    const result = await withFuzzConnection(
+      config.experiment,
+      Effect.gen(function* () {
+        const nats = yield* Nats;
+        const { subjects } = yield* Experiment;
+        yield* ensureWorkQueues(echoRole.takes ?? []);
+        yield* ensureWorkQueues(echoRole.gives ?? []);
+        const drain = yield* Deferred.make<string>();
+        const actor = yield* Effect.fork(runActor({ role: echoRole, config, id: "echo-fz", drain }));
+        const subject = subjects.control("echo", "echo-fz");
+        const ask = (bytes: Uint8Array) =>
+          Effect.promise(async () => {
+            for (;;) {
+              try {
+                const reply = await nats.connection.request(subject, bytes, { timeout: 2_000 });
+                return Either.getOrThrow(decodeEnvelope(reply.data, { accept: [ControlReplyMessage] })).body;
+              } catch (error) {
+                if (!/no responders/i.test(`${error} ${(error as Error).cause}`)) throw error;
+                await new Promise((resolve) => setTimeout(resolve, 50)); // not announced yet
+              }
+            }
+          });
+        let goodAnswered = 0;
+        let refused = 0;
+        let expectedRefused = 0;
+        for (const message of stream) {
+          if (message.bytes.byteLength > nats.maxPayload) continue;
+          const decoded = decodeEnvelope(message.bytes, { accept: [ControlRequestMessage] });
+          const command = Either.isRight(decoded) ? decoded.right.body.command : undefined;
+          if (command === "drain") continue; // a valid drain would (rightly) stop the actor
+          if (command !== "status") expectedRefused += 1;
+          const reply = yield* ask(message.bytes);
+          if (message.good && reply.ok) goodAnswered += 1;
+          if (!reply.ok) refused += 1;
+        }
+        const last = yield* ask(status("last"));
+        yield* Deferred.succeed(drain, "fuzzed");
+        const exit = yield* Fiber.await(actor);
+        return { goodAnswered, refused, expectedRefused, last, exit };
+      }),
+    );
+    expect(result.goodAnswered).toBe(stream.filter((m) => m.good).length);
+    expect(result.refused).toBe(result.expectedRefused);
+    // The actor's own count of what it refused, as its heartbeats and `factrl status` show it.
+    expect(result.last).toMatchObject({ ok: true, data: { rejectedRequests: result.expectedRefused } });
+    expect(Exit.isSuccess(result.exit)).toBe(true);
+  }, 120_000);
 });
 
 describe("the policy pointer under fuzzing", () => {
