@@ -7,9 +7,10 @@
  * short or flipped. Everything is a function of the seed, so a failing mutant can be rebuilt from the
  * seed and its index.
  */
+import { createRng } from "../../envs/index.ts";
 import { packWire, unpackPlain } from "../../messaging/wire.ts";
 
-/** A deterministic random stream (mulberry32). */
+/** A deterministic random stream: FactWorld's seeded PRNG, drawing integers below a bound. */
 export interface Random {
   /** In [0, 1). */
   readonly next: () => number;
@@ -19,16 +20,8 @@ export interface Random {
 }
 
 export function seededRandom(seed: number): Random {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  return { next, int, pick: (items) => items[int(items.length)]! };
+  const rng = createRng(seed);
+  return { next: () => rng.next(), int: (n) => rng.int(0, n - 1), pick: (items) => rng.pick(items) };
 }
 
 /** The kinds of mutation; a mutant says which it got, so a failure names it. */
