@@ -103,7 +103,7 @@ const groupIdOf = (queue: WorkQueue<unknown>, body: unknown): string => {
 describe("work queues under fuzzing", () => {
   // prompts and scored are read with a fetcher (rollout actor, learner), rollouts by consumeWork (reward actor).
   it.each([PROMPTS_QUEUE, ROLLOUTS_QUEUE, SCORED_QUEUE] as WorkQueue<unknown>[])(
-    "%s: every good message processed, every refused mutant dead-lettered with its reason, the queue empty",
+    "$name: every good message processed, every refused mutant dead-lettered with its reason, the queue empty",
     async (queue) => {
       const experiment = freshExperiment("fz");
       const original = encodeEnvelope(envelope(queue.message, goodWork(queue, "g-orig"), META));
