@@ -24,7 +24,7 @@ export {
   QueueConflict,
   recordedNatsUrl,
 } from "./launcher.ts";
-export { followPolicy, type PolicyFollower, type PolicyInUse } from "./policy-sync.ts";
+export { ANY_POINTER_WRITE, followPolicy, type PolicyFollower, type PolicyInUse } from "./policy-sync.ts";
 export { publishedTextFormat, publishPolicyTokenizer, TokenizerMismatch } from "./policy-tokenizer.ts";
 export { checkTrainingPool } from "./prompt-choice.ts";
 export { openConfiguredRetriever, RetrieverUnavailable, retrieverRole } from "./retriever.ts";

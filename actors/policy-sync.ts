@@ -7,8 +7,10 @@
  * learner writes its progress (LearnerProgress.policyVersion) before it announces a version, so a
  * pointer ahead of the learner's progress, or naming another version's weights, is forged. It is
  * refused — logged, counted, the version in use kept — and later real announcements still count.
+ * So is a value that is no policy pointer at all: the key is read as any value and checked here, so
+ * that a garbage write is one refusal, never a failure of the reader (a `getState` of it fails).
  */
-import { Duration, Effect, Option, Queue, type Scope } from "effect";
+import { Duration, Effect, Either, Option, ParseResult, Queue, Schema, type Scope } from "effect";
 import {
   type BlobError,
   type Experiment,
@@ -16,9 +18,10 @@ import {
   getState,
   type Nats,
   POLICY_KEY,
-  type PolicyPointer,
+  PolicyPointer,
   type StateEntry,
   type StateError,
+  type StateKey,
   watchState,
   weightsBlobName,
 } from "../messaging/index.ts";
@@ -53,22 +56,28 @@ const buildPublishedArchitecture = Effect.gen(function* () {
   }
 });
 
+/** Any value written under the pointer's key (a forgery need not be a well-formed pointer): checked by its reader. */
+export const ANY_POINTER_WRITE: StateKey<unknown, unknown> = { key: POLICY_KEY.key, schema: Schema.Unknown };
+const decodePointer = Schema.decodeUnknownEither(PolicyPointer);
+
 export const followPolicy: Effect.Effect<PolicyFollower, StateError, Nats | Experiment | Scope.Scope> = Effect.gen(
   function* () {
-    const updates = yield* watchState(POLICY_KEY);
+    const updates = yield* watchState(ANY_POINTER_WRITE);
     let announced: PolicyPointer | undefined;
     let inUse: { policy: Policy; version: number } | undefined;
     let refused = 0;
     /** The learner's progress version last read: re-read only when a pointer goes beyond it. */
     let learnerVersion = -1;
 
-    const refuse = (entry: StateEntry<PolicyPointer>, why: string) =>
+    const refuse = (revision: number, what: string, why: string) =>
       Effect.gen(function* () {
         refused += 1;
-        yield* Effect.logWarning(
-          `refused policy pointer revision ${entry.revision} announcing version ${entry.value.version}: ${why}; ` +
-            `keeping version ${inUse?.version ?? "none"} (${refused} refused so far)`,
-        );
+        // A flood of forgeries logs ~10 lines, then every power of ten.
+        if (refused <= 10 || Number.isInteger(Math.log10(refused)))
+          yield* Effect.logWarning(
+            `refused policy pointer revision ${revision} ${what}: ${why}; ` +
+              `keeping version ${inUse?.version ?? "none"} (${refused} refused so far)`,
+          );
         return false;
       });
 
@@ -76,20 +85,30 @@ export const followPolicy: Effect.Effect<PolicyFollower, StateError, Nats | Expe
     const plausible = (entry: StateEntry<PolicyPointer>) =>
       Effect.gen(function* () {
         const { version, weights } = entry.value;
+        const refuseIt = (why: string) => refuse(entry.revision, `announcing version ${version}`, why);
         if (weights !== weightsBlobName(version))
-          return yield* refuse(entry, `it names weights ${JSON.stringify(weights.slice(0, 80))}`);
-        if (version > learnerVersion)
-          learnerVersion = (yield* getState(LEARNER_PROGRESS_KEY))?.value.policyVersion ?? -1;
-        if (version > learnerVersion)
-          return yield* refuse(entry, `the learner's progress is at version ${learnerVersion}`);
+          return yield* refuseIt(`it names weights ${JSON.stringify(weights.slice(0, 80))}`);
+        if (version > learnerVersion) {
+          // The progress key is anyone's to write too: unreadable progress vouches for nothing.
+          const progress = yield* getState(LEARNER_PROGRESS_KEY).pipe(Effect.either);
+          if (Either.isLeft(progress))
+            return yield* refuseIt(`the learner's progress is unreadable (${progress.left.reason})`);
+          learnerVersion = progress.right?.value.policyVersion ?? -1;
+        }
+        if (version > learnerVersion) return yield* refuseIt(`the learner's progress is at version ${learnerVersion}`);
         return true;
       });
 
-    /** Takes `entry` as the newest announcement if it is newer and plausible. */
-    const consider = (entry: StateEntry<PolicyPointer>) =>
+    /** Takes `entry` as the newest announcement if it is a pointer, newer and plausible. */
+    const consider = (entry: StateEntry<unknown>) =>
       Effect.gen(function* () {
-        if (announced && entry.value.version <= announced.version) return;
-        if (yield* plausible(entry)) announced = entry.value;
+        const pointer = decodePointer(entry.value);
+        if (Either.isLeft(pointer)) {
+          const why = ParseResult.TreeFormatter.formatErrorSync(pointer.left).slice(0, 300);
+          return yield* refuse(entry.revision, "(not a policy pointer)", why);
+        }
+        if (announced && pointer.right.version <= announced.version) return;
+        if (yield* plausible({ value: pointer.right, revision: entry.revision })) announced = pointer.right;
       });
 
     const drainUpdates = Effect.gen(function* () {
@@ -103,15 +122,21 @@ export const followPolicy: Effect.Effect<PolicyFollower, StateError, Nats | Expe
         yield* Effect.promise(() => policy.importWeights(bytes, pointer.weights));
       });
 
-    const current: PolicyFollower["current"] = Effect.gen(function* () {
-      yield* drainUpdates;
-      while (!announced) {
-        yield* consider(yield* Queue.take(updates));
+    /** Waits until a version at or above `version` is announced: the newest announcement. */
+    const announcedAtLeast = (version: number) =>
+      Effect.gen(function* () {
         yield* drainUpdates;
-      }
+        for (;;) {
+          if (announced !== undefined && announced.version >= version) return announced;
+          yield* consider(yield* Queue.take(updates));
+          yield* drainUpdates;
+        }
+      });
+
+    const current: PolicyFollower["current"] = Effect.gen(function* () {
+      let target = yield* announcedAtLeast(0);
       if (!inUse) inUse = { policy: yield* buildPublishedArchitecture, version: -1 };
-      while (announced.version > inUse.version) {
-        const target = announced;
+      for (; target.version > inUse.version; target = announced ?? target) {
         // The learner keeps only the newest few versions' weights: one superseded while this reader
         // lagged is gone, and a newer one has been announced (or is about to be) — load that instead.
         const loaded = yield* load(inUse.policy, target).pipe(
@@ -121,7 +146,7 @@ export const followPolicy: Effect.Effect<PolicyFollower, StateError, Nats | Expe
             (error) =>
               Effect.gen(function* () {
                 yield* drainUpdates;
-                if (announced!.version > target.version) return false;
+                if ((announced?.version ?? -1) > target.version) return false;
                 const next = yield* Queue.take(updates).pipe(Effect.timeout(SUPERSEDED_WAIT), Effect.option);
                 if (Option.isNone(next)) return yield* error;
                 yield* consider(next.value);
@@ -138,8 +163,8 @@ export const followPolicy: Effect.Effect<PolicyFollower, StateError, Nats | Expe
 
     const loadVersion: PolicyFollower["loadVersion"] = (version) =>
       Effect.gen(function* () {
-        // Wait until the learner has published that version (its weights are stored before the pointer).
-        while (((yield* getState(POLICY_KEY))?.value.version ?? -1) < version) yield* Effect.sleep("200 millis");
+        // Wait until the learner has announced that version (its weights are stored before the pointer).
+        yield* announcedAtLeast(version);
         const policy = yield* buildPublishedArchitecture;
         yield* load(policy, { version, weights: weightsBlobName(version), publishedAt: 0 });
         return policy;

@@ -36,6 +36,23 @@ export interface RolloutBatch {
   readonly metrics: Readonly<Record<string, number>>;
 }
 
+/**
+ * More answers than a rollout group can carry under NATS' max_payload (each answer is at least a few
+ * bytes a token): a group asking for more is refused alone instead of allocating for it.
+ */
+export const MAX_GROUP_SIZE = 1024;
+
+/**
+ * Why the policy cannot sample a read prompt, or undefined: one that fills its whole context, or an
+ * absurd group size, would fail the batch's sampling call — and with it every other group of the batch.
+ */
+const unsampleable = (group: PromptGroup, tokens: Int32Array, maxSeqLen: number): string | undefined => {
+  if (tokens.length >= maxSeqLen)
+    return `its ${tokens.length} tokens leave no room to answer in the policy's ${maxSeqLen}-token context`;
+  if (group.groupSize > MAX_GROUP_SIZE) return `it asks for ${group.groupSize} answers, over ${MAX_GROUP_SIZE}`;
+  return undefined;
+};
+
 const toAnswer = (sequence: SampledSequence, text: string): Answer => ({
   tokens: sequence.tokens as Int32Array<ArrayBuffer>,
   logProbs: sequence.logProbs as Float32Array<ArrayBuffer>,
@@ -89,13 +106,17 @@ export function makeRolloutWork<E, R>(
       const unreadable: UnreadablePrompt[] = [];
       for (const group of groups) {
         const tokens = Either.try(() => format.promptTokens(group.prompt, group.picture));
-        if (Either.isRight(tokens)) read.push({ group, tokens: tokens.right as Int32Array<ArrayBuffer> });
-        else {
-          const why = tokens.left instanceof Error ? tokens.left.message : String(tokens.left);
-          unreadable.push({
-            group,
-            reason: `prompt ${group.promptId} (group ${group.groupId}) cannot be read by this policy: ${why}`,
-          });
+        const why = Either.isLeft(tokens)
+          ? tokens.left instanceof Error
+            ? tokens.left.message
+            : String(tokens.left)
+          : unsampleable(group, tokens.right, policy.config.maxSeqLen);
+        if (why === undefined && Either.isRight(tokens)) {
+          read.push({ group, tokens: tokens.right as Int32Array<ArrayBuffer> });
+        } else {
+          // Ids come from the message: cut short for the log line and the dead letter's header.
+          const [prompt, id] = [group.promptId.slice(0, 80), group.groupId.slice(0, 80)];
+          unreadable.push({ group, reason: `prompt ${prompt} (group ${id}) cannot be read by this policy: ${why}` });
         }
       }
       const nothingRead: RolloutBatch = { rollouts: [], unreadable, metrics: {} };

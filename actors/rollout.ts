@@ -8,15 +8,16 @@
  *
  * Subjects: pulls PromptGroup from the `prompts` work queue (demand-driven: a busy actor takes
  * nothing), publishes RolloutGroup to `rollouts` (msgID = group id), metrics on `metrics.<id>`. A
- * prompt its policy cannot read (a picture of the wrong size) is dead-lettered alone.
+ * prompt its policy cannot read (a picture of the wrong size, more tokens than its context) is
+ * dead-lettered alone, and so is one whose rollout group is too large to publish.
  */
-import { Deferred, Duration, Effect, Fiber, Schedule } from "effect";
+import { Deferred, Effect, Fiber } from "effect";
 import {
   Experiment,
   MetricsEventMessage,
   openWorkFetcher,
   publishMessage,
-  publishWorkAll,
+  publishWork,
   type WorkItem,
   WorkOutcome,
 } from "../messaging/index.ts";
@@ -29,20 +30,6 @@ import { PROMPTS_QUEUE, type PromptGroup, ROLLOUTS_QUEUE } from "./topology.ts";
 
 /** How long one pull waits for prompt groups before asking again. */
 const PULL_EXPIRES_MS = 1_000;
-/** Tells the server the batch is still being worked on, well inside its ack wait. */
-const KEEP_ALIVE = Schedule.spaced(Duration.seconds(5));
-
-/** Runs `work` while telling the server every item is still in progress. */
-const keepingAlive = <A, E, R>(items: readonly WorkItem<PromptGroup>[], work: Effect.Effect<A, E, R>) =>
-  Effect.gen(function* () {
-    const ticker = yield* Effect.fork(
-      Effect.repeat(
-        Effect.forEach(items, (item) => item.working),
-        KEEP_ALIVE,
-      ).pipe(Effect.delay(Duration.seconds(5))),
-    );
-    return yield* work.pipe(Effect.ensuring(Fiber.interrupt(ticker)));
-  });
 
 export const rolloutRole: RoleDefinition = {
   name: "rollout",
@@ -98,8 +85,10 @@ export const rolloutRole: RoleDefinition = {
       type SampledBatch = Effect.Effect.Success<ReturnType<typeof sampleBatch>>;
 
       /**
-       * Publishes a sampled batch's rollout groups together (acks awaited together), then settles its
-       * prompt groups: a prompt group is settled only once its rollout group is stored.
+       * Publishes a sampled batch's rollout groups, each alone (acks awaited together), then settles
+       * its prompt groups: a prompt group is settled only once its rollout group is stored. A rollout
+       * group over the server's max_payload is refused before sending: its prompt group is
+       * dead-lettered with the reason, alone — the rest of the batch goes on.
        */
       // Shares of the wall time between batch reports: sampling (busy), and weights/acks (stalled).
       let reportedAt = performance.now();
@@ -110,12 +99,31 @@ export const rolloutRole: RoleDefinition = {
       ) =>
         Effect.gen(function* () {
           const started = performance.now();
-          yield* publishWorkAll(ROLLOUTS_QUEUE, sampled.rollouts);
-          for (const item of sampled.items) {
-            yield* item.settle(WorkOutcome.done);
+          const outcomes = yield* Effect.forEach(
+            sampled.rollouts,
+            (rollout) =>
+              publishWork(ROLLOUTS_QUEUE, rollout.body, { msgId: rollout.msgId }).pipe(
+                Effect.as(WorkOutcome.done),
+                Effect.catchTag("MessageTooLargeError", (error) =>
+                  Effect.succeed(WorkOutcome.reject(`its rollout group cannot be published: ${error.message}`)),
+                ),
+              ),
+            { concurrency: "unbounded" },
+          );
+          let published = 0;
+          for (const [i, item] of sampled.items.entries()) {
+            const outcome = outcomes[i]!;
+            if (outcome._tag === "Done") published += 1;
+            else {
+              yield* Effect.logWarning(
+                `prompt group ${item.body.groupId.slice(0, 80)} dead-lettered: ${outcome.reason}`,
+              );
+              actor.recordFailed(1);
+            }
+            yield* item.settle(outcome);
             settled.add(item);
           }
-          actor.recordProcessed(sampled.items.length);
+          actor.recordProcessed(published);
           const now = performance.now();
           const wallMs = now - reportedAt;
           reportedAt = now;
@@ -184,8 +192,8 @@ export const rolloutRole: RoleDefinition = {
           const handBack = handingBack(fetched, settled);
           yield* actor
             .inHand(
-              keepingAlive(
-                fetched,
+              prompts.keepingAlive(
+                () => fetched.filter((item) => !settled.has(item)),
                 Effect.gen(function* () {
                   const sampled = yield* sampleBatch(fetched, settled);
                   if (sampled.items.length === 0) return;
@@ -193,7 +201,10 @@ export const rolloutRole: RoleDefinition = {
                   if (publishing) yield* Fiber.join(publishing);
                   const timings = { fetchMs, publishMs: performance.now() - waitStarted };
                   publishing = yield* forkInHand(
-                    keepingAlive(sampled.items, publishBatch(sampled, settled, timings)),
+                    prompts.keepingAlive(
+                      () => sampled.items.filter((item) => !settled.has(item)),
+                      publishBatch(sampled, settled, timings),
+                    ),
                     handBack,
                   );
                 }),

@@ -295,6 +295,7 @@ export const runActor = (options: RunActorOptions) =>
       let busy: Heartbeat["busy"];
       let reason: string | undefined;
       let lastHeartbeatAt = 0;
+      let rejectedRequests = 0;
       const drainRequested = options.drain ?? (yield* Deferred.make<string>());
       const drainStarted = yield* Deferred.make<void>();
       let draining = false;
@@ -320,6 +321,7 @@ export const runActor = (options: RunActorOptions) =>
         state,
         restarts,
         ...(busy !== undefined ? { busy } : {}),
+        ...(rejectedRequests > 0 ? { rejectedRequests } : {}),
         ...(reason !== undefined ? { reason } : {}),
       });
       const statusRecord = actorStatusKey(id);
@@ -469,13 +471,20 @@ export const runActor = (options: RunActorOptions) =>
         subject: subjects.control(role.name, id),
         metadata: { commands: "drain,status" },
         handler: (error, msg) => {
-          if (error) return;
-          const decoded = decodeEnvelope(msg.data, { accept: [ControlRequestMessage] });
           const reply = (ok: boolean, message: string, data?: unknown) =>
             msg.respond(
               encodeEnvelope(envelope(ControlReplyMessage, { ok, message, data }, { experiment, sender: id })),
             );
-          if (Either.isLeft(decoded)) return reply(false, `bad control request: ${decoded.left.message}`);
+          /** Logs and counts a refused request (a flood logs ~10 lines, then every power of ten), and says why. */
+          const refuse = (why: string) => {
+            rejectedRequests += 1;
+            if (rejectedRequests <= 10 || Number.isInteger(Math.log10(rejectedRequests)))
+              logger.warn({ subject: msg.subject, reason: why, count: rejectedRequests }, "refused control request");
+            return reply(false, why);
+          };
+          if (error) return refuse(`control request failed: ${error.message}`);
+          const decoded = decodeEnvelope(msg.data, { accept: [ControlRequestMessage], maxBytes: nats.maxPayload });
+          if (Either.isLeft(decoded)) return refuse(`bad control request: ${decoded.left.message}`);
           const { command } = decoded.right.body;
           if (command === "drain") {
             // Anyone on the server may send one (no auth yet): say who claims to have.
@@ -485,7 +494,7 @@ export const runActor = (options: RunActorOptions) =>
             return reply(true, `${id} draining`);
           }
           if (command === "status") return reply(true, `${id} ${state}`, heartbeat());
-          return reply(false, `unknown command ${JSON.stringify(command)} (known: drain, status)`);
+          return refuse(`unknown command ${JSON.stringify(command.slice(0, 80))} (known: drain, status)`);
         },
       });
 

@@ -17,7 +17,7 @@
  * policy-pointer.ts); metrics on `metrics.learner`.
  */
 import { join } from "node:path";
-import { Duration, Effect, Schedule } from "effect";
+import { Duration, Effect } from "effect";
 import {
   EVALUATION_DONE_KEY,
   experimentEnvironment,
@@ -63,7 +63,6 @@ import { ownPolicyPointer, startingAnnouncement } from "./policy-pointer.ts";
 import { type StallReport, watchForStalls } from "./stall-watchdog.ts";
 import { learnerStepMetrics } from "./step-metrics.ts";
 
-const KEEP_ALIVE = Schedule.spaced(Duration.seconds(5));
 const FETCH_EXPIRES_MS = 1_000;
 /**
  * Used groups wait unacked for a checkpoint; the `scored` consumer stops delivering at its
@@ -155,12 +154,7 @@ export const learnerRole: RoleDefinition = {
       const scored = yield* openWorkFetcher(SCORED_QUEUE);
       /** Deliveries settled by the learner only once a checkpoint covers them. */
       let held: WorkItem<ScoredGroup>[] = [];
-      yield* Effect.forkScoped(
-        Effect.repeat(
-          Effect.suspend(() => Effect.forEach(held, (item) => item.working, { discard: true })),
-          KEEP_ALIVE,
-        ),
-      );
+      yield* Effect.forkScoped(scored.keepingAlive(() => held, Effect.never));
 
       const publishMetrics = (values: Record<string, number>) =>
         publishMessage(subjects.metrics("learner"), MetricsEventMessage, {

@@ -12,18 +12,16 @@
  *   may hold (they ignore versions they have passed), and refuses to start over a pointer ahead of
  *   everything it announced.
  */
-import { Effect, Queue, Schema, type Scope } from "effect";
-import { RoleFatal } from "../actors/index.ts";
+import { Effect, Queue, type Scope } from "effect";
+import { ANY_POINTER_WRITE, RoleFatal } from "../actors/index.ts";
 import {
   type BlobError,
   type Experiment,
   type Nats,
-  POLICY_KEY,
   type PolicyPointer,
   publishPolicy,
   type StateEntry,
   type StateError,
-  type StateKey,
   watchState,
 } from "../messaging/index.ts";
 
@@ -60,9 +58,6 @@ export function startingAnnouncement(input: {
     ? { _tag: "Current", version: checkpointVersion }
     : { _tag: "Publish", version: checkpointVersion };
 }
-
-/** Any value written under the pointer's key: a forgery need not be a well-formed pointer. */
-const ANY_POINTER_WRITE: StateKey<unknown, unknown> = { key: POLICY_KEY.key, schema: Schema.Unknown };
 
 const describeWrite = (value: unknown): string => {
   const version = (value as { version?: unknown } | null)?.version;

@@ -16,7 +16,8 @@ import { fromWire, packWire, unpackPlain, WireFormatError } from "./wire.ts";
 /** NATS' default max_payload; factrl messages must fit in it (weights go to the Object Store). */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
-type Validator<A> = (input: unknown) => Either.Either<A, ParseResult.ParseError>;
+/** `all`: name every wrong field (Effect's `errors: "all"`), else stop at the first. */
+type Validator<A> = (input: unknown, all?: boolean) => Either.Either<A, ParseResult.ParseError>;
 
 /**
  * A message type: the contract for one kind of message. `name` and `version` travel in the envelope
@@ -27,7 +28,10 @@ export interface MessageType<A> {
   readonly name: string;
   readonly version: number;
   readonly schema: Schema.Schema.AnyNoContext;
-  /** Checks a received body (already restored from the wire): the fast check, then Effect's decoder. */
+  /**
+   * Checks a received body (already restored from the wire): the fast check, then Effect's decoder,
+   * naming every wrong field unless `all` is false (then only the first: bounded cost for big input).
+   */
   readonly validate: Validator<A>;
 }
 
@@ -37,8 +41,9 @@ export type MessageBody<T> = T extends MessageType<infer A> ? A : never;
 /** The fast check accepts valid input as is; Effect's decoder judges the rest and explains failures. */
 function validator<A>(schema: Schema.Schema<A, unknown>): Validator<A> {
   const quick = checkFor(schema.ast);
-  const decode = Schema.decodeUnknownEither(schema, { errors: "all" });
-  return (input) => (quick(input) ? Either.right(input as A) : decode(input));
+  const decodeAll = Schema.decodeUnknownEither(schema, { errors: "all" });
+  const decodeFirst = Schema.decodeUnknownEither(schema);
+  return (input, all = true) => (quick(input) ? Either.right(input as A) : all ? decodeAll(input) : decodeFirst(input));
 }
 
 /**
@@ -131,17 +136,49 @@ export function encodeEnvelope(message: Envelope, maxBytes: number = MAX_MESSAGE
   return bytes;
 }
 
-const EnvelopeShape = Schema.Struct({
-  type: Schema.String,
-  version: Schema.Int,
-  experiment: Schema.String,
-  sender: Schema.String,
-  sentAt: Schema.Number,
-  id: Schema.String,
-  body: Schema.Unknown,
-});
+/** The envelope's fields besides the body, and the type each must have. */
+const ENVELOPE_FIELDS = [
+  ["type", "string"],
+  ["version", "integer"],
+  ["experiment", "string"],
+  ["sender", "string"],
+  ["sentAt", "number"],
+  ["id", "string"],
+] as const;
 
-const decodeEnvelopeShape = validator(EnvelopeShape as Schema.Schema<typeof EnvelopeShape.Type, unknown>);
+/** What a value is, in a word: never the value itself, which may be huge or nested thousands deep. */
+const kindOf = (value: unknown): string =>
+  value === null ? "null" : Array.isArray(value) ? "a list" : value instanceof Uint8Array ? "bytes" : typeof value;
+
+/**
+ * The envelope's wrong fields, or undefined when it is one. Checked by hand rather than by a schema:
+ * Effect's messages quote the wrong value, and formatting a 5,000-level nesting overflowed the stack.
+ */
+function envelopeProblems(raw: unknown): string | undefined {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw) || raw instanceof Uint8Array)
+    return `expected a map, got ${kindOf(raw)}`;
+  const record = raw as Record<string, unknown>;
+  const problems: string[] = [];
+  for (const [field, expected] of ENVELOPE_FIELDS) {
+    const value = record[field];
+    const ok =
+      expected === "integer"
+        ? Number.isInteger(value)
+        : expected === "number"
+          ? typeof value === "number"
+          : typeof value === expected;
+    const want = expected === "integer" ? "an integer" : `a ${expected}`;
+    if (!ok) problems.push(`["${field}"]: expected ${want}, got ${kindOf(value)}`);
+  }
+  if (!Object.hasOwn(record, "body")) problems.push(`["body"]: is missing`);
+  return problems.length === 0 ? undefined : problems.join("; ");
+}
+
+/**
+ * A body this large that fails its check is explained by its first wrong field only: naming every one
+ * of 10,000 wrong metric tags took a second, long enough for the server to cut a subscriber off.
+ */
+const EXPLAIN_ALL_UP_TO_BYTES = 64 * 1024;
 
 /**
  * A decode failure's reason is logged and travels in a dead letter's header, and what it quotes
@@ -154,13 +191,38 @@ const MAX_ISSUE_CHARS = 200;
 const formatIssuePath = (path: ReadonlyArray<PropertyKey>): string =>
   path.map((key) => `[${typeof key === "number" ? key : JSON.stringify(String(key))}]`).join("");
 
-/** One `["field"][0]: expected …, actual …` per wrong field, bounded. */
+/** The wrong fields under `issue` (Effect's issue tree), each once: what ArrayFormatter would list. */
+function leafIssues(
+  issue: ParseResult.ParseIssue,
+  path: ReadonlyArray<PropertyKey>,
+  visit: (leaf: ParseResult.ParseIssue, path: ReadonlyArray<PropertyKey>) => void,
+) {
+  if (issue._tag === "Pointer") {
+    const at = Array.isArray(issue.path) ? issue.path : [issue.path];
+    leafIssues(issue.issue, [...path, ...at], visit);
+  } else if (issue._tag === "Composite") {
+    for (const inner of Array.isArray(issue.issues) ? issue.issues : [issue.issues]) leafIssues(inner, path, visit);
+  } else visit(issue, path);
+}
+
+/**
+ * One `["field"][0]: expected …, actual …` per wrong field, bounded: only the first MAX_REASON_ISSUES
+ * are formatted (formatting all 10,000 of a hostile message took most of a second), the rest counted.
+ */
 const formatParseError = (error: ParseResult.ParseError): string => {
-  const issues = ParseResult.ArrayFormatter.formatErrorSync(error);
-  const named = issues
-    .slice(0, MAX_REASON_ISSUES)
-    .map((issue) => boundString(`${formatIssuePath(issue.path) || "(top level)"}: ${issue.message}`, MAX_ISSUE_CHARS));
-  const more = issues.length - named.length;
+  const named: string[] = [];
+  let more = 0;
+  leafIssues(error.issue, [], (leaf, path) => {
+    if (named.length === MAX_REASON_ISSUES) {
+      more += 1;
+      return;
+    }
+    for (const issue of ParseResult.ArrayFormatter.formatIssueSync(leaf)) {
+      const where = formatIssuePath([...path, ...issue.path]) || "(top level)";
+      if (named.length < MAX_REASON_ISSUES) named.push(boundString(`${where}: ${issue.message}`, MAX_ISSUE_CHARS));
+      else more += 1;
+    }
+  });
   return named.join("; ") + (more > 0 ? `; and ${more} more problem${more === 1 ? "" : "s"}` : "");
 };
 
@@ -201,9 +263,10 @@ export function decodeEnvelope<A>(
   } catch (error) {
     return fail("not-msgpack", `not valid msgpack (${error instanceof Error ? error.message : String(error)})`);
   }
-  const shape = decodeEnvelopeShape(raw);
-  if (Either.isLeft(shape)) return fail("bad-envelope", `not a factrl envelope: ${formatParseError(shape.left)}`);
-  const { type, version } = shape.right;
+  const problems = envelopeProblems(raw);
+  if (problems !== undefined) return fail("bad-envelope", `not a factrl envelope: ${problems}`);
+  const shape = raw as Envelope<unknown>;
+  const { type, version } = shape;
   // A plain loop: this runs for every message a worker receives.
   let known: MessageType<A> | undefined;
   let named = false;
@@ -229,14 +292,14 @@ export function decodeEnvelope<A>(
   }
   let wireBody: unknown;
   try {
-    wireBody = fromWire(shape.right.body);
+    wireBody = fromWire(shape.body);
   } catch (error) {
     if (!(error instanceof WireFormatError)) throw error;
     return fail("bad-body", `${type} v${version}: ${boundString(error.message, MAX_ISSUE_CHARS)}`);
   }
-  const body = known.validate(wireBody);
+  const body = known.validate(wireBody, bytes.byteLength <= EXPLAIN_ALL_UP_TO_BYTES);
   if (Either.isLeft(body)) return fail("bad-body", `${type} v${version}: ${formatParseError(body.left)}`);
   // The fast check hands back the input itself: no copy needed then.
-  const message = body.right === shape.right.body ? shape.right : { ...shape.right, body: body.right };
+  const message = body.right === shape.body ? shape : { ...shape, body: body.right };
   return Either.right(message as Envelope<A>);
 }

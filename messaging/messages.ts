@@ -47,6 +47,8 @@ export const Heartbeat = Schema.Struct({
    * actor's event loop, so that heartbeats and $SRV replies stop until it ends.
    */
   busy: Schema.optional(Schema.Struct({ what: Schema.String, since: EpochMillis })),
+  /** Control requests refused since start (undecodable, or an unknown command): each is logged with its subject. */
+  rejectedRequests: Schema.optional(NonNegativeInt),
   /** Why the actor is draining, stopped or failed (a drain request and its sender, a signal, its job done…). */
   reason: Schema.optional(Schema.String),
 });

@@ -11,6 +11,8 @@ import { Data, Duration, Effect, Either, ParseResult, Queue, Schedule, Schema, t
 import { type BlobError, type BlobInfo, deleteBlob, weightsBlobName, writeBlob } from "./blobs.ts";
 import { isLeaderless, Nats } from "./connection.ts";
 import { Experiment } from "./experiment.ts";
+import { boundString } from "./log.ts";
+import { nestedDeeperThan } from "./wire.ts";
 
 export class StateError extends Data.TaggedError("StateError")<{
   readonly key: string;
@@ -80,11 +82,18 @@ const decodeValue = <A, I>(state: StateKey<A, I>, bytes: Uint8Array): Either.Eit
   try {
     json = JSON.parse(new TextDecoder().decode(bytes));
   } catch (error) {
-    return Either.left(new StateError({ key: state.key, reason: `not JSON: ${String(error)}` }));
+    return Either.left(new StateError({ key: state.key, reason: `not JSON: ${boundString(String(error), 300)}` }));
   }
+  // The schema's error message quotes the value: one nested thousands deep overflowed the stack.
+  if (nestedDeeperThan(json)) return Either.left(new StateError({ key: state.key, reason: "nested too deep" }));
   return Schema.decodeUnknownEither(state.schema, { errors: "all" })(json).pipe(
     Either.mapLeft(
-      (error) => new StateError({ key: state.key, reason: ParseResult.TreeFormatter.formatErrorSync(error) }),
+      // A value is anyone's to write: its quoted parts stay bounded in the log line.
+      (error) =>
+        new StateError({
+          key: state.key,
+          reason: boundString(ParseResult.TreeFormatter.formatErrorSync(error), 1_000),
+        }),
     ),
   );
 };

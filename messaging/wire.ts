@@ -148,6 +148,18 @@ const typedArrayOf = (dtype: string, data: Uint8Array): ArrayBufferView => {
  */
 const MAX_WIRE_DEPTH = 64;
 
+/** Whether `value` nests maps or lists more than `limit` deep (a walk that stops there: no recursion to overflow). */
+export function nestedDeeperThan(value: unknown, limit: number = MAX_WIRE_DEPTH): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (typeof node !== "object" || node === null || ArrayBuffer.isView(node)) continue;
+    if (depth >= limit) return true;
+    for (const item of Array.isArray(node) ? node : Object.values(node)) stack.push([item, depth + 1]);
+  }
+  return false;
+}
+
 /** `fromWire` one level down: a failure below gets `key` in front of its path. */
 const fromWireAt = (value: object, key: PropertyKey, depth: number): unknown => {
   try {

@@ -623,6 +623,29 @@ const orHandBack = (runtime: QueueRuntime, msg: JsMsg) => (error: JetStreamError
 const receive = <A>(runtime: QueueRuntime<A>, msg: JsMsg) =>
   toWorkItem(runtime, msg).pipe(Effect.catchAll((error) => orHandBack(runtime, msg)(error).pipe(Effect.as(undefined))));
 
+/**
+ * How often a worker tells the server a delivery is still being worked on: a third of the consumer's
+ * ack wait, so two reminders can be late before the server redelivers (a fixed 5 s against a shorter
+ * ack wait let slow batches — big messages, a loaded machine — be redelivered while in hand, and each
+ * redelivery counted towards dead-lettering).
+ */
+const keepAliveEvery = (runtime: QueueRuntime) => Duration.millis(Math.max(100, runtime.ackWaitMs / 3));
+
+/** Runs `work` while reminding the server, every keepAliveEvery, that `items()` are still in progress. */
+const keepingAlive =
+  (runtime: QueueRuntime) =>
+  <B, E, R>(items: () => ReadonlyArray<WorkItem<unknown>>, work: Effect.Effect<B, E, R>) =>
+    Effect.gen(function* () {
+      const every = keepAliveEvery(runtime);
+      const ticker = yield* Effect.fork(
+        Effect.repeat(
+          Effect.suspend(() => Effect.forEach(items(), (item) => item.working, { discard: true })),
+          Schedule.spaced(every),
+        ).pipe(Effect.delay(every)),
+      );
+      return yield* work.pipe(Effect.ensuring(Fiber.interrupt(ticker)));
+    });
+
 export interface ConsumeWorkOptions {
   /** Items worked on at once (each worker pulls one when it is free). Default 1. */
   readonly concurrency?: number;
@@ -645,24 +668,23 @@ export const consumeWork = <A, E, R>(
   Effect.gen(function* () {
     const runtime = yield* openQueue(queue, options.counters ?? newWorkCounters());
     const expires = Math.max(1_000, options.pullExpiresMs ?? 5_000);
-    const keepAlive = Duration.millis(Math.max(100, runtime.ackWaitMs / 3));
+    const alive = keepingAlive(runtime);
     // Runs the handler; the outcome is applied afterwards, outside any interruption.
     const work = (msg: JsMsg) =>
       Effect.gen(function* () {
         const item = yield* receive(runtime, msg);
         if (item === undefined) return undefined;
-        const ticker = yield* Effect.fork(
-          Effect.repeat(item.working, Schedule.spaced(keepAlive)).pipe(Effect.delay(keepAlive)),
-        );
-        const outcome = yield* handler(item).pipe(
-          Effect.sandbox,
-          Effect.catchAll((cause) => {
-            const error = Cause.squash(cause);
-            return Effect.succeed(
-              WorkOutcome.retry(`handler failed: ${error instanceof Error ? error.message : String(error)}`),
-            );
-          }),
-          Effect.ensuring(Fiber.interrupt(ticker)),
+        const outcome = yield* alive(
+          () => [item],
+          handler(item).pipe(
+            Effect.sandbox,
+            Effect.catchAll((cause) => {
+              const error = Cause.squash(cause);
+              return Effect.succeed(
+                WorkOutcome.retry(`handler failed: ${error instanceof Error ? error.message : String(error)}`),
+              );
+            }),
+          ),
         );
         return { item, outcome };
       });
@@ -721,6 +743,14 @@ export interface WorkFetcher<A> {
     readonly max?: number;
     readonly expiresMs?: number;
   }) => Effect.Effect<ReadonlyArray<WorkItem<A>>, JetStreamError>;
+  /**
+   * Runs `work` while telling the server that the items `items()` returns (read at each reminder) are
+   * still being worked on, every third of the consumer's ack wait, so they are not redelivered meanwhile.
+   */
+  readonly keepingAlive: <B, E, R>(
+    items: () => ReadonlyArray<WorkItem<A>>,
+    work: Effect.Effect<B, E, R>,
+  ) => Effect.Effect<B, E, R>;
   readonly counters: WorkCounters;
 }
 
@@ -764,7 +794,7 @@ export const openWorkFetcher = <A>(
         }
         return items;
       });
-    return { fetch, counters };
+    return { fetch, keepingAlive: keepingAlive(runtime), counters };
   });
 
 /** How many messages the dead-letter stream holds for `queue`. */
