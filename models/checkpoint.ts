@@ -115,7 +115,8 @@ async function isComplete(dir: string): Promise<boolean> {
  */
 export async function recoverInterruptedSave(dir: string): Promise<string | undefined> {
   const parent = dirname(dir);
-  if (!existsSync(parent)) return undefined;
+  // Nothing to recover where there is no directory (absent, or a file in its place: saving reports that).
+  if (!(await stat(parent).catch(() => undefined))?.isDirectory()) return undefined;
   const stamp = (name: string) => Number(/-(\d+)$/.exec(name)?.[1] ?? 0);
   const leftovers = (prefix: string, entries: readonly string[]) =>
     entries

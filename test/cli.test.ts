@@ -60,7 +60,7 @@ describe("factrl command line", () => {
 
     expect(unknownRole.code).toBe(2);
     expect(unknownRole.stderr).toMatch(
-      /unknown role "juggler" \(available: curator, rollout, reward, evaluator, monitor, echo, learner\)/,
+      /unknown role "juggler" \(available: curator, rollout, reward, evaluator, monitor, echo, retriever, learner\)/,
     );
   }, 90_000);
 
