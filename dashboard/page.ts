@@ -98,8 +98,15 @@ function draw() {
   }
 }
 
-let drawPending = false;
-function redraw() { if (!drawPending) { drawPending = true; setTimeout(() => { drawPending = false; draw(); }, 300); } }
+// Live events arrive several times a second; redrawing for each would make the watching browser compete
+// with training for the machine's cores (bench/dashboard-open.ts). Once a second is enough for a person.
+const REDRAW_MS = 1000;
+const throttled = (fn) => { let pending = false; return () => { if (!pending) { pending = true; setTimeout(() => { pending = false; fn(); }, REDRAW_MS); } }; };
+// A tab in the background draws nothing; it catches up when shown again.
+const whenVisible = (fn) => () => { if (!document.hidden) fn(); };
+const redraw = throttled(whenVisible(draw));
+const redrawActors = throttled(whenVisible(() => renderActors()));
+document.addEventListener("visibilitychange", () => { if (!document.hidden) { draw(); renderActors(); } });
 
 const esc = (t) => String(t).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 function renderActors() {
@@ -185,7 +192,7 @@ async function start() {
   draw(); renderActors(); renderEvaluations();
   const events = new EventSource("/api/events" + q);
   events.addEventListener("metrics", (e) => { addMetrics(JSON.parse(e.data)); redraw(); });
-  events.addEventListener("heartbeat", (e) => { const a = JSON.parse(e.data); actors.set(a.id, a); renderActors(); });
+  events.addEventListener("heartbeat", (e) => { const a = JSON.parse(e.data); actors.set(a.id, a); redrawActors(); });
   events.addEventListener("evaluations", (e) => { evaluations = JSON.parse(e.data); renderEvaluations(); });
   events.onopen = () => { document.getElementById("live").textContent = "live"; };
   events.onerror = () => { document.getElementById("live").textContent = "disconnected (retrying)"; };

@@ -37,8 +37,9 @@ describe("the dashboard in a browser", () => {
         `experiment=${experiment}`,
         "--set",
         `output.dir=${outDir}`,
+        // Longer than the test: the page must stay live until the last check (SIGINT stops it then).
         "--set",
-        "learner.totalSteps=40",
+        "learner.totalSteps=400",
       ],
       REPO,
     );
