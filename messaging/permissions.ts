@@ -106,7 +106,8 @@ export function rolePermissions(layout: ExperimentLayout, access: RoleAccess): P
       ];
     }),
     ...access.writesState.map((key) => `$KV.${subjects.stateBucket}.${key}`),
-    ...(access.writesBlobs ? [`${subjects.blobs}.>`, `${js}.STREAM.PURGE.${subjects.weightsStream}`] : []),
+    // Old weights go message by message (messaging/blobs.ts says why not by purge).
+    ...(access.writesBlobs ? [`${subjects.blobs}.>`, `${js}.STREAM.MSG.DELETE.${subjects.weightsStream}`] : []),
     ...access.requests,
   ];
   const subscribe = [

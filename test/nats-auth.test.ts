@@ -276,7 +276,17 @@ describe("per-role permissions from factrl nats auth", () => {
       },
       120_000,
       500,
-    );
+    ).catch((error: unknown) => {
+      console.error(
+        run.output().slice(-6000),
+        server
+          .log()
+          .split("\n")
+          .filter((l) => /Violation/.test(l))
+          .slice(-10),
+      );
+      throw error;
+    });
     expect(new Set(live.map((actor) => actor.role)).size).toBeGreaterThanOrEqual(2);
     const { code } = await run.exited;
     expect(code, run.output().slice(-3000)).toBe(0);
