@@ -48,6 +48,7 @@ import {
   VqError,
 } from "../models/index.ts";
 import type { PretrainConfig } from "./pretrain-config.ts";
+import { seededSample } from "./pretrain-vision.ts";
 
 export type ContrastiveSettings = NonNullable<PretrainConfig["contrastive"]>;
 export type ContrastiveData = ContrastiveSettings["data"];
@@ -279,15 +280,12 @@ function staticSource(
   seed: number,
 ): number[] {
   if (data === "metaclip") return [...curated];
-  if (data === "random") {
-    const random = mulberry32(mixSeed(seed, 41));
-    const order = pool.map((_, i) => i);
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1));
-      [order[i], order[j]] = [order[j]!, order[i]!];
-    }
-    return order.slice(0, curated.length).sort((a, b) => a - b);
-  }
+  if (data === "random")
+    return seededSample(
+      pool.map((_, i) => i),
+      curated.length,
+      mixSeed(seed, 41),
+    ).sort((a, b) => a - b);
   return pool.map((_, i) => i);
 }
 
