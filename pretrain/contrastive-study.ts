@@ -32,6 +32,7 @@ export function contrastiveStudyTable(reports: readonly ContrastiveReport[]): st
   const header = [
     "data",
     "pairs drawn from",
+    "head / torso / tail share of them %",
     "entity top-1 % (all / head / torso / tail)",
     "attribute top-1 % (all / tail)",
     ...(target !== undefined ? [`steps to entity ${percent(target)} %`, "train s to it"] : []),
@@ -47,6 +48,7 @@ export function contrastiveStudyTable(reports: readonly ContrastiveReport[]): st
     return [
       DATA_NAMES[r.data],
       drawn,
+      `${percent(r.pool.buckets.head)} / ${percent(r.pool.buckets.torso)} / ${percent(r.pool.buckets.tail)}`,
       `${percent(e.all)} / ${percent(e.head)} / ${percent(e.torso)} / ${percent(e.tail)}`,
       `${percent(a.all)} / ${percent(a.tail)}`,
       ...(target !== undefined

@@ -114,6 +114,10 @@ describe("training the encoder", () => {
     expect(metaclip!.pool.trainingPairs).toBe(metaclip!.pool.curated);
     expect(metaclip!.pool.curated).toBeLessThan(400 - metaclip!.pool.unmatched + 1);
     expect(random!.pool.trainingPairs).toBe(metaclip!.pool.curated);
+    // Balancing moves pairs from the head to the tail.
+    expect(metaclip!.pool.buckets.tail).toBeGreaterThan(raw!.pool.buckets.tail);
+    expect(metaclip!.pool.buckets.head).toBeLessThan(raw!.pool.buckets.head);
+    for (const r of reports) expect(r.pool.buckets.head + r.pool.buckets.torso + r.pool.buckets.tail).toBeCloseTo(1, 9);
     // CiT curated at steps 0 and 2, 100 pairs each: half the pool scanned.
     expect(cit!.pool.curations!.map((c) => c.step)).toEqual([0, 2]);
     expect(cit!.pool.scannedShare).toBe(0.5);

@@ -19,6 +19,7 @@ import {
   type Picture,
   type PoolPair,
   pictureMetadata,
+  popularityBucket,
   rawPicturePool,
   renderPicture,
   VISUAL_ATTRIBUTES,
@@ -242,6 +243,8 @@ export interface ContrastiveReport {
     /** CiT: pairs scanned by curations, and how many distinct ones it kept, as shares of the pool. */
     readonly scannedShare?: number;
     readonly keptShare?: number;
+    /** The share of the pairs drawn from (CiT: every pair kept) whose entity is in each popularity bucket. */
+    readonly buckets: { readonly head: number; readonly torso: number; readonly tail: number };
     /** CiT: each curation's step and how many of its slice it kept. */
     readonly curations?: readonly { readonly step: number; readonly kept: number }[];
   };
@@ -407,6 +410,10 @@ export async function trainContrastive(
       onProgress({ step: done, loss, temperature, ...(zeroShot ? { zeroShot } : {}) });
     }
     const final = evaluations.at(-1)?.zeroShot ?? (await evaluate(start));
+    const drawnFrom = s.data === "cit" ? [...citKept] : source;
+    const share = (bucket: string) =>
+      drawnFrom.filter((i) => popularityBucket(world.entities[pool[i]!.entityId]!) === bucket).length /
+      Math.max(1, drawnFrom.length);
     const report: ContrastiveReport = {
       data: s.data,
       steps: s.steps,
@@ -417,7 +424,8 @@ export async function trainContrastive(
         unmatched: balanced.unmatched,
         threshold: balanced.threshold,
         curated: balanced.kept.length,
-        trainingPairs: s.data === "cit" ? citKept.size : source.length,
+        trainingPairs: drawnFrom.length,
+        buckets: { head: share("head"), torso: share("torso"), tail: share("tail") },
         ...(s.data === "cit"
           ? { scannedShare: scanned / pool.length, keptShare: citKept.size / pool.length, curations }
           : {}),
