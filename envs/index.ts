@@ -233,6 +233,16 @@ export {
   visualSentence,
 } from "./vision/captions.ts";
 export { type PictureDocument, pictureDocuments } from "./vision/picture-corpus.ts";
+export {
+  attributePrompts,
+  entityPrompts,
+  type MetadataEntry,
+  type PoolPair,
+  pictureMetadata,
+  rawPicturePool,
+  type ZeroShotPicture,
+  zeroShotPictures,
+} from "./vision/picture-pool.ts";
 export { type ContactSheetOptions, contactSheet, decodePng, encodePng, enlarge } from "./vision/png.ts";
 export { DEFAULT_REALIGN_ROUNDS, realignAltText } from "./vision/realign.ts";
 export {

@@ -12,6 +12,14 @@ export {
   recoverInterruptedSave,
   saveCheckpoint,
 } from "./checkpoint.ts";
+export {
+  type ContrastiveConfig,
+  ContrastiveEncoder,
+  ContrastiveEncoderError,
+  clipLoss,
+  MAX_LOGIT_SCALE,
+  normalizedEmbeddings,
+} from "./contrastive.ts";
 export { contrastiveScores, DecodingParameterError, guidedLogits } from "./decoding.ts";
 export { type DenseConfig, DensePolicy } from "./dense.ts";
 export { eventLoopYielder, yieldToEventLoop } from "./event-loop.ts";
