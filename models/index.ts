@@ -14,6 +14,7 @@ export {
 } from "./checkpoint.ts";
 export { contrastiveScores, DecodingParameterError, guidedLogits } from "./decoding.ts";
 export { type DenseConfig, DensePolicy } from "./dense.ts";
+export { embedSequences, embedTexts } from "./embedding.ts";
 export { eventLoopYielder, yieldToEventLoop } from "./event-loop.ts";
 export { type HuggingFaceTokenizerRecord, isHuggingFaceTokenizerRecord } from "./hf-text-format.ts";
 export {
