@@ -16,10 +16,23 @@
 import { Duration, Effect, Option, Queue } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
 import type { EnvPrompt } from "../envs/index.ts";
-import { getState, publishWorkAll, putState, readDeadLetteredGroups, watchState } from "../messaging/index.ts";
+import {
+  Experiment,
+  getState,
+  MetricsEventMessage,
+  publishMessage,
+  publishWorkAll,
+  putState,
+  readDeadLetteredGroups,
+  watchState,
+} from "../messaging/index.ts";
+import { citDue, citMetrics, citPrompts, curateByPolicy } from "./cit-curation.ts";
 import { experimentEnvironment, hash32 } from "./environment.ts";
+import { followPolicy, type PolicyFollower } from "./policy-sync.ts";
+import { publishedTextFormat } from "./policy-tokenizer.ts";
 import {
   balancedPrompts,
+  HandedOut,
   memoByEnvironment,
   type PromptChooser,
   type PromptSource,
@@ -27,7 +40,8 @@ import {
   publishPoolChecks,
   trainingPool,
 } from "./prompt-choice.ts";
-import type { RoleDefinition } from "./runtime.ts";
+import type { ActorContext, ActorServices, RoleDefinition } from "./runtime.ts";
+import { useBackend } from "./tf-backend.ts";
 import {
   CURATOR_CURSOR_KEY,
   LEARNER_PROGRESS_KEY,
@@ -39,6 +53,8 @@ import {
 
 /** How often dead letters are read when no learner progress arrives (they do not announce themselves). */
 const RECOUNT_EVERY = Duration.seconds(2);
+/** How often a CiT curator looks again for the policy version the learner's progress says is coming. */
+const ANNOUNCEMENT_POLL = Duration.millis(50);
 
 /** Uniform sampling: the prompt of group `sequence` depends only on the seed (deterministic across restarts). */
 export const uniformPrompt = (prompts: readonly EnvPrompt[], seed: number, sequence: number): EnvPrompt =>
@@ -51,6 +67,7 @@ export const PROMPT_STRATEGIES: Readonly<Record<ExperimentConfig["curation"]["st
     (sequence) =>
       uniformPrompt(pool, seed, sequence),
   balanced: balancedPrompts,
+  cit: citPrompts,
 };
 
 const choosers = new WeakMap<PromptSource, Map<string, PromptChooser>>();
@@ -61,7 +78,7 @@ const choosers = new WeakMap<PromptSource, Map<string, PromptChooser>>();
  */
 export const promptChooser = (env: PromptSource, config: ExperimentConfig): PromptChooser => {
   const { curation, seed } = config;
-  const key = `${curation.strategy}:${seed}:${curation.tailShare}:${curation.checks}:${curation.minFacts}`;
+  const key = `${curation.strategy}:${seed}:${curation.tailShare}:${curation.checks}:${curation.minFacts}:${JSON.stringify(curation.cit)}`;
   return memoByEnvironment(choosers, env, key, () =>
     PROMPT_STRATEGIES[curation.strategy](trainingPool(env, curation), env, { seed, curation }),
   );
@@ -109,6 +126,52 @@ export const promptGroupAt = (env: PromptSource, config: ExperimentConfig, seque
   };
 };
 
+/** The followed policy once a version at or above `version` is in use (announcements trail the learner's progress). */
+const policyAtLeast = (follower: PolicyFollower, version: number) =>
+  Effect.gen(function* () {
+    for (;;) {
+      const inUse = yield* follower.current;
+      if (inUse.version >= version) return inUse;
+      yield* Effect.sleep(ANNOUNCEMENT_POLL);
+    }
+  });
+
+/**
+ * `cit`: follows the learner's policy (pointer + weights, as rollout actors do) and returns the step
+ * that re-selects the pool with the version current when a selection is due (citDue); other
+ * strategies: a no-op. The first selection is made at once, before any group is handed out.
+ */
+const citCuration = (
+  config: ExperimentConfig,
+  env: PromptSource,
+  actor: ActorContext,
+  report: (values: Record<string, number>) => Effect.Effect<void, unknown, ActorServices>,
+  start: LearnerProgress | undefined,
+) =>
+  Effect.gen(function* () {
+    if (config.curation.strategy !== "cit") return (_progress: LearnerProgress | undefined) => Effect.void;
+    yield* useBackend(config, actor);
+    const follower = yield* followPolicy;
+    const format = yield* publishedTextFormat;
+    let curatedAt: number | undefined;
+    const curateIfDue = (progress: LearnerProgress | undefined) =>
+      Effect.gen(function* () {
+        const step = progress?.step ?? 0;
+        if (!citDue(curatedAt, step, config.curation.cit.every)) return;
+        // The learner writes its progress before it announces that version: wait for the announcement.
+        const { policy, version } = yield* policyAtLeast(follower, progress?.policyVersion ?? 0);
+        const round = curateByPolicy(env, config.curation, policy, format, version);
+        curatedAt = step;
+        yield* Effect.logInfo(
+          `CiT at step ${step} with policy version ${version}: kept ${round.kept} prompts ` +
+            `(${(100 * round.keptShare).toFixed(1)} % of the pool, ${(100 * round.keptTailShare).toFixed(1)} % of them tail)`,
+        );
+        yield* report(citMetrics(round));
+      });
+    yield* curateIfDue(start);
+    return curateIfDue;
+  });
+
 export const curatorRole: RoleDefinition = {
   name: "curator",
   description: "picks training prompts; keeps at most curation.maxGroupsInFlight prompt groups in flight",
@@ -134,6 +197,16 @@ export const curatorRole: RoleDefinition = {
       });
       yield* readDeadLetters;
       let readAt = Date.now();
+      const { subjects } = yield* Experiment;
+      const report = (values: Record<string, number>) =>
+        publishMessage(subjects.metrics(actor.id), MetricsEventMessage, {
+          source: actor.id,
+          ...(progress ? { step: progress.step } : {}),
+          values,
+          tags: { role: "curator" },
+        });
+      const curateIfDue = yield* citCuration(config, env, actor, report, progress);
+      const handedOut = new HandedOut();
 
       return Effect.gen(function* () {
         while (!progress?.done && !actor.isDraining()) {
@@ -141,6 +214,7 @@ export const curatorRole: RoleDefinition = {
             yield* readDeadLetters;
             readAt = Date.now();
           }
+          yield* curateIfDue(progress);
           const inFlight = published - settledGroups(progress, deadLettered.size);
           const credits = config.curation.maxGroupsInFlight - inFlight;
           if (credits > 0) {
@@ -155,6 +229,8 @@ export const curatorRole: RoleDefinition = {
             published += credits;
             yield* putState(CURATOR_CURSOR_KEY, { published });
             actor.recordProcessed(credits);
+            handedOut.add(groups);
+            yield* report(handedOut.metrics());
           }
           const next = yield* Queue.take(progressUpdates).pipe(Effect.timeout(RECOUNT_EVERY), Effect.option);
           if (Option.isSome(next)) progress = next.value.value;
