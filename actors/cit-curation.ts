@@ -10,6 +10,7 @@
  * Both runners call `curateByPolicy` (the curator actor with the policy it follows, the serial runner
  * with the live one); `citPrompts` is the strategy `promptChooser` hands out groups with.
  */
+import { Duration, Effect } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
 import {
   citSelect,
@@ -21,7 +22,12 @@ import {
 } from "../envs/index.ts";
 import { embedTexts, type Policy, type TextFormat } from "../models/index.ts";
 import { hash32 } from "./environment.ts";
+import { followPolicy, type PolicyFollower } from "./policy-sync.ts";
+import { publishedTextFormat } from "./policy-tokenizer.ts";
 import { memoByEnvironment, type PromptSource, type PromptStrategy, trainingPool } from "./prompt-choice.ts";
+import type { ActorContext, ActorServices } from "./runtime.ts";
+import { useBackend } from "./tf-backend.ts";
+import type { LearnerProgress } from "./topology.ts";
 
 type Curation = ExperimentConfig["curation"];
 
@@ -126,3 +132,52 @@ export function curateByPolicy(
     ms: performance.now() - started,
   };
 }
+
+/** How often a CiT curator looks again for the policy version the learner's progress says is coming. */
+const ANNOUNCEMENT_POLL = Duration.millis(50);
+
+/** The followed policy once a version at or above `version` is in use (announcements trail the learner's progress). */
+const policyAtLeast = (follower: PolicyFollower, version: number) =>
+  Effect.gen(function* () {
+    for (;;) {
+      const inUse = yield* follower.current;
+      if (inUse.version >= version) return inUse;
+      yield* Effect.sleep(ANNOUNCEMENT_POLL);
+    }
+  });
+
+/**
+ * `cit`: follows the learner's policy (pointer + weights, as rollout actors do) and returns the step
+ * that re-selects the pool with the version current when a selection is due (citDue); other
+ * strategies: a no-op. The first selection is made at once, before any group is handed out.
+ */
+export const citCuration = (
+  config: ExperimentConfig,
+  env: PromptSource,
+  actor: ActorContext,
+  report: (values: Record<string, number>) => Effect.Effect<void, unknown, ActorServices>,
+  start: LearnerProgress | undefined,
+) =>
+  Effect.gen(function* () {
+    if (config.curation.strategy !== "cit") return (_progress: LearnerProgress | undefined) => Effect.void;
+    yield* useBackend(config, actor);
+    const follower = yield* followPolicy;
+    const format = yield* publishedTextFormat;
+    let curatedAt: number | undefined;
+    const curateIfDue = (progress: LearnerProgress | undefined) =>
+      Effect.gen(function* () {
+        const step = progress?.step ?? 0;
+        if (!citDue(curatedAt, step, config.curation.cit.every)) return;
+        // The learner writes its progress before it announces that version: wait for the announcement.
+        const { policy, version } = yield* policyAtLeast(follower, progress?.policyVersion ?? 0);
+        const round = curateByPolicy(env, config.curation, policy, format, version);
+        curatedAt = step;
+        yield* Effect.logInfo(
+          `CiT at step ${step} with policy version ${version}: kept ${round.kept} prompts ` +
+            `(${(100 * round.keptShare).toFixed(1)} % of the pool, ${(100 * round.keptTailShare).toFixed(1)} % of them tail)`,
+        );
+        yield* report(citMetrics(round));
+      });
+    yield* curateIfDue(start);
+    return curateIfDue;
+  });

@@ -10,8 +10,9 @@
  * prompt of a sequence number is a pure function of the seed, so a restarted curator republishes
  * the same group under the same msgID (a no-op) and continues from its cursor in KV.
  *
- * Subjects: publishes PromptGroup to the `prompts` work queue; reads KV `learner-progress`,
- * writes KV `curator-cursor`.
+ * Subjects: publishes PromptGroup to the `prompts` work queue; reads KV `learner-progress` (with
+ * `curation.strategy: cit` also KV `policy` and the weights: actors/cit-curation.ts), writes KV
+ * `curator-cursor`.
  */
 import { Duration, Effect, Option, Queue } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
@@ -26,10 +27,8 @@ import {
   readDeadLetteredGroups,
   watchState,
 } from "../messaging/index.ts";
-import { citDue, citMetrics, citPrompts, curateByPolicy } from "./cit-curation.ts";
+import { citCuration, citPrompts } from "./cit-curation.ts";
 import { experimentEnvironment, hash32 } from "./environment.ts";
-import { followPolicy, type PolicyFollower } from "./policy-sync.ts";
-import { publishedTextFormat } from "./policy-tokenizer.ts";
 import {
   balancedPrompts,
   HandedOut,
@@ -40,8 +39,7 @@ import {
   publishPoolChecks,
   trainingPool,
 } from "./prompt-choice.ts";
-import type { ActorContext, ActorServices, RoleDefinition } from "./runtime.ts";
-import { useBackend } from "./tf-backend.ts";
+import type { RoleDefinition } from "./runtime.ts";
 import {
   CURATOR_CURSOR_KEY,
   LEARNER_PROGRESS_KEY,
@@ -53,8 +51,6 @@ import {
 
 /** How often dead letters are read when no learner progress arrives (they do not announce themselves). */
 const RECOUNT_EVERY = Duration.seconds(2);
-/** How often a CiT curator looks again for the policy version the learner's progress says is coming. */
-const ANNOUNCEMENT_POLL = Duration.millis(50);
 
 /** Uniform sampling: the prompt of group `sequence` depends only on the seed (deterministic across restarts). */
 export const uniformPrompt = (prompts: readonly EnvPrompt[], seed: number, sequence: number): EnvPrompt =>
@@ -125,52 +121,6 @@ export const promptGroupAt = (env: PromptSource, config: ExperimentConfig, seque
       : {}),
   };
 };
-
-/** The followed policy once a version at or above `version` is in use (announcements trail the learner's progress). */
-const policyAtLeast = (follower: PolicyFollower, version: number) =>
-  Effect.gen(function* () {
-    for (;;) {
-      const inUse = yield* follower.current;
-      if (inUse.version >= version) return inUse;
-      yield* Effect.sleep(ANNOUNCEMENT_POLL);
-    }
-  });
-
-/**
- * `cit`: follows the learner's policy (pointer + weights, as rollout actors do) and returns the step
- * that re-selects the pool with the version current when a selection is due (citDue); other
- * strategies: a no-op. The first selection is made at once, before any group is handed out.
- */
-const citCuration = (
-  config: ExperimentConfig,
-  env: PromptSource,
-  actor: ActorContext,
-  report: (values: Record<string, number>) => Effect.Effect<void, unknown, ActorServices>,
-  start: LearnerProgress | undefined,
-) =>
-  Effect.gen(function* () {
-    if (config.curation.strategy !== "cit") return (_progress: LearnerProgress | undefined) => Effect.void;
-    yield* useBackend(config, actor);
-    const follower = yield* followPolicy;
-    const format = yield* publishedTextFormat;
-    let curatedAt: number | undefined;
-    const curateIfDue = (progress: LearnerProgress | undefined) =>
-      Effect.gen(function* () {
-        const step = progress?.step ?? 0;
-        if (!citDue(curatedAt, step, config.curation.cit.every)) return;
-        // The learner writes its progress before it announces that version: wait for the announcement.
-        const { policy, version } = yield* policyAtLeast(follower, progress?.policyVersion ?? 0);
-        const round = curateByPolicy(env, config.curation, policy, format, version);
-        curatedAt = step;
-        yield* Effect.logInfo(
-          `CiT at step ${step} with policy version ${version}: kept ${round.kept} prompts ` +
-            `(${(100 * round.keptShare).toFixed(1)} % of the pool, ${(100 * round.keptTailShare).toFixed(1)} % of them tail)`,
-        );
-        yield* report(citMetrics(round));
-      });
-    yield* curateIfDue(start);
-    return curateIfDue;
-  });
 
 export const curatorRole: RoleDefinition = {
   name: "curator",
