@@ -510,15 +510,63 @@ export type RewardsSection = typeof RewardsSection.Type;
 
 // ── curation ─────────────────────────────────────────────────────────────────────────────────────
 
+/** CiT inside the RL loop: which prompts the curator keeps, by the current policy's embeddings. */
+export const CitSettings = Schema.Struct({
+  target: setting(
+    Schema.Union(
+      Schema.Literal("tail", "head"),
+      Schema.Struct({
+        entities: Schema.Array(NonEmptyString)
+          .pipe(Schema.minItems(1, expecting("at least one name (empty metadata selects nothing)")))
+          .annotations({ description: "The names to select prompts for (no knowledge base needed)." }),
+      }),
+    ),
+    "tail",
+    "The metadata prompts are selected for: `tail` / `head`, the names of the knowledge base's entities in that " +
+      "popularity bucket; `{ entities: [NAME, …] }`, these names.",
+  ),
+  every: setting(
+    PositiveInt,
+    10,
+    "Re-select every this many learner steps (and at the start), with the policy version current then.",
+  ),
+  threshold: setting(
+    Schema.Number.pipe(Schema.filter((x) => x >= -1 && x <= 1, expecting("a number in [-1, 1]"))),
+    0.95,
+    "A prompt is kept when its highest cosine similarity to a metadata entry is strictly above this (the " +
+      "quick start's base policy puts the median prompt at ≈ 0.94 to the tail's names: docs/curation.md).",
+  ),
+  minRatio: setting(
+    Schema.Number.pipe(Schema.filter((x) => x > 0 && x <= 1, expecting("a number in (0, 1]"))),
+    0.2,
+    "When fewer than this share of the pool passes the threshold, the top ⌊minRatio × pool⌋ by similarity " +
+      "are kept instead (CiT's floor).",
+  ),
+  templates: setting(
+    Schema.Array(
+      Schema.String.pipe(
+        Schema.filter((t) => t.includes("{}"), expecting("a template with a name placeholder (a pair of braces)")),
+      ),
+    ).pipe(Schema.minItems(1, expecting("at least one template"))),
+    ["{}", "Tell me about {} ."],
+    "Each metadata entry is embedded through every template ({} = the name), the unit vectors averaged and " +
+      "normalised again (CLIP's prompt ensembling).",
+  ),
+});
+export type CitSettings = typeof CitSettings.Type;
+
 export const CurationSection = Schema.Struct({
   strategy: setting(
-    Schema.Literal("uniform", "balanced"),
+    Schema.Literal("uniform", "balanced", "cit"),
     "uniform",
     "How the curator picks each prompt group's prompt (docs/curation.md): `uniform`, every training prompt " +
       "equally likely; `balanced`, MetaCLIP balancing over the knowledge base's entity names and attribute " +
       "values, counted over the prompts handed out so far (entries past the threshold t are handed out less). " +
-      "Either way a pure function of the seed and the group's sequence number.",
+      "Either way a pure function of the seed and the group's sequence number. `cit`, CiT: every " +
+      "curation.cit.every learner steps the prompts closest to curation.cit.target by the current policy's " +
+      "embeddings are selected, and handed out uniformly until the next selection.",
   ),
+  cit: section(CitSettings, "`cit` only: what CiT selects for, how often, and how strictly (docs/curation.md)."),
   tailShare: setting(
     Share,
     0.3,

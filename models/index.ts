@@ -22,6 +22,7 @@ export {
 } from "./contrastive.ts";
 export { contrastiveScores, DecodingParameterError, guidedLogits } from "./decoding.ts";
 export { type DenseConfig, DensePolicy } from "./dense.ts";
+export { embedSequences, embedTexts } from "./embedding.ts";
 export { eventLoopYielder, yieldToEventLoop } from "./event-loop.ts";
 export { type HuggingFaceTokenizerRecord, isHuggingFaceTokenizerRecord } from "./hf-text-format.ts";
 export {

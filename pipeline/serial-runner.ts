@@ -17,10 +17,14 @@ import { join } from "node:path";
 import { Data, Effect } from "effect";
 import {
   checkTrainingPool,
+  citDue,
+  citMetrics,
   createExperimentRewards,
+  curateByPolicy,
   describeEvaluation,
   evaluationModules,
   experimentEnvironment,
+  HandedOut,
   type IoFailed,
   type LearnerProgress,
   makeEvaluation,
@@ -146,6 +150,23 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
     let lastEvaluated = 0;
     let fruitless = 0;
     let updateMs = 0;
+    const handedOut = new HandedOut();
+    /** `cit`: the learner step of the last selection (none yet: one is due before the first group). */
+    let citStep: number | undefined;
+    const curateIfDue = Effect.gen(function* () {
+      const { step, policyVersion } = ledger.progress;
+      if (config.curation.strategy !== "cit" || !citDue(citStep, step, config.curation.cit.every)) return;
+      const round = yield* Effect.try({
+        try: () => curateByPolicy(env, config.curation, policy, format, policyVersion),
+        catch: (error) => new SerialRunFailed({ reason: error instanceof Error ? error.message : String(error) }),
+      });
+      citStep = step;
+      record("curator", step, citMetrics(round));
+      say(
+        `CiT at step ${step}: kept ${round.kept} prompts (${(100 * round.keptShare).toFixed(1)} % of the pool, ` +
+          `${(100 * round.keptTailShare).toFixed(1)} % of them tail) in ${Math.round(round.ms)} ms`,
+      );
+    });
 
     const link: LearnerLink<SerialRunFailed | IoFailed, never> = {
       collect: (want) =>
@@ -156,8 +177,11 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
           const inBatch = new Set<string>();
           while (batch.length < want) {
             const count = Math.min(want - batch.length, config.rollout.batch);
+            yield* curateIfDue;
             const groups = Array.from({ length: count }, (_, i) => promptGroupAt(env, config, cursor + i));
             cursor += count;
+            handedOut.add(groups);
+            record("curator", ledger.progress.step, handedOut.metrics());
             const rolled = yield* work.rollOut(groups, policy, ledger.progress.policyVersion, "serial");
             const m = rolled.metrics;
             record("rollout", ledger.progress.step, {
