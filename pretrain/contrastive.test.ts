@@ -130,14 +130,14 @@ describe("training the encoder", () => {
     }
     expect(table.split("\n")).toHaveLength(6);
     expect(table).toContain("(c) MetaCLIP-curated");
-  }, 180_000); // ≈ 10 s on a quiet box; the limit leaves room for a loaded one
+  }, 180_000); // seconds on a quiet box; the limit leaves room for a loaded one
 
   it("resumes from its checkpoint", async () => {
     const output = join(dir, "resume");
     await trainContrastive(runConfig(output, { data: "raw", steps: 2 }));
     const resumed = await trainContrastive(runConfig(output, { data: "raw", steps: 4 }));
     expect(resumed.evaluations.map((e) => e.step)).toEqual([4]);
-  }, 180_000); // ≈ 10 s on a quiet box; the limit leaves room for a loaded one
+  }, 180_000); // seconds on a quiet box; the limit leaves room for a loaded one
 
   it("learns: zero-shot accuracy well above chance after a short run on the tiny world", async () => {
     const report = await trainContrastive(
@@ -154,5 +154,5 @@ describe("training the encoder", () => {
     // Chance: 1 in 31 entities; about 1 in 4.6 attribute values. Measured here: 0.50 and 0.45.
     expect(report.final.entity.all).toBeGreaterThan(8 / world.entities.length);
     expect(report.final.attribute.all).toBeGreaterThan(0.3);
-  }, 180_000); // ≈ 10 s on a quiet box; the limit leaves room for a loaded one
+  }, 180_000); // seconds on a quiet box; the limit leaves room for a loaded one
 });
