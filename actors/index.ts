@@ -12,6 +12,7 @@ export {
   evaluatorRole,
   makeEvaluation,
 } from "./evaluator.ts";
+export { type Evidence, type EvidenceQuery, type EvidenceSource, inProcessEvidence, natsEvidence } from "./evidence.ts";
 export { findHardSplit, type HardSplitOptions, type HardSplitResult, type HardSplitRow } from "./hard-split.ts";
 export { IoFailed, tryIo } from "./io.ts";
 export {

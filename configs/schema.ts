@@ -7,6 +7,7 @@
  * `onExcessProperty: "error"`): a typo must never be silently ignored.
  */
 import { Schema } from "effect";
+import { MAX_RETRIEVE_K } from "../messaging/index.ts";
 
 // ── building blocks ──────────────────────────────────────────────────────────────────────────────
 
@@ -392,6 +393,30 @@ export type ModelSection = typeof ModelSection.Type;
 
 // ── rollout ──────────────────────────────────────────────────────────────────────────────────────
 
+export const RolloutRetrieval = Schema.Struct({
+  k: setting(
+    Schema.Int.pipe(
+      Schema.between(1, MAX_RETRIEVE_K, expecting(`an integer in [1, ${MAX_RETRIEVE_K}] (documents per prompt)`)),
+    ),
+    3,
+    "Documents retrieved per prompt, most relevant first; whole documents are dropped from the end when " +
+      "they would leave fewer than rollout.maxNewTokens positions to answer in.",
+  ),
+  timeoutMs: setting(
+    PositiveInt,
+    2_000,
+    "A retriever that has not answered by then (or answers with an error) leaves the prompt without " +
+      "evidence: sampled as is and counted (rollout.retrieval.missed).",
+  ),
+  queryDropout: setting(
+    Schema.Boolean,
+    false,
+    "Ask for training-time retrieval: the retriever drops retrieval.queryDropout of the query's words " +
+      "(seeded by the group), so the policy learns from imperfect evidence (CM3Leon).",
+  ),
+});
+export type RolloutRetrieval = typeof RolloutRetrieval.Type;
+
 export const RolloutSection = Schema.Struct({
   groupSize: setting(
     Schema.Int.pipe(Schema.greaterThanOrEqualTo(2, expecting("an integer ≥ 2"))),
@@ -406,6 +431,12 @@ export const RolloutSection = Schema.Struct({
   ),
   maxNewTokens: setting(PositiveInt, 128, "Longest answer, in tokens (reasoning included)."),
   batch: setting(PositiveInt, 4, "Prompts a rollout actor generates for at once."),
+  retrieval: optional(
+    RolloutRetrieval,
+    "Retrieval-augmented rollouts (CM3Leon): the top-k documents for each prompt, asked of a retriever, are " +
+      "prepended to it before sampling (docs/retrieval.md). Set: `factrl run` starts a retriever actor if " +
+      "actors.retriever is 0; the serial runner opens retrieval.index in-process. Absent: prompts alone.",
+  ),
 });
 export type RolloutSection = typeof RolloutSection.Type;
 

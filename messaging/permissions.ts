@@ -26,6 +26,8 @@ export interface RoleAccess {
   readonly requests: readonly string[];
   /** Endpoints it answers requests on, each `factrl.<exp>.<endpoint>` (the retriever's `retrieve`). */
   readonly serves?: readonly string[];
+  /** Endpoints of its own experiment it sends requests to, each `factrl.<exp>.<endpoint>` (the rollout's `retrieve`). */
+  readonly asks?: readonly string[];
 }
 
 /** One user's permissions, as nats-server's `permissions` block takes them. */
@@ -109,6 +111,7 @@ export function rolePermissions(layout: ExperimentLayout, access: RoleAccess): P
     // Old weights go message by message (messaging/blobs.ts says why not by purge).
     ...(access.writesBlobs ? [`${subjects.blobs}.>`, `${js}.STREAM.MSG.DELETE.${subjects.weightsStream}`] : []),
     ...access.requests,
+    ...(access.asks ?? []).map((endpoint) => `${subjects.root}.${endpoint}`),
   ];
   const subscribe = [
     ...readSubscriptions(subjects, role),

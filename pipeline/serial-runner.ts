@@ -26,15 +26,17 @@ import {
   experimentEnvironment,
   HandedOut,
   type IoFailed,
+  inProcessEvidence,
   type LearnerProgress,
   makeEvaluation,
   makeRolloutWork,
   makeScoring,
+  openConfiguredRetriever,
   promptGroupAt,
   type ScoredGroup,
   tryIo,
 } from "../actors/index.ts";
-import type { ExperimentConfig } from "../configs/index.ts";
+import type { ExperimentConfig, RolloutRetrieval } from "../configs/index.ts";
 import {
   environmentMismatch,
   grpoSettingsFor,
@@ -105,7 +107,13 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
       (i) => Effect.sync(() => i.policy.dispose()),
     );
     const format = textFormatOfRecord(config.model.backbone, start.tokenizer, config.model.init ?? "a fresh policy");
-    const work = makeRolloutWork(config, format, Effect.succeed(initial.policy));
+    // Retrieval-augmented rollouts: the retriever's index, opened in this process (no NATS, no timeout).
+    const retrieval = config.rollout.retrieval;
+    const retriever = retrieval === undefined ? undefined : yield* openConfiguredRetriever(config, env);
+    const evidenceFrom = (settings: RolloutRetrieval | undefined) =>
+      retriever && settings ? inProcessEvidence(retriever, settings) : undefined;
+    const evidence = evidenceFrom(retrieval);
+    const work = makeRolloutWork(config, format, Effect.succeed(initial.policy), evidence);
     const rewards = yield* Effect.acquireRelease(
       // A `service` module needs NATS: the serial runner says so instead of failing with a defect.
       tryIo("building the reward pipeline", () => createExperimentRewards(config, env)),
@@ -119,7 +127,14 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
       ),
       (r) => Effect.promise(() => r.close()),
     );
-    const evaluation = makeEvaluation(config, env, format, evaluationRewards);
+    const evaluation = makeEvaluation(
+      config,
+      env,
+      format,
+      evaluationRewards,
+      // Evaluation answers see evidence as rollouts do, without query dropout.
+      evidenceFrom(retrieval && { ...retrieval, queryDropout: false }),
+    );
 
     const runDir = join(config.output.dir, config.experiment);
     mkdirSync(runDir, { recursive: true });
@@ -193,7 +208,9 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
                     "rollout.tokens": m["rollout.tokens"],
                     "rollout.sampleMs": m["rollout.sampleMs"]!,
                     "rollout.batchMs": m["rollout.batchMs"]!,
+                    "rollout.promptTokens": m["rollout.promptTokens"]!,
                   }),
+              ...Object.fromEntries(Object.entries(m).filter(([key]) => key.startsWith("rollout.retrieval."))),
             });
             for (const { reason } of rolled.unreadable) yield* Effect.logWarning(reason);
             ledger.recordDrops(rolled.unreadable.map(() => ({ reason: "invalid" as const })));

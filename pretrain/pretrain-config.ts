@@ -99,6 +99,25 @@ export const PretrainStage = Schema.Struct({
   ),
 });
 
+/** Retrieval-augmented SFT (CM3Leon): retrieved documents before each example's prompt. */
+export const SftRetrieval = Schema.Struct({
+  index: Schema.String.pipe(Schema.minLength(1)).annotations({
+    description:
+      "The retrieval index (`factrl retriever build` over the same world: refused when built for another one).",
+  }),
+  kind: setting(Schema.Literal("bm25", "dense"), "bm25", "The index's retriever (as retrieval.kind)."),
+  k: setting(
+    Schema.Int.pipe(Schema.between(1, 64, { message: () => "Expected an integer in [1, 64] (documents per prompt)" })),
+    3,
+    "Documents retrieved per prompt, most relevant first (whole documents dropped from the end to fit the example in maxLength).",
+  ),
+  queryDropout: setting(
+    Schema.Number.pipe(Schema.filter((f) => f >= 0 && f <= 0.99, { message: () => "Expected a number in [0, 0.99]" })),
+    0.2,
+    "Query dropout (CM3Leon): the share of the query's words dropped when retrieving for training.",
+  ),
+});
+
 export const SftStage = Schema.Struct({
   examples: setting(PositiveInt, 1000, "Curated examples (prompts from the train splits, answers from the KB)."),
   maxLength: Schema.optional(PositiveInt).annotations({
@@ -121,6 +140,12 @@ export const SftStage = Schema.Struct({
   learningRate: setting(PositiveNumber, 5e-4, "Peak learning rate."),
   warmupSteps: setting(NonNegativeInt, 20, "Linear warm-up steps."),
   clipNorm: setting(Schema.Number.pipe(Schema.nonNegative()), 1, "Gradient clipping by global norm (0: off)."),
+  retrieval: Schema.optional(SftRetrieval).annotations({
+    description:
+      "Retrieval-augmented SFT (CM3Leon, docs/retrieval.md): each example's prompt is preceded by its top-k " +
+      "retrieved documents (query dropout applied), so the policy learns to answer from evidence, as rollouts with " +
+      "rollout.retrieval give it. Absent: prompts alone.",
+  }),
 });
 
 export const EvaluationStage = Schema.Struct({
@@ -324,6 +349,13 @@ export const PretrainConfig = PretrainConfigFields.pipe(
       ["sft", "balanceTailShare"],
       (c) => c.sft.balanceTailShare !== undefined,
       "The caption task's SFT examples are not balanced over metadata; leave it out with vision",
+    ),
+  ),
+  Schema.filter(
+    textOnly(
+      ["sft", "retrieval"],
+      (c) => c.sft.retrieval !== undefined,
+      "Retrieval-augmented SFT is for FactWorld's answers; the caption task has no retrieval index",
     ),
   ),
   Schema.filter(
