@@ -1,5 +1,5 @@
 /** How many actors of each role `factrl run` starts on this machine: `actors.*` resolved. */
-import type { ActorCounts, RoleName } from "./schema.ts";
+import type { ExperimentConfig, RoleName } from "./schema.ts";
 
 /**
  * `actors.rollout: auto` on a machine with `cores` cores: one core per learner, the rest sampling.
@@ -9,8 +9,31 @@ import type { ActorCounts, RoleName } from "./schema.ts";
  */
 export const autoRolloutActors = (cores: number, learners: number): number => Math.max(1, cores - learners);
 
+/** What deciding who scores reads of a config. */
+type ScoringChoice = Pick<ExperimentConfig, "actors" | "rewards"> & {
+  readonly nats: Pick<ExperimentConfig["nats"], "roleAuth">;
+};
+
+/**
+ * Whether the rollout actors score their own groups (`rewards.scoredBy`). `auto` picks them when it
+ * costs nothing: every module in-process (a `service` or `http` judge would hold up sampling for its
+ * round trips), no explicit reward actors, and no per-role credentials (which let only the reward
+ * role publish scored groups).
+ */
+export const rolloutActorsScore = (config: ScoringChoice): boolean => {
+  const { scoredBy, modules } = config.rewards;
+  if (scoredBy !== "auto") return scoredBy === "rollout";
+  return (
+    config.actors.reward === "auto" &&
+    config.nats.roleAuth === undefined &&
+    modules.every((module) => "name" in module || "path" in module)
+  );
+};
+
 /** How many processes of `role` `factrl run` starts on a machine with `cores` cores. */
-export const actorCount = (actors: ActorCounts, role: RoleName, cores: number): number => {
-  const count = actors[role];
-  return count === "auto" ? autoRolloutActors(cores, actors.learner) : count;
+export const actorCount = (config: ScoringChoice, role: RoleName, cores: number): number => {
+  const count = config.actors[role];
+  if (count !== "auto") return count;
+  if (role === "reward") return rolloutActorsScore(config) ? 0 : 1;
+  return autoRolloutActors(cores, config.actors.learner);
 };

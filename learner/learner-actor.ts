@@ -45,7 +45,7 @@ import {
   WorkOutcome,
   weightsBlobName,
 } from "../messaging/index.ts";
-import { buildPolicy, createOptimizer, type Policy } from "../models/index.ts";
+import { buildPolicy, createOptimizer, memoryFigures, type Policy } from "../models/index.ts";
 import { type Drop, openDropJournal, readDropJournal } from "./drop-journal.ts";
 import { grpoUpdate } from "./grpo-step.ts";
 import {
@@ -327,6 +327,8 @@ export const learnerRole: RoleDefinition = {
               "learner.updateMs": timings.updateMs,
               "learner.publishMs": timings.publishMs,
               "learner.checkpointMs": timings.checkpointMs,
+              // Per step, to tell a leak (tensors grow) from a fragmented wasm heap (only the heap grows).
+              ...Object.fromEntries(Object.entries(memoryFigures()).map(([k, v]) => [`learner.memory.${k}`, v])),
             });
             timings.publishMs = 0;
             timings.checkpointMs = 0;

@@ -68,14 +68,34 @@ const stateCall = <A>(key: string, doing: string, call: () => Promise<A>) =>
     Effect.mapError(({ state }) => state),
   );
 
+/**
+ * The state bucket's handle per connection: opening it is a stream-info request (create-if-missing),
+ * which every heartbeat's status record paid again. A failed call forgets the handle, so the next one
+ * opens (and re-creates) the bucket as before.
+ */
+const openedBuckets = new WeakMap<object, Map<string, KV>>();
+
 const openBucket = (key: string) =>
   Effect.gen(function* () {
     const { jetstream, replicas } = yield* Nats;
     const { subjects } = yield* Experiment;
-    return yield* stateCall(key, `opening ${subjects.stateBucket}: `, () =>
+    const opened = openedBuckets.get(jetstream) ?? new Map<string, KV>();
+    openedBuckets.set(jetstream, opened);
+    const cached = opened.get(subjects.stateBucket);
+    if (cached) return cached;
+    const kv = yield* stateCall(key, `opening ${subjects.stateBucket}: `, () =>
       new Kvm(jetstream).create(subjects.stateBucket, { history: 5, replicas }),
     );
+    opened.set(subjects.stateBucket, kv);
+    return kv;
   });
+
+/** Forgets the handle `openBucket` keeps, after a call through it failed. */
+const forgetBucket = Effect.gen(function* () {
+  const { jetstream } = yield* Nats;
+  const { subjects } = yield* Experiment;
+  openedBuckets.get(jetstream)?.delete(subjects.stateBucket);
+});
 
 const decodeValue = <A, I>(state: StateKey<A, I>, bytes: Uint8Array): Either.Either<A, StateError> => {
   let json: unknown;
@@ -103,7 +123,7 @@ export const putState = <A, I>(state: StateKey<A, I>, value: A): Effect.Effect<n
   Effect.gen(function* () {
     const kv = yield* openBucket(state.key);
     const json = JSON.stringify(Schema.encodeSync(state.schema)(value));
-    return yield* stateCall(state.key, "", () => kv.put(state.key, json));
+    return yield* stateCall(state.key, "", () => kv.put(state.key, json)).pipe(Effect.tapError(() => forgetBucket));
   });
 
 /** Reads the current value, or undefined when the key was never written (or was deleted). */
@@ -112,7 +132,7 @@ export const getState = <A, I>(
 ): Effect.Effect<StateEntry<A> | undefined, StateError, Nats | Experiment> =>
   Effect.gen(function* () {
     const kv = yield* openBucket(state.key);
-    const entry = yield* stateCall(state.key, "", () => kv.get(state.key));
+    const entry = yield* stateCall(state.key, "", () => kv.get(state.key)).pipe(Effect.tapError(() => forgetBucket));
     if (entry === null || entry.operation !== "PUT") return undefined;
     const value = yield* decodeValue(state, entry.value);
     return { value, revision: entry.revision };
