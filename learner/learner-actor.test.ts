@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cause, Deferred, Effect, Either, Exit, Fiber, Option, Queue } from "effect";
 import { describe, expect, inject, it } from "vitest";
-import { ActorGaveUp, runActor } from "../actors/index.ts";
+import { ActorGaveUp, ANY_POINTER_WRITE, runActor } from "../actors/index.ts";
 import {
   LEARNER_PROGRESS_KEY,
   type LearnerProgress,
@@ -20,6 +20,7 @@ import {
 } from "../actors/topology.ts";
 import { decodeConfig, type ExperimentConfig } from "../configs/index.ts";
 import {
+  actorStatusKey,
   deadLetterCount,
   Experiment,
   ensureWorkQueues,
@@ -421,5 +422,36 @@ describe("the learner is the only writer of the policy pointer", () => {
     );
     expect(result.pointer).toMatchObject({ version: 6, weights: weightsBlobName(6) });
     expect(result.announced).toMatchObject({ policyVersion: 6, step: 0 });
+  }, 60_000);
+
+  it("starts over a garbage pointer: logs and counts it, then announces its own weights over it", async () => {
+    const config = await learnerConfig();
+    const result = await runWith(
+      natsUrl,
+      config.experiment,
+      Effect.gen(function* () {
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
+        // JSON, so the learner's own watch sees the revision too: it must not take it for a forgery.
+        yield* putState(ANY_POINTER_WRITE, { version: "nine", weights: 7 });
+        const learner = yield* startLearner(config);
+        const pointer = yield* waitUntil(
+          "version 0 announced",
+          getState(POLICY_KEY).pipe(Effect.orElseSucceed(() => undefined)),
+          (entry) => entry?.value.version === 0,
+        );
+        const status = yield* waitUntil(
+          "the refusal counted",
+          getState(actorStatusKey("learner-1")).pipe(Effect.orElseSucceed(() => undefined)),
+          (entry) => (entry?.value.failed ?? 0) >= 1,
+        );
+        yield* Effect.sleep("500 millis"); // a forgery verdict would stop it now
+        const running = Option.isNone(yield* Fiber.poll(learner.fiber));
+        yield* learner.stop;
+        return { pointer: pointer!.value, failed: status!.value.failed, running };
+      }),
+    );
+    expect(result.pointer).toMatchObject({ version: 0, weights: weightsBlobName(0) });
+    expect(result.failed).toBe(1);
+    expect(result.running).toBe(true);
   }, 60_000);
 });

@@ -17,6 +17,8 @@ import { nestedDeeperThan } from "./wire.ts";
 export class StateError extends Data.TaggedError("StateError")<{
   readonly key: string;
   readonly reason: string;
+  /** Set when the value was read but does not decode (anyone may write the key): its revision. */
+  readonly badValue?: { readonly revision: number };
 }> {
   override get message(): string {
     return `state ${this.key}: ${this.reason}`;
@@ -134,7 +136,9 @@ export const getState = <A, I>(
     const kv = yield* openBucket(state.key);
     const entry = yield* stateCall(state.key, "", () => kv.get(state.key)).pipe(Effect.tapError(() => forgetBucket));
     if (entry === null || entry.operation !== "PUT") return undefined;
-    const value = yield* decodeValue(state, entry.value);
+    const value = yield* decodeValue(state, entry.value).pipe(
+      Either.mapLeft((error) => new StateError({ ...error, badValue: { revision: entry.revision } })),
+    );
     return { value, revision: entry.revision };
   });
 
