@@ -117,7 +117,11 @@ describe("retrieval-augmented rollouts over NATS", () => {
         const { subjects } = yield* Experiment;
         // A retriever that takes every request and answers none.
         let heard = 0;
-        const mute = connection.subscribe(retrieveSubject(subjects), { callback: () => void (heard += 1) });
+        const mute = connection.subscribe(retrieveSubject(subjects), {
+          callback: () => {
+            heard += 1;
+          },
+        });
         yield* Effect.promise(() => connection.flush());
         const result = yield* rollOutOverNats(config);
         mute.unsubscribe();
@@ -129,9 +133,9 @@ describe("retrieval-augmented rollouts over NATS", () => {
     expect(batch.metrics["rollout.retrieval.missed"]).toBe(3);
     expect(batch.metrics["rollout.retrieval.documents"]).toBe(0);
     // Sampled from the prompts alone.
-    batch.rollouts.forEach((r) =>
-      expect(Array.from(r.promptTokens)).toEqual(Array.from(format.promptTokens(r.group.prompt))),
-    );
+    for (const r of batch.rollouts) {
+      expect(Array.from(r.promptTokens)).toEqual(Array.from(format.promptTokens(r.group.prompt)));
+    }
     // The three requests waited together, once: about 300 ms, far from a hang.
     expect(batch.metrics["rollout.retrieval.ms"]).toBeGreaterThanOrEqual(290);
     expect(batch.metrics["rollout.retrieval.ms"]).toBeLessThan(3_000);

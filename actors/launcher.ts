@@ -52,6 +52,7 @@ import {
   makeLogger,
   type Nats,
   putState,
+  type ReceiveCounters,
   serveControl,
   subscribe,
   type WorkQueue,
@@ -357,6 +358,12 @@ function progressLine(
   return `${config.experiment} ${clock} · ${[...roles, ...busy].join(" · ") || "no actors"} · processed ${processed} · failed ${failed} · restarts ${restarts}${policy}`;
 }
 
+/** The launcher's control endpoint's trouble, when it had any: refused requests and subscription errors (each also logged). */
+export const controlText = (counters: ReceiveCounters): string =>
+  counters.rejected + counters.subscriptionErrors === 0
+    ? ""
+    : ` · control: ${counters.rejected} refused, ${counters.subscriptionErrors} subscription errors`;
+
 /** Two declarations of one work queue name carry different messages: they would share one stream. */
 export class QueueConflict extends Data.TaggedError("QueueConflict")<{
   readonly queue: string;
@@ -528,7 +535,7 @@ export const launch = (options: LaunchOptions) =>
         );
       }
 
-      yield* provide(
+      const control = yield* provide(
         serveControl(subjects.control(LAUNCHER_CONTROL_ROLE), (request) =>
           Effect.sync((): ControlReply => {
             const { command, args } = request.body;
@@ -625,7 +632,8 @@ export const launch = (options: LaunchOptions) =>
           const line =
             progressLine(config, startedAt, running, allRestarts, heartbeats) +
             learnerProgressText(learnerProgress, totalSteps) +
-            summaryText(summary);
+            summaryText(summary) +
+            controlText(control);
           if (tty) process.stderr.write(`\r\x1b[K${line}`);
           else logger.info(line);
         });

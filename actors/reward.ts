@@ -125,6 +125,13 @@ export const makeScoring = (env: Environment, pipeline: RewardPipeline) => {
   };
 };
 
+/** The reward role's work over the experiment's environment and reward pipeline (closed with the scope). */
+export const openScoring = (config: ExperimentConfig) =>
+  Effect.gen(function* () {
+    const env = yield* experimentEnvironment(config);
+    return makeScoring(env, yield* openRewardPipeline(config, env));
+  });
+
 export const rewardRole: RoleDefinition = {
   name: "reward",
   description: "scores rollout groups with the reward modules; publishes scored groups",
@@ -135,8 +142,7 @@ export const rewardRole: RoleDefinition = {
     Effect.gen(function* () {
       const { config } = actor;
       const { subjects } = yield* Experiment;
-      const env = yield* experimentEnvironment(config);
-      const score = makeScoring(env, yield* openRewardPipeline(config, env));
+      const score = yield* openScoring(config);
       const clock = makeStallClock();
 
       return actor.consume(

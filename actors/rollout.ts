@@ -6,15 +6,20 @@
  * With `rewards.reference: initial-policy` it also answers each prompt once with the frozen initial
  * policy (version 0) — the relevance judge's reference — cached per prompt.
  *
+ * When the rollout actors score (`rewards.scoredBy`), it scores each group right after sampling with
+ * the reward role's own work (makeScoring) and publishes the scored group instead: one process and one
+ * queue hop fewer per group, the same msgID, so the learner's exactly-once use is unchanged.
+ *
  * Subjects: pulls PromptGroup from the `prompts` work queue (demand-driven: a busy actor takes
- * nothing), publishes RolloutGroup to `rollouts` (msgID = group id), metrics on `metrics.<id>`. A
- * prompt its policy cannot read (a picture of the wrong size, more tokens than its context) is
- * dead-lettered alone, and so is one whose rollout group is too large to publish. With
- * `rollout.retrieval` it asks a retriever (`factrl.<exp>.retrieve`, request/reply bounded by
- * `rollout.retrieval.timeoutMs`) for each prompt's documents and prepends them; a prompt whose
- * evidence does not come in time is sampled without it (`rollout.retrieval.missed`).
+ * nothing), publishes RolloutGroup to `rollouts` — or ScoredGroup to `scored` when it scores — (msgID
+ * = group id), metrics on `metrics.<id>`. A prompt its policy cannot read (a picture of the wrong
+ * size, more tokens than its context) is dead-lettered alone, and so is one whose group is too large
+ * to publish. With `rollout.retrieval` it asks a retriever (`factrl.<exp>.retrieve`, request/reply
+ * bounded by `rollout.retrieval.timeoutMs`) for each prompt's documents and prepends them; a prompt
+ * whose evidence does not come in time is sampled without it (`rollout.retrieval.missed`).
  */
 import { Deferred, Effect, Fiber } from "effect";
+import { rolloutActorsScore } from "../configs/index.ts";
 import {
   Experiment,
   MetricsEventMessage,
@@ -28,13 +33,25 @@ import {
 import { natsEvidence } from "./evidence.ts";
 import { followPolicy } from "./policy-sync.ts";
 import { publishedTextFormat } from "./policy-tokenizer.ts";
+import { openScoring } from "./reward.ts";
 import { makeRolloutWork } from "./rollout-work.ts";
 import type { RoleDefinition } from "./runtime.ts";
 import { useBackend } from "./tf-backend.ts";
-import { PROMPTS_QUEUE, type PromptGroup, ROLLOUTS_QUEUE } from "./topology.ts";
+import { PROMPTS_QUEUE, type PromptGroup, ROLLOUTS_QUEUE, SCORED_QUEUE, type ScoredGroup } from "./topology.ts";
 
 /** How long one pull waits for prompt groups before asking again. */
 const PULL_EXPIRES_MS = 1_000;
+
+/** The reward role's figures (reward.*) for a batch this actor scored itself. */
+const scoringMetrics = (scored: readonly ScoredGroup[], scoreMs: number): Record<string, number> => {
+  const scores = scored.flatMap((group) => group.scores);
+  return {
+    "reward.mean": scores.reduce((sum, s) => sum + s.reward, 0) / Math.max(1, scores.length),
+    "reward.failures": scores.reduce((n, s) => n + s.failures.length, 0),
+    "reward.answers": scores.length,
+    "reward.scoreMs": scoreMs,
+  };
+};
 
 export const rolloutRole: RoleDefinition = {
   name: "rollout",
@@ -56,6 +73,7 @@ export const rolloutRole: RoleDefinition = {
       const evidence = retrieval === undefined ? undefined : yield* natsEvidence(retrieval);
       const work = makeRolloutWork(config, format, follower.loadVersion(0), evidence);
       yield* Effect.addFinalizer(() => Effect.sync(() => work.dispose()));
+      const score = rolloutActorsScore(config) ? yield* openScoring(config) : undefined;
 
       /**
        * Samples a batch (after loading a newer policy version, if any): its rollout groups, ready to
@@ -75,6 +93,12 @@ export const rolloutRole: RoleDefinition = {
             version,
             actor.id,
           );
+          // Scored here when this actor scores; a module failing one answer fails that answer only.
+          const scoreStarted = performance.now();
+          const scored = score
+            ? yield* Effect.promise(() => Promise.all(batch.rollouts.map((rollout) => score(rollout, actor.id))))
+            : undefined;
+          const scoring = scored ? scoringMetrics(scored, performance.now() - scoreStarted) : {};
           // The work hands back the very group objects it was given: each names its item.
           const itemOf = new Map(fetched.map((item) => [item.body, item]));
           for (const { group, reason } of batch.unreadable) {
@@ -86,9 +110,19 @@ export const rolloutRole: RoleDefinition = {
           }
           return {
             items: batch.rollouts.map((r) => itemOf.get(r.group)!),
-            rollouts: batch.rollouts.map((body) => ({ body, msgId: body.group.groupId })),
+            // Each group's publish, stored under its group id (a redelivered prompt's republish is a no-op).
+            publishes: batch.rollouts.map((body, i) =>
+              scored
+                ? publishWork(SCORED_QUEUE, scored[i]!, { msgId: body.group.groupId })
+                : publishWork(ROLLOUTS_QUEUE, body, { msgId: body.group.groupId }),
+            ),
             version,
-            metrics: { ...batch.metrics, "rollout.syncMs": syncMs, "rollout.refusedPointers": follower.refused() },
+            metrics: {
+              ...batch.metrics,
+              ...scoring,
+              "rollout.syncMs": syncMs,
+              "rollout.refusedPointers": follower.refused(),
+            },
           };
         });
       type SampledBatch = Effect.Effect.Success<ReturnType<typeof sampleBatch>>;
@@ -109,12 +143,16 @@ export const rolloutRole: RoleDefinition = {
         Effect.gen(function* () {
           const started = performance.now();
           const outcomes = yield* Effect.forEach(
-            sampled.rollouts,
-            (rollout) =>
-              publishWork(ROLLOUTS_QUEUE, rollout.body, { msgId: rollout.msgId }).pipe(
+            sampled.publishes,
+            (publish) =>
+              publish.pipe(
                 Effect.as(WorkOutcome.done),
                 Effect.catchTag("MessageTooLargeError", (error) =>
-                  Effect.succeed(WorkOutcome.reject(`its rollout group cannot be published: ${error.message}`)),
+                  Effect.succeed(
+                    WorkOutcome.reject(
+                      `its ${score ? "scored" : "rollout"} group cannot be published: ${error.message}`,
+                    ),
+                  ),
                 ),
               ),
             { concurrency: "unbounded" },

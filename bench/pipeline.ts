@@ -71,6 +71,8 @@ const SETS = [
   "learner.checkpointEvery=10",
   "actors.evaluator=0",
   "evaluation.every=0",
+  // The quick start's heartbeat (tiny.yaml beats every 0.5 s so that tests see actors sooner).
+  "runtime.heartbeatMs=2000",
   ...(args.set ?? []),
 ];
 const ROLLOUT_ACTORS = args["rollout-actors"]!.split(",").map(Number);
@@ -288,7 +290,10 @@ function pipelineThroughput(
   const last = steps.at(-1)!;
   const windowSeconds = (last.time - first.time) / 1000;
   const consumed = last.values["learner.consumed"]! - first.values["learner.consumed"]!;
-  const scoredInWindow = byRole(metrics, "reward").filter((m) => m.time > first.time && m.time <= last.time);
+  // Scored by reward actors or, when they score, by the rollout actors: both report reward.answers.
+  const scoredInWindow = metrics.filter(
+    (m) => m.values["reward.answers"] !== undefined && m.time > first.time && m.time <= last.time,
+  );
   return {
     learnedPerSecond: (consumed * groupSize) / windowSeconds,
     scoredPerSecond: total(scoredInWindow, "reward.answers") / windowSeconds,
@@ -483,8 +488,8 @@ async function main() {
     const rows = [
       {
         role: "rollout",
-        work: total(rollout, "rollout.batchMs") + total(rollout, "rollout.syncMs"),
-        workLabel: "sampling + weight loads",
+        work: total(rollout, "rollout.batchMs") + total(rollout, "rollout.syncMs") + total(rollout, "reward.scoreMs"),
+        workLabel: reward.length > 0 ? "sampling + weight loads" : "sampling + weight loads + scoring",
         // The loop's waits for acks (publish-behind: a batch's acks arrive while the next one is sampled).
         timed: total(rollout, "rollout.publishMs"),
         receive: promptsReceived * cost.prompts,
@@ -508,7 +513,7 @@ async function main() {
         receive: scoredReceived * cost.scored,
         timedFetch: total(learner, "learner.collectMs"),
       },
-    ];
+    ].filter((row) => row.role !== "reward" || reward.length > 0);
     console.log("\n## 2. Messaging share of each role's busy time\n");
     console.log(
       `receive cost per item (fetch + decode + ack, work waiting; same server, this config's payloads): ` +

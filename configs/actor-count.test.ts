@@ -1,10 +1,12 @@
 import { Either } from "effect";
 import { describe, expect, it } from "vitest";
-import { actorCount, autoRolloutActors } from "./actor-count.ts";
+import { actorCount, autoRolloutActors, rolloutActorsScore } from "./actor-count.ts";
 import { decodeConfig } from "./loader.ts";
 
+const config = (fields: Record<string, unknown>) =>
+  Either.getOrThrow(decodeConfig({ experiment: "counts", ...fields }));
 const actors = (set: Record<string, unknown>, rollout: Record<string, unknown> = {}) =>
-  Either.getOrThrow(decodeConfig({ experiment: "counts", actors: set, rollout }));
+  config({ actors: set, rollout });
 
 describe("actor counts sized from the machine", () => {
   it("auto: one core per learner, the rest sampling, at least one rollout actor", () => {
@@ -37,5 +39,37 @@ describe("actor counts sized from the machine", () => {
     const decoded = decodeConfig({ experiment: "counts", actors: { rollout: "many" } });
     expect(Either.isLeft(decoded)).toBe(true);
     if (Either.isLeft(decoded)) expect(decoded.left.problems.join("\n")).toMatch(/actors\.rollout/);
+  });
+});
+
+describe("who scores (rewards.scoredBy)", () => {
+  const judge = { http: { url: "http://judge.invalid/v1", model: "j" }, weight: 1 };
+  const roleAuth = { rollout: { token: "t" } };
+
+  it("auto: the rollout actors when every module is in-process, and then no reward actor", () => {
+    const defaults = config({});
+    expect(rolloutActorsScore(defaults)).toBe(true);
+    expect(actorCount(defaults, "reward", 2)).toBe(0);
+    const withPath = config({ rewards: { modules: [{ path: "rewards/brevity.ts", weight: 1 }] } });
+    expect(rolloutActorsScore(withPath)).toBe(true);
+  });
+
+  it("auto: reward actors for a remote judge, explicit reward actors or per-role credentials", () => {
+    const remote = config({ rewards: { modules: [judge] } });
+    expect(rolloutActorsScore(remote)).toBe(false);
+    expect(actorCount(remote, "reward", 2)).toBe(1);
+    const explicit = actors({ reward: 2 });
+    expect(rolloutActorsScore(explicit)).toBe(false);
+    expect(actorCount(explicit, "reward", 2)).toBe(2);
+    expect(rolloutActorsScore(config({ nats: { roleAuth } }))).toBe(false);
+  });
+
+  it("an explicit choice wins, and rollout with per-role credentials is refused with the field's path", () => {
+    expect(rolloutActorsScore(config({ rewards: { scoredBy: "reward" } }))).toBe(false);
+    expect(actorCount(config({ rewards: { scoredBy: "reward" } }), "reward", 2)).toBe(1);
+    expect(rolloutActorsScore(config({ rewards: { scoredBy: "rollout", modules: [judge] } }))).toBe(true);
+    const refused = decodeConfig({ experiment: "counts", rewards: { scoredBy: "rollout" }, nats: { roleAuth } });
+    expect(Either.isLeft(refused)).toBe(true);
+    if (Either.isLeft(refused)) expect(refused.left.problems.join("\n")).toMatch(/rewards\.scoredBy/);
   });
 });

@@ -1,6 +1,6 @@
 /** Experiment configs: the schema (one exported schema per section) and the loader. */
 
-export { actorCount, autoRolloutActors } from "./actor-count.ts";
+export { actorCount, autoRolloutActors, rolloutActorsScore } from "./actor-count.ts";
 export {
   ConfigError,
   decodeConfig,

@@ -124,7 +124,12 @@ export const ActorCounts = Schema.Struct({
     "Rollout actors: sample rollout.groupSize answers per prompt with the current policy. `auto`: the " +
       'machine\'s cores less one per learner, at least one (docs/pipeline.md, "How many actors").',
   ),
-  reward: count(1, "Reward actors: score answers with the reward modules."),
+  reward: setting(
+    Schema.Union(NonNegativeInt, Schema.Literal("auto")),
+    "auto",
+    "Reward actors: score answers with the reward modules. `auto`: none when the rollout actors score " +
+      "(rewards.scoredBy), else one.",
+  ),
   learner: count(1, "Learners: GRPO updates from scored groups; publish weights."),
   evaluator: count(1, "Evaluators: score published policies on the evaluation suites."),
   monitor: count(1, "Monitors: collect metrics, show progress, write metrics JSONL."),
@@ -534,6 +539,15 @@ export const RewardsSection = Schema.Struct({
     "What the relevance judge compares an answer with: the initial policy's answer to the same prompt (the " +
       "paper's choice) or a reference answer rendered from the knowledge base.",
   ),
+  scoredBy: setting(
+    Schema.Literal("auto", "reward", "rollout"),
+    "auto",
+    "Who scores the answers: `reward` actors (a process of their own, fed by the rollouts queue), or each " +
+      "`rollout` actor right after sampling, publishing scored groups itself (one process and one queue hop " +
+      "fewer per group). `auto`: the rollout actors when every module runs in-process (`name` or `path`), " +
+      "actors.reward is `auto` and no per-role credentials are set (they give a rollout actor no right to " +
+      'publish scored groups); else reward actors (docs/pipeline.md, "Who scores").',
+  ),
   timeoutMs: setting(PositiveInt, 30_000, "Give up on one module's score after this long."),
   retries: setting(NonNegativeInt, 2, "Retries of a failed remote score before the answer is counted as failed."),
 });
@@ -787,6 +801,16 @@ export const ExperimentConfig = ExperimentConfigFields.pipe(
           path: ["model", "backbone"],
           message:
             "Expected dense or mot for env.kind factworld-vision, actual blt: a byte-level policy has no image tokens (docs/backbones.md)",
+        }
+      : undefined,
+  ),
+  // Per-role permissions let only the reward role publish scored groups (docs/security.md).
+  Schema.filter((config) =>
+    config.rewards.scoredBy === "rollout" && config.nats.roleAuth !== undefined
+      ? {
+          path: ["rewards", "scoredBy"],
+          message:
+            "Expected reward or auto with nats.roleAuth, actual rollout: per-role credentials give a rollout actor no right to publish scored groups",
         }
       : undefined,
   ),

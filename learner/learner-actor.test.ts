@@ -7,9 +7,9 @@ import { readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Cause, Deferred, Effect, Either, Exit, Fiber, Option, Queue } from "effect";
+import { Cause, Deferred, Effect, Either, Exit, Fiber, Option, Queue, type Scope } from "effect";
 import { describe, expect, inject, it } from "vitest";
-import { ActorGaveUp, runActor } from "../actors/index.ts";
+import { ActorGaveUp, ANY_POINTER_WRITE, runActor } from "../actors/index.ts";
 import {
   LEARNER_PROGRESS_KEY,
   type LearnerProgress,
@@ -20,11 +20,13 @@ import {
 } from "../actors/topology.ts";
 import { decodeConfig, type ExperimentConfig } from "../configs/index.ts";
 import {
+  actorStatusKey,
   deadLetterCount,
   Experiment,
   ensureWorkQueues,
   getState,
   MetricsEventMessage,
+  type Nats,
   POLICY_KEY,
   pendingWork,
   publishWorkAll,
@@ -120,6 +122,14 @@ const startLearner = (config: ExperimentConfig) =>
     const stop = Deferred.succeed(drain, "test over").pipe(Effect.zipRight(Fiber.join(fiber)));
     return { fiber, stop };
   });
+
+/** Runs `program` in a fresh learner experiment (its config given) whose work queues exist. */
+const inLearnerExperiment = async <A, E>(
+  program: (config: ExperimentConfig) => Effect.Effect<A, E, Nats | Experiment | Scope.Scope>,
+) => {
+  const config = await learnerConfig();
+  return runWith(natsUrl, config.experiment, Effect.zipRight(ensureWorkQueues(PIPELINE_QUEUES), program(config)));
+};
 
 /** How the learner actor ended: its error's message, or "completed". */
 const endOf = (fiber: Fiber.Fiber<void, unknown>, timeoutMs: number) =>
@@ -357,12 +367,8 @@ describe("the learner is the only writer of the policy pointer", () => {
   });
 
   it("stops the run (RoleFatal, no restart) when a pointer revision it did not write appears", async () => {
-    const config = await learnerConfig();
-    const result = await runWith(
-      natsUrl,
-      config.experiment,
+    const result = await inLearnerExperiment((config) =>
       Effect.gen(function* () {
-        yield* ensureWorkQueues(PIPELINE_QUEUES);
         const learner = yield* startLearner(config);
         yield* waitUntil("version 0 announced", getState(POLICY_KEY), (entry) => entry?.value.version === 0, 30_000);
         const revision = yield* putState(POLICY_KEY, forgedPointer(999));
@@ -381,12 +387,8 @@ describe("the learner is the only writer of the policy pointer", () => {
   }, 60_000);
 
   it("refuses to start over a pointer ahead of everything the learner announced", async () => {
-    const config = await learnerConfig();
-    const result = await runWith(
-      natsUrl,
-      config.experiment,
+    const result = await inLearnerExperiment((config) =>
       Effect.gen(function* () {
-        yield* ensureWorkQueues(PIPELINE_QUEUES);
         yield* putState(LEARNER_PROGRESS_KEY, progressAt(2));
         const revision = yield* putState(POLICY_KEY, forgedPointer(5_000));
         const learner = yield* startLearner(config);
@@ -403,12 +405,8 @@ describe("the learner is the only writer of the policy pointer", () => {
   }, 60_000);
 
   it("restarted without a checkpoint, announces its weights after the version followers hold", async () => {
-    const config = await learnerConfig();
-    const result = await runWith(
-      natsUrl,
-      config.experiment,
+    const result = await inLearnerExperiment((config) =>
       Effect.gen(function* () {
-        yield* ensureWorkQueues(PIPELINE_QUEUES);
         // A learner got to version 5 and died before its first checkpoint: progress first, then the pointer.
         yield* putState(LEARNER_PROGRESS_KEY, progressAt(5));
         yield* putState(POLICY_KEY, forgedPointer(5));
@@ -421,5 +419,32 @@ describe("the learner is the only writer of the policy pointer", () => {
     );
     expect(result.pointer).toMatchObject({ version: 6, weights: weightsBlobName(6) });
     expect(result.announced).toMatchObject({ policyVersion: 6, step: 0 });
+  }, 60_000);
+
+  it("starts over a garbage pointer: logs and counts it, then announces its own weights over it", async () => {
+    const result = await inLearnerExperiment((config) =>
+      Effect.gen(function* () {
+        // JSON, so the learner's own watch sees the revision too: it must not take it for a forgery.
+        yield* putState(ANY_POINTER_WRITE, { version: "nine", weights: 7 });
+        const learner = yield* startLearner(config);
+        const pointer = yield* waitUntil(
+          "version 0 announced",
+          getState(POLICY_KEY).pipe(Effect.orElseSucceed(() => undefined)),
+          (entry) => entry?.value.version === 0,
+        );
+        const status = yield* waitUntil(
+          "the refusal counted",
+          getState(actorStatusKey("learner-1")).pipe(Effect.orElseSucceed(() => undefined)),
+          (entry) => (entry?.value.failed ?? 0) >= 1,
+        );
+        yield* Effect.sleep("500 millis"); // a forgery verdict would stop it now
+        const running = Option.isNone(yield* Fiber.poll(learner.fiber));
+        yield* learner.stop;
+        return { pointer: pointer!.value, failed: status!.value.failed, running };
+      }),
+    );
+    expect(result.pointer).toMatchObject({ version: 0, weights: weightsBlobName(0) });
+    expect(result.failed).toBe(1);
+    expect(result.running).toBe(true);
   }, 60_000);
 });

@@ -45,7 +45,7 @@ import {
   WorkOutcome,
   weightsBlobName,
 } from "../messaging/index.ts";
-import { buildPolicy, createOptimizer, type Policy } from "../models/index.ts";
+import { buildPolicy, createOptimizer, memoryFigures, type Policy } from "../models/index.ts";
 import { type Drop, openDropJournal, readDropJournal } from "./drop-journal.ts";
 import { grpoUpdate } from "./grpo-step.ts";
 import {
@@ -122,14 +122,30 @@ export const learnerRole: RoleDefinition = {
       // Announce the tokenizer and the architecture, then the weights under a version no follower has passed.
       yield* publishPolicyTokenizer(start.tokenizer);
       yield* putState(POLICY_ARCHITECTURE_KEY, policy.config as unknown as Record<string, unknown>);
-      const pointerAtStart = yield* getState(POLICY_KEY);
+      // A pointer that is no pointer at all names no version and no weights: the learner starts from
+      // its checkpoint (or the initial policy) and announces it over the garbage, instead of dying.
+      let garbageRevision: number | undefined;
+      const pointerAtStart = yield* getState(POLICY_KEY).pipe(
+        Effect.catchTag("StateError", (error) => {
+          if (error.badValue === undefined) return Effect.fail(error);
+          garbageRevision = error.badValue.revision;
+          actor.recordFailed(1);
+          return Effect.as(
+            Effect.logError(
+              `the policy pointer (revision ${garbageRevision}) is not a policy pointer (${error.reason}); ` +
+                "starting from the checkpoint or the initial policy and announcing it over it",
+            ),
+            undefined,
+          );
+        }),
+      );
       const announcement = startingAnnouncement({
         checkpointVersion: ledger.progress.policyVersion,
         pointer: pointerAtStart,
         announcedVersion: (yield* getState(LEARNER_PROGRESS_KEY))?.value.policyVersion,
       });
       if (announcement._tag === "Forged") return yield* new RoleFatal({ reason: announcement.reason });
-      const pointer = yield* ownPolicyPointer(pointerAtStart);
+      const pointer = yield* ownPolicyPointer(pointerAtStart?.revision ?? garbageRevision);
       ledger.progress = { ...ledger.progress, policyVersion: announcement.version };
       actor.setPolicyVersion(ledger.progress.policyVersion);
       yield* saveProgress;
@@ -327,6 +343,8 @@ export const learnerRole: RoleDefinition = {
               "learner.updateMs": timings.updateMs,
               "learner.publishMs": timings.publishMs,
               "learner.checkpointMs": timings.checkpointMs,
+              // Per step, to tell a leak (tensors grow) from a fragmented wasm heap (only the heap grows).
+              ...Object.fromEntries(Object.entries(memoryFigures()).map(([k, v]) => [`learner.memory.${k}`, v])),
             });
             timings.publishMs = 0;
             timings.checkpointMs = 0;

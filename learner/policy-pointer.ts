@@ -75,14 +75,15 @@ export interface OwnedPolicyPointer {
 }
 
 /**
- * Watches the policy pointer for writes by anyone else until the scope closes. `accepted`: the
- * pointer found at start, taken as the learner's own.
+ * Watches the policy pointer for writes by anyone else until the scope closes. `acceptedRevision`:
+ * the pointer's revision found at start (a pointer, or garbage the learner will write over), taken
+ * as the learner's own.
  */
 export const ownPolicyPointer = (
-  accepted: StateEntry<PolicyPointer> | undefined,
+  acceptedRevision: number | undefined,
 ): Effect.Effect<OwnedPolicyPointer, StateError, Nats | Experiment | Scope.Scope> =>
   Effect.gen(function* () {
-    const written = new Set<number>(accepted ? [accepted.revision] : []);
+    const written = new Set<number>(acceptedRevision === undefined ? [] : [acceptedRevision]);
     let forged: RoleFatal | undefined;
     // A watch may report the learner's own write before its put returns the revision: one at a time.
     const lock = yield* Effect.makeSemaphore(1);

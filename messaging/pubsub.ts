@@ -62,9 +62,26 @@ export interface ReceiveCounters {
   /** Accepted but dropped because the consumer fell `buffer` messages behind. */
   dropped: number;
   readonly rejectedByKind: Partial<Record<DecodeFailureKind, number>>;
+  /** Errors the server reported on the subscription itself (a permission refused, a slow consumer). */
+  subscriptionErrors: number;
 }
 
-export const newReceiveCounters = (): ReceiveCounters => ({ accepted: 0, rejected: 0, dropped: 0, rejectedByKind: {} });
+export const newReceiveCounters = (): ReceiveCounters => ({
+  accepted: 0,
+  rejected: 0,
+  dropped: 0,
+  rejectedByKind: {},
+  subscriptionErrors: 0,
+});
+
+/** Counts and logs an error reported on a subscription (with its subject), at most ~10 lines then every power of ten. */
+function recordSubscriptionError(nats: NatsService, counters: ReceiveCounters, subject: string, error: Error) {
+  counters.subscriptionErrors += 1;
+  const count = counters.subscriptionErrors;
+  if (count <= 10 || Number.isInteger(Math.log10(count))) {
+    nats.logger.warn({ subject, reason: error.message, count }, "subscription error");
+  }
+}
 
 /** Logs a rejection, at most ~10 lines per kind then every power of ten, so a flood cannot drown the log. */
 export function recordRejection(nats: NatsService, counters: ReceiveCounters, subject: string, error: DecodeError) {
@@ -128,7 +145,7 @@ export const subscribe = <A>(
     const decodeOptions = { accept, maxBytes: nats.maxPayload };
     const onMessage = (error: Error | null, msg: Msg) => {
       if (error !== null) {
-        nats.logger.warn({ subject, err: error }, "subscription error");
+        recordSubscriptionError(nats, counters, subject, error);
         return;
       }
       const decoded = decodeEnvelope(msg.data, decodeOptions);
@@ -221,7 +238,10 @@ export const serveControl = <E, R>(
       }
     };
     const onMessage = (error: Error | null, msg: Msg) => {
-      if (error !== null) return;
+      if (error !== null) {
+        recordSubscriptionError(nats, counters, subject, error);
+        return;
+      }
       const decoded = decodeEnvelope(msg.data, { accept: [ControlRequestMessage], maxBytes: nats.maxPayload });
       if (Either.isLeft(decoded)) {
         recordRejection(nats, counters, msg.subject, decoded.left);

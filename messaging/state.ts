@@ -17,6 +17,8 @@ import { nestedDeeperThan } from "./wire.ts";
 export class StateError extends Data.TaggedError("StateError")<{
   readonly key: string;
   readonly reason: string;
+  /** Set when the value was read but does not decode (anyone may write the key): its revision. */
+  readonly badValue?: { readonly revision: number };
 }> {
   override get message(): string {
     return `state ${this.key}: ${this.reason}`;
@@ -69,18 +71,36 @@ const stateCall = <A>(key: string, doing: string, call: () => Promise<A>) =>
   );
 
 /**
- * The state bucket. On a cluster its reads go to the stream's leader, not to any replica: on
- * nats-server < 2.9.17 a replica that has just restarted answers direct gets before it has caught up
- * (nats-server#4171), and a stale pointer or learner progress misleads a role that is resuming.
+ * The state bucket, its handle kept per connection: opening it is a stream-info request
+ * (create-if-missing), which every heartbeat's status record paid again. A failed call forgets the
+ * handle, so the next one opens (and re-creates) the bucket as before. On a cluster its reads go to
+ * the stream's leader, not to any replica: on nats-server < 2.9.17 a replica that has just restarted
+ * answers direct gets before it has caught up (nats-server#4171), and a stale pointer or learner
+ * progress misleads a role that is resuming.
  */
+const openedBuckets = new WeakMap<object, Map<string, KV>>();
+
 const openBucket = (key: string) =>
   Effect.gen(function* () {
     const { jetstream, replicas } = yield* Nats;
     const { subjects } = yield* Experiment;
-    return yield* stateCall(key, `opening ${subjects.stateBucket}: `, () =>
+    const opened = openedBuckets.get(jetstream) ?? new Map<string, KV>();
+    openedBuckets.set(jetstream, opened);
+    const cached = opened.get(subjects.stateBucket);
+    if (cached) return cached;
+    const kv = yield* stateCall(key, `opening ${subjects.stateBucket}: `, () =>
       new Kvm(jetstream).create(subjects.stateBucket, { history: 5, replicas, allow_direct: replicas === 1 }),
     );
+    opened.set(subjects.stateBucket, kv);
+    return kv;
   });
+
+/** Forgets the handle `openBucket` keeps, after a call through it failed. */
+const forgetBucket = Effect.gen(function* () {
+  const { jetstream } = yield* Nats;
+  const { subjects } = yield* Experiment;
+  openedBuckets.get(jetstream)?.delete(subjects.stateBucket);
+});
 
 const decodeValue = <A, I>(state: StateKey<A, I>, bytes: Uint8Array): Either.Either<A, StateError> => {
   let json: unknown;
@@ -108,7 +128,7 @@ export const putState = <A, I>(state: StateKey<A, I>, value: A): Effect.Effect<n
   Effect.gen(function* () {
     const kv = yield* openBucket(state.key);
     const json = JSON.stringify(Schema.encodeSync(state.schema)(value));
-    return yield* stateCall(state.key, "", () => kv.put(state.key, json));
+    return yield* stateCall(state.key, "", () => kv.put(state.key, json)).pipe(Effect.tapError(() => forgetBucket));
   });
 
 /** Reads the current value, or undefined when the key was never written (or was deleted). */
@@ -117,9 +137,11 @@ export const getState = <A, I>(
 ): Effect.Effect<StateEntry<A> | undefined, StateError, Nats | Experiment> =>
   Effect.gen(function* () {
     const kv = yield* openBucket(state.key);
-    const entry = yield* stateCall(state.key, "", () => kv.get(state.key));
+    const entry = yield* stateCall(state.key, "", () => kv.get(state.key)).pipe(Effect.tapError(() => forgetBucket));
     if (entry === null || entry.operation !== "PUT") return undefined;
-    const value = yield* decodeValue(state, entry.value);
+    const value = yield* decodeValue(state, entry.value).pipe(
+      Either.mapLeft((error) => new StateError({ ...error, badValue: { revision: entry.revision } })),
+    );
     return { value, revision: entry.revision };
   });
 

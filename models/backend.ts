@@ -128,6 +128,24 @@ async function startCpu(): Promise<Started> {
  * Measures a square float32 matMul on the active backend, in GFLOP/s (best of a few runs).
  * Sized so that the measurement takes well under a second even on the cpu backend.
  */
+/**
+ * What this process holds, in MB (tensors: a count): live tensors and their bytes (tf.memory), the
+ * wasm backend's heap (it grows and never shrinks), the JS heap and the resident set. A leaked tensor
+ * grows the first two; a heap fragmented by changing shapes grows only the wasm heap.
+ */
+export function memoryFigures(): Record<string, number> {
+  const { numTensors, numBytes } = tf.memory();
+  const heap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8;
+  const MB = 1024 * 1024;
+  return {
+    tensors: numTensors,
+    tensorMB: numBytes / MB,
+    ...(heap === undefined ? {} : { wasmHeapMB: heap.byteLength / MB }),
+    jsHeapMB: process.memoryUsage().heapUsed / MB,
+    rssMB: process.memoryUsage.rss() / MB,
+  };
+}
+
 export function measureMatMulGflops(size = tf.getBackend() === "cpu" ? 192 : 512, seconds = 0.25): number {
   const a = tf.randomUniform([size, size]);
   const b = tf.randomUniform([size, size]);

@@ -80,6 +80,13 @@ describe("checkpoints", () => {
     loaded.policy.dispose();
   });
 
+  it("holds no tensor after saving the optimiser's state (its iteration count was leaked once per save)", async () => {
+    trainStep(policy, optimizer);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) await saveCheckpoint(join(root, "no-leak"), { policy, optimizer, step: i });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it("replaces an existing checkpoint whole, leaving no temp directories", async () => {
     const dir = join(root, "replace");
     await saveCheckpoint(dir, { policy, step: 1 });

@@ -15,7 +15,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import type * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs";
 import type { Policy, PolicyConfigBase } from "./policy.ts";
 import { buildPolicy } from "./registry.ts";
 import { decodeNamedTensors, encodeNamedTensors, POLICY_WEIGHTS_KIND } from "./weights-file.ts";
@@ -65,13 +65,19 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
   if (options.optimizer) {
     const toLogical = logicalNamer(policy);
     const state = await options.optimizer.getWeights();
-    files.set(
-      "optimizer.bin",
-      await encodeNamedTensors(
-        OPTIMIZER_KIND,
-        state.map((w) => ({ name: toLogical(w.name), tensor: w.tensor })),
-      ),
-    );
+    try {
+      files.set(
+        "optimizer.bin",
+        await encodeNamedTensors(
+          OPTIMIZER_KIND,
+          state.map((w) => ({ name: toLogical(w.name), tensor: w.tensor })),
+        ),
+      );
+    } finally {
+      // getWeights makes a new tensor for the iteration count each call (the moments are the
+      // optimiser's own variables): one tensor leaked per checkpoint, found by learner.memory.tensors.
+      for (const { tensor } of state) if (!(tensor instanceof tf.Variable)) tensor.dispose();
+    }
   }
   if (options.tokenizer !== undefined) files.set("tokenizer.json", utf8(JSON.stringify(options.tokenizer)));
   const manifest: CheckpointManifest = {

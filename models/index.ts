@@ -1,5 +1,5 @@
 /** What other parts may use from models/. */
-export { type BackendInfo, type BackendOptions, type BackendRequest, initBackend } from "./backend.ts";
+export { type BackendInfo, type BackendOptions, type BackendRequest, initBackend, memoryFigures } from "./backend.ts";
 // BLT's own stages, for pretraining: the entropy model, its patching, bytes in and out.
 export { type BltConfig, BltPolicy, bitsPerByte, encodeBytes, prepareEntropyPatching } from "./blt/index.ts";
 export {

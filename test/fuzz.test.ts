@@ -18,6 +18,8 @@ import { echoRole } from "../actors/echo.ts";
 import { followPolicy } from "../actors/policy-sync.ts";
 import { runActor } from "../actors/runtime.ts";
 import {
+  CURATOR_CURSOR_KEY,
+  EVALUATION_DONE_KEY,
   LEARNER_PROGRESS_KEY,
   NO_LEARNER_PROGRESS,
   POLICY_ARCHITECTURE_KEY,
@@ -36,6 +38,7 @@ import {
   encodeEnvelope,
   ensureWorkQueues,
   envelope,
+  getState,
   HeartbeatMessage,
   type MessageType,
   MetricsEventMessage,
@@ -47,9 +50,11 @@ import {
   publishPolicy,
   putState,
   readDeadLetters,
+  type StateKey,
   subscribe,
   WorkOutcome,
   type WorkQueue,
+  watchState,
 } from "../messaging/index.ts";
 import { initBackend, loadCheckpoint } from "../models/index.ts";
 import { type Mutant, mutants } from "./fuzz/mutations.ts";
@@ -311,6 +316,78 @@ describe("control requests under fuzzing", () => {
     expect(result.last).toMatchObject({ ok: true, data: { rejectedRequests: result.expectedRefused } });
     expect(Exit.isSuccess(result.exit)).toBe(true);
   }, 120_000);
+});
+
+describe("state keys under fuzzing", () => {
+  // The keys roles read besides the pointer: the learner's progress (curator credits, launcher,
+  // evaluator), the curator's cursor (a restarted curator), the evaluator's end (the launcher).
+  const cases: [StateKey<unknown, unknown>, (i: number) => unknown][] = [
+    [LEARNER_PROGRESS_KEY as StateKey<unknown, unknown>, (i) => ({ ...NO_LEARNER_PROGRESS, step: i, consumed: 8 * i })],
+    [CURATOR_CURSOR_KEY as StateKey<unknown, unknown>, (i) => ({ published: 24 + i })],
+    [EVALUATION_DONE_KEY as StateKey<unknown, unknown>, (i) => ({ finalVersion: i, report: `runs/x/report-${i}.md` })],
+  ];
+  it.each(cases)(
+    "$key: a watcher follows every good value in order and refuses each bad one with the key and reason; a read never dies",
+    async (key, good) => {
+      const mutantCount = MUTANTS_PER_SUBJECT / 4; // a KV write per mutant: the watch is the same code for every key
+      const original = new TextEncoder().encode(JSON.stringify(good(0)));
+      const bad = mutants(SEED + key.key.length, [original], "json", mutantCount);
+      const logStart = captured.length;
+      const result = await withFuzzConnection(
+        freshExperiment("fz"),
+        Effect.gen(function* () {
+          const nats = yield* Nats;
+          const { subjects } = yield* Experiment;
+          yield* putState(key, good(0));
+          const updates = yield* watchState(key);
+          const kv = yield* Effect.promise(() => new Kvm(nats.jetstream).open(subjects.stateBucket));
+          let goods = 0;
+          let badReads = 0;
+          let expectedRefused = 0;
+          for (const [i, mutant] of bad.entries()) {
+            if (mutant.bytes.byteLength > nats.maxPayload - 1_024) continue;
+            yield* Effect.promise(() => kv.put(key.key, mutant.bytes));
+            // The read a (re)starting role makes: a value, or a StateError saying the value is bad.
+            const read = yield* Effect.either(getState(key));
+            if (Either.isLeft(read)) {
+              expect(read.left.badValue).toBeDefined();
+              badReads += 1;
+            }
+            if (i % GOOD_EVERY === GOOD_EVERY - 1) {
+              goods += 1;
+              yield* putState(key, good(goods));
+            }
+          }
+          expectedRefused = badReads;
+          goods += 1;
+          yield* putState(key, good(goods));
+          // Everything the watch delivers decodes; the good values arrive in order, the last one included.
+          const seen: unknown[] = [];
+          const deadline = Date.now() + 30_000;
+          while (Date.now() < deadline) {
+            const entry = yield* Queue.take(updates);
+            seen.push(entry.value);
+            if (JSON.stringify(entry.value) === JSON.stringify(good(goods))) break;
+          }
+          return { seen, goods, expectedRefused };
+        }),
+      );
+      // Every good value written after the watch began arrives, in order (a mutant may equal a good
+      // value too: a subsequence, not the whole of what arrived).
+      const wanted = Array.from({ length: result.goods }, (_, i) => JSON.stringify(good(i + 1)));
+      let next = 0;
+      for (const value of result.seen) if (JSON.stringify(value) === wanted[next]) next += 1;
+      expect(next).toBe(wanted.length);
+      expect(result.expectedRefused).toBeGreaterThan(mutantCount / 4);
+      const refusals = captured
+        .slice(logStart)
+        .map((line) => JSON.parse(line))
+        .filter((line) => line.msg === "bad state value");
+      expect(refusals.length).toBe(result.expectedRefused);
+      for (const line of refusals) expect(line).toMatchObject({ key: key.key, reason: expect.any(String) });
+    },
+    120_000,
+  );
 });
 
 describe("the policy pointer under fuzzing", () => {

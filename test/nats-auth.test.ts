@@ -50,6 +50,7 @@ import {
   RetrieveRequestMessage,
   requestMessage,
   retrieveSubject,
+  serveControl,
   startLocalServer,
   subscribe,
   WorkOutcome,
@@ -400,6 +401,30 @@ describe("per-role permissions from factrl nats auth", () => {
     );
     expect(lines.map((line) => line.msg)).toContain(
       `NATS refused permission: this user may not subscribe to "factrl.${A}.heartbeat.>" (its permissions come from \`factrl nats auth\`: docs/security.md)`,
+    );
+  }, 30_000);
+
+  it("counts and logs, with its subject, a control endpoint's subscription the server refuses", async () => {
+    // A rollout actor may not serve the launcher's control subject: the server refuses the subscription.
+    const { logger, lines } = capturingLogger();
+    const result = await runAs(
+      { experiment: A, kind: "rollout" },
+      A,
+      Effect.scoped(
+        Effect.gen(function* () {
+          const { subjects } = yield* Experiment;
+          const counters = yield* serveControl(subjects.control("launcher"), () =>
+            Effect.succeed({ ok: true, message: "served" }),
+          );
+          for (let i = 0; i < 50 && counters.subscriptionErrors === 0; i++) yield* Effect.sleep("100 millis");
+          return counters.subscriptionErrors;
+        }),
+      ),
+      logger,
+    );
+    expect(result).toEqual(Either.right(1));
+    expect(lines).toContainEqual(
+      expect.objectContaining({ msg: "subscription error", subject: `factrl.${A}.control.launcher`, count: 1 }),
     );
   }, 30_000);
 
