@@ -12,7 +12,14 @@ export {
   recoverInterruptedSave,
   saveCheckpoint,
 } from "./checkpoint.ts";
-export { contrastiveScores, DecodingParameterError, guidedLogits } from "./decoding.ts";
+export {
+  checkDecoding,
+  contrastiveScores,
+  type Decoding,
+  DecodingParameterError,
+  type GuidedDecoding,
+  guidedLogits,
+} from "./decoding.ts";
 export { type DenseConfig, DensePolicy } from "./dense.ts";
 export { eventLoopYielder, yieldToEventLoop } from "./event-loop.ts";
 export { type HuggingFaceTokenizerRecord, isHuggingFaceTokenizerRecord } from "./hf-text-format.ts";
@@ -59,7 +66,7 @@ export {
 export { mixSeed, mulberry32, type Random } from "./random.ts";
 export { buildPolicy, policyStartingFrom } from "./registry.ts";
 export * from "./retrieval/index.ts";
-export { type DecodeSession, logSoftmax, sampleBatch, sampleToken } from "./sampling.ts";
+export { type DecodeSession, decodingLogProbs, logSoftmax, sampleBatch, sampleToken } from "./sampling.ts";
 export { registerWasmSegmentSum } from "./segment-sum-kernel.ts";
 export {
   codebookFromJson,
