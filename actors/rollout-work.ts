@@ -11,7 +11,7 @@
  */
 import { Effect, Either } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
-import type { Policy, SampledSequence, TextFormat } from "../models/index.ts";
+import { checkDecoding, type Policy, type SampledSequence, type TextFormat } from "../models/index.ts";
 import { hash32 } from "./environment.ts";
 import type { Answer, PromptGroup, RolloutGroup } from "./topology.ts";
 
@@ -58,17 +58,32 @@ const toAnswer = (sequence: SampledSequence, text: string): Answer => ({
   logProbs: sequence.logProbs as Float32Array<ArrayBuffer>,
   text,
   finishReason: sequence.finishReason,
+  ...(sequence.policyLogProbs === undefined
+    ? {}
+    : { policyLogProbs: sequence.policyLogProbs as Float32Array<ArrayBuffer> }),
 });
 
 /**
+ * The text the expert stream of guided decoding reads for a prompt group: the prompt with its evidence.
+ * The amateur reads the prompt alone.
+ */
+export type ConditionedPrompt = (group: PromptGroup) => string;
+
+/**
  * The rollout work over one policy format. `initialPolicy` loads the frozen initial policy (version 0)
- * the first time a reference is needed; references are cached per prompt.
+ * the first time a reference is needed; references are cached per prompt. With `rollout.decoding` cfg
+ * or cd-k, answers are decoded from two streams of the policy — the expert reading
+ * `conditionedPrompt(group)` (default: the prompt itself), the amateur the prompt alone — and their
+ * group is marked off-policy (`decoding`, each answer's `policyLogProbs`); `promptTokens` is the
+ * expert's, the context the learner scores the answers in.
  */
 export function makeRolloutWork<E, R>(
   config: ExperimentConfig,
   format: TextFormat,
   initialPolicy: Effect.Effect<Policy, E, R>,
+  conditionedPrompt: ConditionedPrompt = (group) => group.prompt,
 ) {
+  const decoding = config.rollout.decoding;
   const sampling = {
     temperature: config.rollout.temperature,
     topP: config.rollout.topP,
@@ -102,17 +117,25 @@ export function makeRolloutWork<E, R>(
   /** Samples every readable group of `groups` with `policy` (announced as `version`). */
   const rollOut = (groups: readonly PromptGroup[], policy: Policy, version: number, actor: string) =>
     Effect.gen(function* () {
-      const read: { group: PromptGroup; tokens: Int32Array<ArrayBuffer> }[] = [];
+      // A k larger than this policy's vocabulary is a config error the schema cannot see.
+      yield* Effect.sync(() => checkDecoding(decoding, policy.config.vocabSize, "rollout.decoding"));
+      const guided = decoding.kind !== "plain";
+      const read: { group: PromptGroup; tokens: Int32Array<ArrayBuffer>; amateur: Int32Array }[] = [];
       const unreadable: UnreadablePrompt[] = [];
       for (const group of groups) {
-        const tokens = Either.try(() => format.promptTokens(group.prompt, group.picture));
+        const amateur = Either.try(() => format.promptTokens(group.prompt, group.picture));
+        const tokens = guided
+          ? Either.flatMap(amateur, () =>
+              Either.try(() => format.promptTokens(conditionedPrompt(group), group.picture)),
+            )
+          : amateur;
         const why = Either.isLeft(tokens)
           ? tokens.left instanceof Error
             ? tokens.left.message
             : String(tokens.left)
           : unsampleable(group, tokens.right, policy.config.maxSeqLen);
-        if (why === undefined && Either.isRight(tokens)) {
-          read.push({ group, tokens: tokens.right as Int32Array<ArrayBuffer> });
+        if (why === undefined && Either.isRight(tokens) && Either.isRight(amateur)) {
+          read.push({ group, tokens: tokens.right as Int32Array<ArrayBuffer>, amateur: amateur.right });
         } else {
           // Ids come from the message: cut short for the log line and the dead letter's header.
           const [prompt, id] = [group.promptId.slice(0, 80), group.groupId.slice(0, 80)];
@@ -126,8 +149,13 @@ export function makeRolloutWork<E, R>(
       const rowSeeds = read.flatMap((r) =>
         Array.from({ length: r.group.groupSize }, (_, a) => answerSeed(config.seed, r.group.groupId, version, a)),
       );
-      const result = yield* Effect.promise(() => policy.sample(rows, { ...sampling, seed: 0, rowSeeds }));
-      yield* answerReferences(read);
+      const guidance = guided
+        ? { decoding, unconditioned: read.flatMap((r) => Array.from({ length: r.group.groupSize }, () => r.amateur)) }
+        : undefined;
+      const result = yield* Effect.promise(() =>
+        policy.sample(rows, { ...sampling, seed: 0, rowSeeds, ...(guidance ? { guidance } : {}) }),
+      );
+      yield* answerReferences(read.map((r) => ({ group: r.group, tokens: r.amateur })));
       const finishedAt = Date.now();
       let row = 0;
       const rollouts = read.map(({ group, tokens }): RolloutGroup => {
@@ -144,6 +172,7 @@ export function makeRolloutWork<E, R>(
           timings: { startedAt, finishedAt },
           actor,
           ...(reference === undefined ? {} : { reference }),
+          ...(guided ? { decoding } : {}),
         };
       });
       const metrics = {

@@ -205,7 +205,13 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
         Effect.promise(async () => {
           const started = performance.now();
           const reference = L.klBeta > 0 ? initial.policy : undefined;
-          const stats = await grpoUpdate(policy, optimizer, reference, toGrpoBatch(groups), grpoSettingsFor(config));
+          const stats = await grpoUpdate(
+            policy,
+            optimizer,
+            reference,
+            toGrpoBatch(groups, config.learner.offPolicy.cap),
+            grpoSettingsFor(config),
+          );
           updateMs = performance.now() - started;
           return stats;
         }),
