@@ -103,6 +103,24 @@ const main = Effect.gen(function* () {
         `${percent(o.abstentionRate)} | ${percent(o.malformedRate)} | ${((1000 * tokens) / ms).toFixed(0)} | ${tokens} |`,
     );
   }
+  // Cost at a fixed length: 16 expert prompts, 64 tokens each, no stop token, so every mode does the same steps.
+  const prompts = env.eval.slice(0, 16);
+  const amateur = prompts.map((p) => format.promptTokens(p.text, p.picture));
+  const expert = prompts.map((p) => format.promptTokens(`${evidence(p.text)} ${p.text}`, p.picture));
+  const fixed = { temperature: config.rollout.temperature, maxNewTokens: 64, seed: 1, stopTokens: [] };
+  const cost: [string, number][] = [];
+  for (const mode of modes.slice(1)) {
+    const decoding = mode as Decoding;
+    const guidance = decoding.kind === "plain" ? {} : { guidance: { decoding, unconditioned: amateur } };
+    const result = yield* Effect.promise(() => policy.sample(expert, { ...fixed, ...guidance }));
+    cost.push([
+      JSON.stringify(mode).replaceAll('"', ""),
+      (1000 * result.timings.generatedTokens) / result.timings.totalMs,
+    ]);
+  }
+  console.log("\n| decoding (16 rows × 64 tokens) | tokens/s | vs plain |\n|---|---:|---:|");
+  for (const [name, rate] of cost)
+    console.log(`| ${name} | ${rate.toFixed(0)} | ${(rate / cost[0]![1]).toFixed(2)}× |`);
   yield* Effect.promise(() => rewards.close());
   policy.dispose();
 });
