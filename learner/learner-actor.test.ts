@@ -288,42 +288,36 @@ describe("the learner settles what it drops at once", () => {
 });
 
 describe("off-policy (CFG / CD-K) groups through the learner actor", () => {
-  it("offPolicy drop: counts and acks marked groups (learner.drops.offPolicy) and steps on the on-policy ones", async () => {
-    const config = await learnerConfig({ groupsPerStep: 2, totalSteps: 1, offPolicy: { mode: "drop" } });
-    const result = await runWith(
+  /** One learner step over `groups` under `offPolicy`: how it ended, its progress, what is left queued. */
+  const oneStep = async (offPolicy: Record<string, unknown>, groups: readonly ScoredGroup[]) => {
+    const config = await learnerConfig({ groupsPerStep: 2, totalSteps: 1, offPolicy });
+    return runWith(
       natsUrl,
       config.experiment,
       Effect.gen(function* () {
         yield* ensureWorkQueues(PIPELINE_QUEUES);
-        yield* publishScored([
-          guidedGroup("g0", [0, 1]),
-          scoredGroup("g1", [0, 1]),
-          guidedGroup("g2", [1, 0]),
-          scoredGroup("g3", [0.5, 0]),
-        ]);
+        yield* publishScored(groups);
         const learner = yield* startLearner(config);
         const end = yield* endOf(learner.fiber, 120_000);
         return { end, progress: yield* progress, pending: yield* pendingWork(SCORED_QUEUE) };
       }),
     );
+  };
+
+  it("offPolicy drop: counts and acks marked groups (learner.drops.offPolicy) and steps on the on-policy ones", async () => {
+    const result = await oneStep({ mode: "drop" }, [
+      guidedGroup("g0", [0, 1]),
+      scoredGroup("g1", [0, 1]),
+      guidedGroup("g2", [1, 0]),
+      scoredGroup("g3", [0.5, 0]),
+    ]);
     expect(result.end).toEqual({ completed: true });
     expect(result.progress).toMatchObject({ step: 1, consumed: 2, offPolicy: 2, done: true });
     expect(result.pending).toBe(0);
   }, 150_000);
 
   it("offPolicy tis: trains on marked groups (consumed, none dropped)", async () => {
-    const config = await learnerConfig({ groupsPerStep: 2, totalSteps: 1, offPolicy: { mode: "tis", cap: 2 } });
-    const result = await runWith(
-      natsUrl,
-      config.experiment,
-      Effect.gen(function* () {
-        yield* ensureWorkQueues(PIPELINE_QUEUES);
-        yield* publishScored([guidedGroup("g0", [0, 1]), guidedGroup("g1", [1, 0.5])]);
-        const learner = yield* startLearner(config);
-        const end = yield* endOf(learner.fiber, 120_000);
-        return { end, progress: yield* progress };
-      }),
-    );
+    const result = await oneStep({ mode: "tis", cap: 2 }, [guidedGroup("g0", [0, 1]), guidedGroup("g1", [1, 0.5])]);
     expect(result.end).toEqual({ completed: true });
     expect(result.progress).toMatchObject({ step: 1, consumed: 2, offPolicy: 0, skippedSteps: 0, done: true });
   }, 150_000);
