@@ -44,7 +44,7 @@ describe("curator prompts", () => {
       return Either.isLeft(decoded) ? String(decoded.left) : "accepted";
     };
     expect(problem({ strategy: "popular" })).toContain(
-      'curation.strategy: expected "uniform" | "balanced", found "popular"',
+      'curation.strategy: expected "uniform" | "balanced" | "cit", found "popular"',
     );
     expect(problem({ tailShare: 1.5 })).toContain("curation.tailShare: expected a number in [0, 1], found 1.5");
     expect(problem({ checks: "strict" })).toContain("curation.checks:");

@@ -10,16 +10,28 @@
  * prompt of a sequence number is a pure function of the seed, so a restarted curator republishes
  * the same group under the same msgID (a no-op) and continues from its cursor in KV.
  *
- * Subjects: publishes PromptGroup to the `prompts` work queue; reads KV `learner-progress`,
- * writes KV `curator-cursor`.
+ * Subjects: publishes PromptGroup to the `prompts` work queue; reads KV `learner-progress` (with
+ * `curation.strategy: cit` also KV `policy` and the weights: actors/cit-curation.ts), writes KV
+ * `curator-cursor`.
  */
 import { Duration, Effect, Option, Queue } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
 import type { EnvPrompt } from "../envs/index.ts";
-import { getState, publishWorkAll, putState, readDeadLetteredGroups, watchState } from "../messaging/index.ts";
+import {
+  Experiment,
+  getState,
+  MetricsEventMessage,
+  publishMessage,
+  publishWorkAll,
+  putState,
+  readDeadLetteredGroups,
+  watchState,
+} from "../messaging/index.ts";
+import { citCuration, citPrompts } from "./cit-curation.ts";
 import { experimentEnvironment, hash32 } from "./environment.ts";
 import {
   balancedPrompts,
+  HandedOut,
   memoByEnvironment,
   type PromptChooser,
   type PromptSource,
@@ -51,6 +63,7 @@ export const PROMPT_STRATEGIES: Readonly<Record<ExperimentConfig["curation"]["st
     (sequence) =>
       uniformPrompt(pool, seed, sequence),
   balanced: balancedPrompts,
+  cit: citPrompts,
 };
 
 const choosers = new WeakMap<PromptSource, Map<string, PromptChooser>>();
@@ -61,7 +74,7 @@ const choosers = new WeakMap<PromptSource, Map<string, PromptChooser>>();
  */
 export const promptChooser = (env: PromptSource, config: ExperimentConfig): PromptChooser => {
   const { curation, seed } = config;
-  const key = `${curation.strategy}:${seed}:${curation.tailShare}:${curation.checks}:${curation.minFacts}`;
+  const key = `${curation.strategy}:${seed}:${curation.tailShare}:${curation.checks}:${curation.minFacts}:${JSON.stringify(curation.cit)}`;
   return memoByEnvironment(choosers, env, key, () =>
     PROMPT_STRATEGIES[curation.strategy](trainingPool(env, curation), env, { seed, curation }),
   );
@@ -134,6 +147,16 @@ export const curatorRole: RoleDefinition = {
       });
       yield* readDeadLetters;
       let readAt = Date.now();
+      const { subjects } = yield* Experiment;
+      const report = (values: Record<string, number>) =>
+        publishMessage(subjects.metrics(actor.id), MetricsEventMessage, {
+          source: actor.id,
+          ...(progress ? { step: progress.step } : {}),
+          values,
+          tags: { role: "curator" },
+        });
+      const curateIfDue = yield* citCuration(config, env, actor, report, progress);
+      const handedOut = new HandedOut();
 
       return Effect.gen(function* () {
         while (!progress?.done && !actor.isDraining()) {
@@ -141,6 +164,7 @@ export const curatorRole: RoleDefinition = {
             yield* readDeadLetters;
             readAt = Date.now();
           }
+          yield* curateIfDue(progress);
           const inFlight = published - settledGroups(progress, deadLettered.size);
           const credits = config.curation.maxGroupsInFlight - inFlight;
           if (credits > 0) {
@@ -155,6 +179,8 @@ export const curatorRole: RoleDefinition = {
             published += credits;
             yield* putState(CURATOR_CURSOR_KEY, { published });
             actor.recordProcessed(credits);
+            handedOut.add(groups);
+            yield* report(handedOut.metrics());
           }
           const next = yield* Queue.take(progressUpdates).pipe(Effect.timeout(RECOUNT_EVERY), Effect.option);
           if (Option.isSome(next)) progress = next.value.value;

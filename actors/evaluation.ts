@@ -4,8 +4,10 @@
  * and summarise per suite — hallucination rate, detail, relevance win rate, abstention, length.
  * Used by the evaluator actor and its report (report.ts); `factrl study` compares the results.
  */
+
+import { Effect } from "effect";
 import { analyzeAnswer, ClaimVerifier, type Environment, type EnvPrompt, type World } from "../envs/index.ts";
-import type { Policy, TextFormat } from "../models/index.ts";
+import { evidencePromptTokens, type Policy, type TextFormat } from "../models/index.ts";
 import {
   type AnswerResult,
   answerResultOf,
@@ -18,6 +20,7 @@ import {
   summarize,
   summarizeBy,
 } from "../rewards/index.ts";
+import type { EvidenceSource } from "./evidence.ts";
 
 export interface EvaluationSampling {
   readonly temperature: number;
@@ -44,6 +47,21 @@ export interface EvaluationResult {
   /** Per bucket, for environments whose prompts have one (empty otherwise). */
   readonly byBucket: Readonly<Record<string, FactualityMetrics>>;
   readonly answers: readonly EvaluatedAnswer[];
+  /** What the answers cost, when a policy of this process wrote them (not an API model). */
+  readonly cost?: AnswerCost;
+}
+
+/** The cost of a set of answers: the prompt tokens they were conditioned on, the evidence, sampling speed. */
+export interface AnswerCost {
+  /** Mean prompt tokens per answer (with evidence: the documents' too). */
+  readonly promptTokens: number;
+  /** Mean generated tokens per answer. */
+  readonly generatedTokens: number;
+  /** Generated tokens per second of sampling. */
+  readonly tokensPerSecond: number;
+  /** With evidence: mean documents prepended per prompt, and prompts whose retrieval missed. */
+  readonly documents?: number;
+  readonly retrievalMissed?: number;
 }
 
 export interface GeneratedAnswer {
@@ -52,24 +70,58 @@ export interface GeneratedAnswer {
   readonly truncated: boolean;
 }
 
-/** Answers every prompt once (batched, seeded): the same seed and weights give the same answers. */
+/** Answers, one per prompt, with what writing them cost when a policy of this process wrote them. */
+export type GeneratedAnswers = readonly GeneratedAnswer[] & { readonly cost?: AnswerCost };
+
+/**
+ * Answers every prompt once (batched, seeded): the same seed and weights give the same answers. With
+ * `evidence`, each prompt's retrieved documents come first (as rollouts do with `rollout.retrieval`;
+ * a prompt whose retrieval misses is answered without), leaving `maxNewTokens` positions to answer in.
+ */
 export async function answerPrompts(
   policy: Policy,
   format: TextFormat,
   prompts: readonly EnvPrompt[],
   sampling: EvaluationSampling,
-): Promise<GeneratedAnswer[]> {
+  evidence?: EvidenceSource,
+): Promise<GeneratedAnswers> {
   const answers: GeneratedAnswer[] = [];
+  const budget = policy.config.maxSeqLen - sampling.maxNewTokens;
+  let [promptTokens, generated, sampleMs, documents, missed] = [0, 0, 0, 0, 0];
   for (let at = 0; at < prompts.length; at += sampling.batch) {
     const batch = prompts.slice(at, at + sampling.batch);
-    const result = await policy.sample(
-      batch.map((p) => format.promptTokens(p.text, p.picture)),
-      { ...sampling, seed: sampling.seed + at, stopTokens: format.stopTokens },
-    );
+    const found = evidence
+      ? await Effect.runPromise(evidence(batch.map((p, i) => ({ query: p.text, seed: sampling.seed + at + i }))))
+      : undefined;
+    const tokens = batch.map((p, i) => {
+      const e = found?.[i];
+      if (e === undefined || "missed" in e) {
+        if (e !== undefined) missed += 1;
+        return format.promptTokens(p.text, p.picture);
+      }
+      const conditioned = evidencePromptTokens(format, p.text, e.documents, budget, p.picture);
+      documents += conditioned.documents;
+      return conditioned.tokens;
+    });
+    const result = await policy.sample(tokens, {
+      ...sampling,
+      seed: sampling.seed + at,
+      stopTokens: format.stopTokens,
+    });
+    promptTokens += tokens.reduce((n, t) => n + t.length, 0);
+    generated += result.timings.generatedTokens;
+    sampleMs += result.timings.totalMs;
     for (const sequence of result.sequences)
       answers.push({ text: format.answerText(sequence.tokens), truncated: sequence.finishReason === "length" });
   }
-  return answers;
+  const n = Math.max(1, prompts.length);
+  const cost: AnswerCost = {
+    promptTokens: promptTokens / n,
+    generatedTokens: generated / n,
+    tokensPerSecond: (1000 * generated) / Math.max(1, sampleMs),
+    ...(evidence ? { documents: documents / n, retrievalMissed: missed } : {}),
+  };
+  return Object.assign(answers, { cost });
 }
 
 /** Writes one answer per prompt: a policy here (answerPrompts), or a model behind an API (openAiAnswerer). */
@@ -108,10 +160,11 @@ export const openAiAnswerer =
 export async function evaluateAnswers(
   version: number,
   prompts: readonly EnvPrompt[],
-  answers: readonly GeneratedAnswer[],
+  answers: GeneratedAnswers,
   pipeline: RewardPipeline,
   references?: ReadonlyMap<string, string>,
 ): Promise<EvaluationResult> {
+  const { cost } = answers;
   const scores = await pipeline.score(
     prompts.map((p, i) => {
       const reference = references?.get(p.id);
@@ -147,6 +200,7 @@ export async function evaluateAnswers(
       ),
     ),
     answers: evaluated,
+    ...(cost === undefined ? {} : { cost }),
   };
 }
 

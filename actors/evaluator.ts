@@ -7,8 +7,11 @@
  * (initial vs RL policy per suite and on average; for an environment with pictures, a few of them as
  * PNG files in `report-pictures/` with both policies' answers) and marks the evaluation done in KV.
  *
+ * With `rollout.retrieval`, answers are conditioned on retrieved evidence as rollouts are (the
+ * experiment's retriever, `factrl.<exp>.retrieve`; no query dropout).
+ *
  * Subjects: reads KV `policy` and `learner-progress`, weights from the object store; publishes
- * MetricsEvent on `metrics.evaluator`; writes KV `evaluation-done`.
+ * MetricsEvent on `metrics.evaluator`; writes KV `evaluation-done`; asks `factrl.<exp>.retrieve`.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
@@ -16,7 +19,15 @@ import { Duration, Effect } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
 import { writeRunPlots } from "../dashboard/index.ts";
 import { type Environment, type EnvPrompt, encodePng, enlarge, selectSuites } from "../envs/index.ts";
-import { Experiment, getState, MetricsEventMessage, POLICY_KEY, publishMessage, putState } from "../messaging/index.ts";
+import {
+  Experiment,
+  getState,
+  MetricsEventMessage,
+  POLICY_KEY,
+  publishMessage,
+  putState,
+  RETRIEVE_ENDPOINT,
+} from "../messaging/index.ts";
 import type { Policy, TextFormat } from "../models/index.ts";
 import type { RewardPipeline } from "../rewards/index.ts";
 import { evaluationSample, experimentEnvironment } from "./environment.ts";
@@ -27,6 +38,7 @@ import {
   type EvaluationSampling,
   evaluateAnswers,
 } from "./evaluation.ts";
+import { type EvidenceSource, natsEvidence } from "./evidence.ts";
 import { tryIo } from "./io.ts";
 import { followPolicy } from "./policy-sync.ts";
 import { publishedTextFormat } from "./policy-tokenizer.ts";
@@ -122,6 +134,8 @@ export function makeEvaluation(
   /** The policy's text format; absent when only an Answerer (a model behind an API) is evaluated. */
   format: TextFormat | undefined,
   pipeline: RewardPipeline,
+  /** With `rollout.retrieval`: each prompt's evidence, prepended as rollouts do. */
+  evidence?: EvidenceSource,
 ) {
   const suites = selectSuites(env, config.evaluation.suites);
   const prompts = evaluationSample(env.eval, config.evaluation.promptsPerSuite, config.evaluation.seed, suites);
@@ -132,9 +146,9 @@ export function makeEvaluation(
   let references: ReadonlyMap<string, string> | undefined;
   let before: EvaluationResult | undefined;
 
-  const policyAnswers = (policy: Policy) => {
+  const policyAnswers = (policy: Policy, withEvidence = true) => {
     if (!format) throw new Error("evaluate: a policy of this process needs its text format");
-    return answerPrompts(policy, format, prompts, sampling);
+    return answerPrompts(policy, format, prompts, sampling, withEvidence ? evidence : undefined);
   };
   const save = async (result: EvaluationResult) => {
     await mkdir(outDir, { recursive: true });
@@ -143,9 +157,16 @@ export function makeEvaluation(
 
   return {
     prompts,
-    /** Evaluates the initial policy; its answers become the relevance references of every later version. */
-    baseline: async (initial: Policy | Answerer): Promise<EvaluationResult> => {
-      const answers = typeof initial === "function" ? await initial(prompts, sampling) : await policyAnswers(initial);
+    /**
+     * Evaluates the initial policy; its answers become the relevance references of every later version.
+     * `withoutEvidence`: answered from the prompts alone even with an evidence source (`factrl eval`
+     * compares the same policy with evidence against this).
+     */
+    baseline: async (initial: Policy | Answerer, options: { withoutEvidence?: boolean } = {}) => {
+      const answers =
+        typeof initial === "function"
+          ? await initial(prompts, sampling)
+          : await policyAnswers(initial, !options.withoutEvidence);
       references = new Map(prompts.map((p, i) => [p.id, answers[i]!.text]));
       before = await evaluateAnswers(0, prompts, answers, pipeline, references);
       await save(before);
@@ -160,6 +181,7 @@ export function makeEvaluation(
       await save(result);
       const o = result.overall;
       const values: Record<string, number> = { "eval.reward": o.reward, "eval.seconds": (Date.now() - began) / 1000 };
+      if (result.cost) values["eval.promptTokens"] = result.cost.promptTokens;
       for (const [key, value] of Object.entries({
         hallucinationRate: o.hallucinationRate,
         detail: o.detail,
@@ -212,6 +234,8 @@ export const evaluatorRole: RoleDefinition = {
   name: "evaluator",
   description: "evaluates the initial, periodic and final policies on every suite; writes the report",
   writes: [EVALUATION_DONE_KEY],
+  // With rollout.retrieval its answers are conditioned on evidence as the rollouts' are.
+  asks: [RETRIEVE_ENDPOINT],
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;
@@ -225,7 +249,9 @@ export const evaluatorRole: RoleDefinition = {
       });
       const pipeline = yield* openRewardPipeline(config, env, evaluationModules(config.rewards.modules, env));
       const follower = yield* followPolicy;
-      const evaluation = makeEvaluation(config, env, yield* publishedTextFormat, pipeline);
+      const retrieval = config.rollout.retrieval;
+      const evidence = retrieval === undefined ? undefined : yield* natsEvidence({ ...retrieval, queryDropout: false });
+      const evaluation = makeEvaluation(config, env, yield* publishedTextFormat, pipeline, evidence);
 
       const evaluate = (policy: Policy, version: number) =>
         Effect.gen(function* () {

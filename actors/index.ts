@@ -1,5 +1,6 @@
 /** The actor runtime, the role registry, the launcher and the pipeline's topology: what other parts may use. */
 export { experimentLayout, roleAccess } from "./access.ts";
+export { citDue, citMetrics, curateByPolicy } from "./cit-curation.ts";
 export { curatorRole, promptGroupAt } from "./curator.ts";
 export { echoRole } from "./echo.ts";
 export { EnvironmentUnavailable, evaluationSample, experimentEnvironment, hash32 } from "./environment.ts";
@@ -11,6 +12,7 @@ export {
   evaluatorRole,
   makeEvaluation,
 } from "./evaluator.ts";
+export { type Evidence, type EvidenceQuery, type EvidenceSource, inProcessEvidence, natsEvidence } from "./evidence.ts";
 export { findHardSplit, type HardSplitOptions, type HardSplitResult, type HardSplitRow } from "./hard-split.ts";
 export { IoFailed, tryIo } from "./io.ts";
 export {
@@ -26,7 +28,7 @@ export {
 } from "./launcher.ts";
 export { ANY_POINTER_WRITE, followPolicy, type PolicyFollower, type PolicyInUse } from "./policy-sync.ts";
 export { publishedTextFormat, publishPolicyTokenizer, TokenizerMismatch } from "./policy-tokenizer.ts";
-export { checkTrainingPool } from "./prompt-choice.ts";
+export { checkTrainingPool, HandedOut } from "./prompt-choice.ts";
 export { openConfiguredRetriever, RetrieverUnavailable, retrieverRole } from "./retriever.ts";
 export { createExperimentRewards, makeScoring, rewardRole } from "./reward.ts";
 export { ACTOR_ROLES, makeRoleRegistry, type RoleLoader, type RoleRegistry } from "./roles.ts";

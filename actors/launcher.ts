@@ -608,7 +608,7 @@ export const launch = (options: LaunchOptions) =>
       );
 
       for (const role of ROLE_NAMES) {
-        const count = actorCount(config.actors, role, availableParallelism());
+        const count = actorCount(config, role, availableParallelism());
         for (let n = 0; n < count; n++) supervisor.grow(role);
       }
       const startedAt = Date.now();

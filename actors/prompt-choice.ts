@@ -23,6 +23,7 @@ import {
 } from "../envs/index.ts";
 import { Experiment, MetricsEventMessage, publishMessage } from "../messaging/index.ts";
 import { tryIo } from "./io.ts";
+import type { PromptGroup } from "./topology.ts";
 
 type Curation = ExperimentConfig["curation"];
 
@@ -58,6 +59,32 @@ export const balancedPrompts: PromptStrategy = (pool, env, { seed, curation }) =
   );
   return (sequence) => pool[stream.at(sequence)]!;
 };
+
+/**
+ * The groups a curator handed out and the share of them about tail entities (of those whose prompt has
+ * a popularity bucket): its `curation.handedOut` and `curation.handedOut.tailShare` metrics.
+ */
+export class HandedOut {
+  private groups = 0;
+  private bucketed = 0;
+  private tail = 0;
+
+  add(groups: readonly PromptGroup[]): void {
+    for (const { meta } of groups) {
+      this.groups += 1;
+      if (meta.bucket === undefined) continue;
+      this.bucketed += 1;
+      if (meta.bucket === "tail") this.tail += 1;
+    }
+  }
+
+  metrics(): Record<string, number> {
+    return {
+      "curation.handedOut": this.groups,
+      "curation.handedOut.tailShare": this.bucketed === 0 ? 0 : this.tail / this.bucketed,
+    };
+  }
+}
 
 /** The checks of the training pool (undefined when `curation.checks` is off or there is no knowledge base). */
 export const poolChecks = (env: PromptSource, curation: Curation): PromptCheckReport<EnvPrompt> | undefined =>

@@ -55,6 +55,42 @@ export function renderEvaluationTable(result: EvaluationResult): string {
   ].join("\n");
 }
 
+/**
+ * One policy without and with retrieved evidence (`factrl eval` with `rollout.retrieval`), per
+ * popularity bucket and overall: hallucination, detail and abstention each way, the evidence answers'
+ * relevance win rate against the policy's own answers without it, and what the evidence costs.
+ */
+export function renderRetrievalComparison(without: EvaluationResult, withEvidence: EvaluationResult): string {
+  const row = (name: string, a: FactualityMetrics | undefined, b: FactualityMetrics | undefined) =>
+    a === undefined || b === undefined
+      ? []
+      : [
+          `| ${name} | ${a.answers} | ${pct(a.hallucinationRate)} → ${pct(b.hallucinationRate)} | ${num(a.detail)} → ${num(b.detail)} | ` +
+            `${pct(a.abstentionRate)} → ${pct(b.abstentionRate)} | ${pct(a.malformedRate)} → ${pct(b.malformedRate)} | ${pct(b.relevanceWinRate)} |`,
+        ];
+  const cost = (label: string, c: EvaluationResult["cost"]) =>
+    c === undefined
+      ? []
+      : [
+          `${label}: ${num(c.promptTokens, 1)} prompt tokens per answer, ${num(c.generatedTokens, 1)} generated, ` +
+            `${num(c.tokensPerSecond, 0)} tokens/s sampling` +
+            (c.documents === undefined
+              ? ""
+              : `; ${num(c.documents)} documents per prompt, ${c.retrievalMissed} retrievals missed`),
+        ];
+  return [
+    "| bucket | answers | hallucination (without → with) | supported claims | abstention | malformed | relevance win rate (with vs without) |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+    ...Object.keys(without.byBucket).flatMap((bucket) =>
+      row(bucket, without.byBucket[bucket], withEvidence.byBucket[bucket]),
+    ),
+    ...row("**all**", without.overall, withEvidence.overall),
+    "",
+    ...cost("without evidence", without.cost),
+    ...cost("with evidence", withEvidence.cost),
+  ].join("\n");
+}
+
 export interface ReportVerdict {
   readonly hallucinationDropPoints: number | null;
   readonly detailChange: number | null;

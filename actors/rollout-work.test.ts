@@ -37,18 +37,20 @@ describe("rollout work", () => {
     policy.dispose();
   });
 
-  it("cd-k: the expert reads the conditioned prompt, the group is marked and carries both log-probs; k above the vocabulary is refused by name", async () => {
+  it("cd-k with rollout.retrieval: the expert reads the prompt with its evidence, the group is marked and carries both log-probs; k above the vocabulary is refused by name", async () => {
     const { policy, tokenizer } = await loadCheckpoint(TINY_POLICY);
     const config = Either.getOrThrow(
       decodeConfig({
         experiment: "rw",
-        rollout: { maxNewTokens: 6, decoding: { kind: "cd-k", alpha: 0.1, k: 2 } },
+        rollout: { maxNewTokens: 6, decoding: { kind: "cd-k", alpha: 0.1, k: 2 }, retrieval: { k: 1 } },
         rewards: { reference: "knowledge-base" },
       }),
     );
     const format = textFormatOfRecord(config.model.backbone, tokenizer, "tiny-policy");
     const evidence = "Zorvath lives in Dareth.";
-    const work = makeRolloutWork(config, format, Effect.succeed(policy), (g) => `${evidence} ${g.prompt}`);
+    const retrieved = (queries: readonly unknown[]) =>
+      Effect.succeed(queries.map(() => ({ documents: [{ id: "doc-1", text: evidence, score: 1 }] })));
+    const work = makeRolloutWork(config, format, Effect.succeed(policy), retrieved);
     const group = { ...samplePromptGroup("g-cdk", 3), prompt: "Tell me about Zorvath." };
     const [rollout] = (await Effect.runPromise(work.rollOut([group], policy, 0, "rollout-test"))).rollouts;
     expect(rollout!.decoding).toEqual({ kind: "cd-k", alpha: 0.1, k: 2 });

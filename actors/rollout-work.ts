@@ -11,8 +11,15 @@
  */
 import { Effect, Either } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
-import { checkDecoding, type Policy, type SampledSequence, type TextFormat } from "../models/index.ts";
+import {
+  checkDecoding,
+  evidencePromptTokens,
+  type Policy,
+  type SampledSequence,
+  type TextFormat,
+} from "../models/index.ts";
 import { hash32 } from "./environment.ts";
+import type { EvidenceSource } from "./evidence.ts";
 import type { Answer, PromptGroup, RolloutGroup } from "./topology.ts";
 
 /** The seed of one answer's sampling stream. */
@@ -21,6 +28,9 @@ export const answerSeed = (seed: number, groupId: string, version: number, answe
 
 /** The seed of a prompt's reference answer (the initial policy's, sampled once per prompt). */
 export const referenceSeed = (seed: number, promptId: string): number => hash32(`reference:${seed}:${promptId}`);
+
+/** The seed of a group's retrieval request (query dropout, with `rollout.retrieval.queryDropout`). */
+export const retrievalSeed = (seed: number, groupId: string): number => hash32(`retrieve:${seed}:${groupId}`);
 
 /** A prompt group its policy cannot read (a picture of the wrong size, a picture for a text-only policy). */
 export interface UnreadablePrompt {
@@ -64,26 +74,24 @@ const toAnswer = (sequence: SampledSequence, text: string): Answer => ({
 });
 
 /**
- * The text the expert stream of guided decoding reads for a prompt group: the prompt with its evidence.
- * The amateur reads the prompt alone.
- */
-export type ConditionedPrompt = (group: PromptGroup) => string;
-
-/**
  * The rollout work over one policy format. `initialPolicy` loads the frozen initial policy (version 0)
- * the first time a reference is needed; references are cached per prompt. With `rollout.decoding` cfg
- * or cd-k, answers are decoded from two streams of the policy — the expert reading
- * `conditionedPrompt(group)` (default: the prompt itself), the amateur the prompt alone — and their
- * group is marked off-policy (`decoding`, each answer's `policyLogProbs`); `promptTokens` is the
- * expert's, the context the learner scores the answers in.
+ * the first time a reference is needed; references are cached per prompt. With `rollout.retrieval`,
+ * `evidence` (required then) gives each prompt its documents, prepended before sampling; a prompt
+ * whose evidence does not come is sampled without it and counted. With `rollout.decoding` cfg or
+ * cd-k, answers are decoded from two streams of the policy — the expert reading the prompt with its
+ * evidence, the amateur the prompt alone — and their group is marked off-policy (`decoding`, each
+ * answer's `policyLogProbs`); `promptTokens` is the expert's, the context the learner scores them in.
  */
 export function makeRolloutWork<E, R>(
   config: ExperimentConfig,
   format: TextFormat,
   initialPolicy: Effect.Effect<Policy, E, R>,
-  conditionedPrompt: ConditionedPrompt = (group) => group.prompt,
+  evidence?: EvidenceSource,
 ) {
   const decoding = config.rollout.decoding;
+  const retrieval = config.rollout.retrieval;
+  if (retrieval !== undefined && evidence === undefined)
+    throw new Error("rollout.retrieval is set: the rollout work needs an evidence source (a retriever)");
   const sampling = {
     temperature: config.rollout.temperature,
     topP: config.rollout.topP,
@@ -122,13 +130,31 @@ export function makeRolloutWork<E, R>(
       const guided = decoding.kind !== "plain";
       const read: { group: PromptGroup; tokens: Int32Array<ArrayBuffer>; amateur: Int32Array }[] = [];
       const unreadable: UnreadablePrompt[] = [];
-      for (const group of groups) {
+      const retrievalStarted = performance.now();
+      const found =
+        retrieval === undefined || evidence === undefined
+          ? undefined
+          : yield* evidence(groups.map((g) => ({ query: g.prompt, seed: retrievalSeed(config.seed, g.groupId) })));
+      const retrievalMs = performance.now() - retrievalStarted;
+      const misses = found?.flatMap((e) => ("missed" in e ? [e.missed] : [])) ?? [];
+      if (misses.length > 0)
+        yield* Effect.logWarning(
+          `retrieval missed for ${misses.length} of ${groups.length} prompts (sampled without evidence): ${misses[0]!.slice(0, 200)}`,
+        );
+      // The answer keeps rollout.maxNewTokens positions: documents that would take them are dropped.
+      const evidenceBudget = policy.config.maxSeqLen - config.rollout.maxNewTokens;
+      let documentsUsed = 0;
+      const promptTokensOf = (group: PromptGroup, i: number): Int32Array => {
+        const e = found?.[i];
+        if (e === undefined || "missed" in e) return format.promptTokens(group.prompt, group.picture);
+        const conditioned = evidencePromptTokens(format, group.prompt, e.documents, evidenceBudget, group.picture);
+        documentsUsed += conditioned.documents;
+        return conditioned.tokens;
+      };
+      for (const [i, group] of groups.entries()) {
+        // Guided decoding: the expert reads the prompt with its evidence, the amateur the prompt alone.
         const amateur = Either.try(() => format.promptTokens(group.prompt, group.picture));
-        const tokens = guided
-          ? Either.flatMap(amateur, () =>
-              Either.try(() => format.promptTokens(conditionedPrompt(group), group.picture)),
-            )
-          : amateur;
+        const tokens = Either.flatMap(amateur, () => Either.try(() => promptTokensOf(group, i)));
         const why = Either.isLeft(tokens)
           ? tokens.left instanceof Error
             ? tokens.left.message
@@ -183,6 +209,16 @@ export function makeRolloutWork<E, R>(
         "rollout.batchMs": finishedAt - startedAt,
         "rollout.startedAt": startedAt,
         "rollout.unreadable": unreadable.length,
+        // The cost of evidence: prompt tokens each answer is conditioned on (with evidence, far more).
+        "rollout.promptTokens": read.reduce((n, r) => n + r.tokens.length, 0) / read.length,
+        ...(found === undefined
+          ? {}
+          : {
+              "rollout.retrieval.requests": groups.length,
+              "rollout.retrieval.missed": misses.length,
+              "rollout.retrieval.documents": documentsUsed / read.length,
+              "rollout.retrieval.ms": retrievalMs,
+            }),
       };
       const batch: RolloutBatch = { rollouts, unreadable, metrics };
       return batch;

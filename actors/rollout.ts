@@ -9,7 +9,10 @@
  * Subjects: pulls PromptGroup from the `prompts` work queue (demand-driven: a busy actor takes
  * nothing), publishes RolloutGroup to `rollouts` (msgID = group id), metrics on `metrics.<id>`. A
  * prompt its policy cannot read (a picture of the wrong size, more tokens than its context) is
- * dead-lettered alone, and so is one whose rollout group is too large to publish.
+ * dead-lettered alone, and so is one whose rollout group is too large to publish. With
+ * `rollout.retrieval` it asks a retriever (`factrl.<exp>.retrieve`, request/reply bounded by
+ * `rollout.retrieval.timeoutMs`) for each prompt's documents and prepends them; a prompt whose
+ * evidence does not come in time is sampled without it (`rollout.retrieval.missed`).
  */
 import { Deferred, Effect, Fiber } from "effect";
 import {
@@ -18,9 +21,11 @@ import {
   openWorkFetcher,
   publishMessage,
   publishWork,
+  RETRIEVE_ENDPOINT,
   type WorkItem,
   WorkOutcome,
 } from "../messaging/index.ts";
+import { natsEvidence } from "./evidence.ts";
 import { followPolicy } from "./policy-sync.ts";
 import { publishedTextFormat } from "./policy-tokenizer.ts";
 import { makeRolloutWork } from "./rollout-work.ts";
@@ -36,6 +41,8 @@ export const rolloutRole: RoleDefinition = {
   description: "samples G answers per prompt group with the current policy; publishes rollout groups",
   takes: [PROMPTS_QUEUE],
   gives: [ROLLOUTS_QUEUE],
+  // Retrieval-augmented rollouts (rollout.retrieval) ask their experiment's retriever.
+  asks: [RETRIEVE_ENDPOINT],
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;
@@ -45,7 +52,9 @@ export const rolloutRole: RoleDefinition = {
       // Prompts arrive as text: they are read with the policy's own tokenizer, as the learner trains it.
       const format = yield* publishedTextFormat;
       const prompts = yield* openWorkFetcher(PROMPTS_QUEUE);
-      const work = makeRolloutWork(config, format, follower.loadVersion(0));
+      const retrieval = config.rollout.retrieval;
+      const evidence = retrieval === undefined ? undefined : yield* natsEvidence(retrieval);
+      const work = makeRolloutWork(config, format, follower.loadVersion(0), evidence);
       yield* Effect.addFinalizer(() => Effect.sync(() => work.dispose()));
 
       /**

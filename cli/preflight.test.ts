@@ -27,6 +27,15 @@ describe("curationProblem: what the curation settings need of the environment", 
     expect(curationProblem(noKnowledge, curation({}))).toBeUndefined();
   });
 
+  it("refuses CiT's tail / head target without a knowledge base, naming the field; listed names need none", () => {
+    expect(curationProblem(noKnowledge, curation({ strategy: "cit", cit: { target: "tail" } }))).toMatch(
+      /^curation\.cit\.target: tail selects for the knowledge base's tail entities; env\.kind jsonl has none/,
+    );
+    expect(
+      curationProblem(noKnowledge, curation({ strategy: "cit", cit: { target: { entities: ["Ada Lovelace"] } } })),
+    ).toBeUndefined();
+  });
+
   it("refuses enforced checks that leave no training prompt", async () => {
     const env = await makeEnvironment({ kind: "factworld", size: "tiny" });
     expect(curationProblem(env, curation({ strategy: "balanced", checks: "enforce" }))).toBeUndefined();

@@ -18,7 +18,7 @@ import {
   type PathField,
   pathFieldProblem,
 } from "../configs/index.ts";
-import { checkPrompts, type Environment, makeEnvironment, selectSuites } from "../envs/index.ts";
+import { checkPrompts, citTargetNames, type Environment, makeEnvironment, selectSuites } from "../envs/index.ts";
 
 /** Why a reward module file does not load, or undefined; the rewards code loads only when there is one. */
 const moduleFileProblem = (module: PathField) =>
@@ -51,10 +51,18 @@ const huggingFaceModelProblem = (field: PathField, dir: string) =>
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /**
- * What `curation` needs of the environment: a knowledge base to balance over (`balanced`) or to check
- * prompts against (`checks: enforce`), and, enforced, a training prompt that passes.
+ * What `curation` needs of the environment: a knowledge base to balance over (`balanced`), to take
+ * CiT's `tail` / `head` names from (`cit`), or to check prompts against (`checks: enforce`), and,
+ * enforced, a training prompt that passes.
  */
 export function curationProblem(env: Environment, curation: ExperimentConfig["curation"]): string | undefined {
+  if (curation.strategy === "cit") {
+    try {
+      citTargetNames(curation.cit.target, env.knowledge, env.kind);
+    } catch (error) {
+      return messageOf(error);
+    }
+  }
   if (!env.knowledge) {
     if (curation.strategy === "balanced")
       return `curation.strategy: balanced balances over the environment's knowledge base (entity names, attribute values); env.kind ${env.kind} has none`;

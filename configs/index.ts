@@ -53,6 +53,7 @@ export {
   RewardsSection,
   ROLE_NAMES,
   type RoleName,
+  RolloutRetrieval,
   RolloutSection,
   RuntimeSection,
   WorldFields,

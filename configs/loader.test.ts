@@ -86,6 +86,29 @@ describe("config schema", () => {
     ]);
   });
 
+  it("rollout.retrieval: absent by default, defaults when set, and k or timeoutMs out of range named", () => {
+    expect(Either.getOrThrow(decodeConfig({ experiment: "x" })).rollout.retrieval).toBeUndefined();
+    expect(Either.getOrThrow(decodeConfig({ experiment: "x", rollout: { retrieval: {} } })).rollout.retrieval).toEqual({
+      k: 3,
+      timeoutMs: 2_000,
+      queryDropout: false,
+    });
+    const problems = problemsOf({ experiment: "x", rollout: { retrieval: { k: 0, timeoutMs: 0, extra: 1 } } });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^rollout\.retrieval\.k: expected an integer in \[1, 64\].*found 0/),
+        expect.stringMatching(/^rollout\.retrieval\.timeoutMs: expected an integer > 0, found 0/),
+        expect.stringMatching(/^rollout\.retrieval\.extra/),
+      ]),
+    );
+    expect(problemsOf({ experiment: "x", rollout: { retrieval: { k: -1 } } })).toEqual([
+      expect.stringMatching(/rollout\.retrieval\.k: expected an integer in \[1, 64\].*found -1/),
+    ]);
+    expect(problemsOf({ experiment: "x", rollout: { retrieval: { k: 65 } } })).toEqual([
+      expect.stringMatching(/rollout\.retrieval\.k: expected an integer in \[1, 64\].*found 65/),
+    ]);
+  });
+
   it("refuses an environment a backbone cannot read before anything starts: BLT has no image tokens", () => {
     const vision = { kind: "factworld-vision", size: "tiny" };
     expect(problemsOf({ experiment: "x", env: vision, model: { backbone: "blt" } })).toEqual([

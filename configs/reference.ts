@@ -158,7 +158,8 @@ function walk(
 
 /** The reference as a Markdown table. */
 export function configReference(): string {
-  const defaults = Schema.decodeUnknownSync(ExperimentConfig)({ experiment: "example" });
+  // Sections unset by default (their absence means "off") are decoded empty, so their fields show their defaults.
+  const defaults = Schema.decodeUnknownSync(ExperimentConfig)({ experiment: "example", rollout: { retrieval: {} } });
   const rows: Row[] = [];
   walk(structOf(ExperimentConfig.ast)!, [], { ...defaults, experiment: undefined }, "", rows);
   const cell = (text: string) => text.replaceAll("|", "\\|").replaceAll("\n", " ");

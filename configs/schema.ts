@@ -7,6 +7,7 @@
  * `onExcessProperty: "error"`): a typo must never be silently ignored.
  */
 import { Schema } from "effect";
+import { MAX_RETRIEVE_K } from "../messaging/index.ts";
 
 // ── building blocks ──────────────────────────────────────────────────────────────────────────────
 
@@ -420,6 +421,30 @@ export const DecodingSetting = Schema.Union(
     "`kind: plain` samples the policy; `cfg` (scale) and `cd-k` (alpha, k) contrast the expert stream (the prompt with its evidence) with the amateur (the prompt alone).",
 });
 
+export const RolloutRetrieval = Schema.Struct({
+  k: setting(
+    Schema.Int.pipe(
+      Schema.between(1, MAX_RETRIEVE_K, expecting(`an integer in [1, ${MAX_RETRIEVE_K}] (documents per prompt)`)),
+    ),
+    3,
+    "Documents retrieved per prompt, most relevant first; whole documents are dropped from the end when " +
+      "they would leave fewer than rollout.maxNewTokens positions to answer in.",
+  ),
+  timeoutMs: setting(
+    PositiveInt,
+    2_000,
+    "A retriever that has not answered by then (or answers with an error) leaves the prompt without " +
+      "evidence: sampled as is and counted (rollout.retrieval.missed).",
+  ),
+  queryDropout: setting(
+    Schema.Boolean,
+    false,
+    "Ask for training-time retrieval: the retriever drops retrieval.queryDropout of the query's words " +
+      "(seeded by the group), so the policy learns from imperfect evidence (CM3Leon).",
+  ),
+});
+export type RolloutRetrieval = typeof RolloutRetrieval.Type;
+
 export const RolloutSection = Schema.Struct({
   groupSize: setting(
     Schema.Int.pipe(Schema.greaterThanOrEqualTo(2, expecting("an integer ≥ 2"))),
@@ -439,6 +464,12 @@ export const RolloutSection = Schema.Struct({
     { kind: "plain" },
     'How answers are decoded: plain | cfg | cd-k (docs/models.md, "Guided decoding"). CFG and CD-K answers are ' +
       "not samples of the policy: their groups are marked, and learner.offPolicy says what the learner does with them.",
+  ),
+  retrieval: optional(
+    RolloutRetrieval,
+    "Retrieval-augmented rollouts (CM3Leon): the top-k documents for each prompt, asked of a retriever, are " +
+      "prepended to it before sampling (docs/retrieval.md). Set: `factrl run` starts a retriever actor if " +
+      "actors.retriever is 0; the serial runner opens retrieval.index in-process. Absent: prompts alone.",
   ),
 });
 export type RolloutSection = typeof RolloutSection.Type;
@@ -561,15 +592,63 @@ export type RewardsSection = typeof RewardsSection.Type;
 
 // ── curation ─────────────────────────────────────────────────────────────────────────────────────
 
+/** CiT inside the RL loop: which prompts the curator keeps, by the current policy's embeddings. */
+export const CitSettings = Schema.Struct({
+  target: setting(
+    Schema.Union(
+      Schema.Literal("tail", "head"),
+      Schema.Struct({
+        entities: Schema.Array(NonEmptyString)
+          .pipe(Schema.minItems(1, expecting("at least one name (empty metadata selects nothing)")))
+          .annotations({ description: "The names to select prompts for (no knowledge base needed)." }),
+      }),
+    ),
+    "tail",
+    "The metadata prompts are selected for: `tail` / `head`, the names of the knowledge base's entities in that " +
+      "popularity bucket; `{ entities: [NAME, …] }`, these names.",
+  ),
+  every: setting(
+    PositiveInt,
+    10,
+    "Re-select every this many learner steps (and at the start), with the policy version current then.",
+  ),
+  threshold: setting(
+    Schema.Number.pipe(Schema.filter((x) => x >= -1 && x <= 1, expecting("a number in [-1, 1]"))),
+    0.95,
+    "A prompt is kept when its highest cosine similarity to a metadata entry is strictly above this (the " +
+      "quick start's base policy puts the median prompt at ≈ 0.94 to the tail's names: docs/curation.md).",
+  ),
+  minRatio: setting(
+    Schema.Number.pipe(Schema.filter((x) => x > 0 && x <= 1, expecting("a number in (0, 1]"))),
+    0.2,
+    "When fewer than this share of the pool passes the threshold, the top ⌊minRatio × pool⌋ by similarity " +
+      "are kept instead (CiT's floor).",
+  ),
+  templates: setting(
+    Schema.Array(
+      Schema.String.pipe(
+        Schema.filter((t) => t.includes("{}"), expecting("a template with a name placeholder (a pair of braces)")),
+      ),
+    ).pipe(Schema.minItems(1, expecting("at least one template"))),
+    ["{}", "Tell me about {} ."],
+    "Each metadata entry is embedded through every template ({} = the name), the unit vectors averaged and " +
+      "normalised again (CLIP's prompt ensembling).",
+  ),
+});
+export type CitSettings = typeof CitSettings.Type;
+
 export const CurationSection = Schema.Struct({
   strategy: setting(
-    Schema.Literal("uniform", "balanced"),
+    Schema.Literal("uniform", "balanced", "cit"),
     "uniform",
     "How the curator picks each prompt group's prompt (docs/curation.md): `uniform`, every training prompt " +
       "equally likely; `balanced`, MetaCLIP balancing over the knowledge base's entity names and attribute " +
       "values, counted over the prompts handed out so far (entries past the threshold t are handed out less). " +
-      "Either way a pure function of the seed and the group's sequence number.",
+      "Either way a pure function of the seed and the group's sequence number. `cit`, CiT: every " +
+      "curation.cit.every learner steps the prompts closest to curation.cit.target by the current policy's " +
+      "embeddings are selected, and handed out uniformly until the next selection.",
   ),
+  cit: section(CitSettings, "`cit` only: what CiT selects for, how often, and how strictly (docs/curation.md)."),
   tailShare: setting(
     Share,
     0.3,

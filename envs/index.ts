@@ -15,12 +15,17 @@ export {
   type CheckedPrompt,
   type CheckOptions,
   type CheckReason,
+  type CitTarget,
   CurationArgumentError,
   checkPrompt,
   checkPrompts,
   citSelect,
+  citTargetNames,
   documentScore,
+  ensembleEmbedding,
+  entityNamesIn,
   entryCounts,
+  fillTemplates,
   filterWeights,
   hardSplit,
   keepProbability,
@@ -29,6 +34,7 @@ export {
   limaSelect,
   lineScores,
   matchPool,
+  maxSimilarities,
   type PromptCheck,
   type PromptCheckReport,
   type PromptPrecisions,
@@ -233,6 +239,16 @@ export {
   visualSentence,
 } from "./vision/captions.ts";
 export { type PictureDocument, pictureDocuments } from "./vision/picture-corpus.ts";
+export {
+  attributePrompts,
+  entityPrompts,
+  type MetadataEntry,
+  type PoolPair,
+  pictureMetadata,
+  rawPicturePool,
+  type ZeroShotPicture,
+  zeroShotPictures,
+} from "./vision/picture-pool.ts";
 export { type ContactSheetOptions, contactSheet, decodePng, encodePng, enlarge } from "./vision/png.ts";
 export { DEFAULT_REALIGN_ROUNDS, realignAltText } from "./vision/realign.ts";
 export {

@@ -6,7 +6,7 @@
  * ~5× dearer in CPU (it also hashes in pure JS). A blob is returned bit-exact or not at all.
  */
 import { createHash } from "node:crypto";
-import { type JetStreamManager, StorageType } from "@nats-io/jetstream";
+import { type JetStreamManager, type MsgRequest, StorageType, type StoredMsg } from "@nats-io/jetstream";
 import { Data, Effect } from "effect";
 import { Nats } from "./connection.ts";
 import { Experiment } from "./experiment.ts";
@@ -97,11 +97,81 @@ const openBlob = (name: string) =>
     };
   });
 
+/**
+ * A stored message: a direct get (any replica answers, cheapest), confirmed by the stream's leader
+ * when it finds nothing or another subject — on nats-server < 2.9.17 a replica that has just
+ * restarted answers direct gets before it has caught up (nats-server#4171).
+ */
+const getStored = async (
+  manager: JetStreamManager,
+  stream: string,
+  query: MsgRequest,
+  subject: string,
+): Promise<StoredMsg | null> => {
+  const stored = await manager.direct.getMessage(stream, query);
+  if (stored !== null && stored.subject === subject) return stored;
+  const confirmed = await manager.streams.getMessage(stream, query);
+  return confirmed !== null && confirmed.subject === subject ? confirmed : null;
+};
+
 const readManifest = (manager: JetStreamManager, stream: string, subject: string, name: string) =>
   Effect.tryPromise({
-    try: () => manager.direct.getMessage(stream, { last_by_subj: subject }),
+    try: () => getStored(manager, stream, { last_by_subj: subject }, subject),
     catch: storeError(name, "reading its manifest"),
   }).pipe(Effect.map((stored) => (stored === null ? undefined : (stored.json() as Manifest))));
+
+const isNoMessage = (error: unknown) => /no message found/i.test(String(error));
+
+/**
+ * The chunk sequences a stored manifest names: chunks are stored before their manifest, so only
+ * sequences below its own count (none when it does not parse: then the manifest alone goes).
+ */
+const namedChunks = (stored: StoredMsg): readonly number[] => {
+  try {
+    const { sequences } = stored.json() as Partial<Manifest>;
+    const named = Array.isArray(sequences) ? sequences : [];
+    return named.filter((seq) => Number.isSafeInteger(seq) && seq > 0 && seq < stored.seq);
+  } catch {
+    return [];
+  }
+};
+
+/**
+ * Removes a blob's messages except the blob `keep` (every one when it is not given): each manifest
+ * with the chunks it names, then any chunk no manifest names (a writer killed before its manifest).
+ *
+ * Message by message, never a filtered purge: on nats-server < 2.9.18 a node that restarts replays a
+ * filtered purge as "remove everything up to the purge" (nats-server#4196), which lost retained
+ * weights — version 0 included — in the chaos suite. Deletes replay exactly.
+ */
+const removeStored = async (
+  manager: JetStreamManager,
+  stream: string,
+  subjects: { readonly meta: string; readonly data: string },
+  keep?: { readonly manifest: number; readonly chunks: readonly number[] },
+): Promise<void> => {
+  const remove = (seq: number) =>
+    manager.streams.deleteMessage(stream, seq, false).catch((error: unknown) => {
+      if (!isNoMessage(error)) throw error; // already gone: removed by a writer before us
+    });
+  // Oldest first by `next_by_subj`; each removal makes the next call find the next one. The kept
+  // blob was written last, so everything of this name older than it goes.
+  const removeBelow = async (subject: string, below: number, named: (stored: StoredMsg) => readonly number[]) => {
+    for (let from = 1; ; ) {
+      const stored = await manager.direct.getMessage(stream, { next_by_subj: subject, seq: from });
+      if (stored === null || stored.seq >= below) return;
+      await Promise.all([stored.seq, ...named(stored)].map(remove));
+      from = stored.seq + 1;
+    }
+  };
+  await removeBelow(subjects.meta, keep?.manifest ?? Infinity, namedChunks);
+  // Chunks no manifest named are rare: counting the subject's messages avoids fetching chunks to find none.
+  const info = await manager.streams.info(stream, { subjects_filter: subjects.data });
+  const stored = info.state.subjects?.[subjects.data] ?? 0;
+  if (stored > (keep?.chunks.length ?? 0)) {
+    await removeBelow(subjects.data, keep ? Math.min(...keep.chunks) : Infinity, () => []);
+  }
+};
 
 const toInfo = ({ name, size, chunks, digest, metadata }: Manifest): BlobInfo => ({
   name,
@@ -145,20 +215,14 @@ export const writeBlob = (
       metadata,
       sequences: acks.map((ack) => ack.seq),
     };
-    yield* Effect.tryPromise({
+    const stored = yield* Effect.tryPromise({
       try: () => jetstream.publish(meta, JSON.stringify(manifest)),
       catch: storeError(name, "storing its manifest"),
     });
-    const firstChunk = Math.min(...manifest.sequences);
     const dropOlder = Effect.tryPromise({
-      try: () =>
-        Promise.all([
-          manager.streams.purge(stream, { filter: meta, keep: 1 }),
-          // nats-server 2.9 reads "below sequence 1" as "everything"; at sequence 1 nothing is older anyway.
-          firstChunk > 1 ? manager.streams.purge(stream, { filter: data, seq: firstChunk }) : undefined,
-        ]),
+      try: () => removeStored(manager, stream, { meta, data }, { manifest: stored.seq, chunks: manifest.sequences }),
       catch: storeError(name, "removing the blob it replaced"),
-    }).pipe(Effect.asVoid);
+    });
     return { info: toInfo(manifest), dropOlder };
   });
 
@@ -181,13 +245,13 @@ export const getBlob = (name: string): Effect.Effect<Uint8Array, BlobError, Nats
     const manifest = yield* readManifest(manager, stream, meta, name);
     if (!manifest) return yield* new BlobError({ name, kind: "not-found", reason: "no such blob" });
     const chunks = yield* Effect.tryPromise({
-      try: () => Promise.all(manifest.sequences.map((seq) => manager.direct.getMessage(stream, { seq }))),
+      try: () => Promise.all(manifest.sequences.map((seq) => getStored(manager, stream, { seq }, data))),
       catch: storeError(name, "reading its chunks"),
     });
     const parts: Uint8Array[] = [];
     for (const chunk of chunks) {
-      // A chunk gone (or another subject's message at its sequence) means the blob was replaced or deleted meanwhile.
-      if (chunk === null || chunk.subject !== data) {
+      // A chunk gone means the blob was replaced or deleted meanwhile.
+      if (chunk === null) {
         return yield* new BlobError({ name, kind: "not-found", reason: "removed while reading" });
       }
       parts.push(chunk.data);
@@ -224,10 +288,9 @@ export const listBlobs = (): Effect.Effect<ReadonlyArray<BlobInfo>, BlobError, N
 export const deleteBlob = (name: string): Effect.Effect<void, BlobError, Nats | Experiment> =>
   Effect.gen(function* () {
     const { manager, stream, meta, data } = yield* openBlob(name);
-    // Both at once: a reader that still got the manifest finds a chunk gone and reports not-found.
+    // A reader that still got the manifest finds a chunk gone and reports not-found.
     yield* Effect.tryPromise({
-      try: () =>
-        Promise.all([manager.streams.purge(stream, { filter: meta }), manager.streams.purge(stream, { filter: data })]),
+      try: () => removeStored(manager, stream, { meta, data }),
       catch: storeError(name, "deleting"),
     });
   });

@@ -26,6 +26,8 @@ export interface RoleAccess {
   readonly requests: readonly string[];
   /** Endpoints it answers requests on, each `factrl.<exp>.<endpoint>` (the retriever's `retrieve`). */
   readonly serves?: readonly string[];
+  /** Endpoints of its own experiment it sends requests to, each `factrl.<exp>.<endpoint>` (the rollout's `retrieve`). */
+  readonly asks?: readonly string[];
 }
 
 /** One user's permissions, as nats-server's `permissions` block takes them. */
@@ -106,8 +108,10 @@ export function rolePermissions(layout: ExperimentLayout, access: RoleAccess): P
       ];
     }),
     ...access.writesState.map((key) => `$KV.${subjects.stateBucket}.${key}`),
-    ...(access.writesBlobs ? [`${subjects.blobs}.>`, `${js}.STREAM.PURGE.${subjects.weightsStream}`] : []),
+    // Old weights go message by message (messaging/blobs.ts says why not by purge).
+    ...(access.writesBlobs ? [`${subjects.blobs}.>`, `${js}.STREAM.MSG.DELETE.${subjects.weightsStream}`] : []),
     ...access.requests,
+    ...(access.asks ?? []).map((endpoint) => `${subjects.root}.${endpoint}`),
   ];
   const subscribe = [
     ...readSubscriptions(subjects, role),

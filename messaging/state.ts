@@ -68,12 +68,17 @@ const stateCall = <A>(key: string, doing: string, call: () => Promise<A>) =>
     Effect.mapError(({ state }) => state),
   );
 
+/**
+ * The state bucket. On a cluster its reads go to the stream's leader, not to any replica: on
+ * nats-server < 2.9.17 a replica that has just restarted answers direct gets before it has caught up
+ * (nats-server#4171), and a stale pointer or learner progress misleads a role that is resuming.
+ */
 const openBucket = (key: string) =>
   Effect.gen(function* () {
     const { jetstream, replicas } = yield* Nats;
     const { subjects } = yield* Experiment;
     return yield* stateCall(key, `opening ${subjects.stateBucket}: `, () =>
-      new Kvm(jetstream).create(subjects.stateBucket, { history: 5, replicas }),
+      new Kvm(jetstream).create(subjects.stateBucket, { history: 5, replicas, allow_direct: replicas === 1 }),
     );
   });
 

@@ -38,8 +38,17 @@ export interface CheckpointManifest {
   readonly createdAt: string;
 }
 
+/**
+ * What a checkpoint holds: a policy, or any model with named variables and exact weight bytes (the
+ * contrastive encoder). Its config goes into the manifest as it is.
+ */
+export type CheckpointModel = Pick<
+  Policy,
+  "trainableVariables" | "variableNames" | "exportWeights" | "importWeights" | "dispose"
+> & { readonly config: object };
+
 export interface SaveCheckpointOptions {
-  readonly policy: Policy;
+  readonly policy: CheckpointModel;
   readonly step: number;
   readonly optimizer?: tf.Optimizer;
   readonly tokenizer?: unknown;
@@ -68,7 +77,7 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
   const manifest: CheckpointManifest = {
     format: FORMAT,
     step: options.step,
-    config: policy.config,
+    config: policy.config as PolicyConfigBase,
     weightsDtype,
     trainerState: options.trainerState ?? null,
     files: Object.fromEntries(
@@ -144,7 +153,7 @@ export async function recoverInterruptedSave(dir: string): Promise<string | unde
  * Every weight the policy exports — not only the trainable ones: BLT's frozen entropy model and
  * calibrated threshold travel with it — stored as float32 (exact) or float16.
  */
-async function policyWeights(policy: Policy, dtype: "float32" | "float16"): Promise<Uint8Array> {
+async function policyWeights(policy: CheckpointModel, dtype: "float32" | "float16"): Promise<Uint8Array> {
   const exact = await policy.exportWeights();
   if (dtype === "float32") return exact;
   const tensors = decodeNamedTensors(exact, POLICY_WEIGHTS_KIND, "exported weights");
@@ -159,8 +168,8 @@ async function policyWeights(policy: Policy, dtype: "float32" | "float16"): Prom
   }
 }
 
-export interface LoadedCheckpoint {
-  readonly policy: Policy;
+export interface LoadedCheckpoint<M extends CheckpointModel = Policy> {
+  readonly policy: M;
   readonly manifest: CheckpointManifest;
   readonly step: number;
   /** Parsed tokenizer.json, or undefined when the checkpoint has none. */
@@ -168,9 +177,9 @@ export interface LoadedCheckpoint {
   readonly trainerState: unknown;
 }
 
-export interface LoadCheckpointOptions {
+export interface LoadCheckpointOptions<M extends CheckpointModel = Policy> {
   /** Load into this policy (its config must match the checkpoint's); default: build one from the checkpoint. */
-  readonly policy?: Policy;
+  readonly policy?: M;
   /** Restore optimiser state into this optimiser (must be the same kind that saved it). */
   readonly optimizer?: tf.Optimizer;
 }
@@ -200,7 +209,10 @@ export async function readCheckpointManifest(dir: string): Promise<CheckpointMan
   return manifest as CheckpointManifest;
 }
 
-export async function loadCheckpoint(dir: string, options: LoadCheckpointOptions = {}): Promise<LoadedCheckpoint> {
+export async function loadCheckpoint<M extends CheckpointModel = Policy>(
+  dir: string,
+  options: LoadCheckpointOptions<M> = {},
+): Promise<LoadedCheckpoint<M>> {
   const manifest = await readCheckpointManifest(dir);
   const read = async (name: string): Promise<Uint8Array | undefined> => {
     const entry = manifest.files[name];
@@ -236,7 +248,8 @@ export async function loadCheckpoint(dir: string, options: LoadCheckpointOptions
   }
   const weights = await read("weights.bin");
   if (!weights) throw new CheckpointError(`${join(dir, "manifest.json")}: lists no weights.bin`);
-  const policy = options.policy ?? buildPolicy(manifest.config);
+  // Without a model to load into, the manifest's config builds a policy.
+  const policy = options.policy ?? (buildPolicy(manifest.config) as unknown as M);
   try {
     await policy.importWeights(weights, join(dir, "weights.bin"));
     if (options.optimizer) {
@@ -258,7 +271,7 @@ export async function loadCheckpoint(dir: string, options: LoadCheckpointOptions
   };
 }
 
-async function restoreOptimizer(optimizer: tf.Optimizer, policy: Policy, bytes: Uint8Array, source: string) {
+async function restoreOptimizer(optimizer: tf.Optimizer, policy: CheckpointModel, bytes: Uint8Array, source: string) {
   const toEngine = engineNamer(policy);
   const decoded = decodeNamedTensors(bytes, OPTIMIZER_KIND, source);
   // setWeights keeps the order given; the order saved is the optimiser's own (by variable).
@@ -267,7 +280,7 @@ async function restoreOptimizer(optimizer: tf.Optimizer, policy: Policy, bytes: 
 }
 
 /** Optimiser state is named after tf's variable names ("dense3/layer0/wq/m"): store the policy's logical ones. */
-function logicalNamer(policy: Policy): (name: string) => string {
+function logicalNamer(policy: CheckpointModel): (name: string) => string {
   const pairs = policy.trainableVariables
     .map((v, i) => [v.name, policy.variableNames[i]!] as const)
     .sort((a, b) => b[0].length - a[0].length);
@@ -279,7 +292,7 @@ function logicalNamer(policy: Policy): (name: string) => string {
   };
 }
 
-function engineNamer(policy: Policy): (name: string) => string {
+function engineNamer(policy: CheckpointModel): (name: string) => string {
   const byLogical = new Map(policy.variableNames.map((logical, i) => [logical, policy.trainableVariables[i]!.name]));
   const logicalNames = [...byLogical.keys()].sort((a, b) => b.length - a.length);
   return (name) => {

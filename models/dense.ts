@@ -165,11 +165,17 @@ export class DensePolicy implements Policy {
   }
 
   forward(batch: TokenBatch): tf.Tensor3D {
+    return tf.tidy(() => {
+      const hidden = this.hiddenStates(batch).reshape([-1, this.config.dModel]) as tf.Tensor2D;
+      return this.logits(hidden).reshape([batch.batchSize, batch.length, this.config.vocabSize]) as tf.Tensor3D;
+    });
+  }
+
+  hiddenStates(batch: TokenBatch): tf.Tensor3D {
     checkBatch(batch, this.config);
     return tf.tidy(() => {
       const frame = trainingFrame(batch.batchSize, batch.length);
-      const hidden = this.run(batch.tokens, frame);
-      return this.logits(hidden).reshape([batch.batchSize, batch.length, this.config.vocabSize]) as tf.Tensor3D;
+      return this.run(batch.tokens, frame).reshape([batch.batchSize, batch.length, this.config.dModel]) as tf.Tensor3D;
     });
   }
 

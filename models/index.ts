@@ -13,6 +13,14 @@ export {
   saveCheckpoint,
 } from "./checkpoint.ts";
 export {
+  type ContrastiveConfig,
+  ContrastiveEncoder,
+  ContrastiveEncoderError,
+  clipLoss,
+  MAX_LOGIT_SCALE,
+  normalizedEmbeddings,
+} from "./contrastive.ts";
+export {
   checkDecoding,
   contrastiveScores,
   type Decoding,
@@ -21,6 +29,7 @@ export {
   guidedLogits,
 } from "./decoding.ts";
 export { type DenseConfig, DensePolicy } from "./dense.ts";
+export { embedSequences, embedTexts } from "./embedding.ts";
 export { eventLoopYielder, yieldToEventLoop } from "./event-loop.ts";
 export { type HuggingFaceTokenizerRecord, isHuggingFaceTokenizerRecord } from "./hf-text-format.ts";
 export {

@@ -119,7 +119,7 @@ export type OptimizerStep = { loss: number; gradNorm: number; applied: boolean }
  * at once. A caller may yield to the event loop between `add`s (the GRPO learner does). Shared by
  * pretraining, SFT and GRPO.
  */
-export function accumulateGradients(policy: Policy): GradientAccumulator {
+export function accumulateGradients(policy: Pick<Policy, "trainableVariables">): GradientAccumulator {
   const variables = policy.trainableVariables as tf.Variable[];
   let loss = 0;
   // Gradients in the policy's variable order: the optimiser's state follows it (see checkpoints).

@@ -188,6 +188,12 @@ export interface Policy {
   forward(batch: TokenBatch): tf.Tensor3D;
 
   /**
+   * The final hidden states that `forward` turns into logits, `[batchSize, length, width]` (after
+   * the final norm; causal, so a right-padded row's states before its padding do not depend on it).
+   */
+  hiddenStates(batch: TokenBatch): tf.Tensor3D;
+
+  /**
    * The learner path: log-probs of each answer token given its prompt and the answer tokens
    * before it, under softmax(logits / temperature). Differentiable.
    */

@@ -4,6 +4,11 @@
  * evaluation sample (the evaluator's: `evaluation.promptsPerSuite` per suite, seeded) and the
  * experiment's reward scores it, in this process. The evaluator role's own work (makeEvaluation),
  * without a learner: its answers are also its relevance references, so relevance says nothing here.
+ *
+ * With `rollout.retrieval` (a policy of this process), the same policy answers twice: from the prompts
+ * alone (`eval/v0.json`, the relevance references) and with each prompt's retrieved documents first
+ * (`eval/v1.json`, the retriever's index opened here, no query dropout) — so relevance is the
+ * evidence-conditioned answers' win rate against the policy's own answers without evidence.
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -15,8 +20,10 @@ import {
   type EvaluationResult,
   evaluationModules,
   experimentEnvironment,
+  inProcessEvidence,
   makeEvaluation,
   openAiAnswerer,
+  openConfiguredRetriever,
   tryIo,
 } from "../actors/index.ts";
 import type { ExperimentConfig } from "../configs/index.ts";
@@ -26,6 +33,8 @@ import { SerialRunFailed } from "./serial-runner.ts";
 
 export interface PolicyEvaluation {
   readonly result: EvaluationResult;
+  /** With `rollout.retrieval`: the same policy's answers with retrieved evidence first (relevance against `result`'s). */
+  readonly withEvidence?: EvaluationResult;
   /** Where every answer, its claims' counts and its reward were written. */
   readonly file: string;
   /**
@@ -56,15 +65,29 @@ export const evaluatePolicy = (config: ExperimentConfig, policy: EvaluatedPolicy
       ),
       (r) => Effect.promise(() => r.close()),
     );
-    const evaluation = makeEvaluation(config, env, format, rewards);
-    const result = yield* tryIo(`evaluating ${describePolicy(config, policy)}`, () => evaluation.baseline(answerer));
+    const retrieval = policy.kind === "config" ? config.rollout.retrieval : undefined;
+    const evidence =
+      retrieval === undefined
+        ? undefined
+        : inProcessEvidence(yield* openConfiguredRetriever(config, env), { ...retrieval, queryDropout: false });
+    const evaluation = makeEvaluation(config, env, format, rewards, evidence);
+    const result = yield* tryIo(`evaluating ${describePolicy(config, policy)}`, () =>
+      evaluation.baseline(answerer, { withoutEvidence: true }),
+    );
+    const withEvidence =
+      evidence === undefined
+        ? undefined
+        : (yield* tryIo(`evaluating ${describePolicy(config, policy)} with retrieved evidence`, () =>
+            evaluation.evaluate(answerer as Policy, 1),
+          )).result;
     const evalDir = join(config.output.dir, config.experiment, "eval");
     const file = join(evalDir, "v0.json");
     const lines = claimRecordLines(env, evaluation.prompts, result.answers, rewards, describePolicy(config, policy));
-    if (lines === undefined) return { result, file } satisfies PolicyEvaluation;
+    const evaluated = { result, file, ...(withEvidence ? { withEvidence } : {}) };
+    if (lines === undefined) return evaluated satisfies PolicyEvaluation;
     const claimsFile = join(evalDir, "claims.jsonl");
     yield* tryIo(`writing ${claimsFile}`, () => writeFile(claimsFile, `${lines.join("\n")}\n`));
-    return { result, file, claimsFile } satisfies PolicyEvaluation;
+    return { ...evaluated, claimsFile } satisfies PolicyEvaluation;
   });
 
 /** How the evaluated policy is named in reports and records. */

@@ -17,20 +17,26 @@ import { join } from "node:path";
 import { Data, Effect } from "effect";
 import {
   checkTrainingPool,
+  citDue,
+  citMetrics,
   createExperimentRewards,
+  curateByPolicy,
   describeEvaluation,
   evaluationModules,
   experimentEnvironment,
+  HandedOut,
   type IoFailed,
+  inProcessEvidence,
   type LearnerProgress,
   makeEvaluation,
   makeRolloutWork,
   makeScoring,
+  openConfiguredRetriever,
   promptGroupAt,
   type ScoredGroup,
   tryIo,
 } from "../actors/index.ts";
-import type { ExperimentConfig } from "../configs/index.ts";
+import type { ExperimentConfig, RolloutRetrieval } from "../configs/index.ts";
 import {
   environmentMismatch,
   grpoSettingsFor,
@@ -101,7 +107,13 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
       (i) => Effect.sync(() => i.policy.dispose()),
     );
     const format = textFormatOfRecord(config.model.backbone, start.tokenizer, config.model.init ?? "a fresh policy");
-    const work = makeRolloutWork(config, format, Effect.succeed(initial.policy));
+    // Retrieval-augmented rollouts: the retriever's index, opened in this process (no NATS, no timeout).
+    const retrieval = config.rollout.retrieval;
+    const retriever = retrieval === undefined ? undefined : yield* openConfiguredRetriever(config, env);
+    const evidenceFrom = (settings: RolloutRetrieval | undefined) =>
+      retriever && settings ? inProcessEvidence(retriever, settings) : undefined;
+    const evidence = evidenceFrom(retrieval);
+    const work = makeRolloutWork(config, format, Effect.succeed(initial.policy), evidence);
     const rewards = yield* Effect.acquireRelease(
       // A `service` module needs NATS: the serial runner says so instead of failing with a defect.
       tryIo("building the reward pipeline", () => createExperimentRewards(config, env)),
@@ -115,7 +127,14 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
       ),
       (r) => Effect.promise(() => r.close()),
     );
-    const evaluation = makeEvaluation(config, env, format, evaluationRewards);
+    const evaluation = makeEvaluation(
+      config,
+      env,
+      format,
+      evaluationRewards,
+      // Evaluation answers see evidence as rollouts do, without query dropout.
+      evidenceFrom(retrieval && { ...retrieval, queryDropout: false }),
+    );
 
     const runDir = join(config.output.dir, config.experiment);
     mkdirSync(runDir, { recursive: true });
@@ -146,6 +165,23 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
     let lastEvaluated = 0;
     let fruitless = 0;
     let updateMs = 0;
+    const handedOut = new HandedOut();
+    /** `cit`: the learner step of the last selection (none yet: one is due before the first group). */
+    let citStep: number | undefined;
+    const curateIfDue = Effect.gen(function* () {
+      const { step, policyVersion } = ledger.progress;
+      if (config.curation.strategy !== "cit" || !citDue(citStep, step, config.curation.cit.every)) return;
+      const round = yield* Effect.try({
+        try: () => curateByPolicy(env, config.curation, policy, format, policyVersion),
+        catch: (error) => new SerialRunFailed({ reason: error instanceof Error ? error.message : String(error) }),
+      });
+      citStep = step;
+      record("curator", step, citMetrics(round));
+      say(
+        `CiT at step ${step}: kept ${round.kept} prompts (${(100 * round.keptShare).toFixed(1)} % of the pool, ` +
+          `${(100 * round.keptTailShare).toFixed(1)} % of them tail) in ${Math.round(round.ms)} ms`,
+      );
+    });
 
     const link: LearnerLink<SerialRunFailed | IoFailed, never> = {
       collect: (want) =>
@@ -156,8 +192,11 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
           const inBatch = new Set<string>();
           while (batch.length < want) {
             const count = Math.min(want - batch.length, config.rollout.batch);
+            yield* curateIfDue;
             const groups = Array.from({ length: count }, (_, i) => promptGroupAt(env, config, cursor + i));
             cursor += count;
+            handedOut.add(groups);
+            record("curator", ledger.progress.step, handedOut.metrics());
             const rolled = yield* work.rollOut(groups, policy, ledger.progress.policyVersion, "serial");
             const m = rolled.metrics;
             record("rollout", ledger.progress.step, {
@@ -169,7 +208,9 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
                     "rollout.tokens": m["rollout.tokens"],
                     "rollout.sampleMs": m["rollout.sampleMs"]!,
                     "rollout.batchMs": m["rollout.batchMs"]!,
+                    "rollout.promptTokens": m["rollout.promptTokens"]!,
                   }),
+              ...Object.fromEntries(Object.entries(m).filter(([key]) => key.startsWith("rollout.retrieval."))),
             });
             for (const { reason } of rolled.unreadable) yield* Effect.logWarning(reason);
             ledger.recordDrops(rolled.unreadable.map(() => ({ reason: "invalid" as const })));

@@ -7,6 +7,13 @@
 
 export { comparePretrainTable, type NamedReport, readPretrainReport, stepsToLoss } from "./compare.ts";
 export {
+  type ContrastiveProgress,
+  type ContrastiveReport,
+  trainContrastive,
+  type ZeroShotReport,
+} from "./contrastive.ts";
+export { CONTRASTIVE_DATA, contrastiveStudy, contrastiveStudyTable } from "./contrastive-study.ts";
+export {
   evalLoss,
   evalWindows,
   type TrainingProgress,

@@ -99,6 +99,25 @@ export const PretrainStage = Schema.Struct({
   ),
 });
 
+/** Retrieval-augmented SFT (CM3Leon): retrieved documents before each example's prompt. */
+export const SftRetrieval = Schema.Struct({
+  index: Schema.String.pipe(Schema.minLength(1)).annotations({
+    description:
+      "The retrieval index (`factrl retriever build` over the same world: refused when built for another one).",
+  }),
+  kind: setting(Schema.Literal("bm25", "dense"), "bm25", "The index's retriever (as retrieval.kind)."),
+  k: setting(
+    Schema.Int.pipe(Schema.between(1, 64, { message: () => "Expected an integer in [1, 64] (documents per prompt)" })),
+    3,
+    "Documents retrieved per prompt, most relevant first (whole documents dropped from the end to fit the example in maxLength).",
+  ),
+  queryDropout: setting(
+    Schema.Number.pipe(Schema.filter((f) => f >= 0 && f <= 0.99, { message: () => "Expected a number in [0, 0.99]" })),
+    0.2,
+    "Query dropout (CM3Leon): the share of the query's words dropped when retrieving for training.",
+  ),
+});
+
 export const SftStage = Schema.Struct({
   examples: setting(PositiveInt, 1000, "Curated examples (prompts from the train splits, answers from the KB)."),
   maxLength: Schema.optional(PositiveInt).annotations({
@@ -121,6 +140,12 @@ export const SftStage = Schema.Struct({
   learningRate: setting(PositiveNumber, 5e-4, "Peak learning rate."),
   warmupSteps: setting(NonNegativeInt, 20, "Linear warm-up steps."),
   clipNorm: setting(Schema.Number.pipe(Schema.nonNegative()), 1, "Gradient clipping by global norm (0: off)."),
+  retrieval: Schema.optional(SftRetrieval).annotations({
+    description:
+      "Retrieval-augmented SFT (CM3Leon, docs/retrieval.md): each example's prompt is preceded by its top-k " +
+      "retrieved documents (query dropout applied), so the policy learns to answer from evidence, as rollouts with " +
+      "rollout.retrieval give it. Absent: prompts alone.",
+  }),
 });
 
 export const EvaluationStage = Schema.Struct({
@@ -155,6 +180,85 @@ export const VisionStage = Schema.Struct({
   ),
 });
 
+const Similarity = Schema.Number.pipe(
+  Schema.filter((f) => f >= -1 && f <= 1, { message: () => "Expected a cosine similarity in [-1, 1]" }),
+);
+const Ratio = Schema.Number.pipe(
+  Schema.filter((f) => f > 0 && f <= 1, { message: () => "Expected a number in (0, 1]" }),
+);
+
+export const ContrastiveEncoderFields = Schema.Struct({
+  codebookSize: setting(
+    PositiveInt,
+    128,
+    "Codes of the VQ image tokenizer the image tower reads (k-means over 4×4 patches).",
+  ),
+  embedding: setting(PositiveInt, 16, "Width of the image-token and word embeddings."),
+  hidden: setting(PositiveInt, 128, "Hidden width of both towers."),
+  shared: setting(PositiveInt, 64, "Width of the shared image–text space."),
+  initialTemperature: setting(
+    Schema.Number.pipe(Schema.greaterThan(0.01), Schema.lessThanOrEqualTo(1)),
+    0.07,
+    "Initial InfoNCE temperature τ (CLIP's 0.07); log(1/τ) is learned, capped at log 100.",
+  ),
+});
+
+export const CitFields = Schema.Struct({
+  curate: setting(
+    PositiveInt,
+    50,
+    "Curate every this many steps: re-embed the metadata, take the next slice of the pool.",
+  ),
+  slice: setting(PositiveInt, 2000, "Pairs of the raw pool scanned per curation (the pool wraps around)."),
+  threshold: setting(
+    Similarity,
+    0.5,
+    "Keep the pairs whose text's highest cosine similarity to any metadata entry is strictly above this.",
+  ),
+  minRatio: setting(
+    Ratio,
+    0.1,
+    "When a slice keeps fewer than this share, keep its top ⌊minRatio × slice⌋ by similarity instead.",
+  ),
+});
+
+/** The contrastive image–text encoder and the data it sees: docs/curation.md "Curating the picture–caption pool". */
+export const ContrastiveStage = Schema.Struct({
+  data: setting(
+    Schema.Literal("raw", "random", "metaclip", "cit"),
+    "metaclip",
+    "What the encoder trains on: the whole raw pool; a random subset the size of the MetaCLIP-curated one; the " +
+      "MetaCLIP-curated subset; or CiT, curation inside training by the encoder's own text tower.",
+  ),
+  poolPairs: setting(
+    PositiveInt,
+    12000,
+    "(picture, alt-text) pairs in the raw pool: entities by popularity, noisy alt-text.",
+  ),
+  tailShare: setting(
+    Share,
+    0.05,
+    "MetaCLIP: t is the count below which metadata entries hold this share of all matches (for `metaclip` and " +
+      "`random`); 0.05 keeps about 30 % of the default pool.",
+  ),
+  cit: section(CitFields, "CiT's curation (data: cit)."),
+  encoder: section(ContrastiveEncoderFields, "The dual encoder's shape."),
+  steps: setting(PositiveInt, 600, "Optimiser steps (an existing checkpoint in output is resumed)."),
+  batch: setting(
+    Schema.Int.pipe(Schema.greaterThanOrEqualTo(2)),
+    128,
+    "Pairs per step (each pair's in-batch negatives: the others).",
+  ),
+  learningRate: setting(PositiveNumber, 3e-3, "Peak learning rate (Adam; warm-up, then cosine to 10 %)."),
+  warmupSteps: setting(NonNegativeInt, 20, "Linear warm-up steps."),
+  evalEvery: setting(NonNegativeInt, 100, "Zero-shot evaluation every this many steps (and at the end)."),
+  checkpointEvery: setting(NonNegativeInt, 200, "Checkpoint every this many steps (and at the end)."),
+  picturesPerEntity: setting(PositiveInt, 2, "Held-out pictures per entity for zero-shot classification."),
+  targetAccuracy: Schema.optional(Share).annotations({
+    description: "Report the steps and seconds until zero-shot entity top-1 (all pictures) first reaches this.",
+  }),
+});
+
 const PretrainConfigFields = Schema.Struct({
   world: setting(
     Schema.Union(Schema.Literal("tiny", "default"), Schema.Struct(WorldFields)),
@@ -178,6 +282,11 @@ const PretrainConfigFields = Schema.Struct({
   evaluation: section(EvaluationStage, "The factuality report of the final policy."),
   output: setting(Schema.String.pipe(Schema.minLength(1)), "runs/base-policy", "Checkpoints and report go here."),
   export: Schema.optional(ExportStage).annotations({ description: "Also save the final policy here (no optimiser)." }),
+  contrastive: Schema.optional(ContrastiveStage).annotations({
+    description:
+      "Train a CLIP-style image–text encoder on the world's picture pool instead of a policy (docs/curation.md): " +
+      "the other stages are not run.",
+  }),
   vision: Schema.optional(VisionStage).annotations({
     description:
       "Make a captioner for the caption task (env.kind factworld-vision) instead of a text policy: image tokens, pictures in the stream, caption SFT.",
@@ -244,10 +353,25 @@ export const PretrainConfig = PretrainConfigFields.pipe(
   ),
   Schema.filter(
     textOnly(
+      ["sft", "retrieval"],
+      (c) => c.sft.retrieval !== undefined,
+      "Retrieval-augmented SFT is for FactWorld's answers; the caption task has no retrieval index",
+    ),
+  ),
+  Schema.filter(
+    textOnly(
       ["sft", "selection"],
       (c) => c.sft.selection === "lima",
       "The caption task's SFT examples are a seeded sample; LIMA selection is for FactWorld's answers",
     ),
+  ),
+  Schema.filter((c) =>
+    c.contrastive !== undefined && (c.vision !== undefined || c.init !== undefined)
+      ? {
+          path: ["contrastive"],
+          message: "The contrastive encoder is trained instead of a policy: leave vision and init out",
+        }
+      : undefined,
   ),
   Schema.filter((c) =>
     c.vision !== undefined && c.model.backbone === "blt"

@@ -6,11 +6,20 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { huggingFaceDir } from "../configs/index.ts";
-import { captionExamples, generatePrompts, type WordTokenizer, type World } from "../envs/index.ts";
 import {
+  captionExamples,
+  factWorld,
+  generatePrompts,
+  type WordTokenizer,
+  type World,
+  type WorldSpec,
+} from "../envs/index.ts";
+import {
+  DEFAULT_RETRIEVAL_RULES,
   type HuggingFaceTokenizerRecord,
   type ImageTokenizer,
   importHuggingFaceModel,
+  openRetriever,
   type Policy,
   saveCheckpoint,
   textFormatFor,
@@ -21,7 +30,14 @@ import type { TrainingProgress } from "./pretrain.ts";
 import type { PretrainConfig } from "./pretrain-config.ts";
 import { DEFAULT_PRETRAIN, factWorldSetup, type PatchingSummary, pretrain } from "./pretrain-factworld.ts";
 import { type CaptionReport, evaluateCaptions, seededSample, type VisionPretraining } from "./pretrain-vision.ts";
-import { type CurationReport, captionSftTask, DEFAULT_SFT, finetune } from "./sft.ts";
+import {
+  type CurationReport,
+  captionSftTask,
+  DEFAULT_SFT,
+  finetune,
+  retrievalAugmentedSftTask,
+  type SftTask,
+} from "./sft.ts";
 import { evaluateFactuality, type FactualityReport } from "./sft-eval.ts";
 
 export interface BasePolicyReport {
@@ -76,6 +92,20 @@ export async function makeBasePolicy(
   if (config.sft.steps > 0) {
     start.policy.dispose();
     const s = config.sft;
+    const task: SftTask | undefined = vision
+      ? captionSftTask(world, vision)
+      : s.retrieval
+        ? retrievalAugmentedSftTask(world, {
+            retriever: await openRetriever(
+              s.retrieval.index,
+              worldEnvironment(config.world),
+              { ...DEFAULT_RETRIEVAL_RULES, queryDropout: s.retrieval.queryDropout },
+              s.retrieval.kind,
+            ),
+            k: s.retrieval.k,
+            seed: config.seed,
+          })
+        : undefined;
     const sft = await finetune(
       world,
       start.checkpointDir,
@@ -94,7 +124,7 @@ export async function makeBasePolicy(
         selection: s.selection,
       },
       (progress) => onEvent({ stage: "sft", progress }),
-      ...(vision ? [captionSftTask(world, vision)] : []),
+      ...(task ? [task] : []),
     );
     policy = sft.policy;
     checkpoint = sft.checkpointDir;
@@ -177,6 +207,13 @@ export async function makeBasePolicy(
   onEvent({ stage: "done", report });
   return report;
 }
+
+/**
+ * The world as an environment, for its documents: what a retrieval index is built over and checked
+ * against (prompt seeds do not change the documents).
+ */
+const worldEnvironment = (spec: WorldSpec) =>
+  factWorld({ ...(typeof spec === "string" ? { size: spec } : spec), promptSeed: 1, evalFraction: 0.2 });
 
 /** The config's `vision` section as pretraining settings (absent: a text policy). */
 function visionPretraining(config: PretrainConfig): VisionPretraining | undefined {

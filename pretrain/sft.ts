@@ -30,6 +30,7 @@ import {
 import {
   checkpointWordTokenizer,
   createOptimizer,
+  evidencePromptTokens,
   imageTokenizerOfRecord,
   isHuggingFaceTokenizerRecord,
   loadCheckpoint,
@@ -37,6 +38,7 @@ import {
   type OptimizerSettings,
   type Policy,
   type PromptAnswerBatch,
+  type Retriever,
   type TextFormat,
   textFormatFor,
   textFormatOfRecord,
@@ -75,6 +77,8 @@ export interface CurationReport {
   readonly bySuite: Readonly<Record<string, number>>;
   readonly byEntityType: Readonly<Record<string, number>>;
   readonly byBucket: Readonly<Record<string, number>>;
+  /** Retrieval-augmented SFT: mean documents before each prompt, and mean prompt tokens with them. */
+  readonly evidence?: { readonly k: number; readonly documents: number; readonly promptTokens: number };
 }
 
 /** What to curate: how many examples, how long at most, the seed, and how they are balanced and chosen. */
@@ -290,6 +294,46 @@ export const factWorldSftTask = (world: World): SftTask => {
   const tokenizer = createTokenizer(world);
   return { tokenizer, examples: (format, options) => curateSftExamples(world, tokenizer, options, format) };
 };
+
+/** Retrieval for training: the retriever, documents per prompt, and the seed of its query dropout. */
+export interface SftRetrievalSettings {
+  readonly retriever: Retriever;
+  readonly k: number;
+  readonly seed: number;
+}
+
+/**
+ * Retrieval-augmented SFT (CM3Leon): FactWorld's curated examples, each prompt preceded by its top-k
+ * documents retrieved for training (query dropout, seeded per example), as many as leave the answer
+ * room in `maxSeqLen`. The answers are unchanged: the policy learns to answer from evidence.
+ */
+export function retrievalAugmentedSftTask(world: World, retrieval: SftRetrievalSettings): SftTask {
+  const plain = factWorldSftTask(world);
+  return {
+    tokenizer: plain.tokenizer,
+    examples(format, options) {
+      const curated = curateSftExamples(world, plain.tokenizer, options, format);
+      let documents = 0;
+      const examples = curated.examples.map((example, i) => {
+        const found = retrieval.retriever.retrieve(example.prompt.text, {
+          k: retrieval.k,
+          forTraining: true,
+          seed: (retrieval.seed * 100_003 + i) | 0,
+        });
+        const budget = options.maxSeqLen - example.answerTokens.length;
+        const conditioned = evidencePromptTokens(format, example.prompt.text, found, budget);
+        documents += conditioned.documents;
+        return { ...example, promptTokens: conditioned.tokens };
+      });
+      const n = Math.max(1, examples.length);
+      const promptTokens = examples.reduce((sum, e) => sum + e.promptTokens.length, 0) / n;
+      return {
+        examples,
+        report: { ...curated.report, evidence: { k: retrieval.k, documents: documents / n, promptTokens } },
+      };
+    },
+  };
+}
 
 /** The caption task as SFT's task: its tokenizer and its training pictures' examples (see captionSftExamples). */
 export function captionSftTask(world: World, vision: VisionPretraining): SftTask {

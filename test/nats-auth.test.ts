@@ -33,16 +33,23 @@ import {
   consumeWork,
   Experiment,
   ExperimentLive,
+  encodeEnvelope,
   ensureBlobStream,
+  envelope,
   getBlob,
   getState,
   type LocalServer,
-  type Nats,
+  Nats,
   NatsLive,
   POLICY_KEY,
   publishPolicy,
   publishWork,
   putState,
+  RETRIEVE_REPLIES,
+  RetrieveReplyMessage,
+  RetrieveRequestMessage,
+  requestMessage,
+  retrieveSubject,
   startLocalServer,
   subscribe,
   WorkOutcome,
@@ -276,7 +283,17 @@ describe("per-role permissions from factrl nats auth", () => {
       },
       120_000,
       500,
-    );
+    ).catch((error: unknown) => {
+      console.error(
+        run.output().slice(-6000),
+        server
+          .log()
+          .split("\n")
+          .filter((l) => /Violation/.test(l))
+          .slice(-10),
+      );
+      throw error;
+    });
     expect(new Set(live.map((actor) => actor.role)).size).toBeGreaterThanOrEqual(2);
     const { code } = await run.exited;
     expect(code, run.output().slice(-3000)).toBe(0);
@@ -301,6 +318,50 @@ describe("per-role permissions from factrl nats auth", () => {
     // A rollout actor may not pose as the reward either.
     const scored = await runAs(rollout, A, publishWork(SCORED_QUEUE, sampleScoredGroup("forged", 2)));
     expect(messageOf(scored)).toContain(`Permissions Violation for Publish to "factrl.${A}.scored"`);
+  }, 30_000);
+
+  it("lets rollout actors ask their own experiment's retriever; not a role that does not ask, nor another experiment", async () => {
+    const ask = Effect.gen(function* () {
+      const { subjects } = yield* Experiment;
+      return yield* requestMessage(
+        retrieveSubject(subjects),
+        RetrieveRequestMessage,
+        { query: "Tell me a bio of Kofa .", k: 1 },
+        RETRIEVE_REPLIES,
+        3_000,
+      );
+    });
+    const results = await runAs(
+      { experiment: A, kind: "retriever" },
+      A,
+      Effect.gen(function* () {
+        const { connection } = yield* Nats;
+        const { subjects, sender } = yield* Experiment;
+        // A retriever of A answering every request with one document.
+        const reply = envelope(
+          RetrieveReplyMessage,
+          { documents: [{ id: "doc-1", text: "Kofa is a town .", score: 1 }], retriever: "bm25", index: "test" },
+          { experiment: A, sender },
+        );
+        const served = connection.subscribe(retrieveSubject(subjects), {
+          callback: (_error, msg) => void msg.respond(encodeEnvelope(reply)),
+        });
+        yield* Effect.promise(() => connection.flush());
+        const run = (as: { experiment: string; kind: string }) => Effect.promise(() => runAs(as, A, ask));
+        const rollout = yield* run({ experiment: A, kind: "rollout" });
+        const evaluator = yield* run({ experiment: A, kind: "evaluator" });
+        const curator = yield* run({ experiment: A, kind: "curator" });
+        const outsider = yield* run({ experiment: B, kind: "rollout" });
+        served.unsubscribe();
+        return { rollout, evaluator, curator, outsider };
+      }),
+    );
+    const answered = Either.getOrThrow(Either.getOrThrow(results).rollout);
+    expect(answered.type).toBe("RetrieveReply");
+    expect(Either.isRight(Either.getOrThrow(results).evaluator)).toBe(true);
+    const { curator, outsider } = Either.getOrThrow(results);
+    expect(messageOf(curator)).toContain(`Permissions Violation for Publish to "factrl.${A}.retrieve"`);
+    expect(messageOf(outsider)).toContain(`Permissions Violation for Publish to "factrl.${A}.retrieve"`);
   }, 30_000);
 
   it("refuses scored groups from outside the experiment, and reading another experiment's subjects", async () => {

@@ -13,7 +13,9 @@ import { Effect } from "effect";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../configs/index.ts";
 import { lineChartSvg, studyChart } from "../dashboard/index.ts";
+import { makeEnvironment } from "../envs/index.ts";
 import type { LineageRecord } from "../learner/index.ts";
+import { buildRetrievalIndex } from "../models/index.ts";
 import { runSerial, type SerialRunOptions } from "../pipeline/serial-runner.ts";
 import { runCli, startCli, waitFor } from "./cli-helpers.ts";
 import { parseSvg, seriesPoints } from "./svg-reader.ts";
@@ -152,6 +154,35 @@ describe("the serial runner", () => {
     expect(learner[3]).toEqual(learner[2]);
     const straightLearner = metricsOf(straight.metricsFile).filter((m) => m.role === "learner");
     expect(learner.at(-1)).toEqual(straightLearner.at(-1));
+  });
+
+  it("with rollout.retrieval: the index opened in-process puts documents before every prompt, rollouts and evaluation alike", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "factrl-serial-rag-"));
+    const index = join(dir, "bm25");
+    const tiny = await Effect.runPromise(loadConfig(TINY));
+    await buildRetrievalIndex(await makeEnvironment(tiny.env), "bm25", index);
+    const oneStep = ["learner.totalSteps=1", "learner.checkpointEvery=1"];
+    const plain = await run(dir, "plain", {}, oneStep);
+    const rag = await run(dir, "rag", {}, [...oneStep, "rollout.retrieval.k=2", `retrieval.index=${index}`]);
+    expect(rag).toMatchObject({ completed: true, step: 1 });
+    const rollouts = (file: string) =>
+      metricsOf(file).filter((m) => m.role === "rollout" && m.values["rollout.groups"]);
+    const promptTokens = (file: string) =>
+      rollouts(file).reduce((n, m) => n + m.values["rollout.promptTokens"]!, 0) / rollouts(file).length;
+    for (const { values } of rollouts(rag.metricsFile)) {
+      expect(values["rollout.retrieval.requests"]).toBeGreaterThan(0);
+      expect(values["rollout.retrieval.missed"]).toBe(0);
+      expect(values["rollout.retrieval.documents"]).toBeGreaterThan(0);
+    }
+    expect(rollouts(plain.metricsFile)[0]!.values["rollout.retrieval.requests"]).toBeUndefined();
+    // The evidence is what the answers were conditioned on (the tiny policy leaves room for one document at most).
+    expect(promptTokens(rag.metricsFile)).toBeGreaterThan(1.5 * promptTokens(plain.metricsFile));
+    const costOf = (experiment: string) =>
+      JSON.parse(readFileSync(join(dir, experiment, "eval", "v1.json"), "utf8")).cost;
+    expect(costOf("rag").documents).toBeGreaterThan(0);
+    expect(costOf("rag").retrievalMissed).toBe(0);
+    expect(costOf("plain").documents).toBeUndefined();
+    expect(costOf("rag").promptTokens).toBeGreaterThan(1.5 * costOf("plain").promptTokens);
   });
 
   it("fails with a typed error naming what failed when a checkpoint cannot be written", async () => {

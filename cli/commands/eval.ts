@@ -4,9 +4,9 @@
  */
 import type { Command } from "commander";
 import { Console, Effect } from "effect";
-import { renderEvaluationTable } from "../../actors/report.ts";
+import { renderEvaluationTable, renderRetrievalComparison } from "../../actors/report.ts";
 import { loadConfig } from "../../configs/index.ts";
-import { describePolicy, type EvaluatedPolicy, evaluatePolicy } from "../../pipeline/index.ts";
+import { describePolicy, type EvaluatedPolicy, evaluatePolicy, type PolicyEvaluation } from "../../pipeline/index.ts";
 import { checkBeforeStart } from "../preflight.ts";
 import { runMain, UsageError } from "../run-main.ts";
 import { collect } from "./run.ts";
@@ -72,11 +72,17 @@ export function registerEval(program: Command): void {
             checkBeforeStart(config, policy.kind === "openai" ? ["evaluator"] : ["learner", "evaluator"], file),
           ),
         );
-        const { result, file: written, claimsFile } = yield* Effect.scoped(evaluatePolicy(config, policy));
+        const evaluated: PolicyEvaluation = yield* Effect.scoped(evaluatePolicy(config, policy));
+        const { result, file: written, claimsFile, withEvidence } = evaluated;
         yield* Console.log(
           `${describePolicy(config, policy)} on ${result.answers.length} evaluation prompts (temperature ${config.evaluation.temperature ?? config.rollout.temperature}):\n\n${renderEvaluationTable(result)}\n\nevery answer with its scores: ${written}` +
             (claimsFile ? `\nevery claim with its verdict (VeriScore-style JSONL): ${claimsFile}` : ""),
         );
+        if (withEvidence)
+          yield* Console.log(
+            `\nwith the top ${config.rollout.retrieval?.k} retrieved documents (${config.retrieval.kind}, ${config.retrieval.index}) before each prompt ` +
+              `(every answer: ${written.replace(/v0\.json$/, "v1.json")}):\n\n${renderRetrievalComparison(result, withEvidence)}`,
+          );
       });
       runMain(program);
     });

@@ -14,6 +14,7 @@ export const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   status: () => import("./status.ts").then((module) => module.registerStatus),
   pretrain: () => import("./pretrain.ts").then((module) => module.registerPretrain),
   "compare-pretrain": () => import("./pretrain.ts").then((module) => module.registerComparePretrain),
+  "clip-study": () => import("./pretrain.ts").then((module) => module.registerClipStudy),
   study: () => import("./study.ts").then((module) => module.registerStudy),
   prompts: () => import("./prompts.ts").then((module) => module.registerPrompts),
   world: () => import("./world.ts").then((module) => module.registerWorld),

@@ -6,11 +6,15 @@ import type { Command } from "commander";
 import { Console, Effect } from "effect";
 import { initBackend } from "../../models/index.ts";
 import {
+  CONTRASTIVE_DATA,
+  type ContrastiveProgress,
   comparePretrainTable,
+  contrastiveStudy,
   loadPretrainConfig,
   makeBasePolicy,
   type PipelineEvent,
   readPretrainReport,
+  trainContrastive,
 } from "../../pretrain/index.ts";
 import { checkPaths } from "../preflight.ts";
 import { runMain, UsageError } from "../run-main.ts";
@@ -48,6 +52,15 @@ function describe(event: PipelineEvent): string | undefined {
   return `${event.stage} ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(3)}${evalPart} lr ${p.learningRate.toExponential(2)} ${Math.round(p.tokensPerSecond)} tok/s${saved}`;
 }
 
+function describeContrastive(p: ContrastiveProgress): string | undefined {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const zeroShot = p.zeroShot
+    ? ` zero-shot entity ${pct(p.zeroShot.entity.all)} (head ${pct(p.zeroShot.entity.head)}, torso ${pct(p.zeroShot.entity.torso)}, tail ${pct(p.zeroShot.entity.tail)}), attribute ${pct(p.zeroShot.attribute.all)} (tail ${pct(p.zeroShot.attribute.tail)})`
+    : "";
+  if (zeroShot === "" && p.step % 25 !== 0) return undefined;
+  return `contrastive ${p.step} loss ${p.loss.toFixed(3)} τ ${p.temperature.toFixed(4)}${zeroShot}`;
+}
+
 export function registerPretrain(program: Command): void {
   program
     .command("pretrain")
@@ -78,13 +91,60 @@ export function registerPretrain(program: Command): void {
           file,
         );
         yield* Effect.promise(() => initBackend({ backend: config.backend }));
-        yield* Effect.promise(() =>
-          makeBasePolicy(config, (event) => {
-            const line = describe(event);
-            if (line) process.stderr.write(`${line}\n`);
+        if (config.contrastive !== undefined) {
+          yield* Effect.promise(() =>
+            trainContrastive(config, (progress) => {
+              const line = describeContrastive(progress);
+              if (line) process.stderr.write(`${line}\n`);
+            }),
+          );
+        } else {
+          yield* Effect.promise(() =>
+            makeBasePolicy(config, (event) => {
+              const line = describe(event);
+              if (line) process.stderr.write(`${line}\n`);
+            }),
+          );
+        }
+        yield* Console.log(`report: ${config.output}/report.json`);
+      });
+      runMain(program);
+    });
+}
+
+export function registerClipStudy(program: Command): void {
+  program
+    .command("clip-study")
+    .description(
+      "the curation experiment: the contrastive encoder at equal steps on the raw pool, a random subset, the MetaCLIP subset and CiT; zero-shot accuracy by bucket",
+    )
+    .argument("<config>", "pretrain config with a contrastive section, e.g. configs/contrastive.yaml")
+    .option("--set <key=value>", "override a config value (repeatable)", collect, [])
+    .option("--data <list>", "data choices to run, comma-separated", CONTRASTIVE_DATA.join(","))
+    .action((file: string, options: { set: string[]; data: string }) => {
+      const program = Effect.gen(function* () {
+        const config = yield* Effect.try({
+          try: () => loadPretrainConfig(file, options.set),
+          catch: (error) => new UsageError({ reason: (error as Error).message }),
+        });
+        const data = options.data.split(",").map((d) => d.trim());
+        const unknown = data.filter((d) => !(CONTRASTIVE_DATA as readonly string[]).includes(d));
+        if (config.contrastive === undefined || unknown.length > 0)
+          return yield* new UsageError({
+            reason:
+              config.contrastive === undefined
+                ? `${file}: has no contrastive section`
+                : `--data: unknown ${unknown.join(", ")}; expected some of ${CONTRASTIVE_DATA.join(", ")}`,
+          });
+        yield* checkPaths([{ field: "output", path: config.output, check: { kind: "directory" } }], file);
+        yield* Effect.promise(() => initBackend({ backend: config.backend }));
+        const { table } = yield* Effect.promise(() =>
+          contrastiveStudy(config, data as typeof CONTRASTIVE_DATA, (choice, progress) => {
+            const line = describeContrastive(progress);
+            if (line) process.stderr.write(`${choice}: ${line}\n`);
           }),
         );
-        yield* Console.log(`report: ${config.output}/report.json`);
+        yield* Console.log(table);
       });
       runMain(program);
     });

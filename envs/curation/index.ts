@@ -22,6 +22,14 @@ export {
   type PromptCheck,
   type PromptCheckReport,
 } from "./checks.ts";
+export {
+  type CitTarget,
+  citTargetNames,
+  ensembleEmbedding,
+  entityNamesIn,
+  fillTemplates,
+  maxSimilarities,
+} from "./cit.ts";
 export { hardSplit, type PromptPrecisions } from "./hard-split.ts";
 export { limaSelect, type SftCandidate, wordJaccard } from "./lima.ts";
 export { worldMetadata } from "./metadata.ts";

@@ -188,6 +188,16 @@ export class BltPolicy implements Policy {
   }
 
   forward(batch: TokenBatch): tf.Tensor3D {
+    return tf.tidy(() => {
+      const hidden = this.hiddenStates(batch);
+      const width = hidden.shape[2];
+      const logits = this.network.logits(hidden.reshape([-1, width]) as tf.Tensor2D);
+      return logits.reshape([batch.batchSize, batch.length, this.config.vocabSize]) as tf.Tensor3D;
+    });
+  }
+
+  /** The local decoder's final states (after its norm), one per byte; right-padding (PAD) is cut off per row. */
+  hiddenStates(batch: TokenBatch): tf.Tensor3D {
     checkTokens(batch.tokens, batch.batchSize * batch.length, this.config, "forward");
     if (batch.length > this.config.maxSeqLen) {
       throw new Error(`forward: length ${batch.length} > maxSeqLen ${this.config.maxSeqLen}`);
@@ -202,7 +212,7 @@ export class BltPolicy implements Policy {
     const layout = this.layout(batch.tokens, frame);
     return tf.tidy(() => {
       const { hidden } = this.network.run(batch.tokens, frame, layout);
-      return this.network.logits(hidden).reshape([batch.batchSize, batch.length, this.config.vocabSize]) as tf.Tensor3D;
+      return hidden.reshape([batch.batchSize, batch.length, -1]) as tf.Tensor3D;
     });
   }
 

@@ -193,12 +193,19 @@ export class MotPolicy implements Policy {
   }
 
   forward(batch: TokenBatch): tf.Tensor3D {
+    return tf.tidy(() => {
+      const hidden = this.hiddenStates(batch).reshape([-1, this.config.dModel]) as tf.Tensor2D;
+      return this.logits(hidden).reshape([batch.batchSize, batch.length, this.config.vocabSize]) as tf.Tensor3D;
+    });
+  }
+
+  hiddenStates(batch: TokenBatch): tf.Tensor3D {
     checkBatch(batch, this.config);
     const slots = this.slotsOf(batchModalities(batch, this.markers));
     return tf.tidy(() => {
       const frame = trainingFrame(batch.batchSize, batch.length);
       const { hidden } = this.runCached(batch.tokens, slots, frame, undefined);
-      return this.logits(hidden).reshape([batch.batchSize, batch.length, this.config.vocabSize]) as tf.Tensor3D;
+      return hidden.reshape([batch.batchSize, batch.length, this.config.dModel]) as tf.Tensor3D;
     });
   }
 

@@ -20,6 +20,7 @@ import { recallAtK, type Scored, selectDiverse } from "./select.ts";
 import { dropQueryWords, RETRIEVAL_TOKENIZER, retrievalWords } from "./words.ts";
 
 export { type BiEncoderSettings, DEFAULT_BI_ENCODER } from "./dense.ts";
+export { type EvidencePrompt, evidencePromptTokens, promptWithEvidence } from "./evidence.ts";
 export { dropQueryWords, RETRIEVAL_TOKENIZER, retrievalWords } from "./words.ts";
 
 export const RETRIEVER_KINDS = ["bm25", "dense"] as const;

@@ -7,12 +7,15 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { Effect, Fiber } from "effect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PROMPTS_QUEUE } from "../../actors/topology.ts";
 import {
   consumeWork,
   ensureWorkQueues,
+  experimentSubjects,
   getBlob,
   getState,
   type LocalCluster,
@@ -20,6 +23,7 @@ import {
   POLICY_KEY,
   publishPolicy,
   publishWork,
+  RETAINED_POLICY_VERSIONS,
   startLocalCluster,
   WorkOutcome,
   weightsBlobName,
@@ -40,6 +44,26 @@ afterAll(async () => {
 });
 
 const GROUPS = 120;
+
+/**
+ * Waits until a restarted node answers for `stream`: a little after it listens, and after the stream
+ * has a leader again (an election when the node killed led it).
+ */
+const streamReady = async (url: string, stream: string) => {
+  for (const deadline = Date.now() + 30_000; ; ) {
+    const connection = await connect({ servers: url });
+    const ready = await jetstreamManager(connection)
+      .then((manager) => manager.streams.info(stream))
+      .then(
+        () => true,
+        () => false,
+      );
+    await connection.close();
+    if (ready) return;
+    if (Date.now() > deadline) throw new Error(`${url}: ${stream} not ready after 30 s`);
+    await new Promise((done) => setTimeout(done, 250));
+  }
+};
 const weights = (version: number) => Uint8Array.from({ length: 700_000 }, (_, i) => (i * 7 + version) % 251);
 
 describe("a 3-node cluster with replicas 3", () => {
@@ -147,5 +171,52 @@ describe("a 3-node cluster with replicas 3", () => {
       v2Length: expected.length,
       v2Sum: expected.reduce((a, b) => a + b, 0),
     });
+  }, 120_000);
+
+  it("keeps every retained weights version through restarts of each node after older versions were dropped", async () => {
+    // nats-server < 2.9.18 replays a filtered purge on restart as "remove everything up to it"
+    // (nats-server#4196): with purges for retention, version 0 and the retained versions vanished
+    // from a restarted node's copy — and, once that node led the stream, from every reader.
+    const experiment = freshExperiment("cluster-retention");
+    const replicated = { replicas: 3 };
+    const newest = RETAINED_POLICY_VERSIONS + 4;
+    await runWith(
+      cluster.nodes[0]!.url,
+      experiment,
+      Effect.gen(function* () {
+        for (let version = 0; version <= newest; version++) yield* publishPolicy(version, weights(version));
+        yield* publishPolicy(newest, weights(newest)); // a republished version replaces its blob
+      }),
+      replicated,
+    );
+    const retained = [0, ...Array.from({ length: RETAINED_POLICY_VERSIONS }, (_, i) => newest - i)];
+    const sums = retained.map((version) => weights(version).reduce((a, b) => a + b, 0));
+    for (const node of cluster.nodes) {
+      await node.kill();
+      await node.start();
+      await streamReady(node.url, experimentSubjects(experiment).weightsStream);
+      const read = await runWith(
+        node.url,
+        experiment,
+        Effect.gen(function* () {
+          const found: number[] = [];
+          // Several reads, so that every replica is asked at least once.
+          for (let round = 0; round < 6; round++) {
+            for (const version of retained) {
+              found.push((yield* getBlob(weightsBlobName(version))).reduce((a, b) => a + b, 0));
+            }
+          }
+          const dropped = yield* getBlob(weightsBlobName(newest - RETAINED_POLICY_VERSIONS)).pipe(Effect.flip);
+          return { found: found.slice(-retained.length), all: found.length, dropped: dropped.kind };
+        }),
+        replicated,
+        `reader-${node.name}`,
+      );
+      expect(read, `after restarting ${node.name}`).toEqual({
+        found: sums,
+        all: 6 * retained.length,
+        dropped: "not-found",
+      });
+    }
   }, 120_000);
 });
