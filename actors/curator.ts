@@ -97,9 +97,9 @@ export const addDeadLetteredGroups = (settled: Set<string>, groupIds: Iterable<s
   }
 };
 
-/** Groups that left the pipeline: every group ends used, stale, zero-variance or dead-lettered. */
+/** Groups that left the pipeline: every group ends used, stale, zero-variance, off-policy or dead-lettered. */
 export const settledGroups = (progress: LearnerProgress | undefined, deadLettered: number): number =>
-  (progress ? progress.consumed + progress.stale + progress.zeroVariance : 0) + deadLettered;
+  (progress ? progress.consumed + progress.stale + progress.zeroVariance + progress.offPolicy : 0) + deadLettered;
 
 /**
  * The prompt group of sequence number `sequence`: id `g<sequence>`, its prompt picked by

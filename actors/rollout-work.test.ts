@@ -36,4 +36,34 @@ describe("rollout work", () => {
     expect(batch.unreadable[1]!.reason).toMatch(/asks for 1025 answers, over 1024/);
     policy.dispose();
   });
+
+  it("cd-k with rollout.retrieval: the expert reads the prompt with its evidence, the group is marked and carries both log-probs; k above the vocabulary is refused by name", async () => {
+    const { policy, tokenizer } = await loadCheckpoint(TINY_POLICY);
+    const config = Either.getOrThrow(
+      decodeConfig({
+        experiment: "rw",
+        rollout: { maxNewTokens: 6, decoding: { kind: "cd-k", alpha: 0.1, k: 2 }, retrieval: { k: 1 } },
+        rewards: { reference: "knowledge-base" },
+      }),
+    );
+    const format = textFormatOfRecord(config.model.backbone, tokenizer, "tiny-policy");
+    const evidence = "Zorvath lives in Dareth.";
+    const retrieved = (queries: readonly unknown[]) =>
+      Effect.succeed(queries.map(() => ({ documents: [{ id: "doc-1", text: evidence, score: 1 }] })));
+    const work = makeRolloutWork(config, format, Effect.succeed(policy), retrieved);
+    const group = { ...samplePromptGroup("g-cdk", 3), prompt: "Tell me about Zorvath." };
+    const [rollout] = (await Effect.runPromise(work.rollOut([group], policy, 0, "rollout-test"))).rollouts;
+    expect(rollout!.decoding).toEqual({ kind: "cd-k", alpha: 0.1, k: 2 });
+    expect(Array.from(rollout!.promptTokens)).toEqual(Array.from(format.promptTokens(`${evidence} ${group.prompt}`)));
+    for (const answer of rollout!.answers) expect(answer.policyLogProbs).toHaveLength(answer.tokens.length);
+
+    const tooLarge = Either.getOrThrow(
+      decodeConfig({ experiment: "rw", rollout: { decoding: { kind: "cd-k", k: policy.config.vocabSize + 1 } } }),
+    );
+    const refused = makeRolloutWork(tooLarge, format, Effect.succeed(policy));
+    await expect(Effect.runPromise(refused.rollOut([group], policy, 0, "rollout-test"))).rejects.toThrow(
+      /rollout\.decoding\.k must be an integer from 1 to the policy's vocabulary size/,
+    );
+    policy.dispose();
+  });
 });

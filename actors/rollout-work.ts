@@ -11,7 +11,13 @@
  */
 import { Effect, Either } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
-import { evidencePromptTokens, type Policy, type SampledSequence, type TextFormat } from "../models/index.ts";
+import {
+  checkDecoding,
+  evidencePromptTokens,
+  type Policy,
+  type SampledSequence,
+  type TextFormat,
+} from "../models/index.ts";
 import { hash32 } from "./environment.ts";
 import type { EvidenceSource } from "./evidence.ts";
 import type { Answer, PromptGroup, RolloutGroup } from "./topology.ts";
@@ -62,13 +68,19 @@ const toAnswer = (sequence: SampledSequence, text: string): Answer => ({
   logProbs: sequence.logProbs as Float32Array<ArrayBuffer>,
   text,
   finishReason: sequence.finishReason,
+  ...(sequence.policyLogProbs === undefined
+    ? {}
+    : { policyLogProbs: sequence.policyLogProbs as Float32Array<ArrayBuffer> }),
 });
 
 /**
  * The rollout work over one policy format. `initialPolicy` loads the frozen initial policy (version 0)
  * the first time a reference is needed; references are cached per prompt. With `rollout.retrieval`,
  * `evidence` (required then) gives each prompt its documents, prepended before sampling; a prompt
- * whose evidence does not come is sampled without it and counted.
+ * whose evidence does not come is sampled without it and counted. With `rollout.decoding` cfg or
+ * cd-k, answers are decoded from two streams of the policy — the expert reading the prompt with its
+ * evidence, the amateur the prompt alone — and their group is marked off-policy (`decoding`, each
+ * answer's `policyLogProbs`); `promptTokens` is the expert's, the context the learner scores them in.
  */
 export function makeRolloutWork<E, R>(
   config: ExperimentConfig,
@@ -76,6 +88,7 @@ export function makeRolloutWork<E, R>(
   initialPolicy: Effect.Effect<Policy, E, R>,
   evidence?: EvidenceSource,
 ) {
+  const decoding = config.rollout.decoding;
   const retrieval = config.rollout.retrieval;
   if (retrieval !== undefined && evidence === undefined)
     throw new Error("rollout.retrieval is set: the rollout work needs an evidence source (a retriever)");
@@ -112,7 +125,10 @@ export function makeRolloutWork<E, R>(
   /** Samples every readable group of `groups` with `policy` (announced as `version`). */
   const rollOut = (groups: readonly PromptGroup[], policy: Policy, version: number, actor: string) =>
     Effect.gen(function* () {
-      const read: { group: PromptGroup; tokens: Int32Array<ArrayBuffer> }[] = [];
+      // A k larger than this policy's vocabulary is a config error the schema cannot see.
+      yield* Effect.sync(() => checkDecoding(decoding, policy.config.vocabSize, "rollout.decoding"));
+      const guided = decoding.kind !== "plain";
+      const read: { group: PromptGroup; tokens: Int32Array<ArrayBuffer>; amateur: Int32Array }[] = [];
       const unreadable: UnreadablePrompt[] = [];
       const retrievalStarted = performance.now();
       const found =
@@ -136,14 +152,16 @@ export function makeRolloutWork<E, R>(
         return conditioned.tokens;
       };
       for (const [i, group] of groups.entries()) {
-        const tokens = Either.try(() => promptTokensOf(group, i));
+        // Guided decoding: the expert reads the prompt with its evidence, the amateur the prompt alone.
+        const amateur = Either.try(() => format.promptTokens(group.prompt, group.picture));
+        const tokens = Either.flatMap(amateur, () => Either.try(() => promptTokensOf(group, i)));
         const why = Either.isLeft(tokens)
           ? tokens.left instanceof Error
             ? tokens.left.message
             : String(tokens.left)
           : unsampleable(group, tokens.right, policy.config.maxSeqLen);
-        if (why === undefined && Either.isRight(tokens)) {
-          read.push({ group, tokens: tokens.right as Int32Array<ArrayBuffer> });
+        if (why === undefined && Either.isRight(tokens) && Either.isRight(amateur)) {
+          read.push({ group, tokens: tokens.right as Int32Array<ArrayBuffer>, amateur: amateur.right });
         } else {
           // Ids come from the message: cut short for the log line and the dead letter's header.
           const [prompt, id] = [group.promptId.slice(0, 80), group.groupId.slice(0, 80)];
@@ -157,8 +175,13 @@ export function makeRolloutWork<E, R>(
       const rowSeeds = read.flatMap((r) =>
         Array.from({ length: r.group.groupSize }, (_, a) => answerSeed(config.seed, r.group.groupId, version, a)),
       );
-      const result = yield* Effect.promise(() => policy.sample(rows, { ...sampling, seed: 0, rowSeeds }));
-      yield* answerReferences(read);
+      const guidance = guided
+        ? { decoding, unconditioned: read.flatMap((r) => Array.from({ length: r.group.groupSize }, () => r.amateur)) }
+        : undefined;
+      const result = yield* Effect.promise(() =>
+        policy.sample(rows, { ...sampling, seed: 0, rowSeeds, ...(guidance ? { guidance } : {}) }),
+      );
+      yield* answerReferences(read.map((r) => ({ group: r.group, tokens: r.amateur })));
       const finishedAt = Date.now();
       let row = 0;
       const rollouts = read.map(({ group, tokens }): RolloutGroup => {
@@ -175,6 +198,7 @@ export function makeRolloutWork<E, R>(
           timings: { startedAt, finishedAt },
           actor,
           ...(reference === undefined ? {} : { reference }),
+          ...(guided ? { decoding } : {}),
         };
       });
       const metrics = {

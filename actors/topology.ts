@@ -77,11 +77,18 @@ export const Answer = Schema.Struct({
   text: Schema.String,
   /** `stop`: end-of-sequence sampled; `length`: cut at the token limit. */
   finishReason: Schema.Literal("stop", "length"),
+  /**
+   * Guided answers only (the group's `decoding` is set): log π(token) under the sampling policy itself,
+   * while `logProbs` are the guided decoder's; truncated importance sampling weighs by their ratio.
+   */
+  policyLogProbs: Schema.optional(Float32Values),
 }).pipe(
   Schema.filter((answer) =>
-    answer.tokens.length === answer.logProbs.length
-      ? undefined
-      : `tokens (${answer.tokens.length}) and logProbs (${answer.logProbs.length}) must have the same length`,
+    answer.tokens.length !== answer.logProbs.length
+      ? `tokens (${answer.tokens.length}) and logProbs (${answer.logProbs.length}) must have the same length`
+      : answer.policyLogProbs !== undefined && answer.policyLogProbs.length !== answer.tokens.length
+        ? `tokens (${answer.tokens.length}) and policyLogProbs (${answer.policyLogProbs.length}) must have the same length`
+        : undefined,
   ),
 );
 export type Answer = typeof Answer.Type;
@@ -106,11 +113,24 @@ export const RolloutGroup = Schema.Struct({
    * same prompt (docs/rewards.md); absent when the reward uses the knowledge base's.
    */
   reference: Schema.optional(Schema.String),
+  /**
+   * The mark of an off-policy group: its answers were decoded by CFG or CD-K, not sampled from the
+   * policy (absent: plain sampling). The learner never treats a marked group as on-policy
+   * (`learner.offPolicy`: dropped, or weighed by truncated importance sampling).
+   */
+  decoding: Schema.optional(
+    Schema.Union(
+      Schema.Struct({ kind: Schema.Literal("cfg"), scale: Schema.Number }),
+      Schema.Struct({ kind: Schema.Literal("cd-k"), alpha: Schema.Number, k: Schema.Number }),
+    ),
+  ),
 }).pipe(
   Schema.filter((rollout) =>
-    rollout.answers.length === rollout.group.groupSize
-      ? undefined
-      : `expected groupSize=${rollout.group.groupSize} answers, got ${rollout.answers.length}`,
+    rollout.answers.length !== rollout.group.groupSize
+      ? `expected groupSize=${rollout.group.groupSize} answers, got ${rollout.answers.length}`
+      : rollout.decoding !== undefined && rollout.answers.some((a) => a.policyLogProbs === undefined)
+        ? `a ${rollout.decoding.kind} group needs policyLogProbs on every answer`
+        : undefined,
   ),
 );
 export type RolloutGroup = typeof RolloutGroup.Type;
@@ -150,11 +170,13 @@ export const ScoredGroup = Schema.Struct({
 );
 export type ScoredGroup = typeof ScoredGroup.Type;
 
-// PromptGroup 3, RolloutGroup 4, ScoredGroup 4: plain msgpack (typed arrays as dtype maps, no msgpackr
-// extensions) and the prompt's optional picture (the other two embed a PromptGroup).
+// PromptGroup 3, RolloutGroup 5, ScoredGroup 5: plain msgpack (typed arrays as dtype maps, no msgpackr
+// extensions) and the prompt's optional picture (the other two embed a PromptGroup). RolloutGroup and
+// ScoredGroup 5 add the off-policy mark (`decoding`, `policyLogProbs`): a version 4 reader would train on
+// a marked group as if it were on-policy, so the version is bumped and old readers refuse it.
 export const PromptGroupMessage = defineMessage({ name: "PromptGroup", version: 3, schema: PromptGroup });
-export const RolloutGroupMessage = defineMessage({ name: "RolloutGroup", version: 4, schema: RolloutGroup });
-export const ScoredGroupMessage = defineMessage({ name: "ScoredGroup", version: 4, schema: ScoredGroup });
+export const RolloutGroupMessage = defineMessage({ name: "RolloutGroup", version: 5, schema: RolloutGroup });
+export const ScoredGroupMessage = defineMessage({ name: "ScoredGroup", version: 5, schema: ScoredGroup });
 
 /** Every message type the pipeline sends on its queues. */
 export const PIPELINE_MESSAGES: readonly MessageType<unknown>[] = [
@@ -219,6 +241,8 @@ export const LearnerProgress = Schema.Struct({
   duplicates: Count,
   /** Groups that failed validation (token ids, lengths, non-finite numbers, an unpublished version): dead-lettered. */
   invalid: Schema.optionalWith(Count, { default: () => 0 }),
+  /** Groups decoded by CFG or CD-K (marked off-policy), dropped under `learner.offPolicy.mode: drop`. */
+  offPolicy: Schema.optionalWith(Count, { default: () => 0 }),
   /** Steps whose update was not applied because its loss or gradient was not finite. */
   skippedSteps: Schema.optionalWith(Count, { default: () => 0 }),
   /** Set while no step has completed for learner.stallWarnMs: when the last one did (epoch ms). */
@@ -237,6 +261,7 @@ export const NO_LEARNER_PROGRESS: LearnerProgress = {
   zeroVariance: 0,
   duplicates: 0,
   invalid: 0,
+  offPolicy: 0,
   skippedSteps: 0,
   done: false,
 };

@@ -148,7 +148,7 @@ async function serialRun(
   let scoredAtEnd = 0;
   let last: ScoredGroup | undefined;
   // Every group is scored, used or not: the ledger's settled count times G.
-  const scoredAnswers = (p: LearnerProgress) => (p.consumed + p.stale + p.zeroVariance + p.invalid) * G;
+  const scoredAnswers = (p: LearnerProgress) => (p.consumed + p.stale + p.zeroVariance + p.offPolicy + p.invalid) * G;
   const result = await Effect.runPromise(
     Effect.scoped(
       runSerial(

@@ -319,3 +319,27 @@ describe("merge and settings (pure)", () => {
     expect(error.message).toBe("invalid config (f.yaml), 2 problems:\n  - a: x\n  - b: y");
   });
 });
+
+describe("rollout.decoding and learner.offPolicy", () => {
+  it("decode plain by default, and cfg / cd-k with their defaults", () => {
+    const plain = Either.getOrThrow(decodeConfig({ experiment: "d" }));
+    expect(plain.rollout.decoding).toEqual({ kind: "plain" });
+    expect(plain.learner.offPolicy).toEqual({ mode: "drop", cap: 2 });
+    const cdk = Either.getOrThrow(decodeConfig({ experiment: "d", rollout: { decoding: { kind: "cd-k" } } }));
+    expect(cdk.rollout.decoding).toEqual({ kind: "cd-k", alpha: 0.1, k: 1 });
+  });
+
+  it("refuse alpha outside (0, 1], k < 1, a non-finite scale and a cap below 1, naming the path", () => {
+    const bad: [unknown, RegExp][] = [
+      [{ decoding: { kind: "cd-k", alpha: 0 } }, /rollout\.decoding\.alpha[\s\S]*\(0, 1\]/],
+      [{ decoding: { kind: "cd-k", alpha: 1.01 } }, /rollout\.decoding\.alpha/],
+      [{ decoding: { kind: "cd-k", k: 0 } }, /rollout\.decoding\.k[\s\S]*integer > 0/],
+      [{ decoding: { kind: "cfg", scale: Number.POSITIVE_INFINITY } }, /rollout\.decoding\.scale[\s\S]*finite/],
+      [{ decoding: { kind: "cfg", scale: Number.NaN } }, /rollout\.decoding\.scale/],
+    ];
+    for (const [rollout, message] of bad) expect(problemsOf({ experiment: "d", rollout }).join("\n")).toMatch(message);
+    expect(problemsOf({ experiment: "d", learner: { offPolicy: { cap: 0.5 } } }).join("\n")).toMatch(
+      /learner\.offPolicy\.cap/,
+    );
+  });
+});

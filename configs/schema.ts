@@ -398,6 +398,34 @@ export type ModelSection = typeof ModelSection.Type;
 
 // ── rollout ──────────────────────────────────────────────────────────────────────────────────────
 
+const FiniteNumber = Schema.Number.pipe(Schema.finite(expecting("a finite number")));
+
+/** How rollouts choose tokens (models/decoding.ts); CFG and CD-K samples are off-policy (learner.offPolicy). */
+export const DecodingSetting = Schema.Union(
+  Schema.Struct({ kind: Schema.Literal("plain") }),
+  Schema.Struct({
+    kind: Schema.Literal("cfg"),
+    scale: setting(FiniteNumber, 1.5, "Guidance scale: uncond + scale·(cond − uncond); 1 is the expert alone."),
+  }),
+  Schema.Struct({
+    kind: Schema.Literal("cd-k"),
+    alpha: setting(
+      Schema.Number.pipe(Schema.filter((a) => a > 0 && a <= 1, expecting("a number in (0, 1]"))),
+      0.1,
+      "Plausibility: keep tokens with p_expert ≥ alpha · (the k-th largest p_expert).",
+    ),
+    k: setting(
+      PositiveInt,
+      1,
+      "Which largest expert probability the head is measured from (1: classic contrastive decoding); at most the vocabulary size.",
+    ),
+  }),
+).annotations({
+  identifier: "Decoding",
+  description:
+    "`kind: plain` samples the policy; `cfg` (scale) and `cd-k` (alpha, k) contrast the expert stream (the prompt with its evidence) with the amateur (the prompt alone).",
+});
+
 export const RolloutRetrieval = Schema.Struct({
   k: setting(
     Schema.Int.pipe(
@@ -436,6 +464,12 @@ export const RolloutSection = Schema.Struct({
   ),
   maxNewTokens: setting(PositiveInt, 128, "Longest answer, in tokens (reasoning included)."),
   batch: setting(PositiveInt, 4, "Prompts a rollout actor generates for at once."),
+  decoding: setting(
+    DecodingSetting,
+    { kind: "plain" },
+    'How answers are decoded: plain | cfg | cd-k (docs/models.md, "Guided decoding"). CFG and CD-K answers are ' +
+      "not samples of the policy: their groups are marked, and learner.offPolicy says what the learner does with them.",
+  ),
   retrieval: optional(
     RolloutRetrieval,
     "Retrieval-augmented rollouts (CM3Leon): the top-k documents for each prompt, asked of a retriever, are " +
@@ -464,6 +498,23 @@ export const LearnerSection = Schema.Struct({
     NonNegativeInt,
     2,
     "Drop rollouts made by a policy more than this many versions old (2 lets rollouts run a credit window ahead).",
+  ),
+  offPolicy: setting(
+    Schema.Struct({
+      mode: setting(
+        Schema.Literal("drop", "tis"),
+        "drop",
+        "What to do with groups sampled by CFG or CD-K: drop (counted as learner.drops.offPolicy) or tis " +
+          "(train on them with truncated importance weights).",
+      ),
+      cap: setting(
+        Schema.Number.pipe(Schema.filter((c) => c >= 1 && Number.isFinite(c), expecting("a finite number ≥ 1"))),
+        2,
+        "TIS's cap C: each token's loss is weighed by min(π_old / μ, C), μ the guided decoder's probability.",
+      ),
+    }),
+    { mode: "drop", cap: 2 },
+    "Groups whose answers were not sampled from the policy (rollout.decoding cfg / cd-k) (docs/pipeline.md).",
   ),
   updatesPerBatch: setting(PositiveInt, 1, "Optimiser steps per scored batch."),
   groupsPerStep: setting(PositiveInt, 8, "Scored groups per learner step."),

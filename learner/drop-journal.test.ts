@@ -42,9 +42,9 @@ describe("the drop journal", () => {
   });
 
   it("adds drops to their counts", () => {
-    const counts = { stale: 1, zeroVariance: 0, duplicates: 2, invalid: 0, step: 7 };
+    const counts = { stale: 1, zeroVariance: 0, duplicates: 2, invalid: 0, offPolicy: 0, step: 7 };
     expect(
       countDrops(counts, [{ reason: "stale", id: "a" }, { reason: "stale", id: "b" }, { reason: "invalid" }]),
-    ).toEqual({ stale: 3, zeroVariance: 0, duplicates: 2, invalid: 1, step: 7 });
+    ).toEqual({ stale: 3, zeroVariance: 0, duplicates: 2, invalid: 1, offPolicy: 0, step: 7 });
   });
 });

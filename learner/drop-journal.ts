@@ -1,6 +1,6 @@
 /**
  * The learner's drop journal: every scored group the learner drops (stale, zero-variance, a
- * duplicate, invalid) is written here, and the file fsync'd, before the delivery is settled. Dropped
+ * duplicate, invalid, off-policy) is written here, and the file fsync'd, before the delivery is settled. Dropped
  * groups are settled at once — holding them until a checkpoint hung the run at the queue's
  * max-ack-pending when every group was dropped — so without the journal a learner crash would lose
  * their counts and forget their ids (a redelivery would then be counted twice).
@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { Data, Effect, type Scope } from "effect";
 
 /** The LearnerProgress count each kind of drop adds to. */
-export type DropReason = "stale" | "zeroVariance" | "duplicates" | "invalid";
+export type DropReason = "stale" | "zeroVariance" | "duplicates" | "invalid" | "offPolicy";
 
 export interface Drop {
   readonly reason: DropReason;
@@ -34,7 +34,7 @@ export class DropJournalError extends Data.TaggedError("DropJournalError")<{
   }
 }
 
-const REASONS: readonly DropReason[] = ["stale", "zeroVariance", "duplicates", "invalid"];
+const REASONS: readonly DropReason[] = ["stale", "zeroVariance", "duplicates", "invalid", "offPolicy"];
 const FILE = /^drops-(\d+)\.jsonl$/;
 
 export const dropJournalFile = (dir: string, generation: number) => join(dir, `drops-${generation}.jsonl`);

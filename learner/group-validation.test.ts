@@ -5,7 +5,7 @@ import { type GroupLimits, invalidGroupReason } from "./group-validation.ts";
 /** A policy of 10 tokens and 8 positions, answers of at most 4 tokens, groups of 2, version 3 published. */
 const limits: GroupLimits = { vocabSize: 10, maxSeqLen: 8, maxAnswerTokens: 4, groupSize: 2, newestVersion: 3 };
 
-type DraftAnswer = { tokens: Int32Array; logProbs: Float32Array };
+type DraftAnswer = { tokens: Int32Array; logProbs: Float32Array; policyLogProbs?: Float32Array };
 type DraftScore = { reward: number };
 /** The fields the cases change, writable (two answers and two scores to start with). */
 interface Draft {
@@ -14,6 +14,7 @@ interface Draft {
     promptTokens: Int32Array;
     answers: [DraftAnswer, DraftAnswer, ...DraftAnswer[]];
     policyVersion: number;
+    decoding?: { kind: "cfg"; scale: number };
   };
   scores: [DraftScore, DraftScore, ...DraftScore[]];
 }
@@ -62,6 +63,21 @@ describe("invalidGroupReason", () => {
   });
 
   it.each([
+    [
+      "a CFG group whose answer lacks the policy's log-probs",
+      (g: Draft) => {
+        g.rollout.decoding = { kind: "cfg", scale: 2 };
+        g.rollout.answers[0].policyLogProbs = Float32Array.of(-1, -1, -1, -1);
+      },
+      "answer 1 of a cfg group has 0 policy log-probs for 2 tokens",
+    ],
+    [
+      "a positive policy log-prob",
+      (g: Draft) => {
+        g.rollout.answers[1].policyLogProbs = Float32Array.of(-1, 0.5);
+      },
+      "answer 1 policy log-prob 1 is 0.5 (a finite number ≤ 0 expected)",
+    ],
     [
       "a token id outside the vocabulary",
       (g: Draft) => {

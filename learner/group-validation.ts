@@ -63,6 +63,13 @@ export function invalidGroupReason(group: ScoredGroup, limits: GroupLimits): str
     const badLogProb = logProbs.findIndex((lp) => !(Number.isFinite(lp) && lp <= 0));
     if (badLogProb >= 0)
       return `answer ${i} log-prob ${badLogProb} is ${logProbs[badLogProb]} (a finite number ≤ 0 expected)`;
+    // An off-policy answer's own log-probs are TIS's numerator and ρ's denominator.
+    const policyLogProbs = answer.policyLogProbs ?? new Float32Array(0);
+    if (rollout.decoding !== undefined && policyLogProbs.length !== tokens.length)
+      return `answer ${i} of a ${rollout.decoding.kind} group has ${policyLogProbs.length} policy log-probs for ${tokens.length} tokens`;
+    const badPolicyLogProb = policyLogProbs.findIndex((lp) => !(Number.isFinite(lp) && lp <= 0));
+    if (badPolicyLogProb >= 0)
+      return `answer ${i} policy log-prob ${badPolicyLogProb} is ${policyLogProbs[badPolicyLogProb]} (a finite number ≤ 0 expected)`;
   }
   const badReward = scores.findIndex((score) => !Number.isFinite(score.reward));
   if (badReward >= 0) return `reward of answer ${badReward} is ${scores[badReward]!.reward}`;

@@ -15,8 +15,13 @@ export interface GrpoBatch {
   /** Answers group after group, `groupSize` per group; prompts repeated per answer. */
   readonly prompts: readonly Int32Array[];
   readonly answers: readonly Int32Array[];
-  /** log π_behaviour per answer token, as the rollout actor recorded it. */
+  /**
+   * log π_old per answer token, ρ's denominator: what the rollout actor recorded (for an off-policy
+   * answer under TIS, the sampling policy's own log-probs, not the guided decoder's).
+   */
   readonly behaviourLogProbs: readonly Float32Array[];
+  /** Per answer token, the TIS weight of off-policy answers (1 for on-policy ones); absent: all 1. */
+  readonly importanceWeights?: readonly Float32Array[];
   readonly rewards: readonly number[];
   readonly groupSize: number;
 }
@@ -67,6 +72,7 @@ function padRows(rows: readonly Float32Array[], width: number): tf.Tensor2D {
 interface MicroBatch {
   readonly pairs: PromptAnswerBatch;
   readonly behaviourLogProbs: tf.Tensor2D;
+  readonly importanceWeights: tf.Tensor2D | undefined;
   readonly advantages: tf.Tensor1D;
   /** The frozen reference's log-probs, for β·KL (computed once, outside any gradient). */
   readonly refLogProbs: tf.Tensor2D | undefined;
@@ -103,6 +109,7 @@ export async function grpoUpdate(
     return {
       pairs,
       behaviourLogProbs: padRows(batch.behaviourLogProbs.slice(from, to), width),
+      importanceWeights: batch.importanceWeights && padRows(batch.importanceWeights.slice(from, to), width),
       advantages: tf.tensor1d(advantageValues.slice(from, to)),
       refLogProbs:
         s.klBeta > 0 && reference
@@ -138,9 +145,16 @@ export async function grpoUpdate(
       gradients.add(() => {
         // ρ = π_θ / π_behaviour per token; loss = aggregate(max(−A·ρ, −A·clip(ρ)) + β·k3).
         const { logProbs, mask } = policy.answerLogProbs(m.pairs, { temperature: s.temperature });
-        const { behaviourLogProbs, advantages, refLogProbs } = m;
+        const { behaviourLogProbs, advantages, refLogProbs, importanceWeights } = m;
         const out = grpoLoss(
-          { logProbs, behaviourLogProbs, advantages, mask, ...(refLogProbs ? { refLogProbs } : {}) },
+          {
+            logProbs,
+            behaviourLogProbs,
+            advantages,
+            mask,
+            ...(refLogProbs ? { refLogProbs } : {}),
+            ...(importanceWeights ? { importanceWeights } : {}),
+          },
           opts,
         );
         diagnostics.push([tf.keep(out.clipFraction), tf.keep(out.meanRatio), ...(out.kl ? [tf.keep(out.kl)] : [])]);
@@ -159,7 +173,12 @@ export async function grpoUpdate(
   const stats = { clipFraction: total(0), meanRatio: total(1), kl: total(2) };
   tf.dispose([
     ...diagnostics.flat(),
-    ...microBatches.flatMap((m) => [m.behaviourLogProbs, m.advantages, ...(m.refLogProbs ? [m.refLogProbs] : [])]),
+    ...microBatches.flatMap((m) => [
+      m.behaviourLogProbs,
+      m.advantages,
+      ...(m.refLogProbs ? [m.refLogProbs] : []),
+      ...(m.importanceWeights ? [m.importanceWeights] : []),
+    ]),
   ]);
   return { ...last, ...stats, meanAdvantageAbs, ...(skipped === undefined ? {} : { skipped }) };
 }

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
+import type { ScoredGroup } from "../actors/index.ts";
 import {
   aggregateLoss,
   clippedSurrogate,
@@ -8,7 +9,9 @@ import {
   k3KL,
   type LossAggregation,
   type LossDenominators,
+  truncatedImportanceWeights,
 } from "./grpo.ts";
+import { toGrpoBatch } from "./learner.ts";
 
 const close = (actual: readonly number[], expected: readonly number[], digits = 5) => {
   expect(actual.length).toBe(expected.length);
@@ -204,5 +207,83 @@ describe("grpoLoss", () => {
         { epsLow: 0.2, epsHigh: 0.2, klBeta: 0.1, aggregation: "token-mean" },
       ),
     ).toThrow(/reference log-probs/);
+  });
+});
+
+describe("truncatedImportanceWeights (TIS)", () => {
+  it("is min(exp(log π_old − log μ), cap) per token: a worked example", () => {
+    // π_old/μ = 0.5 (the decoder liked the token more), 1, 4 → capped at 2.
+    const w = truncatedImportanceWeights(
+      Float32Array.of(Math.log(0.2), Math.log(0.3), Math.log(0.8)),
+      Float32Array.of(Math.log(0.4), Math.log(0.3), Math.log(0.2)),
+      2,
+    );
+    expect(w[0]).toBeCloseTo(0.5, 6);
+    expect(w[1]).toBeCloseTo(1, 6);
+    expect(w[2]).toBe(2);
+  });
+
+  it("refuses a cap below 1 or not finite, and rows of different lengths", () => {
+    expect(() => truncatedImportanceWeights(Float32Array.of(0), Float32Array.of(0), 0.5)).toThrow(/cap/);
+    expect(() => truncatedImportanceWeights(Float32Array.of(0), Float32Array.of(0), Number.NaN)).toThrow(/cap/);
+    expect(() => truncatedImportanceWeights(Float32Array.of(0), Float32Array.of(0, 0), 2)).toThrow(
+      /1 policy log-probs/,
+    );
+  });
+
+  it("weighs each token's surrogate in grpoLoss (weights 1 change nothing; 0.5 halves an unclipped token)", () => {
+    const inputs = {
+      logProbs: tf.tensor2d([[-1, -1]]),
+      behaviourLogProbs: tf.tensor2d([[-1, -1]]),
+      advantages: tf.tensor1d([2]),
+      mask: tf.tensor2d([[1, 1]]),
+    };
+    const opts = { epsLow: 0.2, epsHigh: 0.2, klBeta: 0, aggregation: "token-mean" as const };
+    const plain = grpoLoss(inputs, opts).loss.dataSync()[0]!;
+    const ones = grpoLoss({ ...inputs, importanceWeights: tf.tensor2d([[1, 1]]) }, opts).loss.dataSync()[0]!;
+    const half = grpoLoss({ ...inputs, importanceWeights: tf.tensor2d([[0.5, 1]]) }, opts).loss.dataSync()[0]!;
+    // ρ = 1: per-token loss −A = −2; token mean −2; with weights (0.5, 1): (−1 − 2) / 2.
+    expect(plain).toBeCloseTo(-2, 6);
+    expect(ones).toBeCloseTo(-2, 6);
+    expect(half).toBeCloseTo(-1.5, 6);
+  });
+});
+
+describe("toGrpoBatch with off-policy groups", () => {
+  const answer = (logProbs: number[], policyLogProbs?: number[]) => ({
+    tokens: Int32Array.from(logProbs.map((_, i) => 5 + i)),
+    logProbs: Float32Array.from(logProbs),
+    ...(policyLogProbs ? { policyLogProbs: Float32Array.from(policyLogProbs) } : {}),
+    text: "a",
+    finishReason: "stop" as const,
+  });
+  const group = (answers: ReturnType<typeof answer>[], marked: boolean): ScoredGroup => ({
+    rollout: {
+      group: { groupId: "g", promptId: "p", suite: "s", prompt: "q", meta: {}, groupSize: 2, createdAt: 0 },
+      promptTokens: Int32Array.of(1, 2),
+      answers,
+      policyVersion: 0,
+      timings: { startedAt: 0, finishedAt: 0 },
+      actor: "r",
+      ...(marked ? { decoding: { kind: "cfg" as const, scale: 2 } } : {}),
+    },
+    scores: answers.map((_, i) => ({ reward: i, components: {}, failures: [] })),
+    scorer: "s",
+    scoredAt: 0,
+  });
+
+  it("on-policy only: no weights; a marked group: ρ over the policy's own log-probs and TIS weights, on-policy rows weigh 1", () => {
+    const onPolicy = group([answer([-1, -2]), answer([-0.5])], false);
+    expect(toGrpoBatch([onPolicy]).importanceWeights).toBeUndefined();
+    const marked = group(
+      [answer([Math.log(0.4), Math.log(0.1)], [Math.log(0.2), Math.log(0.5)]), answer([-1], [-1])],
+      true,
+    );
+    const batch = toGrpoBatch([onPolicy, marked], 3);
+    expect(Array.from(batch.behaviourLogProbs[2]!)).toEqual([Math.fround(Math.log(0.2)), Math.fround(Math.log(0.5))]);
+    expect(Array.from(batch.importanceWeights![0]!)).toEqual([1, 1]);
+    expect(batch.importanceWeights![2]![0]).toBeCloseTo(0.5, 5);
+    expect(batch.importanceWeights![2]![1]).toBe(3); // 0.5 / 0.1 = 5, capped at 3
+    expect(Array.from(batch.importanceWeights![3]!)).toEqual([1]);
   });
 });

@@ -43,6 +43,24 @@ function isZeroVariance(group: readonly number[]): boolean {
   return group.every((r) => r === group[0]);
 }
 
+/**
+ * Truncated importance sampling (TIS, as in verl and slime) for an answer decoded by something other
+ * than the policy — CFG or CD-K here: per token, w = min(π_old / μ, cap) = min(exp(log π_old − log μ), cap),
+ * π_old the sampling policy's own probability of the token and μ the decoder's. The clipped surrogate then
+ * uses ρ = π_θ / π_old (the policy's own ratio) and each token's loss is multiplied by w, a constant: an
+ * unbiased correction up to the cap, whose variance the cap bounds.
+ */
+export function truncatedImportanceWeights(
+  policyLogProbs: Float32Array,
+  behaviourLogProbs: Float32Array,
+  cap: number,
+): Float32Array {
+  if (!(cap >= 1 && Number.isFinite(cap))) throw new Error(`the TIS cap must be a finite number ≥ 1, got ${cap}`);
+  if (policyLogProbs.length !== behaviourLogProbs.length)
+    throw new Error(`${policyLogProbs.length} policy log-probs for ${behaviourLogProbs.length} behaviour log-probs`);
+  return policyLogProbs.map((lp, t) => Math.min(Math.exp(lp - behaviourLogProbs[t]!), cap));
+}
+
 export interface ClipOptions {
   readonly epsLow: number;
   readonly epsHigh: number;
@@ -144,6 +162,8 @@ export interface GrpoLossInputs {
   readonly mask: tf.Tensor2D;
   /** Log-probs under the frozen reference policy; required when klBeta > 0. */
   readonly refLogProbs?: tf.Tensor2D;
+  /** [B, T] constant weights of each token's surrogate (TIS for off-policy answers); absent: all 1. */
+  readonly importanceWeights?: tf.Tensor2D;
 }
 
 /**
@@ -154,12 +174,13 @@ export function grpoLoss(
   inputs: GrpoLossInputs,
   opts: GrpoLossOptions,
 ): { loss: tf.Scalar; clipFraction: tf.Scalar; meanRatio: tf.Scalar; kl: tf.Scalar | undefined } {
-  const { logProbs, behaviourLogProbs, advantages, mask, refLogProbs } = inputs;
+  const { logProbs, behaviourLogProbs, advantages, mask, refLogProbs, importanceWeights } = inputs;
   if (opts.klBeta > 0 && !refLogProbs) throw new Error("klBeta > 0 needs reference log-probs");
   return tf.tidy(() => {
     const surrogate = clippedSurrogate(logProbs, behaviourLogProbs, advantages, opts);
     const kl = opts.klBeta > 0 && refLogProbs ? k3KL(logProbs, refLogProbs) : undefined;
-    const perToken = kl ? (tf.add(surrogate.loss, tf.mul(opts.klBeta, kl)) as tf.Tensor2D) : surrogate.loss;
+    const weighted = importanceWeights ? (tf.mul(surrogate.loss, importanceWeights) as tf.Tensor2D) : surrogate.loss;
+    const perToken = kl ? (tf.add(weighted, tf.mul(opts.klBeta, kl)) as tf.Tensor2D) : weighted;
     const tokenMean = (t: tf.Tensor2D) => aggregateLoss(t, mask, "token-mean", opts.denominators);
     return {
       loss: aggregateLoss(perToken, mask, opts.aggregation, opts.denominators),

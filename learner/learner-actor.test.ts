@@ -93,6 +93,19 @@ function scoredGroup(groupId: string, rewards: readonly [number, number], policy
   };
 }
 
+/** `scoredGroup` as decoded by CD-K: marked, with the policy's own log-probs beside the decoder's. */
+function guidedGroup(groupId: string, rewards: readonly [number, number], policyVersion = 0): ScoredGroup {
+  const group = scoredGroup(groupId, rewards, policyVersion);
+  return {
+    ...group,
+    rollout: {
+      ...group.rollout,
+      decoding: { kind: "cd-k", alpha: 0.1, k: 2 },
+      answers: group.rollout.answers.map((a) => ({ ...a, policyLogProbs: Float32Array.of(-2.5, -0.9, -0.1) })),
+    },
+  };
+}
+
 const publishScored = (groups: readonly ScoredGroup[], msgIdSuffix = "") =>
   publishWorkAll(
     SCORED_QUEUE,
@@ -144,9 +157,10 @@ const endOf = (fiber: Fiber.Fiber<void, unknown>, timeoutMs: number) =>
 
 describe("judgeGroup", () => {
   const limits: GroupLimits = { vocabSize: VOCAB, maxSeqLen: 128, maxAnswerTokens: 8, groupSize: 2, newestVersion: 5 };
-  const known = (settled: string[], inHand: string[]) => ({
+  const known = (settled: string[], inHand: string[], offPolicy: "drop" | "tis" = "drop") => ({
     limits,
     maxPolicyLag: 2,
+    offPolicy,
     isSettled: (id: string) => settled.includes(id),
     isInHand: (id: string) => inHand.includes(id),
   });
@@ -169,6 +183,15 @@ describe("judgeGroup", () => {
       reason: "duplicates",
       hold: false,
     });
+  });
+  it("drops a CFG / CD-K group under offPolicy drop, uses it under tis; a stale one is stale either way", () => {
+    expect(judgeGroup(guidedGroup("g1", [0, 1], 5), known([], []))).toEqual({
+      _tag: "Drop",
+      reason: "offPolicy",
+      hold: false,
+    });
+    expect(judgeGroup(guidedGroup("g1", [0, 1], 5), known([], [], "tis"))).toEqual({ _tag: "Use" });
+    expect(judgeGroup(guidedGroup("g1", [0, 1], 2), known([], [], "tis"))).toMatchObject({ reason: "stale" });
   });
   it("holds a redelivery of a group in hand (acking it would ack the original before its checkpoint)", () => {
     expect(judgeGroup(scoredGroup("g1", [0, 1], 5), known(["g1"], ["g1"]))).toEqual({
@@ -272,6 +295,42 @@ describe("the learner settles what it drops at once", () => {
     expect(result.stepped).toMatchObject({ step: 1, consumed: 2 });
     expect(result.stepped!.stalledSince).toBeUndefined();
   }, 90_000);
+});
+
+describe("off-policy (CFG / CD-K) groups through the learner actor", () => {
+  /** One learner step over `groups` under `offPolicy`: how it ended, its progress, what is left queued. */
+  const oneStep = async (offPolicy: Record<string, unknown>, groups: readonly ScoredGroup[]) => {
+    const config = await learnerConfig({ groupsPerStep: 2, totalSteps: 1, offPolicy });
+    return runWith(
+      natsUrl,
+      config.experiment,
+      Effect.gen(function* () {
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
+        yield* publishScored(groups);
+        const learner = yield* startLearner(config);
+        const end = yield* endOf(learner.fiber, 120_000);
+        return { end, progress: yield* progress, pending: yield* pendingWork(SCORED_QUEUE) };
+      }),
+    );
+  };
+
+  it("offPolicy drop: counts and acks marked groups (learner.drops.offPolicy) and steps on the on-policy ones", async () => {
+    const result = await oneStep({ mode: "drop" }, [
+      guidedGroup("g0", [0, 1]),
+      scoredGroup("g1", [0, 1]),
+      guidedGroup("g2", [1, 0]),
+      scoredGroup("g3", [0.5, 0]),
+    ]);
+    expect(result.end).toEqual({ completed: true });
+    expect(result.progress).toMatchObject({ step: 1, consumed: 2, offPolicy: 2, done: true });
+    expect(result.pending).toBe(0);
+  }, 150_000);
+
+  it("offPolicy tis: trains on marked groups (consumed, none dropped)", async () => {
+    const result = await oneStep({ mode: "tis", cap: 2 }, [guidedGroup("g0", [0, 1]), guidedGroup("g1", [1, 0.5])]);
+    expect(result.end).toEqual({ completed: true });
+    expect(result.progress).toMatchObject({ step: 1, consumed: 2, offPolicy: 0, skippedSteps: 0, done: true });
+  }, 150_000);
 });
 
 describe("the learner validates every group before it joins a batch", () => {

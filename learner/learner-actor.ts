@@ -188,7 +188,7 @@ export const learnerRole: RoleDefinition = {
           yield* Effect.logError(
             `learner stalled: no step completed for ${Math.round(report.stalledMs / 1000)} s ` +
               `(learner.stallWarnMs ${L.stallWarnMs}). Since the last step: ${s.fetched} groups fetched; dropped ` +
-              `${s.stale} stale, ${s.zeroVariance} zero-variance, ${s.duplicates} duplicate; ${s.invalid} invalid ` +
+              `${s.stale} stale, ${s.zeroVariance} zero-variance, ${s.duplicates} duplicate, ${s.offPolicy} off-policy; ${s.invalid} invalid ` +
               `(dead-lettered); ${s.skippedSteps} steps skipped (non-finite)`,
           );
           yield* publishMetrics({ "learner.stalledMs": report.stalledMs, "learner.fetchedSinceStep": s.fetched });
@@ -279,7 +279,13 @@ export const learnerRole: RoleDefinition = {
             actor.busy(
               `GRPO update (step ${ledger.progress.step + 1})`,
               Effect.promise(() =>
-                grpoUpdate(policy, optimizer, reference, toGrpoBatch(groups), grpoSettingsFor(config)),
+                grpoUpdate(
+                  policy,
+                  optimizer,
+                  reference,
+                  toGrpoBatch(groups, config.learner.offPolicy.cap),
+                  grpoSettingsFor(config),
+                ),
               ),
             ),
           ),

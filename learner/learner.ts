@@ -30,6 +30,7 @@ import {
 } from "../models/index.ts";
 import { countDrops, type Drop, type DropReason } from "./drop-journal.ts";
 import { type GroupLimits, invalidGroupReason } from "./group-validation.ts";
+import { truncatedImportanceWeights } from "./grpo.ts";
 import type { GrpoBatch, GrpoSettings, GrpoStats } from "./grpo-step.ts";
 import type { Lineage } from "./lineage.ts";
 
@@ -154,13 +155,33 @@ export function environmentMismatch(env: Environment, tokenizer: unknown, source
   );
 }
 
-/** Flattens scored groups into the GRPO batch (answers group after group). */
-export const toGrpoBatch = (groups: readonly ScoredGroup[]): GrpoBatch => {
+/** Whether a group's answers were decoded by CFG or CD-K rather than sampled from the policy. */
+export const isOffPolicy = (group: ScoredGroup): boolean => group.rollout.decoding !== undefined;
+
+/**
+ * Flattens scored groups into the GRPO batch (answers group after group). Off-policy answers (only
+ * present under `learner.offPolicy.mode: tis`; `tisCap` is its cap) enter with the sampling policy's
+ * own log-probs as ρ's denominator and truncated importance weights min(π_old / μ, cap).
+ */
+export const toGrpoBatch = (groups: readonly ScoredGroup[], tisCap = 2): GrpoBatch => {
   const answers = groups.flatMap((g) => g.rollout.answers);
+  const anyOffPolicy = groups.some(isOffPolicy);
+  const policyLogProbs = (a: ScoredGroup["rollout"]["answers"][number]) => a.policyLogProbs ?? a.logProbs;
   return {
     prompts: groups.flatMap((g) => g.rollout.answers.map(() => g.rollout.promptTokens)),
     answers: answers.map((a) => a.tokens),
-    behaviourLogProbs: answers.map((a) => a.logProbs),
+    behaviourLogProbs: answers.map(policyLogProbs),
+    ...(anyOffPolicy
+      ? {
+          importanceWeights: groups.flatMap((g) =>
+            g.rollout.answers.map((a) =>
+              isOffPolicy(g)
+                ? truncatedImportanceWeights(policyLogProbs(a), a.logProbs, tisCap)
+                : new Float32Array(a.tokens.length).fill(1),
+            ),
+          ),
+        }
+      : {}),
     rewards: groups.flatMap((g) => g.scores.map((s) => s.reward)),
     groupSize: groups[0]?.rollout.group.groupSize ?? 1,
   };
@@ -186,6 +207,8 @@ export function judgeGroup(
   known: {
     readonly limits: GroupLimits;
     readonly maxPolicyLag: number;
+    /** `learner.offPolicy.mode`: drop marked (CFG / CD-K) groups, or train on them with TIS. */
+    readonly offPolicy: "drop" | "tis";
     readonly isSettled: (id: string) => boolean;
     readonly isInHand: (id: string) => boolean;
   },
@@ -198,6 +221,7 @@ export function judgeGroup(
   if (known.isSettled(id)) return { _tag: "Drop", reason: "duplicates", hold: false };
   if (known.limits.newestVersion - group.rollout.policyVersion > known.maxPolicyLag)
     return { _tag: "Drop", reason: "stale", hold: false };
+  if (isOffPolicy(group) && known.offPolicy === "drop") return { _tag: "Drop", reason: "offPolicy", hold: false };
   if (!hasSignal(group)) return { _tag: "Drop", reason: "zeroVariance", hold: false };
   return { _tag: "Use" };
 }
@@ -246,6 +270,7 @@ export function makeLedger(
       const verdict = judgeGroup(group, {
         limits,
         maxPolicyLag: config.learner.maxPolicyLag,
+        offPolicy: config.learner.offPolicy.mode,
         isSettled: (id) => used.has(id) || dropped.has(id),
         isInHand: (id) => inBatch.has(id) || usedSinceCheckpoint.has(id),
       });

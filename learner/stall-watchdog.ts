@@ -37,6 +37,7 @@ const noneYet = (): SinceLastStep => ({
   zeroVariance: 0,
   duplicates: 0,
   invalid: 0,
+  offPolicy: 0,
   skippedSteps: 0,
 });
 

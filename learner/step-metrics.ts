@@ -94,6 +94,7 @@ export function learnerStepMetrics(
     "learner.drops.zeroVariance": progress.zeroVariance,
     "learner.drops.duplicates": progress.duplicates,
     "learner.drops.invalid": progress.invalid,
+    "learner.drops.offPolicy": progress.offPolicy,
     "learner.skippedSteps": progress.skippedSteps,
     "learner.policyVersion": progress.policyVersion,
   };

@@ -58,3 +58,37 @@ export function contrastiveScores(
     out[t] = pExpert[t]! >= threshold ? Math.log(pExpert[t]!) - Math.log(pAmateur[t]!) : Number.NEGATIVE_INFINITY;
   return out;
 }
+
+/**
+ * How the next token is chosen: `plain` samples the policy; `cfg` and `cd-k` contrast the expert stream
+ * (the prompt with its evidence) with the amateur stream (the prompt alone) of the same policy.
+ */
+export type Decoding =
+  | { readonly kind: "plain" }
+  | { readonly kind: "cfg"; readonly scale: number }
+  | { readonly kind: "cd-k"; readonly alpha: number; readonly k: number };
+
+/** A decoding that needs the amateur stream. */
+export type GuidedDecoding = Exclude<Decoding, { readonly kind: "plain" }>;
+
+/**
+ * Checks a decoding's parameters against a vocabulary of `vocabSize` tokens; the error names the
+ * field under `path` (e.g. `rollout.decoding.alpha`), so a config mistake reads as one.
+ */
+export function checkDecoding(decoding: Decoding, vocabSize: number, path = "decoding"): void {
+  switch (decoding.kind) {
+    case "plain":
+      return;
+    case "cfg":
+      if (!Number.isFinite(decoding.scale))
+        throw new DecodingParameterError(`${path}.scale must be a finite number, got ${decoding.scale}`);
+      return;
+    case "cd-k":
+      if (!(decoding.alpha > 0 && decoding.alpha <= 1))
+        throw new DecodingParameterError(`${path}.alpha must be in (0, 1], got ${decoding.alpha}`);
+      if (!Number.isInteger(decoding.k) || decoding.k < 1 || decoding.k > vocabSize)
+        throw new DecodingParameterError(
+          `${path}.k must be an integer from 1 to the policy's vocabulary size ${vocabSize}, got ${decoding.k}`,
+        );
+  }
+}

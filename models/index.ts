@@ -20,7 +20,14 @@ export {
   MAX_LOGIT_SCALE,
   normalizedEmbeddings,
 } from "./contrastive.ts";
-export { contrastiveScores, DecodingParameterError, guidedLogits } from "./decoding.ts";
+export {
+  checkDecoding,
+  contrastiveScores,
+  type Decoding,
+  DecodingParameterError,
+  type GuidedDecoding,
+  guidedLogits,
+} from "./decoding.ts";
 export { type DenseConfig, DensePolicy } from "./dense.ts";
 export { embedSequences, embedTexts } from "./embedding.ts";
 export { eventLoopYielder, yieldToEventLoop } from "./event-loop.ts";
@@ -68,7 +75,7 @@ export {
 export { mixSeed, mulberry32, type Random } from "./random.ts";
 export { buildPolicy, policyStartingFrom } from "./registry.ts";
 export * from "./retrieval/index.ts";
-export { type DecodeSession, logSoftmax, sampleBatch, sampleToken } from "./sampling.ts";
+export { type DecodeSession, decodingLogProbs, logSoftmax, sampleBatch, sampleToken } from "./sampling.ts";
 export { registerWasmSegmentSum } from "./segment-sum-kernel.ts";
 export {
   codebookFromJson,

@@ -12,6 +12,7 @@
  *   no top-p truncation, so the learner path and the sampling path compute the same number.
  */
 import type * as tf from "@tensorflow/tfjs";
+import type { GuidedDecoding } from "./decoding.ts";
 
 /** Special token ids a backbone must know about (from the tokenizer). */
 export interface SpecialTokens {
@@ -113,13 +114,34 @@ export interface SamplingOptions {
    * seed, not on where it sits in the batch (the pipeline seeds each answer by its group id).
    */
   readonly rowSeeds?: readonly number[];
+  /**
+   * CFG or CD-K instead of plain sampling (models/decoding.ts): `prompts` are the expert's (conditioned,
+   * e.g. with retrieved evidence), `unconditioned[b]` row b's amateur prompt (the prompt alone). Both
+   * streams run in one KV-cached session of 2·B rows, stepped with the same chosen tokens.
+   */
+  readonly guidance?: Guidance;
+}
+
+export interface Guidance {
+  readonly decoding: GuidedDecoding;
+  /** One amateur prompt per row. */
+  readonly unconditioned: readonly Int32Array[];
 }
 
 export interface SampledSequence {
   /** Generated tokens (not including the prompt), ending with the stop token if one was emitted. */
   readonly tokens: Int32Array;
-  /** Behaviour log-prob of each generated token (see the module doc for the definition). */
+  /**
+   * Behaviour log-prob of each generated token: under the decoder actually used (plain: the policy, see
+   * the module doc; CFG / CD-K: the guided distribution the token was drawn from).
+   */
   readonly logProbs: Float32Array;
+  /**
+   * Guided decoding only: the policy's own log-prob of each token given the expert's prompt (the
+   * module doc's definition) — what `logProbs` would be under plain sampling. Truncated importance
+   * sampling weighs a guided sample by min(exp(policyLogProbs − logProbs), cap).
+   */
+  readonly policyLogProbs?: Float32Array;
   /** "stop": emitted a stop token; "length": hit maxNewTokens or maxSeqLen. */
   readonly finishReason: "stop" | "length";
 }

@@ -2,6 +2,7 @@
  * Host-side token choice from one row of logits: temperature, nucleus (top-p), seeded. Pure
  * functions, so the numbers a rollout records are easy to check against the learner's.
  */
+import { checkDecoding, contrastiveScores, type GuidedDecoding, guidedLogits } from "./decoding.ts";
 import { eventLoopYielder } from "./event-loop.ts";
 import type { PolicyConfigBase, SampleResult, SamplingOptions } from "./policy.ts";
 import { mixSeed, mulberry32, type Random } from "./random.ts";
@@ -22,6 +23,10 @@ export interface DecodeSession {
  * The sampling loop shared by KV-cached backbones: per-row seeded streams (row b uses
  * rowSeeds[b], else mixSeed(seed, b), so a row's tokens do not depend on its batch mates), temperature,
  * top-p, stop tokens, and a budget of min(maxNewTokens, maxSeqLen − longest prompt length).
+ *
+ * With `options.guidance` (CFG, CD-K) one session holds 2·B rows — the B expert prompts, then the B
+ * amateur ones — so both streams cost one batched forward pass a step; row b's token is drawn from
+ * `decodingLogProbs` of rows b and B + b and appended to both.
  */
 export async function sampleBatch(
   config: PolicyConfigBase,
@@ -41,7 +46,14 @@ export async function sampleBatch(
   if (prompts.length === 0) {
     return { sequences: [], timings: { prefillMs: 0, decodeMs: 0, totalMs: 0, generatedTokens: 0 } };
   }
-  for (const prompt of prompts) {
+  const guidance = options.guidance;
+  if (guidance !== undefined) {
+    checkDecoding(guidance.decoding, config.vocabSize);
+    if (guidance.unconditioned.length !== prompts.length)
+      throw new Error(`sample: ${guidance.unconditioned.length} unconditioned prompts for ${prompts.length} prompts`);
+  }
+  const opened = guidance === undefined ? prompts : [...prompts, ...guidance.unconditioned];
+  for (const prompt of opened) {
     if (prompt.length === 0) throw new Error("sample: every prompt needs at least one token");
     if (prompt.length >= config.maxSeqLen) {
       throw new Error(`sample: a prompt has ${prompt.length} tokens, maxSeqLen ${config.maxSeqLen} leaves no room`);
@@ -54,7 +66,7 @@ export async function sampleBatch(
   }
   const B = prompts.length;
   const V = config.vocabSize;
-  const longest = Math.max(...prompts.map((p) => p.length));
+  const longest = Math.max(...opened.map((p) => p.length));
   // Rows share columns, so the longest prompt bounds everyone's budget.
   const budget = Math.min(options.maxNewTokens, config.maxSeqLen - longest);
   if (options.rowSeeds !== undefined && options.rowSeeds.length !== prompts.length) {
@@ -63,11 +75,13 @@ export async function sampleBatch(
   const randoms = prompts.map((_, b) => mulberry32(options.rowSeeds?.[b] ?? mixSeed(options.seed, b)));
   const generated = prompts.map(() => [] as number[]);
   const logProbs = prompts.map(() => [] as number[]);
+  const policyLogProbs = prompts.map(() => [] as number[]);
   const stopped = prompts.map(() => false);
   const done = prompts.map(() => budget === 0);
   const scratch = new Float64Array(V);
+  const guidedScratch = new Float64Array(V);
 
-  const session = await open(prompts);
+  const session = await open(opened);
   const prefillMs = performance.now() - start;
   const letOthersRun = eventLoopYielder();
   try {
@@ -76,15 +90,26 @@ export async function sampleBatch(
       const chosen = new Int32Array(B).fill(config.specialTokens.pad);
       for (let b = 0; b < B; b++) {
         if (done[b]) continue;
-        const row = logSoftmax(session.logits.subarray(b * V, (b + 1) * V), temperature, scratch);
+        const policyRow = logSoftmax(session.logits.subarray(b * V, (b + 1) * V), temperature, scratch);
+        const row =
+          guidance === undefined
+            ? policyRow
+            : decodingLogProbs(
+                guidance.decoding,
+                session.logits.subarray(b * V, (b + 1) * V),
+                session.logits.subarray((B + b) * V, (B + b + 1) * V),
+                temperature,
+                guidedScratch,
+              );
         const token = sampleToken(row, topP, randoms[b]!);
         generated[b]!.push(token);
         logProbs[b]!.push(row[token]!);
+        if (guidance !== undefined) policyLogProbs[b]!.push(policyRow[token]!);
         chosen[b] = token;
         if (stops.has(token)) stopped[b] = done[b] = true;
         else if (generated[b]!.length >= budget) done[b] = true;
       }
-      if (!done.every(Boolean)) await session.advance(chosen);
+      if (!done.every(Boolean)) await session.advance(guidance === undefined ? chosen : twice(chosen));
     }
   } finally {
     session.dispose();
@@ -94,6 +119,7 @@ export async function sampleBatch(
     sequences: prompts.map((_, b) => ({
       tokens: Int32Array.from(generated[b]!),
       logProbs: Float32Array.from(logProbs[b]!),
+      ...(guidance === undefined ? {} : { policyLogProbs: Float32Array.from(policyLogProbs[b]!) }),
       finishReason: stopped[b] ? "stop" : "length",
     })),
     timings: {
@@ -103,6 +129,35 @@ export async function sampleBatch(
       generatedTokens: generated.reduce((sum, g) => sum + g.length, 0),
     },
   };
+}
+
+/** The expert rows' tokens for the amateur rows too: both streams read the same answer. */
+const twice = (chosen: Int32Array): Int32Array => {
+  const both = new Int32Array(2 * chosen.length);
+  both.set(chosen);
+  both.set(chosen, chosen.length);
+  return both;
+};
+
+/**
+ * log μ, the distribution a guided decoder draws the next token from, given the expert's (`cond`) and
+ * the amateur's (`uncond`) logits:
+ * - cfg: log softmax(guidedLogits(cond, uncond, scale) / T);
+ * - cd-k: log softmax of contrastiveScores(softmax(cond / T), softmax(uncond / T)) — the contrast
+ *   log pE − log pA over the plausible head, every other token impossible (−∞).
+ */
+export function decodingLogProbs(
+  decoding: GuidedDecoding,
+  cond: ArrayLike<number>,
+  uncond: ArrayLike<number>,
+  temperature: number,
+  out = new Float64Array(cond.length),
+): Float64Array {
+  if (decoding.kind === "cfg") return logSoftmax(guidedLogits(cond, uncond, decoding.scale), temperature, out);
+  const pExpert = Array.from(logSoftmax(cond, temperature), Math.exp);
+  // An amateur probability that underflowed to 0 would make its token's score +∞: floor it.
+  const pAmateur = Array.from(logSoftmax(uncond, temperature), (lp) => Math.max(Math.exp(lp), Number.MIN_VALUE));
+  return logSoftmax(contrastiveScores(pExpert, pAmateur, decoding), 1, out);
 }
 
 /** log softmax(logits / temperature), computed in float64. */

@@ -236,7 +236,9 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
               return yield* new SerialRunFailed({
                 reason:
                   `no learning signal: the last ${fruitless} groups were all unusable (so far ${p.zeroVariance} ` +
-                  `zero-variance, ${p.invalid} invalid) — every answer to a prompt got the same reward`,
+                  `zero-variance — every answer to a prompt got the same reward —, ${p.offPolicy} off-policy — ` +
+                  `decoded by rollout.decoding ${config.rollout.decoding.kind} and dropped by learner.offPolicy.mode drop —, ` +
+                  `${p.invalid} invalid)`,
               });
             }
           }
@@ -246,7 +248,13 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
         Effect.promise(async () => {
           const started = performance.now();
           const reference = L.klBeta > 0 ? initial.policy : undefined;
-          const stats = await grpoUpdate(policy, optimizer, reference, toGrpoBatch(groups), grpoSettingsFor(config));
+          const stats = await grpoUpdate(
+            policy,
+            optimizer,
+            reference,
+            toGrpoBatch(groups, config.learner.offPolicy.cap),
+            grpoSettingsFor(config),
+          );
           updateMs = performance.now() - started;
           return stats;
         }),

@@ -8,7 +8,7 @@ import { readCheckpointManifest } from "../models/index.ts";
 
 /**
  * The learner's progress, the curator's published count, and the dead-lettered and pending groups of
- * every queue; `accounted` is used + stale + zero-variance + dead-lettered + pending, which must equal
+ * every queue; `accounted` is used + stale + zero-variance + off-policy + dead-lettered + pending, which must equal
  * `published`.
  */
 export const readLedger = Effect.gen(function* () {
@@ -21,7 +21,12 @@ export const readLedger = Effect.gen(function* () {
     pending += yield* pendingWork(queue);
   }
   const accounted =
-    (progress?.consumed ?? 0) + (progress?.stale ?? 0) + (progress?.zeroVariance ?? 0) + deadLettered + pending;
+    (progress?.consumed ?? 0) +
+    (progress?.stale ?? 0) +
+    (progress?.zeroVariance ?? 0) +
+    (progress?.offPolicy ?? 0) +
+    deadLettered +
+    pending;
   return { progress, published, deadLettered, pending, accounted };
 });
 

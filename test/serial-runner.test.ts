@@ -123,6 +123,23 @@ describe("the serial runner", () => {
     expect(evalOf("b")).toEqual(evalOf("a"));
   });
 
+  it("trains on CFG-decoded groups under learner.offPolicy.mode tis (none dropped as off-policy)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "factrl-serial-"));
+    const result = await run(dir, "cfg", {}, [
+      "learner.totalSteps=2",
+      "actors.evaluator=0",
+      "rollout.decoding.kind=cfg",
+      "rollout.decoding.scale=2",
+      "learner.offPolicy.mode=tis",
+    ]);
+    expect(result).toMatchObject({ completed: true, step: 2 });
+    const last = metricsOf(result.metricsFile)
+      .filter((m) => m.role === "learner")
+      .at(-1)!.values;
+    expect(last["learner.drops.offPolicy"]).toBe(0);
+    expect(last["learner.consumed"]).toBeGreaterThan(0);
+  }, 120_000);
+
   it("resumes to the same weights: stopped after step 3 (last checkpoint at 2), then resumed", async () => {
     const dir = await mkdtemp(join(tmpdir(), "factrl-serial-resume-"));
     const straight = await run(dir, "straight");

@@ -18,6 +18,7 @@ const FATES: Readonly<Record<string, string>> = {
   zeroVariance: "dropped: zero variance (every answer got the same reward: no learning signal)",
   duplicates: "dropped: a redelivery of a group already used or dropped",
   invalid: "dead-lettered: invalid",
+  offPolicy: "dropped: decoded by CFG or CD-K, not sampled from the policy (learner.offPolicy.mode drop)",
 };
 
 const terms = (t: Readonly<Record<string, number>>) =>

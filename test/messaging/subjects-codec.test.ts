@@ -74,7 +74,7 @@ describe("codec", () => {
     if (Either.isLeft(decoded)) return;
     expect(decoded.right).toMatchObject({
       type: "ScoredGroup",
-      version: 4,
+      version: 5,
       id: "m1",
       sentAt: 5,
       sender: "tester",

@@ -99,7 +99,7 @@ describe("the wire format, read and written by Python's msgpack", () => {
       version: number;
       body: { rollout: { answers: { tokens: unknown; logProbs: unknown }[] } };
     };
-    expect(scored.version).toBe(4);
+    expect(scored.version).toBe(5);
     const answer = samples.ScoredGroup.rollout.answers[5]!;
     expect(scored.body.rollout.answers[5]!.tokens).toEqual({ $dtype: "int32", $values: Array.from(answer.tokens) });
     expect(scored.body.rollout.answers[5]!.logProbs).toEqual({
@@ -187,8 +187,8 @@ describe("the wire format, read and written by Python's msgpack", () => {
     const read = decodeWithPython(bytes) as { type: string; version: number; sender: string; body: unknown }[];
     expect(read.map(({ type, version, sender }) => ({ type, version, sender }))).toEqual([
       { type: "PromptGroup", version: 3, sender: "rollout-7" },
-      { type: "RolloutGroup", version: 4, sender: "rollout-7" },
-      { type: "ScoredGroup", version: 4, sender: "rollout-7" },
+      { type: "RolloutGroup", version: 5, sender: "rollout-7" },
+      { type: "ScoredGroup", version: 5, sender: "rollout-7" },
     ]);
     expect(read.map((message) => message.body)).toEqual(
       [samples.PromptGroup, samples.RolloutGroup, samples.ScoredGroup].map(jsonView),
@@ -215,12 +215,12 @@ describe("typed arrays on the wire", () => {
     expect(reject(ragged)).toMatchObject({
       kind: "bad-body",
       reason:
-        'RolloutGroup v4: ["answers"][1]["tokens"]: int32 data of 7 bytes is not a whole number of 4-byte elements',
+        'RolloutGroup v5: ["answers"][1]["tokens"]: int32 data of 7 bytes is not a whole number of 4-byte elements',
     });
     const unknown = wireRollout();
     unknown.answers[0]!.logProbs = { dtype: "float33", data: new Uint8Array(8) };
     expect(reject(unknown).reason).toMatch(
-      /^RolloutGroup v4: \["answers"\]\[0\]\["logProbs"\]: unknown dtype "float33"/,
+      /^RolloutGroup v5: \["answers"\]\[0\]\["logProbs"\]: unknown dtype "float33"/,
     );
     // A dtype map of the wrong type is the schema's to reject.
     const wrongType = wireRollout();
