@@ -16,6 +16,7 @@ export const roleAccess = (role: RoleDefinition): RoleAccess => ({
   writesBlobs: role.writesBlobs ?? false,
   requests: role.requests ?? [],
   serves: role.serves ?? [],
+  asks: role.asks ?? [],
 });
 
 /** The experiment as the permission sets see it: the pipeline's queues and every role's, every role. */

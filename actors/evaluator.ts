@@ -16,7 +16,15 @@ import { Duration, Effect } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
 import { writeRunPlots } from "../dashboard/index.ts";
 import { type Environment, type EnvPrompt, encodePng, enlarge, selectSuites } from "../envs/index.ts";
-import { Experiment, getState, MetricsEventMessage, POLICY_KEY, publishMessage, putState } from "../messaging/index.ts";
+import {
+  Experiment,
+  getState,
+  MetricsEventMessage,
+  POLICY_KEY,
+  publishMessage,
+  putState,
+  RETRIEVE_ENDPOINT,
+} from "../messaging/index.ts";
 import type { Policy, TextFormat } from "../models/index.ts";
 import type { RewardPipeline } from "../rewards/index.ts";
 import { evaluationSample, experimentEnvironment } from "./environment.ts";
@@ -34,7 +42,7 @@ import { type ReportPicture, renderReport } from "./report.ts";
 import { openRewardPipeline } from "./reward.ts";
 import { type RoleDefinition, RoleFatal } from "./runtime.ts";
 import { useBackend } from "./tf-backend.ts";
-import { EVALUATION_DONE_KEY, LEARNER_PROGRESS_KEY } from "./topology.ts";
+import { EVALUATION_DONE_KEY, LEARNER_PROGRESS_KEY, VERDICT_CACHE_KEYS } from "./topology.ts";
 
 const POLL = Duration.seconds(1);
 /** Evaluation pictures the report of a vision run shows, and how much they are enlarged. */
@@ -211,7 +219,9 @@ export const describeEvaluation = ({ version, overall: o }: EvaluationResult) =>
 export const evaluatorRole: RoleDefinition = {
   name: "evaluator",
   description: "evaluates the initial, periodic and final policies on every suite; writes the report",
-  writes: [EVALUATION_DONE_KEY],
+  // Its reward pipeline is the reward actors' (evidence module, verdict cache) plus the measured terms.
+  writes: [EVALUATION_DONE_KEY, VERDICT_CACHE_KEYS],
+  asks: [RETRIEVE_ENDPOINT],
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;
@@ -223,7 +233,7 @@ export const evaluatorRole: RoleDefinition = {
         try: () => selectSuites(env, config.evaluation.suites),
         catch: (error) => new RoleFatal({ reason: `evaluation.suites: ${(error as Error).message}` }),
       });
-      const pipeline = yield* openRewardPipeline(config, env, evaluationModules(config.rewards.modules, env));
+      const { pipeline } = yield* openRewardPipeline(config, env, evaluationModules(config.rewards.modules, env));
       const follower = yield* followPolicy;
       const evaluation = makeEvaluation(config, env, yield* publishedTextFormat, pipeline);
 

@@ -72,3 +72,10 @@ export {
   ScoredGroup,
   ScoredGroupMessage,
 } from "./topology.ts";
+export {
+  localVerification,
+  natsVerification,
+  needsEvidence,
+  type RewardVerification,
+  verificationMetrics,
+} from "./verification.ts";

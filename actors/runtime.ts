@@ -203,6 +203,8 @@ export interface RoleDefinition {
   readonly requests?: readonly string[];
   /** Endpoints its actors answer requests on, each `factrl.<exp>.<endpoint>` (ActorContext.serve). */
   readonly serves?: readonly string[];
+  /** Endpoints of other roles of the experiment its actors send requests to (the retriever's `retrieve`). */
+  readonly asks?: readonly string[];
   /** When an actor of this role completes, the experiment is over (the launcher stops everything). */
   readonly endsExperiment?: boolean;
   readonly start: (

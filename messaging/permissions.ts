@@ -26,6 +26,8 @@ export interface RoleAccess {
   readonly requests: readonly string[];
   /** Endpoints it answers requests on, each `factrl.<exp>.<endpoint>` (the retriever's `retrieve`). */
   readonly serves?: readonly string[];
+  /** Endpoints of the experiment it sends requests to, each `factrl.<exp>.<endpoint>` (a reward actor asks `retrieve`). */
+  readonly asks?: readonly string[];
 }
 
 /** One user's permissions, as nats-server's `permissions` block takes them. */
@@ -108,6 +110,7 @@ export function rolePermissions(layout: ExperimentLayout, access: RoleAccess): P
     ...access.writesState.map((key) => `$KV.${subjects.stateBucket}.${key}`),
     ...(access.writesBlobs ? [`${subjects.blobs}.>`, `${js}.STREAM.PURGE.${subjects.weightsStream}`] : []),
     ...access.requests,
+    ...(access.asks ?? []).map((endpoint) => `${subjects.root}.${endpoint}`),
   ];
   const subscribe = [
     ...readSubscriptions(subjects, role),

@@ -23,12 +23,14 @@ import {
   experimentEnvironment,
   type IoFailed,
   type LearnerProgress,
+  localVerification,
   makeEvaluation,
   makeRolloutWork,
   makeScoring,
   promptGroupAt,
   type ScoredGroup,
   tryIo,
+  verificationMetrics,
 } from "../actors/index.ts";
 import type { ExperimentConfig } from "../configs/index.ts";
 import {
@@ -102,16 +104,21 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
     );
     const format = textFormatOfRecord(config.model.backbone, start.tokenizer, config.model.init ?? "a fresh policy");
     const work = makeRolloutWork(config, format, Effect.succeed(initial.policy));
+    // The retriever in this process (for `evidence`) and one verdict cache for training and evaluation.
+    const evaluated = evaluationModules(config.rewards.modules, env);
+    const verification = yield* localVerification(config, env, evaluated);
     const rewards = yield* Effect.acquireRelease(
       // A `service` module needs NATS: the serial runner says so instead of failing with a defect.
-      tryIo("building the reward pipeline", () => createExperimentRewards(config, env)),
+      tryIo("building the reward pipeline", () =>
+        createExperimentRewards(config, env, undefined, config.rewards.modules, verification),
+      ),
       (r) => Effect.promise(() => r.close()),
     );
     const score = makeScoring(env, rewards);
     const evaluating = config.actors.evaluator > 0;
     const evaluationRewards = yield* Effect.acquireRelease(
       tryIo("building the evaluation's reward pipeline", () =>
-        createExperimentRewards(config, env, undefined, evaluationModules(config.rewards.modules, env)),
+        createExperimentRewards(config, env, undefined, evaluated, verification),
       ),
       (r) => Effect.promise(() => r.close()),
     );
@@ -247,6 +254,7 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
           const { progress } = ledger;
           const values = learnerStepMetrics(stats, groups, progress, trainedOn);
           record("learner", progress.step, { ...values, "learner.updateMs": updateMs });
+          record("reward", progress.step, verificationMetrics("reward", verification));
           options.onStep?.({ groups, progress });
           say(
             `step ${progress.step}/${L.totalSteps} loss ${stats.loss.toFixed(4)} reward ${values["learner.reward.mean"]!.toFixed(3)} ` +

@@ -12,6 +12,13 @@ export {
 } from "./builtins.ts";
 export { type ComposedScore, composeReward, type WeightedTerm } from "./compose.ts";
 export {
+  EVIDENCE_VERIFIER,
+  type EvidenceOptions,
+  type EvidencePassage,
+  type EvidenceSource,
+  evidenceModule,
+} from "./evidence.ts";
+export {
   type ChatCompletion,
   chatCompletion,
   extractionPrompt,
@@ -68,6 +75,7 @@ export {
   checkModuleFile,
   createRewardPipeline,
   defaultRegistry,
+  EVIDENCE_MODULES,
   type FactoryContext,
   KNOWLEDGE_BASE_MODULES,
   loadModuleFile,
@@ -79,3 +87,15 @@ export {
   type RewardsConfig,
 } from "./registry.ts";
 export { type CallPolicy, DEFAULT_CALL_POLICY, runModule } from "./runner.ts";
+export {
+  cachedVerdict,
+  decodeVerdict,
+  encodeVerdict,
+  kvVerdictCache,
+  memoryVerdictCache,
+  type RejectionLog,
+  type VerdictCache,
+  type VerdictCacheCounts,
+  type VerifierIdentity,
+  verdictKey,
+} from "./verdict-cache.ts";
