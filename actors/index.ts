@@ -73,6 +73,7 @@ export {
   ScoredGroupMessage,
 } from "./topology.ts";
 export {
+  evidenceAgreement,
   localVerification,
   natsVerification,
   needsEvidence,

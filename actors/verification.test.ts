@@ -33,6 +33,7 @@ import { retrieverRole } from "./retriever.ts";
 import { rewardRole } from "./reward.ts";
 import { runActor } from "./runtime.ts";
 import { PIPELINE_QUEUES, ROLLOUTS_QUEUE, type RolloutGroup, SCORED_QUEUE, VERDICT_CACHE_PREFIX } from "./topology.ts";
+import { evidenceAgreement } from "./verification.ts";
 
 const natsUrl = inject("natsUrl");
 const dir = await mkdtemp(join(tmpdir(), "factrl-verification-"));
@@ -178,4 +179,31 @@ describe("evidence reward and verdict cache across reward actors", () => {
     expect(result.third.scores.every((s) => s.components.evidence === 0 && s.failures.length === 0)).toBe(true);
     expect(result.third.scores.reduce((n, s) => n + s.components["evidence.timeouts"]!, 0)).toBe(claims);
   }, 120_000);
+
+  it("agreement with the oracle (factrl retriever agree): the knowledge base's answers agree, a wrong claim is caught", async () => {
+    const index = join(dir, "bm25-agree");
+    const config = Either.getOrThrow(
+      decodeConfig({
+        experiment: "agree",
+        env: { kind: "factworld", size: "tiny" },
+        retrieval: { kind: "bm25", index },
+      }),
+    );
+    const env = await makeEnvironment(config.env);
+    await buildRetrievalIndex(env, "bm25", index);
+    const world = env.knowledge!;
+    const entity = world.entities.find((e) => e.facts.some((f) => f.relation === "birthplace"))!;
+    const place = entity.facts.find((f) => f.relation === "birthplace")!.object;
+    const elsewhere = world.entities.find((e) => e.type === "place" && e.name !== place)!.name;
+    const answers = [
+      `<think> x </think> ${entity.name} was born in ${place} .`,
+      `<think> x </think> ${entity.name} was born in ${elsewhere} .`,
+      "not an answer",
+    ];
+    const agreement = await Effect.runPromise(evidenceAgreement(config, env, answers, 5));
+    expect(agreement.claims).toBe(2);
+    expect(agreement.matrix.supported.supported).toBe(1);
+    expect(agreement.matrix.contradicted.contradicted).toBe(1);
+    expect(agreement.agreement).toBe(1);
+  }, 60_000);
 });

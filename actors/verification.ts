@@ -8,9 +8,9 @@
  * unverifiable, counted), and the cache in the experiment's KV bucket under `verdict.*`, shared by
  * every reward actor of the experiment.
  */
-import { Effect, Either } from "effect";
+import { Data, Effect, Either } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
-import type { Environment } from "../envs/index.ts";
+import { ClaimVerifier, type Environment } from "../envs/index.ts";
 import {
   Experiment,
   Nats,
@@ -21,15 +21,26 @@ import {
   retrieveSubject,
 } from "../messaging/index.ts";
 import {
+  distinctClaims,
   EVIDENCE_MODULES,
   type EvidenceSource,
+  evidenceVerification,
   kvVerdictCache,
   memoryVerdictCache,
   type RejectionLog,
+  type VerdictAgreement,
   type VerdictCache,
+  verdictAgreement,
 } from "../rewards/index.ts";
 import { openConfiguredRetriever } from "./retriever.ts";
 import { VERDICT_CACHE_KEYS, VERDICT_CACHE_PREFIX } from "./topology.ts";
+
+/** Agreement with the oracle asked of an environment that has none. */
+export class NoOracle extends Data.TaggedError("NoOracle")<{ readonly kind: string }> {
+  override get message(): string {
+    return `env.kind ${this.kind} has no knowledge base: there is no oracle to agree with`;
+  }
+}
 
 /** The verification context of a reward pipeline, and its counts for the metrics. */
 export interface RewardVerification {
@@ -114,4 +125,31 @@ export const natsVerification = (modules: Modules) =>
       counts,
     };
     return verification;
+  });
+
+/**
+ * Per-claim agreement of the evidence verifier (k passages per claim from the configured index) with
+ * the environment's knowledge base, over the distinct claims of each answer (malformed answers have
+ * none): `factrl retriever agree`.
+ */
+export const evidenceAgreement = (config: ExperimentConfig, env: Environment, answers: readonly string[], k: number) =>
+  Effect.gen(function* () {
+    const world = env.knowledge;
+    if (!world) return yield* new NoOracle({ kind: env.kind });
+    const retriever = yield* openConfiguredRetriever(config, env);
+    // In this process a retrieval cannot time out: the timeout is never consulted.
+    const verify = evidenceVerification(async ({ query }) => retriever.retrieve(query, { k }), { k, timeoutMs: 1 });
+    const oracle = new ClaimVerifier(world);
+    const pairs = yield* Effect.promise(() =>
+      Promise.all(
+        answers.flatMap((answer) =>
+          (distinctClaims(answer) ?? []).map(async (claim) => ({
+            oracle: oracle.verdict(claim),
+            evidence: (await verify(claim)).verdict,
+          })),
+        ),
+      ),
+    );
+    const agreement: VerdictAgreement = verdictAgreement(pairs);
+    return agreement;
   });

@@ -15,6 +15,7 @@ import {
   claimSentence,
   evidenceVerdict,
   extractClaims,
+  type ParsedClaim,
   parseAnswer,
   sameClaim,
   type Verdict,
@@ -50,8 +51,8 @@ export interface EvidenceOptions {
   readonly timeoutMs?: number;
 }
 
-/** The distinct claims of an answer's answer part (a repeated claim counts once, as for the oracle). */
-function distinctClaims(answer: string): Claim[] | null {
+/** The distinct claims of an answer's answer part (a repeated claim counts once, as for the oracle); null when malformed. */
+export function distinctClaims(answer: string): Claim[] | null {
   const format = parseAnswer(answer);
   if (!format.ok) return null;
   const claims: Claim[] = [];
@@ -60,18 +61,18 @@ function distinctClaims(answer: string): Claim[] | null {
   return claims;
 }
 
-export function evidenceModule(
+/** One claim's verdict from retrieved passages, and whether its retrieval timed out. */
+export type EvidenceVerification = (claim: ParsedClaim) => Promise<{ verdict: Verdict; timedOut: boolean }>;
+
+/** Verifies claims against `k` passages retrieved for each (the claim's sentence is the query), through the cache. */
+export function evidenceVerification(
   source: EvidenceSource,
-  options: Readonly<Record<string, unknown>> = {},
+  settings: { readonly k: number; readonly timeoutMs: number },
   cache?: VerdictCache,
   onRejected?: RejectionLog,
-): RewardModule {
-  const name = nameOption(options, "evidence", "evidence");
-  const k = positiveIntOption(options, "k", 5, "evidence");
-  const timeoutMs = positiveIntOption(options, "timeoutMs", 2000, "evidence");
-
-  /** One claim's verdict, and whether its retrieval timed out. */
-  const verify = async (claim: Claim): Promise<{ verdict: Verdict; timedOut: boolean }> => {
+): EvidenceVerification {
+  const { k, timeoutMs } = settings;
+  return async (claim) => {
     const query = claimSentence(claim);
     const passages = await source({ query, k, timeoutMs });
     if (passages === null) return { verdict: "unverifiable", timedOut: true };
@@ -89,6 +90,18 @@ export function evidenceModule(
     );
     return { verdict, timedOut: false };
   };
+}
+
+export function evidenceModule(
+  source: EvidenceSource,
+  options: Readonly<Record<string, unknown>> = {},
+  cache?: VerdictCache,
+  onRejected?: RejectionLog,
+): RewardModule {
+  const name = nameOption(options, "evidence", "evidence");
+  const k = positiveIntOption(options, "k", 5, "evidence");
+  const timeoutMs = positiveIntOption(options, "timeoutMs", 2000, "evidence");
+  const verify = evidenceVerification(source, { k, timeoutMs }, cache, onRejected);
 
   const scoreOne = async (item: RewardItem): Promise<ModuleOutcome> => {
     const claims = distinctClaims(item.answer);

@@ -1,4 +1,6 @@
 /** rewards/: what other parts may use — modules, composition, the pipeline, plug-ins, records, metrics. */
+
+export { VERDICTS, type VerdictAgreement, verdictAgreement } from "./agreement.ts";
 export {
   BUILTIN_VERSION,
   type DetailMode,
@@ -12,11 +14,14 @@ export {
 } from "./builtins.ts";
 export { type ComposedScore, composeReward, type WeightedTerm } from "./compose.ts";
 export {
+  distinctClaims,
   EVIDENCE_VERIFIER,
   type EvidenceOptions,
   type EvidencePassage,
   type EvidenceSource,
+  type EvidenceVerification,
   evidenceModule,
+  evidenceVerification,
 } from "./evidence.ts";
 export {
   type ChatCompletion,
