@@ -174,7 +174,8 @@ describe("evidence reward and verdict cache across reward actors", () => {
     expect(result.second.scores.map((s) => s.components.evidence)).toEqual(evidence);
     expect(JSON.parse(result.rewritten)).toMatchObject({ v: 1 });
 
-    expect(result.third.values["reward.retrievalTimeouts"]).toBe(claims);
+    // One request per distinct claim (repeats wait for it), each counted once; every claim unverifiable.
+    expect(result.third.values["reward.retrievalTimeouts"]).toBe(misses);
     expect(result.third.values["reward.verdictCache.misses"]).toBe(0);
     expect(result.third.scores.every((s) => s.components.evidence === 0 && s.failures.length === 0)).toBe(true);
     expect(result.third.scores.reduce((n, s) => n + s.components["evidence.timeouts"]!, 0)).toBe(claims);

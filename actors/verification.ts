@@ -58,6 +58,28 @@ type Modules = ExperimentConfig["rewards"]["modules"];
 export const needsEvidence = (modules: Modules): boolean =>
   modules.some((m) => "name" in m && (EVIDENCE_MODULES as readonly string[]).includes(m.name));
 
+/**
+ * Passages by query, remembered (up to `limit` queries): a retriever answers a query the same way
+ * all run long (no query dropout for rewards), and two evidence terms ask for the same claims.
+ */
+const remembering = (source: EvidenceSource, limit = 50_000): EvidenceSource => {
+  const known = new Map<string, Promise<Awaited<ReturnType<EvidenceSource>>>>();
+  return (request) => {
+    const key = `${request.k}\u0000${request.query}`;
+    const hit = known.get(key);
+    if (hit) return hit;
+    if (known.size >= limit) known.clear();
+    const asked = source(request);
+    known.set(key, asked);
+    // A timeout or failure is not remembered: the next asker tries again.
+    asked.then(
+      (passages) => passages === null && known.delete(key),
+      () => known.delete(key),
+    );
+    return asked;
+  };
+};
+
 /** The verification metrics of a pipeline, as totals since it started (docs/metrics.md). */
 export const verificationMetrics = (prefix: string, v: RewardVerification): Record<string, number> => {
   const { hits, misses, rejected, errors } = v.verdictCache.counts;
@@ -75,7 +97,7 @@ export const localVerification = (config: ExperimentConfig, env: Environment, mo
   Effect.gen(function* () {
     const retriever = needsEvidence(modules) ? yield* openConfiguredRetriever(config, env) : undefined;
     const verification: RewardVerification = {
-      ...(retriever ? { evidence: async ({ query, k }) => retriever.retrieve(query, { k }) } : {}),
+      ...(retriever ? { evidence: remembering(async ({ query, k }) => retriever.retrieve(query, { k })) } : {}),
       verdictCache: memoryVerdictCache(),
       onRejectedVerdict: () => {},
       counts: { retrievalTimeouts: 0 },
@@ -115,7 +137,7 @@ export const natsVerification = (modules: Modules) =>
       return body.documents;
     };
     const verification: RewardVerification = {
-      ...(needsEvidence(modules) ? { evidence: ask } : {}),
+      ...(needsEvidence(modules) ? { evidence: remembering(ask) } : {}),
       verdictCache: kvVerdictCache(bucket, VERDICT_CACHE_PREFIX),
       onRejectedVerdict: ({ key, reason }) =>
         nats.logger.warn(

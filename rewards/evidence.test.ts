@@ -132,6 +132,13 @@ describe("evidence module", () => {
       createRewardPipeline({ modules: [{ name: "evidence", weight: 1 }], timeoutMs: 1_000, retries: 0 }),
     ).rejects.toThrow(/no retriever was given/);
     expect(() => evidenceModule(makeSource([]), { k: 0 })).toThrow(/options.k must be a positive integer/);
+    expect(() => evidenceModule(makeSource([]), { term: "recall" })).toThrow(/options.term must be/);
+    const detail = evidenceModule(makeSource([]), { name: "evidence-detail", term: "detail" });
+    const [d] = await detail.score(
+      [item("<think> </think> Talu Venor was born in Kessa . Talu Venor was a poet .")],
+      signal,
+    );
+    expect(d).toMatchObject({ ok: true, components: { "evidence-detail": Math.log(2), supported: 1, claims: 2 } });
     const pipeline = await createRewardPipeline(
       { modules: [{ name: "evidence", weight: 1, options: { k: 2 } }], timeoutMs: 1_000, retries: 0 },
       { evidence: makeSource([]) },

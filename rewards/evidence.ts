@@ -49,6 +49,11 @@ export interface EvidenceOptions {
   readonly k?: number;
   /** How long one retrieval may take before its claim counts as unverifiable (default 2000 ms). */
   readonly timeoutMs?: number;
+  /**
+   * The term's value: `precision` (default) S / (S + U), or `detail` log(1 + S) — the detail term
+   * from evidence-supported claims, so that a reward needs no oracle at all (docs/rewards.md).
+   */
+  readonly term?: "precision" | "detail";
 }
 
 /** The distinct claims of an answer's answer part (a repeated claim counts once, as for the oracle); null when malformed. */
@@ -101,6 +106,9 @@ export function evidenceModule(
   const name = nameOption(options, "evidence", "evidence");
   const k = positiveIntOption(options, "k", 5, "evidence");
   const timeoutMs = positiveIntOption(options, "timeoutMs", 2000, "evidence");
+  const term = options.term ?? "precision";
+  if (term !== "precision" && term !== "detail")
+    throw new Error(`evidence: options.term must be "precision" or "detail", got ${JSON.stringify(term)}`);
   const verify = evidenceVerification(source, { k, timeoutMs }, cache, onRejected);
 
   const scoreOne = async (item: RewardItem): Promise<ModuleOutcome> => {
@@ -117,7 +125,7 @@ export function evidenceModule(
     return {
       ok: true,
       components: {
-        [name]: claims.length === 0 ? 0 : supported / claims.length,
+        [name]: term === "detail" ? Math.log1p(supported) : claims.length === 0 ? 0 : supported / claims.length,
         supported,
         contradicted: count("contradicted"),
         unverifiable: count("unverifiable"),
