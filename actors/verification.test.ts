@@ -30,10 +30,10 @@ import {
 import { buildRetrievalIndex } from "../models/index.ts";
 import { eventually, freshExperiment, runWith, sampleRolloutGroup } from "../test/messaging/fixtures.ts";
 import { retrieverRole } from "./retriever.ts";
-import { rewardRole } from "./reward.ts";
+import { createExperimentRewards, rewardRole } from "./reward.ts";
 import { runActor } from "./runtime.ts";
 import { PIPELINE_QUEUES, ROLLOUTS_QUEUE, type RolloutGroup, SCORED_QUEUE, VERDICT_CACHE_PREFIX } from "./topology.ts";
-import { evidenceAgreement } from "./verification.ts";
+import { evidenceAgreement, localVerification } from "./verification.ts";
 
 const natsUrl = inject("natsUrl");
 const dir = await mkdtemp(join(tmpdir(), "factrl-verification-"));
@@ -206,5 +206,36 @@ describe("evidence reward and verdict cache across reward actors", () => {
     expect(agreement.matrix.supported.supported).toBe(1);
     expect(agreement.matrix.contradicted.contradicted).toBe(1);
     expect(agreement.agreement).toBe(1);
+  }, 60_000);
+
+  it("in one process (serial runs, factrl eval): the configured index, opened only when a module needs passages", async () => {
+    const index = join(dir, "bm25-local");
+    const config = Either.getOrThrow(
+      decodeConfig({
+        experiment: "local",
+        env: { kind: "factworld", size: "tiny" },
+        retrieval: { kind: "bm25", index },
+      }),
+    );
+    const env = await makeEnvironment(config.env);
+    const evidence = [{ name: "evidence", weight: 1, options: {} }];
+    // No index yet: a config naming `evidence` fails with the index's error; one without it never opens it.
+    const missing = await Effect.runPromise(Effect.either(localVerification(config, env, evidence)));
+    expect(Either.isLeft(missing) && missing.left.message).toMatch(/no retrieval index at .*factrl retriever build/);
+    const none = await Effect.runPromise(localVerification(config, env, [{ name: "format", weight: 1, options: {} }]));
+    expect(none.evidence).toBeUndefined();
+
+    await buildRetrievalIndex(env, "bm25", index);
+    const local = await Effect.runPromise(localVerification(config, env, evidence));
+    const pipeline = await createExperimentRewards(config, env, undefined, evidence, local);
+    const world = env.knowledge!;
+    const entity = world.entities.find((e) => e.facts.some((f) => f.relation === "birthplace"))!;
+    const place = entity.facts.find((f) => f.relation === "birthplace")!.object;
+    const item = { prompt: { id: "p", text: "q" }, answer: `<think> x </think> ${entity.name} was born in ${place} .` };
+    const [first, second] = await pipeline.score([item, item]);
+    expect(first!.components.evidence).toBe(1);
+    expect(second!.components.evidence).toBe(1);
+    expect(local.verdictCache.counts).toMatchObject({ misses: 1, hits: 1 });
+    await pipeline.close();
   }, 60_000);
 });
