@@ -39,6 +39,20 @@ const natsUrl = inject("natsUrl");
 const dir = await mkdtemp(join(tmpdir(), "factrl-verification-"));
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
+/** A tiny world's config with a BM25 index at `name` (not built), its environment, and a birthplace fact of it. */
+const tinyWorld = async (name: string) => {
+  const index = join(dir, name);
+  const config = Either.getOrThrow(
+    decodeConfig({ experiment: name, env: { kind: "factworld", size: "tiny" }, retrieval: { kind: "bm25", index } }),
+  );
+  const env = await makeEnvironment(config.env);
+  const world = env.knowledge!;
+  const entity = world.entities.find((e) => e.facts.some((f) => f.relation === "birthplace"))!;
+  const place = entity.facts.find((f) => f.relation === "birthplace")!.object;
+  const bornIn = (where: string) => `<think> x </think> ${entity.name} was born in ${where} .`;
+  return { index, config, env, world, place, bornIn };
+};
+
 describe("evidence reward and verdict cache across reward actors", () => {
   it("the second reward actor hits the first one's verdicts; a bad entry is recomputed; no retriever → unverifiable, counted", async () => {
     const experiment = freshExperiment("verd");
@@ -182,25 +196,10 @@ describe("evidence reward and verdict cache across reward actors", () => {
   }, 120_000);
 
   it("agreement with the oracle (factrl retriever agree): the knowledge base's answers agree, a wrong claim is caught", async () => {
-    const index = join(dir, "bm25-agree");
-    const config = Either.getOrThrow(
-      decodeConfig({
-        experiment: "agree",
-        env: { kind: "factworld", size: "tiny" },
-        retrieval: { kind: "bm25", index },
-      }),
-    );
-    const env = await makeEnvironment(config.env);
+    const { index, config, env, world, place, bornIn } = await tinyWorld("agree");
     await buildRetrievalIndex(env, "bm25", index);
-    const world = env.knowledge!;
-    const entity = world.entities.find((e) => e.facts.some((f) => f.relation === "birthplace"))!;
-    const place = entity.facts.find((f) => f.relation === "birthplace")!.object;
     const elsewhere = world.entities.find((e) => e.type === "place" && e.name !== place)!.name;
-    const answers = [
-      `<think> x </think> ${entity.name} was born in ${place} .`,
-      `<think> x </think> ${entity.name} was born in ${elsewhere} .`,
-      "not an answer",
-    ];
+    const answers = [bornIn(place), bornIn(elsewhere), "not an answer"];
     const agreement = await Effect.runPromise(evidenceAgreement(config, env, answers, 5));
     expect(agreement.claims).toBe(2);
     expect(agreement.matrix.supported.supported).toBe(1);
@@ -209,15 +208,7 @@ describe("evidence reward and verdict cache across reward actors", () => {
   }, 60_000);
 
   it("in one process (serial runs, factrl eval): the configured index, opened only when a module needs passages", async () => {
-    const index = join(dir, "bm25-local");
-    const config = Either.getOrThrow(
-      decodeConfig({
-        experiment: "local",
-        env: { kind: "factworld", size: "tiny" },
-        retrieval: { kind: "bm25", index },
-      }),
-    );
-    const env = await makeEnvironment(config.env);
+    const { index, config, env, place, bornIn } = await tinyWorld("local");
     const evidence = [{ name: "evidence", weight: 1, options: {} }];
     // No index yet: a config naming `evidence` fails with the index's error; one without it never opens it.
     const missing = await Effect.runPromise(Effect.either(localVerification(config, env, evidence)));
@@ -228,10 +219,7 @@ describe("evidence reward and verdict cache across reward actors", () => {
     await buildRetrievalIndex(env, "bm25", index);
     const local = await Effect.runPromise(localVerification(config, env, evidence));
     const pipeline = await createExperimentRewards(config, env, undefined, evidence, local);
-    const world = env.knowledge!;
-    const entity = world.entities.find((e) => e.facts.some((f) => f.relation === "birthplace"))!;
-    const place = entity.facts.find((f) => f.relation === "birthplace")!.object;
-    const item = { prompt: { id: "p", text: "q" }, answer: `<think> x </think> ${entity.name} was born in ${place} .` };
+    const item = { prompt: { id: "p", text: "q" }, answer: bornIn(place) };
     const [first, second] = await pipeline.score([item, item]);
     expect(first!.components.evidence).toBe(1);
     expect(second!.components.evidence).toBe(1);
