@@ -46,7 +46,7 @@ import { type ReportPicture, renderReport } from "./report.ts";
 import { openRewardPipeline } from "./reward.ts";
 import { type RoleDefinition, RoleFatal } from "./runtime.ts";
 import { useBackend } from "./tf-backend.ts";
-import { EVALUATION_DONE_KEY, LEARNER_PROGRESS_KEY } from "./topology.ts";
+import { EVALUATION_DONE_KEY, LEARNER_PROGRESS_KEY, VERDICT_CACHE_KEYS } from "./topology.ts";
 
 const POLL = Duration.seconds(1);
 /** Evaluation pictures the report of a vision run shows, and how much they are enlarged. */
@@ -233,8 +233,9 @@ export const describeEvaluation = ({ version, overall: o }: EvaluationResult) =>
 export const evaluatorRole: RoleDefinition = {
   name: "evaluator",
   description: "evaluates the initial, periodic and final policies on every suite; writes the report",
-  writes: [EVALUATION_DONE_KEY],
-  // With rollout.retrieval its answers are conditioned on evidence as the rollouts' are.
+  // Its reward pipeline is the reward actors' (evidence module, verdict cache) plus the measured terms;
+  // with rollout.retrieval its answers are conditioned on evidence as the rollouts' are.
+  writes: [EVALUATION_DONE_KEY, VERDICT_CACHE_KEYS],
   asks: [RETRIEVE_ENDPOINT],
   start: (actor) =>
     Effect.gen(function* () {
@@ -247,7 +248,7 @@ export const evaluatorRole: RoleDefinition = {
         try: () => selectSuites(env, config.evaluation.suites),
         catch: (error) => new RoleFatal({ reason: `evaluation.suites: ${(error as Error).message}` }),
       });
-      const pipeline = yield* openRewardPipeline(config, env, evaluationModules(config.rewards.modules, env));
+      const { pipeline } = yield* openRewardPipeline(config, env, evaluationModules(config.rewards.modules, env));
       const follower = yield* followPolicy;
       const retrieval = config.rollout.retrieval;
       const evidence = retrieval === undefined ? undefined : yield* natsEvidence({ ...retrieval, queryDropout: false });

@@ -74,3 +74,11 @@ export {
   ScoredGroup,
   ScoredGroupMessage,
 } from "./topology.ts";
+export {
+  evidenceAgreement,
+  localVerification,
+  natsVerification,
+  needsEvidence,
+  type RewardVerification,
+  verificationMetrics,
+} from "./verification.ts";

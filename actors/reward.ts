@@ -10,21 +10,32 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { Effect } from "effect";
 import type { ExperimentConfig } from "../configs/index.ts";
 import { allPrompts, type Environment, type EnvPrompt } from "../envs/index.ts";
-import { Experiment, MetricsEventMessage, Nats, publishMessage, publishWork, WorkOutcome } from "../messaging/index.ts";
+import {
+  Experiment,
+  MetricsEventMessage,
+  Nats,
+  publishMessage,
+  publishWork,
+  RETRIEVE_ENDPOINT,
+  WorkOutcome,
+} from "../messaging/index.ts";
 import { ANY_REWARD_SERVICE, createRewardPipeline, type RewardItem, type RewardPipeline } from "../rewards/index.ts";
 import { experimentEnvironment } from "./environment.ts";
 import type { RoleDefinition } from "./runtime.ts";
-import { ROLLOUTS_QUEUE, type RolloutGroup, SCORED_QUEUE, type ScoredGroup } from "./topology.ts";
+import { ROLLOUTS_QUEUE, type RolloutGroup, SCORED_QUEUE, type ScoredGroup, VERDICT_CACHE_KEYS } from "./topology.ts";
+import { natsVerification, type RewardVerification, verificationMetrics } from "./verification.ts";
 
 /**
  * The experiment's reward pipeline over its environment (its knowledge base for the built-ins, its
- * own modules by name); `service` modules need a NATS connection. `modules` defaults to the config's.
+ * own modules by name); `service` modules need a NATS connection, `evidence` a verification context
+ * with passages (verification.ts). `modules` defaults to the config's.
  */
 export const createExperimentRewards = (
   config: ExperimentConfig,
   env: Environment,
   connection?: NatsConnection,
   modules: ExperimentConfig["rewards"]["modules"] = config.rewards.modules,
+  verification?: RewardVerification,
 ): Promise<RewardPipeline> =>
   createRewardPipeline(
     { modules, timeoutMs: config.rewards.timeoutMs, retries: config.rewards.retries },
@@ -33,10 +44,20 @@ export const createExperimentRewards = (
       prompts: allPrompts(env),
       ...(env.rewardModules ? { environmentModules: env.rewardModules } : {}),
       ...(connection ? { nats: connection } : {}),
+      ...(verification
+        ? {
+            ...(verification.evidence ? { evidence: verification.evidence } : {}),
+            verdictCache: verification.verdictCache,
+            onRejectedVerdict: verification.onRejectedVerdict,
+          }
+        : {}),
     },
   );
 
-/** The experiment's reward pipeline over its NATS connection (for `service` modules), closed with the scope. */
+/**
+ * The experiment's reward pipeline over its NATS connection (for `service` modules, the retriever
+ * role, the shared verdict cache), closed with the scope; with its verification counts.
+ */
 export const openRewardPipeline = (
   config: ExperimentConfig,
   env: Environment,
@@ -44,10 +65,12 @@ export const openRewardPipeline = (
 ) =>
   Effect.gen(function* () {
     const { connection } = yield* Nats;
-    return yield* Effect.acquireRelease(
-      Effect.promise(() => createExperimentRewards(config, env, connection, modules)),
+    const verification = yield* natsVerification(modules);
+    const pipeline = yield* Effect.acquireRelease(
+      Effect.promise(() => createExperimentRewards(config, env, connection, modules, verification)),
       (pipeline) => Effect.promise(() => pipeline.close()),
     );
+    return { pipeline, verification };
   });
 
 /** Rollout groups one reward actor works on at once. */
@@ -125,11 +148,15 @@ export const makeScoring = (env: Environment, pipeline: RewardPipeline) => {
   };
 };
 
-/** The reward role's work over the experiment's environment and reward pipeline (closed with the scope). */
+/**
+ * The reward role's work over the experiment's environment and reward pipeline (closed with the
+ * scope), with the pipeline's verification counts.
+ */
 export const openScoring = (config: ExperimentConfig) =>
   Effect.gen(function* () {
     const env = yield* experimentEnvironment(config);
-    return makeScoring(env, yield* openRewardPipeline(config, env));
+    const { pipeline, verification } = yield* openRewardPipeline(config, env);
+    return { score: makeScoring(env, pipeline), verification };
   });
 
 export const rewardRole: RoleDefinition = {
@@ -138,11 +165,13 @@ export const rewardRole: RoleDefinition = {
   takes: [ROLLOUTS_QUEUE],
   gives: [SCORED_QUEUE],
   requests: ANY_REWARD_SERVICE,
+  asks: [RETRIEVE_ENDPOINT],
+  writes: [VERDICT_CACHE_KEYS],
   start: (actor) =>
     Effect.gen(function* () {
       const { config } = actor;
       const { subjects } = yield* Experiment;
-      const score = yield* openScoring(config);
+      const { score, verification } = yield* openScoring(config);
       const clock = makeStallClock();
 
       return actor.consume(
@@ -177,6 +206,7 @@ export const rewardRole: RoleDefinition = {
                 // Shares of the wall time since the last report: scoring, and holding groups with none scored.
                 "reward.busyShare": wallMs > 0 ? (busyMs - stalledMs) / wallMs : 0,
                 "reward.stalledShare": wallMs > 0 ? stalledMs / wallMs : 0,
+                ...verificationMetrics("reward", verification),
               },
               tags: { role: "reward", policyVersion: String(rollout.policyVersion) },
             });

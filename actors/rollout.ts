@@ -73,7 +73,7 @@ export const rolloutRole: RoleDefinition = {
       const evidence = retrieval === undefined ? undefined : yield* natsEvidence(retrieval);
       const work = makeRolloutWork(config, format, follower.loadVersion(0), evidence);
       yield* Effect.addFinalizer(() => Effect.sync(() => work.dispose()));
-      const score = rolloutActorsScore(config) ? yield* openScoring(config) : undefined;
+      const score = rolloutActorsScore(config) ? (yield* openScoring(config)).score : undefined;
 
       /**
        * Samples a batch (after loading a newer policy version, if any): its rollout groups, ready to

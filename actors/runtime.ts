@@ -203,7 +203,7 @@ export interface RoleDefinition {
   readonly requests?: readonly string[];
   /** Endpoints its actors answer requests on, each `factrl.<exp>.<endpoint>` (ActorContext.serve). */
   readonly serves?: readonly string[];
-  /** Endpoints of its own experiment its actors send requests to, each `factrl.<exp>.<endpoint>` (the retriever's). */
+  /** Endpoints of its own experiment its actors send requests to, each `factrl.<exp>.<endpoint>` (the retriever's `retrieve`). */
   readonly asks?: readonly string[];
   /** When an actor of this role completes, the experiment is over (the launcher stops everything). */
   readonly endsExperiment?: boolean;

@@ -285,6 +285,17 @@ export type EvaluationDone = typeof EvaluationDone.Type;
 
 export const EVALUATION_DONE_KEY = defineStateKey({ key: "evaluation-done", schema: EvaluationDone });
 
+/** A cached verdict as stored (rewards/verdict-cache.ts): the verifier's label for one claim and evidence set. */
+export const CachedVerdict = Schema.Struct({ v: Schema.Literal(1), label: Schema.String });
+
+/**
+ * The verification cache: one key per verdict, `verdict.<hash of (verifier version, claim, evidence
+ * ids)>`, written and read by every reward pipeline of the experiment (reward actors, the evaluator),
+ * so a verifier — an `http:` judge above all — never verifies the same claim twice in a run.
+ */
+export const VERDICT_CACHE_PREFIX = "verdict";
+export const VERDICT_CACHE_KEYS = defineStateKey({ key: `${VERDICT_CACHE_PREFIX}.*`, schema: CachedVerdict });
+
 /**
  * The blob holding the policy's tokenizer record (the learner writes it at start): rollout actors and
  * evaluators tokenize prompts with it, so environments never deal in token ids.

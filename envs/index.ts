@@ -75,8 +75,13 @@ export {
   analyzeAnswer,
   type Claim,
   ClaimVerifier,
+  type EvidenceJudgement,
+  evidenceVerdict,
   extractClaims,
+  type FactTable,
+  factTable,
   parseAnswer,
+  tableVerdict,
   type Verdict,
   type VerifiedClaim,
 } from "./factworld/answers.ts";
@@ -89,7 +94,7 @@ export {
   LOW_QUALITY_KINDS,
   type LowQualityKind,
 } from "./factworld/corpus.ts";
-export { claimSentence, type ParsedClaim, parseSentence } from "./factworld/grammar.ts";
+export { claimSentence, type ParsedClaim, parseSentence, sameClaim } from "./factworld/grammar.ts";
 export {
   DEFAULT_JUDGE_MARGIN,
   type JudgeFocus,

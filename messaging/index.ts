@@ -123,6 +123,7 @@ export {
   defineStateKey,
   getState,
   listState,
+  openStateBucket,
   POLICY_KEY,
   PolicyPointer,
   publishPolicy,

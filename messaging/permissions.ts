@@ -26,7 +26,7 @@ export interface RoleAccess {
   readonly requests: readonly string[];
   /** Endpoints it answers requests on, each `factrl.<exp>.<endpoint>` (the retriever's `retrieve`). */
   readonly serves?: readonly string[];
-  /** Endpoints of its own experiment it sends requests to, each `factrl.<exp>.<endpoint>` (the rollout's `retrieve`). */
+  /** Endpoints of its own experiment it sends requests to, each `factrl.<exp>.<endpoint>` (rollout and reward actors ask `retrieve`). */
   readonly asks?: readonly string[];
 }
 

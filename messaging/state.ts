@@ -80,7 +80,8 @@ const stateCall = <A>(key: string, doing: string, call: () => Promise<A>) =>
  */
 const openedBuckets = new WeakMap<object, Map<string, KV>>();
 
-const openBucket = (key: string) =>
+/** The experiment's KV bucket (created when missing); `key` names the caller in errors. */
+export const openStateBucket = (key: string) =>
   Effect.gen(function* () {
     const { jetstream, replicas } = yield* Nats;
     const { subjects } = yield* Experiment;
@@ -95,7 +96,7 @@ const openBucket = (key: string) =>
     return kv;
   });
 
-/** Forgets the handle `openBucket` keeps, after a call through it failed. */
+/** Forgets the handle `openStateBucket` keeps, after a call through it failed. */
 const forgetBucket = Effect.gen(function* () {
   const { jetstream } = yield* Nats;
   const { subjects } = yield* Experiment;
@@ -126,7 +127,7 @@ const decodeValue = <A, I>(state: StateKey<A, I>, bytes: Uint8Array): Either.Eit
 /** Writes a value; returns its revision. */
 export const putState = <A, I>(state: StateKey<A, I>, value: A): Effect.Effect<number, StateError, Nats | Experiment> =>
   Effect.gen(function* () {
-    const kv = yield* openBucket(state.key);
+    const kv = yield* openStateBucket(state.key);
     const json = JSON.stringify(Schema.encodeSync(state.schema)(value));
     return yield* stateCall(state.key, "", () => kv.put(state.key, json)).pipe(Effect.tapError(() => forgetBucket));
   });
@@ -136,7 +137,7 @@ export const getState = <A, I>(
   state: StateKey<A, I>,
 ): Effect.Effect<StateEntry<A> | undefined, StateError, Nats | Experiment> =>
   Effect.gen(function* () {
-    const kv = yield* openBucket(state.key);
+    const kv = yield* openStateBucket(state.key);
     const entry = yield* stateCall(state.key, "", () => kv.get(state.key)).pipe(Effect.tapError(() => forgetBucket));
     if (entry === null || entry.operation !== "PUT") return undefined;
     const value = yield* decodeValue(state, entry.value).pipe(
@@ -202,7 +203,7 @@ export const watchState = <A, I>(
 ): Effect.Effect<Queue.Dequeue<StateEntry<A>>, StateError, Nats | Experiment | Scope.Scope> =>
   Effect.gen(function* () {
     const nats = yield* Nats;
-    const kv: KV = yield* openBucket(state.key);
+    const kv: KV = yield* openStateBucket(state.key);
     const updates = yield* Effect.acquireRelease(Queue.unbounded<StateEntry<A>>(), Queue.shutdown);
     const watcher = yield* Effect.acquireRelease(
       Effect.tryPromise({

@@ -21,6 +21,7 @@ import {
   evaluationModules,
   experimentEnvironment,
   inProcessEvidence,
+  localVerification,
   makeEvaluation,
   openAiAnswerer,
   openConfiguredRetriever,
@@ -59,9 +60,11 @@ export const evaluatePolicy = (config: ExperimentConfig, policy: EvaluatedPolicy
       policy.kind === "openai"
         ? { answerer: openAiAnswerer(policy.target) as Answerer | Policy, format: undefined }
         : yield* loadedPolicy(config, env);
+    const modules = evaluationModules(config.rewards.modules, env);
+    const verification = yield* localVerification(config, env, modules);
     const rewards = yield* Effect.acquireRelease(
       tryIo("building the evaluation's reward pipeline", () =>
-        createExperimentRewards(config, env, undefined, evaluationModules(config.rewards.modules, env)),
+        createExperimentRewards(config, env, undefined, modules, verification),
       ),
       (r) => Effect.promise(() => r.close()),
     );

@@ -28,6 +28,7 @@ import {
   type IoFailed,
   inProcessEvidence,
   type LearnerProgress,
+  localVerification,
   makeEvaluation,
   makeRolloutWork,
   makeScoring,
@@ -35,6 +36,7 @@ import {
   promptGroupAt,
   type ScoredGroup,
   tryIo,
+  verificationMetrics,
 } from "../actors/index.ts";
 import type { ExperimentConfig, RolloutRetrieval } from "../configs/index.ts";
 import {
@@ -114,16 +116,21 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
       retriever && settings ? inProcessEvidence(retriever, settings) : undefined;
     const evidence = evidenceFrom(retrieval);
     const work = makeRolloutWork(config, format, Effect.succeed(initial.policy), evidence);
+    // The retriever in this process (for `evidence`) and one verdict cache for training and evaluation.
+    const evaluated = evaluationModules(config.rewards.modules, env);
+    const verification = yield* localVerification(config, env, evaluated);
     const rewards = yield* Effect.acquireRelease(
       // A `service` module needs NATS: the serial runner says so instead of failing with a defect.
-      tryIo("building the reward pipeline", () => createExperimentRewards(config, env)),
+      tryIo("building the reward pipeline", () =>
+        createExperimentRewards(config, env, undefined, config.rewards.modules, verification),
+      ),
       (r) => Effect.promise(() => r.close()),
     );
     const score = makeScoring(env, rewards);
     const evaluating = config.actors.evaluator > 0;
     const evaluationRewards = yield* Effect.acquireRelease(
       tryIo("building the evaluation's reward pipeline", () =>
-        createExperimentRewards(config, env, undefined, evaluationModules(config.rewards.modules, env)),
+        createExperimentRewards(config, env, undefined, evaluated, verification),
       ),
       (r) => Effect.promise(() => r.close()),
     );
@@ -296,6 +303,7 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
           const { progress } = ledger;
           const values = learnerStepMetrics(stats, groups, progress, trainedOn);
           record("learner", progress.step, { ...values, "learner.updateMs": updateMs });
+          record("reward", progress.step, verificationMetrics("reward", verification));
           options.onStep?.({ groups, progress });
           say(
             `step ${progress.step}/${L.totalSteps} loss ${stats.loss.toFixed(4)} reward ${values["learner.reward.mean"]!.toFixed(3)} ` +

@@ -1,6 +1,5 @@
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type FakeJudge, startFakeJudge } from "../test/fake-judge.ts";
 import {
   HttpJudge,
   httpJudgeModule,
@@ -11,56 +10,19 @@ import {
 } from "./http-judge.ts";
 import { judgementRecord } from "./records.ts";
 import { createRewardPipeline } from "./registry.ts";
+import { memoryVerdictCache } from "./verdict-cache.ts";
 
-/**
- * A local chat-completions server standing in for a judge model: it extracts one claim per clause of
- * the <SOS> sentence ("X and Y" → two), none for "well known", and calls claims about Mars unsupported.
- */
-const seen: { auth?: string; model?: string; temperature?: number }[] = [];
-let server: Server;
+/** The fake judge (test/fake-judge.ts) over a real socket. */
+let judge: FakeJudge;
 let url: string;
-
-const readBody = (req: IncomingMessage) =>
-  new Promise<string>((resolve) => {
-    let text = "";
-    req.on("data", (chunk) => {
-      text += chunk;
-    });
-    req.on("end", () => resolve(text));
-  });
+let seen: FakeJudge["seen"];
 
 beforeAll(async () => {
-  server = createServer(async (req, res) => {
-    const body = JSON.parse(await readBody(req));
-    seen.push({ auth: req.headers.authorization, model: body.model, temperature: body.temperature });
-    const prompt: string = body.messages[0].content;
-    if (req.url !== "/v1/chat/completions") return res.writeHead(404).end("no such route");
-    if (prompt.includes("explode")) return res.writeHead(500).end("judge overloaded");
-    let content: string;
-    const marked = /Response: .*?<SOS>(.*?)<EOS>/s.exec(prompt)?.[1];
-    if (marked !== undefined)
-      content = marked.includes("well known")
-        ? NO_VERIFIABLE_CLAIM
-        : marked
-            .replace(/\.$/, "")
-            .split(" and ")
-            .map((c) => `- ${c.trim()}.`)
-            .join("\n");
-    else content = /Claim: .*Mars/.test(prompt) ? "Unsupported" : "Supported.";
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(
-      JSON.stringify({
-        id: "x",
-        object: "chat.completion",
-        choices: [{ index: 0, message: { role: "assistant", content } }],
-      }),
-    );
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+  judge = await startFakeJudge();
+  ({ url, seen } = judge);
   process.env.FACTRL_TEST_JUDGE_KEY = "sekret";
 });
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+afterAll(() => judge.close());
 
 describe("HTTP judge over a real socket", () => {
   it("extracts per sentence, verifies each claim, and scores precision; the answer part only", async () => {
@@ -148,6 +110,35 @@ describe("HTTP judge over a real socket", () => {
         { claim: "Oslo is on Mars.", verification_result: "unsupported" },
       ],
     });
+  });
+
+  it("with a verdict cache, verifies each claim once however many modules and batches ask", async () => {
+    const cache = memoryVerdictCache();
+    const pipelines = await Promise.all(
+      [0, 1].map(() =>
+        createRewardPipeline(
+          { modules: [{ http: { url, model: "cached" }, weight: 1 }], timeoutMs: 5_000, retries: 0 },
+          { verdictCache: cache },
+        ),
+      ),
+    );
+    const verifications = () => seen.filter((s) => s.model === "cached" && s.verifies !== undefined);
+    const item = (id: string, answer: string) => ({ prompt: { id, text: "Tell me about cities." }, answer });
+    const first = await pipelines[0]!.score([
+      item("a", "<think> </think> Rome is in Italy and Oslo is on Mars."),
+      item("b", "<think> </think> Rome is in Italy."),
+    ]);
+    // "Rome is in Italy." twice in one batch: verified once (the second asker waits for the first).
+    expect(
+      verifications()
+        .map((s) => s.verifies)
+        .sort(),
+    ).toEqual(["Oslo is on Mars.", "Rome is in Italy."]);
+    const second = await pipelines[1]!.score([item("c", "<think> </think> Oslo is on Mars and Rome is in Italy.")]);
+    expect(verifications()).toHaveLength(2); // the other pipeline: every verdict from the cache
+    expect(first.map((s) => s.components.judge)).toEqual([0.5, 1]);
+    expect(second[0]!.components.judge).toBe(0.5);
+    expect(cache.counts).toMatchObject({ misses: 2, hits: 3, rejected: 0 });
   });
 
   it("refuses a bad URL or a missing API key variable at creation", () => {

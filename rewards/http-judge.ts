@@ -6,6 +6,7 @@
  */
 import { parseAnswer } from "../envs/index.ts";
 import { type ModuleOutcome, nameOption, positiveIntOption, type RewardItem, type RewardModule } from "./module.ts";
+import { cachedVerdict, type RejectionLog, type VerdictCache, type VerifierIdentity } from "./verdict-cache.ts";
 
 export interface HttpJudgeTarget {
   /** Base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1. */
@@ -171,13 +172,22 @@ function limiter(limit: number) {
   };
 }
 
+/** Where the judge keeps its verdicts (docs/rewards.md, "The verification cache"). */
+export interface JudgeCache {
+  readonly cache: VerdictCache;
+  readonly onRejected?: RejectionLog;
+}
+
 export class HttpJudge {
   private readonly limit: ReturnType<typeof limiter>;
   private readonly maxTokens: number;
+  /** Its verdicts' identity in the cache: the model behind the URL, and the prompt's version. */
+  readonly verifier: VerifierIdentity<JudgeLabel>;
 
   constructor(
     readonly target: HttpJudgeTarget,
     options: Readonly<Record<string, unknown>> & HttpJudgeOptions = {},
+    private readonly cached?: JudgeCache,
   ) {
     if (!/^https?:\/\//.test(target.url))
       throw new Error(`http judge: url must start with http:// or https://, got "${target.url}"`);
@@ -185,6 +195,10 @@ export class HttpJudge {
       throw new Error(`http judge: environment variable ${target.apiKeyEnv} (the API key) is not set`);
     this.limit = limiter(positiveIntOption(options, "concurrency", 8, "http judge"));
     this.maxTokens = positiveIntOption(options, "maxTokens", 512, "http judge");
+    this.verifier = {
+      version: `http-judge/1:${target.url}:${target.model}:${this.maxTokens}`,
+      labels: ["supported", "unsupported"],
+    };
   }
 
   /** One chat completion at temperature 0; throws with the status and the start of the body on an HTTP error. */
@@ -195,22 +209,36 @@ export class HttpJudge {
     );
   }
 
+  /** One verification call: the judge's label for `claim`. */
+  async verify(claim: string, signal?: AbortSignal): Promise<JudgeLabel> {
+    const reply = await this.complete(verificationPrompt(claim), signal);
+    const label = parseVerification(reply);
+    if (!label)
+      throw new Error(
+        `http judge: verification reply says neither Supported nor Unsupported: "${reply.slice(0, 100)}"`,
+      );
+    return label;
+  }
+
   async judge(question: string, response: string, signal?: AbortSignal): Promise<Judgement> {
     const sentences = splitSentences(response);
     const claimList = await Promise.all(
       sentences.map(async (s) => parseExtraction(await this.complete(extractionPrompt(question, response, s), signal))),
     );
     const claims = [...new Set(claimList.flat())];
+    // The judge verifies from its own knowledge: the evidence set is empty.
     const verifications = await Promise.all(
-      claims.map(async (claim) => {
-        const reply = await this.complete(verificationPrompt(claim), signal);
-        const label = parseVerification(reply);
-        if (!label)
-          throw new Error(
-            `http judge: verification reply says neither Supported nor Unsupported: "${reply.slice(0, 100)}"`,
-          );
-        return { claim, label };
-      }),
+      claims.map(async (claim) => ({
+        claim,
+        label: await cachedVerdict(
+          this.cached?.cache,
+          this.verifier,
+          claim,
+          [],
+          () => this.verify(claim, signal),
+          this.cached?.onRejected,
+        ),
+      })),
     );
     return { question, response, claimList, verifications };
   }
@@ -226,8 +254,9 @@ export function judgementComponents(name: string, j: Judgement): Record<string, 
 export function httpJudgeModule(
   target: HttpJudgeTarget,
   options: Readonly<Record<string, unknown>> & HttpJudgeOptions = {},
+  cached?: JudgeCache,
 ): HttpJudgeModule {
-  const judge = new HttpJudge(target, options);
+  const judge = new HttpJudge(target, options, cached);
   const name = nameOption(options, "judge", "http judge");
   if (options.requireThink !== undefined && typeof options.requireThink !== "boolean")
     throw new Error(

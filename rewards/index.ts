@@ -1,4 +1,6 @@
 /** rewards/: what other parts may use — modules, composition, the pipeline, plug-ins, records, metrics. */
+
+export { VERDICTS, type VerdictAgreement, verdictAgreement } from "./agreement.ts";
 export {
   BUILTIN_VERSION,
   type DetailMode,
@@ -11,6 +13,16 @@ export {
   relevanceModule,
 } from "./builtins.ts";
 export { type ComposedScore, composeReward, type WeightedTerm } from "./compose.ts";
+export {
+  distinctClaims,
+  EVIDENCE_VERIFIER,
+  type EvidenceOptions,
+  type EvidencePassage,
+  type EvidenceSource,
+  type EvidenceVerification,
+  evidenceModule,
+  evidenceVerification,
+} from "./evidence.ts";
 export {
   type ChatCompletion,
   chatCompletion,
@@ -68,6 +80,7 @@ export {
   checkModuleFile,
   createRewardPipeline,
   defaultRegistry,
+  EVIDENCE_MODULES,
   type FactoryContext,
   KNOWLEDGE_BASE_MODULES,
   loadModuleFile,
@@ -79,3 +92,15 @@ export {
   type RewardsConfig,
 } from "./registry.ts";
 export { type CallPolicy, DEFAULT_CALL_POLICY, runModule } from "./runner.ts";
+export {
+  cachedVerdict,
+  decodeVerdict,
+  encodeVerdict,
+  kvVerdictCache,
+  memoryVerdictCache,
+  type RejectionLog,
+  type VerdictCache,
+  type VerdictCacheCounts,
+  type VerifierIdentity,
+  verdictKey,
+} from "./verdict-cache.ts";

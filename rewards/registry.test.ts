@@ -64,7 +64,7 @@ describe("registry and pipeline configuration errors", () => {
     const world = generateWorld({ size: "tiny" });
     const base = { timeoutMs: 1000, retries: 0 };
     await expect(createRewardPipeline({ ...base, modules: [{ name: "nope", weight: 1 }] }, { world })).rejects.toThrow(
-      /unknown reward module "nope" \(known: format, precision, detail, relevance\)/,
+      /unknown reward module "nope" \(known: format, precision, detail, relevance, evidence\)/,
     );
     await expect(createRewardPipeline({ ...base, modules: [{ name: "precision", weight: 1 }] })).rejects.toThrow(
       /reward module "precision" verifies claims against the environment's knowledge base .* has none: judge with an http: module instead/,

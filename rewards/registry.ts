@@ -8,10 +8,12 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { type EnvPrompt, type EnvRewardFactory, importDefaultExport, parseAnswer, type World } from "../envs/index.ts";
 import { detailModule, FactWorldAnalyzer, formatModule, precisionModule, relevanceModule } from "./builtins.ts";
 import { type ComposedScore, composeReward, type WeightedTerm } from "./compose.ts";
+import { type EvidenceSource, evidenceModule } from "./evidence.ts";
 import { type HttpJudgeTarget, httpJudgeModule } from "./http-judge.ts";
 import { checkModule, type RewardItem, type RewardModule } from "./module.ts";
 import { natsRewardModule } from "./nats.ts";
 import { type CallPolicy, runModule } from "./runner.ts";
+import type { RejectionLog, VerdictCache } from "./verdict-cache.ts";
 
 type Options = Readonly<Record<string, unknown>>;
 
@@ -37,6 +39,12 @@ export interface ModuleContext {
   readonly nats?: NatsConnection;
   /** Relative module paths resolve from here (default: the working directory). */
   readonly baseDir?: string;
+  /** Retrieved passages, for the `evidence` module (a retriever in this process, or the role over NATS). */
+  readonly evidence?: EvidenceSource;
+  /** Verdicts shared by verifiers (`evidence`, `http:` judges) across batches and reward actors. */
+  readonly verdictCache?: VerdictCache;
+  /** Reports a cache entry that was rejected as malformed (and recomputed). */
+  readonly onRejectedVerdict?: RejectionLog;
 }
 
 export interface FactoryContext extends ModuleContext {
@@ -88,11 +96,23 @@ export class RewardRegistry {
       if (!context.nats) throw new Error(`reward service "${ref.service}" needs a NATS connection`);
       return natsRewardModule(context.nats, ref.service, options);
     }
-    return httpJudgeModule(ref.http, options);
+    return httpJudgeModule(
+      ref.http,
+      options,
+      context.verdictCache
+        ? {
+            cache: context.verdictCache,
+            ...(context.onRejectedVerdict ? { onRejected: context.onRejectedVerdict } : {}),
+          }
+        : undefined,
+    );
   }
 }
 
-/** The built-ins: format (any environment), precision, detail, relevance (a knowledge base's). */
+/** The modules that verify claims against retrieved passages: they need a retriever (ModuleContext.evidence). */
+export const EVIDENCE_MODULES = ["evidence"] as const;
+
+/** The built-ins: format (any environment), precision, detail, relevance (a knowledge base's), evidence (a retriever's). */
 export function defaultRegistry(): RewardRegistry {
   return new RewardRegistry()
     .register("format", (_, c) =>
@@ -100,7 +120,14 @@ export function defaultRegistry(): RewardRegistry {
     )
     .register("precision", (_, c) => precisionModule(needAnalyzer("precision", c)))
     .register("detail", (o, c) => detailModule(needAnalyzer("detail", c), o))
-    .register("relevance", (o, c) => relevanceModule(needAnalyzer("relevance", c), o));
+    .register("relevance", (o, c) => relevanceModule(needAnalyzer("relevance", c), o))
+    .register("evidence", (o, c) => {
+      if (!c.evidence)
+        throw new Error(
+          'reward module "evidence" verifies claims against retrieved documents and no retriever was given: build an index (`factrl retriever build CONFIG`) and set retrieval.index (docs/retrieval.md)',
+        );
+      return evidenceModule(c.evidence, o, c.verdictCache, c.onRejectedVerdict);
+    });
 }
 
 const moduleFilePath = (path: string, baseDir: string = process.cwd()) =>

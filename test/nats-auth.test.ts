@@ -11,6 +11,7 @@ import { connect, nkeyAuthenticator, nkeys, PermissionViolationError } from "@na
 import { Deferred, Effect, Either, Fiber, Layer } from "effect";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { natsVerification } from "../actors/index.ts";
 import { ensureExperimentQueues } from "../actors/launcher.ts";
 import { runActor } from "../actors/runtime.ts";
 import { listActors } from "../actors/runtime-status.ts";
@@ -307,6 +308,55 @@ describe("per-role permissions from factrl nats auth", () => {
       .slice(violationsBefore);
     expect(violations).toEqual([]);
   }, 300_000);
+
+  it("lets a reward actor ask the retriever and share verdicts in the cache; a curator may do neither", async () => {
+    const modules = [{ name: "evidence", weight: 1, options: {} }];
+    // The launcher makes the experiment's KV bucket (as `factrl run` does before any actor starts).
+    const made = await runAs({ experiment: A, kind: "launcher" }, A, putState(CURATOR_CURSOR_KEY, { published: 0 }));
+    expect(Either.isRight(made)).toBe(true);
+    const asReward = await runAs(
+      { experiment: A, kind: "reward" },
+      A,
+      Effect.scoped(
+        Effect.gen(function* () {
+          const verification = yield* natsVerification(modules);
+          yield* Effect.promise(() => verification.verdictCache.write("k1", '{"v":1,"label":"supported"}'));
+          const read = yield* Effect.promise(() => verification.verdictCache.read("k1"));
+          // Nobody serves retrieval in this experiment: the request is allowed, and finds no responders.
+          const passages = yield* Effect.promise(() => verification.evidence!({ query: "q", k: 1, timeoutMs: 2_000 }));
+          return { read, passages, timeouts: verification.counts.retrievalTimeouts };
+        }),
+      ),
+    );
+    expect(asReward).toEqual(Either.right({ read: '{"v":1,"label":"supported"}', passages: null, timeouts: 1 }));
+
+    const asCurator = await runAs(
+      { experiment: A, kind: "curator" },
+      A,
+      Effect.scoped(
+        Effect.gen(function* () {
+          const verification = yield* natsVerification(modules);
+          const write = yield* Effect.either(
+            Effect.tryPromise({
+              try: () => verification.verdictCache.write("k2", '{"v":1,"label":"supported"}'),
+              catch: (error) => error,
+            }),
+          );
+          const ask = yield* Effect.either(
+            Effect.tryPromise({
+              try: () => verification.evidence!({ query: "q", k: 1, timeoutMs: 2_000 }),
+              catch: (error) => error,
+            }),
+          );
+          return { write: messageOf(write), ask: messageOf(ask) };
+        }),
+      ),
+    );
+    expect(Either.getOrThrow(asCurator).write).toContain(
+      `Permissions Violation for Publish to "$KV.factrl_${A}_state.verdict.k2"`,
+    );
+    expect(Either.getOrThrow(asCurator).ask).toContain(`Permissions Violation for Publish to "factrl.${A}.retrieve"`);
+  }, 30_000);
 
   it("refuses a rollout actor that writes the weights or moves the policy pointer, naming the subject", async () => {
     const rollout = { experiment: A, kind: "rollout" };

@@ -78,17 +78,51 @@ export interface VerifiedClaim extends Claim {
   readonly verdict: Verdict;
 }
 
+/** Facts by subject and relation: the knowledge base's, or what a passage states. */
+export type FactTable = ReadonlyMap<string, ReadonlyMap<Relation, readonly string[]>>;
+
+/** The table of `facts`; with `bothWays`, each fact of an invertible relation is also entered from its object's side. */
+export function factTable(facts: Iterable<ParsedClaim>, bothWays = false): FactTable {
+  const table = new Map<string, Map<Relation, string[]>>();
+  const add = (subject: string, relation: Relation, object: string) => {
+    let byRelation = table.get(subject);
+    if (!byRelation) {
+      byRelation = new Map();
+      table.set(subject, byRelation);
+    }
+    const objects = byRelation.get(relation);
+    if (!objects) byRelation.set(relation, [object]);
+    else if (!objects.includes(object)) objects.push(object);
+  };
+  for (const f of facts) {
+    add(f.subject, f.relation, f.object);
+    const inverse = bothWays ? inverseOf(f.relation) : undefined;
+    if (inverse) add(f.object, inverse, f.subject);
+  }
+  return table;
+}
+
+/**
+ * Supported: the table holds the fact. Contradicted: it holds a different value for a one-valued
+ * relation, or (set-valued) the object belongs to someone else. Otherwise — an unknown subject, or
+ * a relation the subject has no value for — unverifiable.
+ */
+export function tableVerdict(table: FactTable, claim: ParsedClaim): Verdict {
+  const known = table.get(claim.subject)?.get(claim.relation);
+  if (known?.includes(claim.object)) return "supported";
+  if (!relationInfo(claim.relation).many) return known ? "contradicted" : "unverifiable";
+  const inverse = inverseOf(claim.relation);
+  const owners = inverse ? table.get(claim.object)?.get(inverse) : undefined;
+  return owners && owners.length > 0 ? "contradicted" : "unverifiable";
+}
+
 /** Answers "is this claim true?" from the knowledge base, in O(1) per claim. */
 export class ClaimVerifier {
-  private readonly values: ReadonlyMap<string, ReadonlyMap<Relation, readonly string[]>>;
+  private readonly values: FactTable;
 
   constructor(private readonly world: World) {
-    this.values = new Map(
-      world.entities.map((e) => {
-        const byRelation = new Map<Relation, string[]>();
-        for (const f of e.facts) byRelation.set(f.relation, [...(byRelation.get(f.relation) ?? []), f.object]);
-        return [e.name, byRelation];
-      }),
+    this.values = factTable(
+      world.entities.flatMap((e) => e.facts.map((f) => ({ subject: e.name, relation: f.relation, object: f.object }))),
     );
   }
 
@@ -96,18 +130,9 @@ export class ClaimVerifier {
     return this.world.byName.get(name);
   }
 
-  /**
-   * Supported: the knowledge base holds the fact. Contradicted: it holds a different value for a
-   * one-valued relation, or (set-valued) the object belongs to someone else. Otherwise —
-   * an unknown subject, or a relation the subject has no value for — unverifiable.
-   */
+  /** The knowledge base's verdict (tableVerdict). */
   verdict(claim: ParsedClaim): Verdict {
-    const known = this.values.get(claim.subject)?.get(claim.relation);
-    if (known?.includes(claim.object)) return "supported";
-    if (!relationInfo(claim.relation).many) return known ? "contradicted" : "unverifiable";
-    const inverse = inverseOf(claim.relation);
-    const owners = inverse ? this.values.get(claim.object)?.get(inverse) : undefined;
-    return owners && owners.length > 0 ? "contradicted" : "unverifiable";
+    return tableVerdict(this.values, claim);
   }
 
   verify(claims: readonly Claim[]): VerifiedClaim[] {
@@ -119,6 +144,33 @@ export class ClaimVerifier {
       verdict: this.verdict(c),
     }));
   }
+}
+
+/** A claim checked against retrieved passages: the verdict, and how many passages support or contradict it. */
+export interface EvidenceJudgement {
+  readonly verdict: Verdict;
+  readonly supporting: number;
+  readonly contradicting: number;
+}
+
+/**
+ * The VeriScore shape without an oracle: each passage's claims (read with the same extractor as
+ * answers) form a small fact table (both ways, since a passage may state "W was created by P" for
+ * "P created W") and give the passage's verdict on the claim. Supported when more passages support
+ * the claim than contradict it, contradicted when more contradict it, unverifiable when none speaks
+ * to it or as many contradict as support (conflicting evidence, as from the corpus' noisy pages).
+ */
+export function evidenceVerdict(claim: ParsedClaim, passages: readonly string[]): EvidenceJudgement {
+  let supporting = 0;
+  let contradicting = 0;
+  for (const passage of passages) {
+    const verdict = tableVerdict(factTable(extractClaims(passage), true), claim);
+    if (verdict === "supported") supporting++;
+    else if (verdict === "contradicted") contradicting++;
+  }
+  const verdict: Verdict =
+    supporting > contradicting ? "supported" : contradicting > supporting ? "contradicted" : "unverifiable";
+  return { verdict, supporting, contradicting };
 }
 
 /** Everything the reward needs to know about one answer. */
