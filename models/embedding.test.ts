@@ -1,45 +1,20 @@
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { initBackend } from "./backend.ts";
-import { bltConfig } from "./blt/index.ts";
 import { encodeBytes } from "./blt/tokens.ts";
 import { embedSequences } from "./embedding.ts";
+import { tinyBltConfig, tinyShape } from "./fixtures/tiny-models.ts";
 import type { Policy } from "./policy.ts";
 import { buildPolicy } from "./registry.ts";
 
-const special = { pad: 0, bos: 1, eos: 2, thinkOpen: 3, thinkClose: 4 };
-const shape = {
-  vocabSize: 40,
-  maxSeqLen: 24,
-  specialTokens: special,
-  initSeed: 5,
-  dModel: 16,
-  nLayers: 2,
-  nHeads: 2,
-  dFF: 32,
-  positions: "rope" as const,
-};
+const shape = tinyShape({ maxSeqLen: 24, initSeed: 5, dModel: 16, nHeads: 2, dFF: 32 });
 const wordRows = [Int32Array.of(1, 9, 12, 30), Int32Array.of(1, 17, 5, 6, 7, 8, 21, 22, 23), Int32Array.of(1, 17)];
 const byteRows = ["Ilo Vam", "Ilo Vam works for Kestrel Guild.", "Dareth"].map((t) => encodeBytes(t));
 
 const policies: [string, () => Policy, readonly Int32Array[]][] = [
   ["dense", () => buildPolicy({ backbone: "dense", ...shape }), wordRows],
   ["mot", () => buildPolicy({ backbone: "mot", ...shape }), wordRows],
-  [
-    "blt",
-    () =>
-      buildPolicy(
-        bltConfig({
-          maxSeqLen: 64,
-          initSeed: 3,
-          local: { dModel: 16, heads: 2, dFF: 32, encoderLayers: 1, decoderLayers: 1, window: 8 },
-          global: { dModel: 32, heads: 2, dFF: 64, layers: 1 },
-          hash: { ngrams: [3, 4], buckets: 64, functions: 1 },
-          entropyModel: { dModel: 16, layers: 1, heads: 2, dFF: 32 },
-        }),
-      ),
-    byteRows,
-  ],
+  ["blt", () => buildPolicy(tinyBltConfig({ dModel: 16, dFF: 32, window: 8, buckets: 64 })), byteRows],
 ];
 
 /** The definition, by hand: one row alone, mean over its positions, divided by the norm. */

@@ -7,44 +7,18 @@
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { initBackend } from "./backend.ts";
-import { bltConfig } from "./blt/model.ts";
 import type { Decoding, GuidedDecoding } from "./decoding.ts";
 import type { DenseConfig } from "./dense.ts";
+import { tinyBltConfig, tinyShape } from "./fixtures/tiny-models.ts";
 import type { MotConfig } from "./mot/mot.ts";
 import type { Policy, SamplingOptions } from "./policy.ts";
 import { buildPolicy } from "./registry.ts";
 import { decodingLogProbs } from "./sampling.ts";
 
-const special = { pad: 0, bos: 1, eos: 2, thinkOpen: 3, thinkClose: 4 };
-const shape = {
-  vocabSize: 40,
-  maxSeqLen: 48,
-  specialTokens: special,
-  initSeed: 7,
-  dModel: 32,
-  nLayers: 2,
-  nHeads: 4,
-  dFF: 64,
-  positions: "rope" as const,
-};
 const backbones: [string, () => Policy][] = [
-  ["dense", () => buildPolicy({ backbone: "dense", ...shape } satisfies DenseConfig)],
-  ["mot", () => buildPolicy({ backbone: "mot", ...shape } satisfies MotConfig)],
-  [
-    "blt",
-    () =>
-      buildPolicy(
-        bltConfig({
-          maxSeqLen: 64,
-          initSeed: 3,
-          local: { dModel: 32, heads: 2, dFF: 64, encoderLayers: 1, decoderLayers: 1, window: 16 },
-          global: { dModel: 32, heads: 2, dFF: 64, layers: 1 },
-          hash: { ngrams: [3, 4], buckets: 128, functions: 1 },
-          entropyModel: { dModel: 16, layers: 1, heads: 2, dFF: 32 },
-          patching: { mode: "space" },
-        }),
-      ),
-  ],
+  ["dense", () => buildPolicy({ backbone: "dense", ...tinyShape() } satisfies DenseConfig)],
+  ["mot", () => buildPolicy({ backbone: "mot", ...tinyShape() } satisfies MotConfig)],
+  ["blt", () => buildPolicy(tinyBltConfig({ dModel: 32, dFF: 64, window: 16, buckets: 128 }, { mode: "space" }))],
 ];
 // Expert prompts carry "evidence" (extra tokens) before the question; the amateur's is the question alone.
 const amateur = [Int32Array.of(1, 9, 12, 30), Int32Array.of(1, 17), Int32Array.of(1, 5, 6, 7)];
@@ -143,7 +117,7 @@ describe.each(backbones)("guided sampling, %s", (_, build) => {
 
 describe("guided sampling refuses bad parameters", () => {
   it("names the parameter: alpha outside (0, 1], k above the vocabulary, a non-finite scale, a missing amateur", async () => {
-    const policy = buildPolicy({ backbone: "dense", ...shape } satisfies DenseConfig);
+    const policy = buildPolicy({ backbone: "dense", ...tinyShape() } satisfies DenseConfig);
     const bad: [GuidedDecoding, RegExp][] = [
       [{ kind: "cd-k", alpha: 0, k: 1 }, /decoding\.alpha must be in \(0, 1\], got 0/],
       [{ kind: "cd-k", alpha: 1.5, k: 1 }, /decoding\.alpha/],

@@ -6,23 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initBackend } from "../backend.ts";
 import { loadCheckpoint, saveCheckpoint } from "../checkpoint.ts";
 import { type DenseConfig, DensePolicy } from "../dense.ts";
+import { TINY_SPECIAL_TOKENS, tinyShape } from "../fixtures/tiny-models.ts";
 import { Modality, type Policy, type PromptAnswerBatch, type TokenBatch, tokenModalities } from "../policy.ts";
 import { buildPolicy, policyStartingFrom } from "../registry.ts";
 import { type MotConfig, MotPolicy, type MotUntie } from "./index.ts";
 import { groupBySlot } from "./routing.ts";
 
-const special = { pad: 0, bos: 1, eos: 2, thinkOpen: 3, thinkClose: 4 };
-const shape = {
-  vocabSize: 40,
-  maxSeqLen: 48,
-  specialTokens: special,
-  initSeed: 7,
-  dModel: 32,
-  nLayers: 2,
-  nHeads: 4,
-  dFF: 64,
-  positions: "rope" as const,
-};
+const special = TINY_SPECIAL_TOKENS;
+const shape = tinyShape();
 const denseConfig = (overrides: Partial<DenseConfig> = {}): DenseConfig => ({
   backbone: "dense",
   ...shape,
