@@ -4,7 +4,7 @@
  * reading the top `--docs` documents the retriever returns for the prompt before the prompt, the
  * amateur the prompt alone; and the decoding cost (answer tokens per second; guided decoding steps
  * 2·B rows per forward pass). One seed, one answer per prompt.
- * Run: node bin/run-ts.mjs bench/decoding.ts [--prompts 16] [--docs 1] [--index runs/retrieval/dense]
+ * Run: node bin/run-ts.mjs bench/decoding.ts [--prompts 16] [--docs 1] [--index runs/retrieval/dense] [--set key=value]…
  * Figures: docs/results.md, "Guided decoding (issue 17, part 4)".
  */
 import { parseArgs } from "node:util";
@@ -25,6 +25,8 @@ const { values } = parseArgs({
     prompts: { type: "string", default: "16" },
     docs: { type: "string", default: "1" },
     index: { type: "string", default: "runs/retrieval/dense" },
+    // Any config override, e.g. `--set model.init=runs/ra-sft-policy` for a policy trained with evidence.
+    set: { type: "string", multiple: true, default: [] },
   },
 });
 const promptsPerSuite = Number(values.prompts);
@@ -47,6 +49,7 @@ const main = Effect.gen(function* () {
       "experiment=decoding-bench",
       `evaluation.promptsPerSuite=${promptsPerSuite}`,
       "output.dir=/tmp/factrl-decoding-bench",
+      ...values.set,
     ],
   });
   yield* Effect.promise(() => initBackend({ backend: config.model.backend, threads: config.model.threads }));
