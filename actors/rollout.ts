@@ -38,6 +38,7 @@ import { makeRolloutWork } from "./rollout-work.ts";
 import type { RoleDefinition } from "./runtime.ts";
 import { useBackend } from "./tf-backend.ts";
 import { PROMPTS_QUEUE, type PromptGroup, ROLLOUTS_QUEUE, SCORED_QUEUE, type ScoredGroup } from "./topology.ts";
+import { verificationMetrics } from "./verification.ts";
 
 /** How long one pull waits for prompt groups before asking again. */
 const PULL_EXPIRES_MS = 1_000;
@@ -73,7 +74,8 @@ export const rolloutRole: RoleDefinition = {
       const evidence = retrieval === undefined ? undefined : yield* natsEvidence(retrieval);
       const work = makeRolloutWork(config, format, follower.loadVersion(0), evidence);
       yield* Effect.addFinalizer(() => Effect.sync(() => work.dispose()));
-      const score = rolloutActorsScore(config) ? (yield* openScoring(config)).score : undefined;
+      const scorer = rolloutActorsScore(config) ? yield* openScoring(config) : undefined;
+      const score = scorer?.score;
 
       /**
        * Samples a batch (after loading a newer policy version, if any): its rollout groups, ready to
@@ -98,7 +100,13 @@ export const rolloutRole: RoleDefinition = {
           const scored = score
             ? yield* Effect.promise(() => Promise.all(batch.rollouts.map((rollout) => score(rollout, actor.id))))
             : undefined;
-          const scoring = scored ? scoringMetrics(scored, performance.now() - scoreStarted) : {};
+          const scoring =
+            scored && scorer
+              ? {
+                  ...scoringMetrics(scored, performance.now() - scoreStarted),
+                  ...verificationMetrics("reward", scorer.verification),
+                }
+              : {};
           // The work hands back the very group objects it was given: each names its item.
           const itemOf = new Map(fetched.map((item) => [item.body, item]));
           for (const { group, reason } of batch.unreadable) {
