@@ -85,13 +85,18 @@ const startRun = (experiment: string, servers: string, sets: readonly string[]) 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 describe("the chaos schedule", () => {
-  it("is a function of its seed: sorted, every kind of target at least once, events mid-run", () => {
+  it("is a function of its seed: sorted, every kind of target at least once and early, events mid-run", () => {
     const options = { seed: 3, events: 12, totalSteps: 10, nodes: true };
     const schedule = chaosSchedule(options);
     expect(chaosSchedule(options)).toEqual(schedule);
     expect(chaosSchedule({ ...options, seed: 4 })).not.toEqual(schedule);
     expect(schedule).toHaveLength(12);
     expect(new Set(schedule.map((e) => e.target))).toEqual(new Set(["actor", "learner", "node"]));
+    // Every kind fires at least once in the first half, whatever the seed: a run cannot end before it.
+    for (let seed = 1; seed <= 50; seed += 1) {
+      const early = chaosSchedule({ ...options, seed, events: 5 }).filter((e) => e.afterStep <= 4);
+      expect(new Set(early.map((e) => e.target))).toEqual(new Set(["actor", "learner", "node"]));
+    }
     const order = schedule.map((e) => e.afterStep * 10_000 + e.delayMs);
     expect(order).toEqual([...order].sort((a, b) => a - b));
     for (const e of schedule) {
