@@ -9,6 +9,7 @@
  */
 import { analyzeAnswer, ClaimVerifier, type EnvPrompt, hardSplit, type World } from "../envs/index.ts";
 import type { Policy, TextFormat } from "../models/index.ts";
+import { meanEstimate } from "../rewards/index.ts";
 import { answerPrompts, type EvaluationSampling } from "./evaluation.ts";
 
 export interface HardSplitOptions {
@@ -49,12 +50,9 @@ const precisionsOf = (verifier: ClaimVerifier, answers: readonly { text: string;
   });
 
 function row(split: string, prompts: number, precisions: readonly (number | undefined)[]): HardSplitRow {
-  const present = precisions.filter((p): p is number => p !== undefined);
-  const n = present.length;
-  if (n === 0) return { split, prompts, answers: 0, unsupported: null, se: null };
-  const mean = present.reduce((a, b) => a + b, 0) / n;
-  const variance = n > 1 ? present.reduce((a, p) => a + (p - mean) ** 2, 0) / (n - 1) : 0;
-  return { split, prompts, answers: n, unsupported: 1 - mean, se: Math.sqrt(variance / n) };
+  const estimate = meanEstimate(precisions.filter((p): p is number => p !== undefined));
+  if (estimate === null) return { split, prompts, answers: 0, unsupported: null, se: null };
+  return { split, prompts, answers: estimate.n, unsupported: 1 - estimate.mean, se: estimate.se };
 }
 
 export async function findHardSplit(

@@ -2,7 +2,15 @@ import { describe, expect, it } from "vitest";
 import type { FactualityMetrics } from "../rewards/index.ts";
 import type { EvaluationResult } from "./evaluation.ts";
 import { learnerProgressText } from "./launcher.ts";
-import { comparisonRows, renderBucketTable, renderOutcome, renderReport, renderStudyTable, verdict } from "./report.ts";
+import {
+  comparisonRows,
+  renderBucketTable,
+  renderOutcome,
+  renderReport,
+  renderStudyTable,
+  verdict,
+  verdictNoise,
+} from "./report.ts";
 import { NO_LEARNER_PROGRESS } from "./topology.ts";
 
 const metrics = (m: Partial<FactualityMetrics>): FactualityMetrics => ({
@@ -72,6 +80,58 @@ describe("report", () => {
     expect(text).toContain("| **average** | 40.0% | 25.0% |");
     expect(text).toContain("Hallucination rate −15.0 pp, detail +1.7 %, relevance win rate 55.0%.");
     expect(text).toContain("met.");
+  });
+
+  it("gives the verdict's standard errors from the answers, and says when a goal is missed within them", () => {
+    const answer = (suite: string, supported: number, relevance: number) => ({
+      promptId: `${suite}:${supported}`,
+      suite,
+      answer: "",
+      reward: 0,
+      malformed: false,
+      claims: 4,
+      supported,
+      relevance,
+      length: 10,
+    });
+    // Per suite: precisions {1, ½} before → se ¼ each, macro √(2 · ¼²) / 2; after {1, ¾} → se ⅛ each.
+    const withAnswers = (r: EvaluationResult, supported: readonly number[], relevance: readonly number[]) => ({
+      ...r,
+      answers: ["bio", "factory"].flatMap((suite) => supported.map((s, i) => answer(suite, s, relevance[i]!))),
+    });
+    const b = withAnswers(before, [4, 2], [0.5, 0.5]);
+    const a = withAnswers(after, [4, 3], [1, 0]);
+    const noise = verdictNoise(b, a);
+    const macro = (se: number) => Math.sqrt(2 * se ** 2) / 2;
+    expect(noise.hallucinationDropPoints).toBeCloseTo(100 * Math.hypot(macro(0.25), macro(0.125)), 10);
+    expect(noise.relevanceWinRate).toBeCloseTo(macro(0.5), 10); // {1, 0}: se ½ per suite
+    // 15 pp ± 19.8: met, and the errors are shown.
+    expect(renderReport("exp", b, a, { steps: 1, wallSeconds: 1, backbone: "dense", temperature: 1 })).toContain(
+      "Hallucination rate −15.0 pp (± 19.8), detail +1.7 %, relevance win rate 55.0% (± 35.4) (± one standard error",
+    );
+    // 5 pp less hallucination: missed, but by less than its error.
+    const lessDrop = {
+      ...a,
+      bySuite: {
+        bio: metrics({ ...after.bySuite.bio, hallucinationRate: 0.35 }),
+        factory: metrics({ ...after.bySuite.factory, hallucinationRate: 0.25 }),
+      },
+    };
+    const text = renderReport("exp", b, lessDrop, { steps: 1, wallSeconds: 1, backbone: "dense", temperature: 1 });
+    expect(text).toContain("Hallucination rate −10.0 pp");
+    expect(text).toContain("win rate ≥ 50 %): met.");
+    const missed = {
+      ...a,
+      bySuite: {
+        bio: metrics({ ...after.bySuite.bio, hallucinationRate: 0.45 }),
+        factory: metrics({ ...after.bySuite.factory, hallucinationRate: 0.25 }),
+      },
+    };
+    const missedText = renderReport("exp", b, missed, { steps: 1, wallSeconds: 1, backbone: "dense", temperature: 1 });
+    expect(missedText).toContain("Hallucination rate −5.0 pp (± 19.8)");
+    expect(missedText).toContain("not met — missed by less than one standard error, so another run may meet them.");
+    // Without answers (an old evaluation file) there is nothing to estimate the noise from.
+    expect(verdictNoise(before, after)).toEqual({ hallucinationDropPoints: null, relevanceWinRate: null });
   });
 
   it("shows a vision run's pictures with both answers, as text (tags and web-title bars escaped)", () => {

@@ -5,7 +5,7 @@
  * out (the evaluator writes the pictures' PNG files).
  */
 import { plotsMarkdown, type ReportPlot } from "../dashboard/index.ts";
-import type { FactualityMetrics } from "../rewards/index.ts";
+import { answerPrecisions, type FactualityMetrics, macroAverageStandardError, meanEstimate } from "../rewards/index.ts";
 import type { EvaluationResult } from "./evaluation.ts";
 
 export interface ComparisonRow {
@@ -118,6 +118,59 @@ export function verdict(rows: readonly ComparisonRow[]): ReportVerdict {
   };
 }
 
+/** One standard error of the verdict's averages: the sampling noise of a single evaluation. */
+export interface VerdictNoise {
+  /** Of the hallucination drop, in points (both evaluations' errors combined). */
+  readonly hallucinationDropPoints: number | null;
+  /** Of the RL policy's relevance win rate. */
+  readonly relevanceWinRate: number | null;
+}
+
+/**
+ * The verdict's noise from the evaluations' answers: each average is a mean over suites of per-answer
+ * values (claim precision; the judge's 0, ½ or 1), so its standard error is the suites' combined
+ * (`macroAverageStandardError`). It says how far another run's evaluation may land from this one.
+ */
+export function verdictNoise(before: EvaluationResult, after: EvaluationResult): VerdictNoise {
+  const suites = Object.keys(after.bySuite).filter((s) => before.bySuite[s]);
+  const bySuite = <T>(result: EvaluationResult, values: (answers: EvaluationResult["answers"]) => T[]) =>
+    suites.map((suite) => values(result.answers.filter((a) => a.suite === suite))).filter((v) => v.length > 0);
+  const precisionSe = (result: EvaluationResult) => macroAverageStandardError(bySuite(result, answerPrecisions));
+  const b = precisionSe(before);
+  const a = precisionSe(after);
+  return {
+    hallucinationDropPoints: b === null || a === null ? null : 100 * Math.hypot(b, a),
+    relevanceWinRate: macroAverageStandardError(
+      bySuite(after, (answers) => answers.flatMap((x) => (x.relevance === undefined ? [] : [x.relevance]))),
+    ),
+  };
+}
+
+/** The verdict's sentence: the three figures ± one standard error, and whether the goals hold. */
+function verdictSentence(v: ReportVerdict, noise: VerdictNoise): string {
+  const pm = (se: number | null, scale = 1) => (se === null ? "" : ` (± ${(scale * se).toFixed(1)})`);
+  const drop = v.hallucinationDropPoints;
+  const win = v.relevanceWinRate;
+  // A goal missed by less than the evaluation's own noise is a coin toss, not a verdict on the method.
+  const withinNoise =
+    !v.meetsGoals &&
+    ((drop !== null &&
+      noise.hallucinationDropPoints !== null &&
+      drop < 10 &&
+      10 - drop <= noise.hallucinationDropPoints) ||
+      (win !== null && noise.relevanceWinRate !== null && win < 0.5 && 0.5 - win <= noise.relevanceWinRate));
+  return (
+    `Hallucination rate ${drop === null ? "–" : `${drop >= 0 ? "−" : "+"}${Math.abs(drop).toFixed(1)} pp`}${pm(noise.hallucinationDropPoints)}, ` +
+    `detail ${v.detailChange === null ? "–" : `${v.detailChange >= 0 ? "+" : "−"}${Math.abs(100 * v.detailChange).toFixed(1)} %`}, ` +
+    `relevance win rate ${pct(win)}${pm(noise.relevanceWinRate, 100)}` +
+    (noise.hallucinationDropPoints === null && noise.relevanceWinRate === null
+      ? ". "
+      : " (± one standard error of the evaluations' sampling). ") +
+    `Goals (≥ 10 pp less hallucination, ≤ 5 % less detail, win rate ≥ 50 %): ${v.meetsGoals ? "met" : "not met"}` +
+    (withinNoise ? " — missed by less than one standard error, so another run may meet them." : ".")
+  );
+}
+
 /** An evaluation picture shown in the report: its PNG (relative to report.md), its prompt, both policies' answers. */
 export interface ReportPicture {
   readonly file: string;
@@ -192,10 +245,7 @@ export function renderReport(
       )
       .map((row) => `| ${row} |`),
     "",
-    `Hallucination rate ${v.hallucinationDropPoints === null ? "–" : `${v.hallucinationDropPoints >= 0 ? "−" : "+"}${Math.abs(v.hallucinationDropPoints).toFixed(1)} pp`}, ` +
-      `detail ${v.detailChange === null ? "–" : `${v.detailChange >= 0 ? "+" : "−"}${Math.abs(100 * v.detailChange).toFixed(1)} %`}, ` +
-      `relevance win rate ${pct(v.relevanceWinRate)}. ` +
-      `Goals (≥ 10 pp less hallucination, ≤ 5 % less detail, win rate ≥ 50 %): ${v.meetsGoals ? "met" : "not met"}.`,
+    verdictSentence(v, verdictNoise(before, after)),
     "",
     ...plotsMarkdown(context.plots ?? []),
     ...pictureSection(context.pictures ?? []),
@@ -232,14 +282,8 @@ const BUCKET_ORDER = ["head", "torso", "tail"];
 
 /** Hallucination of one bucket's answers with its standard error (over answers that make claims) and their count. */
 function bucketHallucination(result: EvaluationResult, bucket: string) {
-  const precisions = result.answers
-    .filter((a) => a.bucket === bucket && !a.malformed && a.claims > 0)
-    .map((a) => a.supported / a.claims);
-  const n = precisions.length;
-  if (n === 0) return undefined;
-  const mean = precisions.reduce((a, b) => a + b, 0) / n;
-  const variance = n > 1 ? precisions.reduce((a, p) => a + (p - mean) ** 2, 0) / (n - 1) : 0;
-  return { rate: 1 - mean, se: Math.sqrt(variance / n), n };
+  const estimate = meanEstimate(answerPrecisions(result.answers.filter((a) => a.bucket === bucket)));
+  return estimate === null ? undefined : { rate: 1 - estimate.mean, se: estimate.se, n: estimate.n };
 }
 
 /**

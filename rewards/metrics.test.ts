@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
 import {
   abstentionRate,
+  answerPrecisions,
   answerResultOf,
   hallucinationRate,
+  macroAverageStandardError,
+  meanEstimate,
   meanSupported,
   relevanceWinRate,
   summarize,
@@ -55,5 +58,32 @@ describe("metrics", () => {
       relevance: 0.5,
       length: 12,
     });
+  });
+
+  it("standard errors: of a mean, and of a mean over groups (worked example)", () => {
+    // The precisions hallucination averages: 3/4 and 1/2 (no claim and malformed answers left out).
+    expect(answerPrecisions(results)).toEqual([0.75, 0.5]);
+    // [0, 1]: mean ½, s² = ½ (n − 1), se = √(½ / 2) = ½. One value: error 0.
+    expect(meanEstimate([0, 1])).toEqual({ mean: 0.5, se: 0.5, n: 2 });
+    expect(meanEstimate([0.3])).toEqual({ mean: 0.3, se: 0, n: 1 });
+    expect(meanEstimate([])).toBeNull();
+    // Groups [0, 1] (se ½) and [1, 1, 1] (se 0): √(¼ + 0) / 2 = ¼.
+    expect(
+      macroAverageStandardError([
+        [0, 1],
+        [1, 1, 1],
+      ]),
+    ).toBeCloseTo(0.25, 12);
+    // Four groups of the same spread: the macro average's error halves against one group's.
+    expect(
+      macroAverageStandardError([
+        [0, 1],
+        [0, 1],
+        [0, 1],
+        [0, 1],
+      ]),
+    ).toBeCloseTo(0.25, 12);
+    expect(macroAverageStandardError([[0, 1], []])).toBeNull();
+    expect(macroAverageStandardError([])).toBeNull();
   });
 });

@@ -19,11 +19,39 @@ export interface AnswerResult {
 const mean = (xs: readonly number[]): number | null =>
   xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length;
 
+/** Claim precision S / (S + U) of each well-formed answer that makes a claim: what hallucination averages. */
+export const answerPrecisions = (results: readonly AnswerResult[]): number[] =>
+  results.filter((r) => !r.malformed && r.claims > 0).map((r) => r.supported / r.claims);
+
 /** 1 − mean precision over well-formed answers with at least one claim; null when there are none. */
 export function hallucinationRate(results: readonly AnswerResult[]): number | null {
-  const precisions = results.filter((r) => !r.malformed && r.claims > 0).map((r) => r.supported / r.claims);
-  const p = mean(precisions);
+  const p = mean(answerPrecisions(results));
   return p === null ? null : 1 - p;
+}
+
+/** A sample mean with its standard error √(s² / n) (s² with n − 1; one value has error 0). */
+export interface MeanEstimate {
+  readonly mean: number;
+  readonly se: number;
+  readonly n: number;
+}
+
+export function meanEstimate(xs: readonly number[]): MeanEstimate | null {
+  const n = xs.length;
+  if (n === 0) return null;
+  const m = xs.reduce((a, b) => a + b, 0) / n;
+  const variance = n > 1 ? xs.reduce((a, x) => a + (x - m) ** 2, 0) / (n - 1) : 0;
+  return { mean: m, se: Math.sqrt(variance / n), n };
+}
+
+/**
+ * The standard error of a macro average — the mean over G groups of each group's mean, as reports
+ * average suites: √(Σ_g se_g²) / G (groups sampled independently). null when a group is empty.
+ */
+export function macroAverageStandardError(groups: readonly (readonly number[])[]): number | null {
+  const estimates = groups.map(meanEstimate);
+  if (estimates.length === 0 || estimates.some((e) => e === null)) return null;
+  return Math.sqrt(estimates.reduce((a, e) => a + e!.se ** 2, 0)) / estimates.length;
 }
 
 /** Mean S over well-formed answers (abstentions count as 0). */
