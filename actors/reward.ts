@@ -4,7 +4,8 @@
  * component and every per-answer failure. A module failing one answer never fails the group.
  *
  * Subjects: pulls RolloutGroup from the `rollouts` work queue, publishes ScoredGroup to `scored`
- * (msgID = group id), metrics on `metrics.<id>`.
+ * (msgID = group id), metrics on `metrics.<id>`. A rollout group whose scored group is too large to
+ * publish is dead-lettered at once, alone, with its size and the limit (`reward.tooLarge`).
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Effect } from "effect";
@@ -12,6 +13,8 @@ import type { ExperimentConfig } from "../configs/index.ts";
 import { allPrompts, type Environment, type EnvPrompt } from "../envs/index.ts";
 import {
   Experiment,
+  MAX_MESSAGE_BYTES,
+  type MessageTooLargeError,
   MetricsEventMessage,
   Nats,
   publishMessage,
@@ -72,6 +75,17 @@ export const openRewardPipeline = (
     );
     return { pipeline, verification };
   });
+
+/**
+ * Why a group (`what`: "its rollout group", "its scored group") is dead-lettered rather than published:
+ * its size with the headers it would carry, the limit, and what would let it through. Messages are
+ * capped at 1 MiB whatever the server allows, so raising the server's max_payload helps only below that.
+ */
+export const tooLargeReason = (what: string, error: MessageTooLargeError): string =>
+  `${what} is ${error.bytes} bytes with its headers, over the ${error.maxBytes}-byte limit on a message: not published; ` +
+  (error.maxBytes < MAX_MESSAGE_BYTES
+    ? `raise the NATS server's max_payload (${error.maxBytes} bytes; up to ${MAX_MESSAGE_BYTES}), or lower rollout.groupSize or rollout.maxNewTokens`
+    : "lower rollout.groupSize or rollout.maxNewTokens");
 
 /** Rollout groups one reward actor works on at once. */
 const REWARD_CONCURRENCY = 4;
@@ -173,6 +187,8 @@ export const rewardRole: RoleDefinition = {
       const { subjects } = yield* Experiment;
       const { score, verification } = yield* openScoring(config);
       const clock = makeStallClock();
+      /** Scored groups refused for their size since the actor started (`reward.tooLarge`). */
+      let tooLarge = 0;
 
       return actor.consume(
         ROLLOUTS_QUEUE,
@@ -187,7 +203,24 @@ export const rewardRole: RoleDefinition = {
               Effect.ensuring(Effect.sync(() => clock.score(-1))),
             );
             const publishStarted = performance.now();
-            yield* publishWork(SCORED_QUEUE, scored, { msgId: rollout.group.groupId });
+            // A scored group too large to publish never will be: dead-letter its rollout group now,
+            // alone, rather than retry it on every delivery.
+            const refused = yield* publishWork(SCORED_QUEUE, scored, { msgId: rollout.group.groupId }).pipe(
+              Effect.as(undefined),
+              Effect.catchTag("MessageTooLargeError", (error) =>
+                Effect.succeed(tooLargeReason("its scored group", error)),
+              ),
+            );
+            if (refused !== undefined) {
+              tooLarge += 1;
+              yield* Effect.logWarning(`rollout group ${rollout.group.groupId.slice(0, 80)} dead-lettered: ${refused}`);
+              yield* publishMessage(subjects.metrics(actor.id), MetricsEventMessage, {
+                source: actor.id,
+                values: { "reward.tooLarge": tooLarge },
+                tags: { role: "reward", policyVersion: String(rollout.policyVersion) },
+              });
+              return WorkOutcome.reject(refused);
+            }
             const publishMs = performance.now() - publishStarted;
             const { scores } = scored;
             const failures = scores.reduce((n, s) => n + s.failures.length, 0);
@@ -206,6 +239,7 @@ export const rewardRole: RoleDefinition = {
                 // Shares of the wall time since the last report: scoring, and holding groups with none scored.
                 "reward.busyShare": wallMs > 0 ? (busyMs - stalledMs) / wallMs : 0,
                 "reward.stalledShare": wallMs > 0 ? stalledMs / wallMs : 0,
+                "reward.tooLarge": tooLarge,
                 ...verificationMetrics("reward", verification),
               },
               tags: { role: "reward", policyVersion: String(rollout.policyVersion) },

@@ -33,7 +33,7 @@ import {
 import { natsEvidence } from "./evidence.ts";
 import { followPolicy } from "./policy-sync.ts";
 import { publishedTextFormat } from "./policy-tokenizer.ts";
-import { openScoring } from "./reward.ts";
+import { openScoring, tooLargeReason } from "./reward.ts";
 import { makeRolloutWork } from "./rollout-work.ts";
 import type { RoleDefinition } from "./runtime.ts";
 import { useBackend } from "./tf-backend.ts";
@@ -138,11 +138,15 @@ export const rolloutRole: RoleDefinition = {
       /**
        * Publishes a sampled batch's rollout groups, each alone (acks awaited together), then settles
        * its prompt groups: a prompt group is settled only once its rollout group is stored. A rollout
-       * group over the server's max_payload is refused before sending: its prompt group is
-       * dead-lettered with the reason, alone — the rest of the batch goes on.
+       * group over the limit with the headers it would carry (docs/messaging.md, "The envelope") is
+       * refused before sending: its prompt group is dead-lettered at once, alone, with the group's size
+       * and the limit, and counted (`rollout.tooLarge`) — the rest of the batch goes on.
        */
       // Shares of the wall time between batch reports: sampling (busy), and weights/acks (stalled).
       let reportedAt = performance.now();
+      /** Groups refused for their size since the actor started (`rollout.tooLarge`). */
+      let tooLarge = 0;
+      const what = score ? "scored" : "rollout";
       const publishBatch = (
         sampled: SampledBatch,
         settled: Set<WorkItem<PromptGroup>>,
@@ -156,11 +160,10 @@ export const rolloutRole: RoleDefinition = {
               publish.pipe(
                 Effect.as(WorkOutcome.done),
                 Effect.catchTag("MessageTooLargeError", (error) =>
-                  Effect.succeed(
-                    WorkOutcome.reject(
-                      `its ${score ? "scored" : "rollout"} group cannot be published: ${error.message}`,
-                    ),
-                  ),
+                  Effect.sync(() => {
+                    tooLarge += 1;
+                    return WorkOutcome.reject(tooLargeReason(`its ${what} group`, error));
+                  }),
                 ),
               ),
             { concurrency: "unbounded" },
@@ -193,6 +196,7 @@ export const rolloutRole: RoleDefinition = {
               // The loop's wait for messaging (the previous batch's acks) vs this batch's own publish-to-acks time.
               "rollout.publishMs": timings.publishMs,
               "rollout.ackMs": ackMs,
+              "rollout.tooLarge": tooLarge,
               "rollout.busyShare": Math.min(1, sampleMs / wallMs),
               "rollout.stalledShare": Math.min(1, (syncMs + timings.publishMs + ackMs) / wallMs),
             },

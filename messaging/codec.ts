@@ -7,13 +7,13 @@
  * schema, and says which of these failed. Encoding refuses a message larger than the limit before
  * anything is sent.
  */
-import { nuid } from "@nats-io/transport-node";
+import { type MsgHdrs, nuid } from "@nats-io/transport-node";
 import { Data, Either, ParseResult, Schema } from "effect";
 import { checkFor } from "./fast-check.ts";
 import { boundString } from "./log.ts";
 import { fromWire, packWire, unpackPlain, WireFormatError } from "./wire.ts";
 
-/** NATS' default max_payload; factrl messages must fit in it (weights go to the Object Store). */
+/** NATS' default max_payload; factrl messages, with their headers, must fit in it (weights go to blobs). */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 /** `all`: name every wrong field (Effect's `errors: "all"`), else stop at the first. */
@@ -77,13 +77,21 @@ export interface Envelope<A = unknown> {
 
 export class MessageTooLargeError extends Data.TaggedError("MessageTooLargeError")<{
   readonly type: string;
+  /** What the server would count: the encoded envelope plus the headers it would carry. */
   readonly bytes: number;
   readonly maxBytes: number;
+  /** Of `bytes`, those of the NATS headers (a JetStream msgID, a dead letter's reason…); 0 without. */
+  readonly headerBytes?: number;
 }> {
   override get message(): string {
+    const headerBytes = this.headerBytes ?? 0;
+    const split =
+      headerBytes > 0
+        ? `${this.bytes - headerBytes} bytes of envelope and ${headerBytes} of NATS headers, which the server counts too; `
+        : "";
     return (
       `${this.type} message is ${this.bytes} bytes, over the ${this.maxBytes}-byte limit; nothing was sent ` +
-      "(send large data such as weights through the Object Store)"
+      `(${split}send large data such as weights as blobs)`
     );
   }
 }
@@ -127,11 +135,46 @@ export function envelope<A>(type: MessageType<A>, body: NoInfer<A>, meta: Envelo
   };
 }
 
-/** Packs an envelope; throws MessageTooLargeError when it would not fit in `maxBytes`. */
-export function encodeEnvelope(message: Envelope, maxBytes: number = MAX_MESSAGE_BYTES): Uint8Array {
+/**
+ * The bytes `headers` add to a message on the wire: `NATS/1.0\r\n`, a `Key: Value\r\n` line per value,
+ * then `\r\n` (nothing without headers). NATS counts them toward max_payload: the client refuses, and
+ * the server rejects, a message whose payload and headers together exceed it.
+ */
+export const headerBytes = (headers: MsgHdrs | undefined): number => {
+  if (headers === undefined) return 0;
+  let text = "NATS/1.0";
+  if (headers.code > 0 && headers.description !== "") text += ` ${headers.code} ${headers.description}`;
+  text += "\r\n";
+  let lines = 0;
+  for (const [key, values] of headers)
+    for (const value of values) {
+      text += `${key}: ${value}\r\n`;
+      lines += 1;
+    }
+  // The client sends no header block at all for empty headers.
+  return lines === 0 && headers.code === 0 ? 0 : Buffer.byteLength(`${text}\r\n`, "utf8");
+};
+
+/**
+ * The payload a message carrying `headers` may have under `maxPayload`: the one rule for every
+ * publish with headers (work items with their msgID, dead letters with their reasons).
+ */
+export const payloadRoom = (maxPayload: number, headers?: MsgHdrs): number => maxPayload - headerBytes(headers);
+
+/**
+ * Packs an envelope; throws MessageTooLargeError when it — with the `headers` it will be published
+ * with, if any — would not fit in `maxBytes`.
+ */
+export function encodeEnvelope(message: Envelope, maxBytes: number = MAX_MESSAGE_BYTES, headers?: MsgHdrs): Uint8Array {
   const bytes = packWire(message);
-  if (bytes.byteLength > maxBytes) {
-    throw new MessageTooLargeError({ type: message.type, bytes: bytes.byteLength, maxBytes });
+  if (bytes.byteLength > payloadRoom(maxBytes, headers)) {
+    const extra = headerBytes(headers);
+    throw new MessageTooLargeError({
+      type: message.type,
+      bytes: bytes.byteLength + extra,
+      maxBytes,
+      ...(extra > 0 ? { headerBytes: extra } : {}),
+    });
   }
   return bytes;
 }

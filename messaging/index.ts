@@ -21,10 +21,12 @@ export {
   type EnvelopeMeta,
   encodeEnvelope,
   envelope,
+  headerBytes,
   MAX_MESSAGE_BYTES,
   type MessageBody,
   MessageTooLargeError,
   type MessageType,
+  payloadRoom,
 } from "./codec.ts";
 export {
   ConnectError,

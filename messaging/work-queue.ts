@@ -35,10 +35,11 @@ import {
   DeliverPolicy,
   type JsMsg,
   type MsgRequest,
+  PubHeaders,
   RetentionPolicy,
   StorageType,
 } from "@nats-io/jetstream";
-import { nanos, headers as natsHeaders } from "@nats-io/transport-node";
+import { type MsgHdrs, nanos, headers as natsHeaders } from "@nats-io/transport-node";
 import { Cause, Data, Duration, Effect, Either, Fiber, Schedule } from "effect";
 import {
   decodeEnvelope,
@@ -47,6 +48,7 @@ import {
   envelope,
   type MessageTooLargeError,
   type MessageType,
+  payloadRoom,
   unpackUnchecked,
 } from "./codec.ts";
 import { isPermissionViolation, Nats, type NatsService } from "./connection.ts";
@@ -288,6 +290,16 @@ export interface PublishWorkOptions {
   readonly retryForMs?: number;
 }
 
+/**
+ * Headers carrying a JetStream msgID (`Nats-Msg-Id`), for publishes whose size is checked against
+ * them (payloadRoom): the client's `msgID` option would add the header after the check.
+ */
+const msgIdHeaders = (msgId: string): MsgHdrs => {
+  const headers = natsHeaders();
+  headers.set(PubHeaders.MsgIdHdr, msgId);
+  return headers;
+};
+
 /** Publishes one work item and waits for the stream to store it; `duplicate` means it was already there. */
 export const publishWork = <A>(
   queue: WorkQueue<A>,
@@ -306,14 +318,18 @@ export const publishWork = <A>(
       sender,
       ...(options.msgId !== undefined ? { id: options.msgId } : {}),
     });
+    // The headers travel with the payload and count toward max_payload: the size check sees the very
+    // headers sent. A message that fits alone but not with them would be refused by the client on
+    // every retry, and look like an outage for retryForMs.
+    const headers = msgIdHeaders(message.id);
     const bytes = yield* Effect.try({
-      try: () => encodeEnvelope(message, nats.maxPayload),
+      try: () => encodeEnvelope(message, nats.maxPayload, headers),
       catch: (error) => error as MessageTooLargeError,
     });
     const subject = subjects.work(queue.name);
     const retryFor = Duration.millis(options.retryForMs ?? 60_000);
     const ack = yield* Effect.tryPromise({
-      try: () => nats.jetstream.publish(subject, bytes, { msgID: message.id, timeout: 5_000 }),
+      try: () => nats.jetstream.publish(subject, bytes, { headers, timeout: 5_000 }),
       catch: (error) => {
         const failure = jsError(`publish to ${subject}`)(error);
         const hint = /no responders/i.test(`${failure.reason} ${(error as Error)?.cause ?? ""}`)
@@ -487,9 +503,6 @@ interface DeadLetter {
   readonly deliveries: number;
 }
 
-/** Room kept for a dead letter's headers under max_payload (NATS counts headers in the payload). */
-const HEADER_ROOM = 8 * 1024;
-
 /** A header value: one line, at most `maxChars` characters. */
 const headerValue = (text: string, maxChars: number) => text.slice(0, maxChars).replace(/[\r\n]+/g, " ");
 
@@ -503,25 +516,23 @@ const deadLetter = (runtime: QueueRuntime, letter: DeadLetter, reason: string, r
   Effect.gen(function* () {
     const { subjects } = runtime.experiment;
     const subject = subjects.deadLetter(runtime.queue.name);
-    const room = runtime.nats.maxPayload - HEADER_ROOM;
-    const truncated = letter.data.byteLength > room;
     const groupId = groupIdIn(runtime.queue, letter.data);
-    const h = natsHeaders();
+    const h = msgIdHeaders(`dl-${subjects.stream(runtime.queue.name)}-${letter.seq}`);
     h.set("Factrl-Reason", headerValue(reason, 1_000));
     h.set("Factrl-Queue", runtime.queue.name);
     h.set("Factrl-Stream-Seq", String(letter.seq));
     h.set("Factrl-Deliveries", String(letter.deliveries));
     if (groupId !== undefined) h.set("Factrl-Group", groupId);
+    // NATS counts the headers in max_payload: what does not fit with them is cut to fit with them
+    // (and the two headers saying so).
+    const truncated = letter.data.byteLength > payloadRoom(runtime.nats.maxPayload, h);
     if (truncated) {
       h.set("Factrl-Truncated", "true");
       h.set("Factrl-Original-Bytes", String(letter.data.byteLength));
     }
+    const data = truncated ? letter.data.subarray(0, payloadRoom(runtime.nats.maxPayload, h)) : letter.data;
     const ack = yield* Effect.tryPromise({
-      try: () =>
-        runtime.nats.jetstream.publish(subject, truncated ? letter.data.subarray(0, room) : letter.data, {
-          msgID: `dl-${subjects.stream(runtime.queue.name)}-${letter.seq}`,
-          headers: h,
-        }),
+      try: () => runtime.nats.jetstream.publish(subject, data, { headers: h }),
       catch: jsError(`dead-lettering to ${subject}`),
     });
     yield* remove;

@@ -1,3 +1,4 @@
+import { headers } from "@nats-io/transport-node";
 import { Either, Schema } from "effect";
 import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
@@ -14,10 +15,12 @@ import {
   envelope,
   experimentSubjects,
   HeartbeatMessage,
+  headerBytes,
   InvalidNameError,
   MessageTooLargeError,
   type MessageType,
   MetricsEventMessage,
+  payloadRoom,
   RUNTIME_MESSAGES,
   validateExperimentId,
 } from "../../messaging/index.ts";
@@ -180,6 +183,39 @@ describe("codec", () => {
     const big = sampleRolloutGroup("g", 8, 50_000);
     expect(() => encodeEnvelope(envelope(RolloutGroupMessage, big, meta))).toThrow(MessageTooLargeError);
     expect(() => encodeEnvelope(envelope(RolloutGroupMessage, big, meta))).toThrow(/over the 1048576-byte limit/);
+  });
+
+  it("counts the headers a message is published with, byte for byte as the client sends them", () => {
+    const none = headers();
+    const msgId = headers();
+    msgId.set("Nats-Msg-Id", "g-17");
+    const many = headers();
+    many.set("Nats-Msg-Id", "dl-factrl_x_scored-4");
+    many.set("Factrl-Reason", "rejected: naïve — 3 × too big"); // multi-byte characters count as their bytes
+    many.append("Factrl-Reason", "twice");
+    const sent = (h: typeof none) => (h as unknown as { encode(): Uint8Array }).encode().byteLength;
+    expect(headerBytes(undefined)).toBe(0);
+    expect(headerBytes(none)).toBe(sent(none));
+    expect(headerBytes(msgId)).toBe("NATS/1.0\r\nNats-Msg-Id: g-17\r\n\r\n".length);
+    expect(headerBytes(msgId)).toBe(sent(msgId));
+    expect(headerBytes(many)).toBe(sent(many));
+    expect(payloadRoom(1_000, msgId)).toBe(1_000 - 31);
+
+    // An envelope that fits the limit alone is refused with the headers it would carry, which are named.
+    const message = envelope(RolloutGroupMessage, sampleRolloutGroup("g-17"), meta);
+    const size = encodeEnvelope(message).byteLength;
+    expect(encodeEnvelope(message, size, undefined).byteLength).toBe(size);
+    expect(encodeEnvelope(message, size + 31, msgId).byteLength).toBe(size);
+    const error = (() => {
+      try {
+        encodeEnvelope(message, size + 30, msgId);
+      } catch (caught) {
+        return caught;
+      }
+    })() as MessageTooLargeError;
+    expect(error).toBeInstanceOf(MessageTooLargeError);
+    expect(error).toMatchObject({ bytes: size + 31, maxBytes: size + 30, headerBytes: 31 });
+    expect(error.message).toMatch(/of envelope and 31 of NATS headers, which the server counts too/);
   });
 });
 

@@ -11,6 +11,7 @@ import {
 import {
   consumeWork,
   deadLetterCount,
+  encodeEnvelope,
   ensureWorkQueues,
   envelope,
   MessageTooLargeError,
@@ -294,6 +295,61 @@ describe("work queues", () => {
     );
     expect(result.pending).toBe(0);
   });
+  it("refuses at once a work item that fits max_payload alone but not with its msgID header, and sends one that just fits", async () => {
+    const experiment = freshExperiment();
+    const result = await runWith(
+      url(),
+      experiment,
+      Effect.gen(function* () {
+        yield* ensureWorkQueues(PIPELINE_QUEUES);
+        const { maxPayload } = yield* Nats;
+        // The header block publishWork sends, by the NATS wire format: NATS counts it in max_payload.
+        const headerFor = (msgId: string) => Buffer.byteLength(`NATS/1.0\r\nNats-Msg-Id: ${msgId}\r\n\r\n`);
+        // A rollout group padded (in its prompt group's meta) so that its envelope is exactly `size` bytes.
+        const padded = (groupId: string, size: number) => {
+          const body = sampleRolloutGroup(groupId);
+          const sized = (pad: number) => ({ ...body, group: { ...body.group, meta: { pad: "x".repeat(pad) } } });
+          const bytesOf = (pad: number) =>
+            encodeEnvelope(
+              envelope(RolloutGroupMessage, sized(pad), { experiment, sender: "tester", id: groupId }),
+              Number.POSITIVE_INFINITY,
+            ).byteLength;
+          const pad = 100_000 + size - bytesOf(100_000); // msgpack's str32 length prefix: linear from here on
+          expect(bytesOf(pad)).toBe(size);
+          return sized(pad);
+        };
+        const gap = padded("g-gap", maxPayload - 8); // fits alone, not with its 32 header bytes
+        const started = Date.now();
+        const error = yield* Effect.flip(publishWork(ROLLOUTS_QUEUE, gap, { msgId: "g-gap" }));
+        const elapsedMs = Date.now() - started;
+        const pendingAfterRefusal = yield* pendingWork(ROLLOUTS_QUEUE);
+        const fits = padded("g-fits", maxPayload - headerFor("g-fits")); // with its headers, exactly max_payload
+        const stored = yield* publishWork(ROLLOUTS_QUEUE, fits, { msgId: "g-fits" });
+        return {
+          maxPayload,
+          header: headerFor("g-gap"),
+          error,
+          elapsedMs,
+          pendingAfterRefusal,
+          stored,
+          pending: yield* pendingWork(ROLLOUTS_QUEUE),
+        };
+      }),
+    );
+    expect(result.error).toBeInstanceOf(MessageTooLargeError);
+    expect(result.elapsedMs).toBeLessThan(5_000); // not the 60 s of retries an outage gets
+    expect(result.pendingAfterRefusal).toBe(0);
+    const error = result.error as MessageTooLargeError;
+    expect(error.headerBytes).toBe(result.header);
+    expect(error.bytes).toBe(result.maxPayload - 8 + result.header);
+    expect(error.message).toContain(
+      `RolloutGroup message is ${error.bytes} bytes, over the ${result.maxPayload}-byte limit; nothing was sent ` +
+        `(${result.maxPayload - 8} bytes of envelope and ${result.header} of NATS headers`,
+    );
+    expect(result.stored.duplicate).toBe(false);
+    expect(result.pending).toBe(1);
+  }, 20_000);
+
   it("re-running ensureWorkQueues with new settings updates the consumers", async () => {
     const result = await runWith(
       url(),
