@@ -98,7 +98,27 @@ interface Throughput {
   readonly cpuSeconds: number;
   /** CPU seconds per learner step between the steady-state marks (see cpuMarks), by process role. */
   readonly cpuPerStep: Readonly<Record<string, number>>;
+  /**
+   * Answer tokens trained on per learner step between the same marks. Runs drift apart in answer
+   * length (an update costs with it), so CPU per trained token compares the same work.
+   */
+  readonly answerTokensPerStep: number;
 }
+
+/** Mean answer tokens trained per learner step over the steps in the CPU window. */
+const answerTokensPerStep = (
+  steps: readonly { readonly step?: number; readonly values: Record<string, number> }[],
+  totalSteps: number,
+  answersPerStep: number,
+) => {
+  const { from, to } = cpuMarks(totalSteps);
+  const lengths = steps.flatMap((m) =>
+    m.step !== undefined && m.step > from && m.step <= to && m.values["learner.answerTokens.mean"] !== undefined
+      ? [m.values["learner.answerTokens.mean"]]
+      : [],
+  );
+  return (answersPerStep * sum(lengths)) / Math.max(1, lengths.length);
+};
 
 /**
  * The learner steps between which CPU is sampled for `cpuPerStep`: after start-up and the first
@@ -131,6 +151,7 @@ interface Payloads {
 interface SyncSplit {
   readonly batchMs: number[];
   readonly updateMs: number[];
+  readonly updateCpuMs: number[];
 }
 
 async function serialRun(
@@ -171,11 +192,16 @@ async function serialRun(
   const recorded = readFileSync(result.metricsFile, "utf8")
     .split("\n")
     .filter(Boolean)
-    .map((line) => (JSON.parse(line) as { body: { values: Record<string, number> } }).body.values);
+    .map((line) => (JSON.parse(line) as { body: { step?: number; values: Record<string, number> } }).body);
   const split: SyncSplit = {
-    batchMs: recorded.flatMap((values) => (values["rollout.batchMs"] === undefined ? [] : [values["rollout.batchMs"]])),
-    updateMs: recorded.flatMap((values) =>
+    batchMs: recorded.flatMap(({ values }) =>
+      values["rollout.batchMs"] === undefined ? [] : [values["rollout.batchMs"]],
+    ),
+    updateMs: recorded.flatMap(({ values }) =>
       values["learner.updateMs"] === undefined ? [] : [values["learner.updateMs"]],
+    ),
+    updateCpuMs: recorded.flatMap(({ values }) =>
+      values["learner.updateCpuMs"] === undefined ? [] : [values["learner.updateCpuMs"]],
     ),
   };
   const windowSeconds = (stepEnds.at(-1)! - stepEnds[0]!) / 1000;
@@ -190,6 +216,7 @@ async function serialRun(
         return (used.user + used.system) / 1e6;
       })(),
       cpuPerStep: { loop: (cpuAt.get(marks.to)! - cpuAt.get(marks.from)!) / (marks.to - marks.from) },
+      answerTokensPerStep: answerTokensPerStep(recorded, L.totalSteps, L.groupsPerStep * G),
     },
     payloads: { prompt: last!.rollout.group, rollout: last!.rollout, scored: last! },
     split,
@@ -280,11 +307,12 @@ const total = (events: readonly MetricsLine[], key: string) => sum(events.map((e
 
 function pipelineThroughput(
   metrics: readonly MetricsLine[],
-  groupSize: number,
+  config: ExperimentConfig,
   totalSeconds: number,
   cpuSeconds: number,
   cpuPerStep: Throughput["cpuPerStep"],
 ): Throughput {
+  const groupSize = config.rollout.groupSize;
   const steps = byRole(metrics, "learner").sort((a, b) => a.step! - b.step!);
   const first = steps[0]!;
   const last = steps.at(-1)!;
@@ -301,6 +329,11 @@ function pipelineThroughput(
     totalSeconds,
     cpuSeconds,
     cpuPerStep,
+    answerTokensPerStep: answerTokensPerStep(
+      steps,
+      config.learner.totalSteps,
+      config.learner.groupsPerStep * groupSize,
+    ),
   };
 }
 
@@ -374,7 +407,7 @@ async function main() {
         if (arm === "sync") sync = await serialRun(config);
         else {
           run = await actorPipeline(server.url, server.pid, round, arm);
-          actors.set(arm, pipelineThroughput(run.metrics, G, run.totalSeconds, run.cpuSeconds, run.cpuPerStep));
+          actors.set(arm, pipelineThroughput(run.metrics, config, run.totalSeconds, run.cpuSeconds, run.cpuPerStep));
         }
       }
       rounds.push({ sync: sync!.throughput, actors, load: `${load} → ${loadavg()[0]!.toFixed(1)}` });
@@ -414,16 +447,26 @@ async function main() {
       }
     }
     console.log("\n### Against the serial runner, by rollout actors (goal: throughput ≥ 1.0×, CPU per step ≤ 1.2×)\n");
-    console.log("| rollout actors | throughput ratio (answers learned / s) | CPU per learner step ratio | rounds |");
-    console.log("|---|---|---|---|");
+    console.log(
+      "| rollout actors | throughput ratio (answers learned / s) | CPU per learner step ratio | answer tokens per step ratio | CPU per trained token ratio | rounds (throughput / CPU per step / tokens / CPU per token) |",
+    );
+    console.log("|---|---|---|---|---|---|");
     for (const n of ROLLOUT_ACTORS) {
-      const ratios = rounds.map((r) => ({
-        throughput: r.actors.get(n)!.learnedPerSecond / r.sync.learnedPerSecond,
-        cpu: sum(Object.values(r.actors.get(n)!.cpuPerStep)) / r.sync.cpuPerStep.loop!,
-      }));
+      const ratios = rounds.map((r) => {
+        const actors = r.actors.get(n)!;
+        const cpu = sum(Object.values(actors.cpuPerStep)) / r.sync.cpuPerStep.loop!;
+        const tokens = actors.answerTokensPerStep / r.sync.answerTokensPerStep;
+        return {
+          throughput: actors.learnedPerSecond / r.sync.learnedPerSecond,
+          cpu,
+          tokens,
+          cpuPerToken: cpu / tokens,
+        };
+      });
+      const med = (key: keyof (typeof ratios)[number]) => fmt(median(ratios.map((x) => x[key])), 2);
       console.log(
-        `| ${n} | **${fmt(median(ratios.map((x) => x.throughput)), 2)}×** | **${fmt(median(ratios.map((x) => x.cpu)), 2)}×** | ` +
-          `${ratios.map((x) => `${fmt(x.throughput, 2)}× / ${fmt(x.cpu, 2)}×`).join(", ")} |`,
+        `| ${n} | **${med("throughput")}×** | **${med("cpu")}×** | ${med("tokens")}× | **${med("cpuPerToken")}×** | ` +
+          `${ratios.map((x) => [x.throughput, x.cpu, x.tokens, x.cpuPerToken].map((r) => `${fmt(r, 2)}×`).join(" / ")).join("; ")} |`,
       );
     }
     const cores = availableParallelism();
@@ -458,6 +501,7 @@ async function main() {
     for (const [name, syncMs, pipelineMs] of [
       ["sample a rollout batch (+ references)", sync.split.batchMs, pipelineOps("rollout", "rollout.batchMs")],
       ["GRPO update", sync.split.updateMs, pipelineOps("learner", "learner.updateMs")],
+      ["GRPO update, the learner's CPU", sync.split.updateCpuMs, pipelineOps("learner", "learner.updateCpuMs")],
     ] as const) {
       console.log(
         `| ${name} | ${fmt(median(syncMs), 0)} | ${fmt(median(pipelineMs), 0)} | ${fmt(median(pipelineMs) / median(syncMs), 2)}× |`,

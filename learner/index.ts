@@ -16,7 +16,9 @@ export {
   runLearner,
   saveLearnerCheckpoint,
   startingPolicy,
+  type TimedUpdate,
   toGrpoBatch,
+  updateOnGroups,
 } from "./learner.ts";
 export { learnerRole } from "./learner-actor.ts";
 export { type LineageRecord, lineageDraw, lineageFile, openLineage } from "./lineage.ts";

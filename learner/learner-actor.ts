@@ -47,16 +47,14 @@ import {
 } from "../messaging/index.ts";
 import { buildPolicy, createOptimizer, memoryFigures, type Policy } from "../models/index.ts";
 import { type Drop, openDropJournal, readDropJournal } from "./drop-journal.ts";
-import { grpoUpdate } from "./grpo-step.ts";
 import {
   environmentMismatch,
-  grpoSettingsFor,
   type LearnerLink,
   loadStartingPolicy,
   makeLedger,
   runLearner,
   saveLearnerCheckpoint,
-  toGrpoBatch,
+  updateOnGroups,
 } from "./learner.ts";
 import { openLineage } from "./lineage.ts";
 import { ownPolicyPointer, startingAnnouncement } from "./policy-pointer.ts";
@@ -228,7 +226,7 @@ export const learnerRole: RoleDefinition = {
         });
 
       // Durations of the loop's parts, for the step's metrics.
-      const timings = { collectMs: 0, updateMs: 0, publishMs: 0, checkpointMs: 0 };
+      const timings = { collectMs: 0, updateMs: 0, updateCpuMs: 0, publishMs: 0, checkpointMs: 0 };
       const timed = <A, E, R>(key: keyof typeof timings, effect: Effect.Effect<A, E, R>) =>
         Effect.gen(function* () {
           const started = performance.now();
@@ -274,20 +272,14 @@ export const learnerRole: RoleDefinition = {
           ),
         // The update blocks this process's event loop for seconds: announced first, so status shows it busy.
         update: (groups) =>
-          timed(
-            "updateMs",
-            actor.busy(
-              `GRPO update (step ${ledger.progress.step + 1})`,
-              Effect.promise(() =>
-                grpoUpdate(
-                  policy,
-                  optimizer,
-                  reference,
-                  toGrpoBatch(groups, config.learner.offPolicy.cap),
-                  grpoSettingsFor(config),
-                ),
-              ),
-            ),
+          actor.busy(
+            `GRPO update (step ${ledger.progress.step + 1})`,
+            Effect.promise(async () => {
+              const { stats, wallMs, cpuMs } = await updateOnGroups(config, policy, optimizer, reference, groups);
+              timings.updateMs = wallMs;
+              timings.updateCpuMs = cpuMs;
+              return stats;
+            }),
           ),
         skipped: (groups, reason) =>
           Effect.gen(function* () {
@@ -347,6 +339,7 @@ export const learnerRole: RoleDefinition = {
               "learner.stepMs": timings.updateMs + timings.publishMs + timings.checkpointMs,
               "learner.collectMs": timings.collectMs,
               "learner.updateMs": timings.updateMs,
+              "learner.updateCpuMs": timings.updateCpuMs,
               "learner.publishMs": timings.publishMs,
               "learner.checkpointMs": timings.checkpointMs,
               // Per step, to tell a leak (tensors grow) from a fragmented wasm heap (only the heap grows).

@@ -31,7 +31,7 @@ import {
 import { countDrops, type Drop, type DropReason } from "./drop-journal.ts";
 import { type GroupLimits, invalidGroupReason } from "./group-validation.ts";
 import { truncatedImportanceWeights } from "./grpo.ts";
-import type { GrpoBatch, GrpoSettings, GrpoStats } from "./grpo-step.ts";
+import { type GrpoBatch, type GrpoSettings, type GrpoStats, grpoUpdate } from "./grpo-step.ts";
 import type { Lineage } from "./lineage.ts";
 
 /** What a learner checkpoint carries besides weights and Adam state. */
@@ -240,6 +240,38 @@ export const grpoSettingsFor = (config: ExperimentConfig): GrpoSettings => ({
   horizon: config.rollout.maxNewTokens,
   microBatchAnswers: config.learner.microBatchAnswers,
 });
+
+/** An update's statistics with its wall time and its process's CPU time (all threads), in ms. */
+export interface TimedUpdate {
+  readonly stats: GrpoStats;
+  readonly wallMs: number;
+  readonly cpuMs: number;
+}
+
+/**
+ * One GRPO update on scored groups, as both runners make it, timed two ways: CPU above wall time
+ * means other threads helped; below it, the process waited for a core (two compute processes on
+ * two cores, say).
+ */
+export async function updateOnGroups(
+  config: ExperimentConfig,
+  policy: Policy,
+  optimizer: tf.AdamOptimizer,
+  reference: Policy | undefined,
+  groups: readonly ScoredGroup[],
+): Promise<TimedUpdate> {
+  const started = performance.now();
+  const cpuStarted = process.cpuUsage();
+  const stats = await grpoUpdate(
+    policy,
+    optimizer,
+    reference,
+    toGrpoBatch(groups, config.learner.offPolicy.cap),
+    grpoSettingsFor(config),
+  );
+  const cpu = process.cpuUsage(cpuStarted);
+  return { stats, wallMs: performance.now() - started, cpuMs: (cpu.user + cpu.system) / 1000 };
+}
 
 export const withoutStall = ({ stalledSince: _, ...progress }: LearnerProgress): LearnerProgress => progress;
 

@@ -41,8 +41,6 @@ import {
 import type { ExperimentConfig, RolloutRetrieval } from "../configs/index.ts";
 import {
   environmentMismatch,
-  grpoSettingsFor,
-  grpoUpdate,
   initialPolicy,
   type LearnerLink,
   learnerStepMetrics,
@@ -51,7 +49,8 @@ import {
   openLineage,
   runLearner,
   saveLearnerCheckpoint,
-  toGrpoBatch,
+  type TimedUpdate,
+  updateOnGroups,
 } from "../learner/index.ts";
 import { type BackendInfo, createOptimizer, initBackend, textFormatOfRecord } from "../models/index.ts";
 
@@ -171,7 +170,7 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
     let finalResult: Awaited<ReturnType<typeof evaluation.evaluate>>["result"] | undefined;
     let lastEvaluated = 0;
     let fruitless = 0;
-    let updateMs = 0;
+    let lastUpdate: TimedUpdate | undefined;
     const handedOut = new HandedOut();
     /** `cit`: the learner step of the last selection (none yet: one is due before the first group). */
     let citStep: number | undefined;
@@ -253,17 +252,9 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
         }),
       update: (groups) =>
         Effect.promise(async () => {
-          const started = performance.now();
           const reference = L.klBeta > 0 ? initial.policy : undefined;
-          const stats = await grpoUpdate(
-            policy,
-            optimizer,
-            reference,
-            toGrpoBatch(groups, config.learner.offPolicy.cap),
-            grpoSettingsFor(config),
-          );
-          updateMs = performance.now() - started;
-          return stats;
+          lastUpdate = await updateOnGroups(config, policy, optimizer, reference, groups);
+          return lastUpdate.stats;
         }),
       skipped: (_groups, reason) =>
         Effect.gen(function* () {
@@ -302,7 +293,11 @@ export const runSerial = (config: ExperimentConfig, options: SerialRunOptions = 
         Effect.sync(() => {
           const { progress } = ledger;
           const values = learnerStepMetrics(stats, groups, progress, trainedOn);
-          record("learner", progress.step, { ...values, "learner.updateMs": updateMs });
+          record("learner", progress.step, {
+            ...values,
+            "learner.updateMs": lastUpdate?.wallMs ?? 0,
+            "learner.updateCpuMs": lastUpdate?.cpuMs ?? 0,
+          });
           record("reward", progress.step, verificationMetrics("reward", verification));
           options.onStep?.({ groups, progress });
           say(

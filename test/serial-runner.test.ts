@@ -78,6 +78,14 @@ describe("the serial runner", () => {
     ])
       expect(Object.keys(step), name).toEqual(expect.arrayContaining([`learner.${name}.mean`, `learner.${name}.std`]));
     expect(step["learner.policyLag.max"]).toBe(0);
+    // The update is timed on the wall clock and in CPU (the filter above leaves timings out).
+    const timed = readFileSync(a.metricsFile, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => (JSON.parse(line) as { body: { values: Record<string, number> } }).body.values)
+      .find((values) => values["learner.updateMs"] !== undefined)!;
+    expect(timed["learner.updateMs"]).toBeGreaterThan(0);
+    expect(timed["learner.updateCpuMs"]).toBeGreaterThan(0);
     // The report embeds its plots, drawn from the run's own records: 4 steps, versions 0, 2 and 4.
     const report = readFileSync(a.report!, "utf8");
     for (const plot of ["reward", "reward-terms", "eval-hallucinationRate", "eval-detail", "eval-relevanceWinRate"])
