@@ -101,3 +101,20 @@ export function huggingFaceTextFormat(record: HuggingFaceTokenizerRecord, source
     stopTokens: [eos],
   };
 }
+
+/**
+ * A corpus document as continued pretraining reads it (pretrain/pretrain-factworld.ts): the
+ * tokenizer's encoding of the text with whatever its post-processor adds, as a prompt is read
+ * (Llama 3 begins it with `<|begin_of_text|>`, Qwen2 adds nothing), without a trailing
+ * end-of-sequence id: the corpus stream puts exactly one after each document.
+ */
+export function huggingFaceDocumentTokens(
+  record: HuggingFaceTokenizerRecord,
+  source: string,
+): (text: string) => Int32Array {
+  const tokenizer = huggingFaceTokenizer(record, source);
+  return (text) => {
+    const ids = tokenizer.encode(text).ids;
+    return Int32Array.from(ids.at(-1) === record.eos ? ids.slice(0, -1) : ids);
+  };
+}

@@ -31,7 +31,11 @@ export {
 export { type DenseConfig, DensePolicy } from "./dense.ts";
 export { embedSequences, embedTexts } from "./embedding.ts";
 export { eventLoopYielder, yieldToEventLoop } from "./event-loop.ts";
-export { type HuggingFaceTokenizerRecord, isHuggingFaceTokenizerRecord } from "./hf-text-format.ts";
+export {
+  type HuggingFaceTokenizerRecord,
+  huggingFaceDocumentTokens,
+  isHuggingFaceTokenizerRecord,
+} from "./hf-text-format.ts";
 export {
   checkHuggingFaceModel,
   exportHuggingFaceModel,

@@ -72,6 +72,18 @@ describe("compare-pretrain", () => {
     expect(lines[4]).toMatch(/^\| old \| – \| 2\.200 \| not in 100 \|/);
   });
 
+  it("refuses to race runs whose corpus was read by different tokenizers", () => {
+    const pretrain = { steps: 100, resumedFrom: 0, finalEvalLoss: 2.0, evalLosses: curve };
+    const words = readPretrainReport(runDir("words", { pretrain, checkpoint: "x", seconds: 1 }));
+    const llama = readPretrainReport(
+      runDir("llama", { init: "hf:models/llama", pretrain, checkpoint: "x", seconds: 1 }),
+    );
+    expect(() => comparePretrainTable([words, llama])).toThrow(
+      /llama read the corpus with hf:models\/llama, words with FactWorld's word tokenizer: .*not comparable/,
+    );
+    expect(comparePretrainTable([llama, llama]).split("\n")).toHaveLength(4);
+  });
+
   it("names the file that is not a pretrain report", () => {
     const dir = runDir("bogus", { hello: 1 });
     expect(() => readPretrainReport(dir)).toThrow(/bogus\/report\.json is not a factrl pretrain report/);

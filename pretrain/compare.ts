@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { BasePolicyReport } from "./pretrain-pipeline.ts";
 
-/** A report with a corpus stage to compare (one that started from `init: hf:DIR` has none). */
+/** A report with a corpus stage to compare (one from `init: hf:DIR` with `pretrain.steps: 0` has none). */
 export interface NamedReport {
   readonly name: string;
   readonly report: BasePolicyReport & { readonly pretrain: NonNullable<BasePolicyReport["pretrain"]> };
@@ -26,7 +26,7 @@ export function readPretrainReport(runDir: string): NamedReport {
   const pretrain = report.pretrain;
   if (typeof pretrain?.finalEvalLoss !== "number") {
     throw new Error(
-      `compare-pretrain: ${file} is not a factrl pretrain report (no pretrain.finalEvalLoss; a run from init: hf:DIR has no corpus stage)`,
+      `compare-pretrain: ${file} is not a factrl pretrain report (no pretrain.finalEvalLoss; a run from init: hf:DIR with pretrain.steps: 0 has no corpus stage)`,
     );
   }
   return {
@@ -45,10 +45,21 @@ export function stepsToLoss(
 
 const percent = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? "–" : `${(100 * x).toFixed(1)} %`);
 
-/** A markdown table of the reports; the first is the reference whose final held-out loss the others race to. */
+/**
+ * A markdown table of the reports; the first is the reference whose final held-out loss the others
+ * race to. Losses and tokens are per token of the tokenizer that read the corpus — FactWorld's words,
+ * or an imported model's own (`init`) — so runs read by different tokenizers are refused, not compared.
+ */
 export function comparePretrainTable(runs: readonly NamedReport[]): string {
   const [reference] = runs;
   if (!reference) throw new Error("compare-pretrain: no run to compare");
+  const reader = (run: NamedReport) => run.report.init ?? "FactWorld's word tokenizer";
+  const other = runs.find((run) => reader(run) !== reader(reference));
+  if (other) {
+    throw new Error(
+      `compare-pretrain: ${other.name} read the corpus with ${reader(other)}, ${reference.name} with ${reader(reference)}: held-out losses in different tokens are not comparable`,
+    );
+  }
   const target = reference.report.pretrain.finalEvalLoss;
   const header = [
     "run",

@@ -163,6 +163,33 @@ describe("pretrain config", () => {
     );
   });
 
+  it("starts from a Hugging Face model with or without a corpus stage; what only FactWorld's own models have is refused at its field", () => {
+    const init = "hf:models/fixtures/hf/tiny-llama";
+    // continued pretraining: the corpus stage in the model's own tokenizer (the default 1200 steps, or any)
+    expect(decodePretrainConfig({ init }, "x").pretrain.steps).toBe(1200);
+    const continued = decodePretrainConfig(
+      { init, pretrain: { steps: 50, seqLen: 64, balanceTailShare: 0.1, pruneShare: 0.2, lowQualityRate: 0.1 } },
+      "x",
+    );
+    expect(continued.pretrain).toMatchObject({ steps: 50, seqLen: 64, balanceTailShare: 0.1, pruneShare: 0.2 });
+    expect(decodePretrainConfig({ init, pretrain: { steps: 0 } }, "x").pretrain.steps).toBe(0); // SFT only
+    const refused = (raw: Record<string, unknown>) => () => decodePretrainConfig({ init, ...raw }, "x");
+    expect(refused({ model: { dModel: 64 } })).toThrow(
+      /model: The architecture is .*config\.json: leave model out with init/,
+    );
+    expect(refused({ vision: {} })).toThrow(/vision: .* is a text model: it has no image tokens/);
+    expect(refused({ pretrain: { entropy: { steps: 10 } } })).toThrow(
+      /pretrain\.entropy: Entropy patching is the blt backbone's; .* leave pretrain\.entropy out with init/,
+    );
+    expect(refused({ pretrain: { nameEchoDocuments: 10 } })).toThrow(
+      /pretrain\.nameEchoDocuments: Name-echo documents are written in the blt backbone's bytes.*actual 10/,
+    );
+    expect(refused({ contrastive: {} })).toThrow(/contrastive: .*leave vision and init out/);
+    expect(() => decodePretrainConfig({ init: "models/fixtures/hf/tiny-llama" }, "x")).toThrow(
+      /init: .*Expected hf:DIR/,
+    );
+  });
+
   it("reads YAML with --set overrides", () => {
     const dir = mkdtempSync(join(tmpdir(), "factrl-pretrain-config-"));
     const file = join(dir, "p.yaml");

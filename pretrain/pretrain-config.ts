@@ -271,13 +271,17 @@ const PretrainConfigFields = Schema.Struct({
   ).annotations({
     description:
       'Start from a Hugging Face model directory (`hf:DIR`; Llama, Qwen2 — docs/models.md "Your own model") instead of a ' +
-      "fresh policy: no corpus stage (pretrain.steps must be 0), SFT on the world's curated answers in the model's " +
-      "own tokenizer, then the report and export. The architecture is the model's: leave `model` out.",
+      "fresh policy: continued pretraining on the world's corpus read by the model's own tokenizer (pretrain.steps; " +
+      "0 skips it), SFT on the world's curated answers in that tokenizer, then the report and export. The " +
+      "architecture is the model's: leave `model` out.",
   }),
   seed: setting(Schema.Int, 1, "Seed of weight init, data order and sampling."),
   backend: setting(Schema.Literal("auto", "tensorflow", "wasm", "cpu"), "auto", "tfjs backend (see docs/models.md)."),
   model: section(PretrainModel, "The policy's architecture."),
-  pretrain: section(PretrainStage, "Next-token training on the FactWorld corpus."),
+  pretrain: section(
+    PretrainStage,
+    "Next-token training on the FactWorld corpus (with init: continued pretraining of the imported model, the corpus read by its own tokenizer).",
+  ),
   sft: section(SftStage, "LIMA-style fine-tuning on curated examples."),
   evaluation: section(EvaluationStage, "The factuality report of the final policy."),
   output: setting(Schema.String.pipe(Schema.minLength(1)), "runs/base-policy", "Checkpoints and report go here."),
@@ -295,22 +299,29 @@ const PretrainConfigFields = Schema.Struct({
 type PretrainConfigFields = typeof PretrainConfigFields.Type;
 
 const DEFAULT_MODEL = JSON.stringify(Schema.decodeUnknownSync(PretrainModel)({}));
+const DEFAULT_ENTROPY = JSON.stringify(Schema.decodeUnknownSync(EntropyStage)({}));
 
 /**
- * What a Hugging Face start (`init: hf:DIR`) cannot do, as an error at the field: the corpus stage
- * trains FactWorld's word tokenizer, the architecture is the model's own, and it reads no pictures.
+ * What a Hugging Face start (`init: hf:DIR`) cannot do, as an error at the field: the architecture
+ * is the model's own, it reads no pictures, and the byte-level (BLT) corpus settings have no bytes
+ * to act on — the corpus stage reads the world's text through the model's own tokenizer.
  */
 const hfInitProblem = (c: PretrainConfigFields) => {
   if (c.init === undefined) return undefined;
-  if (c.pretrain.steps > 0)
-    return {
-      path: ["pretrain", "steps"],
-      message: `The corpus stage trains FactWorld's word tokenizer, not ${c.init}'s: set pretrain.steps: 0 with init (SFT uses the model's own tokenizer), actual ${c.pretrain.steps}`,
-    };
   if (JSON.stringify(c.model) !== DEFAULT_MODEL)
     return { path: ["model"], message: `The architecture is ${c.init}'s config.json: leave model out with init` };
   if (c.vision !== undefined)
     return { path: ["vision"], message: `${c.init} is a text model: it has no image tokens for the caption task` };
+  if (JSON.stringify(c.pretrain.entropy) !== DEFAULT_ENTROPY)
+    return {
+      path: ["pretrain", "entropy"],
+      message: `Entropy patching is the blt backbone's; ${c.init} reads the corpus in its own tokens: leave pretrain.entropy out with init`,
+    };
+  if (c.pretrain.nameEchoDocuments > 0)
+    return {
+      path: ["pretrain", "nameEchoDocuments"],
+      message: `Name-echo documents are written in the blt backbone's bytes, not ${c.init}'s tokens: leave them out with init, actual ${c.pretrain.nameEchoDocuments}`,
+    };
   return undefined;
 };
 

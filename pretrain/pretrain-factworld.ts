@@ -7,9 +7,14 @@
  * bytes). Its recipe has one more stage before next-byte training: the entropy model is trained on
  * the bytes and the patching threshold calibrated to a mean patch length; both then stay frozen
  * and travel with the weights.
+ *
+ * Continued pretraining (`init`, a Hugging Face model directory) starts from the imported model's
+ * weights and reads the same corpus through the model's own tokenizer: only how a document becomes
+ * tokens changes, the windows, the held-out loss, the checkpoints and resume are the same code.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { isDeepStrictEqual } from "node:util";
 import {
   balancePool,
   bigramModel,
@@ -33,12 +38,17 @@ import {
   bitsPerByte,
   buildPolicy,
   byteTextFormat,
+  checkHuggingFaceModel,
   checkpointWordTokenizer,
   createOptimizer,
+  DensePolicy,
   encodeBytes,
+  type HuggingFaceTokenizerRecord,
+  huggingFaceDocumentTokens,
   type ImageTokenizer,
   imageTokenizerFromPictures,
   imageTokenizerOfRecord,
+  importHuggingFaceModel,
   loadCheckpoint,
   type ModelShape,
   modelConfigFor,
@@ -113,6 +123,12 @@ export interface PretrainSettings extends OptimizerSettings {
    * pretraining pictures, and picture–caption documents mixed into the stream (pretrain-vision.ts).
    */
   readonly vision?: VisionPretraining;
+  /**
+   * Continued pretraining of a Hugging Face model: this model directory's weights and architecture
+   * (`model` is not read), and its tokenizer.json reading the corpus (`seqLen` in its tokens). Its
+   * tokenizer record travels in the checkpoints. Not with `vision`, BLT or name-echo documents.
+   */
+  readonly init?: string;
 }
 
 export const DEFAULT_PRETRAIN: PretrainSettings = {
@@ -156,6 +172,8 @@ export interface PretrainOutcome extends TrainingResult {
   readonly tokenizer: WordTokenizer;
   /** A captioner's image tokenizer (saved with it). */
   readonly image?: ImageTokenizer;
+  /** With `init`: the imported model's tokenizer record, which the policy reads and writes through (its checkpoints keep it). */
+  readonly record?: HuggingFaceTokenizerRecord;
   readonly world: World;
   readonly checkpointDir: string;
   /** Step the run resumed from (0 for a fresh run). */
@@ -167,10 +185,20 @@ export interface PretrainOutcome extends TrainingResult {
   readonly heldOutTokens: number;
 }
 
+/** How the corpus stage reads a document: its tokens, and the ids the stream puts around each one. */
+interface CorpusTokens {
+  readonly encode: (text: string) => Int32Array;
+  /** Before each document; absent when `encode` already begins it (a Hugging Face post-processor's). */
+  readonly bos?: number;
+  readonly eos: number;
+}
+
 /**
  * Pretrains into `outDir/pretrain` (the checkpoint, rewritten every `checkpointEvery` steps). If a
  * checkpoint is already there, training resumes from its step with its weights and Adam state (a
- * BLT's entropy model and threshold included). A fresh BLT first gets its entropy patching.
+ * BLT's entropy model and threshold included). A fresh BLT first gets its entropy patching. With
+ * `init`, a fresh run starts from the Hugging Face model's weights, and a resumed one checks that
+ * the checkpoint was made from that model (its config and tokenizer).
  */
 export async function pretrain(
   settings: PretrainSettings,
@@ -180,14 +208,21 @@ export async function pretrain(
 ): Promise<PretrainOutcome> {
   const world = worldFromSpec(settings.world);
   const tokenizer = settings.vision ? captionTokenizer(world) : createTokenizer(world);
-  const bytes = settings.model.backbone === "blt";
+  const { init } = settings;
+  // Headers and tokenizer only: the weights are read below, and not at all when resuming.
+  const hf = init === undefined ? undefined : await checkHuggingFaceModel(init);
+  if (hf && settings.vision) throw new Error(`pretrain: ${init} is a text model, it has no image tokens`);
+  const bytes = !hf && settings.model.backbone === "blt";
   if (bytes && settings.vision) throw new Error("pretrain: a blt policy reads bytes, it has no image tokens");
+  const corpusTokens: CorpusTokens = hf
+    ? { encode: huggingFaceDocumentTokens(hf.tokenizer, join(init!, "tokenizer.json")), eos: hf.tokenizer.eos }
+    : bytes
+      ? { encode: encodeBytes, ...pick(BYTE_TOKENIZER_RECORD.specialTokens) }
+      : { encode: (text) => tokenizer.encode(text), ...pick(tokenizer.specialTokens) };
   const checkpointDir = join(outDir, "pretrain");
   const resuming = existsSync(join(checkpointDir, "manifest.json"));
   const corpus = pretrainingCorpus(world, settings);
-  let documents = [...corpus.heldOut, ...corpus.train].map((d) =>
-    bytes ? encodeBytes(d.text) : tokenizer.encode(d.text),
-  );
+  let documents = [...corpus.heldOut, ...corpus.train].map((d) => corpusTokens.encode(d.text));
   let heldOut = corpus.heldOut.length;
   let image: ImageTokenizer | undefined;
   if (settings.vision) {
@@ -203,23 +238,37 @@ export async function pretrain(
     documents = mixedDocuments(documents, pictureDocumentTokens(pictures, image, tokenizer), settings.seed);
     heldOut = heldOutCount(documents.length, settings.evalFraction);
   }
-  const { bos, eos } = bytes ? BYTE_TOKENIZER_RECORD.specialTokens : tokenizer.specialTokens;
+  const { bos, eos } = corpusTokens;
   const trainStream = concatTokens([
     tokenStream(documents.slice(heldOut), bos, eos),
-    ...nameEchoStream(world, settings.model.backbone, settings.nameEchoDocuments ?? 0, settings.seed),
+    ...nameEchoStream(
+      world,
+      hf ? "huggingface" : settings.model.backbone,
+      settings.nameEchoDocuments ?? 0,
+      settings.seed,
+    ),
   ]);
   const evalStream = tokenStream(documents.slice(0, heldOut), bos, eos);
-  const config = modelConfigFor(settings.model, tokenizer, settings.seed, image);
+  const config = hf ? hf.config : modelConfigFor(settings.model, tokenizer, settings.seed, image);
   if (settings.seqLen + 1 > config.maxSeqLen) {
-    throw new Error(`pretrain: seqLen ${settings.seqLen} + 1 exceeds model.maxSeqLen ${config.maxSeqLen}`);
+    throw new Error(
+      `pretrain: seqLen ${settings.seqLen} + 1 exceeds ${hf ? `${init}'s max_position_embeddings` : "model.maxSeqLen"} ${config.maxSeqLen}`,
+    );
   }
-  const policy = buildPolicy(config);
+  // A resumed run's weights come from its checkpoint: an imported model is only read when starting.
+  const policy = !hf
+    ? buildPolicy(config)
+    : resuming
+      ? new DensePolicy(hf.config, { randomWeights: false })
+      : (await importHuggingFaceModel(init!)).policy;
   const optimizer = createOptimizer(settings);
   const evalBatches = evalWindows(evalStream, settings.batchSize, settings.seqLen, settings.evalBatches);
   let startStep = 0;
   if (resuming) {
     const loaded = await loadCheckpoint(checkpointDir, { policy, optimizer });
-    checkpointWordTokenizer(loaded.tokenizer, config.backbone, tokenizer, checkpointDir);
+    if (!hf) checkpointWordTokenizer(loaded.tokenizer, config.backbone, tokenizer, checkpointDir);
+    else if (!isDeepStrictEqual(loaded.tokenizer, hf.tokenizer))
+      throw new Error(`${checkpointDir}: its tokenizer is not ${init}'s (pretrained from another model?)`);
     startStep = loaded.step;
   }
   let patching: PatchingSummary | undefined;
@@ -247,7 +296,7 @@ export async function pretrain(
     batchAt: windowBatches(trainStream, settings.batchSize, settings.seqLen, settings.seed),
     evalBatches,
     checkpointDir,
-    tokenizer: tokenizerRecordFor(config.backbone, tokenizer, image),
+    tokenizer: hf ? hf.tokenizer : tokenizerRecordFor(config.backbone, tokenizer, image),
     startStep,
     ...(onProgress ? { onProgress } : {}),
   });
@@ -257,6 +306,7 @@ export async function pretrain(
     policy,
     tokenizer,
     ...(image ? { image } : {}),
+    ...(hf ? { record: hf.tokenizer } : {}),
     world,
     checkpointDir,
     resumedFrom: startStep,
@@ -358,6 +408,8 @@ function savedImageTokenizer(checkpointDir: string): ImageTokenizer {
   if (!image) throw new Error(`${source}: a vision pretraining checkpoint without an image tokenizer`);
   return image;
 }
+
+const pick = ({ bos, eos }: { readonly bos: number; readonly eos: number }) => ({ bos, eos });
 
 const concatTokens = (parts: readonly Int32Array[]): Int32Array => {
   const joined = new Int32Array(parts.reduce((n, p) => n + p.length, 0));

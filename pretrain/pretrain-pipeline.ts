@@ -1,6 +1,6 @@
 /**
  * The base policy, end to end — what `factrl pretrain CONFIG` runs: FactWorld pretraining
- * (resumable) → LIMA-style SFT → a factuality report on eval-split prompts by popularity bucket →
+ * (resumable; from a Hugging Face model with `init`, in its own tokenizer) → LIMA-style SFT → a factuality report on eval-split prompts by popularity bucket →
  * optionally a shipped copy (float16, no optimiser state) with the report inside its manifest.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -41,9 +41,9 @@ import {
 import { evaluateFactuality, type FactualityReport } from "./sft-eval.ts";
 
 export interface BasePolicyReport {
-  /** The Hugging Face model it started from (`init: hf:DIR`), which has no corpus stage. */
+  /** The Hugging Face model it started from (`init: hf:DIR`). */
   readonly init?: string;
-  /** The corpus stage (absent with `init`). */
+  /** The corpus stage (absent when it was skipped: `init` with `pretrain.steps: 0`). */
   readonly pretrain?: {
     readonly steps: number;
     readonly resumedFrom: number;
@@ -82,8 +82,11 @@ export async function makeBasePolicy(
 ): Promise<BasePolicyReport> {
   const started = performance.now();
   const vision = visionPretraining(config);
+  // With init and no corpus steps, SFT starts from the imported model as it is.
   const start =
-    config.init !== undefined ? await importedStart(config, config.init) : await pretrainedStart(config, onEvent);
+    config.init !== undefined && config.pretrain.steps === 0
+      ? await importedStart(config, config.init)
+      : await pretrainedStart(config, onEvent);
   const { world, tokenizer, image } = start;
   let policy: Policy = start.policy;
   let checkpoint = start.checkpointDir;
@@ -222,7 +225,7 @@ function visionPretraining(config: PretrainConfig): VisionPretraining | undefine
   return { task: { ...task, altText: altText ?? {} }, codebookSize, pictureDocuments, captions };
 }
 
-/** Where SFT starts: the pretrained policy, or the imported one (with its tokenizer record). */
+/** Where SFT starts: the pretrained policy, or the imported one (with its tokenizer record), pretrained or not. */
 interface Start {
   readonly world: World;
   /** The world's words: claims are read in them whatever the policy's tokenizer. */
@@ -236,7 +239,10 @@ interface Start {
   readonly pretrain?: BasePolicyReport["pretrain"];
 }
 
-/** The corpus stage (resumable) on FactWorld's words. */
+/**
+ * The corpus stage (resumable) on FactWorld's words, or, with `init: hf:DIR`, continued pretraining
+ * of the imported model on the same corpus in the model's own tokenizer.
+ */
 async function pretrainedStart(config: PretrainConfig, onEvent: (event: PipelineEvent) => void): Promise<Start> {
   // The config names layers and heads as a user would; the BLT-only settings are there only when set.
   const { layers: nLayers, heads: nHeads, ...shape } = config.model;
@@ -270,6 +276,7 @@ async function pretrainedStart(config: PretrainConfig, onEvent: (event: Pipeline
         meanPatchLength: p.entropy.meanPatchLength,
       },
       ...(vision ? { vision } : {}),
+      ...(config.init !== undefined ? { init: huggingFaceDir(config.init) ?? config.init } : {}),
     },
     config.output,
     (progress) => onEvent({ stage: "pretrain", progress }),
@@ -279,6 +286,7 @@ async function pretrainedStart(config: PretrainConfig, onEvent: (event: Pipeline
     world: pre.world,
     tokenizer: pre.tokenizer,
     ...(pre.image ? { image: pre.image } : {}),
+    ...(pre.record ? { record: pre.record } : {}),
     policy: pre.policy,
     checkpointDir: pre.checkpointDir,
     step: pre.steps + pre.resumedFrom,
@@ -295,7 +303,7 @@ async function pretrainedStart(config: PretrainConfig, onEvent: (event: Pipeline
 }
 
 /**
- * `init: hf:DIR`: the imported policy, saved as step 0 in `OUTPUT/init` (SFT starts and resumes from
+ * `init: hf:DIR` without a corpus stage: the imported policy, saved as step 0 in `OUTPUT/init` (SFT starts and resumes from
  * checkpoints; the Hugging Face tokenizer travels in it).
  */
 async function importedStart(config: PretrainConfig, init: string): Promise<Start> {

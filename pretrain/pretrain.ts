@@ -148,13 +148,17 @@ export async function trainLanguageModel(run: TrainingRun): Promise<TrainingResu
 
 // ── pretraining data ─────────────────────────────────────────────────────────────────────────────
 
-/** Documents as one token stream: `<bos> document <eos>` after each other. */
-export function tokenStream(documents: readonly Int32Array[], bos: number, eos: number): Int32Array {
-  const total = documents.reduce((n, d) => n + d.length + 2, 0);
+/**
+ * Documents as one token stream: `<bos> document <eos>` after each other. Without `bos` (a Hugging
+ * Face tokenizer's encoding already begins a document as its post-processor wants) only `<eos>` is added.
+ */
+export function tokenStream(documents: readonly Int32Array[], bos: number | undefined, eos: number): Int32Array {
+  const framing = bos === undefined ? 1 : 2;
+  const total = documents.reduce((n, d) => n + d.length + framing, 0);
   const stream = new Int32Array(total);
   let at = 0;
   for (const doc of documents) {
-    stream[at++] = bos;
+    if (bos !== undefined) stream[at++] = bos;
     stream.set(doc, at);
     at += doc.length;
     stream[at++] = eos;

@@ -39,7 +39,11 @@ describe("factrl pretrain from init: hf:DIR", () => {
       const { file } = await configFile([`init: "hf:${LLAMA}"`, ...lines]);
       return () => loadPretrainConfig(file);
     };
-    expect(await refused([])).toThrow(/pretrain\.steps.*set pretrain\.steps: 0 with init.*actual 1200/s);
+    // Continued pretraining (pretrain.steps > 0) is accepted: pretrain/pretrain-hf.test.ts runs it.
+    expect(await refused(["pretrain: { steps: 10 }"])).not.toThrow();
+    expect(await refused(["pretrain: { steps: 10, entropy: { steps: 5 } }"])).toThrow(
+      /pretrain\.entropy.*out with init/s,
+    );
     expect(await refused(["pretrain: { steps: 0 }", "model: { dModel: 64 }"])).toThrow(
       /model.*config\.json: leave model out with init/s,
     );

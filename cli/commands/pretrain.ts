@@ -1,6 +1,7 @@
 /**
  * `factrl pretrain CONFIG`: make the base policy (pretrain on FactWorld → SFT → factuality report),
- * or fine-tune a Hugging Face model (`init: hf:DIR`) on the world's answers in its own tokenizer.
+ * or start from a Hugging Face model (`init: hf:DIR`): continued pretraining on the same corpus and SFT on the
+ * world's answers, both in the model's own tokenizer.
  */
 import type { Command } from "commander";
 import { Console, Effect } from "effect";
@@ -65,7 +66,7 @@ export function registerPretrain(program: Command): void {
   program
     .command("pretrain")
     .description(
-      "make the base policy: pretrain on the FactWorld corpus (resumable), SFT, factuality report; or SFT a Hugging Face model (init: hf:DIR)",
+      "make the base policy: pretrain on the FactWorld corpus (resumable), SFT, factuality report; or start from a Hugging Face model (init: hf:DIR), in its own tokenizer",
     )
     .argument("<config>", "pretrain config (YAML), e.g. configs/pretrain.yaml")
     .option("--set <key=value>", "override a config value, e.g. --set pretrain.steps=100 (repeatable)", collect, [])
