@@ -165,8 +165,9 @@ describe("pretrain config", () => {
 
   it("starts from a Hugging Face model with or without a corpus stage; what only FactWorld's own models have is refused at its field", () => {
     const init = "hf:models/fixtures/hf/tiny-llama";
-    // continued pretraining: the corpus stage in the model's own tokenizer (the default 1200 steps, or any)
-    expect(decodePretrainConfig({ init }, "x").pretrain.steps).toBe(1200);
+    // continued pretraining: the corpus stage in the model's own tokenizer, for as many steps as the config says
+    expect(() => decodePretrainConfig({ init }, "x")).toThrow(/pretrain\.steps: with init, say how many corpus steps/);
+    expect(() => decodePretrainConfig({ init, pretrain: { steps: -1 } }, "x")).toThrow(/pretrain\.steps/);
     const continued = decodePretrainConfig(
       { init, pretrain: { steps: 50, seqLen: 64, balanceTailShare: 0.1, pruneShare: 0.2, lowQualityRate: 0.1 } },
       "x",

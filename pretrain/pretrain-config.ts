@@ -272,7 +272,7 @@ const PretrainConfigFields = Schema.Struct({
     description:
       'Start from a Hugging Face model directory (`hf:DIR`; Llama, Qwen2 — docs/models.md "Your own model") instead of a ' +
       "fresh policy: continued pretraining on the world's corpus read by the model's own tokenizer (pretrain.steps; " +
-      "0 skips it), SFT on the world's curated answers in that tokenizer, then the report and export. The " +
+      "given with init; 0 skips it), SFT on the world's curated answers in that tokenizer, then the report and export. The " +
       "architecture is the model's: leave `model` out.",
   }),
   seed: setting(Schema.Int, 1, "Seed of weight init, data order and sampling."),
@@ -401,11 +401,25 @@ export class PretrainConfigError extends Error {
 
 const decode = Schema.decodeUnknownEither(PretrainConfig, { errors: "all", onExcessProperty: "error" });
 
+/**
+ * With `init`, the corpus stage's defaults (1200 steps at 2e-3) are a fresh policy's and would wreck a
+ * pretrained one: the number of corpus steps must be said (0: SFT only).
+ */
+function initWithoutSteps(raw: unknown): string | undefined {
+  const config = (raw ?? {}) as { init?: unknown; pretrain?: { steps?: unknown } };
+  if (config.init === undefined || config.pretrain?.steps !== undefined) return undefined;
+  return (
+    "pretrain.steps: with init, say how many corpus steps to continue pretraining for (0: SFT only); the " +
+    "default 1200 steps at learning rate 2e-3 are for a fresh policy (docs/models.md)"
+  );
+}
+
 /** Decodes a raw config; throws one error listing every bad field with its path. */
 export function decodePretrainConfig(raw: unknown, source: string): PretrainConfig {
   const result = decode(raw ?? {});
-  if (Either.isRight(result)) return result.right;
-  const problems = formatProblems(result.left);
+  const missing = initWithoutSteps(raw);
+  if (Either.isRight(result) && missing === undefined) return result.right;
+  const problems = [...(Either.isLeft(result) ? formatProblems(result.left) : []), ...(missing ? [missing] : [])];
   throw new PretrainConfigError(`invalid pretrain config (${source}):\n${problems.map((p) => `  - ${p}`).join("\n")}`);
 }
 
