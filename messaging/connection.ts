@@ -82,7 +82,10 @@ export interface NatsService {
   readonly connection: NatsConnection;
   readonly jetstream: JetStreamClient;
   readonly manager: JetStreamManager;
-  /** The largest message factrl may send on this connection (min of its limit and the server's). */
+  /**
+   * The largest message factrl may send on this connection (min of its limit and the server's), read
+   * from the server's latest INFO: a reconnect to a server with a smaller max_payload lowers it.
+   */
   readonly maxPayload: number;
   /** Copies of each stream, consumer, KV bucket and blob this connection creates. */
   readonly replicas: number;
@@ -243,12 +246,13 @@ export function connectNats(options: ConnectionOptions): Effect.Effect<NatsServi
     }).pipe(Effect.tapError(() => Effect.promise(() => connection.close())));
     void logStatus(connection, logger);
     logger.info({ server: connection.getServer() }, "NATS connected");
-    const serverMax = connection.info?.max_payload ?? Number.POSITIVE_INFINITY;
     const service: NatsService = {
       connection,
       jetstream: jetstream(connection),
       manager,
-      maxPayload: Math.min(MAX_MESSAGE_BYTES, serverMax),
+      get maxPayload() {
+        return Math.min(MAX_MESSAGE_BYTES, connection.info?.max_payload ?? Number.POSITIVE_INFINITY);
+      },
       replicas: options.replicas ?? 1,
       logger,
     };

@@ -1,11 +1,16 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Chunk, Effect, Fiber, Queue } from "effect";
 import { describe, expect, it } from "vitest";
-import { PIPELINE_QUEUES, PROMPTS_QUEUE } from "../../actors/topology.ts";
+import { PIPELINE_QUEUES, PROMPTS_QUEUE, ROLLOUTS_QUEUE } from "../../actors/topology.ts";
 import {
   consumeWork,
   ensureWorkQueues,
   experimentSubjects,
+  MessageTooLargeError,
   MetricsEventMessage,
+  Nats,
   openWorkFetcher,
   POLICY_KEY,
   publishMessage,
@@ -16,7 +21,7 @@ import {
   WorkOutcome,
   watchState,
 } from "../../messaging/index.ts";
-import { freshExperiment, runWith, samplePromptGroup } from "./fixtures.ts";
+import { freshExperiment, runWith, samplePromptGroup, sampleRolloutGroup } from "./fixtures.ts";
 
 const TOTAL = 300;
 
@@ -141,4 +146,42 @@ describe("nats-server restarted mid-stream", () => {
       await first.stop();
     }
   });
+
+  it("a reconnect to a server with a smaller max_payload lowers the limit: a group over it is refused at once", async () => {
+    const first = await startLocalServer();
+    let second: Awaited<ReturnType<typeof startLocalServer>> | undefined;
+    try {
+      const dir = await mkdtemp(join(tmpdir(), "factrl-conf-"));
+      const smaller = join(dir, "nats.conf");
+      await writeFile(smaller, "max_payload: 262144\n");
+      const result = await runWith(
+        first.url,
+        freshExperiment(),
+        Effect.gen(function* () {
+          yield* ensureWorkQueues(PIPELINE_QUEUES);
+          const nats = yield* Nats;
+          const before = nats.maxPayload;
+          yield* Effect.promise(() => first.kill());
+          second = yield* Effect.promise(() =>
+            startLocalServer({ port: first.port, storeDir: first.storeDir, extraArgs: ["-c", smaller] }),
+          );
+          const deadline = Date.now() + 15_000;
+          while (nats.maxPayload === before && Date.now() < deadline) yield* Effect.sleep("50 millis");
+          // ≈ 400 kB: under the first server's limit, over the second's.
+          const group = sampleRolloutGroup("g-big", 8, 4_000);
+          const started = Date.now();
+          const error = yield* Effect.flip(publishWork(ROLLOUTS_QUEUE, group, { msgId: "g-big" }));
+          return { before, after: nats.maxPayload, error, elapsedMs: Date.now() - started };
+        }),
+      );
+      expect(result.before).toBe(1_048_576);
+      expect(result.after).toBe(262_144);
+      expect(result.error).toBeInstanceOf(MessageTooLargeError);
+      expect(result.error.message).toMatch(/over the 262144-byte limit; nothing was sent/);
+      expect(result.elapsedMs).toBeLessThan(5_000); // not the 60 s of retries an outage gets
+    } finally {
+      await second?.stop();
+      await first.stop();
+    }
+  }, 60_000);
 });
