@@ -41,7 +41,7 @@ interface Manifest extends BlobInfo {
 /** The name under which policy weights of `version` are stored. */
 export const weightsBlobName = (version: number): string => `policy-v${version}`;
 
-/** Chunks stay well under NATS' default 1 MiB max_payload (and under a smaller server limit). */
+/** Chunks stay well under NATS' default 1 MiB max_payload; a server with a smaller one gets smaller chunks. */
 const MAX_CHUNK_BYTES = 512 * 1024;
 
 const digestOf = (bytes: Uint8Array): string => `SHA-256=${createHash("sha256").update(bytes).digest("base64url")}`;
@@ -196,11 +196,13 @@ export const writeBlob = (
   Nats | Experiment
 > =>
   Effect.gen(function* () {
-    const { jetstream } = yield* Nats;
+    const { jetstream, maxPayload } = yield* Nats;
     const { manager, stream, meta, data } = yield* openBlob(name);
+    // Chunks carry no headers; the manifest (a few hundred bytes) always fits.
+    const chunkBytes = Math.min(MAX_CHUNK_BYTES, maxPayload);
     const chunks: Uint8Array[] = [];
-    for (let at = 0; at < bytes.byteLength || chunks.length === 0; at += MAX_CHUNK_BYTES) {
-      chunks.push(bytes.subarray(at, Math.min(bytes.byteLength, at + MAX_CHUNK_BYTES)));
+    for (let at = 0; at < bytes.byteLength || chunks.length === 0; at += chunkBytes) {
+      chunks.push(bytes.subarray(at, Math.min(bytes.byteLength, at + chunkBytes)));
     }
     // All chunks in flight at once; their acks carry the sequences the manifest records.
     const acks = yield* Effect.tryPromise({

@@ -1,3 +1,6 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Kvm } from "@nats-io/kv";
 import { Effect, Queue } from "effect";
 import { describe, expect, inject, it } from "vitest";
@@ -12,6 +15,7 @@ import {
   putBlob,
   RETAINED_POLICY_VERSIONS,
   StateError,
+  startLocalServer,
   watchState,
   weightsBlobName,
 } from "../../messaging/index.ts";
@@ -42,6 +46,27 @@ describe("blobs", () => {
     const floats = new Float32Array(result.back.slice().buffer);
     expect(Number.isNaN(floats[0])).toBe(true);
     expect(Object.is(floats[1], -0)).toBe(true);
+  });
+
+  it("stores a blob on a server whose max_payload is under the usual chunk size, in chunks that fit it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "factrl-conf-"));
+    await writeFile(join(dir, "nats.conf"), "max_payload: 131072\n");
+    const server = await startLocalServer({ extraArgs: ["-c", join(dir, "nats.conf")] });
+    try {
+      const bytes = Uint8Array.from({ length: 1_000_000 }, (_, i) => (i * 31) % 251);
+      const result = await runWith(
+        server.url,
+        freshExperiment(),
+        Effect.gen(function* () {
+          const info = yield* putBlob("policy-v1", bytes);
+          return { info, back: yield* getBlob("policy-v1") };
+        }),
+      );
+      expect(result.info.chunks).toBe(Math.ceil(1_000_000 / 131_072));
+      expect(Buffer.compare(Buffer.from(result.back), Buffer.from(bytes))).toBe(0);
+    } finally {
+      await server.stop();
+    }
   });
 
   it("says a missing blob is not found, and lists and deletes blobs", async () => {
