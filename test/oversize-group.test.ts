@@ -23,7 +23,6 @@ import {
   PROMPTS_QUEUE,
   type PromptGroup,
   ROLLOUTS_QUEUE,
-  type RolloutGroup,
   RolloutGroupMessage,
   SCORED_QUEUE,
 } from "../actors/topology.ts";
@@ -44,9 +43,17 @@ import {
   startLocalServer,
   subscribe,
   WorkOutcome,
+  type WorkQueue,
 } from "../messaging/index.ts";
 import { initBackend, loadCheckpoint, type Policy, type TextFormat, textFormatOfRecord } from "../models/index.ts";
-import { eventually, freshExperiment, runWith, samplePromptGroup, sampleRolloutGroup } from "./messaging/fixtures.ts";
+import {
+  eventually,
+  freshExperiment,
+  paddedRolloutGroup,
+  runWith,
+  samplePromptGroup,
+  sampleRolloutGroup,
+} from "./messaging/fixtures.ts";
 
 const TINY_POLICY = join(import.meta.dirname, "fixtures", "tiny-policy");
 /** Small, yet above the tiny policy's weights (one 220 KB blob chunk). */
@@ -79,6 +86,32 @@ const promptGroup = (groupId: string, pad = 0): PromptGroup => ({
   prompt: "Tell me about Zorvath Ekkal .",
   ...(pad > 0 ? { meta: { pad: "x".repeat(pad) } } : {}),
 });
+
+/** Fetches and acks up to `want` items from `queue` (10 s at most), returning their group ids. */
+const publishedIds = <A>(queue: WorkQueue<A>, want: number, idOf: (body: A) => string) =>
+  Effect.gen(function* () {
+    const fetcher = yield* openWorkFetcher(queue);
+    const ids: string[] = [];
+    const deadline = Date.now() + 10_000;
+    while (ids.length < want && Date.now() < deadline)
+      for (const item of yield* fetcher.fetch({ max: want })) {
+        ids.push(idOf(item.body));
+        yield* item.settle(WorkOutcome.done);
+      }
+    return ids;
+  });
+
+/** The next `count` metrics reports' values (10 s at most for each). */
+const takeReports = (
+  messages: Queue.Dequeue<{ readonly body: { readonly values: Record<string, number> } }>,
+  count: number,
+) =>
+  Effect.gen(function* () {
+    const reports: Record<string, number>[] = [];
+    while (reports.length < count)
+      reports.push((yield* Queue.take(messages).pipe(Effect.timeout("10 seconds"))).body.values);
+    return reports;
+  });
 
 describe("a rollout group too large to publish", () => {
   it("is dead-lettered at once, alone, with its size and the limit, and counted; the other groups flow", async () => {
@@ -140,18 +173,9 @@ describe("a rollout group too large to publish", () => {
         const actor = yield* Effect.fork(runActor({ role: rolloutRole, config, id: ACTOR, drain }));
         const deadLetters = yield* eventually(readDeadLetters(PROMPTS_QUEUE), (records) => records.length > 0, 10_000);
         const deadLetteredAfterMs = Date.now() - started;
-        const rollouts = yield* openWorkFetcher(ROLLOUTS_QUEUE);
-        const published: string[] = [];
-        const deadline = Date.now() + 10_000;
-        while (published.length < 2 && Date.now() < deadline)
-          for (const item of yield* rollouts.fetch({ max: 2 })) {
-            published.push(item.body.group.groupId);
-            yield* item.settle(WorkOutcome.done);
-          }
+        const published = yield* publishedIds(ROLLOUTS_QUEUE, 2, (body) => body.group.groupId);
         // The last batch's report (g-2's) comes after its ack: wait for it.
-        const reports: Record<string, number>[] = [];
-        while (reports.length < 3)
-          reports.push((yield* Queue.take(metrics.messages).pipe(Effect.timeout("10 seconds"))).body.values);
+        const reports = yield* takeReports(metrics.messages, 3);
         yield* Deferred.succeed(drain, "test done");
         yield* Fiber.join(actor);
         return { maxPayload, deadLetters, deadLetteredAfterMs, published, reports };
@@ -191,16 +215,7 @@ describe("a rollout group too large to publish", () => {
     );
     // A rollout group that fits (64 bytes under max_payload, its 33 header bytes included), and whose
     // scored group — the same plus its scores — does not.
-    const padded = (groupId: string, size: number): RolloutGroup => {
-      const sample = sampleRolloutGroup(groupId, 2, 8);
-      const sized = (pad: number) => ({ ...sample, group: { ...sample.group, meta: { pad: "x".repeat(pad) } } });
-      const bytesOf = (pad: number) =>
-        encodeEnvelope(
-          envelope(RolloutGroupMessage, sized(pad), { experiment, sender: "tester", id: groupId }),
-          Number.POSITIVE_INFINITY,
-        ).byteLength;
-      return sized(100_000 + size - bytesOf(100_000));
-    };
+    const padded = (groupId: string, size: number) => paddedRolloutGroup(experiment, groupId, size, 2, 8);
     const started = Date.now();
     const result = await runWith(
       server.url,
@@ -217,17 +232,8 @@ describe("a rollout group too large to publish", () => {
         const actor = yield* Effect.fork(runActor({ role: rewardRole, config, id: "reward-big", drain }));
         const deadLetters = yield* eventually(readDeadLetters(ROLLOUTS_QUEUE), (records) => records.length > 0, 10_000);
         const deadLetteredAfterMs = Date.now() - started;
-        const scored = yield* openWorkFetcher(SCORED_QUEUE);
-        const published: string[] = [];
-        const deadline = Date.now() + 10_000;
-        while (published.length < 2 && Date.now() < deadline)
-          for (const item of yield* scored.fetch({ max: 2 })) {
-            published.push(item.body.rollout.group.groupId);
-            yield* item.settle(WorkOutcome.done);
-          }
-        const reports: Record<string, number>[] = [];
-        while (reports.length < 3)
-          reports.push((yield* Queue.take(metrics.messages).pipe(Effect.timeout("10 seconds"))).body.values);
+        const published = yield* publishedIds(SCORED_QUEUE, 2, (body) => body.rollout.group.groupId);
+        const reports = yield* takeReports(metrics.messages, 3);
         yield* Deferred.succeed(drain, "test done");
         yield* Fiber.join(actor);
         return { deadLetters, deadLetteredAfterMs, published, reports };

@@ -1,8 +1,22 @@
 /** Realistic sample messages and a test harness for the messaging tests and benchmarks. */
 import { Effect, Layer, type Scope } from "effect";
 // The pipeline's messages are realistic samples of what the work queues carry; topology.ts loads no roles.
-import type { Answer, PromptGroup, RolloutGroup, ScoredGroup } from "../../actors/topology.ts";
-import { type ConnectionOptions, Experiment, ExperimentLive, Nats, NatsLive } from "../../messaging/index.ts";
+import {
+  type Answer,
+  type PromptGroup,
+  type RolloutGroup,
+  RolloutGroupMessage,
+  type ScoredGroup,
+} from "../../actors/topology.ts";
+import {
+  type ConnectionOptions,
+  Experiment,
+  ExperimentLive,
+  encodeEnvelope,
+  envelope,
+  Nats,
+  NatsLive,
+} from "../../messaging/index.ts";
 
 let counter = 0;
 /** A fresh experiment id per test, so tests sharing one server never see each other's streams. */
@@ -43,6 +57,30 @@ export function sampleRolloutGroup(groupId = "g-1", answers = 8, tokens = 96): R
     timings: { startedAt: 1_764_000_000_100, finishedAt: 1_764_000_001_900 },
     actor: "rollout-1",
   };
+}
+
+/**
+ * A sample rollout group padded (in its prompt group's meta) so that its envelope, as `publishWork`
+ * sends it with msgID `groupId`, is exactly `bytes` long: for tests at the edge of max_payload.
+ */
+export function paddedRolloutGroup(
+  experiment: string,
+  groupId: string,
+  bytes: number,
+  answers = 8,
+  tokens = 96,
+): RolloutGroup {
+  const sample = sampleRolloutGroup(groupId, answers, tokens);
+  const sized = (pad: number) => ({ ...sample, group: { ...sample.group, meta: { pad: "x".repeat(pad) } } });
+  const bytesOf = (pad: number) =>
+    encodeEnvelope(
+      envelope(RolloutGroupMessage, sized(pad), { experiment, sender: "tester", id: groupId }),
+      Number.POSITIVE_INFINITY,
+    ).byteLength;
+  const base = 100_000; // msgpack's str32 length prefix: the size grows by one byte a character from here
+  const group = sized(base + bytes - bytesOf(base));
+  if (bytesOf(base + bytes - bytesOf(base)) !== bytes) throw new Error(`cannot pad ${groupId} to ${bytes} bytes`);
+  return group;
 }
 
 export function sampleScoredGroup(groupId = "g-1", answers = 8, tokens = 96): ScoredGroup {

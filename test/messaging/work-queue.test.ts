@@ -11,7 +11,6 @@ import {
 import {
   consumeWork,
   deadLetterCount,
-  encodeEnvelope,
   ensureWorkQueues,
   envelope,
   MessageTooLargeError,
@@ -28,6 +27,7 @@ import {
   eventually,
   freshExperiment,
   Nats,
+  paddedRolloutGroup,
   runWith,
   samplePromptGroup,
   sampleRolloutGroup,
@@ -305,19 +305,7 @@ describe("work queues", () => {
         const { maxPayload } = yield* Nats;
         // The header block publishWork sends, by the NATS wire format: NATS counts it in max_payload.
         const headerFor = (msgId: string) => Buffer.byteLength(`NATS/1.0\r\nNats-Msg-Id: ${msgId}\r\n\r\n`);
-        // A rollout group padded (in its prompt group's meta) so that its envelope is exactly `size` bytes.
-        const padded = (groupId: string, size: number) => {
-          const body = sampleRolloutGroup(groupId);
-          const sized = (pad: number) => ({ ...body, group: { ...body.group, meta: { pad: "x".repeat(pad) } } });
-          const bytesOf = (pad: number) =>
-            encodeEnvelope(
-              envelope(RolloutGroupMessage, sized(pad), { experiment, sender: "tester", id: groupId }),
-              Number.POSITIVE_INFINITY,
-            ).byteLength;
-          const pad = 100_000 + size - bytesOf(100_000); // msgpack's str32 length prefix: linear from here on
-          expect(bytesOf(pad)).toBe(size);
-          return sized(pad);
-        };
+        const padded = (groupId: string, size: number) => paddedRolloutGroup(experiment, groupId, size);
         const gap = padded("g-gap", maxPayload - 8); // fits alone, not with its 32 header bytes
         const started = Date.now();
         const error = yield* Effect.flip(publishWork(ROLLOUTS_QUEUE, gap, { msgId: "g-gap" }));
