@@ -16,7 +16,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { chromium } from "playwright-core";
 import { parseRunEvents } from "../dashboard/index.ts";
-import { processTreeCpu, totalCpu } from "./process-tree.ts";
+import { processTreeCpu, totalCpu } from "./lib/process-tree.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const CHROMIUM = process.env.FACTRL_CHROMIUM ?? "/usr/bin/chromium";

@@ -26,6 +26,7 @@ import { factWorld, type Prompt, renderReference, tokenizerFromWords } from "../
 import { type GrpoBatch, grpoUpdate } from "../learner/grpo-step.ts";
 import { grpoSettingsFor } from "../learner/learner.ts";
 import { createOptimizer, initBackend, loadCheckpoint, mulberry32, textFormatFor } from "../models/index.ts";
+import { median } from "./lib/stats.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const GROUPS = 8;
@@ -136,7 +137,6 @@ async function runCase(backbone: string, microBatchAnswers: number, updates: num
 
 const MB = 2 ** 20;
 const fmt = (x: number | undefined, digits = 0) => (x === undefined || Number.isNaN(x) ? "–" : x.toFixed(digits));
-const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 if (args.case) {
   const [backbone, micro] = args.case.split(":");

@@ -20,6 +20,7 @@ import { exportHuggingFaceModel, importHuggingFaceModel } from "../models/huggin
 import { createOptimizer, type HuggingFaceTokenizerRecord, mulberry32 } from "../models/index.ts";
 import { readSafetensorsDir } from "../models/safetensors.ts";
 import { trainStep } from "../pretrain/index.ts";
+import { median } from "./lib/stats.ts";
 
 const quick = process.argv.includes("--quick");
 const train = process.argv.includes("--train");
@@ -33,7 +34,6 @@ const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 /** The wasm backend's heap (it grows, never shrinks; 4 GiB at most): what runs out first. */
 const wasmHeap = () =>
   (tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.buffer.byteLength ?? Number.NaN;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const time = async <T>(run: () => Promise<T> | T): Promise<{ ms: number; value: T }> => {
   const start = performance.now();
   const value = await run();

@@ -1,7 +1,8 @@
 /**
  * `npm run bench` lists the benchmarks, each with the first line of its header; `npm run bench --
  * NAME [ARGS…]` runs bench/NAME.ts with ARGS, exactly as `node bin/run-ts.mjs bench/NAME.ts ARGS…`
- * does. Their latest figures, and the command behind each, are in BENCHMARKS.md.
+ * does. Their latest figures, and the command behind each, are in BENCHMARKS.md. Code the benchmarks
+ * share lives in bench/lib/.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";

@@ -14,6 +14,7 @@ import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, stat
 import { mkdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
+import { median } from "./lib/stats.ts";
 
 const [runDir, roundsArg] = process.argv.slice(2);
 if (!runDir) {
@@ -62,7 +63,6 @@ async function restArm(scratch: string): Promise<number> {
   return wholeMs + (await appendLines(join(scratch, "metrics.jsonl"), metricsLines));
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const lineageMs: number[] = [];
 const restMs: number[] = [];
 for (let round = 0; round < rounds; round++) {

@@ -35,13 +35,13 @@ import {
   WorkOutcome,
 } from "../messaging/index.ts";
 import { sampleRolloutGroup } from "../test/messaging/fixtures.ts";
+import { median } from "./lib/stats.ts";
 
 const quick = process.argv.includes("--quick");
 // Sections to run (codec, pubsub, workqueue, blobs); all when none is named.
 const sections = process.argv.slice(2).filter((arg) => !arg.startsWith("--"));
 const wanted = (section: string) => sections.length === 0 || sections.includes(section);
 const scale = quick ? 0.2 : 1;
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 

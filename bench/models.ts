@@ -14,6 +14,7 @@ import { type DenseConfig, DensePolicy } from "../models/dense.ts";
 import { createOptimizer, logSoftmax, sampleToken } from "../models/index.ts";
 import { mulberry32 } from "../models/random.ts";
 import { trainStep, windowBatches } from "../pretrain/index.ts";
+import { median } from "./lib/stats.ts";
 
 const quick = process.argv.includes("--quick");
 const silent = { info: () => {} };
@@ -31,8 +32,6 @@ const MODEL: DenseConfig = {
   dFF: 512,
   positions: "rope",
 };
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 function prompts(batch: number, length: number): Int32Array[] {
   const random = mulberry32(5);

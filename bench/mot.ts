@@ -56,6 +56,7 @@ import {
   trainStep,
   windowBatches,
 } from "../pretrain/index.ts";
+import { median } from "./lib/stats.ts";
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => {
@@ -77,7 +78,6 @@ const PICTURE_DOCUMENTS = Number(option("--pictures", "8000"));
 const CODEBOOK = Number(option("--codebook", "512"));
 /** World size as a multiple of the default's entity counts: more prompts per modality, same shapes. */
 const WORLD_SCALE = Number(option("--world-scale", "1"));
-const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 const silent = { info: () => {} };
 
 const backend = await initBackend({ backend: "wasm", logger: silent, measure: false });

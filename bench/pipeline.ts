@@ -43,7 +43,8 @@ import {
   watchState,
 } from "../messaging/index.ts";
 import { runSerial } from "../pipeline/index.ts";
-import { processTreeCpu, spawnFactrlRun } from "./process-tree.ts";
+import { processTreeCpu, spawnFactrlRun } from "./lib/process-tree.ts";
+import { median } from "./lib/stats.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const { values: args } = parseArgs({
@@ -80,8 +81,6 @@ if (!ROLLOUT_ACTORS.every((n) => Number.isInteger(n) && n > 0))
   throw new Error(`--rollout-actors: expected positive integers separated by commas, got ${args["rollout-actors"]}`);
 const logger = rootLogger().child({ component: "bench-pipeline" }, { level: "warn" });
 
-const median = (values: readonly number[]) =>
-  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
 const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
 const fmt = (n: number, digits = 1) =>
   n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });

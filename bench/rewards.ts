@@ -18,6 +18,7 @@ import {
   referenceSentences,
 } from "../envs/index.ts";
 import { createRewardPipeline, type RewardItem } from "../rewards/index.ts";
+import { median } from "./lib/stats.ts";
 
 const quick = process.argv.includes("--quick");
 const ANSWERS = quick ? 4_000 : 40_000;
@@ -125,7 +126,6 @@ for (let r = 0; r < runs; r++) {
   // A fresh pipeline each run would re-warm caches; the answer cache cannot help: every answer is distinct.
   pipelineRates.push(await timePipeline(measured));
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const p = median(pipelineRates.map((r) => r.cpu));
 const b = median(bareRates.map((r) => r.cpu));
 const pWall = median(pipelineRates.map((r) => r.wall));

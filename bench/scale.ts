@@ -63,7 +63,7 @@ import {
   watchState,
   weightsBlobName,
 } from "../messaging/index.ts";
-import { processTreeCpu, totalCpu } from "./process-tree.ts";
+import { processTreeCpu, totalCpu } from "./lib/process-tree.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const { values: args } = parseArgs({

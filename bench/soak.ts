@@ -17,8 +17,8 @@ import { parseArgs } from "node:util";
 import { Layer, ManagedRuntime } from "effect";
 import { PIPELINE_QUEUES } from "../actors/index.ts";
 import { ExperimentLive, NatsLive, pendingWork, rootLogger, startLocalServer } from "../messaging/index.ts";
-import { processTree, spawnFactrlRun } from "./process-tree.ts";
-import { type ProcessSample, processTrend } from "./soak-stats.ts";
+import { processTree, spawnFactrlRun } from "./lib/process-tree.ts";
+import { type ProcessSample, processTrend } from "./lib/soak-stats.ts";
 
 const { values: args } = parseArgs({
   options: {

@@ -15,6 +15,7 @@ import { grpoLoss } from "../learner/grpo.ts";
 import { initBackend } from "../models/backend.ts";
 import { type DenseConfig, DensePolicy } from "../models/dense.ts";
 import { mulberry32 } from "../models/random.ts";
+import { median } from "./lib/stats.ts";
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number) => {
@@ -53,10 +54,6 @@ function stepFlops(): number {
 }
 
 const silent = { info: () => {} };
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? Number.NaN : (s[Math.floor((s.length - 1) / 2)] as number);
-};
 
 /** Wall time, and CPU time of the process: on a shared machine the latter is the steadier one. */
 type StepTime = { wallMs: number; cpuMs: number };

@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { EvaluationResult } from "../actors/index.ts";
-import { processTree } from "../bench/process-tree.ts";
+import { processTree } from "../bench/lib/process-tree.ts";
 import { mulberry32 } from "../models/index.ts";
 
 /** What one chaos event kills. */
