@@ -30,6 +30,7 @@ import {
   type WorkItem,
   WorkOutcome,
 } from "../messaging/index.ts";
+import { memoryFigures } from "../models/index.ts";
 import { natsEvidence } from "./evidence.ts";
 import { followPolicy } from "./policy-sync.ts";
 import { publishedTextFormat } from "./policy-tokenizer.ts";
@@ -130,6 +131,8 @@ export const rolloutRole: RoleDefinition = {
               ...scoring,
               "rollout.syncMs": syncMs,
               "rollout.refusedPointers": follower.refused(),
+              // As the learner's: a leaked tensor grows the tensors, changing sampling shapes only the wasm heap.
+              ...memoryFigures("rollout.memory"),
             },
           };
         });

@@ -343,7 +343,7 @@ export const learnerRole: RoleDefinition = {
               "learner.publishMs": timings.publishMs,
               "learner.checkpointMs": timings.checkpointMs,
               // Per step, to tell a leak (tensors grow) from a fragmented wasm heap (only the heap grows).
-              ...Object.fromEntries(Object.entries(memoryFigures()).map(([k, v]) => [`learner.memory.${k}`, v])),
+              ...memoryFigures("learner.memory"),
             });
             timings.publishMs = 0;
             timings.checkpointMs = 0;

@@ -2,7 +2,7 @@
 // one does on import (registers a "tensorflow" backend), so the tensorflow path is exercised here.
 import * as tf from "@tensorflow/tfjs";
 import { afterEach, describe, expect, it } from "vitest";
-import { backendCandidates, initBackend } from "./backend.ts";
+import { backendCandidates, initBackend, memoryFigures } from "./backend.ts";
 import { loadNativeGemmAddon, nativeGemmInstalled, uninstallNativeGemm } from "./native-gemm.ts";
 
 const notInstalled = (specifier: string) =>
@@ -178,3 +178,19 @@ function loadRealAddon() {
   if (!load.loaded) throw new Error(`the native GEMM addon must be built for this test: ${load.reason}`);
   return load.addon;
 }
+
+describe("memoryFigures", () => {
+  it("names each figure under the prefix and counts live tensors (no wasm heap on the cpu backend)", async () => {
+    await initBackend({ backend: "cpu", logger: recordingLogger(), measure: false });
+    const before = memoryFigures("role.memory");
+    const held = tf.zeros([256, 256]);
+    const after = memoryFigures("role.memory");
+    held.dispose();
+    expect(Object.keys(after).sort()).toEqual(
+      ["role.memory.jsHeapMB", "role.memory.rssMB", "role.memory.tensorMB", "role.memory.tensors"].sort(),
+    );
+    expect(after["role.memory.tensors"]).toBe(before["role.memory.tensors"]! + 1);
+    expect(after["role.memory.tensorMB"]! - before["role.memory.tensorMB"]!).toBeCloseTo(0.25, 6);
+    expect(after["role.memory.rssMB"]).toBeGreaterThan(0);
+  });
+});

@@ -133,16 +133,16 @@ async function startCpu(): Promise<Started> {
  * wasm backend's heap (it grows and never shrinks), the JS heap and the resident set. A leaked tensor
  * grows the first two; a heap fragmented by changing shapes grows only the wasm heap.
  */
-export function memoryFigures(): Record<string, number> {
+export function memoryFigures(prefix: string): Record<string, number> {
   const { numTensors, numBytes } = tf.memory();
   const heap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8;
   const MB = 1024 * 1024;
   return {
-    tensors: numTensors,
-    tensorMB: numBytes / MB,
-    ...(heap === undefined ? {} : { wasmHeapMB: heap.byteLength / MB }),
-    jsHeapMB: process.memoryUsage().heapUsed / MB,
-    rssMB: process.memoryUsage.rss() / MB,
+    [`${prefix}.tensors`]: numTensors,
+    [`${prefix}.tensorMB`]: numBytes / MB,
+    ...(heap === undefined ? {} : { [`${prefix}.wasmHeapMB`]: heap.byteLength / MB }),
+    [`${prefix}.jsHeapMB`]: process.memoryUsage().heapUsed / MB,
+    [`${prefix}.rssMB`]: process.memoryUsage.rss() / MB,
   };
 }
 
