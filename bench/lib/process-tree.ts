@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 
-const REPO = resolve(import.meta.dirname, "..");
+const REPO = resolve(import.meta.dirname, "../..");
 
 /**
  * `factrl run CONFIG --nats URL --set …` against the bench's own server (FACTRL_NATS_URL cleared so
