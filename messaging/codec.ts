@@ -167,8 +167,8 @@ export const payloadRoom = (maxPayload: number, headers?: MsgHdrs): number => ma
  */
 export function encodeEnvelope(message: Envelope, maxBytes: number = MAX_MESSAGE_BYTES, headers?: MsgHdrs): Uint8Array {
   const bytes = packWire(message);
-  if (bytes.byteLength > payloadRoom(maxBytes, headers)) {
-    const extra = headerBytes(headers);
+  const extra = headerBytes(headers);
+  if (bytes.byteLength + extra > maxBytes) {
     throw new MessageTooLargeError({
       type: message.type,
       bytes: bytes.byteLength + extra,
